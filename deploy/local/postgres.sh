@@ -116,7 +116,7 @@ start() {
     # -w waits for readiness and returns early if the postmaster dies (port taken, bad config).
     if ! as_owner "$(pg_bin)/pg_ctl" start -D "$PGDATA" -l "$PGDATA/server.log" -w -t "$START_TIMEOUT" -s; then
         log_tail
-        die "did not become ready within ${START_TIMEOUT}s"
+        die "failed to start or not ready within ${START_TIMEOUT}s (log above)"
     fi
     is_ready || { log_tail; die "pg_ctl says started but $HOST:$PORT does not answer"; }
     ensure_db
