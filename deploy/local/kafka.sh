@@ -67,8 +67,13 @@ ensure_lib() {
     echo "kafka: fetching the broker classpath from Maven Central into $LIB"
     # Start clean so jars of an older pom cannot linger on the classpath.
     rm -rf "$LIB"
-    mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" \
-        || die "Maven could not fetch the classpath (is Maven Central reachable?)"
+    # Maven's output goes to a file (it prints stray colour codes even with -q) and is shown on failure.
+    mkdir -p "$KDIR"
+    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" \
+            >"$KDIR/mvn.log" 2>&1; then
+        cat "$KDIR/mvn.log" >&2
+        die "Maven could not fetch the classpath (is Maven Central reachable?)"
+    fi
     { echo "pom-sha256 $(pom_hash)"; (cd "$LIB" && ls -1 -- *.jar); } >"$STAMP.tmp"
     mv "$STAMP.tmp" "$STAMP"
     ls "$LIB"/kafka_2.13-*.jar >/dev/null 2>&1 || die "classpath in $LIB has no kafka_2.13 jar"
