@@ -24,9 +24,11 @@ dsn() { echo "postgresql://certrotate@$HOST:$PORT/certrotate"; }
 
 # Debian installs each major version side by side; use the newest one.
 pg_bin() {
-    local bin
-    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
-    [ -n "$bin" ] && [ -x "$bin/initdb" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql; run deploy/local/install-prereqs.sh"
+    local dirs=(/usr/lib/postgresql/*/bin) bin
+    bin="$(printf '%s\n' "${dirs[@]}" | sort -V | tail -n1)"
+    if [ ! -x "$bin/initdb" ]; then
+        die "no PostgreSQL server binaries under /usr/lib/postgresql; run deploy/local/install-prereqs.sh"
+    fi
     echo "$bin"
 }
 
