@@ -1,0 +1,161 @@
+"""Turning a scenario into sites, servers, databases and fleets."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from datetime import UTC, datetime
+
+import numpy as np
+
+from sepm_twin.access import RateLimit, TokenStore
+from sepm_twin.certificates import CertificateAuthority
+from sepm_twin.fleet import DAY_MS, Fleet, FleetGroup
+from sepm_twin.groups import Group, Location, default_settings, twin_id
+from sepm_twin.scenario import GroupSpec, Scenario, SiteSpec
+from sepm_twin.servers import ManagementServer
+from sepm_twin.site import Site
+from sepm_twin.trust import CertificateBits
+
+_KNOWN_BUILDS = {"14.3.9000": "14.3.25029.9000"}
+
+
+def full_version(spec: SiteSpec) -> str:
+    if spec.version_full:
+        return spec.version_full
+    if spec.version in _KNOWN_BUILDS:
+        return _KNOWN_BUILDS[spec.version]
+    parts = spec.version.split(".")
+    if len(parts) == 3:
+        return f"{parts[0]}.{parts[1]}.5000.{parts[2]}"
+    return spec.version
+
+
+def farms(scenario: Scenario) -> dict[str, str]:
+    """Site name -> farm key. Sites that replicate, directly or not, share one group tree."""
+    parent = {s.name: s.name for s in scenario.sites}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for site in scenario.sites:
+        for partner in site.replication_partners:
+            parent[root(partner)] = root(site.name)
+    members: dict[str, list[str]] = {}
+    for site in scenario.sites:
+        members.setdefault(root(site.name), []).append(site.name)
+    return {name: "+".join(sorted(members[root(name)])) for name in parent}
+
+
+def _group(spec: GroupSpec, *, farm: str, seed: int, start_ms: int) -> Group:
+    group_id = twin_id(str(seed), farm, spec.name.lower())
+    # The last policy change happened some hours before the scenario starts; derived from
+    # the id so partner sites that both define a group agree on its serial.
+    policy_time = start_ms - DAY_MS + int(group_id[:6], 16) % DAY_MS
+    settings = default_settings(
+        secure=spec.secure_communications, push=spec.mode == "push", heartbeat_s=spec.heartbeat_s
+    )
+    return Group(
+        id=group_id,
+        full_path=spec.name,
+        policy_time_ms=policy_time,
+        locations=[
+            Location(twin_id(group_id, name), name, copy.deepcopy(settings))
+            for name in spec.locations
+        ],
+        inheritance="\\" in spec.name,
+    )
+
+
+def _with_ancestors(specs: list[GroupSpec]) -> list[GroupSpec]:
+    """Every group's parents exist in SEPM ("My Company" at least), with no clients."""
+    paths = {g.name.lower() for g in specs}
+    extra: list[GroupSpec] = []
+    for spec in specs:
+        parts = spec.name.split("\\")
+        for depth in range(1, len(parts)):
+            path = "\\".join(parts[:depth])
+            if path.lower() not in paths:
+                paths.add(path.lower())
+                extra.append(GroupSpec(name=path))
+    return extra + specs
+
+
+def build_sites(
+    scenario: Scenario, *, ca: CertificateAuthority, bits: CertificateBits, start_ms: int
+) -> dict[str, Site]:
+    farm_of = farms(scenario)
+    farm_groups: dict[str, dict[str, Group]] = {}
+    for site in scenario.sites:
+        tree = farm_groups.setdefault(farm_of[site.name], {})
+        for spec in _with_ancestors(site.groups):
+            group = _group(spec, farm=farm_of[site.name], seed=scenario.seed, start_ms=start_ms)
+            tree.setdefault(group.id, group)  # the first site to define a group wins
+
+    sites: dict[str, Site] = {}
+    key_index = 1
+    for number, spec in enumerate(scenario.sites):
+        servers = []
+        for index, server_spec in enumerate(spec.servers):
+            hostnames = server_spec.resolved_hostnames()
+            pair = ca.issue_server_certificate(
+                common_name=hostnames[0], hostnames=hostnames, key_index=key_index
+            )
+            key_index += 1
+            servers.append(
+                ManagementServer(
+                    name=server_spec.name,
+                    site=spec.name,
+                    version=spec.version,
+                    hostnames=hostnames,
+                    installed=pair,
+                    index=index,
+                )
+            )
+        tree = farm_groups[farm_of[spec.name]]
+        database = {gid: g.copy() for gid, g in tree.items()}
+        fleet_groups = [
+            FleetGroup(
+                group=database[twin_id(str(scenario.seed), farm_of[spec.name], g.name.lower())],
+                clients=g.clients,
+                offline_fraction=g.offline.fraction if g.offline else 0.0,
+                offline_days=g.offline.days if g.offline else 0.0,
+            )
+            for g in spec.groups
+        ]
+        mask = 0
+        for server in servers:
+            mask |= bits.bit(server.client_facing.fingerprint_sha256)
+        fleet = Fleet(
+            groups=fleet_groups,
+            server_count=len(servers),
+            start_ms=start_ms,
+            trusted_mask=mask,
+            rng=np.random.default_rng([scenario.seed, number]),
+        )
+        for server in servers:
+            fleet.s_bit[server.index] = bits.bit(server.client_facing.fingerprint_sha256)
+        limit = spec.rate_limit or scenario.rate_limit
+        sites[spec.name] = Site(
+            name=spec.name,
+            id=twin_id(str(scenario.seed), "site", spec.name),
+            version=spec.version,
+            version_full=full_version(spec),
+            servers=servers,
+            groups=database,
+            fleet=fleet,
+            tokens=TokenStore(ttl_s=scenario.token_ttl_s),
+            rate_limit=RateLimit(limit.calls_per_minute if limit else None),
+            client_prefix=hashlib.sha256(f"{scenario.seed}:{spec.name}".encode())
+            .hexdigest()[:24]
+            .upper(),
+            number=number,
+        )
+    return sites
+
+
+def certificate_time() -> datetime:
+    # TLS clients check validity against the real clock, not the simulated one.
+    return datetime.now(UTC)

@@ -1,0 +1,201 @@
+"""Everything the twin simulates, advanced in event order on the accelerated clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from sepm_twin.build import build_sites, certificate_time
+from sepm_twin.certificates import CertificateAuthority, KeyPair
+from sepm_twin.clock import SimClock
+from sepm_twin.faults import FaultBook
+from sepm_twin.oplog import OperationLog
+from sepm_twin.replication import Replication
+from sepm_twin.scenario import Scenario
+from sepm_twin.servers import Backup, ManagementServer
+from sepm_twin.site import Site
+from sepm_twin.trust import CertificateBits
+
+
+class HostError(Exception):
+    """A host operation that failed the way SEPM's host would; status is the HTTP answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class World:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        start_ms = scenario.start_ms()
+        self.clock = SimClock(start_ms=start_ms, speed=scenario.clock.speed)
+        self.ca = CertificateAuthority(now=certificate_time())
+        self.bits = CertificateBits()
+        self.faults = FaultBook()
+        for fault in scenario.faults:
+            self.faults.add(fault)
+        self.oplog = OperationLog()
+        self.sites: dict[str, Site] = build_sites(
+            scenario, ca=self.ca, bits=self.bits, start_ms=start_ms
+        )
+        self.replication = Replication(
+            sites=self.sites,
+            faults=self.faults,
+            interval_ms=int(scenario.replication.interval_s * 1000),
+            duration_ms=int(scenario.replication.duration_s * 1000),
+        )
+        self.replication.before_change = lambda site, at_ms: site.fleet.tick(at_ms)
+        for spec in scenario.sites:
+            for partner in spec.replication_partners:
+                if self.replication.find(spec.name, partner) is None:
+                    self.replication.establish(spec.name, partner, start_ms)
+        self._backups = 0
+        self.last_sync_seconds = 0.0
+
+    # -- time -----------------------------------------------------------------------------
+    def sync(self) -> int:
+        """Advance everything to the clock's now, replication events in order; returns now."""
+        began = time.perf_counter()
+        now = self.clock.now_ms()
+        while (event := self.replication.next_event_ms()) is not None and event <= now:
+            self.replication.step(event)
+        for site in self.sites.values():
+            site.fleet.tick(now)
+        self.last_sync_seconds = time.perf_counter() - began
+        return now
+
+    def advance(self, seconds: float) -> int:
+        self.sync()
+        self.clock.advance(seconds)
+        return self.sync()
+
+    def now_iso(self, now_ms: int | None = None) -> str:
+        ms = self.clock.now_ms() if now_ms is None else now_ms
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+    # -- lookups --------------------------------------------------------------------------
+    def server(self, name: str) -> ManagementServer:
+        for site in self.sites.values():
+            found = site.server(name)
+            if found is not None:
+                return found
+        raise HostError(404, "NOT_FOUND", f"No management server named {name!r}")
+
+    def site(self, name: str) -> Site:
+        if name not in self.sites:
+            raise HostError(404, "NOT_FOUND", f"No site named {name!r}")
+        return self.sites[name]
+
+    def find_client(self, unique_id: str) -> tuple[Site, int] | None:
+        for site in self.sites.values():
+            index = site.parse_unique_id(unique_id)
+            if index is not None:
+                return site, index
+        return None
+
+    # -- certificates ---------------------------------------------------------------------
+    def backup_certificate(self, server: ManagementServer) -> Backup:
+        self._backups += 1
+        backup = Backup(f"backup-{self._backups}", server.installed)
+        server.backups[backup.id] = backup
+        return backup
+
+    def install_certificate(self, server: ManagementServer, pair: KeyPair) -> None:
+        fault = self.faults.fire(
+            ("install_failure",), {"site": server.site, "server": server.name}
+        )
+        if fault is not None:
+            raise HostError(
+                500, "INSTALL_FAILED", fault.message or "Failed to update the server certificate"
+            )
+        server.installed = pair
+
+    def restore_certificate(self, server: ManagementServer, backup_id: str) -> Backup:
+        backup = server.backups.get(backup_id)
+        if backup is None:
+            raise HostError(404, "NOT_FOUND", f"No backup {backup_id!r} on {server.name}")
+        server.installed = backup.pair
+        return backup
+
+    # -- services -------------------------------------------------------------------------
+    def check_service(self, server: ManagementServer, service: str) -> None:
+        if service in server.services:
+            return
+        if service == "semapisrv":
+            raise HostError(
+                409,
+                "SERVICE_NOT_AVAILABLE",
+                f"semapisrv does not exist on SEPM {server.version}; it was added in 14.0",
+            )
+        raise HostError(
+            404,
+            "UNKNOWN_SERVICE",
+            f"Unknown service {service!r}; known: {', '.join(server.services)}",
+        )
+
+    def stop_service(self, server: ManagementServer, service: str) -> None:
+        now = self.sync()
+        server.services[service] = "stopped"
+        self._publish_server(server, now)
+
+    def start_service(self, server: ManagementServer, service: str) -> None:
+        """Start a service; it loads the installed certificate on the ports it serves."""
+        now = self.sync()
+        fault = self.faults.fire(
+            ("service_start_failure",),
+            {"site": server.site, "server": server.name, "service": service},
+        )
+        if fault is not None:
+            self._publish_server(server, now)
+            raise HostError(
+                500,
+                "SERVICE_START_FAILED",
+                fault.message or f"The {service} service on {server.name} failed to start",
+            )
+        server.services[service] = "running"
+        for port in server.ports_of(service):
+            if port in server.served:
+                server.served[port] = server.installed
+        self._publish_server(server, now)
+        self.sites[server.site].fleet.notify_server_restart(server.index, now)
+
+    def _publish_server(self, server: ManagementServer, now_ms: int) -> None:
+        """Tell the fleet what its clients now meet at this server."""
+        fleet = self.sites[server.site].fleet
+        fleet.s_up[server.index] = server.accepts_clients
+        fleet.s_bit[server.index] = np.uint64(
+            self.bits.bit(server.client_facing.fingerprint_sha256)
+        )
+
+    # -- replication partners -------------------------------------------------------------
+    def delete_partner(self, site: str, partner: str) -> None:
+        self.site(site), self.site(partner)
+        self.sync()
+        if not self.replication.delete(site, partner):
+            raise HostError(404, "NOT_FOUND", f"{site} has no replication partner {partner}")
+
+    def add_partner(self, site: str, partner: str) -> None:
+        self.site(site), self.site(partner)
+        if site == partner:
+            raise HostError(400, "INVALID_PARTNER", "A site cannot replicate with itself")
+        now = self.sync()
+        if self.replication.find(site, partner) is not None:
+            raise HostError(409, "ALREADY_PARTNERS", f"{site} already replicates with {partner}")
+        self.replication.add(site, partner, now)
+
+    # -- clients --------------------------------------------------------------------------
+    def apply_communication_update_package(self, unique_id: str) -> dict[str, Any]:
+        found = self.find_client(unique_id)
+        if found is None:
+            raise HostError(404, "NOT_FOUND", f"No client {unique_id!r}")
+        site, index = found
+        now = self.sync()
+        was_orphaned = bool(site.fleet.orphaned[index])
+        site.fleet.apply_communication_update_package(index, now)
+        return {"uniqueId": unique_id.upper(), "was_orphaned": was_orphaned, "site": site.name}
