@@ -56,6 +56,7 @@ class World:
                 if self.replication.find(spec.name, partner) is None:
                     self.replication.establish(spec.name, partner, start_ms)
         self._backups = 0
+        self._issued_keys = 1 + sum(len(s.servers) for s in scenario.sites)
         self.last_sync_seconds = 0.0
 
     # -- time -----------------------------------------------------------------------------
@@ -100,6 +101,13 @@ class World:
         return None
 
     # -- certificates ---------------------------------------------------------------------
+    def issue_certificate(self, *, hostnames: list[str], common_name: str, days: int) -> KeyPair:
+        """A new server certificate from the twin CA, for rehearsing a rotation."""
+        self._issued_keys += 1
+        return self.ca.issue_server_certificate(
+            common_name=common_name, hostnames=hostnames, key_index=self._issued_keys, days=days
+        )
+
     def backup_certificate(self, server: ManagementServer) -> Backup:
         self._backups += 1
         backup = Backup(f"backup-{self._backups}", server.installed)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from sepm_twin.api.responses import host_error, json_response
 from sepm_twin.api.views import client_view, convergence_view, orphans_view, topology_view
+from sepm_twin.keystore_export import install_body
 from sepm_twin.world import HostError, World
 
 
@@ -121,6 +122,34 @@ def build_control_router(world: World, control_url: Callable[[], str]) -> APIRou
             remember=False,
         )
         return json_response(result)
+
+    @router.post("/ca/issue")
+    async def issue(request: Request) -> Response:
+        body = await _body(request)
+        hostnames = body.get("hostnames") if isinstance(body, dict) else None
+        fmt = body.get("format", "pem")
+        if (
+            not isinstance(hostnames, list)
+            or not hostnames
+            or not all(isinstance(h, str) and h for h in hostnames)
+            or fmt not in ("pem", "pkcs12", "jks")
+        ):
+            return host_error(
+                400, "INVALID_REQUEST", "hostnames (non-empty list) and format pem|pkcs12|jks"
+            )
+        pair = world.issue_certificate(
+            hostnames=hostnames,
+            common_name=str(body.get("common_name") or hostnames[0]),
+            days=int(body.get("days", 730)),
+        )
+        install = install_body(pair, fmt, str(body.get("password") or "changeit"))
+        return json_response(
+            {
+                "fingerprint_sha256": pair.fingerprint_sha256,
+                "certificate_pem": pair.certificate_pem.decode(),
+                "install": install,
+            }
+        )
 
     @router.get("/operations")
     async def operations() -> Response:

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+from sepm_twin.clock import SimClock
+from sepm_twin.groups import SettingsError, default_settings, merge_settings, policy_serial
+
+pytestmark = pytest.mark.unit
+
+
+class FakeRealTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_clock_runs_speed_times_real_time_and_can_skip_ahead() -> None:
+    real = FakeRealTime()
+    clock = SimClock(start_ms=1_000_000, speed=3600, real_now=real)
+    real.now += 1.0
+    assert clock.now_ms() == 1_000_000 + 3_600_000
+    clock.advance(60)
+    assert clock.now_ms() == 1_000_000 + 3_660_000
+
+
+def test_changing_speed_keeps_the_time_already_elapsed() -> None:
+    real = FakeRealTime()
+    clock = SimClock(start_ms=0, speed=10, real_now=real)
+    real.now += 2.0
+    clock.set_speed(0)
+    real.now += 100.0
+    assert clock.now_ms() == 20_000
+
+
+def test_clock_never_goes_back() -> None:
+    with pytest.raises(ValueError):
+        SimClock(start_ms=0, speed=1).advance(-1)
+
+
+def test_policy_serial_has_sepm_format() -> None:
+    # 2012-01-30 23:50:54.284 GMT, the example in SEPM.md.
+    assert policy_serial("A3AF0123" + "0" * 24, 1327967454284) == "A3AF-01/30/2012 23:50:54 284"
+    assert policy_serial("A3AF" + "0" * 28, 1327967454004).endswith(" 004")
+
+
+def test_patch_merges_known_settings_and_keeps_the_rest() -> None:
+    current = default_settings(secure=True, push=False, heartbeat_s=300)
+    merged = merge_settings(
+        current,
+        {"configuration": {"general_settings": {"security_settings": {"secure_communications": False}}}},
+    )
+    assert merged["general_settings"]["security_settings"]["secure_communications"] is False
+    assert merged["communication_settings"] == current["communication_settings"]
+    assert current["general_settings"]["security_settings"]["secure_communications"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"configuration": 1},
+        {"config": {}},
+        {"configuration": {"general_settings": {"security_settings": {"secure_communications": "no"}}}},
+        {"configuration": {"communication_settings": {"mode": "SOMETIMES"}}},
+        {"configuration": {"communication_settings": {"pull_mode_heartbeat_freq_in_seconds": 0}}},
+        {"configuration": {"communication_settings": {"pull_mode_heartbeat_freq_in_seconds": True}}},
+        {"configuration": {"general_settings": 5}},
+    ],
+)
+def test_malformed_settings_are_rejected(body: object) -> None:
+    with pytest.raises(SettingsError):
+        merge_settings(default_settings(secure=True, push=False, heartbeat_s=300), body)
