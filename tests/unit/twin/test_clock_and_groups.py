@@ -48,7 +48,11 @@ def test_patch_merges_known_settings_and_keeps_the_rest() -> None:
     current = default_settings(secure=True, push=False, heartbeat_s=300)
     merged = merge_settings(
         current,
-        {"configuration": {"general_settings": {"security_settings": {"secure_communications": False}}}},
+        {
+            "configuration": {
+                "general_settings": {"security_settings": {"secure_communications": False}}
+            }
+        },
     )
     assert merged["general_settings"]["security_settings"]["secure_communications"] is False
     assert merged["communication_settings"] == current["communication_settings"]
@@ -61,10 +65,18 @@ def test_patch_merges_known_settings_and_keeps_the_rest() -> None:
         [],
         {"configuration": 1},
         {"config": {}},
-        {"configuration": {"general_settings": {"security_settings": {"secure_communications": "no"}}}},
+        {
+            "configuration": {
+                "general_settings": {"security_settings": {"secure_communications": "no"}}
+            }
+        },
         {"configuration": {"communication_settings": {"mode": "SOMETIMES"}}},
         {"configuration": {"communication_settings": {"pull_mode_heartbeat_freq_in_seconds": 0}}},
-        {"configuration": {"communication_settings": {"pull_mode_heartbeat_freq_in_seconds": True}}},
+        {
+            "configuration": {
+                "communication_settings": {"pull_mode_heartbeat_freq_in_seconds": True}
+            }
+        },
         {"configuration": {"general_settings": 5}},
     ],
 )

@@ -48,7 +48,9 @@ def group_of(fleet: Fleet) -> Group:
         full_path="My Company\\Default",
         policy_time_ms=int(fleet.g_time[0]),
         locations=[
-            Location("L" * 32, "Default", default_settings(secure=True, push=False, heartbeat_s=300))
+            Location(
+                "L" * 32, "Default", default_settings(secure=True, push=False, heartbeat_s=300)
+            )
         ],
     )
 

@@ -30,7 +30,9 @@ def pairs() -> tuple[KeyPair, KeyPair]:
 
 
 @pytest.mark.parametrize("fmt", ["pkcs12", "jks", "pem"])
-def test_each_format_installs_the_same_certificate(fmt: str, pairs: tuple[KeyPair, KeyPair]) -> None:
+def test_each_format_installs_the_same_certificate(
+    fmt: str, pairs: tuple[KeyPair, KeyPair]
+) -> None:
     pair = pairs[0]
     read = read_install_request(install_body(pair, fmt, "s3cret"))
     assert read.fingerprint_sha256 == pair.fingerprint_sha256

@@ -1,0 +1,68 @@
+"""Async SQLAlchemy engines: PostgreSQL (one schema per service) or SQLite (one file per service)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain postgresql:// and sqlite:// URLs and pick the async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def make_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
+    """An engine whose connections see only `schema` (PostgreSQL) or one SQLite file."""
+    url = normalize_url(url)
+    if is_postgres(url):
+        engine = create_async_engine(
+            url,
+            connect_args={"server_settings": {"search_path": schema, "synchronous_commit": "on"}},
+            pool_size=kwargs.pop("pool_size", 10),
+            max_overflow=kwargs.pop("max_overflow", 10),
+            pool_pre_ping=True,
+            **kwargs,
+        )
+        return engine
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the relay read while a handler writes; FULL sync keeps commits durable.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The DSN asyncpg itself accepts (for LISTEN connections)."""
+    return (
+        make_url(normalize_url(url))
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )

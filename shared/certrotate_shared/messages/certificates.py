@@ -1,0 +1,125 @@
+"""Messages of the certificates service: verification setting, install, verify, roll back."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from certrotate_shared.envelope import Command, Event, register
+from certrotate_shared.messages.common import GroupTarget, ServerTarget, SiteTarget
+
+
+class _CertificatesCommand(Command):
+    service: ClassVar[str] = "certificates"
+
+
+class GroupVerification(BaseModel):
+    """One group after a change: its locations' original values and the serial that resulted."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    group_id: str
+    full_path_name: str
+    original_values: dict[str, bool]  # location id -> secure_communications before we changed it
+    target_serial: str
+
+    def as_target(self) -> GroupTarget:
+        return GroupTarget(
+            group_id=self.group_id,
+            full_path_name=self.full_path_name,
+            target_serial=self.target_serial,
+        )
+
+
+@register
+class SetCertificateVerification(_CertificatesCommand):
+    """Steps 2 and 5 (and compensation) over every group and location of the site.
+
+    mode "disable" turns secure communications off everywhere and records the original
+    values; "restore" puts back exactly what "disable" recorded for this saga.
+    """
+
+    site: SiteTarget
+    mode: Literal["disable", "restore"]
+
+
+@register
+class CertificateVerificationSet(Event):
+    site: str
+    mode: Literal["disable", "restore"]
+    groups: list[GroupVerification]
+
+
+@register
+class CertificateVerificationFailed(Event):
+    site: str
+    mode: Literal["disable", "restore"]
+    reason: str
+    retryable: bool
+
+
+@register
+class UpdateServerCertificate(_CertificatesCommand):
+    """Step 4 for one server: back up, install, restart services, verify every TLS port."""
+
+    site: SiteTarget
+    server: ServerTarget
+    bundle_ref: str
+    expected_fingerprint: str
+
+
+@register
+class ServerCertificateUpdated(Event):
+    site: str
+    server: str
+    fingerprint: str
+    backup_ref: str
+    ports_verified: dict[str, str]  # port name -> fingerprint seen in the handshake
+
+
+@register
+class ServerCertificateUpdateFailed(Event):
+    site: str
+    server: str
+    stage: Literal["backup", "install", "restart", "verify"]
+    reason: str
+    retryable: bool
+    backup_ref: str | None = None
+
+
+@register
+class RollbackServerCertificate(_CertificatesCommand):
+    """Put the backed-up certificate back, restart, and verify the old fingerprint is served."""
+
+    site: SiteTarget
+    server: ServerTarget
+    backup_ref: str
+    expected_fingerprint: str
+
+
+@register
+class ServerCertificateRolledBack(Event):
+    site: str
+    server: str
+    fingerprint: str
+
+
+@register
+class ServerCertificateRollbackFailed(Event):
+    site: str
+    server: str
+    reason: str
+    retryable: bool
+
+
+@register
+class PurgeCertificateBundle(_CertificatesCommand):
+    """The rotation ended: destroy the uploaded bundle and its password."""
+
+    bundle_ref: str
+
+
+@register
+class CertificateBundlePurged(Event):
+    bundle_ref: str

@@ -1,0 +1,109 @@
+"""The outbox relay: publishes committed messages in order, woken on commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from certrotate_shared.db import asyncpg_dsn, is_postgres
+from certrotate_shared.tables import outbox
+from certrotate_shared.transport.base import OutgoingRecord, Transport
+from certrotate_shared.unit_of_work import OutboxSignal, notify_channel
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    """Drain the outbox to the transport; one replica at a time drains, so order holds."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        database_url: str,
+        schema: str,
+        transport: Transport,
+        signal: OutboxSignal,
+        safety_poll: float = 0.5,
+        batch_size: int = 500,
+    ) -> None:
+        self._engine = engine
+        self._url = database_url
+        self._schema = schema
+        self._transport = transport
+        self._signal = signal
+        self._safety_poll = safety_poll
+        self._batch = batch_size
+        self._postgres = is_postgres(database_url)
+        self.published = 0
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen()) if self._postgres else None
+        try:
+            while True:
+                try:
+                    while await self.drain_once() == self._batch:
+                        pass
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox relay failed; retrying")
+                    await asyncio.sleep(1.0)
+                await self._signal.wait(self._safety_poll)
+        finally:
+            if listener:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def drain_once(self) -> int:
+        """Publish one batch; returns how many rows went out."""
+        async with self._engine.begin() as conn:
+            if self._postgres:
+                got = await conn.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
+                    {"k": f"{self._schema}.outbox"},
+                )
+                if not got:
+                    return 0  # another replica is draining
+            rows = (
+                await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
+            ).all()
+            if not rows:
+                return 0
+            await self._transport.publish(
+                [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
+            )
+            # Only the rows we sent: a lower id may commit later and must not be lost.
+            await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+        self.published += len(rows)
+        return len(rows)
+
+    async def _listen(self) -> None:
+        """LISTEN for commits by any replica of this service; reconnect when the link drops."""
+        channel = notify_channel(self._schema)
+
+        def wake(*_: Any) -> None:
+            self._signal.notify()
+
+        while True:
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self._url))
+                try:
+                    await conn.add_listener(channel, wake)
+                    while not conn.is_closed():
+                        await asyncio.sleep(5)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox LISTEN connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(1.0)

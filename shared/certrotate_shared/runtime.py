@@ -1,0 +1,148 @@
+"""Every service runs the same way: migrate, then relay + consumer + its own background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from certrotate_shared.consumer import Handler, MessageConsumer
+from certrotate_shared.db import is_postgres, make_engine, session_factory
+from certrotate_shared.envelope import Message
+from certrotate_shared.migrations import messaging_chain, migrate
+from certrotate_shared.relay import OutboxRelay
+from certrotate_shared.settings import ServiceSettings
+from certrotate_shared.topics import all_topics, dlq_topic
+from certrotate_shared.transport.base import Transport
+from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork, notify_channel
+
+log = logging.getLogger(__name__)
+
+_local_transports: dict[str, Transport] = {}
+
+
+def make_transport(settings: ServiceSettings) -> Transport:
+    """Kafka, or the process-wide durable local log (shared by services in one process)."""
+    if settings.transport == "kafka":
+        from certrotate_shared.transport.kafka import KafkaTransport
+
+        return KafkaTransport(settings.kafka_bootstrap, client_id=f"certrotate-{settings.service}")
+    from certrotate_shared.transport.local import LocalTransport
+
+    if settings.local_log_path not in _local_transports:
+        _local_transports[settings.local_log_path] = LocalTransport(settings.local_log_path)
+    return _local_transports[settings.local_log_path]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service itself; everything else is the same for all four."""
+
+    name: str
+    handlers: Mapping[type[Message], Handler]
+    # Topics consumed, given the topic prefix (a worker: its commands; the orchestrator: events).
+    topics: Callable[[str], list[str]]
+    migrations: str | None = None  # the service's own Alembic script location
+    version_table: str = "alembic_version"
+    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        spec: ServiceSpec,
+        *,
+        transport: Transport | None = None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.schema = settings.schema_name()
+        self.transport = transport or make_transport(settings)
+        self.signal = OutboxSignal()
+        self.clock = settings.clock()
+        self._before_commit = before_commit
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._owns_transport = transport is None and settings.transport == "kafka"
+        self.engine: AsyncEngine
+        self.sessions: async_sessionmaker[AsyncSession]
+        self.consumer: MessageConsumer
+        self.relay: OutboxRelay
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work on this service's database."""
+        return UnitOfWork(
+            self.sessions,
+            topic_prefix=self.settings.topic_prefix,
+            signal=self.signal,
+            notify_channel=notify_channel(self.schema)
+            if is_postgres(self.settings.database_url)
+            else None,
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        chains = [messaging_chain()]
+        if self.spec.migrations:
+            chains.append((self.spec.migrations, self.spec.version_table))
+        await migrate(settings.database_url, self.schema, chains)
+        self.engine = make_engine(settings.database_url, self.schema)
+        self.sessions = session_factory(self.engine)
+        if settings.transport == "kafka":
+            from certrotate_shared.transport.kafka import ensure_topics
+
+            await ensure_topics(settings.kafka_bootstrap, all_topics(settings.topic_prefix))
+        await self.transport.start()
+        self.relay = OutboxRelay(
+            engine=self.engine,
+            database_url=settings.database_url,
+            schema=self.schema,
+            transport=self.transport,
+            signal=self.signal,
+        )
+        self.consumer = MessageConsumer(
+            subscription=self.transport.subscribe(
+                f"{settings.topic_prefix}.{self.spec.name}", self.spec.topics(settings.topic_prefix)
+            ),
+            uow_factory=self.uow,
+            handlers=self.spec.handlers,
+            transport=self.transport,
+            dlq_topic=dlq_topic(settings.topic_prefix),
+            service=self.spec.name,
+            max_attempts=settings.max_delivery_attempts,
+            before_commit=self._before_commit,
+        )
+        self._spawn(self.relay.run(), "relay")
+        self._spawn(self.consumer.run(), "consumer")
+        for loop in self.spec.background:
+            self._spawn(loop(self), loop.__name__)
+        log.info(
+            "%s started (schema %s, %s transport)", self.spec.name, self.schema, settings.transport
+        )
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.spec.name}:{name}")
+        task.add_done_callback(self._crashed)
+        self._tasks.append(task)
+
+    def _crashed(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._owns_transport:
+            await self.transport.stop()
+        await self.engine.dispose()

@@ -1,0 +1,110 @@
+"""Settings per service: env prefix CERTROTATE_<SERVICE>_, falling back to CERTROTATE_."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from certrotate_shared.clock import Clock, make_clock
+
+# Keys that appear in docs and examples; a service must never run with one of them.
+_PLACEHOLDER_KEYS = {"", "changeme", "change-me", "secret", "default", "dev", "test"}
+
+
+class SettingsError(RuntimeError):
+    """Settings a person must fix; the message names each environment variable."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where its database, broker and secrets are."""
+
+    service: ClassVar[str] = "service"
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    database_url: str = "sqlite+aiosqlite:///var/certrotate.db"
+    # PostgreSQL schema owned by this service (database per service on one server).
+    database_schema: str = ""
+    transport: Literal["kafka", "local"] = "kafka"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "certrotate"
+    # Path of the durable in-process log used by the local (embedded) transport.
+    local_log_path: str = "var/transport.db"
+    vault_url: str = "sqlite+aiosqlite:///var/vault.db"
+    master_key: SecretStr = SecretStr("")
+    max_delivery_attempts: int = 5
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    log_level: str = "INFO"
+    # Accelerated time shared with the twin: simulated seconds per real second.
+    clock_speed: float = 1.0
+    clock_real_origin_ms: int | None = None
+    clock_sim_origin_ms: int | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared_env = EnvSettingsSource(settings_cls, env_prefix="CERTROTATE_")
+        return (init_settings, env_settings, shared_env, file_secret_settings)
+
+    @field_validator("master_key")
+    @classmethod
+    def _real_key(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw.strip().lower() in _PLACEHOLDER_KEYS:
+            raise ValueError(
+                "a master key is required: generate one with `certrotate keygen` and set it"
+            )
+        try:
+            key = base64.urlsafe_b64decode(raw.encode())
+        except (binascii.Error, ValueError):
+            raise ValueError("the master key must be base64 (urlsafe) of 32 bytes") from None
+        if len(key) != 32:
+            raise ValueError(f"the master key must decode to 32 bytes, not {len(key)}")
+        return value
+
+    def schema_name(self) -> str:
+        return self.database_schema or self.service.replace("-", "_")
+
+    def clock(self) -> Clock:
+        return make_clock(self.clock_speed, self.clock_real_origin_ms, self.clock_sim_origin_ms)
+
+    def master_key_bytes(self) -> bytes:
+        return base64.urlsafe_b64decode(self.master_key.get_secret_value().encode())
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def env_prefix(service: str) -> str:
+    """CERTROTATE_<SERVICE>_ for a service name like client-monitor."""
+    return f"CERTROTATE_{service.upper().replace('-', '_')}_"
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings, turning validation errors into one message naming each variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = env_prefix(cls.service)
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            lines.append(
+                f"  {prefix}{field.upper()} (or CERTROTATE_{field.upper()}): {error['msg']}"
+            )
+        raise SettingsError(f"invalid {cls.service} settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,229 @@
+"""The message backbone over real PostgreSQL and Kafka, with the worker in another OS process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+from certrotate_shared.db import make_engine
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.topics import commands_topic, dlq_topic
+from certrotate_shared.transport.base import OutgoingRecord
+from certrotate_shared.transport.kafka import KafkaSubscription, KafkaTransport
+from sqlalchemy import text
+
+from tests.support.factories import inspect_site, site_target
+from tests.support.probe import Probe
+from tests.support.processes import REPO, ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas, clean_env):
+    """Settings for a probe (this process) and a worker (child process) on private schemas."""
+    suffix = uuid.uuid4().hex[:8]
+    probe_schema, worker_schema = f"probe_{suffix}", f"worker_{suffix}"
+    pg_schemas.extend([probe_schema, worker_schema])
+    engine = make_engine(pg_url, worker_schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{worker_schema}"'))
+        await conn.execute(text("CREATE TABLE echo_side_effects (message_id VARCHAR(36) NOT NULL)"))
+    worker_env = {
+        **clean_env,
+        "PYTHONPATH": str(REPO),
+        "CERTROTATE_REPLICATION_DATABASE_URL": pg_url,
+        "CERTROTATE_REPLICATION_DATABASE_SCHEMA": worker_schema,
+        "CERTROTATE_REPLICATION_MAX_DELIVERY_ATTEMPTS": "2",
+        "CERTROTATE_TRANSPORT": "kafka",
+        "CERTROTATE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CERTROTATE_TOPIC_PREFIX": topic_prefix,
+        "CERTROTATE_MASTER_KEY": master_key,
+    }
+    probe_settings = {
+        "database_url": pg_url,
+        "database_schema": probe_schema,
+        "transport": "kafka",
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_prefix": topic_prefix,
+        "master_key": master_key,
+    }
+
+    async def side_effects() -> Counter[str]:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT message_id FROM echo_side_effects"))).all()
+        return Counter(r.message_id for r in rows)
+
+    workers: list[ServiceProcess] = []
+
+    def worker(*args: str) -> ServiceProcess:
+        proc = ServiceProcess(["-m", "tests.support.echo_worker", *args], worker_env, "echo-worker")
+        workers.append(proc)
+        return proc
+
+    yield probe_settings, worker, side_effects
+    for proc in workers:
+        proc.stop()
+    await engine.dispose()
+
+
+async def test_command_from_outbox_reaches_worker_process_and_reply_returns(stack):
+    probe_settings, worker, side_effects = stack
+    proc = worker()
+    await proc.start()
+    async with Probe(**probe_settings) as probe:
+        sent = []
+        for _ in range(20):
+            saga = str(uuid.uuid4())
+            sent += await probe.send(inspect_site(saga), saga_id=saga)
+        replies = await probe.wait_replies(20)
+    assert {r.type for r in replies} == {"SiteInspected"}
+    assert {r.causation_id for r in replies} == {str(e.message_id) for e in sent}
+    assert {r.saga_id for r in replies} == {e.saga_id for e in sent}
+    assert sorted((await side_effects()).values()) == [1] * 20
+
+
+async def test_message_delivered_twice_is_handled_once(stack, kafka_bootstrap, topic_prefix):
+    probe_settings, worker, side_effects = stack
+    proc = worker()
+    await proc.start()
+    saga = str(uuid.uuid4())
+    command = inspect_site(saga)
+    envelope = Envelope.wrap(command, saga_id=saga)
+    resent = Envelope.wrap(command, saga_id=saga)  # a new message id, the same idempotency key
+    record = OutgoingRecord(commands_topic("replication", topic_prefix), saga, envelope.to_bytes())
+    producer = KafkaTransport(kafka_bootstrap)
+    await producer.start()
+    async with Probe(**probe_settings) as probe:
+        await producer.publish([record, record])
+        await producer.publish([OutgoingRecord(record.topic, saga, resent.to_bytes())])
+        replies = await probe.wait_replies(2)
+        await asyncio.sleep(1.0)  # room for a wrong third reply to show up
+    await producer.stop()
+    # The re-sent command is answered with the recorded outcome, without doing it again.
+    assert len(probe.replies) == 2
+    assert {r.causation_id for r in replies} == {str(envelope.message_id), str(resent.message_id)}
+    assert await side_effects() == Counter({str(envelope.message_id): 1})
+
+
+async def test_poison_messages_go_to_dlq_and_the_partition_keeps_flowing(
+    stack, kafka_bootstrap, topic_prefix
+):
+    probe_settings, worker, side_effects = stack
+    proc = worker()
+    await proc.start()
+    saga = str(uuid.uuid4())
+    topic = commands_topic("replication", topic_prefix)
+    failing = Envelope.wrap(
+        inspect_site(saga).model_copy(update={"site": site_target("poison")}), saga_id=saga
+    )
+    good = Envelope.wrap(inspect_site(saga, attempt=2), saga_id=saga)
+    producer = KafkaTransport(kafka_bootstrap)
+    await producer.start()
+    dlq = KafkaSubscription(
+        kafka_bootstrap, f"dlq-reader-{saga}", [dlq_topic(topic_prefix)], client_id="t"
+    )
+    await dlq.start()
+    async with Probe(**probe_settings) as probe:
+        # Same key, so all three share one partition, in this order.
+        await producer.publish(
+            [
+                OutgoingRecord(topic, saga, b"{not json"),
+                OutgoingRecord(topic, saga, failing.to_bytes()),
+                OutgoingRecord(topic, saga, good.to_bytes()),
+            ]
+        )
+        replies = await probe.wait_replies(1)
+        dead = []
+        while len(dead) < 2:
+            for records in (await dlq.poll(5.0)).values():
+                dead.extend(records)
+    await dlq.stop()
+    await producer.stop()
+    assert [r.causation_id for r in replies] == [str(good.message_id)]
+    headers = [dict(r.headers) for r in dead]
+    assert [h["topic"].decode() for h in headers] == [topic, topic]
+    assert {h["partition"] for h in headers} == {headers[0]["partition"]}
+    assert [int(h["offset"]) for h in headers] == sorted(int(h["offset"]) for h in headers)
+    assert b"undecodable" in headers[0]["error"]
+    assert headers[0]["attempts"] == b"1"
+    assert b"this site always fails" in headers[1]["error"]
+    assert headers[1]["attempts"] == b"2"
+    assert dead[1].value == failing.to_bytes()
+    # The failing handler's side effect was rolled back with its transaction.
+    assert await side_effects() == Counter({str(good.message_id): 1})
+
+
+async def test_sigkill_between_handling_and_offset_commit_loses_and_doubles_nothing(stack):
+    probe_settings, worker, side_effects = stack
+    async with Probe(**probe_settings) as probe:
+        sent = []
+        for _ in range(30):
+            saga = str(uuid.uuid4())
+            sent += await probe.send(inspect_site(saga), saga_id=saga)
+        crashing = worker("--crash-after-handling")
+        await crashing.start()
+        assert await crashing.wait_exit(60) == -9
+        handled_before_crash = await side_effects()
+        assert handled_before_crash, "the worker handled nothing before it was killed"
+        await worker().start()
+        await probe.wait_replies(30)
+    effects = await side_effects()
+    assert set(effects) == {str(e.message_id) for e in sent}
+    assert set(effects.values()) == {1}, "a redelivered command ran its side effect again"
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_round_trip_on_the_in_process_transport_with_sqlite(tmp_path, master_key, restart):
+    from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+    from certrotate_shared.topics import commands_topic as commands
+    from certrotate_shared.transport.local import LocalTransport
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.support.echo_worker import EchoSettings, answer_inspect_site
+
+    def make_worker(transport: LocalTransport) -> ServiceRuntime:
+        settings = EchoSettings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/replication.db",
+            transport="local",
+            master_key=master_key,
+        )
+        spec = ServiceSpec(
+            name="replication",
+            handlers={type(inspect_site()): answer_inspect_site},
+            topics=lambda prefix: [commands("replication", prefix)],
+        )
+        return ServiceRuntime(settings, spec, transport=transport)
+
+    db = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/replication.db")
+    async with db.begin() as conn:
+        await conn.execute(text("CREATE TABLE echo_side_effects (message_id VARCHAR(36))"))
+    probe_settings = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/orchestrator.db",
+        "transport": "local",
+        "master_key": master_key,
+    }
+    transport = LocalTransport(str(tmp_path / "transport.db"))
+    saga = str(uuid.uuid4())
+    async with Probe(bus=transport, **probe_settings) as probe:
+        sent = await probe.send(inspect_site(saga), inspect_site(saga, attempt=2), saga_id=saga)
+        if restart:
+            # The process stops with both commands still unhandled; a new one carries on.
+            await asyncio.sleep(0.2)
+    if restart:
+        await transport.stop()
+        transport = LocalTransport(str(tmp_path / "transport.db"))
+    worker = make_worker(transport)
+    await worker.start()
+    async with Probe(bus=transport, **probe_settings) as probe:
+        replies = await probe.wait_replies(2, timeout=20)
+        await asyncio.sleep(0.3)
+    await worker.stop()
+    await transport.stop()
+    assert sorted(r.causation_id or "" for r in replies) == sorted(str(e.message_id) for e in sent)
+    async with db.connect() as conn:
+        rows = (await conn.execute(text("SELECT message_id FROM echo_side_effects"))).all()
+    await db.dispose()
+    assert sorted(r.message_id for r in rows) == sorted(str(e.message_id) for e in sent)

@@ -1,0 +1,74 @@
+"""A worker process for backbone tests: answers InspectSite, recording each side effect.
+
+Run as `python -m tests.support.echo_worker`; configured by CERTROTATE_REPLICATION_* variables.
+`--crash-after-handling` SIGKILLs itself after handling its first batch, before the offset
+commit, which is the worst moment for an at-least-once consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from certrotate_shared.consumer import Context
+from certrotate_shared.envelope import Event, Message
+from certrotate_shared.logs import configure_logging
+from certrotate_shared.messages.replication import InspectSite, SiteInspected
+from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+from certrotate_shared.settings import ServiceSettings, SettingsConfigDict, load_settings
+from certrotate_shared.topics import commands_topic
+from sqlalchemy import text
+
+
+class EchoSettings(ServiceSettings):
+    service = "replication"
+    model_config = SettingsConfigDict(env_prefix="CERTROTATE_REPLICATION_")
+
+
+async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
+    assert isinstance(message, InspectSite)
+    # The side effect whose count the tests check: one row per handling.
+    await ctx.uow.session.execute(
+        text("INSERT INTO echo_side_effects (message_id) VALUES (:m)"),
+        {"m": str(ctx.envelope.message_id)},
+    )
+    if message.site.site == "poison":
+        raise RuntimeError("this site always fails")
+    return SiteInspected(site=message.site.site, version="14.3.9000", replicated=False, partners=[])
+
+
+async def main(crash_after_handling: bool) -> None:
+    settings = load_settings(EchoSettings)
+    configure_logging("echo-worker", settings.log_level)
+
+    async def crash() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    runtime = ServiceRuntime(
+        settings,
+        ServiceSpec(
+            name="replication",
+            handlers={InspectSite: answer_inspect_site},
+            topics=lambda prefix: [commands_topic("replication", prefix)],
+        ),
+        before_commit=crash if crash_after_handling else None,
+    )
+    await runtime.start()
+    print("ready", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runtime.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--crash-after-handling", action="store_true")
+    args = parser.parse_args()
+    try:
+        asyncio.run(main(args.crash_after_handling))
+    except KeyboardInterrupt:
+        sys.exit(0)
