@@ -51,8 +51,10 @@ class Location:
     @property
     def heartbeat_s(self) -> int:
         comm = self.settings["communication_settings"]
-        key = "push_mode_heartbeat_freq_in_seconds" if self.push else (
-            "pull_mode_heartbeat_freq_in_seconds"
+        key = (
+            "push_mode_heartbeat_freq_in_seconds"
+            if self.push
+            else ("pull_mode_heartbeat_freq_in_seconds")
         )
         return int(comm[key])
 
@@ -86,8 +88,10 @@ class SettingsError(ValueError):
 
 def _check(path: str, value: Any, expected: type | tuple[type, ...]) -> None:
     # bool is an int in Python; SEPM's JSON binder would not take true for a number.
-    if isinstance(value, bool) and expected is not bool and bool not in (
-        expected if isinstance(expected, tuple) else (expected,)
+    if (
+        isinstance(value, bool)
+        and expected is not bool
+        and bool not in (expected if isinstance(expected, tuple) else (expected,))
     ):
         raise SettingsError(f"{path}: expected a number")
     if not isinstance(value, expected):

@@ -44,7 +44,11 @@ def install_body(pair: KeyPair, fmt: str, password: str = "changeit") -> dict[st
     if fmt == "jks":
         return {"format": fmt, "data_b64": _b64(to_jks(pair, password)), "password": password}
     if fmt == "pem":
-        return {"format": fmt, "data_b64": _b64(pair.certificate_pem), "key_b64": _b64(pair.key_pem)}
+        return {
+            "format": fmt,
+            "data_b64": _b64(pair.certificate_pem),
+            "key_b64": _b64(pair.key_pem),
+        }
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -168,9 +168,7 @@ class Replication:
         a, b = (self._sites[name] for name in partnership.sites)
         for group_id in set(a.groups) | set(b.groups):
             ga, gb = a.groups.get(group_id), b.groups.get(group_id)
-            newest = max(
-                (g for g in (ga, gb) if g is not None), key=lambda g: g.policy_time_ms
-            )
+            newest = max((g for g in (ga, gb) if g is not None), key=lambda g: g.policy_time_ms)
             self._put(a, newest, at_ms)
             self._put(b, newest, at_ms)
 

@@ -36,7 +36,10 @@ class Twin:
 
     @classmethod
     async def start(
-        cls, scenario: Scenario | dict[str, Any] | str | Path, host: str = "127.0.0.1", port: int = 0
+        cls,
+        scenario: Scenario | dict[str, Any] | str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> Twin:
         world = World(load_scenario(scenario))
         twin = cls(world, host, port)
@@ -75,15 +78,22 @@ class Twin:
 
     async def _reconcile(self, server: ManagementServer, restart: set[str]) -> None:
         """Open the ports the server's running services serve, closing those restarted first."""
-        for port in PORTS:
-            listener = self._listeners[(server.name, port)]
-            if port in restart:
-                await listener.stop()
-            should_run = server.port_open(port)
-            if should_run and not listener.running:
-                await listener.start(server.served[port] if port in TLS_PORTS else None)
-            elif not should_run and listener.running:
-                await listener.stop()
+        listeners = {port: self._listeners[(server.name, port)] for port in PORTS}
+        await asyncio.gather(
+            *(
+                listener.stop()
+                for port, listener in listeners.items()
+                if listener.running and (port in restart or not server.port_open(port))
+            )
+        )
+        await asyncio.gather(
+            *(
+                listener.start(server.served[port] if port in TLS_PORTS else None)
+                for port, listener in listeners.items()
+                if server.port_open(port) and not listener.running
+            )
+        )
+        for port, listener in listeners.items():
             server.ports[port] = listener.port
 
     async def _tick_forever(self) -> None:
@@ -99,10 +109,8 @@ class Twin:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for listener in self._listeners.values():
-            await listener.stop()
-        if self._control is not None:
-            await self._control.stop()
+        listeners = [*self._listeners.values(), *([self._control] if self._control else [])]
+        await asyncio.gather(*(listener.stop() for listener in listeners))
         self._workdir.cleanup()
 
     @property

@@ -115,9 +115,7 @@ class World:
         return backup
 
     def install_certificate(self, server: ManagementServer, pair: KeyPair) -> None:
-        fault = self.faults.fire(
-            ("install_failure",), {"site": server.site, "server": server.name}
-        )
+        fault = self.faults.fire(("install_failure",), {"site": server.site, "server": server.name})
         if fault is not None:
             raise HostError(
                 500, "INSTALL_FAILED", fault.message or "Failed to update the server certificate"

@@ -47,7 +47,9 @@ class ComputerView:
         if not digits.isdigit():
             return None
         index = int(digits)
-        return index if index < self.site.fleet.size and self.computer_name(index) == upper else None
+        return (
+            index if index < self.site.fleet.size and self.computer_name(index) == upper else None
+        )
 
     def select(
         self,
@@ -81,9 +83,11 @@ class ComputerView:
 
     def render(self, indices: npt.NDArray[np.int64] | range) -> list[dict[str, Any]]:
         fleet = self.site.fleet
-        idx = np.arange(indices.start, indices.stop, indices.step) if isinstance(
-            indices, range
-        ) else np.asarray(indices)
+        idx = (
+            np.arange(indices.start, indices.stop, indices.step)
+            if isinstance(indices, range)
+            else np.asarray(indices)
+        )
         groups = fleet.group[idx].tolist()
         applied = fleet.applied_time[idx].tolist()
         updated = fleet.last_update[idx].tolist()

@@ -57,14 +57,26 @@ class HostAgent:
                         f"on {previous.target}",
                     )
                 oplog.record(
-                    key=key, at=self.world.now_iso(), operation=operation, target=target,
-                    params=params, status=previous.status, body=previous.body, replay=True,
+                    key=key,
+                    at=self.world.now_iso(),
+                    operation=operation,
+                    target=target,
+                    params=params,
+                    status=previous.status,
+                    body=previous.body,
+                    replay=True,
                 )
                 return json_response(previous.body, previous.status)
             status, body, remember = await self._attempt(request, action, site, server)
             oplog.record(
-                key=key, at=self.world.now_iso(), operation=operation, target=target,
-                params=params, status=status, body=body, remember=remember,
+                key=key,
+                at=self.world.now_iso(),
+                operation=operation,
+                target=target,
+                params=params,
+                status=status,
+                body=body,
+                remember=remember,
             )
             headers = body.pop("_headers", None) if isinstance(body, dict) else None
             return json_response(body, status, headers)
@@ -92,8 +104,10 @@ class HostAgent:
         try:
             status, body = await action()
         except HostError as exc:
-            return exc.status, {"errorCode": exc.code, "errorMessage": exc.message}, (
-                exc.status < 500
+            return (
+                exc.status,
+                {"errorCode": exc.code, "errorMessage": exc.message},
+                (exc.status < 500),
             )
         except KeystoreError as exc:
             return 422, {"errorCode": exc.code, "errorMessage": exc.message}, True
@@ -112,8 +126,7 @@ class HostAgent:
             world.start_service(server, service)
         finally:
             await self.reconcile(server, set())
-        return {"server": server.name, "service": service, "state": "running",
-                **_served(server)}
+        return {"server": server.name, "service": service, "state": "running", **_served(server)}
 
 
 def _served(server: ManagementServer) -> dict[str, Any]:
@@ -155,8 +168,14 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             made = world.backup_certificate(server)
             return 200, {"backup_id": made.id, "fingerprint_sha256": made.pair.fingerprint_sha256}
 
-        return await agent.run(request, operation="certificate.backup", target=name,
-                               params={}, action=action, server=name)
+        return await agent.run(
+            request,
+            operation="certificate.backup",
+            target=name,
+            params={},
+            action=action,
+            server=name,
+        )
 
     @router.post("/servers/{name}/certificate/install")
     async def install(name: str, request: Request) -> Response:
@@ -175,8 +194,14 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             restart = [s for s in ("semwebsrv", "semapisrv") if s in server.services]
             return 200, {"server": name, "restart_required": restart, **_served(server)}
 
-        return await agent.run(request, operation="certificate.install", target=name,
-                               params=params, action=action, server=name)
+        return await agent.run(
+            request,
+            operation="certificate.install",
+            target=name,
+            params=params,
+            action=action,
+            server=name,
+        )
 
     @router.post("/servers/{name}/certificate/restore")
     async def restore(name: str, request: Request) -> Response:
@@ -193,16 +218,28 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             world.restore_certificate(server, backup_id)
             return 200, {"server": name, "backup_id": backup_id, **_served(server)}
 
-        return await agent.run(request, operation="certificate.restore", target=name,
-                               params=params, action=action, server=name)
+        return await agent.run(
+            request,
+            operation="certificate.restore",
+            target=name,
+            params=params,
+            action=action,
+            server=name,
+        )
 
     @router.post("/servers/{name}/services/{service}/restart")
     async def restart_service(name: str, service: str, request: Request) -> Response:
         async def action() -> tuple[int, Any]:
             return 200, await agent.restart(find(name), service)
 
-        return await agent.run(request, operation="service.restart", target=f"{name}/{service}",
-                               params={"service": service}, action=action, server=name)
+        return await agent.run(
+            request,
+            operation="service.restart",
+            target=f"{name}/{service}",
+            params={"service": service},
+            action=action,
+            server=name,
+        )
 
     @router.post("/servers/{name}/restart")
     async def restart_server(name: str, request: Request) -> Response:
@@ -212,8 +249,9 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
                 await agent.restart(server, service)
             return 200, {"server": name, "services": dict(server.services), **_served(server)}
 
-        return await agent.run(request, operation="server.restart", target=name,
-                               params={}, action=action, server=name)
+        return await agent.run(
+            request, operation="server.restart", target=name, params={}, action=action, server=name
+        )
 
     @router.post("/sites/{site}/replication/partners/{partner}/delete")
     async def delete_partner(site: str, partner: str, request: Request) -> Response:
@@ -221,17 +259,33 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             world.delete_partner(site, partner)
             return 200, {"site": site, "partner": partner, "deleted": True}
 
-        return await agent.run(request, operation="replication.partner.delete",
-                               target=f"{site}/{partner}", params={}, action=action, site=site)
+        return await agent.run(
+            request,
+            operation="replication.partner.delete",
+            target=f"{site}/{partner}",
+            params={},
+            action=action,
+            site=site,
+        )
 
     @router.post("/sites/{site}/replication/partners/{partner}/add")
     async def add_partner(site: str, partner: str, request: Request) -> Response:
         async def action() -> tuple[int, Any]:
             world.add_partner(site, partner)
-            return 200, {"site": site, "partner": partner, "added": True,
-                         "database_overwritten": partner}
+            return 200, {
+                "site": site,
+                "partner": partner,
+                "added": True,
+                "database_overwritten": partner,
+            }
 
-        return await agent.run(request, operation="replication.partner.add",
-                               target=f"{site}/{partner}", params={}, action=action, site=site)
+        return await agent.run(
+            request,
+            operation="replication.partner.add",
+            target=f"{site}/{partner}",
+            params={},
+            action=action,
+            site=site,
+        )
 
     return router

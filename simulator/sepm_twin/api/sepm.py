@@ -23,12 +23,11 @@ PREFIX = "/sepm/api/v1"
 
 def build_sepm_app(world: World, site: Site) -> FastAPI:
     """A FastAPI app serving one site's SEPM API; mounted on TLS ports and the control plane."""
+
     async def guard(request: Request) -> None:
         await guard_request(request, world, site)
 
-    app = FastAPI(
-        openapi_url=None, docs_url=None, redoc_url=None, dependencies=[Depends(guard)]
-    )
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, dependencies=[Depends(guard)])
     view = ComputerView(site)
 
     @app.exception_handler(SepmHTTPError)
