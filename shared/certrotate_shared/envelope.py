@@ -32,6 +32,10 @@ class Command(Message):
     # saga id + step + attempt: workers report the recorded outcome when they see it again.
     idempotency_key: str
 
+    def route(self) -> str:
+        """The service whose commands topic carries this command."""
+        return self.service
+
 
 class Event(Message):
     """A fact a service reports; the orchestrator advances sagas on these."""

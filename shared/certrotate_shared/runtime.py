@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
 from certrotate_shared.envelope import Message
+from certrotate_shared.http import add_health_routes
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings
@@ -50,6 +53,16 @@ class ServiceSpec:
     migrations: str | None = None  # the service's own Alembic script location
     version_table: str = "alembic_version"
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    # The service's HTTP API (health probes are added to it); None for no API.
+    api: Callable[[ServiceRuntime], FastAPI] | None = None
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves signal handling to the process that embeds the API."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class ServiceRuntime:
@@ -70,6 +83,9 @@ class ServiceRuntime:
         self._before_commit = before_commit
         self._tasks: list[asyncio.Task[Any]] = []
         self._owns_transport = transport is None and settings.transport == "kafka"
+        self.app: FastAPI | None = None
+        self.http_url: str | None = None
+        self._http: uvicorn.Server | None = None
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
         self.consumer: MessageConsumer
@@ -86,7 +102,8 @@ class ServiceRuntime:
             else None,
         )
 
-    async def start(self) -> None:
+    async def start(self, *, serve_http: bool = True) -> None:
+        """Migrate, then run relay, consumer, background loops and (optionally) the HTTP API."""
         settings = self.settings
         chains = [messaging_chain()]
         if self.spec.migrations:
@@ -122,9 +139,36 @@ class ServiceRuntime:
         self._spawn(self.consumer.run(), "consumer")
         for loop in self.spec.background:
             self._spawn(loop(self), loop.__name__)
+        if self.spec.api is not None:
+            self.app = self.spec.api(self)
+            add_health_routes(self.app, self)
+            if serve_http:
+                await self._serve_http(self.app)
         log.info(
             "%s started (schema %s, %s transport)", self.spec.name, self.schema, settings.transport
         )
+
+    async def _serve_http(self, app: FastAPI) -> None:
+        config = uvicorn.Config(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._http = _QuietServer(config)
+        self._spawn(self._http.serve(), "http")
+        while not self._http.started:
+            if self._tasks[-1].done():
+                raise RuntimeError(f"{self.spec.name} HTTP API could not start")
+            await asyncio.sleep(0.02)
+        host, port = self._http.servers[0].sockets[0].getsockname()[:2]
+        self.http_url = f"http://{host}:{port}"
+
+    def problems(self) -> list[str]:
+        """Loops that have stopped; empty when the service is healthy."""
+        return [f"{t.get_name()} stopped" for t in self._tasks if t.done()]
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -137,6 +181,8 @@ class ServiceRuntime:
             log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certrotate_shared.envelope import Message
+from certrotate_shared.envelope import Command, Message
 
 SERVICES = ("orchestrator", "replication", "certificates", "client-monitor")
 
@@ -24,8 +24,8 @@ def dlq_topic(prefix: str = "certrotate") -> str:
 
 def topic_for(message: Message, prefix: str = "certrotate") -> str:
     """Route a message: commands to their service's topic, events to the events topic."""
-    if message.topic_kind == "commands":
-        return commands_topic(message.service, prefix)
+    if isinstance(message, Command):
+        return commands_topic(message.route(), prefix)
     return events_topic(prefix)
 
 

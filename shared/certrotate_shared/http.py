@@ -1,0 +1,102 @@
+"""What every service's HTTP API shares: RFC 9457 problem+json errors and health probes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:
+    from certrotate_shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error a client can act on, sent as problem+json."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_
+        self.extra = extra
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem+json, validation errors with the fields at fault."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, type_=exc.type, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo input values back: a body can hold a password or a key.
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        fields = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+        return problem_response(422, "Invalid request", fields, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s in API", type(exc).__name__, exc_info=exc)
+        return problem_response(500, "Internal error", "the server failed; see its log")
+
+
+def _title(status: int) -> str:
+    return {
+        400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict",
+        413: "Payload too large",
+        415: "Unsupported media type",
+        422: "Invalid request",
+        429: "Too many requests",
+    }.get(status, "Error")
+
+
+def add_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """/healthz: the process answers; /readyz: its database answers and its loops run."""
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.spec.name}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz() -> dict[str, Any] | JSONResponse:
+        problems = runtime.problems()
+        try:
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        if problems:
+            return problem_response(503, "Not ready", "; ".join(problems))
+        return {"status": "ready", "service": runtime.spec.name}

@@ -1,0 +1,73 @@
+"""What the services need from one SEPM site. The httpx connector implements it for real
+servers and the twin; unit tests use fakes. Field names are SEPM's (SEPM.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+
+class SepmError(Exception):
+    """SEPM answered with an error, or could not be reached.
+
+    `retryable` is False for answers that will not change by asking again (400, 404, 403).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class SepmAuthError(SepmError):
+    """The account was refused (wrong credentials, not a system administrator)."""
+
+
+class SepmApi(Protocol):
+    async def version(self) -> dict[str, Any]:
+        """GET /version: API_SEQUENCE, API_VERSION, version."""
+        ...
+
+    def iter_groups(self, *, page_size: int = 25) -> AsyncIterator[dict[str, Any]]:
+        """Every group (GET /groups, paged): id, fullPathName, policySerialNumber, ..."""
+        ...
+
+    async def group_locations(self, group_id: str) -> list[dict[str, Any]]:
+        """GET /groups/{id}/locations: [{name, id}]."""
+        ...
+
+    async def get_location_settings(self, group_id: str, location_id: str) -> dict[str, Any]:
+        """GET /groups/{g}/locations/{l}/settings."""
+        ...
+
+    async def patch_location_settings(
+        self, group_id: str, location_id: str, body: dict[str, Any]
+    ) -> None:
+        """PATCH /groups/{g}/locations/{l}/settings."""
+        ...
+
+    def iter_computer_pages(
+        self, *, last_update_ms: int = 0, page_size: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """GET /computers page by page from pageIndex 1 until lastPage, filtered by lastUpdate."""
+        ...
+
+    async def online_status(self) -> dict[str, Any]:
+        """GET /stats/client/onlinestatus."""
+        ...
+
+    async def is_replicated(self) -> bool:
+        """GET /replication/is_replicated."""
+        ...
+
+    async def replication_status(self) -> dict[str, Any]:
+        """GET /replication/status: {replicationStatus: {..., replicationPartnerStatusList}}."""
+        ...
+
+    async def replicate_now(self, partner_site_name: str) -> int:
+        """POST /replication/replicatenow (content=false, logs=false); returns `code`."""
+        ...
+
+    async def close(self) -> None:
+        """Log out and release connections."""
+        ...
