@@ -76,6 +76,7 @@ class ServerCertificateUpdated(Event):
     fingerprint: str
     backup_ref: str
     ports_verified: dict[str, str]  # port name -> fingerprint seen in the handshake
+    previous_fingerprint: str | None = None  # what the server presented before the swap
 
 
 @register
