@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -68,12 +69,14 @@ def main() -> None:
             assert proc.stdout is not None
             ready = json.loads(proc.stdout.readline())
             startup = time.perf_counter() - began
-            base = ready["sites"]["bench"] if args.tls else (
-                f"{ready['url']}/sites/bench/sepm/api/v1"
+            base = (
+                ready["sites"]["bench"] if args.tls else (f"{ready['url']}/sites/bench/sepm/api/v1")
             )
             twin = psutil.Process(proc.pid)
             rss_start = twin.memory_info().rss
-            with httpx.Client(base_url=base, verify=False, timeout=60) as http:
+            ca = httpx.get(f"{ready['url']}/twin/v1/topology").json()["ca_certificate_pem"]
+            trust = ssl.create_default_context(cadata=ca)
+            with httpx.Client(base_url=base, verify=trust, timeout=60) as http:
                 token = http.post(
                     "/identity/authenticate",
                     json={"username": "admin", "password": "admin", "domain": ""},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+
 import httpx
 import pytest
 from sepm_twin import Twin
@@ -13,9 +16,7 @@ pytestmark = pytest.mark.integration
 
 async def test_the_api_works_over_tls_on_the_8446_port_of_every_server(driver: TwinDriver) -> None:
     site = driver.site("site-a")
-    ca = site and driver.twin.topology()["ca_certificate_pem"]
-    import ssl
-
+    ca = driver.twin.topology()["ca_certificate_pem"]
     context = ssl.create_default_context(cadata=ca)
     for server in site["servers"]:
         base = f"https://127.0.0.1:{server['ports']['8446']}/sepm/api/v1"
@@ -38,8 +39,6 @@ async def test_tokens_expire_and_logout_revokes() -> None:
             assert auth["tokenExpiration"] == 1
             headers = {"Authorization": f"Bearer {auth['token']}"}
             assert (await http.get("/groups", headers=headers)).status_code == 200
-            import asyncio
-
             await asyncio.sleep(1.1)
             assert (await http.get("/groups", headers=headers)).status_code == 401
             auth = (await http.post("/identity/authenticate", json=ADMIN)).json()
@@ -68,7 +67,11 @@ async def test_a_settings_change_changes_the_groups_serial_and_reaches_clients(
     assert unchanged["policySerialNumber"] == group["policySerialNumber"]
 
     await driver.advance(10)
-    off = {"configuration": {"general_settings": {"security_settings": {"secure_communications": False}}}}
+    off = {
+        "configuration": {
+            "general_settings": {"security_settings": {"secure_communications": False}}
+        }
+    }
     await driver.sepm("site-a", "PATCH", path, json=off)
     changed = next(g for g in await driver.groups("site-a") if g["id"] == group["id"])
     assert changed["policySerialNumber"] != group["policySerialNumber"]
@@ -84,7 +87,9 @@ async def test_a_settings_change_changes_the_groups_serial_and_reaches_clients(
     assert all(c["profileSerialNo"] == changed["policySerialNumber"] for c in laptops)
     assert all(c["lastUpdateTime"] >= since for c in recent)
     in_group = (
-        await driver.sepm("site-a", "GET", f"/groups/{group['id']}/computers", params={"pageSize": 1})
+        await driver.sepm(
+            "site-a", "GET", f"/groups/{group['id']}/computers", params={"pageSize": 1}
+        )
     ).json()
     assert in_group["totalElements"] == 120
 
@@ -92,7 +97,10 @@ async def test_a_settings_change_changes_the_groups_serial_and_reaches_clients(
 async def test_paging_is_one_based_and_ends_on_the_last_page(driver: TwinDriver) -> None:
     first = (await driver.sepm("site-a", "GET", "/computers", params={"pageSize": 400})).json()
     assert (first["firstPage"], first["lastPage"], first["number"], first["totalPages"]) == (
-        True, False, 0, 2,
+        True,
+        False,
+        0,
+        2,
     )
     second = (
         await driver.sepm("site-a", "GET", "/computers", params={"pageSize": 400, "pageIndex": 2})
@@ -101,9 +109,13 @@ async def test_paging_is_one_based_and_ends_on_the_last_page(driver: TwinDriver)
     default = (await driver.sepm("site-a", "GET", "/computers")).json()
     assert default["size"] == 20
     name = first["content"][3]["computerName"]
-    by_name = (await driver.sepm("site-a", "GET", "/computers", params={"computerName": name})).json()
+    by_name = (
+        await driver.sepm("site-a", "GET", "/computers", params={"computerName": name})
+    ).json()
     assert [c["computerName"] for c in by_name["content"]] == [name]
-    desc = (await driver.sepm("site-a", "GET", "/computers", params={"order": "DESC", "pageSize": 1})).json()
+    desc = (
+        await driver.sepm("site-a", "GET", "/computers", params={"order": "DESC", "pageSize": 1})
+    ).json()
     assert desc["content"][0]["computerName"] > name
 
 
@@ -143,7 +155,11 @@ async def test_malformed_settings_bodies_are_400(driver: TwinDriver) -> None:
     location = (await driver.sepm("site-a", "GET", f"/groups/{group['id']}/locations")).json()[0]
     path = f"/groups/{group['id']}/locations/{location['id']}/settings"
     assert (await driver.sepm("site-a", "PATCH", path, content=b"{not json")).status_code == 400
-    bad_type = {"configuration": {"general_settings": {"security_settings": {"secure_communications": "off"}}}}
+    bad_type = {
+        "configuration": {
+            "general_settings": {"security_settings": {"secure_communications": "off"}}
+        }
+    }
     assert (await driver.sepm("site-a", "PATCH", path, json=bad_type)).status_code == 400
     unknown_location = path.replace(location["id"], "F" * 32)
     assert (await driver.sepm("site-a", "GET", unknown_location)).status_code == 404
