@@ -98,6 +98,47 @@ def main() -> None:
                     index += 1
                 elapsed = time.perf_counter() - t0
                 peak = max(peak, twin.memory_info().rss)
+                # An incremental scan, as a propagation watcher does after its first full one:
+                # turn verification off for the push group, let it propagate, fetch changes.
+                group = next(
+                    g
+                    for g in http.get("/groups", params={"pageSize": 100}).json()["content"]
+                    if g["name"] == "Servers"
+                )
+                location = http.get(f"/groups/{group['id']}/locations").json()[0]
+                http.patch(
+                    f"/groups/{group['id']}/locations/{location['id']}/settings",
+                    json={
+                        "configuration": {
+                            "general_settings": {
+                                "security_settings": {"secure_communications": False}
+                            }
+                        }
+                    },
+                )
+                since = next(
+                    g["policyDate"]
+                    for g in http.get("/groups", params={"pageSize": 100}).json()["content"]
+                    if g["id"] == group["id"]
+                )
+                time.sleep(1.0)  # > 60 simulated seconds at speed 3600
+                t1 = time.perf_counter()
+                incremental, index2 = 0, 1
+                while True:
+                    body = http.get(
+                        "/computers",
+                        params={
+                            "pageIndex": index2,
+                            "pageSize": args.page_size,
+                            "lastUpdate": since,
+                        },
+                    ).json()
+                    incremental += body["numberOfElements"]
+                    if body["lastPage"]:
+                        break
+                    index2 += 1
+                incremental_s = time.perf_counter() - t1
+                tick_ms = httpx.get(f"{ready['url']}/twin/v1/clock").json()["last_tick_ms"]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -110,6 +151,11 @@ def main() -> None:
         "seconds": round(elapsed, 2),
         "records_per_s": round(seen / elapsed),
         "startup_s": round(startup, 2),
+        "incremental_scan": {
+            "records_changed_since_policy_change": incremental,
+            "seconds": round(incremental_s, 2),
+        },
+        "fleet_tick_ms": tick_ms,
         "rss_after_start_mb": round(rss_start / 2**20),
         "rss_peak_mb": round(peak / 2**20),
         "machine": f"{os.cpu_count()} cores, "

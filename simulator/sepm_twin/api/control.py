@@ -42,7 +42,15 @@ def build_control_router(world: World, control_url: Callable[[], str]) -> APIRou
     @router.get("/clock")
     async def clock() -> Response:
         now = world.sync()
-        return json_response({"now_ms": now, "now": world.now_iso(now), "speed": world.clock.speed})
+        return json_response(
+            {
+                "now_ms": now,
+                "now": world.now_iso(now),
+                "speed": world.clock.speed,
+                # How long the last advance of the whole fleet took, in real milliseconds.
+                "last_tick_ms": round(world.last_sync_seconds * 1000, 2),
+            }
+        )
 
     @router.post("/clock/advance")
     async def advance(request: Request) -> Response:
