@@ -45,7 +45,7 @@ def test_fields_added_by_a_newer_producer_are_ignored_within_a_version():
 
 
 def test_unknown_type_or_version_is_a_clear_error():
-    with pytest.raises(UnknownMessageError, match="InspectSite.*version=99"):
+    with pytest.raises(UnknownMessageError, match=r"InspectSite.*version=99"):
         message_class("InspectSite", 99)
     envelope = Envelope(type="NoSuchThing", version=1, saga_id="s", correlation_id="s", payload={})
     with pytest.raises(UnknownMessageError):
