@@ -7,13 +7,13 @@ import uuid
 from collections import Counter
 
 import pytest
+from sqlalchemy import text
+
 from certrotate_shared.db import make_engine
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.topics import commands_topic, dlq_topic
 from certrotate_shared.transport.base import OutgoingRecord
 from certrotate_shared.transport.kafka import KafkaSubscription, KafkaTransport
-from sqlalchemy import text
-
 from tests.support.factories import inspect_site, site_target
 from tests.support.probe import Probe
 from tests.support.processes import REPO, ServiceProcess
@@ -177,11 +177,11 @@ async def test_sigkill_between_handling_and_offset_commit_loses_and_doubles_noth
 
 @pytest.mark.parametrize("restart", [False, True])
 async def test_round_trip_on_the_in_process_transport_with_sqlite(tmp_path, master_key, restart):
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
     from certrotate_shared.topics import commands_topic as commands
     from certrotate_shared.transport.local import LocalTransport
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from tests.support.echo_worker import EchoSettings, answer_inspect_site
 
     def make_worker(transport: LocalTransport) -> ServiceRuntime:

@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 
+from sqlalchemy import text
+
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.logs import configure_logging
@@ -20,7 +22,6 @@ from certrotate_shared.messages.replication import InspectSite, SiteInspected
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict, load_settings
 from certrotate_shared.topics import commands_topic
-from sqlalchemy import text
 
 
 class EchoSettings(ServiceSettings):

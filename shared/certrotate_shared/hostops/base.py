@@ -19,6 +19,10 @@ class CertificateBundle:
     data: bytes = field(repr=False)
     password: str | None = field(default=None, repr=False)
     key: bytes | None = field(default=None, repr=False)  # PEM private key, for format "pem"
+    # Where an operator can fetch it (the certificate store's reference) and its certificate's
+    # sha256 once validated; optional, used by the manual driver's instructions.
+    ref: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,11 @@ class CertificateBackup:
 class HostOperationError(Exception):
     """The host refused or failed; `retryable` says whether trying again can help."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        # The host's own error code when it gave one (e.g. "ALREADY_PARTNERS", "WRONG_PASSWORD").
+        self.code = code
 
 
 @dataclass(frozen=True)

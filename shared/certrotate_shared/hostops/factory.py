@@ -1,0 +1,36 @@
+"""Choosing a site's host-operations driver from its inventory entry (`site.host_ops.driver`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from certrotate_shared.hostops.base import HostOperationError, HostOperations
+from certrotate_shared.hostops.twin import TwinHostOperations
+from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.vault import Vault
+
+
+def host_operations_for(
+    site: SiteTarget,
+    vault: Vault | None,
+    *,
+    http_timeout: float = 30.0,
+    confirmed_tasks: Collection[str] = (),
+) -> HostOperations:
+    """The driver the inventory names for this site; the caller closes it when done.
+
+    `confirmed_tasks` matters only to the manual driver: the operator-task ids a person has
+    confirmed, so the operations they cover return instead of raising ManualTaskPending.
+    """
+    driver = site.host_ops.driver
+    if driver == "twin":
+        if not site.host_ops.endpoint:
+            raise HostOperationError(
+                f"site {site.site!r} uses the twin driver but its host_ops.endpoint is empty",
+                code="MISCONFIGURED",
+            )
+        return TwinHostOperations(site.host_ops.endpoint, timeout=http_timeout)
+    raise HostOperationError(
+        f"site {site.site!r}: the {driver!r} host-operations driver is not available yet",
+        code="MISCONFIGURED",
+    )

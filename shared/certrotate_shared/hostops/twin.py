@@ -1,0 +1,148 @@
+"""The twin driver: host operations through the SEPM simulator's host-agent API (/twin/v1).
+
+Each call is one POST with the caller's idempotency key as the `Idempotency-Key` header; the
+twin replays its first answer for a repeated key, so a retried command acts once. Secrets go
+only into the install request body; errors carry the host's own text, never the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import httpx
+
+from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
+from certrotate_shared.messages.common import ServerTarget, SiteTarget
+
+log = logging.getLogger(__name__)
+
+# Answers that can change by asking again with the same key (the twin does not remember them).
+_RETRYABLE_STATUSES = {408, 425, 429}
+
+
+class TwinHostOperations:
+    """HostOperations over the twin's host agent at its control-plane URL."""
+
+    def __init__(
+        self, endpoint: str, *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        base = endpoint.rstrip("/")
+        if not base.endswith("/twin/v1"):
+            base = f"{base}/twin/v1"
+        self._endpoint = base
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(base_url=base, timeout=timeout, transport=transport)
+
+    async def backup_certificate(self, server: ServerTarget, *, key: str) -> CertificateBackup:
+        body = await self._post(
+            f"/servers/{server.name}/certificate/backup", key=key, what=f"back up {server.name}"
+        )
+        return CertificateBackup(
+            backup_ref=str(body["backup_id"]), fingerprint=str(body["fingerprint_sha256"])
+        )
+
+    async def install_certificate(
+        self, server: ServerTarget, bundle: CertificateBundle, *, key: str
+    ) -> None:
+        await self._post(
+            f"/servers/{server.name}/certificate/install",
+            key=key,
+            what=f"install the certificate on {server.name}",
+            json=install_request(bundle),
+        )
+
+    async def restore_certificate(self, server: ServerTarget, backup_ref: str, *, key: str) -> None:
+        await self._post(
+            f"/servers/{server.name}/certificate/restore",
+            key=key,
+            what=f"restore backup {backup_ref} on {server.name}",
+            json={"backup_id": backup_ref},
+        )
+
+    async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
+        await self._post(
+            f"/servers/{server.name}/services/{service}/restart",
+            key=key,
+            what=f"restart {service} on {server.name}",
+        )
+
+    async def delete_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str
+    ) -> None:
+        await self._post(
+            f"/sites/{site.site}/replication/partners/{partner}/delete",
+            key=key,
+            what=f"delete replication partner {partner} of {site.site}",
+        )
+
+    async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        await self._post(
+            f"/sites/{site.site}/replication/partners/{partner}/add",
+            key=key,
+            what=f"add replication partner {partner} to {site.site}",
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _post(
+        self, path: str, *, key: str, what: str, json: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        try:
+            response = await self._http.post(path, json=json, headers={"Idempotency-Key": key})
+        except httpx.TimeoutException as exc:
+            raise HostOperationError(
+                f"could not {what}: the twin host agent at {self._endpoint} did not answer "
+                f"within {self._timeout:g} s",
+                retryable=True,
+                code="TIMEOUT",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise HostOperationError(
+                f"could not {what}: the twin host agent at {self._endpoint} is unreachable "
+                f"({type(exc).__name__})",
+                retryable=True,
+                code="UNREACHABLE",
+            ) from exc
+        if response.is_success:
+            log.info("twin host agent: %s done (key %s)", what, key)
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        raise _error(what, response)
+
+
+def install_request(bundle: CertificateBundle) -> dict[str, Any]:
+    """The host agent's install body; the only place the bundle's secrets are written."""
+    body: dict[str, Any] = {
+        "format": bundle.format,
+        "data_b64": base64.b64encode(bundle.data).decode(),
+        "password": bundle.password,
+    }
+    if bundle.format == "pem":
+        if bundle.key is None:
+            raise HostOperationError(
+                "a PEM certificate bundle needs its private key", code="INVALID_PRIVATE_KEY"
+            )
+        body["key_b64"] = base64.b64encode(bundle.key).decode()
+    return body
+
+
+def _error(what: str, response: httpx.Response) -> HostOperationError:
+    code: str | None = None
+    text = response.reason_phrase or "error"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        code = str(body["errorCode"]) if body.get("errorCode") is not None else None
+        text = str(body.get("errorMessage") or text)
+    status = response.status_code
+    retryable = status >= 500 or status in _RETRYABLE_STATUSES
+    detail = f"{code}, HTTP {status}" if code else f"HTTP {status}"
+    retry_after = response.headers.get("Retry-After")
+    if status == 429 and retry_after:
+        detail = f"{detail}, retry after {retry_after} s"
+    return HostOperationError(f"could not {what}: {text} ({detail})", retryable=retryable, code=code)
