@@ -17,7 +17,9 @@ from sepm_twin.servers import ManagementServer
 from sepm_twin.site import Site
 from sepm_twin.trust import CertificateBits
 
+# What /version reports for a marketing version: SEPM adds a build number.
 _KNOWN_BUILDS = {"14.3.9000": "14.3.25029.9000"}
+API_SEQUENCE = "240604011"
 
 
 def full_version(spec: SiteSpec) -> str:
@@ -90,7 +92,8 @@ def build_sites(
     farm_groups: dict[str, dict[str, Group]] = {}
     for site in scenario.sites:
         tree = farm_groups.setdefault(farm_of[site.name], {})
-        for spec in _with_ancestors(site.groups):
+        # SEPM always has the root group, even in a scenario that lists none.
+        for spec in _with_ancestors(site.groups or [GroupSpec(name="My Company")]):
             group = _group(spec, farm=farm_of[site.name], seed=scenario.seed, start_ms=start_ms)
             tree.setdefault(group.id, group)  # the first site to define a group wins
 
@@ -143,6 +146,7 @@ def build_sites(
             id=twin_id(str(scenario.seed), "site", spec.name),
             version=spec.version,
             version_full=full_version(spec),
+            api_sequence=API_SEQUENCE,
             servers=servers,
             groups=database,
             fleet=fleet,

@@ -10,9 +10,6 @@ from sepm_twin.fleet import Fleet
 from sepm_twin.groups import Group, merge_settings
 from sepm_twin.servers import ManagementServer
 
-# What /version reports for a marketing version; SEPM adds a build number.
-_BUILDS = {"14.3.9000": ("240604011", "14.3.25029.9000")}
-
 
 @dataclass
 class Site:
@@ -20,6 +17,7 @@ class Site:
     id: str
     version: str
     version_full: str
+    api_sequence: str
     servers: list[ManagementServer]
     groups: dict[str, Group]  # the site's database, by group id
     fleet: Fleet
@@ -28,10 +26,6 @@ class Site:
     client_prefix: str  # uniqueId = prefix (24 hex) + client index (8 hex)
     number: int
     group_events: int = field(default=0)
-
-    @property
-    def api_sequence(self) -> str:
-        return _BUILDS.get(self.version, ("240604011", ""))[0]
 
     def server(self, name: str) -> ManagementServer | None:
         return next((s for s in self.servers if s.name == name), None)

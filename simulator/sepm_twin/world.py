@@ -181,13 +181,15 @@ class World:
 
     # -- replication partners -------------------------------------------------------------
     def delete_partner(self, site: str, partner: str) -> None:
-        self.site(site), self.site(partner)
+        self.site(site)
+        self.site(partner)
         self.sync()
         if not self.replication.delete(site, partner):
             raise HostError(404, "NOT_FOUND", f"{site} has no replication partner {partner}")
 
     def add_partner(self, site: str, partner: str) -> None:
-        self.site(site), self.site(partner)
+        self.site(site)
+        self.site(partner)
         if site == partner:
             raise HostError(400, "INVALID_PARTNER", "A site cannot replicate with itself")
         now = self.sync()

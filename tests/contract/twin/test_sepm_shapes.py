@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sepm_twin import Twin
 
+from sepm_twin import Twin
 from tests.integration.twin.conftest import ADMIN, TwinDriver, two_site_scenario
 
 pytestmark = pytest.mark.contract

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from sepm_twin import Twin
 
 ADMIN = {"username": "admin", "password": "admin", "domain": ""}

@@ -6,8 +6,8 @@ import time
 
 import httpx
 import pytest
-from sepm_twin import Twin
 
+from sepm_twin import Twin
 from tests.integration.twin.conftest import TwinDriver, two_site_scenario
 
 pytestmark = pytest.mark.integration

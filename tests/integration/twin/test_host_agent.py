@@ -6,8 +6,8 @@ import asyncio
 import base64
 
 import pytest
-from sepm_twin import Twin
 
+from sepm_twin import Twin
 from tests.integration.twin.conftest import TwinDriver, presented_fingerprint, two_site_scenario
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import ssl
 
 import httpx
 import pytest
-from sepm_twin import Twin
 
+from sepm_twin import Twin
 from tests.integration.twin.conftest import ADMIN, TwinDriver, two_site_scenario
 
 pytestmark = pytest.mark.integration

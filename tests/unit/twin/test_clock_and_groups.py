@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sepm_twin.clock import SimClock
 from sepm_twin.groups import SettingsError, default_settings, merge_settings, policy_serial
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sepm_twin.fleet import DAY_MS, Fleet, FleetGroup
 from sepm_twin.groups import Group, Location, default_settings
 

@@ -6,6 +6,7 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+
 from sepm_twin.certificates import CertificateAuthority, KeyPair
 from sepm_twin.keystore import (
     INVALID_CERTIFICATE,
