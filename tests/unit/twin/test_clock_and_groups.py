@@ -84,3 +84,14 @@ def test_patch_merges_known_settings_and_keeps_the_rest() -> None:
 def test_malformed_settings_are_rejected(body: object) -> None:
     with pytest.raises(SettingsError):
         merge_settings(default_settings(secure=True, push=False, heartbeat_s=300), body)
+
+
+def test_the_example_scenario_is_valid() -> None:
+    from pathlib import Path
+
+    from sepm_twin.scenario import load_scenario
+
+    path = Path(__file__).parents[3] / "simulator" / "scenarios" / "example.yaml"
+    scenario = load_scenario(path)
+    assert [s.name for s in scenario.sites] == ["site-a", "site-b"]
+    assert scenario.sites[0].groups[0].locations == ["Default", "Remote"]
