@@ -39,7 +39,9 @@ async def served_fingerprint(host: str, port: int, *, timeout: float = 5.0) -> s
     except ConnectionRefusedError as exc:
         raise TlsProbeError(f"{where} refused the connection (is the service running?)") from exc
     except TimeoutError as exc:
-        raise TlsProbeError(f"{where} did not complete a TLS handshake within {timeout:g} s") from exc
+        raise TlsProbeError(
+            f"{where} did not complete a TLS handshake within {timeout:g} s"
+        ) from exc
     except ssl.SSLError as exc:
         raise TlsProbeError(f"{where} did not complete a TLS handshake: {exc.reason}") from exc
     except OSError as exc:

@@ -26,7 +26,11 @@ class TwinHostOperations:
     """HostOperations over the twin's host agent at its control-plane URL."""
 
     def __init__(
-        self, endpoint: str, *, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         base = endpoint.rstrip("/")
         if not base.endswith("/twin/v1"):
@@ -68,9 +72,7 @@ class TwinHostOperations:
             what=f"restart {service} on {server.name}",
         )
 
-    async def delete_replication_partner(
-        self, site: SiteTarget, partner: str, *, key: str
-    ) -> None:
+    async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
         await self._post(
             f"/sites/{site.site}/replication/partners/{partner}/delete",
             key=key,
@@ -145,4 +147,6 @@ def _error(what: str, response: httpx.Response) -> HostOperationError:
     retry_after = response.headers.get("Retry-After")
     if status == 429 and retry_after:
         detail = f"{detail}, retry after {retry_after} s"
-    return HostOperationError(f"could not {what}: {text} ({detail})", retryable=retryable, code=code)
+    return HostOperationError(
+        f"could not {what}: {text} ({detail})", retryable=retryable, code=code
+    )
