@@ -124,13 +124,22 @@ def _read_pem(data: bytes, key_data: bytes, password: str | None) -> tuple[x509.
     try:
         key = serialization.load_pem_private_key(key_data, password=secret)
     except TypeError as exc:
-        # An encrypted key without a password, or a password for a plain key.
-        raise KeystoreError("WRONG_PASSWORD", WRONG_PASSWORD) from exc
+        if secret is None:  # an encrypted key and no password
+            raise KeystoreError("WRONG_PASSWORD", WRONG_PASSWORD) from exc
+        # A password sent along with a plain key is not an error: there is nothing to unlock.
+        key = _plain_pem_key(key_data)
     except ValueError as exc:
         if b"ENCRYPTED" in key_data and secret is not None:
             raise KeystoreError("WRONG_PASSWORD", WRONG_PASSWORD) from exc
         raise KeystoreError("INVALID_PRIVATE_KEY", INVALID_PRIVATE_KEY) from exc
     return cert, key
+
+
+def _plain_pem_key(key_data: bytes) -> Any:
+    try:
+        return serialization.load_pem_private_key(key_data, password=None)
+    except (TypeError, ValueError) as exc:
+        raise KeystoreError("INVALID_PRIVATE_KEY", INVALID_PRIVATE_KEY) from exc
 
 
 def _checked_pair(cert: x509.Certificate, key: Any) -> KeyPair:

@@ -84,3 +84,25 @@ def test_garbage_that_is_not_base64_is_an_invalid_keystore() -> None:
     with pytest.raises(KeystoreError) as caught:
         read_install_request({"format": "pkcs12", "data_b64": "@@@", "password": "x"})
     assert caught.value.message == INVALID_KEYSTORE
+
+
+def test_an_encrypted_pem_key_needs_its_password(pairs: tuple[KeyPair, KeyPair]) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pairs[0].key_pem, password=None)
+    locked = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"open-sesame"),
+    )
+    body = install_body(pairs[0], "pem") | {"key_b64": base64.b64encode(locked).decode()}
+    assert read_install_request(body | {"password": "open-sesame"}).fingerprint_sha256 == (
+        pairs[0].fingerprint_sha256
+    )
+    for wrong in ({"password": "nope"}, {}):
+        with pytest.raises(KeystoreError) as caught:
+            read_install_request(body | wrong)
+        assert caught.value.message == WRONG_PASSWORD
+    # A password with a plain key is harmless.
+    plain = install_body(pairs[0], "pem") | {"password": "whatever"}
+    assert read_install_request(plain).fingerprint_sha256 == pairs[0].fingerprint_sha256
