@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from sepm_twin.api.agent import HostAgent
 from sepm_twin.api.control import build_control_router
-from sepm_twin.api.host_agent import HostAgent, build_host_agent_router
+from sepm_twin.api.host_agent import build_host_agent_router
 from sepm_twin.api.responses import host_error
 from sepm_twin.world import HostError, World
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sepm_twin.api.host_agent import HostAgent
+from sepm_twin.api.agent import HostAgent
 from sepm_twin.api.sepm import build_sepm_app
 from sepm_twin.api.views import topology_view
 from sepm_twin.app import build_control_app
