@@ -30,7 +30,8 @@ def server_view(server: ManagementServer) -> dict[str, Any]:
 
 
 def site_view(world: World, site: Site, control_url: str) -> dict[str, Any]:
-    first = site.servers[0]
+    # The REST base a product would use: the first server whose API port is up.
+    first = next((s for s in site.servers if s.port_open("8446")), site.servers[0])
     return {
         "name": site.name,
         "id": site.id,

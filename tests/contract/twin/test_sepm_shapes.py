@@ -161,6 +161,14 @@ async def test_groups_locations_and_settings(sepm: tuple[httpx.AsyncClient, Twin
         comm = config["communication_settings"]
         assert comm["mode"] in ("PULL", "PUSH")
         assert isinstance(comm["pull_mode_heartbeat_freq_in_seconds"], int)
+        patched = await driver.sepm(
+            "site-a",
+            "PATCH",
+            f"/groups/{group['id']}/locations/{locations[0]['id']}/settings",
+            json={"configuration": {"communication_settings": {"mode": comm["mode"]}}},
+        )
+        assert patched.status_code == 200
+        assert patched.json() == settings
 
 
 async def test_online_status(sepm: tuple[httpx.AsyncClient, TwinDriver]) -> None:
