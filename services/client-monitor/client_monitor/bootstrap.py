@@ -1,0 +1,77 @@
+"""Wiring: real or fake dependencies in, a runnable client-monitor out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certrotate_shared.clock import Clock
+from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+from certrotate_shared.sepm.api import SepmApi
+from certrotate_shared.topics import commands_topic
+from certrotate_shared.transport.base import Transport
+from certrotate_shared.vault import Vault
+from client_monitor.entrypoints.api import create_api
+from client_monitor.migrations import SCRIPT_LOCATION, VERSION_TABLE
+from client_monitor.service_layer.board import WatchBoard
+from client_monitor.service_layer.handlers import HANDLERS
+from client_monitor.service_layer.scanning import SepmFactory
+from client_monitor.settings import Settings
+
+SERVICE = "client-monitor"
+
+
+def sepm_connector(settings: Settings, vault: Vault | None = None) -> SepmFactory:
+    """The real SEPM connector, reading the site's account from the vault on first use."""
+    state: dict[str, Vault] = {}
+
+    async def connect(site: SiteTarget) -> SepmApi:
+        from certrotate_shared.sepm.client import connect_site  # the shared httpx connector
+
+        if "vault" not in state:
+            state["vault"] = vault or Vault(settings.vault_url, settings.master_key_bytes())
+            if vault is None:
+                await state["vault"].start()
+        client: SepmApi = await connect_site(site, state["vault"])
+        return client
+
+    return connect
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    sepm_factory: SepmFactory | None = None,
+    vault: Vault | None = None,
+    **_: Any,
+) -> ServiceSpec:
+    """The client-monitor: its commands, its tables, the watch board and its HTTP API."""
+    board = WatchBoard(settings, sepm_factory or sepm_connector(settings, vault))
+
+    async def watch_board(runtime: ServiceRuntime) -> None:
+        await board.run(runtime)
+
+    spec = ServiceSpec(
+        name=SERVICE,
+        handlers=HANDLERS,
+        topics=lambda prefix: [commands_topic(SERVICE, prefix)],
+        migrations=SCRIPT_LOCATION,
+        version_table=VERSION_TABLE,
+        background=[watch_board],
+        api=lambda runtime: create_api(runtime, board),
+    )
+    return spec
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    **deps: Any,
+) -> ServiceRuntime:
+    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
+    runtime = ServiceRuntime(settings, build_spec(settings, **deps), transport=transport)
+    if clock is not None:
+        runtime.clock = clock
+    return runtime

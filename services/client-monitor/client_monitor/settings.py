@@ -1,0 +1,36 @@
+"""Settings of the client-monitor (env prefix CERTROTATE_CLIENT_MONITOR_, then CERTROTATE_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from certrotate_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service = "client-monitor"
+    model_config = SettingsConfigDict(
+        env_prefix="CERTROTATE_CLIENT_MONITOR_", extra="ignore", validate_default=True
+    )
+
+    # Between incremental scans, in clock seconds (accelerated with the clock in a demo).
+    scan_interval_s: float = Field(default=300.0, gt=0)
+    # ...but never more often than this in real seconds, to spare SEPM's API.
+    min_scan_interval_real_s: float = Field(default=1.0, ge=0)
+    # A full scan now and then (clock seconds) refreshes online status and drops nothing.
+    full_rescan_interval_s: float = Field(default=86_400.0, gt=0)
+    page_size: int = Field(default=1000, ge=1, le=10_000)
+    # Incremental scans ask for lastUpdate >= (newest lastUpdateTime seen - overlap).
+    last_update_overlap_ms: int = Field(default=300_000, ge=0)
+    # PropagationProgressed: at most this often (real seconds) and on a change of >= N points.
+    progress_min_interval_real_s: float = Field(default=5.0, ge=0)
+    progress_min_change_percent: float = Field(default=1.0, ge=0)
+    # Scans over which the check-in rate behind the completion forecast is measured.
+    forecast_window_scans: int = Field(default=12, ge=2)
+    # How often open watches are looked up (real seconds), and how long a replica's claim on
+    # a watch lasts without renewal (a crashed replica's watches move after this).
+    watch_poll_s: float = Field(default=0.5, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+    # Identity of this replica for leases; empty = host name and process id.
+    instance_id: str = ""
