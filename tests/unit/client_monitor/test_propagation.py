@@ -1,0 +1,117 @@
+from datetime import timedelta
+
+import pytest
+
+from client_monitor.domain.clients import ClientTable
+from client_monitor.domain.propagation import ClientStatus, Verdict, judge, masks, tally
+from tests.unit.client_monitor.fakes import (
+    DAY_MS,
+    GROUP_B,
+    LATER_A,
+    OLD_A,
+    OLD_B,
+    T0,
+    T0_MS,
+    TARGET_A,
+    TARGET_B,
+    TARGETS,
+    computer,
+)
+
+pytestmark = pytest.mark.unit
+NOW_MS = T0_MS + 2 * DAY_MS
+
+
+def fleet() -> ClientTable:
+    table = ClientTable(TARGETS, capacity=2)  # small, so the columns must grow
+    table.ingest(
+        [
+            computer(1, serial_no=TARGET_A),
+            computer(2, serial_no=LATER_A, online=False, last_update_ms=NOW_MS - DAY_MS // 2),
+            computer(3, serial_no=OLD_A),  # pending, online
+            computer(4, serial_no=OLD_A, online=False, last_update_ms=NOW_MS - DAY_MS // 2),
+            computer(5, serial_no=OLD_A, online=False, last_update_ms=NOW_MS - 3 * DAY_MS),
+            computer(6, serial_no=OLD_A, online=False, last_update_ms=NOW_MS - 10 * DAY_MS),
+            computer(7, serial_no=OLD_A, online=False, last_update_ms=NOW_MS - 45 * DAY_MS),
+            computer(8, group=GROUP_B, serial_no=TARGET_B),
+            computer(9, group=GROUP_B, serial_no=OLD_B),
+            # moved to B but still holding A's newer serial: not B's policy
+            computer(10, group=GROUP_B, serial_no=LATER_A),
+            computer(11, group="FFFF0000000000000000000000000000", serial_no=TARGET_A),
+        ]
+    )
+    return table
+
+
+def test_counts_reached_pending_online_offline_by_days_and_stale():
+    t = tally(fleet(), now_ms=NOW_MS, stale_horizon_days=30)
+    assert t.total == 10  # the client of an unwatched group is not counted
+    assert t.reached == 3
+    assert t.pending_online == 3  # 3, 9, 10
+    assert t.pending_offline == 4
+    assert t.pending_offline_by_days == {"0-1": 1, "1-7": 1, "7-30": 1, "30+": 1}
+    assert t.stale == 1  # client 7: offline 45 days
+    assert t.orphan_risk == 7  # every pending client still verifies the old certificate
+    assert t.seen == 9
+    assert t.percent == pytest.approx(33.33)
+
+
+def test_lists_split_pending_into_stragglers_and_stale():
+    table = fleet()
+    m = masks(table, now_ms=NOW_MS, stale_horizon_days=30)
+
+    def names(status: ClientStatus) -> list[str]:
+        return [r.computer_name for r in table.rows(m.of(status).nonzero()[0])]
+
+    assert names(ClientStatus.STALE) == ["WS00007"]
+    assert names(ClientStatus.STRAGGLER) == [
+        *("WS00003", "WS00004", "WS00005", "WS00006"),
+        *("WS00009", "WS00010"),
+    ]
+    assert names(ClientStatus.AT_RISK) == names(ClientStatus.PENDING)
+    row = next(table.rows(m.of(ClientStatus.STALE).nonzero()[0]))
+    assert row.group == "My Company\\Default"
+    assert row.profile_serial == OLD_A
+    assert row.days_offline(NOW_MS) == pytest.approx(45)
+
+
+def test_an_incremental_page_updates_clients_in_place():
+    table = fleet()
+    table.ingest([computer(3, serial_no=TARGET_A), computer(9, group=GROUP_B, serial_no=TARGET_B)])
+    assert len(table) == 10
+    assert tally(table, now_ms=NOW_MS, stale_horizon_days=30).reached == 5
+
+
+def test_a_client_that_moves_to_an_unwatched_group_leaves_the_counts():
+    table = fleet()
+    table.ingest([computer(3, group="FFFF0000000000000000000000000000")])
+    assert tally(table, now_ms=NOW_MS, stale_horizon_days=30).total == 9
+
+
+def test_threshold_counts_only_clients_seen_within_the_horizon():
+    table = ClientTable(TARGETS)
+    table.ingest([computer(n, serial_no=TARGET_A) for n in range(9)])
+    table.ingest([computer(99, online=False, last_update_ms=NOW_MS - 40 * DAY_MS)])
+    t = tally(table, now_ms=NOW_MS, stale_horizon_days=30)
+    assert t.threshold_met(1.0)  # the stale client is listed, not waited on
+    t = tally(table, now_ms=NOW_MS, stale_horizon_days=60)
+    assert not t.threshold_met(1.0)
+    assert t.threshold_met(0.9)
+    assert not t.threshold_met(0.95)
+
+
+def test_propagated_wins_over_a_deadline_passed_in_the_same_scan():
+    table = ClientTable(TARGETS)
+    table.ingest([computer(1, serial_no=TARGET_A), computer(2)])
+    t = tally(table, now_ms=T0_MS, stale_horizon_days=30)
+    deadline = T0 + timedelta(days=1)
+    assert judge(t, threshold=1.0, deadline=deadline, now=T0) is Verdict.WAITING
+    assert judge(t, threshold=0.5, deadline=deadline, now=T0) is Verdict.PROPAGATED
+    assert judge(t, threshold=1.0, deadline=deadline, now=deadline) is Verdict.STALLED
+    assert judge(None, threshold=1.0, deadline=deadline, now=deadline) is Verdict.STALLED
+    assert judge(t, threshold=0.5, deadline=deadline, now=deadline) is Verdict.PROPAGATED
+
+
+def test_an_empty_fleet_has_nothing_to_wait_for():
+    t = tally(ClientTable(TARGETS), now_ms=T0_MS, stale_horizon_days=30)
+    assert t.total == 0 and t.threshold_met(1.0) and t.percent == 100.0

@@ -1,0 +1,112 @@
+from datetime import timedelta
+
+import pytest
+
+from certrotate_shared.clock import ManualClock
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from certrotate_shared.sepm.api import SepmError
+from client_monitor.adapters.repository import WatchRecord
+from client_monitor.domain.propagation import ClientStatus
+from client_monitor.service_layer.scanning import WatchScanner
+from client_monitor.settings import Settings
+from tests.support.factories import site_target
+from tests.unit.client_monitor.fakes import (
+    DAY_MS,
+    OLD_A,
+    T0,
+    T0_MS,
+    TARGET_A,
+    TARGETS,
+    FakeSepm,
+    computer,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.clock = ManualClock(T0)
+
+    def uow(self):  # scanning alone never writes
+        raise AssertionError("no database in unit tests")
+
+
+def scanner(master_key: str, **settings) -> WatchScanner:
+    command = AwaitPolicyPropagation(
+        idempotency_key="saga-1:await:1",
+        site=site_target(),
+        watch_id="w-1",
+        groups=TARGETS,
+        deadline=T0 + timedelta(days=7),
+    )
+    envelope = Envelope.wrap(command, saga_id="saga-1")
+    record = WatchRecord(
+        watch_id="w-1",
+        saga_id="saga-1",
+        site="site-a",
+        status="open",
+        deadline=command.deadline,
+        envelope=envelope,
+        counts=None,
+        outcome_type=None,
+        outcome=None,
+        opened_at=T0,
+        closed_at=None,
+    )
+    return WatchScanner(
+        record,
+        host=FakeHost(),
+        sepm_factory=lambda site: FakeSepm(),
+        settings=Settings(master_key=master_key, **settings),
+        owner="me",
+    )
+
+
+async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen(master_key):
+    sepm = FakeSepm()
+    sepm.put(*(computer(n, last_update_ms=T0_MS - n * 1000) for n in range(2500)))
+    watch = scanner(master_key, page_size=1000, last_update_overlap_ms=60_000)
+    await watch.scan(sepm)
+    assert watch.tally is not None and watch.tally.total == 2500 and watch.tally.reached == 0
+    sepm.put(computer(7, serial_no=TARGET_A, last_update_ms=T0_MS + 5000))
+    await watch.scan(sepm)
+    assert sepm.scans == [0, T0_MS - 60_000]
+    assert watch.tally.reached == 1
+    await watch.scan(sepm)
+    assert sepm.scans[-1] == T0_MS + 5000 - 60_000
+
+
+async def test_an_interrupted_scan_is_redone_from_the_previous_mark(master_key):
+    sepm = FakeSepm()
+    sepm.put(*(computer(n) for n in range(50)))
+    watch = scanner(master_key, page_size=10)
+    await watch.scan(sepm)
+    sepm.put(*(computer(n, serial_no=TARGET_A, last_update_ms=T0_MS + n) for n in range(50)))
+    sepm.fail_after_pages = 2
+    with pytest.raises(SepmError):
+        await watch.scan(sepm)
+    await watch.scan(sepm)
+    assert sepm.scans[1] == sepm.scans[2], "the retry must not skip clients the failed pass missed"
+    assert watch.tally is not None and watch.tally.reached == 50
+
+
+async def test_stale_clients_are_listed_by_days_offline(master_key):
+    sepm = FakeSepm()
+    sepm.put(
+        computer(1, serial_no=OLD_A, online=False, last_update_ms=T0_MS - 40 * DAY_MS),
+        computer(2, serial_no=OLD_A),
+        computer(3, serial_no=TARGET_A),
+    )
+    watch = scanner(master_key)
+    await watch.scan(sepm)
+    stale, _ = watch.select(ClientStatus.STALE)
+    stragglers, _ = watch.select(ClientStatus.STRAGGLER)
+    assert [r.computer_name for r in watch.table.rows(stale)] == ["WS00001"]
+    assert [r.computer_name for r in watch.table.rows(stragglers)] == ["WS00002"]
+    saved = list(watch.pending_records())
+    assert [(r["computer_name"], r["stale"], r["days_offline"]) for r in saved] == [
+        ("WS00001", True, 40.0),
+        ("WS00002", False, 0.0),
+    ]
