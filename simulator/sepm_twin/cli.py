@@ -9,17 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
+from sepm_twin.scenario import Scenario, load_scenario
 from sepm_twin.twin import Twin
 
 
 def run(scenario_path: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
     """Start the twin, print one JSON ready line on stdout, and serve until SIGINT/SIGTERM."""
-    asyncio.run(_serve(scenario_path, host, port))
+    try:
+        scenario = load_scenario(Path(scenario_path))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        # pydantic's ValidationError is a ValueError; its text names each bad field.
+        sys.stderr.write(f"sepm_twin: cannot use scenario {scenario_path}: {exc}\n")
+        raise SystemExit(2) from exc
+    asyncio.run(_serve(scenario, host, port))
 
 
-async def _serve(scenario_path: str | Path, host: str, port: int) -> None:
-    twin = await Twin.start(Path(scenario_path), host=host, port=port)
+async def _serve(scenario: Scenario, host: str, port: int) -> None:
+    twin = await Twin.start(scenario, host=host, port=port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

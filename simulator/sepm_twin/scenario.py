@@ -9,6 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sepm_twin.faults import FaultSpec
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -99,7 +101,7 @@ class Scenario(_Strict):
     rate_limit: RateLimitSpec | None = None
     replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
     sites: list[SiteSpec]
-    faults: list[dict[str, Any]] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
