@@ -1,0 +1,153 @@
+"""Propagation watches over real Kafka and PostgreSQL against the twin's fleet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from tests.integration.client_monitor.conftest import scenario
+
+pytestmark = pytest.mark.integration
+
+PULL = {"name": "My Company\\Default", "clients": 240, "mode": "pull", "heartbeat_s": 300}
+PUSH = {"name": "My Company\\Laptops", "clients": 60, "mode": "push"}
+
+
+async def test_watch_reports_progress_then_policy_propagated_once_clients_check_in(make_stack):
+    stack = await make_stack(scenario(PULL, PUSH))
+    monitor = await stack.start_monitor()
+    targets = await stack.disable_verification()
+    saga_id, watch_id, sent = await stack.watch(targets, deadline_in=timedelta(days=7))
+
+    first = await stack.probe.wait_for("PropagationProgressed")
+    counts = first.payload
+    assert counts["total"] == 300
+    assert counts["reached"] < 300, "pull clients cannot have the policy before a heartbeat"
+    assert counts["orphan_risk"] == counts["pending_online"] + counts["pending_offline"]
+
+    await stack.advance(600)  # two heartbeats: every pull client checks in
+    done = await stack.probe.wait_for("PolicyPropagated")
+    assert done.payload["reached"] == 300
+    assert done.payload["orphan_risk"] == 0
+    assert done.payload["percent"] == 100.0
+    assert done.saga_id == saga_id
+    assert done.causation_id == str(sent.message_id)
+
+    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+        body = (await api.get(f"/v1/watches/{watch_id}")).json()
+        assert body["status"] == "propagated"
+        assert body["counts"]["reached"] == 300
+        missing = await api.get("/v1/watches/nope")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_offline_clients_beyond_the_horizon_are_stale_and_fetched_as_csv(make_stack):
+    away = {**PULL, "offline": {"fraction": 0.1, "days": 60}}
+    stack = await make_stack(scenario(away))
+    monitor = await stack.start_monitor()
+    await stack.advance(40 * 86_400)  # the offline clients were last seen 40 days ago
+    targets = await stack.disable_verification()
+    _, watch_id, _ = await stack.watch(
+        targets, deadline_in=timedelta(days=7), stale_horizon_days=30
+    )
+    progress = await stack.probe.wait_for("PropagationProgressed")
+    assert progress.payload["stale"] == 24
+    assert progress.payload["pending_offline_by_days"]["30+"] == 24
+
+    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+        live = await api.get(f"/v1/watches/{watch_id}/clients?status=stale&format=csv")
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(live.text)))
+        assert len(rows) == 24
+        assert {r["groupFullPathName"] for r in rows} == {"My Company\\Default"}
+        assert all(r["onlineStatus"] == "0" and float(r["daysOffline"]) >= 40 for r in rows)
+        for row in rows[:3]:  # the twin agrees they are away
+            truth = (await stack.http.get(f"/twin/v1/clients/{row['uniqueId']}")).json()
+            assert truth["online"] is False
+
+        await stack.advance(600)
+        done = await stack.probe.wait_for("PolicyPropagated")
+        assert done.payload["stale"] == 24  # listed, not waited on
+        assert done.payload["orphan_risk"] == 24
+
+        # After the watch closed, the list is still there for remediation.
+        saved = await api.get(f"/v1/watches/{watch_id}/clients?status=at_risk&format=csv")
+        assert [r["uniqueId"] for r in csv.DictReader(io.StringIO(saved.text))] == [
+            r["uniqueId"] for r in rows
+        ]
+        assert (await api.get(f"/v1/watches/{watch_id}/clients?status=straggler")).json()[
+            "clients"
+        ] == []
+
+
+async def test_deadline_passes_with_stragglers_and_the_watch_stalls(make_stack):
+    slow = {**PULL, "clients": 100, "heartbeat_s": 86_400}
+    stack = await make_stack(scenario(slow))
+    monitor = await stack.start_monitor()
+    targets = await stack.disable_verification()
+    _, watch_id, _ = await stack.watch(targets, deadline_in=timedelta(hours=1))
+    await stack.probe.wait_for("PropagationProgressed")
+    await stack.advance(2 * 3600)
+    stalled = await stack.probe.wait_for("PropagationStalled")
+    pending = stalled.payload["pending_online"]
+    assert 0 < pending < 100, "some clients checked in within 2 of their 24 hours"
+    assert stalled.payload["reached"] + pending == 100
+    assert "deadline" in stalled.payload["reason"]
+    assert f"{pending} stragglers" in stalled.payload["reason"]
+    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+        listed = (await api.get(f"/v1/watches/{watch_id}/clients?status=straggler")).json()
+    assert listed["watch_status"] == "stalled"
+    assert len(listed["clients"]) == pending
+    assert not stack.probe.of("PolicyPropagated")
+
+
+async def test_token_expiry_and_a_429_storm_during_scans_do_not_break_the_watch(make_stack):
+    stack = await make_stack(scenario(PULL, PUSH), page_size=25)
+    await stack.start_monitor()
+    targets = await stack.disable_verification()
+    await stack.watch(targets, deadline_in=timedelta(days=7))
+    await stack.probe.wait_for("PropagationProgressed")
+    # The next scans meet an expired token and a run of 429s on /computers.
+    for fault in (
+        {
+            "kind": "throttle",
+            "site": "site-a",
+            "path": "/computers",
+            "count": 4,
+            "retry_after_s": 1,
+        },
+        {"kind": "token_expiry", "site": "site-a", "path": "/computers", "count": 2},
+    ):
+        created = await stack.http.post("/twin/v1/faults", json=fault)
+        assert created.status_code == 201, created.text
+    await stack.advance(600)
+    done = await stack.probe.wait_for("PolicyPropagated", timeout=60)
+    assert done.payload["reached"] == 300
+    assert (await stack.http.get("/twin/v1/faults")).json() == [], "every fault fired"
+    assert not stack.probe.of("PropagationWatchFailed")
+
+
+async def test_a_restarted_service_resumes_its_open_watch(make_stack):
+    stack = await make_stack(scenario(PULL))
+    first = await stack.start_monitor()
+    targets = await stack.disable_verification()
+    saga_id, watch_id, _ = await stack.watch(targets, deadline_in=timedelta(days=7))
+    await stack.probe.wait_for("PropagationProgressed")
+    await first.stop()
+    stack.runtimes.remove(first)
+
+    await stack.advance(600)  # the fleet moves on while the service is down
+    second = await stack.start_monitor()
+    done = await stack.probe.wait_for("PolicyPropagated")
+    assert done.saga_id == saga_id
+    assert done.payload["watch_id"] == watch_id
+    assert done.payload["reached"] == 240
+    async with httpx.AsyncClient(base_url=second.http_url) as api:
+        assert (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "propagated"
+    assert len(stack.probe.of("PolicyPropagated")) == 1
