@@ -84,7 +84,8 @@ class Fleet:
         self.trusted = np.full(n, trusted_mask, dtype=np.uint64)
         self.orphaned = np.zeros(n, dtype=bool)
         self.orphaned_at = np.zeros(n, dtype=np.int64)
-        self.last_update = np.full(n, start_ms, dtype=np.int64)
+        # Each record last changed when its client took the policy it has, before the start.
+        self.last_update = self.applied_time.copy()
         jitter = (rng.random(n) * self.applied_hb_ms).astype(np.int64)
         self.next_checkin = np.maximum(self.offline_until, start_ms) + jitter
         self.max_offline_until = int(self.offline_until.max()) if n else 0

@@ -52,6 +52,11 @@ class Site:
             self._policy_changed(group, at_ms)
         return location.settings
 
+    def touch_policy(self, group: Group, at_ms: int) -> None:
+        """A new serial with unchanged settings, as database maintenance or LiveUpdate cause."""
+        group.policy_time_ms = max(at_ms, group.policy_time_ms + 1)
+        self._policy_changed(group, at_ms)
+
     def differs(self, incoming: Group) -> bool:
         current = self.groups.get(incoming.id)
         return current is None or not _same_policy(current, incoming)

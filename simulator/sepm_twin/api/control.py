@@ -98,6 +98,16 @@ def build_control_router(world: World, control_url: Callable[[], str]) -> APIRou
         world.site(site).rate_limit.set(per_minute or None)
         return json_response({"site": site, "calls_per_minute": per_minute or None})
 
+    @router.post("/sites/{site}/groups/{group_id}/touch-policy")
+    async def touch_policy(site: str, group_id: str) -> Response:
+        """Change a group's serial without changing its settings (SEPM does this on its own)."""
+        target = world.site(site)
+        group = target.groups.get(group_id.upper())
+        if group is None:
+            return host_error(404, "NOT_FOUND", f"No group {group_id!r} in {site}")
+        target.touch_policy(group, world.sync())
+        return json_response({"group_id": group.id, "policySerialNumber": group.serial})
+
     @router.get("/ground-truth/orphans")
     async def orphans(site: str | None = None, limit: int | None = None) -> Response:
         world.sync()

@@ -169,3 +169,15 @@ async def test_online_status_counts_the_offline_fraction(driver: TwinDriver) -> 
     stats = (await driver.sepm("site-a", "GET", "/stats/client/onlinestatus")).json()
     counts = {s["status"]: s["clientsCount"] for s in stats["clientCountStatsList"]}
     assert counts == {"ONLINE": 405, "OFFLINE": 15}
+
+
+async def test_a_serial_can_change_without_our_edit(driver: TwinDriver) -> None:
+    group = next(g for g in await driver.groups("site-a") if g["name"] == "Laptops")
+    touched = await driver.http.post(f"/twin/v1/sites/site-a/groups/{group['id']}/touch-policy")
+    assert touched.status_code == 200
+    after = next(g for g in await driver.groups("site-a") if g["id"] == group["id"])
+    assert after["policySerialNumber"] == touched.json()["policySerialNumber"]
+    assert after["policySerialNumber"] != group["policySerialNumber"]
+    await driver.advance(61)
+    laptops = await driver.all_computers("site-a", lastUpdate=after["policyDate"])
+    assert {c["profileSerialNo"] for c in laptops} == {after["policySerialNumber"]}
