@@ -145,7 +145,11 @@ class IssuedCertificate:
         data: bytes = jks.KeyStore.new("jks", [entry]).saves(store_password)
         return data
 
-    def upload(self, fmt: Literal["pkcs12", "jks", "pem"], password: str = "pw") -> dict[str, Any]:
+    def upload(
+        self,
+        fmt: Literal["pkcs12", "jks", "pem"],
+        password: str = "pw",  # noqa: S107
+    ) -> dict[str, Any]:
         """The JSON body fields of POST /internal/v1/bundles for this certificate."""
         if fmt == "pkcs12":
             return {"format": fmt, "data_b64": b64(self.pkcs12(password)), "password": password}

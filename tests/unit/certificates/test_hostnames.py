@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+
 from certificates.domain.hostnames import SubjectNames, covers, uncovered
 
 pytestmark = pytest.mark.unit

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
 from certificates.domain.keystore import BundleRejected, Upload
 from certificates.domain.validation import Requirements, ValidatedCertificate, validate
-
 from tests.support.pki import IssuedCertificate, TestCA, now_utc
 
 pytestmark = pytest.mark.unit
@@ -32,7 +32,9 @@ def good(issuing: TestCA) -> IssuedCertificate:
 
 
 def check(upload: Upload, hosts: list[str] = HOSTS, min_days: int = 30) -> ValidatedCertificate:
-    return validate(upload, Requirements(hostnames=hosts, min_validity_days=min_days, now=now_utc()))
+    return validate(
+        upload, Requirements(hostnames=hosts, min_validity_days=min_days, now=now_utc())
+    )
 
 
 def rejected(upload: Upload, hosts: list[str] = HOSTS, min_days: int = 30) -> BundleRejected:

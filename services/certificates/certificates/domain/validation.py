@@ -80,9 +80,7 @@ def _describe(key: object) -> str:
 
 def _check_key_strength(key: object, *, what: str = "the private key") -> None:
     if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        raise BundleRejected(
-            "weak_key", f"{what} is {_describe(key)}; SEPM accepts RSA keys only"
-        )
+        raise BundleRejected("weak_key", f"{what} is {_describe(key)}; SEPM accepts RSA keys only")
     if key.key_size < MIN_RSA_BITS:
         raise BundleRejected(
             "weak_key",
@@ -181,9 +179,7 @@ def _check_validity(cert: x509.Certificate, requirements: Requirements, *, leaf:
             f"(now {now:%Y-%m-%d %H:%M} UTC)",
         )
     if end <= now:
-        raise BundleRejected(
-            "expired", f"{what} expired on {end:%Y-%m-%d %H:%M} UTC"
-        )
+        raise BundleRejected("expired", f"{what} expired on {end:%Y-%m-%d %H:%M} UTC")
     if end < now + timedelta(days=requirements.min_validity_days):
         days_left = (end - now).days
         raise BundleRejected(

@@ -1,0 +1,176 @@
+"""The jobs table: long-running commands, claimed with a lease so replicas share the work and a
+crashed worker's job is picked up again when its lease runs out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from certificates.adapters.orm import jobs
+from certrotate_shared.envelope import Envelope
+
+PENDING, RUNNING, AWAITING_OPERATOR, DONE = "pending", "running", "awaiting_operator", "done"
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    idempotency_key: str
+    command_type: str
+    saga_id: str
+    envelope: Envelope
+    status: str
+    task_id: str | None
+    confirmed_tasks: list[str]
+    resumed_by_task: str | None
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        job_id=row.job_id,
+        idempotency_key=row.idempotency_key,
+        command_type=row.command_type,
+        saga_id=row.saga_id,
+        envelope=Envelope.model_validate_json(row.envelope),
+        status=row.status,
+        task_id=row.task_id,
+        confirmed_tasks=list(row.confirmed_tasks or []),
+        resumed_by_task=row.resumed_by_task,
+    )
+
+
+async def add_job(
+    session: AsyncSession, envelope: Envelope, idempotency_key: str, now: datetime
+) -> None:
+    """Queue a command; a second copy of the same idempotency key is ignored."""
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(jobs).values(
+        job_id=str(uuid.uuid4()),
+        idempotency_key=idempotency_key,
+        command_type=envelope.type,
+        saga_id=envelope.saga_id,
+        envelope=envelope.model_dump_json(),
+        status=PENDING,
+        task_id=None,
+        confirmed_tasks=[],
+        resumed_by_task=None,
+        lease_until=None,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(stmt.on_conflict_do_nothing())
+
+
+async def claim_jobs(
+    sessions: async_sessionmaker[AsyncSession], *, now: datetime, lease_s: float, limit: int
+) -> list[Job]:
+    """Take up to `limit` runnable jobs: pending ones, and running ones whose lease ran out."""
+    runnable = or_(
+        jobs.c.status == PENDING,
+        and_(jobs.c.status == RUNNING, jobs.c.lease_until < now),
+    )
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(jobs).where(runnable).order_by(jobs.c.created_at).limit(limit)
+            )
+        ).all()
+        claimed = []
+        for row in rows:
+            # Conditional on the row being unchanged, so two replicas never both win it.
+            result = await session.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == row.job_id,
+                    jobs.c.status == row.status,
+                    or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
+                )
+                .values(
+                    status=RUNNING,
+                    lease_until=now + timedelta(seconds=lease_s),
+                    attempts=jobs.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(_job(row))
+        await session.commit()
+    return claimed
+
+
+async def renew_leases(
+    sessions: async_sessionmaker[AsyncSession], job_ids: list[str], *, until: datetime
+) -> None:
+    if not job_ids:
+        return
+    async with sessions() as session:
+        await session.execute(
+            update(jobs)
+            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING)
+            .values(lease_until=until)
+        )
+        await session.commit()
+
+
+async def finish_job(session: AsyncSession, job_id: str, now: datetime) -> None:
+    await session.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id)
+        .values(status=DONE, lease_until=None, resumed_by_task=None, updated_at=now)
+    )
+
+
+async def await_operator(
+    session: AsyncSession,
+    job_id: str,
+    *,
+    task_id: str,
+    confirmed_tasks: list[str],
+    now: datetime,
+) -> None:
+    await session.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id)
+        .values(
+            status=AWAITING_OPERATOR,
+            task_id=task_id,
+            confirmed_tasks=confirmed_tasks,
+            resumed_by_task=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+
+
+async def job_for_task(session: AsyncSession, task_id: str) -> Job | None:
+    row = (
+        await session.execute(
+            select(jobs).where(jobs.c.task_id == task_id).order_by(jobs.c.created_at.desc())
+        )
+    ).first()
+    return _job(row) if row else None
+
+
+async def resume_after_confirmation(
+    session: AsyncSession, job: Job, task_id: str, now: datetime
+) -> None:
+    """The operator confirmed: run the job again, treating that task as done."""
+    await session.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job.job_id, jobs.c.status == AWAITING_OPERATOR)
+        .values(
+            status=PENDING,
+            confirmed_tasks=sorted({*job.confirmed_tasks, task_id}),
+            resumed_by_task=task_id,
+            lease_until=None,
+            updated_at=now,
+        )
+    )

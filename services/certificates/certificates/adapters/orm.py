@@ -1,0 +1,81 @@
+"""The certificates service's own tables (its schema; messaging tables live beside them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Uploaded bundles. `sealed` is AES-GCM under the master key, bound to bundle_ref; it holds
+# the file, its password and (PEM) its key. Everything else is public certificate data.
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("bundle_ref", String(64), primary_key=True),
+    Column("site", String(200), nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("fingerprint_sha256", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when a command first names the bundle; only unreferenced bundles expire by TTL.
+    Column("referenced_at", DateTime(timezone=True)),
+)
+
+# What SetCertificateVerification(disable) found, per saga: "restore" puts back exactly this.
+verification_originals = Table(
+    "verification_originals",
+    metadata,
+    Column("saga_id", String(200), primary_key=True),
+    Column("site", String(200), primary_key=True),
+    Column("group_id", String(200), primary_key=True),
+    Column("location_id", String(200), primary_key=True),
+    Column("full_path_name", Text, nullable=False),
+    Column("original", Boolean, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# The first backup taken for a server in a saga: the one rollback must restore, even when a
+# later attempt runs after the new certificate was already installed.
+server_backups = Table(
+    "server_backups",
+    metadata,
+    Column("saga_id", String(200), primary_key=True),
+    Column("site", String(200), primary_key=True),
+    Column("server", String(200), primary_key=True),
+    Column("backup_ref", String(200), nullable=False),
+    Column("fingerprint_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Long-running commands, run outside the consumer's transaction and resumed after a crash.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("command_type", String(100), nullable=False),
+    Column("saga_id", String(200), nullable=False),
+    Column("envelope", Text, nullable=False),  # the command as received (no secrets in it)
+    # pending -> running -> done; running -> awaiting_operator -> pending (on confirmation)
+    Column("status", String(20), nullable=False, index=True),
+    Column("task_id", String(200), index=True),
+    Column("confirmed_tasks", JSON, nullable=False),
+    Column("resumed_by_task", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

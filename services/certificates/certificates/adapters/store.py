@@ -1,0 +1,183 @@
+"""The certificate store in SQL: sealed bundles, verification originals, server backups."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from certificates.adapters.orm import bundles, server_backups, verification_originals
+from certificates.domain.keystore import BundleFormat, Upload
+from certificates.domain.validation import ValidatedCertificate
+from certificates.service_layer.store import BundleUnavailableError, Original, StoredBundle
+from certrotate_shared.hostops import CertificateBackup, CertificateBundle
+from certrotate_shared.secretbox import SecretBox
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+def new_bundle_ref() -> str:
+    return f"bnd_{secrets.token_hex(16)}"
+
+
+def seal_upload(box: SecretBox, bundle_ref: str, upload: Upload) -> bytes:
+    """The upload's secrets as one AES-GCM blob bound to its reference."""
+    plain = json.dumps(
+        {
+            "data": upload.data.hex(),
+            "password": upload.password,
+            "key": upload.key.hex() if upload.key is not None else None,
+        }
+    ).encode()
+    return box.seal(plain, f"bundle:{bundle_ref}")
+
+
+def open_sealed(box: SecretBox, bundle_ref: str, fmt: BundleFormat, sealed: bytes) -> CertificateBundle:
+    fields = json.loads(box.open(sealed, f"bundle:{bundle_ref}"))
+    return CertificateBundle(
+        format=fmt,
+        data=bytes.fromhex(fields["data"]),
+        password=fields["password"],
+        key=bytes.fromhex(fields["key"]) if fields["key"] is not None else None,
+    )
+
+
+async def add_bundle(
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    site: str,
+    upload: Upload,
+    validated: ValidatedCertificate,
+    now: datetime,
+) -> str:
+    bundle_ref = new_bundle_ref()
+    await session.execute(
+        bundles.insert().values(
+            bundle_ref=bundle_ref,
+            site=site,
+            format=upload.format,
+            fingerprint_sha256=validated.fingerprint_sha256,
+            subject=validated.subject,
+            not_after=validated.not_after,
+            sealed=seal_upload(box, bundle_ref, upload),
+            created_at=now,
+            referenced_at=None,
+        )
+    )
+    return bundle_ref
+
+
+async def delete_bundle(session: AsyncSession, bundle_ref: str) -> bool:
+    result = await session.execute(delete(bundles).where(bundles.c.bundle_ref == bundle_ref))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_referenced(session: AsyncSession, bundle_ref: str, now: datetime) -> None:
+    await session.execute(
+        update(bundles)
+        .where(bundles.c.bundle_ref == bundle_ref, bundles.c.referenced_at.is_(None))
+        .values(referenced_at=now)
+    )
+
+
+async def purge_unreferenced(session: AsyncSession, *, created_before: datetime) -> list[str]:
+    """Delete bundles no command named that were uploaded before the cut-off."""
+    stale = (
+        (
+            await session.execute(
+                select(bundles.c.bundle_ref).where(
+                    bundles.c.referenced_at.is_(None), bundles.c.created_at < created_before
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if stale:
+        await session.execute(delete(bundles).where(bundles.c.bundle_ref.in_(stale)))
+    return list(stale)
+
+
+class SqlCertificateStore:
+    """CertificateStore over the service's database; each call is its own short transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox, clock: Any):
+        self._sessions = sessions
+        self._box = box
+        self._clock = clock
+
+    async def load_bundle(self, bundle_ref: str) -> StoredBundle:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(select(bundles).where(bundles.c.bundle_ref == bundle_ref))
+            ).first()
+        if row is None:
+            raise BundleUnavailableError(
+                f"bundle {bundle_ref} is not in the certificate store (never stored, or purged)"
+            )
+        bundle = open_sealed(self._box, bundle_ref, row.format, bytes(row.sealed))
+        return StoredBundle(bundle, row.fingerprint_sha256)
+
+    async def originals(self, saga_id: str, site: str) -> list[Original]:
+        t = verification_originals
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t)
+                    .where(t.c.saga_id == saga_id, t.c.site == site)
+                    .order_by(t.c.recorded_at, t.c.group_id, t.c.location_id)
+                )
+            ).all()
+        return [Original(r.group_id, r.location_id, r.full_path_name, r.original) for r in rows]
+
+    async def record_original(self, saga_id: str, site: str, original: Original) -> None:
+        async with self._sessions() as session:
+            stmt = _insert(session, verification_originals).values(
+                saga_id=saga_id,
+                site=site,
+                group_id=original.group_id,
+                location_id=original.location_id,
+                full_path_name=original.full_path_name,
+                original=original.value,
+                recorded_at=self._clock.now(),
+            )
+            await session.execute(stmt.on_conflict_do_nothing())
+            await session.commit()
+
+    async def backup_for(self, saga_id: str, site: str, server: str) -> CertificateBackup | None:
+        t = server_backups
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(t).where(t.c.saga_id == saga_id, t.c.site == site, t.c.server == server)
+                )
+            ).first()
+        return CertificateBackup(row.backup_ref, row.fingerprint_sha256) if row else None
+
+    async def record_backup(
+        self, saga_id: str, site: str, server: str, backup: CertificateBackup
+    ) -> CertificateBackup:
+        async with self._sessions() as session:
+            stmt = _insert(session, server_backups).values(
+                saga_id=saga_id,
+                site=site,
+                server=server,
+                backup_ref=backup.backup_ref,
+                fingerprint_sha256=backup.fingerprint,
+                created_at=self._clock.now(),
+            )
+            await session.execute(stmt.on_conflict_do_nothing())
+            await session.commit()
+        kept = await self.backup_for(saga_id, site, server)
+        assert kept is not None
+        return kept

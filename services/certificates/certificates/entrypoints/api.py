@@ -1,0 +1,162 @@
+"""Internal HTTP API: the orchestrator uploads a bundle for pre-flight and gets a reference.
+
+Request bodies hold keystores and passwords: they are never logged, echoed or kept when the
+bundle is rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from certificates.adapters import store
+from certificates.domain.keystore import BundleRejected, Upload
+from certificates.domain.validation import Requirements, validate
+from certificates.service_layer.dependencies import Dependencies
+from certrotate_shared.http import ProblemError, install_problem_handlers
+from certrotate_shared.runtime import ServiceRuntime
+
+TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
+
+
+class BundleUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    site: str = Field(min_length=1, max_length=200)
+    format: Literal["pkcs12", "jks", "pem"]
+    data_b64: SecretStr
+    password: SecretStr | None = None
+    key_b64: SecretStr | None = None
+    hostnames: list[str] = Field(default_factory=list)
+    min_validity_days: int | None = Field(default=None, ge=0)
+
+
+class StoredBundleOut(BaseModel):
+    bundle_ref: str
+    fingerprint_sha256: str
+    subject: str
+    not_after: str
+    sans: list[str]
+    certificate_pem: str
+    warnings: list[str]
+
+
+def _decode(value: SecretStr | None, field: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(value.get_secret_value(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProblemError(
+            422, "Invalid request", f"{field} is not valid base64", code="invalid_request"
+        ) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(413, "Payload too large", f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, "Payload too large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
+    settings = deps.settings
+    app = FastAPI(title="certrotate certificates (internal)", openapi_url=None)
+    install_problem_handlers(app)
+    expected = settings.internal_token.get_secret_value().encode()
+
+    def authorized(
+        token: Annotated[str | None, Header(alias=TOKEN_HEADER)] = None,
+    ) -> None:
+        if token is None or not hmac.compare_digest(token.encode(), expected):
+            raise ProblemError(
+                401, "Unauthorized", f"send the internal token in the {TOKEN_HEADER} header"
+            )
+
+    @app.post("/internal/v1/bundles", status_code=201, dependencies=[Depends(authorized)])
+    async def upload_bundle(request: Request) -> JSONResponse:
+        raw = await _read_limited(request, settings.max_bundle_request_bytes)
+        try:
+            body = BundleUpload.model_validate_json(raw)
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_input=False, include_url=False)
+            ]
+            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+            raise ProblemError(
+                422, "Invalid request", detail, code="invalid_request", errors=errors
+            ) from None
+        upload = Upload(
+            format=body.format,
+            data=_decode(body.data_b64, "data_b64") or b"",
+            password=body.password.get_secret_value() if body.password is not None else None,
+            key=_decode(body.key_b64, "key_b64"),
+        )
+        requirements = Requirements(
+            hostnames=body.hostnames,
+            min_validity_days=(
+                settings.min_validity_days
+                if body.min_validity_days is None
+                else body.min_validity_days
+            ),
+            now=deps.clock.now(),
+        )
+        try:
+            # Key derivation (PKCS#12, JKS) is CPU work; keep the event loop answering.
+            validated = await asyncio.to_thread(validate, upload, requirements)
+        except BundleRejected as rejected:
+            raise ProblemError(
+                422,
+                "Certificate rejected",
+                rejected.detail,
+                type_=f"urn:certrotate:certificate:{rejected.code}",
+                code=rejected.code,
+                **rejected.extra,
+            ) from None
+        async with runtime.uow() as uow:
+            bundle_ref = await store.add_bundle(
+                uow.session,
+                deps.box,
+                site=body.site,
+                upload=upload,
+                validated=validated,
+                now=deps.clock.now(),
+            )
+            await uow.commit()
+        out = StoredBundleOut(
+            bundle_ref=bundle_ref,
+            fingerprint_sha256=validated.fingerprint_sha256,
+            subject=validated.subject,
+            not_after=validated.not_after.isoformat(),
+            sans=validated.sans,
+            certificate_pem=validated.certificate_pem,
+            warnings=validated.warnings,
+        )
+        return JSONResponse(out.model_dump(), status_code=201)
+
+    @app.delete(
+        "/internal/v1/bundles/{bundle_ref}", status_code=204, dependencies=[Depends(authorized)]
+    )
+    async def delete_bundle(bundle_ref: str) -> Response:
+        async with runtime.uow() as uow:
+            deleted = await store.delete_bundle(uow.session, bundle_ref)
+            await uow.commit()
+        if not deleted:
+            raise ProblemError(404, "Not found", f"no bundle {bundle_ref} in the store")
+        return Response(status_code=204)
+
+    return app

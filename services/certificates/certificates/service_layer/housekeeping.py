@@ -1,0 +1,35 @@
+"""Destroying bundles no rotation ever used, once they are older than the TTL."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from certificates.adapters import store
+from certificates.service_layer.dependencies import Dependencies
+
+if TYPE_CHECKING:
+    from certrotate_shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+
+async def purge_once(runtime: ServiceRuntime, deps: Dependencies) -> list[str]:
+    cutoff = deps.clock.now() - timedelta(seconds=deps.settings.bundle_ttl_s)
+    async with runtime.uow() as uow:
+        purged = await store.purge_unreferenced(uow.session, created_before=cutoff)
+        await uow.commit()
+    if purged:
+        log.info("purged %d unused bundle(s) older than the TTL: %s", len(purged), purged)
+    return purged
+
+
+async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> None:
+    """Background loop."""
+    while True:
+        try:
+            await purge_once(runtime, deps)
+        except Exception:
+            log.exception("purging stale bundles failed; trying again later")
+        await deps.clock.sleep(deps.settings.purge_interval_s)

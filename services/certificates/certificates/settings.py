@@ -1,0 +1,49 @@
+"""Settings of the certificates service (env prefix CERTROTATE_CERTIFICATES_)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from certrotate_shared.settings import ServiceSettings
+
+_PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "default", "dev", "test", "token"}
+DAY = 86400.0
+
+
+class Settings(ServiceSettings):
+    service = "certificates"
+    model_config = SettingsConfigDict(env_prefix="CERTROTATE_CERTIFICATES_", extra="ignore")
+
+    # Shared secret the orchestrator sends in X-Certrotate-Internal-Token.
+    internal_token: SecretStr = SecretStr("")
+    # Largest accepted POST /internal/v1/bundles body (JSON with base64 inside).
+    max_bundle_request_bytes: int = Field(default=1_048_576, gt=0)
+    # Used when an upload does not say how many days of validity it needs.
+    min_validity_days: int = Field(default=30, ge=0)
+    # Uploads no command ever named are destroyed after this long. It must outlast the longest
+    # rotation (two propagation waits of up to 14 days each), or a saga loses its certificate.
+    bundle_ttl_s: float = Field(default=35 * DAY, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    # After the restarts: how long to keep probing until every TLS port serves the new
+    # certificate (services take a while to come up), and how often.
+    verify_timeout_s: float = Field(default=60.0, ge=0)
+    verify_interval_s: float = Field(default=1.0, gt=0)
+    probe_timeout_s: float = Field(default=5.0, gt=0)
+    # Long-running commands run as jobs outside the consumer's transaction.
+    job_poll_interval_s: float = Field(default=0.5, gt=0)
+    job_lease_s: float = Field(default=60.0, gt=0)
+    max_concurrent_jobs: int = Field(default=8, gt=0)
+
+    @field_validator("internal_token")
+    @classmethod
+    def _real_token(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw.strip().lower() in _PLACEHOLDER_TOKENS:
+            raise ValueError(
+                "an internal token is required (the orchestrator sends it); generate one with "
+                "`certrotate keygen` and give both services the same value"
+            )
+        if len(raw) < 16:
+            raise ValueError("the internal token must be at least 16 characters")
+        return value
