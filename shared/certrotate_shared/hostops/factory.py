@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 from certrotate_shared.hostops.base import HostOperationError, HostOperations
 from certrotate_shared.hostops.twin import TwinHostOperations
+from certrotate_shared.hostops.winrm import WinRMHostOperations
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.vault import Vault
 
@@ -30,6 +31,8 @@ def host_operations_for(
                 code="MISCONFIGURED",
             )
         return TwinHostOperations(site.host_ops.endpoint, timeout=http_timeout)
+    if driver == "winrm":
+        return WinRMHostOperations(site, vault, timeout=http_timeout)
     raise HostOperationError(
         f"site {site.site!r}: the {driver!r} host-operations driver is not available yet",
         code="MISCONFIGURED",

@@ -1,0 +1,414 @@
+"""The WinRM driver: the PowerShell scripts under deploy/winrm/, run on each management server.
+
+How a script runs, and why secrets stay out of command lines and transcripts:
+- The command line is always the same fixed bootstrap (`powershell.exe -EncodedCommand ...`,
+  see BOOTSTRAP) and never carries a parameter.
+- The script text, its plain parameters, the secrets (keystore password) and the blobs
+  (keystore bytes) travel as one document on the command's standard input, which WinRM sends
+  in the message body: encrypted by NTLM/Kerberos/CredSSP message encryption over HTTP
+  (forced to "always") or by TLS over HTTPS.
+- The bootstrap turns each secret into a SecureString and each blob into a byte[] with .NET
+  calls (not cmdlets, whose parameter bindings module logging could record), then runs the
+  script with them as parameters. Script-block logging sees only the script text.
+
+Where each server is reached: `site.host_ops.endpoint` may name one host, or be a template
+with `{server}` / `{address}` (e.g. `https://{server}.corp.example:5986/wsman`); without an
+endpoint it is `https://{address}:5986/wsman`. Site-wide operations (replication partners)
+run on the site's first server. The account is the vault entry at `host_ops.credential_ref`:
+{"username", "password", "domain"?, "transport"? (ntlm | kerberos | credssp, default ntlm),
+"server_cert_validation"? (validate | ignore, default validate), "ca_trust_path"?,
+"sepm_home"? (when SEPM is not installed where the scripts look)}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
+from certrotate_shared.logs import redact
+from certrotate_shared.messages.common import ServerTarget, SiteTarget
+from certrotate_shared.vault import Vault
+
+log = logging.getLogger(__name__)
+
+COMMON_SCRIPT = "CertrotateCommon.ps1"
+RESULT_MARK = "CERTROTATE-RESULT "
+ERROR_MARK = "CERTROTATE-ERROR "
+DEFAULT_ENDPOINT = "https://{address}:5986/wsman"
+STDIN_CHUNK = 48 * 1024  # well under WinRM's default MaxEnvelopeSizekb (500)
+TRANSPORTS = ("ntlm", "kerberos", "credssp")
+SERVICE_TIMEOUT_S = 300  # semsrv can take minutes to stop on a busy server
+
+# Reads one base64 document from standard input and runs the script it carries. Constant: the
+# only thing that ever appears on the remote command line.
+BOOTSTRAP = r"""
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    Add-Type -AssemblyName System.Web.Extensions
+    $serializer = New-Object System.Web.Script.Serialization.JavaScriptSerializer
+    $serializer.MaxJsonLength = [int]::MaxValue
+    $raw = [Console]::In.ReadToEnd()
+    $doc = $serializer.DeserializeObject(
+        [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($raw.Trim())))
+    $raw = $null
+    $arguments = @{}
+    foreach ($entry in $doc['params'].GetEnumerator()) { $arguments[$entry.Key] = $entry.Value }
+    foreach ($entry in $doc['blobs'].GetEnumerator()) {
+        $arguments[$entry.Key] = [Convert]::FromBase64String($entry.Value)
+    }
+    foreach ($entry in $doc['secrets'].GetEnumerator()) {
+        $secure = New-Object System.Security.SecureString
+        foreach ($char in $entry.Value.ToCharArray()) { $secure.AppendChar($char) }
+        $secure.MakeReadOnly()
+        $arguments[$entry.Key] = $secure
+    }
+    $doc['secrets'] = $null
+    $doc['blobs'] = $null
+    . ([ScriptBlock]::Create($doc['common']))
+    & ([ScriptBlock]::Create($doc['script'])) @arguments
+    exit 0
+} catch {
+    $code = $_.Exception.Data['certrotate.code']
+    if (-not $code) { $code = 'SCRIPT_FAILED' }
+    $failure = @{
+        code = [string]$code
+        message = [string]$_.Exception.Message
+        retryable = [bool]$_.Exception.Data['certrotate.retryable']
+    }
+    [Console]::Out.WriteLine('CERTROTATE-ERROR ' + (ConvertTo-Json -Compress $failure))
+    exit 1
+}
+"""
+
+
+def scripts_directory() -> Path:
+    """deploy/winrm of this checkout, or CERTROTATE_WINRM_SCRIPTS when installed elsewhere."""
+    configured = os.environ.get("CERTROTATE_WINRM_SCRIPTS")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[3] / "deploy" / "winrm"
+
+
+def encoded_command(script: str) -> str:
+    """PowerShell's -EncodedCommand form: base64 of the UTF-16LE text."""
+    return base64.b64encode(script.encode("utf-16-le")).decode()
+
+
+POWERSHELL_ARGS = [
+    "-NoLogo",
+    "-NoProfile",
+    "-NonInteractive",
+    "-ExecutionPolicy",
+    "Bypass",
+    "-EncodedCommand",
+    encoded_command(BOOTSTRAP),
+]
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One script run: plain parameters, secrets (SecureString) and blobs (byte[]) apart."""
+
+    script: str
+    params: dict[str, str | int | bool]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    blobs: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def document(self, scripts: Path) -> bytes:
+        """The standard-input document the bootstrap reads (base64 of UTF-8 JSON)."""
+        body = {
+            "name": self.script,
+            "common": (scripts / COMMON_SCRIPT).read_text(encoding="utf-8-sig"),
+            "script": (scripts / self.script).read_text(encoding="utf-8-sig"),
+            "params": self.params,
+            "secrets": self.secrets,
+            "blobs": {k: base64.b64encode(v).decode() for k, v in self.blobs.items()},
+        }
+        return base64.b64encode(json.dumps(body).encode()) + b"\r\n"
+
+
+ProtocolFactory = Callable[..., Any]
+
+
+def _pywinrm_protocol(**kwargs: Any) -> Any:
+    from winrm.protocol import Protocol
+
+    return Protocol(**kwargs)
+
+
+class WinRMHostOperations:
+    """HostOperations over WinRM, one PowerShell script per operation."""
+
+    def __init__(
+        self,
+        site: SiteTarget,
+        vault: Vault | None,
+        *,
+        timeout: float = 30.0,
+        scripts: Path | None = None,
+        protocol_factory: ProtocolFactory = _pywinrm_protocol,
+    ) -> None:
+        self._site = site
+        self._vault = vault
+        self._timeout = timeout
+        self._scripts = scripts or scripts_directory()
+        self._protocol_factory = protocol_factory
+        self._account: dict[str, Any] | None = None
+
+    # -- HostOperations --------------------------------------------------------------------
+    async def backup_certificate(self, server: ServerTarget, *, key: str) -> CertificateBackup:
+        result = await self._run(
+            server,
+            "Backup-SepmCertificate.ps1",
+            {"IdempotencyKey": key, "ProbePort": _port(server, "8443")},
+        )
+        missing = {"backup_id", "fingerprint_sha256"} - set(result)
+        if missing:
+            raise HostOperationError(
+                f"Backup-SepmCertificate.ps1 on {server.name} reported no {', '.join(sorted(missing))}",
+                code="NO_RESULT",
+            )
+        return CertificateBackup(
+            backup_ref=str(result["backup_id"]), fingerprint=str(result["fingerprint_sha256"])
+        )
+
+    async def install_certificate(
+        self, server: ServerTarget, bundle: CertificateBundle, *, key: str
+    ) -> None:
+        data, fmt, password = keystore_for_install(bundle)
+        params: dict[str, str | int | bool] = {"IdempotencyKey": key, "Format": fmt}
+        if bundle.fingerprint:
+            params["ExpectedFingerprint"] = bundle.fingerprint
+        await self._run(
+            server,
+            "Install-SepmCertificate.ps1",
+            params,
+            secrets={"KeystorePassword": password},
+            blobs={"Keystore": data},
+        )
+
+    async def restore_certificate(self, server: ServerTarget, backup_ref: str, *, key: str) -> None:
+        await self._run(
+            server, "Restore-SepmCertificate.ps1", {"IdempotencyKey": key, "BackupId": backup_ref}
+        )
+
+    async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
+        await self._run(
+            server,
+            "Restart-SepmService.ps1",
+            {"IdempotencyKey": key, "Service": service, "TimeoutSeconds": SERVICE_TIMEOUT_S},
+            sepm_home=False,
+        )
+
+    async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        await self._run(
+            site.servers[0],
+            "Remove-SepmReplicationPartner.ps1",
+            {"IdempotencyKey": key, "PartnerSiteName": partner},
+        )
+
+    async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        await self._run(
+            site.servers[0],
+            "Add-SepmReplicationPartner.ps1",
+            {"IdempotencyKey": key, "PartnerSiteName": partner},
+        )
+
+    async def close(self) -> None:
+        self._account = None
+
+    # -- running a script ------------------------------------------------------------------
+    def endpoint_for(self, server: ServerTarget) -> str:
+        """The WinRM URL of one management server."""
+        template = self._site.host_ops.endpoint or DEFAULT_ENDPOINT
+        return template.format(server=server.name, address=server.address)
+
+    async def _run(
+        self,
+        server: ServerTarget,
+        script: str,
+        params: dict[str, str | int | bool],
+        *,
+        secrets: dict[str, str] | None = None,
+        blobs: dict[str, bytes] | None = None,
+        sepm_home: bool = True,
+    ) -> dict[str, Any]:
+        account = await self._load_account()
+        if sepm_home and account.get("sepm_home"):
+            params = {**params, "SepmHome": str(account["sepm_home"])}
+        call = ScriptCall(script, params, secrets or {}, blobs or {})
+        endpoint = self.endpoint_for(server)
+        document = call.document(self._scripts)
+        log.info(
+            "winrm %s on %s (%s): params %s, secrets %s, blobs %s",
+            call.script,
+            server.name,
+            endpoint,
+            sorted(call.params),
+            sorted(call.secrets),
+            sorted(call.blobs),
+        )
+        what = f"run {call.script} on {server.name}"
+        try:
+            stdout, stderr, status = await asyncio.to_thread(
+                self._execute, endpoint, account, document
+            )
+        except HostOperationError:
+            raise
+        except Exception as exc:
+            raise _transport_error(what, endpoint, exc) from exc
+        return _read_outcome(what, stdout, stderr, status)
+
+    async def _load_account(self) -> dict[str, Any]:
+        if self._account is not None:
+            return self._account
+        ref = self._site.host_ops.credential_ref
+        if self._vault is None or not ref:
+            raise HostOperationError(
+                f"site {self._site.site!r} uses WinRM but has no host_ops.credential_ref "
+                "(or no vault was given)",
+                code="MISCONFIGURED",
+            )
+        try:
+            account = await self._vault.get(ref)
+        except KeyError as exc:
+            raise HostOperationError(
+                f"no WinRM account is stored in the vault under {ref!r}", code="MISCONFIGURED"
+            ) from exc
+        if not account.get("username") or not account.get("password"):
+            raise HostOperationError(
+                f"the vault entry {ref!r} needs a username and a password", code="MISCONFIGURED"
+            )
+        if account.get("transport", "ntlm") not in TRANSPORTS:
+            raise HostOperationError(
+                f"WinRM transport {account.get('transport')!r} is not allowed: use one of "
+                f"{', '.join(TRANSPORTS)} (they encrypt the message body)",
+                code="MISCONFIGURED",
+            )
+        self._account = account
+        return account
+
+    def _execute(
+        self, endpoint: str, account: Mapping[str, Any], document: bytes
+    ) -> tuple[bytes, bytes, int]:
+        username = str(account["username"])
+        domain = account.get("domain")
+        if domain and "\\" not in username and "@" not in username:
+            username = f"{domain}\\{username}"
+        protocol = self._protocol_factory(
+            endpoint=endpoint,
+            transport=account.get("transport", "ntlm"),
+            username=username,
+            password=account["password"],
+            server_cert_validation=account.get("server_cert_validation", "validate"),
+            ca_trust_path=account.get("ca_trust_path", "legacy_requests"),
+            # Over plain HTTP the body must be encrypted: it carries the keystore password.
+            message_encryption="always" if endpoint.startswith("http:") else "auto",
+            read_timeout_sec=int(self._timeout) + 10,
+            operation_timeout_sec=int(self._timeout),
+        )
+        shell = protocol.open_shell(codepage=65001)
+        try:
+            command = protocol.run_command(shell, "powershell.exe", POWERSHELL_ARGS)
+            try:
+                for start in range(0, len(document), STDIN_CHUNK):
+                    chunk = document[start : start + STDIN_CHUNK]
+                    last = start + STDIN_CHUNK >= len(document)
+                    protocol.send_command_input(shell, command, chunk, end=last)
+                stdout, stderr, status = protocol.get_command_output(shell, command)
+            finally:
+                protocol.cleanup_command(shell, command)
+        finally:
+            protocol.close_shell(shell)
+        return bytes(stdout), bytes(stderr), int(status)
+
+
+def keystore_for_install(bundle: CertificateBundle) -> tuple[bytes, str, str]:
+    """(keystore bytes, "jks" | "pkcs12", password) for the install script.
+
+    A PEM certificate and key become a PKCS#12 here, since Windows PowerShell cannot read PEM;
+    it keeps the bundle's password (SEPM needs a keystore password, so one is required).
+    """
+    if not bundle.password:
+        raise HostOperationError(
+            "the keystore needs a password: SEPM's server.xml cannot use an empty keystorePass",
+            code="WRONG_PASSWORD",
+        )
+    if bundle.format in ("jks", "pkcs12"):
+        return bundle.data, bundle.format, bundle.password
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    if bundle.key is None:
+        raise HostOperationError(
+            "a PEM certificate bundle needs its private key", code="INVALID_PRIVATE_KEY"
+        )
+    try:
+        chain = x509.load_pem_x509_certificates(bundle.data)
+    except ValueError as exc:
+        raise HostOperationError("Invalid certificate file", code="INVALID_CERTIFICATE") from exc
+    try:
+        key = serialization.load_pem_private_key(bundle.key, password=bundle.password.encode())
+    except TypeError:
+        key = serialization.load_pem_private_key(bundle.key, password=None)
+    except ValueError as exc:
+        raise HostOperationError("Invalid private key file", code="INVALID_PRIVATE_KEY") from exc
+    data = pkcs12.serialize_key_and_certificates(
+        b"sepm",
+        key,  # type: ignore[arg-type]
+        chain[0],
+        chain[1:] or None,
+        serialization.BestAvailableEncryption(bundle.password.encode()),
+    )
+    return data, "pkcs12", bundle.password
+
+
+def _port(server: ServerTarget, name: str) -> int:
+    return int(server.ports.get(name, int(name)))
+
+
+def _read_outcome(what: str, stdout: bytes, stderr: bytes, status: int) -> dict[str, Any]:
+    lines = stdout.decode("utf-8", "replace").splitlines()
+    for line in reversed(lines):
+        if line.startswith(ERROR_MARK):
+            failure = json.loads(line[len(ERROR_MARK) :])
+            raise HostOperationError(
+                f"could not {what}: {failure.get('message')}",
+                retryable=bool(failure.get("retryable")),
+                code=str(failure.get("code") or "SCRIPT_FAILED"),
+            )
+        if line.startswith(RESULT_MARK) and status == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+            log.info("winrm: %s done%s", what, " (replayed)" if result.get("replayed") else "")
+            return result
+    tail = redact(stderr.decode("utf-8", "replace").strip())[-400:]
+    raise HostOperationError(
+        f"could not {what}: PowerShell exited with {status} without a result"
+        + (f"; stderr: {tail}" if tail else ""),
+        retryable=True,
+        code="NO_RESULT",
+    )
+
+
+def _transport_error(what: str, endpoint: str, exc: Exception) -> HostOperationError:
+    name = type(exc).__name__
+    if name == "InvalidCredentialsError":
+        return HostOperationError(
+            f"could not {what}: {endpoint} refused the WinRM account", code="ACCESS_DENIED"
+        )
+    # Connection, timeout and transport faults: the host may answer next time.
+    return HostOperationError(
+        f"could not {what}: WinRM to {endpoint} failed ({name}: {redact(str(exc))[:300]})",
+        retryable=True,
+        code="UNREACHABLE",
+    )
