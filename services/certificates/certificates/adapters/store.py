@@ -41,7 +41,9 @@ def seal_upload(box: SecretBox, bundle_ref: str, upload: Upload) -> bytes:
     return box.seal(plain, f"bundle:{bundle_ref}")
 
 
-def open_sealed(box: SecretBox, bundle_ref: str, fmt: BundleFormat, sealed: bytes) -> CertificateBundle:
+def open_sealed(
+    box: SecretBox, bundle_ref: str, fmt: BundleFormat, sealed: bytes
+) -> CertificateBundle:
     fields = json.loads(box.open(sealed, f"bundle:{bundle_ref}"))
     return CertificateBundle(
         format=fmt,

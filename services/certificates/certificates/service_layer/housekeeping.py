@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -32,4 +33,4 @@ async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> No
             await purge_once(runtime, deps)
         except Exception:
             log.exception("purging stale bundles failed; trying again later")
-        await deps.clock.sleep(deps.settings.purge_interval_s)
+        await asyncio.sleep(deps.settings.purge_interval_s)

@@ -1,0 +1,170 @@
+"""UpdateServerCertificate and RollbackServerCertificate against a fake host and probe."""
+
+from __future__ import annotations
+
+import pytest
+
+from certificates.service_layer.server_certificate import (
+    Verifier,
+    rollback_server_certificate,
+    update_server_certificate,
+)
+from certrotate_shared.hostops import HostOperationError
+from certrotate_shared.messages.certificates import (
+    RollbackServerCertificate,
+    ServerCertificateRollbackFailed,
+    ServerCertificateRolledBack,
+    ServerCertificateUpdated,
+    ServerCertificateUpdateFailed,
+    UpdateServerCertificate,
+)
+from tests.unit.certificates.fakes import NEW, OLD, FakeHost, FakeStore, new_bundle, server, site
+
+pytestmark = pytest.mark.unit
+
+
+def update(version: str = "14.3.9000", key: str = "saga-1:update:1") -> UpdateServerCertificate:
+    return UpdateServerCertificate(
+        idempotency_key=key,
+        site=site(version),
+        server=server(version),
+        bundle_ref="bnd_1",
+        expected_fingerprint=NEW,
+    )
+
+
+def verifier(host: FakeHost, timeout: float = 0.0) -> Verifier:
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    return Verifier(
+        host.probe, timeout_s=timeout, interval_s=1.0, sleep=sleep, monotonic=lambda: clock[0]
+    )
+
+
+async def do_update(
+    host: FakeHost, store: FakeStore, command: UpdateServerCertificate | None = None
+):
+    return await update_server_certificate(
+        command or update(), saga_id="saga-1", hostops=host, store=store, verifier=verifier(host)
+    )
+
+
+async def test_update_backs_up_installs_restarts_in_order_and_verifies_every_port() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    event = await do_update(host, store)
+    assert isinstance(event, ServerCertificateUpdated)
+    assert host.calls == [
+        "backup",
+        "install",
+        "restart:semsrv",
+        "restart:semwebsrv",
+        "restart:semapisrv",
+    ]
+    assert event.ports_verified == {"8443": NEW, "8446": NEW, "443": NEW}
+    assert event.previous_fingerprint == OLD and event.backup_ref == "backup-1"
+
+
+async def test_before_14_semapisrv_is_not_restarted() -> None:
+    host, store = FakeHost(version="12.1.6000"), FakeStore({"bnd_1": new_bundle()})
+    event = await do_update(host, store, update("12.1.6000"))
+    assert isinstance(event, ServerCertificateUpdated)
+    assert host.calls == ["backup", "install", "restart:semsrv", "restart:semwebsrv"]
+
+
+async def test_already_served_means_nothing_is_done() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    await do_update(host, store)
+    host.calls.clear()
+    again = await do_update(host, store, update(key="saga-1:update:2"))
+    assert isinstance(again, ServerCertificateUpdated)
+    assert host.calls == []
+    assert again.backup_ref == "backup-1" and again.previous_fingerprint == OLD
+
+
+@pytest.mark.parametrize(
+    ("operation", "stage"),
+    [("backup", "backup"), ("install", "install"), ("restart:semwebsrv", "restart")],
+)
+async def test_a_failing_step_reports_its_stage(operation: str, stage: str) -> None:
+    error = HostOperationError(f"{operation} refused by the host", retryable=True)
+    host, store = FakeHost(fail={operation: error}), FakeStore({"bnd_1": new_bundle()})
+    event = await do_update(host, store)
+    assert isinstance(event, ServerCertificateUpdateFailed)
+    assert event.stage == stage and event.retryable
+    assert "refused by the host" in event.reason
+    assert event.backup_ref == (None if stage == "backup" else "backup-1")
+
+
+async def test_verify_fails_when_a_port_keeps_serving_the_old_certificate() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    original = host.restart_service
+
+    async def api_not_reloading(server, service, *, key):  # type: ignore[no-untyped-def]
+        if service != "semapisrv":
+            await original(server, service, key=key)
+
+    host.restart_service = api_not_reloading  # type: ignore[method-assign]
+    event = await update_server_certificate(
+        update(), saga_id="saga-1", hostops=host, store=store, verifier=verifier(host, timeout=5)
+    )
+    assert isinstance(event, ServerCertificateUpdateFailed) and event.stage == "verify"
+    assert "port 8446" in event.reason and "8443" not in event.reason
+
+
+async def test_a_purged_bundle_fails_the_install_for_good() -> None:
+    host, store = FakeHost(), FakeStore()
+    event = await do_update(host, store)
+    assert isinstance(event, ServerCertificateUpdateFailed)
+    assert event.stage == "install" and not event.retryable
+    assert host.calls == []
+
+
+async def test_a_retry_after_install_keeps_the_first_backup() -> None:
+    error = HostOperationError("semsrv failed to start", retryable=True)
+    host, store = FakeHost(fail={"restart:semsrv": error}), FakeStore({"bnd_1": new_bundle()})
+    assert isinstance(await do_update(host, store), ServerCertificateUpdateFailed)
+    host.fail.clear()
+    event = await do_update(host, store, update(key="saga-1:update:2"))
+    assert isinstance(event, ServerCertificateUpdated)
+    # The backup taken before the first install (the old certificate) is the one kept.
+    assert host.calls.count("backup") == 1
+    assert event.previous_fingerprint == OLD and host.backups[event.backup_ref] == OLD
+
+
+async def test_rollback_restores_and_verifies_the_old_certificate() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    updated = await do_update(host, store)
+    assert isinstance(updated, ServerCertificateUpdated)
+    host.calls.clear()
+    command = RollbackServerCertificate(
+        idempotency_key="saga-1:rollback:1",
+        site=site(),
+        server=server(),
+        backup_ref=updated.backup_ref,
+        expected_fingerprint=OLD,
+    )
+    event = await rollback_server_certificate(command, hostops=host, verifier=verifier(host))
+    assert isinstance(event, ServerCertificateRolledBack) and event.fingerprint == OLD
+    assert host.served == dict.fromkeys(("8443", "8446", "443"), OLD)
+    assert host.calls[0] == "restore"
+    host.calls.clear()
+    again = await rollback_server_certificate(command, hostops=host, verifier=verifier(host))
+    assert isinstance(again, ServerCertificateRolledBack) and host.calls == []
+
+
+async def test_rollback_failure_is_reported() -> None:
+    host = FakeHost(fail={"restore": HostOperationError("no such backup", retryable=False)})
+    host.served = dict.fromkeys(host.served, NEW)
+    command = RollbackServerCertificate(
+        idempotency_key="k",
+        site=site(),
+        server=server(),
+        backup_ref="gone",
+        expected_fingerprint=OLD,
+    )
+    event = await rollback_server_certificate(command, hostops=host, verifier=verifier(host))
+    assert isinstance(event, ServerCertificateRollbackFailed) and not event.retryable
+    assert "no such backup" in event.reason
