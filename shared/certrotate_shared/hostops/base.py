@@ -60,6 +60,15 @@ class ManualTaskPending(Exception):
         self.task = task
 
 
+class ManualTaskNotVerified(HostOperationError):
+    """The operator confirmed a task, but what we observe does not match; the task stays open."""
+
+    def __init__(self, task: OperatorTask, reason: str) -> None:
+        super().__init__(f"{task.title}: confirmed, but {reason}", code="NOT_VERIFIED")
+        self.task = task
+        self.reason = reason
+
+
 class HostOperations(Protocol):
     """Every call carries an idempotency key; repeating a key repeats nothing."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from certrotate_shared.hostops.base import HostOperationError, HostOperations
+from certrotate_shared.hostops.manual import ManualHostOperations
 from certrotate_shared.hostops.twin import TwinHostOperations
 from certrotate_shared.hostops.winrm import WinRMHostOperations
 from certrotate_shared.messages.common import SiteTarget
@@ -33,7 +34,8 @@ def host_operations_for(
         return TwinHostOperations(site.host_ops.endpoint, timeout=http_timeout)
     if driver == "winrm":
         return WinRMHostOperations(site, vault, timeout=http_timeout)
+    if driver == "manual":
+        return ManualHostOperations(site, confirmed_tasks=confirmed_tasks)
     raise HostOperationError(
-        f"site {site.site!r}: the {driver!r} host-operations driver is not available yet",
-        code="MISCONFIGURED",
+        f"site {site.site!r}: unknown host-operations driver {driver!r}", code="MISCONFIGURED"
     )

@@ -1,0 +1,216 @@
+"""The operator tasks of the manual driver: what a SEPM administrator is asked to do, and how
+certrotate will check it. Pure text builders; never given a password or a key to print."""
+
+from __future__ import annotations
+
+import hashlib
+
+from certrotate_shared.hostops.base import OperatorTask, services_to_restart
+from certrotate_shared.messages.common import ServerTarget, SiteTarget
+
+SEPM_HOME = r"C:\Program Files (x86)\Symantec\Symantec Endpoint Protection Manager"
+SERVICE_NAMES = {
+    "semsrv": "Symantec Endpoint Protection Manager",
+    "semwebsrv": "Symantec Endpoint Protection Manager Webserver",
+    "semapisrv": "Symantec Endpoint Protection Manager API Service",
+}
+
+
+def task_id_for(key: str) -> str:
+    """The operator task id of an operation: the same idempotency key, the same task."""
+    return "task-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def _host(server: ServerTarget) -> str:
+    return server.hostnames[0] if server.hostnames else server.address
+
+
+def _tls_ports(server: ServerTarget) -> list[tuple[str, int]]:
+    ports = server.tls_ports() or {"8443": 8443, "8446": 8446, "443": 443}
+    return sorted(ports.items(), key=lambda item: item[0])
+
+
+def _restart_steps(server: ServerTarget, first: int) -> list[str]:
+    services = services_to_restart(server.version)
+    lines = [
+        f"{first}. Restart the SEPM services on {server.name}, in this order, from an "
+        "elevated PowerShell:"
+    ]
+    for service in services:
+        lines.append(f"       Stop-Service -Name {service} -Force; Start-Service -Name {service}")
+    lines.append(f"       Get-Service -Name {', '.join(services)}   # each must show Running")
+    names = ", ".join(f"{s} ({SERVICE_NAMES[s]})" for s in services)
+    lines.append(f"   (services: {names})")
+    return lines
+
+
+def _fingerprint_check(server: ServerTarget, fingerprint: str | None, which: str) -> str:
+    ports = ", ".join(f"{name} (port {number})" for name, number in _tls_ports(server))
+    host = _host(server)
+    port = _tls_ports(server)[0][1]
+    wanted = f"sha256 {fingerprint}" if fingerprint else which
+    return (
+        f"certrotate will open a TLS connection to {server.address} on {ports} and check that "
+        f"each presents {wanted}. To check it yourself:\n"
+        f"    openssl s_client -connect {host}:{port} -servername {host} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -fingerprint -sha256"
+    )
+
+
+def backup_task(server: ServerTarget, key: str, served: str | None) -> OperatorTask:
+    now = f" It now serves sha256 {served}." if served else ""
+    instructions = "\n".join(
+        [
+            f"Before the certificate of management server {server.name} is replaced, keep what is "
+            f"needed to put it back exactly.{now}",
+            f'1. On {server.name}, copy the folder "{SEPM_HOME}\\Server Private Key Backup" '
+            "(SEPM's own recovery backup of the server's private key) to a safe place.",
+            f"2. Also copy {SEPM_HOME}\\tomcat\\etc\\keystore.jks and "
+            f"{SEPM_HOME}\\tomcat\\conf\\server.xml to a folder named {task_id_for(key)} on a "
+            "share only administrators can read (server.xml holds the keystore password).",
+            "3. Confirm this task. Change nothing else yet.",
+        ]
+    )
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Back up the server certificate of {server.name}",
+        instructions=instructions,
+        verification=(
+            "certrotate records the certificate "
+            f"{server.name} serves on its TLS ports at confirmation; a rollback must serve it again."
+        ),
+        server=server.name,
+    )
+
+
+def install_task(
+    server: ServerTarget, key: str, *, bundle_ref: str | None, fmt: str, fingerprint: str | None
+) -> OperatorTask:
+    bundle = (
+        f"the certificate bundle {bundle_ref} held by certrotate"
+        if bundle_ref
+        else "the certificate bundle uploaded to certrotate for this rotation"
+    )
+    kind = {
+        "pkcs12": "PKCS#12 keystore (.pfx/.p12)",
+        "jks": "JKS keystore",
+        "pem": "certificate file and private key file",
+    }[fmt]
+    lines = [
+        f"Install the new server certificate on management server {server.name}.",
+        f"1. Get {bundle} ({kind}). Its password is not shown here and certrotate never displays "
+        "it: ask whoever supplied the certificate.",
+        f"2. Copy the file(s) to {server.name}, for example to C:\\certrotate\\{task_id_for(key)}\\.",
+        "3. In the SEPM console: Admin > Servers > Local Site > select "
+        f"{server.name} > Tasks: Manage Server Certificate > Next > Update the server certificate "
+        f'> Next. Choose the type "{kind}", pick the file(s) copied in step 2, enter the '
+        "password, and finish. (The Management Server Configuration Wizard's "
+        '"Update the certificate" option does the same where the console is not available.) '
+        'If SEPM answers "Invalid keystore file" or a password error, stop and report it.',
+        *_restart_steps(server, 4),
+        "5. Delete the copied file(s) from the server, then confirm this task.",
+    ]
+    if fingerprint is None:
+        lines.insert(
+            1, "The certificate's sha256 fingerprint is shown with the bundle in certrotate."
+        )
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Install the new certificate on {server.name} and restart its services",
+        instructions="\n".join(lines),
+        verification=_fingerprint_check(server, fingerprint, "the new certificate"),
+        server=server.name,
+    )
+
+
+def restore_task(
+    server: ServerTarget, key: str, *, backup_task_id: str | None, fingerprint: str | None
+) -> OperatorTask:
+    saved = (
+        f"the folder {backup_task_id} (from the backup task)" if backup_task_id else "the backup"
+    )
+    lines = [
+        f"Roll back the server certificate of management server {server.name} to the one it "
+        "served before the rotation.",
+        f"1. On {server.name}, put back {SEPM_HOME}\\tomcat\\etc\\keystore.jks and "
+        f"{SEPM_HOME}\\tomcat\\conf\\server.xml from {saved}. If they are lost, use SEPM's "
+        'recovery backup in "Server Private Key Backup" with the console\'s '
+        "Manage Server Certificate > Update the server certificate.",
+        *_restart_steps(server, 2),
+        "3. Confirm this task.",
+    ]
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Roll back the certificate of {server.name} and restart its services",
+        instructions="\n".join(lines),
+        verification=_fingerprint_check(server, fingerprint, "the certificate it served before"),
+        server=server.name,
+    )
+
+
+def restart_task(server: ServerTarget, service: str, key: str) -> OperatorTask:
+    name = SERVICE_NAMES.get(service, service)
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Restart {service} on {server.name}",
+        instructions="\n".join(
+            [
+                f"On {server.name}, from an elevated PowerShell, restart {name}:",
+                f"    Stop-Service -Name {service} -Force; Start-Service -Name {service}",
+                f"    Get-Service -Name {service}   # must show Running",
+                "Then confirm this task.",
+            ]
+        ),
+        verification=f"certrotate checks the TLS ports of {server.name} answer again.",
+        server=server.name,
+    )
+
+
+def delete_partner_task(site: SiteTarget, partner: str, key: str) -> OperatorTask:
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Delete replication partner {partner} of site {site.site}",
+        instructions="\n".join(
+            [
+                f"Break replication between site {site.site} and site {partner} before the "
+                "certificate changes (partners talk HTTPS to each other).",
+                f"1. Log on to the SEPM console of site {site.site} "
+                f"({_host(site.servers[0])}) as a system administrator.",
+                f"2. Admin > Servers > Replication Partners > right-click {partner} > "
+                "Delete Replication Partner > Yes.",
+                "3. Do not delete anything else. Confirm this task.",
+            ]
+        ),
+        verification=(
+            f"certrotate reads GET /replication/status of site {site.site}: {partner} must no "
+            "longer be listed as a replication partner."
+        ),
+        server=site.servers[0].name,
+    )
+
+
+def add_partner_task(site: SiteTarget, partner: str, key: str) -> OperatorTask:
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Re-add replication partner {partner} to site {site.site}",
+        instructions="\n".join(
+            [
+                f"Restore the replication between site {site.site} and site {partner} that "
+                "certrotate broke at the start of the rotation.",
+                f"1. Log on to the SEPM console of site {site.site} "
+                f"({_host(site.servers[0])}) as a system administrator.",
+                "2. Admin > Servers > right-click Local Site > Add Existing Replication Partner; "
+                f"enter a management server of site {partner}, port 8443, and a system "
+                f"administrator account of {partner}.",
+                f"3. Warning: re-adding overwrites site {partner}'s database with site "
+                f"{site.site}'s. Replicate only what was replicated before; certrotate will then "
+                "trigger replication of groups and policies (content=false, logs=false).",
+                "4. Confirm this task.",
+            ]
+        ),
+        verification=(
+            f"certrotate reads GET /replication/status of site {site.site}: {partner} must be "
+            "listed; it then runs replicatenow and waits for status SUCCEEDED."
+        ),
+        server=site.servers[0].name,
+    )
