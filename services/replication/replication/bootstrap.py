@@ -1,0 +1,111 @@
+"""Wiring: real or fake dependencies in, a runnable replication service out."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from certrotate_shared.clock import Clock
+from certrotate_shared.hostops.base import HostOperations
+from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+from certrotate_shared.sepm.api import SepmApi
+from certrotate_shared.topics import commands_topic
+from certrotate_shared.transport.base import Transport
+from certrotate_shared.vault import Vault
+from replication.entrypoints.api import create_api
+from replication.migrations import SCRIPT_LOCATION, VERSION_TABLE
+from replication.service_layer.connections import Connections, HostOpsFactory, SepmFactory
+from replication.service_layer.handlers import HANDLERS, Deps
+from replication.service_layer.worker import ReplicationWorker
+from replication.settings import Settings
+
+SERVICE = "replication"
+
+
+class _LazyVault:
+    """The vault, opened on first use (a service that never touches SEPM never opens it)."""
+
+    def __init__(self, settings: Settings, vault: Vault | None) -> None:
+        self._settings = settings
+        self._vault = vault
+
+    async def get(self) -> Vault:
+        if self._vault is None:
+            vault = Vault(self._settings.vault_url, self._settings.master_key_bytes())
+            await vault.start()
+            self._vault = vault
+        return self._vault
+
+
+def sepm_connector(settings: Settings, vault: _LazyVault) -> SepmFactory:
+    """The shared httpx connector, with the site's account from the vault."""
+
+    async def connect(site: SiteTarget) -> SepmApi:
+        from certrotate_shared.sepm.client import connect_site
+
+        client: SepmApi = await connect_site(
+            site,
+            await vault.get(),
+            connect_timeout=settings.sepm_connect_timeout_s,
+            read_timeout=settings.sepm_read_timeout_s,
+        )
+        return client
+
+    return connect
+
+
+def host_operations(settings: Settings, vault: _LazyVault) -> HostOpsFactory:
+    """The driver the site's inventory entry names (twin, WinRM or manual)."""
+
+    async def open_driver(site: SiteTarget) -> HostOperations:
+        from certrotate_shared.hostops import host_operations_for
+
+        return host_operations_for(site, await vault.get(), http_timeout=settings.hostops_timeout_s)
+
+    return open_driver
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    sepm_factory: SepmFactory | None = None,
+    hostops_factory: HostOpsFactory | None = None,
+    vault: Vault | None = None,
+    **_: Any,
+) -> ServiceSpec:
+    """The replication service: its commands, its tables, its worker and its HTTP API."""
+    lazy_vault = _LazyVault(settings, vault)
+    connections = Connections(
+        sepm_factory or sepm_connector(settings, lazy_vault),
+        hostops_factory or host_operations(settings, lazy_vault),
+    )
+    worker = ReplicationWorker(settings, connections)
+    deps = Deps(connections=connections, wake_worker=worker.wake)
+
+    async def replication_worker(runtime: ServiceRuntime) -> None:
+        await worker.run(runtime)
+
+    return ServiceSpec(
+        name=SERVICE,
+        handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
+        topics=lambda prefix: [commands_topic(SERVICE, prefix)],
+        migrations=SCRIPT_LOCATION,
+        version_table=VERSION_TABLE,
+        background=[replication_worker],
+        api=create_api,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    **deps: Any,
+) -> ServiceRuntime:
+    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
+    runtime = ServiceRuntime(settings, build_spec(settings, **deps), transport=transport)
+    if clock is not None:
+        runtime.clock = clock
+    return runtime

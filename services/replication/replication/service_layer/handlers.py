@@ -1,0 +1,129 @@
+"""Command handlers: short, each reads what it needs and records what the worker must do.
+
+InspectSite is answered at once (three reads). BreakReplication and RestoreReplication are
+accepted here and carried out by the worker (service_layer/worker.py) in its own transactions:
+host operations can take minutes (WinRM, a person), a restore waits for SEPM to replicate, and
+an intent must be committed before a partner is deleted (see domain/partners.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from certrotate_shared.consumer import Context
+from certrotate_shared.envelope import Event, utcnow
+from certrotate_shared.messages.operator_tasks import (
+    ConfirmOperatorTask,
+    OperatorTaskVerificationFailed,
+)
+from certrotate_shared.messages.replication import (
+    BreakReplication,
+    InspectSite,
+    PartnerStatus,
+    ReplicationBroken,
+    ReplicationRestored,
+    RestoreReplication,
+    SiteInspected,
+    SiteInspectionFailed,
+)
+from certrotate_shared.sepm.api import SepmError
+from replication.adapters import repository
+from replication.domain.partners import observe_partners
+from replication.service_layer.connections import Connections
+
+
+@dataclass
+class Deps:
+    connections: Connections
+    wake_worker: Callable[[], None]
+
+
+async def inspect_site(message: InspectSite, ctx: Context, deps: Deps) -> Event:
+    """Pre-flight: the site's version and its partners, as SEPM reports them now."""
+    site = message.site
+    try:
+        async with deps.connections.sepm(site) as sepm:
+            version = await sepm.version()
+            replicated = await sepm.is_replicated()
+            partners = observe_partners(await sepm.replication_status())
+    except SepmError as exc:
+        return SiteInspectionFailed(site=site.site, reason=str(exc), retryable=exc.retryable)
+    return SiteInspected(
+        site=site.site,
+        version=str(version.get("API_VERSION") or site.version),
+        replicated=replicated or bool(partners),
+        partners=[
+            PartnerStatus(
+                name=p.name, status_code=p.status_code, last_successful_run_time=p.last_success_ms
+            )
+            for p in partners.values()
+        ],
+    )
+
+
+async def break_replication(message: BreakReplication, ctx: Context, deps: Deps) -> Event | None:
+    """Step 1: accepted; the worker deletes the partnerships and reports ReplicationBroken."""
+    if not message.partners:
+        return ReplicationBroken(site=message.site.site, broken_partners=[])
+    await _open(message, ctx, kind="break", partners=message.partners)
+    deps.wake_worker()
+    return None
+
+
+async def restore_replication(
+    message: RestoreReplication, ctx: Context, deps: Deps
+) -> Event | None:
+    """Step 7: accepted; the worker re-adds, replicates and waits for SUCCEEDED."""
+    if not message.partners:
+        return ReplicationRestored(site=message.site.site, partners=[])
+    await _open(message, ctx, kind="restore", partners=message.partners)
+    deps.wake_worker()
+    return None
+
+
+async def confirm_operator_task(
+    message: ConfirmOperatorTask, ctx: Context, deps: Deps
+) -> Event | None:
+    """A person says a host operation is done; the worker checks by observation."""
+    if message.target_service != "replication":
+        return None
+    session = ctx.uow.session
+    task = await repository.get_task(session, message.task_id)
+    if task is None:
+        return OperatorTaskVerificationFailed(
+            task_id=message.task_id,
+            reason=f"the replication service has no operator task {message.task_id!r}",
+        )
+    if task.status == "verified":
+        return None
+    await repository.set_task_status(
+        session, task.task_id, "confirmed", now=utcnow(), confirmed_by=message.confirmed_by
+    )
+    await repository.wake(session, task.op_key)
+    deps.wake_worker()
+    return None
+
+
+async def _open(
+    message: BreakReplication | RestoreReplication, ctx: Context, *, kind: str, partners: list[str]
+) -> None:
+    await repository.open_operation(
+        ctx.uow.session,
+        envelope=ctx.envelope,
+        kind=kind,
+        site=message.site.site,
+        op_key=message.idempotency_key,
+        partners=partners,
+        now=utcnow(),
+    )
+
+
+# What the replication service reacts to. Each handler also takes `deps` (bound in bootstrap).
+HANDLERS: dict[type, Callable[..., Any]] = {
+    InspectSite: inspect_site,
+    BreakReplication: break_replication,
+    RestoreReplication: restore_replication,
+    ConfirmOperatorTask: confirm_operator_task,
+}

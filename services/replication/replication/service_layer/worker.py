@@ -1,0 +1,477 @@
+"""The durable worker: carries out accepted Break/RestoreReplication commands, each step in its
+own transaction, and emits their outcomes. A restart resumes every open operation.
+
+Each pass over an operation reads SEPM's replication status once, then moves each partner on:
+  break:   pending → deleting (intent committed first) → broken | absent (not ours)
+  restore: pending → adding → replicating (replicatenow sent) → succeeded
+Either may stop at `operator` while a person does the host operation (the manual driver); the
+worker verifies their confirmation by observation before moving on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from certrotate_shared.envelope import Event, Message
+from certrotate_shared.hostops.base import HostOperationError, ManualTaskPending
+from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.messages.operator_tasks import (
+    OperatorTaskRequested,
+    OperatorTaskVerificationFailed,
+)
+from certrotate_shared.messages.replication import (
+    BreakReplication,
+    PartnerStatus,
+    ReplicationBreakFailed,
+    ReplicationBroken,
+    ReplicationRestored,
+    ReplicationRestoreFailed,
+    RestoreReplication,
+)
+from certrotate_shared.runtime import ServiceRuntime
+from certrotate_shared.sepm.api import SepmError
+from replication.adapters import repository
+from replication.adapters.repository import Operation, Step
+from replication.domain.partners import (
+    SUCCEEDED,
+    Baseline,
+    BreakDecision,
+    PartnerObservation,
+    decide_break,
+    judge_restore,
+    observe_partners,
+    poll_delay,
+)
+from replication.service_layer.connections import Connections
+from replication.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Finished(Exception):
+    """The operation has its outcome (already emitted); stop working on it."""
+
+
+class ReplicationWorker:
+    def __init__(self, settings: Settings, connections: Connections) -> None:
+        self.settings = settings
+        self.connections = connections
+        self.owner = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (called by handlers; their commit follows within milliseconds)."""
+        self._wake.set()
+
+    async def run(self, runtime: ServiceRuntime) -> None:
+        try:
+            while True:
+                try:
+                    await self.work_once(runtime)
+                except Exception:
+                    log.exception("replication worker pass failed; trying again")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_real_s)
+                    # The handler that woke us is still committing.
+                    await asyncio.sleep(0.02)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            await self.connections.close()
+
+    async def work_once(self, runtime: ServiceRuntime) -> int:
+        """One pass over the due operations; returns how many were looked at."""
+        async with runtime.uow() as uow:
+            keys = await repository.due_operations(
+                uow.session, now=runtime.clock.now(), real_now=datetime.now(UTC)
+            )
+        gate = asyncio.Semaphore(self.settings.worker_concurrency)
+
+        async def one(key: str) -> None:
+            async with gate:
+                await self._work_on(runtime, key)
+
+        await asyncio.gather(*(one(k) for k in keys))
+        return len(keys)
+
+    async def _work_on(self, runtime: ServiceRuntime, key: str) -> None:
+        real_now = datetime.now(UTC)
+        async with runtime.uow() as uow:
+            until = real_now + timedelta(seconds=self.settings.lease_s)
+            claimed = await repository.claim(
+                uow.session, key, owner=self.owner, real_now=real_now, until=until
+            )
+            operation = await repository.get_operation(uow.session, key) if claimed else None
+            await uow.commit()
+        if operation is None:
+            return
+        job = _Job(self, runtime, operation)
+        try:
+            next_at = await (job.work_break() if operation.kind == "break" else job.work_restore())
+        except _Finished:
+            return
+        except _TryLater:
+            next_at = self.later(runtime, 1)
+        except Exception:
+            log.exception("replication %s %s: pass failed", operation.kind, key)
+            next_at = self.later(runtime, 0)
+        async with runtime.uow() as uow:
+            await repository.release(uow.session, key, next_at=next_at)
+            await uow.commit()
+
+    def later(self, runtime: ServiceRuntime, polls: int) -> datetime:
+        """When to look at an operation again, backing off with the number of polls."""
+        delay = poll_delay(
+            polls,
+            initial_s=self.settings.restore_poll_initial_s,
+            maximum_s=self.settings.restore_poll_max_s,
+        )
+        return runtime.clock.now() + timedelta(seconds=delay)
+
+
+class _Job:
+    """One pass over one operation."""
+
+    def __init__(self, worker: ReplicationWorker, runtime: ServiceRuntime, op: Operation) -> None:
+        self.worker = worker
+        self.runtime = runtime
+        self.op = op
+        command: Any = op.envelope.message()
+        self.command: BreakReplication | RestoreReplication = command
+        self.site: SiteTarget = command.site
+
+    # -- break ----------------------------------------------------------------------------
+    async def work_break(self) -> datetime:
+        steps = await self._steps()
+        async with self.runtime.uow() as uow:
+            ours = await repository.partners_broken_by(
+                uow.session, saga_id=self.op.saga_id, site=self.site.site
+            )
+        observed = await self._observe_or_fail(steps)
+        phases = {s.partner: s.phase for s in steps}
+        for step in steps:
+            partner, present = step.partner, step.partner in observed
+            phase = step.phase
+            if phase == "pending":
+                decision = decide_break(present=present, broken_by_this_saga=partner in ours)
+                if decision is BreakDecision.NOT_OURS:
+                    phase = await self._set(partner, "absent")
+                elif decision is BreakDecision.OURS:
+                    phase = await self._set(partner, "broken", partnership="broken")
+                else:
+                    # The intent is committed before the host acts: if we crash after the
+                    # deletion, the next pass still knows the partnership was ours.
+                    phase = await self._set(partner, "deleting", partnership="deleting")
+            if phase == "deleting":
+                if not present:
+                    phase = await self._set(partner, "broken", partnership="broken")
+                else:
+                    phase = await self._host(step, "delete", done="broken")
+            elif phase == "operator":
+                phase = await self._verify_task(step, done_when_present=False, done="broken")
+            phases[partner] = phase
+        if any(p in ("pending", "deleting", "operator") for p in phases.values()):
+            return self.worker.later(self.runtime, 30)
+        broken = [s.partner for s in steps if phases[s.partner] == "broken"]
+        await self._finish(ReplicationBroken(site=self.site.site, broken_partners=broken))
+        raise _Finished
+
+    # -- restore --------------------------------------------------------------------------
+    async def work_restore(self) -> datetime:
+        steps = await self._steps()
+        observed = await self._observe_or_fail(steps)
+        now = self.runtime.clock.now()
+        phases = {s.partner: s.phase for s in steps}
+        polls: list[int] = []
+        for step in steps:
+            partner, present = step.partner, step.partner in observed
+            phase = step.phase
+            if phase == "pending":
+                phase = "replicate" if present else await self._set(partner, "adding")
+            if phase == "adding":
+                if present:
+                    phase = "replicate"
+                else:
+                    phase = await self._host(step, "add", done="replicate")
+            elif phase == "operator":
+                phase = await self._verify_task(step, done_when_present=True, done="replicate")
+            if phase == "replicate":
+                phase = await self._replicate_now(partner, now)
+                polls.append(0)
+            elif phase == "replicating":
+                assert step.deadline is not None
+                verdict = judge_restore(
+                    partner,
+                    observed.get(partner),
+                    Baseline(step.baseline_run_ms, step.baseline_success_ms),
+                    timed_out=now >= step.deadline,
+                    timeout_s=self.worker.settings.restore_timeout_s,
+                )
+                if verdict.succeeded:
+                    seen = observed[partner]
+                    phase = await self._set(
+                        partner,
+                        "succeeded",
+                        status_code=seen.status_code,
+                        last_success_ms=seen.last_success_ms,
+                    )
+                elif verdict.done:
+                    await self._fail(
+                        verdict.reason, retryable=True, status_code=verdict.status_code
+                    )
+                else:
+                    await self._set(partner, "replicating", polls=step.polls + 1)
+                    polls.append(step.polls + 1)
+            phases[partner] = phase
+        if all(p == "succeeded" for p in phases.values()):
+            final = await self._steps()
+            await self._finish(
+                ReplicationRestored(
+                    site=self.site.site,
+                    partners=[
+                        PartnerStatus(
+                            name=s.partner,
+                            status_code=s.status_code or SUCCEEDED,
+                            last_successful_run_time=s.last_success_ms,
+                        )
+                        for s in final
+                    ],
+                ),
+                partnerships={s.partner: "restored" for s in final},
+            )
+            raise _Finished
+        return self.worker.later(self.runtime, min(polls) if polls else 30)
+
+    async def _replicate_now(self, partner: str, now: datetime) -> str:
+        """Ask SEPM for a run now; only a run that ends after this counts."""
+        try:
+            async with self.worker.connections.sepm(self.site) as sepm:
+                before = observe_partners(await sepm.replication_status()).get(partner)
+                code = await sepm.replicate_now(partner)
+        except SepmError as exc:
+            await self._fail(f"replicatenow with {partner} failed: {exc}", retryable=exc.retryable)
+        if code != 0:
+            await self._fail(
+                f"SEPM did not accept replicatenow with {partner} (code {code})", retryable=True
+            )
+        baseline = Baseline.of(before)
+        deadline = now + timedelta(seconds=self.worker.settings.restore_timeout_s)
+        return await self._set(
+            partner,
+            "replicating",
+            baseline_run_ms=baseline.last_run_ms,
+            baseline_success_ms=baseline.last_success_ms,
+            deadline=deadline,
+            polls=0,
+        )
+
+    # -- shared steps ---------------------------------------------------------------------
+    async def _steps(self) -> list[Step]:
+        async with self.runtime.uow() as uow:
+            return await repository.steps_of(uow.session, self.op.op_key)
+
+    async def _observe(self) -> dict[str, PartnerObservation]:
+        async with self.worker.connections.sepm(self.site) as sepm:
+            return observe_partners(await sepm.replication_status())
+
+    async def _observe_or_fail(self, steps: list[Step]) -> dict[str, PartnerObservation]:
+        try:
+            return await self._observe()
+        except SepmError as exc:
+            waiting = [s for s in steps if s.phase == "replicating"]
+            now = self.runtime.clock.now()
+            if exc.retryable and waiting and all(s.deadline and now < s.deadline for s in waiting):
+                # A hiccup while we wait for a run; the run goes on without us.
+                raise _TryLater from None
+            await self._fail(
+                f"cannot read the replication status of {self.site.site}: {exc}",
+                retryable=exc.retryable,
+            )
+
+    async def _host(self, step: Step, action: str, *, done: str) -> str:
+        """Delete or add one partner on the host; a hand-over to a person opens a task."""
+        # One key per operation and partner: a repeated call (a crash, a retry) acts once.
+        key = f"{self.op.op_key}:{action}:{step.partner}"
+        try:
+            async with self.worker.connections.host_operations(self.site) as ops:
+                if action == "delete":
+                    await ops.delete_replication_partner(self.site, step.partner, key=key)
+                else:
+                    await ops.add_replication_partner(self.site, step.partner, key=key)
+        except ManualTaskPending as pending:
+            await self._request_task(step.partner, action, pending)
+            return "operator"
+        except HostOperationError as exc:
+            # The host may have done it despite the error (a timeout after the fact).
+            observed = await self._observe()
+            happened = (step.partner in observed) == (action == "add")
+            if happened:
+                return await self._after_host(step.partner, done)
+            await self._fail(
+                f"could not {action} replication partner {step.partner} of {self.site.site}: {exc}",
+                retryable=exc.retryable,
+                forget=step.partner if action == "delete" else None,
+            )
+        return await self._after_host(step.partner, done)
+
+    async def _after_host(self, partner: str, done: str) -> str:
+        if done == "broken":
+            return await self._set(partner, "broken", partnership="broken")
+        return done  # "replicate": sent in the same pass
+
+    async def _request_task(self, partner: str, action: str, pending: ManualTaskPending) -> None:
+        task = pending.task
+        now = self.runtime.clock.now()
+        async with self.runtime.uow() as uow:
+            if await repository.get_task(uow.session, task.task_id) is None:
+                await repository.add_task(
+                    uow.session,
+                    task_id=task.task_id,
+                    op_key=self.op.op_key,
+                    partner=partner,
+                    action=action,
+                    now=now,
+                )
+                self._emit(
+                    uow,
+                    OperatorTaskRequested(
+                        task_id=task.task_id,
+                        service="replication",
+                        site=self.site.site,
+                        server=task.server,
+                        title=task.title,
+                        instructions=task.instructions,
+                        verification=task.verification,
+                    ),
+                )
+            await repository.update_step(
+                uow.session,
+                self.op.op_key,
+                partner,
+                now=now,
+                phase="operator",
+                task_id=task.task_id,
+            )
+            await uow.commit()
+
+    async def _verify_task(self, step: Step, *, done_when_present: bool, done: str) -> str:
+        """A confirmed task is done when SEPM shows it; otherwise say so and keep it open."""
+        assert step.task_id is not None
+        async with self.runtime.uow() as uow:
+            task = await repository.get_task(uow.session, step.task_id)
+        if task is None or task.status != "confirmed":
+            return "operator"
+        observed = await self._observe()
+        present = step.partner in observed
+        now = self.runtime.clock.now()
+        async with self.runtime.uow() as uow:
+            if present == done_when_present:
+                await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
+                await uow.commit()
+                return await self._after_host(step.partner, done)
+            expected = "back" if done_when_present else "gone"
+            listed = "does not list" if done_when_present else "still lists"
+            self._emit(
+                uow,
+                OperatorTaskVerificationFailed(
+                    task_id=step.task_id,
+                    reason=(
+                        f"SEPM {listed} {step.partner} as a replication partner of "
+                        f"{self.site.site}; expected it {expected}"
+                    ),
+                ),
+            )
+            await repository.set_task_status(uow.session, step.task_id, "open", now=now)
+            await uow.commit()
+        return "operator"
+
+    async def _set(
+        self, partner: str, phase: str, *, partnership: str | None = None, **values: Any
+    ) -> str:
+        now = self.runtime.clock.now()
+        async with self.runtime.uow() as uow:
+            await repository.update_step(
+                uow.session, self.op.op_key, partner, now=now, phase=phase, **values
+            )
+            if partnership is not None:
+                await repository.mark_partnership(
+                    uow.session,
+                    saga_id=self.op.saga_id,
+                    site=self.site.site,
+                    partner=partner,
+                    state=partnership,
+                    op_key=self.op.op_key,
+                    now=now,
+                )
+            await uow.commit()
+        return phase
+
+    async def _fail(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        status_code: str | None = None,
+        forget: str | None = None,
+    ) -> NoReturn:
+        """Emit the operation's failure outcome and stop."""
+        event: Event
+        if isinstance(self.command, BreakReplication):
+            async with self.runtime.uow() as uow:
+                if forget is not None:
+                    await repository.forget_partnership(
+                        uow.session, saga_id=self.op.saga_id, site=self.site.site, partner=forget
+                    )
+                    await uow.commit()
+            steps = await self._steps()
+            event = ReplicationBreakFailed(
+                site=self.site.site,
+                reason=reason,
+                retryable=retryable,
+                broken_partners=[s.partner for s in steps if s.phase == "broken"],
+            )
+        else:
+            event = ReplicationRestoreFailed(
+                site=self.site.site, reason=reason, retryable=retryable, status_code=status_code
+            )
+        await self._finish(event)
+        raise _Finished
+
+    async def _finish(self, event: Event, *, partnerships: dict[str, str] | None = None) -> None:
+        """The outcome, recorded under the command's key so a re-sent command gets it too."""
+        now = self.runtime.clock.now()
+        async with self.runtime.uow() as uow:
+            self._emit(uow, event)
+            await uow.record_outcome(self.op.op_key, self.op.envelope.type, event)
+            await repository.close_operation(
+                uow.session,
+                self.op.op_key,
+                outcome_type=event.type_name(),
+                outcome=event.model_dump(mode="json"),
+                now=now,
+            )
+            for partner, state in (partnerships or {}).items():
+                await repository.mark_partnership(
+                    uow.session,
+                    saga_id=self.op.saga_id,
+                    site=self.site.site,
+                    partner=partner,
+                    state=state,
+                    op_key=self.op.op_key,
+                    now=now,
+                )
+            await uow.commit()
+        log.info("replication %s %s: %s", self.op.kind, self.op.op_key, event.type_name())
+
+    def _emit(self, uow: Any, message: Message) -> None:
+        uow.emit(message, saga_id=self.op.saga_id, causation=self.op.envelope)
+
+
+class _TryLater(Exception):
+    """SEPM could not be read this pass; look again later."""

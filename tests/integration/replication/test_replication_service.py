@@ -1,0 +1,200 @@
+"""The replication service end to end over Kafka and PostgreSQL, against the twin."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.replication import (
+    BreakReplication,
+    InspectSite,
+    RestoreReplication,
+)
+from certrotate_shared.topics import commands_topic
+from certrotate_shared.transport.base import OutgoingRecord
+from certrotate_shared.transport.kafka import KafkaTransport
+
+pytestmark = pytest.mark.integration
+
+
+def key(saga: str, step: str, attempt: int = 1) -> str:
+    return f"{saga}:{step}:{attempt}"
+
+
+async def test_inspect_reports_version_and_partners_or_a_precise_reason(stack):
+    await stack.start_service()
+    saga = str(uuid.uuid4())
+    good, refused, unreachable = await stack.send(
+        InspectSite(idempotency_key=key(saga, "inspect"), site=stack.site),
+        InspectSite(
+            idempotency_key=key(saga, "inspect", 2),
+            site=stack.site.model_copy(update={"credential_ref": "sepm/wrong"}),
+        ),
+        InspectSite(
+            idempotency_key=key(saga, "inspect", 3),
+            site=stack.site.model_copy(update={"api_url": "https://127.0.0.1:1/sepm/api/v1"}),
+        ),
+        saga_id=saga,
+    )
+    inspected = (await stack.reply(good)).payload
+    assert inspected["version"] == "14.3.9000"
+    assert inspected["replicated"] is True
+    assert {p["name"]: p["status_code"] for p in inspected["partners"]} == {
+        "site-b": "SUCCEEDED",
+        "site-c": "SUCCEEDED",
+    }
+    failed = await stack.reply(refused)
+    assert failed.type == "SiteInspectionFailed"
+    assert "SEPM refused the API account 'admin'" in failed.payload["reason"]
+    assert failed.payload["retryable"] is False
+    down = await stack.reply(unreachable, timeout=60)
+    assert down.payload["reason"] == "cannot reach https://127.0.0.1:1: connection refused"
+    assert down.payload["retryable"] is True
+
+
+async def test_break_then_restore_re_adds_exactly_what_was_broken_and_waits_for_success(stack):
+    runtime = await stack.start_service()
+    saga = str(uuid.uuid4())
+    [broke] = await stack.send(
+        BreakReplication(
+            idempotency_key=key(saga, "break"), site=stack.site, partners=["site-b", "site-c"]
+        ),
+        saga_id=saga,
+    )
+    broken = await stack.reply(broke)
+    assert broken.type == "ReplicationBroken"
+    assert broken.payload["broken_partners"] == ["site-b", "site-c"]
+    assert await stack.partners() == {}
+    [restore] = await stack.send(
+        RestoreReplication(
+            idempotency_key=key(saga, "restore"), site=stack.site, partners=["site-b", "site-c"]
+        ),
+        saga_id=saga,
+    )
+    restored = await stack.reply(restore)
+    assert restored.type == "ReplicationRestored", restored.payload
+    assert {p["name"]: p["status_code"] for p in restored.payload["partners"]} == {
+        "site-b": "SUCCEEDED",
+        "site-c": "SUCCEEDED",
+    }
+    partners = await stack.partners()
+    assert {name: row["status_code"] for name, row in partners.items()} == {
+        "site-b": "SUCCEEDED",
+        "site-c": "SUCCEEDED",
+    }
+    deletes = await stack.operations("replication.partner.delete")
+    adds = await stack.operations("replication.partner.add")
+    assert sorted(e["target"] for e in deletes) == ["site-a/site-b", "site-a/site-c"]
+    assert sorted(e["target"] for e in adds) == ["site-a/site-b", "site-a/site-c"]
+    # What this saga broke and restored, as the service recorded it.
+    from replication.adapters import repository
+
+    async with runtime.sessions() as session:
+        records = await repository.broken_partnerships_of(session, saga_id=saga)
+    assert [(r["partner"], r["state"]) for r in records] == [
+        ("site-b", "restored"),
+        ("site-c", "restored"),
+    ]
+
+
+async def test_restore_fails_with_the_status_code_when_replication_fails(stack):
+    await stack.start_service()
+    saga = str(uuid.uuid4())
+    [broke] = await stack.send(
+        BreakReplication(idempotency_key=key(saga, "break"), site=stack.site, partners=["site-b"]),
+        saga_id=saga,
+    )
+    assert (await stack.reply(broke)).type == "ReplicationBroken"
+    await stack.fault(kind="replication_failure", site="site-a", partner="site-b")
+    [restore] = await stack.send(
+        RestoreReplication(
+            idempotency_key=key(saga, "restore"), site=stack.site, partners=["site-b"]
+        ),
+        saga_id=saga,
+    )
+    failed = await stack.reply(restore)
+    assert failed.type == "ReplicationRestoreFailed"
+    assert failed.payload["status_code"] == "FAILED_CONNECT"
+    assert failed.payload["reason"] == "replication with site-b ended FAILED_CONNECT"
+    assert failed.payload["retryable"] is True
+    # The partnership is back (re-added once); only its replication failed.
+    assert "site-b" in await stack.partners()
+    assert len(await stack.operations("replication.partner.add")) == 1
+
+
+async def test_a_redelivered_or_resent_break_deletes_each_partner_once(
+    stack, kafka_bootstrap, topic_prefix
+):
+    await stack.start_service()
+    saga = str(uuid.uuid4())
+    command = BreakReplication(
+        idempotency_key=key(saga, "break"), site=stack.site, partners=["site-b"]
+    )
+    original = Envelope.wrap(command, saga_id=saga)
+    resent = Envelope.wrap(command, saga_id=saga)  # new message id, same idempotency key
+    topic = commands_topic("replication", topic_prefix)
+    producer = KafkaTransport(kafka_bootstrap)
+    await producer.start()
+    try:
+        record = OutgoingRecord(topic, saga, original.to_bytes())
+        await producer.publish([record, record])  # delivered twice
+        first = await stack.reply(original)
+        await producer.publish([OutgoingRecord(topic, saga, resent.to_bytes())])
+        second = await stack.reply(resent)
+    finally:
+        await producer.stop()
+    assert first.type == second.type == "ReplicationBroken"
+    assert first.payload["broken_partners"] == second.payload["broken_partners"] == ["site-b"]
+    await asyncio.sleep(0.5)  # room for a wrong extra reply to the duplicate delivery
+    assert len(stack.replies_to(original)) == 1
+    deletes = await stack.operations("replication.partner.delete")
+    assert [(e["target"], e["replay"]) for e in deletes] == [("site-a/site-b", False)]
+
+    # A new attempt of the same step finds the partner gone: ours, reported, not deleted again.
+    [retry] = await stack.send(
+        BreakReplication(
+            idempotency_key=key(saga, "break", 2), site=stack.site, partners=["site-b"]
+        ),
+        saga_id=saga,
+    )
+    assert (await stack.reply(retry)).payload["broken_partners"] == ["site-b"]
+    # Another saga finds it gone too, but did not break it: not its to restore.
+    other = str(uuid.uuid4())
+    [foreign] = await stack.send(
+        BreakReplication(idempotency_key=key(other, "break"), site=stack.site, partners=["site-b"]),
+        saga_id=other,
+    )
+    assert (await stack.reply(foreign)).payload["broken_partners"] == []
+    assert len(await stack.operations("replication.partner.delete")) == 1
+
+
+@pytest.mark.parametrize("twin_speed", [0.0])
+async def test_a_restart_resumes_the_wait_for_success(stack):
+    runtime = await stack.start_service()
+    saga = str(uuid.uuid4())
+    [broke] = await stack.send(
+        BreakReplication(idempotency_key=key(saga, "break"), site=stack.site, partners=["site-c"]),
+        saga_id=saga,
+    )
+    assert (await stack.reply(broke)).type == "ReplicationBroken"
+    [restore] = await stack.send(
+        RestoreReplication(
+            idempotency_key=key(saga, "restore"), site=stack.site, partners=["site-c"]
+        ),
+        saga_id=saga,
+    )
+    # The twin's clock stands still: the run started by the re-add cannot finish.
+    while "site-c" not in await stack.partners():
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert stack.replies_to(restore) == []
+    await stack.stop_service(runtime)
+    await stack.clock_speed(600)
+    await stack.start_service()
+    restored = await stack.reply(restore)
+    assert restored.type == "ReplicationRestored"
+    assert restored.payload["partners"][0]["status_code"] == "SUCCEEDED"
+    assert len(await stack.operations("replication.partner.add")) == 1
