@@ -42,6 +42,7 @@ def build_dependencies(
         from certrotate_shared.tlsprobe import served_fingerprints
 
         probe = functools.partial(served_fingerprints, timeout=settings.probe_timeout_s)
+    owns_vault = vault is None
     if vault is None:
         from certrotate_shared.vault import Vault
 
@@ -54,6 +55,7 @@ def build_dependencies(
         hostops_factory=hostops_factory,
         probe=probe,
         vault=vault,
+        owns_vault=owns_vault,
     )
 
 

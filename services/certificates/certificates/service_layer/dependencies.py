@@ -30,20 +30,39 @@ class Dependencies:
     sepm_factory: SepmFactory
     hostops_factory: HostOpsFactory
     probe: Probe
-    vault: Any = None  # certrotate_shared.vault.Vault, started by the job runner
+    vault: Any = None  # certrotate_shared.vault.Vault
+    # True when we made the vault: we start it on first use (not at start-up, where its
+    # migration would race other services' migrations in the same process) and stop it.
+    owns_vault: bool = False
     jobs_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    _vault_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _vault_started: bool = False
+
+    async def ready_vault(self) -> Any:
+        if self.owns_vault and not self._vault_started:
+            async with self._vault_lock:
+                if not self._vault_started:
+                    await self.vault.start()
+                    self._vault_started = True
+        return self.vault
+
+    async def close(self) -> None:
+        if self.owns_vault and self._vault_started:
+            await self.vault.stop()
+            self._vault_started = False
 
     def wake_jobs(self) -> None:
         """A job was queued: the runner looks now instead of at its next poll."""
         self.jobs_waiting.set()
 
     async def connect_sepm(self, site: SiteTarget) -> SepmApi:
-        return await _resolved(self.sepm_factory(site, self.vault))
+        return await _resolved(self.sepm_factory(site, await self.ready_vault()))
 
     async def host_operations(
         self, site: SiteTarget, confirmed_tasks: Collection[str]
     ) -> HostOperations:
-        made = self.hostops_factory(site, self.vault, confirmed_tasks=tuple(confirmed_tasks))
+        vault = await self.ready_vault()
+        made = self.hostops_factory(site, vault, confirmed_tasks=tuple(confirmed_tasks))
         return await _resolved(made)
 
 

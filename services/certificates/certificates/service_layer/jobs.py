@@ -235,11 +235,8 @@ def _cannot_reach_host(
 
 
 async def run_jobs(runtime: ServiceRuntime, deps: Dependencies) -> None:
-    """Background loop: start the vault, then run jobs until cancelled."""
-    if deps.vault is not None:
-        await deps.vault.start()
+    """Background loop: run jobs until cancelled."""
     try:
         await JobRunner(runtime, deps).run()
     finally:
-        if deps.vault is not None:
-            await deps.vault.stop()
+        await deps.close()
