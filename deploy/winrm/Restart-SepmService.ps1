@@ -47,10 +47,10 @@ $dependents = @($controller.DependentServices | Where-Object { $_.Status -eq 'Ru
 function Get-LastServiceError {
     param([string]$Name)
     $since = (Get-Date).AddMinutes(-15)
-    $event = Get-WinEvent -FilterHashtable @{ LogName = 'System'; ProviderName = 'Service Control Manager'; StartTime = $since } -ErrorAction SilentlyContinue |
+    $scmEvent = Get-WinEvent -FilterHashtable @{ LogName = 'System'; ProviderName = 'Service Control Manager'; StartTime = $since } -ErrorAction SilentlyContinue |
         Where-Object { $_.Id -in 7000, 7001, 7009, 7011, 7023, 7024, 7031, 7034 -and $_.Message -match [regex]::Escape($Name) } |
         Select-Object -First 1
-    if ($event) { return " Service Control Manager: $($event.Message.Trim())" }
+    if ($scmEvent) { return " Service Control Manager: $($scmEvent.Message.Trim())" }
     return ''
 }
 
