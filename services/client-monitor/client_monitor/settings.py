@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     min_scan_interval_real_s: float = Field(default=1.0, ge=0)
     # A full scan now and then (clock seconds) refreshes online status and drops nothing.
     full_rescan_interval_s: float = Field(default=86_400.0, gt=0)
+    # ...but not more often than this in real seconds: a full scan of 1M clients costs ~25 s.
+    full_rescan_min_real_s: float = Field(default=1800.0, ge=0)
     page_size: int = Field(default=1000, ge=1, le=10_000)
     # Incremental scans ask for lastUpdate >= (newest lastUpdateTime seen - overlap).
     last_update_overlap_ms: int = Field(default=300_000, ge=0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from client_monitor.domain.propagation import (
 from client_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SepmFactory = Callable[[SiteTarget], "Awaitable[SepmApi] | SepmApi"]
 
@@ -88,7 +90,7 @@ class WatchScanner:
         self.scans = 0
         self.last_error: str | None = None
         self._since_ms: int | None = None  # None: the next scan is a full scan
-        self._full_at: datetime | None = None
+        self._full_at: tuple[datetime, float] | None = None  # (clock time, real monotonic)
         self._rates = RateTracker(window=settings.forecast_window_scans)
         self._throttle = ProgressThrottle(
             settings.progress_min_interval_real_s, settings.progress_min_change_percent
@@ -127,15 +129,12 @@ class WatchScanner:
     async def scan(self, sepm: SepmApi) -> None:
         """One pass over /computers: full when due, else changes since the last pass."""
         now = self.host.clock.now()
-        full = (
-            self._since_ms is None
-            or self._full_at is None
-            or (now - self._full_at).total_seconds() >= self.settings.full_rescan_interval_s
-        )
+        full = self._since_ms is None or self._full_rescan_due(now)
         since = 0 if full else self._since_ms
-        async for page in sepm.iter_computer_pages(
+        pages = sepm.iter_computer_pages(
             last_update_ms=since or 0, page_size=self.settings.page_size
-        ):
+        )
+        async for page in read_ahead(pages):
             self.table.ingest(page)
             await asyncio.sleep(0)  # let the API and the consumer breathe during a big scan
         # Only a completed pass moves the mark: an interrupted one is re-done from the old one.
@@ -143,7 +142,7 @@ class WatchScanner:
             0, self.table.max_last_update_ms - self.settings.last_update_overlap_ms
         )
         if full:
-            self._full_at = now
+            self._full_at = (now, time.monotonic())
         self.scans += 1
         self.last_error = None
         self.scanned_at = self.host.clock.now()
@@ -153,6 +152,15 @@ class WatchScanner:
             stale_horizon_days=self.command.stale_horizon_days,
         )
         self._rates.add(self.scanned_at, self.tally.reached)
+
+    def _full_rescan_due(self, now: datetime) -> bool:
+        if self._full_at is None:
+            return True
+        clock_at, real_at = self._full_at
+        return (
+            (now - clock_at).total_seconds() >= self.settings.full_rescan_interval_s
+            and time.monotonic() - real_at >= self.settings.full_rescan_min_real_s
+        )
 
     async def _pause(self) -> None:
         left = (self.deadline - self.host.clock.now()).total_seconds()
@@ -281,6 +289,33 @@ class WatchScanner:
                 "profile_serial": row.profile_serial,
                 "stale": not bool(m.seen[i]),
             }
+
+
+async def read_ahead(pages: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
+    """Fetch the next pages while the caller digests this one: SEPM renders, we count."""
+    queue: asyncio.Queue[tuple[T | None, BaseException | None, bool]] = asyncio.Queue(depth)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await queue.put((page, None, False))
+            await queue.put((None, None, True))
+        except Exception as exc:
+            await queue.put((None, exc, True))
+
+    task = asyncio.create_task(fetch())
+    try:
+        while True:
+            page, error, done = await queue.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield page  # type: ignore[misc]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _ms(when: datetime) -> int:
