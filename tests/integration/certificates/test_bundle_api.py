@@ -193,7 +193,7 @@ async def test_the_api_wants_the_internal_token(stack: Stack, good: IssuedCertif
 
 
 async def test_an_oversized_upload_is_refused(stack: Stack) -> None:
-    limit = stack.runtime.settings.max_bundle_request_bytes  # type: ignore[attr-defined]
+    limit = stack.runtime.settings.max_bundle_request_bytes
     response = await stack.upload({"format": "pkcs12", "data_b64": "A" * limit, "password": "x"})
     assert response.status_code == 413
     assert stack.rows() == []
@@ -204,7 +204,8 @@ async def test_delete_and_purge_destroy_the_bundle(stack: Stack, good: IssuedCer
     second = (await stack.upload(good.upload("jks", PASSWORD))).json()["bundle_ref"]
     assert (await stack.http.delete(f"/internal/v1/bundles/{first}")).status_code == 204
     assert (await stack.http.delete(f"/internal/v1/bundles/{first}")).status_code == 404
-    async with EventProbe(bus=stack.runtime.transport, **_probe_settings(stack)) as probe:
+    probe = EventProbe(bus=stack.runtime.transport, **_probe_settings(stack))
+    async with probe:
         saga = str(uuid.uuid4())
         await probe.emit(
             PurgeCertificateBundle(idempotency_key=f"{saga}:purge:1", bundle_ref=second), saga
@@ -216,8 +217,8 @@ async def test_delete_and_purge_destroy_the_bundle(stack: Stack, good: IssuedCer
 
 async def test_unused_bundles_expire_after_the_ttl(stack: Stack, good: IssuedCertificate) -> None:
     ref = (await stack.upload(good.upload("pem"))).json()["bundle_ref"]
-    ttl = stack.runtime.settings.bundle_ttl_s  # type: ignore[attr-defined]
-    deps = stack.runtime.spec.api.keywords["deps"]  # type: ignore[union-attr]
+    ttl = stack.runtime.settings.bundle_ttl_s
+    deps = stack.runtime.spec.api.keywords["deps"]
     stack.clock.advance(ttl - 60)
     assert await purge_once(stack.runtime, deps) == []
     stack.clock.advance(120)

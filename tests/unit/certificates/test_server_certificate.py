@@ -102,7 +102,7 @@ async def test_verify_fails_when_a_port_keeps_serving_the_old_certificate() -> N
     host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
     original = host.restart_service
 
-    async def api_not_reloading(server, service, *, key):  # type: ignore[no-untyped-def]
+    async def api_not_reloading(server, service, *, key):
         if service != "semapisrv":
             await original(server, service, key=key)
 

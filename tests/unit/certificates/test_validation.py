@@ -72,7 +72,7 @@ def test_a_leaf_without_its_issuers_is_accepted_with_a_warning(good: IssuedCerti
 @pytest.mark.parametrize("fmt", ["pkcs12", "jks"])
 def test_wrong_password(good: IssuedCertificate, fmt: str) -> None:
     data = good.pkcs12("right") if fmt == "pkcs12" else good.jks("right")
-    problem = rejected(Upload(fmt, data, "wrong"))  # type: ignore[arg-type]
+    problem = rejected(Upload(fmt, data, "wrong"))
     assert problem.code == "wrong_password"
     assert "password" in problem.detail
 
@@ -165,7 +165,7 @@ def test_a_certificate_without_any_san(issuing: TestCA) -> None:
 def test_truncated_file(good: IssuedCertificate, fmt: str) -> None:
     whole = {"pkcs12": good.pkcs12("pw"), "jks": good.jks("pw"), "pem": good.pem_bundle()}[fmt]
     for cut in (len(whole) // 2, len(whole) - 7):
-        upload = Upload(fmt, whole[:cut], "pw", good.key_pem() if fmt == "pem" else None)  # type: ignore[arg-type]
+        upload = Upload(fmt, whole[:cut], "pw", good.key_pem() if fmt == "pem" else None)
         problem = rejected(upload)
         assert problem.code == "corrupt", (fmt, cut, problem.code)
 

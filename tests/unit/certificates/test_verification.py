@@ -21,7 +21,7 @@ GROUPS = {
 
 
 async def run(mode: str, sepm: FakeSepm, store: FakeStore, saga: str = "saga-1"):
-    return await set_verification(site=site(), mode=mode, saga_id=saga, sepm=sepm, store=store)  # type: ignore[arg-type]
+    return await set_verification(site=site(), mode=mode, saga_id=saga, sepm=sepm, store=store)
 
 
 async def test_disable_turns_off_every_location_and_reports_originals_and_new_serials() -> None:
