@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import jks
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -72,6 +73,12 @@ def _open_pkcs12(data: bytes, password: str | None) -> OpenedBundle:
     secret = password.encode() if password else None
     try:
         loaded = pkcs12.load_pkcs12(data, secret)
+    except UnsupportedAlgorithm:
+        raise BundleRejected(
+            "corrupt",
+            f"{INVALID_KEYSTORE}: the PKCS#12 file uses an encryption this service cannot "
+            "read; export it again with AES-256 (or 3DES) protection",
+        ) from None
     except ValueError:
         # cryptography says the same for a bad password and a damaged file; a file whose
         # outer PFX structure parses completely is intact, so the password is what is wrong.
@@ -199,7 +206,7 @@ def _load_pem_key(key_data: bytes, password: str | None) -> PrivateKeyTypes:
     secret = password.encode() if (password and encrypted) else None
     try:
         return serialization.load_pem_private_key(key_data, password=secret)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         if encrypted:
             raise BundleRejected(
                 "wrong_password", "The password does not open the encrypted private key"
