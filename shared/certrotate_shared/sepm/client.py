@@ -170,8 +170,11 @@ class SepmClient:
         try:
             if token is not None:
                 started = self._monotonic()
+                # Short: a service shutting down must not hang on a server that went away.
                 response = await self._http.post(
-                    "/identity/logout", headers={"Authorization": f"Bearer {token}"}
+                    "/identity/logout",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=min(self._connect_timeout, 2.0),
                 )
                 self._log("POST", "/identity/logout", response.status_code, started)
         except httpx.HTTPError as exc:

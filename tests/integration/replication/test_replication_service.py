@@ -198,3 +198,35 @@ async def test_a_restart_resumes_the_wait_for_success(stack):
     assert restored.type == "ReplicationRestored"
     assert restored.payload["partners"][0]["status_code"] == "SUCCEEDED"
     assert len(await stack.operations("replication.partner.add")) == 1
+
+
+async def test_python_m_replication_serves_commands_as_its_own_process(
+    stack, clean_env, kafka_bootstrap, topic_prefix, master_key, pg_url
+):
+    from tests.support.processes import REPO, ServiceProcess
+
+    env = {
+        **clean_env,
+        "PYTHONPATH": str(REPO),
+        "CERTROTATE_REPLICATION_DATABASE_URL": pg_url,
+        "CERTROTATE_REPLICATION_DATABASE_SCHEMA": stack.settings.database_schema,
+        "CERTROTATE_REPLICATION_VAULT_URL": stack.settings.vault_url,
+        "CERTROTATE_TRANSPORT": "kafka",
+        "CERTROTATE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CERTROTATE_TOPIC_PREFIX": topic_prefix,
+        "CERTROTATE_MASTER_KEY": master_key,
+    }
+    process = ServiceProcess(["-m", "replication"], env, "replication")
+    await process.start()
+    try:
+        saga = str(uuid.uuid4())
+        [inspect] = await stack.send(
+            InspectSite(idempotency_key=key(saga, "inspect"), site=stack.site), saga_id=saga
+        )
+        inspected = await stack.reply(inspect)
+        assert inspected.type == "SiteInspected"
+        assert [p["name"] for p in inspected.payload["partners"]] == ["site-b", "site-c"]
+    finally:
+        # In a thread: the twin serves from this event loop, and the service logs out on exit.
+        await asyncio.to_thread(process.stop)
+    assert process.proc is not None and process.proc.returncode == 0

@@ -46,7 +46,7 @@ async def test_an_incremental_scan_returns_only_clients_updated_since(twin):
     async with twin.client() as api:
         first = [c async for page in api.iter_computer_pages(page_size=1000) for c in page]
         watermark = max(c["lastUpdateTime"] for c in first)
-        laptops = [g async for g in api.iter_groups() if g["name"] == "Laptops"][0]
+        [laptops] = [g async for g in api.iter_groups() if g["name"] == "Laptops"]
         [location] = await api.group_locations(laptops["id"])
         change = {
             "configuration": {
