@@ -1,0 +1,813 @@
+"""Decisions of the rotation saga: pure functions of (state, input, now) -> (state, messages).
+
+`steps.py` holds the table; this module walks it. Nothing here does I/O: the service layer
+loads the state, calls `start_saga` or `decide`, and stores what comes back in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from certrotate_shared.envelope import Event, Message
+from certrotate_shared.messages.certificates import (
+    CertificateBundlePurged,
+    CertificateVerificationFailed,
+    CertificateVerificationSet,
+    PurgeCertificateBundle,
+    ServerCertificateRollbackFailed,
+    ServerCertificateRolledBack,
+    ServerCertificateUpdated,
+    ServerCertificateUpdateFailed,
+)
+from certrotate_shared.messages.client_monitor import (
+    CancelPropagationWatch,
+    PolicyPropagated,
+    PropagationCounts,
+    PropagationProgressed,
+    PropagationStalled,
+    PropagationWatchFailed,
+)
+from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.messages.replication import (
+    ReplicationBreakFailed,
+    ReplicationBroken,
+    ReplicationRestored,
+    ReplicationRestoreFailed,
+    SiteInspected,
+)
+from orchestrator.domain.backoff import retry_delay
+from orchestrator.domain.inputs import (
+    ActionRejectedError,
+    ApprovalGiven,
+    CancelRequested,
+    DecisionMade,
+    EventArrived,
+    Input,
+    PauseRequested,
+    ResumeRequested,
+    TimerFired,
+)
+from orchestrator.domain.state import (
+    Approval,
+    Awaiting,
+    CertificateInfo,
+    ExposureAlert,
+    PendingDecision,
+    PropagationReading,
+    PropagationWait,
+    RiskAcceptance,
+    RotationOptions,
+    SagaState,
+    ServerProgress,
+    StepRecord,
+)
+from orchestrator.domain.steps import TABLES, Step, previous_fingerprint, step_index, step_named
+from orchestrator.domain.window import is_open, next_opening
+from orchestrator.messages import VerificationExposureExceeded
+
+
+@dataclass
+class Outgoing:
+    message: Message
+    # True for the command whose answer the saga now waits for (its id goes in the state).
+    awaited: bool = False
+
+
+@dataclass
+class Decision:
+    state: SagaState
+    outgoing: list[Outgoing] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ignored: bool = False
+
+    def commands(self) -> list[Message]:
+        return [o.message for o in self.outgoing]
+
+
+class _Transition:
+    def __init__(self, state: SagaState, now: datetime) -> None:
+        self.s = state
+        self.now = now
+        self.decision = Decision(state=state)
+
+    def send(self, message: Message, *, awaited: bool = False) -> None:
+        self.decision.outgoing.append(Outgoing(message, awaited))
+
+    def note(self, text: str) -> None:
+        self.decision.notes.append(text)
+
+
+def start_saga(
+    *,
+    saga_id: str,
+    target: SiteTarget,
+    certificate: CertificateInfo,
+    options: RotationOptions,
+    now: datetime,
+    requested_by: str = "",
+    change_id: str | None = None,
+) -> Decision:
+    """A new rotation, pre-flight validation done: its first command is InspectSite."""
+    state = SagaState(
+        saga_id=saga_id,
+        site=target.site,
+        target=target,
+        certificate=certificate,
+        options=options,
+        requested_by=requested_by,
+        change_id=change_id,
+        servers=[ServerProgress(name=s.name) for s in target.servers],
+        created_at=now,
+        updated_at=now,
+    )
+    t = _Transition(state, now)
+    _enter(t, "forward", 0)
+    return _done(t)
+
+
+def decide(state: SagaState, given: Input, now: datetime) -> Decision:
+    """The next state and messages after one event, timer or operator action."""
+    t = _Transition(state.model_copy(deep=True), now)
+    if isinstance(given, EventArrived):
+        _on_event(t, given)
+    elif isinstance(given, TimerFired):
+        _on_timer(t, given)
+    else:
+        if t.s.terminal:
+            raise ActionRejectedError(f"the rotation has ended ({t.s.status})")
+        if isinstance(given, PauseRequested):
+            _on_pause(t, given)
+        elif isinstance(given, ResumeRequested):
+            _on_resume(t, given)
+        elif isinstance(given, CancelRequested):
+            _on_cancel(t, given)
+        elif isinstance(given, ApprovalGiven):
+            _on_approval(t, given)
+        elif isinstance(given, DecisionMade):
+            _on_decision(t, given)
+    return _done(t)
+
+
+def can_abort(s: SagaState) -> bool:
+    """Abort means compensate; after the swap only forward recovery is possible."""
+    return not s.terminal and s.phase == "forward" and not s.swap_done
+
+
+def current_step(s: SagaState) -> Step:
+    return step_named(s.phase, s.step)
+
+
+def _done(t: _Transition) -> Decision:
+    s = t.s
+    s.updated_at = t.now
+    if not s.terminal:
+        if s.hold or s.pending_decision is not None:
+            s.status = "paused"
+        else:
+            s.status = "compensating" if s.phase == "compensation" else "running"
+    return t.decision
+
+
+# --- walking the table ---------------------------------------------------------------------
+
+
+def _enter(t: _Transition, phase: str, index: int) -> None:
+    s = t.s
+    table = TABLES[phase]
+    s.phase = "forward" if phase == "forward" else "compensation"
+    while index < len(table):
+        step = table[index]
+        if step.skip is not None and step.skip(s):
+            s.steps.append(_record(t, step, status="skipped", finished=True))
+            index += 1
+            continue
+        s.step, s.attempt, s.attempt_base, s.server_index = step.name, 0, 0, 0
+        s.steps.append(_record(t, step, server=_server_name(s, step)))
+        if step.name == "gates":
+            _evaluate_gates(t)
+            return
+        if step.waits_for_propagation:
+            s.timers["max_wait"] = t.now + timedelta(days=s.options.max_wait_days)
+        _send(t)
+        return
+    if s.phase == "forward":
+        _end(t, "completed", None)
+    else:
+        _end(t, "compensated", s.reason)
+
+
+def _record(
+    t: _Transition, step: Step, *, status: str = "running", finished: bool = False,
+    server: str | None = None,
+) -> StepRecord:  # fmt: skip
+    return StepRecord(
+        name=step.name,
+        number=step.number,
+        title=step.title,
+        phase=t.s.phase,
+        status=status,
+        started_at=t.now,
+        finished_at=t.now if finished else None,
+        server=server,
+    )
+
+
+def _finish_record(t: _Transition, status: str, detail: str | None = None) -> None:
+    record = t.s.current_step_record()
+    if record is not None and record.finished_at is None:
+        record.status = status
+        record.finished_at = t.now
+        if detail:
+            record.detail = detail
+
+
+def _server_name(s: SagaState, step: Step) -> str | None:
+    if not step.per_server:
+        return None
+    if step.name == "update_certificate":
+        return s.servers[s.server_index].name if s.server_index < len(s.servers) else None
+    return s.rollback_queue[s.server_index] if s.server_index < len(s.rollback_queue) else None
+
+
+def _key(s: SagaState) -> str:
+    step = current_step(s)
+    name = f"{s.step}@{_server_name(s, step)}" if step.per_server else s.step
+    return f"{s.saga_id}:{name}:{s.attempt}"
+
+
+def _send(t: _Transition) -> None:
+    """Send the current step's command (a new attempt), unless an operator holds the saga."""
+    s = t.s
+    step = current_step(s)
+    s.awaiting = None
+    s.timers.pop("retry", None)
+    if s.hold:
+        s.deferred = True
+        t.note(f"held by an operator: {s.step} not sent until resumed")
+        return
+    s.deferred = False
+    window = s.options.maintenance_window
+    if step.name == "update_certificate" and window and not is_open(window, t.now):
+        s.timers["window"] = next_opening(window, t.now)
+        s.gate_waiting_for = ["maintenance_window"]
+        _set_record_status(s, "waiting")
+        t.note(f"maintenance window closed; next opening {s.timers['window'].isoformat()}")
+        return
+    s.gate_waiting_for = []
+    assert step.send is not None
+    s.attempt += 1
+    key = _key(s)
+    if step.waits_for_propagation:
+        groups = s.disabled_groups if s.step == "await_disable_propagation" else s.restored_groups
+        s.waits.append(
+            PropagationWait(
+                step=s.step,
+                watch_id=key,
+                target_serials={g.group_id: g.target_serial for g in groups},
+                started_at=t.now,
+                deadline=s.timers.get("max_wait")
+                or t.now + timedelta(days=s.options.max_wait_days),
+            )
+        )
+    command = step.send.build(s, key, t.now)
+    server = _server_name(s, step)
+    s.awaiting = Awaiting(
+        step=s.step,
+        command=command.type_name(),
+        idempotency_key=key,
+        watch_id=key if step.waits_for_propagation else None,
+        server=server,
+    )
+    if server is not None:
+        progress = s.server(server)
+        progress.status = "updating" if s.step == "update_certificate" else "rolling_back"
+        if s.step == "update_certificate":
+            s.swap_started = True
+    record = s.current_step_record()
+    if record is not None:
+        record.attempts = s.attempt
+        record.status = "running"
+    t.send(command, awaited=True)
+
+
+def _set_record_status(s: SagaState, status: str) -> None:
+    record = s.current_step_record()
+    if record is not None and record.finished_at is None:
+        record.status = status
+
+
+def _advance(t: _Transition) -> None:
+    """The current step (or server) succeeded: go on to the next server or the next step."""
+    s = t.s
+    step = current_step(s)
+    _finish_record(t, "done")
+    if step.per_server:
+        s.server_index += 1
+        remaining = len(s.servers) if step.name == "update_certificate" else len(s.rollback_queue)
+        if s.server_index < remaining:
+            s.attempt, s.attempt_base = 0, 0
+            s.steps.append(_record(t, step, server=_server_name(s, step)))
+            _send(t)
+            return
+        if step.name == "update_certificate":
+            s.swap_done = True
+    _enter(t, s.phase, step_index(s.phase, s.step) + 1)
+
+
+def _end(t: _Transition, status: str, reason: str | None) -> None:
+    s = t.s
+    _finish_record(t, "done" if status == "completed" else "failed")
+    _cancel_watch(t)
+    s.status = status
+    s.reason = reason
+    s.awaiting = None
+    s.pending_decision = None
+    s.hold = False
+    s.deferred = False
+    s.gate_waiting_for = []
+    s.timers = {}
+    # The rotation is over either way: the uploaded bundle and its password must go.
+    t.send(
+        PurgeCertificateBundle(
+            idempotency_key=f"{s.saga_id}:purge:1", bundle_ref=s.certificate.bundle_ref
+        )
+    )
+    t.note(f"rotation {status}" + (f": {reason}" if reason else ""))
+
+
+def _cancel_watch(t: _Transition) -> None:
+    s = t.s
+    if s.awaiting is not None and s.awaiting.watch_id is not None:
+        t.send(
+            CancelPropagationWatch(
+                idempotency_key=f"{s.awaiting.watch_id}:cancel", watch_id=s.awaiting.watch_id
+            )
+        )
+        wait = s.current_wait()
+        if wait is not None and wait.outcome in ("waiting", "timed_out", "stalled"):
+            wait.outcome = "cancelled" if wait.outcome == "waiting" else wait.outcome
+            wait.finished_at = wait.finished_at or t.now
+        s.awaiting = None
+
+
+def _compensate(t: _Transition, reason: str) -> None:
+    """Undo what was done, newest first; with nothing done the rotation simply failed."""
+    s = t.s
+    _cancel_watch(t)
+    _finish_record(t, "failed", reason)
+    s.awaiting = None
+    s.timers.pop("retry", None)
+    s.timers.pop("max_wait", None)
+    s.timers.pop("window", None)
+    s.pending_decision = None
+    s.abort_requested = None
+    s.hold = False
+    s.deferred = False
+    s.gate_waiting_for = []
+    s.reason = reason
+    s.rollback_queue = [
+        p.name
+        for p in reversed(s.servers)
+        if p.backup_ref and p.status in ("updated", "failed", "updating")
+    ]
+    if not s.rollback_queue and not s.verification_touched and not s.broken_partners:
+        _end(t, "failed", f"{reason}; nothing was changed")
+        return
+    t.note(f"compensating: {reason}")
+    _enter(t, "compensation", 0)
+
+
+def _pause(t: _Transition, kind: str, reason: str, options: list[str]) -> None:
+    s = t.s
+    s.pending_decision = PendingDecision(
+        kind=kind,
+        step=s.step,
+        reason=reason,
+        options=options,
+        since=t.now,
+    )
+    _set_record_status(s, "waiting")
+    t.note(f"paused for an operator decision ({', '.join(options)}): {reason}")
+
+
+def _pause_wait(t: _Transition, reason: str) -> None:
+    s = t.s
+    if s.step == "await_disable_propagation":
+        options = ["extend", "proceed", "abort"] if can_abort(s) else ["extend", "proceed"]
+        _pause(t, "propagation_wait", reason, options)
+    elif s.step == "await_enable_propagation":
+        _pause(t, "after_swap_wait", reason, ["extend", "proceed"])
+    else:
+        _pause(t, "propagation_wait", reason, ["extend", "proceed"])
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def _matches(s: SagaState, arrived: EventArrived) -> bool:
+    awaiting = s.awaiting
+    if awaiting is None:
+        return False
+    if arrived.causation_id is not None and arrived.causation_id == awaiting.message_id:
+        return True
+    watch_id = getattr(arrived.event, "watch_id", None)
+    return awaiting.watch_id is not None and watch_id == awaiting.watch_id
+
+
+def _on_event(t: _Transition, arrived: EventArrived) -> None:
+    s = t.s
+    event = arrived.event
+    name = event.type_name()
+    if isinstance(event, CertificateBundlePurged):
+        t.note("the certificate bundle was purged")
+        return
+    if s.terminal or not _matches(s, arrived):
+        t.decision.ignored = True
+        t.note(
+            f"ignored {name}: it answers no command this rotation waits for (stale or duplicate)"
+        )
+        return
+    step = current_step(s)
+    if isinstance(event, PropagationProgressed):
+        _read_propagation(t, event)
+        return
+    if isinstance(event, PropagationStalled):
+        wait = _read_propagation(t, event)
+        if wait is not None:
+            wait.outcome, wait.finished_at, wait.detail = "stalled", t.now, event.reason
+        if s.abort_requested and can_abort(s):
+            _compensate(t, s.abort_requested)
+        else:
+            _pause_wait(t, f"propagation stalled: {event.reason}")
+        return
+    if step.succeeded is not None and isinstance(event, step.succeeded):
+        s.awaiting = None
+        problem = _record_success(t, event)
+        if problem is not None:
+            _fail_step(t, problem, retryable=False)
+        elif s.abort_requested and can_abort(s):
+            _compensate(t, s.abort_requested)
+        else:
+            _advance(t)
+        return
+    if step.failed is not None and isinstance(event, step.failed):
+        s.awaiting = None
+        reason = _record_failure(t, event)
+        _fail_step(t, reason, retryable=bool(getattr(event, "retryable", False)))
+        return
+    t.decision.ignored = True
+    t.note(f"ignored {name}: not an answer to {s.awaiting.command if s.awaiting else 'nothing'}")
+
+
+def _fail_step(t: _Transition, reason: str, *, retryable: bool) -> None:
+    s = t.s
+    step = current_step(s)
+    if s.abort_requested and can_abort(s):
+        _compensate(t, s.abort_requested)
+        return
+    if step.waits_for_propagation and s.pending_decision is not None:
+        t.note(f"the propagation watch ended ({reason}); the decision is still pending")
+        return
+    if retryable and _schedule_retry(t, reason):
+        return
+    if step.waits_for_propagation:
+        _pause_wait(t, f"the propagation watch failed: {reason}")
+    elif step.exhausted == "fail":
+        _end(t, "failed", f"{step.title} failed: {reason}; nothing was changed")
+    elif step.exhausted in ("compensate", "rollback"):
+        _compensate(t, f"{step.title} failed: {reason}")
+    else:
+        options = ["extend", "abort"] if can_abort(s) else ["extend"]
+        _pause(t, "step_failed", f"{step.title} failed: {reason}", options)
+
+
+def _schedule_retry(t: _Transition, reason: str) -> bool:
+    s = t.s
+    policy = s.options.retry_for(s.step)
+    used = s.attempt - s.attempt_base
+    if used >= policy.max_attempts:
+        return False
+    delay = retry_delay(policy, used, _key(s))
+    s.timers["retry"] = t.now + timedelta(seconds=delay)
+    _set_record_status(s, "waiting")
+    t.note(f"{s.step} attempt {s.attempt} failed ({reason}); retry in {delay:.0f} s")
+    return True
+
+
+def _read_propagation(t: _Transition, event: PropagationCounts) -> PropagationWait | None:
+    wait = next((w for w in reversed(t.s.waits) if w.watch_id == event.watch_id), None)
+    if wait is None:
+        wait = t.s.current_wait(t.s.step)
+    if wait is not None:
+        wait.reading = PropagationReading.model_validate(event.model_dump())
+    return wait
+
+
+def _record_success(t: _Transition, event: Event) -> str | None:
+    """Record what a success tells us; a string when it is not the success it claims to be."""
+    s = t.s
+    if isinstance(event, SiteInspected):
+        s.partners = list(event.partners)
+    elif isinstance(event, ReplicationBroken):
+        _add_broken(s, event.broken_partners)
+    elif isinstance(event, CertificateVerificationSet):
+        expected = "disable" if s.step == "disable_verification" else "restore"
+        if event.mode != expected:
+            return f"the verification was set to {event.mode!r}, not {expected!r}"
+        if expected == "disable":
+            s.disabled_groups = list(event.groups)
+            s.verification_touched = True
+            s.verification_off_since = s.verification_off_since or t.now
+            limit = timedelta(days=s.options.exposure_limit_days)
+            s.timers["exposure"] = s.verification_off_since + limit
+        else:
+            s.restored_groups = list(event.groups)
+            s.verification_restored_at = t.now
+            s.timers.pop("exposure", None)
+    elif isinstance(event, PolicyPropagated):
+        wait = _read_propagation(t, event)
+        if wait is not None:
+            wait.outcome, wait.finished_at = "propagated", t.now
+        s.timers.pop("max_wait", None)
+        s.pending_decision = None
+        if s.step == "await_disable_propagation":
+            s.propagation_gate_passed = True
+    elif isinstance(event, ServerCertificateUpdated):
+        return _record_update(s, event)
+    elif isinstance(event, ServerCertificateRolledBack):
+        progress = s.server(event.server)
+        expected = previous_fingerprint(s, event.server)
+        progress.fingerprint_after = event.fingerprint
+        if expected and event.fingerprint.lower() != expected.lower():
+            progress.status = "rollback_failed"
+            return f"{event.server} serves {event.fingerprint} after rollback, not {expected}"
+        progress.status = "rolled_back"
+    elif isinstance(event, ReplicationRestored):
+        s.restored_partners = list(event.partners)
+    return None
+
+
+def _record_update(s: SagaState, event: ServerCertificateUpdated) -> str | None:
+    progress = s.server(event.server)
+    expected = s.certificate.fingerprint_sha256.lower()
+    progress.fingerprint_after = event.fingerprint
+    progress.ports_verified = dict(event.ports_verified)
+    progress.backup_ref = event.backup_ref
+    if event.previous_fingerprint:
+        progress.fingerprint_before = event.previous_fingerprint
+    required = set(s.target.server(event.server).tls_ports())
+    seen = {port: fp.lower() for port, fp in event.ports_verified.items()}
+    wrong = sorted(p for p, fp in seen.items() if fp != expected)
+    missing = sorted(required - set(seen))
+    if event.fingerprint.lower() != expected or wrong or missing or not seen:
+        progress.status = "failed"
+        progress.error = (
+            f"{event.server} does not serve the new certificate on every port"
+            f" (wrong: {wrong or 'none'}, not checked: {missing or 'none'})"
+        )
+        return progress.error
+    progress.status = "updated"
+    return None
+
+
+def _add_broken(s: SagaState, partners: list[str]) -> None:
+    for name in partners:
+        if name not in s.broken_partners:
+            s.broken_partners.append(name)
+
+
+def _record_failure(t: _Transition, event: Event) -> str:
+    s = t.s
+    reason = str(getattr(event, "reason", event.type_name()))
+    if isinstance(event, ReplicationBreakFailed):
+        _add_broken(s, event.broken_partners)
+    elif isinstance(event, CertificateVerificationFailed):
+        if event.mode == "disable":
+            # A failed disable may have changed some groups: restoring is always safe.
+            s.verification_touched = True
+    elif isinstance(event, ServerCertificateUpdateFailed):
+        progress = s.server(event.server)
+        progress.status = "failed"
+        progress.error = f"{event.stage}: {event.reason}"
+        progress.backup_ref = event.backup_ref or progress.backup_ref
+        previous = getattr(event, "previous_fingerprint", None)
+        if previous:
+            progress.fingerprint_before = previous
+        reason = f"{event.server} ({event.stage}): {event.reason}"
+    elif isinstance(event, ServerCertificateRollbackFailed):
+        progress = s.server(event.server)
+        progress.status = "rollback_failed"
+        progress.error = event.reason
+        reason = f"{event.server}: {event.reason}"
+    elif isinstance(event, PropagationWatchFailed):
+        wait = next((w for w in s.waits if w.watch_id == event.watch_id), None)
+        if wait is not None:
+            wait.outcome, wait.finished_at, wait.detail = "failed", t.now, event.reason
+    elif isinstance(event, ReplicationRestoreFailed) and event.status_code:
+        reason = f"{event.reason} (status {event.status_code})"
+    return reason
+
+
+# --- timers --------------------------------------------------------------------------------
+
+
+def _on_timer(t: _Transition, fired: TimerFired) -> None:
+    s = t.s
+    if s.terminal or s.timers.get(fired.kind) != fired.due_at:
+        t.decision.ignored = True
+        t.note(f"ignored {fired.kind} timer: no longer set")
+        return
+    del s.timers[fired.kind]
+    if fired.kind == "retry":
+        if s.awaiting is None and s.pending_decision is None and current_step(s).send:
+            _send(t)
+    elif fired.kind == "max_wait":
+        wait = s.current_wait(s.step)
+        if wait is not None and wait.outcome == "waiting":
+            wait.outcome, wait.finished_at = "timed_out", t.now
+        days = s.options.max_wait_days
+        _pause_wait(
+            t, f"the policy has not reached every client after the maximum wait ({days:g} days)"
+        )
+    elif fired.kind == "window":
+        if s.step == "gates":
+            _evaluate_gates(t)
+        elif s.step == "update_certificate" and s.awaiting is None and s.pending_decision is None:
+            _send(t)
+    elif (
+        fired.kind == "exposure"
+        and s.verification_off_since is not None
+        and s.verification_restored_at is None
+    ):
+        s.exposure_alert = ExposureAlert(
+            at=t.now,
+            verification_off_since=s.verification_off_since,
+            limit_days=s.options.exposure_limit_days,
+        )
+        t.send(
+            VerificationExposureExceeded(
+                site=s.site,
+                rotation_id=s.saga_id,
+                verification_off_since=s.verification_off_since,
+                limit_days=s.options.exposure_limit_days,
+                step=s.step,
+            )
+        )
+        t.note("certificate verification has been off longer than the exposure limit")
+
+
+# --- gates ---------------------------------------------------------------------------------
+
+
+def gate_orphan_risk(s: SagaState) -> int | None:
+    """Clients that would be cut off if the swap ran now (latest reading of the step-3 wait)."""
+    wait = s.current_wait("await_disable_propagation")
+    return wait.reading.orphan_risk if wait and wait.reading else None
+
+
+def _evaluate_gates(t: _Transition) -> None:
+    s = t.s
+    if not s.propagation_gate_passed:
+        # Only PolicyPropagated or an operator's "proceed" opens this gate.
+        reason = "the verification-off policy has not been confirmed on the clients"
+        _pause(t, "propagation_wait", reason, ["extend", "proceed", "abort"])
+        return
+    at_risk = gate_orphan_risk(s) or 0
+    if s.risk_acceptance is None and at_risk > s.options.orphan_risk_budget:
+        _pause(
+            t,
+            "orphan_risk",
+            f"{at_risk} clients would be cut off by the swap (budget {s.options.orphan_risk_budget})",
+            ["extend", "proceed", "abort"],
+        )
+        return
+    waiting: list[str] = []
+    if s.options.require_approval and s.approval is None:
+        waiting.append("approval")
+    window = s.options.maintenance_window
+    if window is not None and not is_open(window, t.now):
+        waiting.append("maintenance_window")
+        s.timers["window"] = next_opening(window, t.now)
+    s.gate_waiting_for = waiting
+    if waiting:
+        _set_record_status(s, "waiting")
+        t.note(f"gates wait for: {', '.join(waiting)}")
+        return
+    s.timers.pop("window", None)
+    _finish_record(t, "done")
+    _enter(t, "forward", step_index("forward", "update_certificate"))
+
+
+# --- operator actions ----------------------------------------------------------------------
+
+
+def _on_pause(t: _Transition, action: PauseRequested) -> None:
+    s = t.s
+    if s.hold:
+        raise ActionRejectedError("the rotation is already paused")
+    s.hold = True
+    s.hold_reason = action.reason or f"paused by {action.by}"
+    t.note(f"paused by {action.by}: no new command is sent until it is resumed")
+
+
+def _on_resume(t: _Transition, action: ResumeRequested) -> None:
+    s = t.s
+    if not s.hold:
+        if s.pending_decision is not None:
+            options = ", ".join(s.pending_decision.options)
+            raise ActionRejectedError(f"the rotation awaits a decision ({options}): use decide")
+        raise ActionRejectedError("the rotation is not paused")
+    s.hold, s.hold_reason = False, None
+    t.note(f"resumed by {action.by}")
+    if s.deferred and s.pending_decision is None:
+        _send(t)
+    elif s.step == "gates" and s.pending_decision is None:
+        _evaluate_gates(t)
+
+
+def _on_cancel(t: _Transition, action: CancelRequested) -> None:
+    s = t.s
+    if s.phase == "compensation":
+        raise ActionRejectedError("the rotation is already being compensated")
+    if not can_abort(s):
+        raise ActionRejectedError(
+            "every server already serves the new certificate: only forward recovery is possible"
+        )
+    reason = f"cancelled by {action.by}: {action.reason}"
+    s.hold = False
+    if s.awaiting is not None and s.awaiting.watch_id is None:
+        # A command is in flight: what it did must be known before it can be undone.
+        s.abort_requested = reason
+        t.note(f"will compensate once {s.awaiting.command} is answered")
+        return
+    _compensate(t, reason)
+
+
+def _on_approval(t: _Transition, action: ApprovalGiven) -> None:
+    s = t.s
+    if not s.options.require_approval:
+        raise ActionRejectedError("this rotation does not require an approval")
+    if s.approval is not None:
+        raise ActionRejectedError(f"already approved by {s.approval.by}")
+    if s.swap_started:
+        raise ActionRejectedError("the swap has already started")
+    s.approval = Approval(by=action.by, at=t.now, note=action.note)
+    t.note(f"approved by {action.by}")
+    if s.step == "gates" and s.pending_decision is None and not s.hold:
+        _evaluate_gates(t)
+
+
+def _on_decision(t: _Transition, action: DecisionMade) -> None:
+    s = t.s
+    pending = s.pending_decision
+    if pending is None:
+        raise ActionRejectedError("no decision is pending")
+    if action.decision not in pending.options:
+        raise ActionRejectedError(
+            f"{action.decision!r} is not possible here; choose one of {', '.join(pending.options)}"
+        )
+    if action.decision in ("proceed", "abort") and not action.reason.strip():
+        raise ActionRejectedError(f"{action.decision} needs a reason")
+    t.note(f"{action.by} decided {action.decision}: {action.reason}".rstrip(": "))
+    if action.decision == "abort":
+        _compensate(t, f"aborted by {action.by}: {action.reason}")
+        return
+    s.pending_decision = None
+    if action.decision == "extend":
+        days = action.extend_days or s.options.max_wait_days
+        if pending.kind == "step_failed":
+            s.attempt_base = s.attempt
+            _set_record_status(s, "running")
+            _send(t)
+            return
+        _cancel_watch(t)
+        if s.step == "gates":
+            _finish_record(t, "done", "waiting longer for the policy to reach the clients")
+            s.step = "await_disable_propagation"
+            s.steps.append(_record(t, step_named("forward", s.step)))
+        s.attempt_base = s.attempt
+        s.timers["max_wait"] = t.now + timedelta(days=days)
+        _send(t)
+        return
+    # proceed
+    _cancel_watch(t)
+    s.timers.pop("max_wait", None)
+    if s.step in ("await_disable_propagation", "gates"):
+        s.risk_acceptance = RiskAcceptance(
+            by=action.by,
+            at=t.now,
+            reason=action.reason,
+            change_id=action.change_id,
+            accepted_count=action.accepted_count,
+            step=s.step,
+        )
+        s.propagation_gate_passed = True
+        if s.step == "gates":
+            _evaluate_gates(t)
+            return
+        _finish_record(t, "done", f"operator proceeded: {action.reason}")
+        _enter(t, "forward", step_index("forward", "gates"))
+        return
+    _finish_record(t, "done", f"operator proceeded: {action.reason}")
+    _enter(t, s.phase, step_index(s.phase, s.step) + 1)

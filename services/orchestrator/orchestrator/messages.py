@@ -1,0 +1,18 @@
+"""Messages the orchestrator itself publishes (alerts); importing this module registers them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from certrotate_shared.envelope import Event, register
+
+
+@register
+class VerificationExposureExceeded(Event):
+    """Certificate verification has been off longer than the allowed exposure: an alert."""
+
+    site: str
+    rotation_id: str
+    verification_off_since: datetime
+    limit_days: float
+    step: str
