@@ -230,3 +230,33 @@ async def test_python_m_replication_serves_commands_as_its_own_process(
         # In a thread: the twin serves from this event loop, and the service logs out on exit.
         await asyncio.to_thread(process.stop)
     assert process.proc is not None and process.proc.returncode == 0
+
+
+async def test_a_failed_deletion_is_reported_with_what_was_broken_and_a_retry_finishes(stack):
+    await stack.start_service()
+    await stack.fault(
+        kind="http_error", status=500, path="/replication/partners/site-c/delete", count=1
+    )
+    saga = str(uuid.uuid4())
+    [first] = await stack.send(
+        BreakReplication(
+            idempotency_key=key(saga, "break"), site=stack.site, partners=["site-b", "site-c"]
+        ),
+        saga_id=saga,
+    )
+    failed = await stack.reply(first)
+    assert failed.type == "ReplicationBreakFailed"
+    assert failed.payload["broken_partners"] == ["site-b"]
+    assert failed.payload["retryable"] is True
+    assert "could not delete replication partner site-c of site-a" in failed.payload["reason"]
+    assert set(await stack.partners()) == {"site-c"}
+    [second] = await stack.send(
+        BreakReplication(
+            idempotency_key=key(saga, "break", 2), site=stack.site, partners=["site-b", "site-c"]
+        ),
+        saga_id=saga,
+    )
+    broken = await stack.reply(second)
+    assert broken.payload["broken_partners"] == ["site-b", "site-c"]
+    deletes = [e for e in await stack.operations("replication.partner.delete") if e["status"] < 400]
+    assert sorted(e["target"] for e in deletes) == ["site-a/site-b", "site-a/site-c"]
