@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from certrotate_shared.messages.client_monitor import CancelPropagationWatch
 from tests.integration.client_monitor.conftest import scenario
 
 pytestmark = pytest.mark.integration
@@ -151,3 +153,33 @@ async def test_a_restarted_service_resumes_its_open_watch(make_stack):
     async with httpx.AsyncClient(base_url=second.http_url) as api:
         assert (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "propagated"
     assert len(stack.probe.of("PolicyPropagated")) == 1
+
+
+async def test_a_cancelled_watch_stops_and_a_closed_one_answers_a_new_attempt(make_stack):
+    stack = await make_stack(scenario(PULL))
+    monitor = await stack.start_monitor()
+    targets = await stack.disable_verification()
+    saga_id, watch_id, _ = await stack.watch(targets, deadline_in=timedelta(days=7))
+    await stack.probe.wait_for("PropagationProgressed")
+    await stack.probe.send(
+        CancelPropagationWatch(idempotency_key=f"{saga_id}:cancel:1", watch_id=watch_id), saga_id
+    )
+    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+        for _ in range(50):
+            if (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "cancelled":
+                break
+            await asyncio.sleep(0.1)
+        assert (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "cancelled"
+    await stack.advance(600)
+    await asyncio.sleep(1.0)  # room for a wrong PolicyPropagated to show up
+    assert not stack.probe.of("PolicyPropagated")
+
+    # A second watch runs to the end; a later attempt of the same watch gets its outcome.
+    saga_id, watch_id, first = await stack.watch(targets, deadline_in=timedelta(days=7))
+    done = await stack.probe.wait_for("PolicyPropagated")
+    command = first.message().model_copy(update={"idempotency_key": f"{saga_id}:await:2"})
+    again = await stack.probe.send(command, saga_id)
+    replayed = await stack.probe.wait_for(
+        "PolicyPropagated", where=lambda e: e.causation_id == str(again.message_id)
+    )
+    assert replayed.payload == done.payload
