@@ -197,7 +197,7 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
     counting = CountingSepm(sepm)
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        await scanner.scan(counting)  # type: ignore[arg-type]
+        await scanner.scan(counting)
         full_s = time.perf_counter() - t0
         full, full_records = scanner.tally, counting.records
         rss_after_full = psutil.Process().memory_info().rss
@@ -207,7 +207,7 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         await set_verification(sepm, servers_id, True)
         await asyncio.sleep(1.0)  # one simulated hour: push clients fetch within 60 s
         t0 = time.perf_counter()
-        await scanner.scan(counting)  # type: ignore[arg-type]
+        await scanner.scan(counting)
         incremental_s = time.perf_counter() - t0
         incremental, incremental_records = scanner.tally, counting.records
     await sepm.close()
