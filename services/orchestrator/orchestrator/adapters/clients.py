@@ -1,0 +1,110 @@
+"""HTTP clients of the two services the API consults synchronously."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+
+class UpstreamUnavailableError(RuntimeError):
+    """The other service did not answer usefully; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BundleRejectedError(Exception):
+    """The certificates service refused the bundle (wrong password, expired, SAN missing...)."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RegisteredBundle:
+    bundle_ref: str
+    fingerprint_sha256: str
+    subject: str
+    not_after: datetime | None
+    sans: list[str]
+    certificate_pem: str
+
+
+class CertificatesClient:
+    """POST /internal/v1/bundles: pre-flight validation; the bundle is stored there, not here."""
+
+    def __init__(self, http: httpx.AsyncClient, internal_token: str) -> None:
+        self._http = http
+        self._token = internal_token
+
+    async def register_bundle(self, body: dict[str, Any]) -> RegisteredBundle:
+        try:
+            response = await self._http.post(
+                "/internal/v1/bundles",
+                json=body,
+                headers={"X-Certrotate-Internal-Token": self._token},
+                timeout=60.0,
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the certificates service cannot be reached ({type(exc).__name__})"
+            ) from None
+        if response.status_code in (400, 422):
+            problem = _json(response)
+            raise BundleRejectedError(
+                code=str(problem.get("code") or "invalid_certificate"),
+                detail=str(problem.get("detail") or "the certificate was rejected"),
+            )
+        if response.status_code != 201 and response.status_code != 200:
+            raise UpstreamUnavailableError(
+                f"the certificates service answered {response.status_code}"
+            )
+        data = _json(response)
+        return RegisteredBundle(
+            bundle_ref=data["bundle_ref"],
+            fingerprint_sha256=data["fingerprint_sha256"],
+            subject=data.get("subject", ""),
+            not_after=datetime.fromisoformat(data["not_after"]) if data.get("not_after") else None,
+            sans=list(data.get("sans", [])),
+            certificate_pem=data.get("certificate_pem", ""),
+        )
+
+
+class ClientMonitorClient:
+    """The at-risk, straggler and pending lists of a propagation watch."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def clients(self, watch_id: str, *, status: str, fmt: str) -> tuple[str, bytes]:
+        try:
+            response = await self._http.get(
+                f"/v1/watches/{watch_id}/clients",
+                params={"status": status, "format": fmt},
+                timeout=60.0,
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the client-monitor service cannot be reached ({type(exc).__name__})"
+            ) from None
+        if response.status_code == 404:
+            raise UpstreamUnavailableError(f"the client-monitor knows no watch {watch_id!r}")
+        if response.status_code != 200:
+            detail = _json(response).get("detail") or f"status {response.status_code}"
+            raise UpstreamUnavailableError(f"the client-monitor service answered: {detail}")
+        return response.headers.get("content-type", "application/json"), response.content
+
+    async def at_risk(self, watch_id: str) -> list[dict[str, Any]]:
+        _, body = await self.clients(watch_id, status="at_risk", fmt="json")
+        data = httpx.Response(200, content=body).json()
+        items = data.get("clients", data.get("items")) if isinstance(data, dict) else data
+        return [dict(item) for item in items or []]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,172 @@
+"""Sagas, their history and their timers in the database; every save checks the version."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.adapters.orm import saga_history, sagas, timers
+from orchestrator.domain.state import SagaState
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """Another transition of the same saga committed first; the caller retries from a reload."""
+
+
+def to_db(moment: datetime) -> datetime:
+    """Timestamps are stored in UTC (SQLite keeps no zone, so every value must agree on one)."""
+    return moment.astimezone(UTC)
+
+
+def from_db(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[str]:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        raise ValueError("invalid cursor") from None
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise ValueError("invalid cursor")
+    return parts
+
+
+class SagaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, saga_id: str) -> tuple[SagaState, int] | None:
+        row = (
+            await self.session.execute(
+                select(sagas.c.state, sagas.c.version).where(sagas.c.saga_id == saga_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return SagaState.model_validate(row.state), row.version
+
+    async def add(self, state: SagaState) -> None:
+        await self.session.execute(insert(sagas).values(**self._columns(state), version=1))
+
+    async def save(self, state: SagaState, version: int) -> None:
+        result = await self.session.execute(
+            update(sagas)
+            .where(sagas.c.saga_id == state.saga_id, sagas.c.version == version)
+            .values(**self._columns(state), version=version + 1)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdateError(f"saga {state.saga_id} changed since version {version}")
+
+    def _columns(self, state: SagaState) -> dict[str, Any]:
+        return {
+            "saga_id": state.saga_id,
+            "site": state.site,
+            "status": state.status,
+            "step": state.step,
+            "state": state.model_dump(mode="json"),
+            "created_at": to_db(state.created_at),
+            "updated_at": to_db(state.updated_at),
+        }
+
+    async def sync_timers(self, state: SagaState) -> None:
+        """The timers table mirrors the saga's timers: it only says which sagas to wake when."""
+        await self.session.execute(delete(timers).where(timers.c.saga_id == state.saga_id))
+        if state.timers:
+            await self.session.execute(
+                insert(timers),
+                [
+                    {"saga_id": state.saga_id, "kind": kind, "due_at": to_db(due)}
+                    for kind, due in state.timers.items()
+                ],
+            )
+
+    async def record(self, saga_id: str, entries: Sequence[dict[str, Any]]) -> None:
+        if entries:
+            await self.session.execute(
+                insert(saga_history),
+                [{"saga_id": saga_id, **e, "at": to_db(e["at"])} for e in entries],
+            )
+
+    async def page(
+        self, *, status: str | None, site: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[SagaState], str | None]:
+        query = select(sagas.c.state, sagas.c.created_at, sagas.c.saga_id)
+        if status:
+            query = query.where(sagas.c.status == status)
+        if site:
+            query = query.where(sagas.c.site == site)
+        if cursor:
+            created, saga_id = decode_cursor(cursor)
+            at = to_db(datetime.fromisoformat(created))
+            query = query.where(
+                or_(
+                    sagas.c.created_at < at,
+                    and_(sagas.c.created_at == at, sagas.c.saga_id < saga_id),
+                )
+            )
+        query = query.order_by(sagas.c.created_at.desc(), sagas.c.saga_id.desc()).limit(limit + 1)
+        rows = (await self.session.execute(query)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            encode_cursor(from_db(rows[-1].created_at).isoformat(), rows[-1].saga_id)
+            if more
+            else None
+        )
+        return [SagaState.model_validate(r.state) for r in rows], next_cursor
+
+    async def history(
+        self, saga_id: str, *, after: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        rows = (
+            await self.session.execute(
+                select(saga_history)
+                .where(saga_history.c.saga_id == saga_id, saga_history.c.id > after)
+                .order_by(saga_history.c.id)
+                .limit(limit + 1)
+            )
+        ).all()
+        more = len(rows) > limit
+        items = [
+            {
+                "seq": r.id,
+                "at": from_db(r.at),
+                "kind": r.kind,
+                "type": r.type,
+                "step": r.step,
+                "message_id": r.message_id,
+                "causation_id": r.causation_id,
+                "actor": r.actor,
+                "detail": r.detail,
+            }
+            for r in rows[:limit]
+        ]
+        return items, (items[-1]["seq"] if more else None)
+
+    async def claim_due_timer(self, now: datetime, *, postgres: bool) -> str | None:
+        """One saga with a due timer, locked against other replicas (PostgreSQL)."""
+        query = (
+            select(timers.c.saga_id)
+            .where(timers.c.due_at <= to_db(now))
+            .order_by(timers.c.due_at)
+            .limit(1)
+        )
+        if postgres:
+            query = query.with_for_update(skip_locked=True)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def next_due(self) -> datetime | None:
+        due = (await self.session.execute(select(func.min(timers.c.due_at)))).scalar_one_or_none()
+        return from_db(due) if due is not None else None

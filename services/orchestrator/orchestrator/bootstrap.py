@@ -1,0 +1,83 @@
+"""Wiring: real or fake dependencies in, a runnable orchestrator out."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import httpx
+
+import orchestrator.messages  # noqa: F401  (registers VerificationExposureExceeded)
+from certrotate_shared.clock import Clock
+from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+from certrotate_shared.topics import events_topic
+from certrotate_shared.transport.base import Transport
+from certrotate_shared.vault import Vault
+from orchestrator.entrypoints.api import create_api
+from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
+from orchestrator.service_layer.deps import Deps, LazyVault
+from orchestrator.service_layer.handlers import HANDLERS
+from orchestrator.service_layer.timers import run_timers
+from orchestrator.settings import Settings
+
+SERVICE = "orchestrator"
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    certificates_client: httpx.AsyncClient | None = None,
+    client_monitor_client: httpx.AsyncClient | None = None,
+    vault: Vault | None = None,
+    deps: Deps | None = None,
+    **_: Any,
+) -> ServiceSpec:
+    """The orchestrator: it consumes certrotate.events, runs timers and serves the REST API."""
+    deps = deps or Deps(
+        settings=settings,
+        certificates=certificates_client or httpx.AsyncClient(base_url=settings.certificates_url),
+        client_monitor=client_monitor_client
+        or httpx.AsyncClient(base_url=settings.client_monitor_url),
+        vault=LazyVault(settings, vault),
+    )
+
+    async def timers(runtime: ServiceRuntime) -> None:
+        deps.runtime = runtime
+        try:
+            await run_timers(deps)
+        finally:
+            await asyncio.shield(deps.vault.close())
+
+    return ServiceSpec(
+        name=SERVICE,
+        handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
+        topics=lambda prefix: [events_topic(prefix)],
+        migrations=SCRIPT_LOCATION,
+        version_table=VERSION_TABLE,
+        background=[timers],
+        api=lambda runtime: create_api(runtime, deps),
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    **deps: Any,
+) -> ServiceRuntime:
+    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
+    wiring = Deps(
+        settings=settings,
+        certificates=deps.pop("certificates_client", None)
+        or httpx.AsyncClient(base_url=settings.certificates_url),
+        client_monitor=deps.pop("client_monitor_client", None)
+        or httpx.AsyncClient(base_url=settings.client_monitor_url),
+        vault=LazyVault(settings, deps.pop("vault", None)),
+    )
+    runtime = ServiceRuntime(settings, build_spec(settings, deps=wiring), transport=transport)
+    if clock is not None:
+        runtime.clock = clock
+    wiring.runtime = runtime
+    return runtime

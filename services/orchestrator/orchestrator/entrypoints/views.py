@@ -1,0 +1,138 @@
+"""The rotation as the API shows it: every reading an operator needs on one page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator.domain.saga import gate_orphan_risk
+from orchestrator.domain.state import SagaState
+from orchestrator.domain.steps import step_named
+from orchestrator.domain.window import is_open, next_opening
+
+
+def rotation_summary(s: SagaState) -> dict[str, Any]:
+    step = step_named(s.phase, s.step)
+    return {
+        "id": s.saga_id,
+        "site": s.site,
+        "state": s.status,
+        "current_step": {"name": s.step, "number": step.number, "title": step.title},
+        "reason": s.reason,
+        "change_id": s.change_id,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def rotation_view(s: SagaState, *, now: datetime, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    step = step_named(s.phase, s.step)
+    disable_wait = s.current_wait("await_disable_propagation")
+    reading = disable_wait.reading if disable_wait else None
+    at_risk = gate_orphan_risk(s)
+    window = s.options.maintenance_window
+    window_open = is_open(window, now) if window else None
+    return {
+        **rotation_summary(s),
+        "phase": s.phase,
+        "current_step": {
+            "name": s.step,
+            "number": step.number,
+            "title": step.title,
+            "attempt": s.attempt,
+            "server": s.awaiting.server if s.awaiting else None,
+            "waiting_for": s.awaiting.command if s.awaiting else None,
+        },
+        "requested_by": s.requested_by,
+        "certificate": s.certificate.model_dump(mode="json", exclude={"bundle_ref"}),
+        "options": s.options.model_dump(mode="json"),
+        "gates": {
+            "propagation": {
+                "passed": s.propagation_gate_passed,
+                "threshold": s.options.propagation_threshold,
+                "stale_horizon_days": s.options.stale_horizon_days,
+                "percent": reading.percent if reading else None,
+                "reached": reading.reached if reading else None,
+                "total": reading.total if reading else None,
+                "pending_online": reading.pending_online if reading else None,
+                "pending_offline": reading.pending_offline if reading else None,
+                "stale": reading.stale if reading else None,
+            },
+            "orphan_risk": {
+                "at_risk": at_risk,
+                "budget": s.options.orphan_risk_budget,
+                "passed": s.risk_acceptance is not None
+                or (at_risk is not None and at_risk <= s.options.orphan_risk_budget),
+                "accepted": s.risk_acceptance.model_dump(mode="json")
+                if s.risk_acceptance
+                else None,
+            },
+            "approval": {
+                "required": s.options.require_approval,
+                "passed": not s.options.require_approval or s.approval is not None,
+                "approved_by": s.approval.by if s.approval else None,
+                "approved_at": s.approval.at if s.approval else None,
+                "note": s.approval.note if s.approval else None,
+            },
+            "maintenance_window": {
+                "configured": window is not None,
+                **(window.model_dump(mode="json") if window else {}),
+                "open_now": window_open,
+                "passed": window is None or bool(window_open),
+                "next_opening": next_opening(window, now) if window and not window_open else None,
+            },
+            "waiting_for": s.gate_waiting_for,
+        },
+        "propagation": [
+            {
+                "step": w.step,
+                "watch_id": w.watch_id,
+                "outcome": w.outcome,
+                "started_at": w.started_at,
+                "finished_at": w.finished_at,
+                "deadline": w.deadline,
+                "target_serials": w.target_serials,
+                "detail": w.detail,
+                **(
+                    w.reading.model_dump(mode="json")
+                    if w.reading
+                    else {"percent": None, "forecast_complete_at": None}
+                ),
+            }
+            for w in s.waits
+        ],
+        "servers": [
+            {
+                "name": p.name,
+                "status": p.status,
+                "fingerprint_before": p.fingerprint_before,
+                "fingerprint_after": p.fingerprint_after,
+                "ports_verified": p.ports_verified,
+                "backup_taken": p.backup_ref is not None,
+                "error": p.error,
+            }
+            for p in s.servers
+        ],
+        "replication": {
+            "partners": [p.model_dump(mode="json") for p in s.partners],
+            "broken": s.broken_partners,
+            "restored": [p.model_dump(mode="json") for p in s.restored_partners],
+        },
+        "verification": {
+            "off_since": s.verification_off_since,
+            "restored_at": s.verification_restored_at,
+            "exposure_limit_days": s.options.exposure_limit_days,
+            "exposure_alert": s.exposure_alert.model_dump(mode="json")
+            if s.exposure_alert
+            else None,
+            "groups": [g.model_dump(mode="json") for g in s.disabled_groups],
+        },
+        "steps": [r.model_dump(mode="json") for r in s.steps],
+        "pending_decision": s.pending_decision.model_dump(mode="json")
+        if s.pending_decision
+        else None,
+        "hold": {"paused": s.hold, "reason": s.hold_reason},
+        "cancel_requested": s.abort_requested,
+        "open_tasks": tasks,
+        "timers": {kind: due for kind, due in s.timers.items()},
+    }

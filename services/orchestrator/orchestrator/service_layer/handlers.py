@@ -1,0 +1,115 @@
+"""The orchestrator reacts to events only: each advances the saga it belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from certrotate_shared.consumer import Context
+from certrotate_shared.envelope import Event, Message
+from certrotate_shared.messages.certificates import (
+    CertificateBundlePurged,
+    CertificateVerificationFailed,
+    CertificateVerificationSet,
+    ServerCertificateRollbackFailed,
+    ServerCertificateRolledBack,
+    ServerCertificateUpdated,
+    ServerCertificateUpdateFailed,
+)
+from certrotate_shared.messages.client_monitor import (
+    PolicyPropagated,
+    PropagationProgressed,
+    PropagationStalled,
+    PropagationWatchFailed,
+)
+from certrotate_shared.messages.operator_tasks import (
+    OperatorTaskRequested,
+    OperatorTaskVerificationFailed,
+)
+from certrotate_shared.messages.replication import (
+    ReplicationBreakFailed,
+    ReplicationBroken,
+    ReplicationRestored,
+    ReplicationRestoreFailed,
+    SiteInspected,
+    SiteInspectionFailed,
+)
+from orchestrator.adapters.repository import SagaRepository
+from orchestrator.domain.inputs import EventArrived
+from orchestrator.service_layer import tasks
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.transitions import advance
+
+
+async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+    """A worker's event: the saga decides its next step."""
+    assert isinstance(message, Event)
+    envelope = ctx.envelope
+    arrived = EventArrived(message, str(envelope.message_id), envelope.causation_id)
+    decision = await advance(ctx.uow, envelope.saga_id, arrived, deps.now(), cause=envelope)
+    if decision is not None and not decision.ignored:
+        await tasks.close_tasks_answered_by(ctx.uow.session, envelope.causation_id)
+        if decision.state.timers:
+            deps.timers_changed.set()
+    return None
+
+
+async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+    """A worker needs a person: show the task in the API until the worker's answer comes."""
+    assert isinstance(message, OperatorTaskRequested)
+    envelope = ctx.envelope
+    now = deps.now()
+    await tasks.record_task(
+        ctx.uow.session, message, saga_id=envelope.saga_id, causation_id=envelope.causation_id,
+        now=now,
+    )  # fmt: skip
+    await _history(ctx, now, "event", message)
+    return None
+
+
+async def reopen_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+    """The worker could not verify what the operator confirmed: the task is open again."""
+    assert isinstance(message, OperatorTaskVerificationFailed)
+    await tasks.reopen_task(ctx.uow.session, message.task_id, message.reason)
+    await _history(ctx, deps.now(), "event", message)
+    return None
+
+
+async def _history(ctx: Context, now: object, kind: str, message: Event) -> None:
+    await SagaRepository(ctx.uow.session).record(
+        ctx.envelope.saga_id,
+        [
+            {
+                "at": now,
+                "kind": kind,
+                "type": message.type_name(),
+                "message_id": str(ctx.envelope.message_id),
+                "causation_id": ctx.envelope.causation_id,
+                "detail": message.model_dump(mode="json"),
+            }
+        ],
+    )
+
+
+DepsHandler = Callable[..., Awaitable[Event | None]]
+
+HANDLERS: dict[type[Message], DepsHandler] = {
+    SiteInspected: advance_saga,
+    SiteInspectionFailed: advance_saga,
+    ReplicationBroken: advance_saga,
+    ReplicationBreakFailed: advance_saga,
+    CertificateVerificationSet: advance_saga,
+    CertificateVerificationFailed: advance_saga,
+    PropagationProgressed: advance_saga,
+    PolicyPropagated: advance_saga,
+    PropagationStalled: advance_saga,
+    PropagationWatchFailed: advance_saga,
+    ServerCertificateUpdated: advance_saga,
+    ServerCertificateUpdateFailed: advance_saga,
+    ServerCertificateRolledBack: advance_saga,
+    ServerCertificateRollbackFailed: advance_saga,
+    ReplicationRestored: advance_saga,
+    ReplicationRestoreFailed: advance_saga,
+    CertificateBundlePurged: advance_saga,
+    OperatorTaskRequested: record_operator_task,
+    OperatorTaskVerificationFailed: reopen_operator_task,
+}

@@ -1,0 +1,213 @@
+"""Sites and management servers; their credentials go to the vault and never come back out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from orchestrator.adapters.orm import servers, sites
+from orchestrator.adapters.repository import from_db, to_db
+from orchestrator.service_layer.deps import LazyVault
+from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
+
+
+def sepm_ref(site: str) -> str:
+    return f"sepm/{site}"
+
+
+def hostops_ref(site: str) -> str:
+    return f"hostops/{site}"
+
+
+async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(values)
+    update = {k: v for k, v in values.items() if k not in (key, "created_at")}
+    await session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update))
+
+
+async def put_site(
+    session: AsyncSession,
+    vault: LazyVault,
+    *,
+    name: str,
+    spec: dict[str, Any],
+    sepm_credentials: dict[str, str] | None,
+    host_ops_credentials: dict[str, str] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Create or replace a site; credentials left out keep the ones already stored."""
+    existing = await _site_row(session, name)
+    if existing is None and sepm_credentials is None:
+        raise InputRejectedError(
+            "a new site needs sepm_credentials (username, password, domain)",
+            code="credentials_missing",
+        )
+    store = await vault.get()
+    if sepm_credentials is not None:
+        await store.put(sepm_ref(name), "sepm", sepm_credentials, f"SEPM API account of {name}")
+    if host_ops_credentials is not None:
+        await store.put(
+            hostops_ref(name), "hostops", host_ops_credentials, f"host operations at {name}"
+        )
+    host_ops = spec["host_ops"]
+    values = {
+        "name": name,
+        "api_url": spec["api_url"],
+        "version": spec["version"],
+        "replication_partners": list(spec.get("replication_partners", [])),
+        "trusted_certificates_pem": list(spec.get("trusted_certificates_pem", [])),
+        "host_ops_driver": host_ops["driver"],
+        "host_ops_endpoint": host_ops.get("endpoint"),
+        "credentials_set": True,
+        "host_ops_credentials_set": host_ops_credentials is not None
+        or bool(existing is not None and existing.host_ops_credentials_set),
+        "created_at": to_db(now),
+        "updated_at": to_db(now),
+    }
+    await _upsert(session, sites, "name", values)
+    return await get_site(session, name)
+
+
+async def _site_row(session: AsyncSession, name: str) -> Any:
+    return (await session.execute(select(sites).where(sites.c.name == name))).first()
+
+
+async def _server_rows(session: AsyncSession, site: str | None) -> list[Any]:
+    query = select(servers).order_by(servers.c.name)
+    if site is not None:
+        query = query.where(servers.c.site == site)
+    return list((await session.execute(query)).all())
+
+
+def _site_view(row: Any, server_names: list[str]) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "api_url": row.api_url,
+        "version": row.version,
+        "replication_partners": row.replication_partners,
+        "trusted_certificates_count": len(row.trusted_certificates_pem),
+        "host_ops": {"driver": row.host_ops_driver, "endpoint": row.host_ops_endpoint},
+        "credentials_set": row.credentials_set,
+        "host_ops_credentials_set": row.host_ops_credentials_set,
+        "servers": server_names,
+        "created_at": from_db(row.created_at),
+        "updated_at": from_db(row.updated_at),
+    }
+
+
+def _server_view(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "site": row.site,
+        "address": row.address,
+        "hostnames": row.hostnames,
+        "version": row.version,
+        "ports": row.ports,
+        "created_at": from_db(row.created_at),
+        "updated_at": from_db(row.updated_at),
+    }
+
+
+async def get_site(session: AsyncSession, name: str) -> dict[str, Any]:
+    row = await _site_row(session, name)
+    if row is None:
+        raise NotFoundError(f"no site named {name!r}; create it with POST /v1/sites")
+    return _site_view(row, [s.name for s in await _server_rows(session, name)])
+
+
+async def list_sites(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = (await session.execute(select(sites).order_by(sites.c.name))).all()
+    names: dict[str, list[str]] = {}
+    for server in await _server_rows(session, None):
+        names.setdefault(server.site, []).append(server.name)
+    return [_site_view(r, names.get(r.name, [])) for r in rows]
+
+
+async def delete_site(session: AsyncSession, vault: LazyVault, name: str) -> None:
+    await get_site(session, name)
+    await session.execute(delete(servers).where(servers.c.site == name))
+    await session.execute(delete(sites).where(sites.c.name == name))
+    store = await vault.get()
+    await store.delete(sepm_ref(name))
+    await store.delete(hostops_ref(name))
+
+
+async def put_server(
+    session: AsyncSession, *, name: str, spec: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    if await _site_row(session, spec["site"]) is None:
+        raise InputRejectedError(
+            f"no site named {spec['site']!r}; create the site first", code="unknown_site"
+        )
+    values = {
+        "name": name,
+        "site": spec["site"],
+        "address": spec["address"],
+        "hostnames": list(spec.get("hostnames", [])),
+        "version": spec["version"],
+        "ports": {str(k): int(v) for k, v in spec.get("ports", {}).items()},
+        "created_at": to_db(now),
+        "updated_at": to_db(now),
+    }
+    await _upsert(session, servers, "name", values)
+    return await get_server(session, name)
+
+
+async def get_server(session: AsyncSession, name: str) -> dict[str, Any]:
+    row = (await session.execute(select(servers).where(servers.c.name == name))).first()
+    if row is None:
+        raise NotFoundError(f"no management server named {name!r}")
+    return _server_view(row)
+
+
+async def list_servers(session: AsyncSession, site: str | None) -> list[dict[str, Any]]:
+    return [_server_view(r) for r in await _server_rows(session, site)]
+
+
+async def delete_server(session: AsyncSession, name: str) -> None:
+    await get_server(session, name)
+    await session.execute(delete(servers).where(servers.c.name == name))
+
+
+async def site_target(session: AsyncSession, name: str) -> SiteTarget:
+    """What workers need to act on a site, minus secrets (the vault refs name them)."""
+    row = await _site_row(session, name)
+    if row is None:
+        raise InputRejectedError(
+            f"unknown site {name!r}: register it with POST /v1/sites first", code="unknown_site"
+        )
+    rows = await _server_rows(session, name)
+    if not rows:
+        raise InputRejectedError(
+            f"site {name!r} has no management servers: add them with POST /v1/servers",
+            code="no_servers",
+        )
+    return SiteTarget(
+        site=row.name,
+        version=row.version,
+        api_url=row.api_url,
+        credential_ref=sepm_ref(row.name),
+        trusted_certificates_pem=list(row.trusted_certificates_pem),
+        servers=[
+            ServerTarget(
+                name=s.name,
+                address=s.address,
+                hostnames=list(s.hostnames),
+                version=s.version,
+                ports={str(k): int(v) for k, v in s.ports.items()},
+            )
+            for s in rows
+        ],
+        host_ops=HostOpsTarget(
+            driver=row.host_ops_driver,
+            endpoint=row.host_ops_endpoint,
+            credential_ref=hostops_ref(row.name) if row.host_ops_credentials_set else None,
+        ),
+    )

@@ -1,0 +1,274 @@
+"""Rotations as the API sees them: request (pre-flight first), operator actions, queries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.adapters.clients import (
+    BundleRejectedError,
+    CertificatesClient,
+    ClientMonitorClient,
+    UpstreamUnavailableError,
+)
+from orchestrator.adapters.orm import idempotency_keys
+from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
+from orchestrator.domain.inputs import ActionRejectedError, DecisionMade, OperatorAction
+from orchestrator.domain.saga import start_saga
+from orchestrator.domain.state import CertificateInfo, RotationOptions, SagaState
+from orchestrator.domain.window import InvalidWindowError, check_window
+from orchestrator.service_layer import inventory
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.errors import (
+    ConflictError,
+    InputRejectedError,
+    NotFoundError,
+    UpstreamError,
+)
+from orchestrator.service_layer.transitions import advance, persist
+
+
+@dataclass(frozen=True)
+class CertificateUpload:
+    """The bundle as uploaded: forwarded to the certificates service, never stored here."""
+
+    format: str
+    data_b64: str
+    password: str | None
+    key_b64: str | None
+
+
+def request_fingerprint(secret: bytes, body: dict[str, Any]) -> str:
+    """A keyed hash of the request (it holds a password: a plain hash could be brute-forced)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+async def create_rotation(
+    deps: Deps,
+    *,
+    site: str,
+    upload: CertificateUpload,
+    options: RotationOptions,
+    change_id: str | None,
+    requested_by: str,
+    idempotency_key: str | None,
+    body: dict[str, Any],
+) -> tuple[SagaState, bool]:
+    """Pre-flight, then the saga; (rotation, created). Nothing is created if pre-flight fails."""
+    runtime = deps.rt
+    fingerprint = request_fingerprint(deps.settings.master_key_bytes(), body)
+    if idempotency_key:
+        existing = await _by_idempotency_key(deps, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    if options.maintenance_window is not None:
+        try:
+            check_window(options.maintenance_window)
+        except InvalidWindowError as exc:
+            raise InputRejectedError(str(exc), code="invalid_window") from None
+    async with runtime.uow() as uow:
+        target = await inventory.site_target(uow.session, site)
+    hostnames = sorted(
+        {name for server in target.servers for name in (*server.hostnames, server.address)}
+    )
+    certificates = CertificatesClient(
+        deps.certificates, deps.settings.internal_token.get_secret_value()
+    )
+    try:
+        bundle = await certificates.register_bundle(
+            {
+                "site": site,
+                "format": upload.format,
+                "data_b64": upload.data_b64,
+                "password": upload.password,
+                "key_b64": upload.key_b64,
+                "hostnames": hostnames,
+                "min_validity_days": deps.settings.min_validity_days,
+            }
+        )
+    except BundleRejectedError as exc:
+        raise InputRejectedError(exc.detail, code=exc.code) from None
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+    # TLS to SEPM must keep working once the servers present the new certificate.
+    trusted = [*target.trusted_certificates_pem]
+    if bundle.certificate_pem and bundle.certificate_pem not in trusted:
+        trusted.append(bundle.certificate_pem)
+    target = target.model_copy(update={"trusted_certificates_pem": trusted})
+    saga_id = str(uuid.uuid4())
+    now = deps.now()
+    decision = start_saga(
+        saga_id=saga_id,
+        target=target,
+        certificate=CertificateInfo(
+            bundle_ref=bundle.bundle_ref,
+            fingerprint_sha256=bundle.fingerprint_sha256,
+            subject=bundle.subject,
+            not_after=bundle.not_after,
+            sans=bundle.sans,
+        ),
+        options=options,
+        now=now,
+        requested_by=requested_by,
+        change_id=change_id,
+    )
+    entry = {
+        "at": now,
+        "kind": "operator",
+        "type": "RotationRequested",
+        "step": "preflight",
+        "actor": requested_by,
+        "detail": {
+            "site": site,
+            "change_id": change_id,
+            "options": options.model_dump(mode="json"),
+            "certificate": decision.state.certificate.model_dump(mode="json"),
+        },
+    }
+    try:
+        async with runtime.uow() as uow:
+            if idempotency_key:
+                await uow.session.execute(
+                    insert(idempotency_keys).values(
+                        key=idempotency_key, body_hash=fingerprint, saga_id=saga_id,
+                        created_at=to_db(now),
+                    )
+                )  # fmt: skip
+            await persist(uow, decision, version=None, cause=None, entry=entry)
+            await uow.commit()
+    except IntegrityError:
+        # The same key raced us to it; answer like a replay.
+        if idempotency_key:
+            existing = await _by_idempotency_key(deps, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        raise
+    deps.timers_changed.set()
+    return decision.state, True
+
+
+async def _by_idempotency_key(deps: Deps, key: str, fingerprint: str) -> SagaState | None:
+    async with deps.rt.uow() as uow:
+        row = (
+            await uow.session.execute(select(idempotency_keys).where(idempotency_keys.c.key == key))
+        ).first()
+        if row is None:
+            return None
+        if not hmac.compare_digest(row.body_hash, fingerprint):
+            raise ConflictError(
+                f"Idempotency-Key {key!r} was used for a different request (rotation "
+                f"{row.saga_id}); use a new key for a new rotation",
+                code="idempotency_key_reused",
+            )
+        loaded = await SagaRepository(uow.session).get(row.saga_id)
+    return loaded[0] if loaded else None
+
+
+async def get_rotation(deps: Deps, saga_id: str) -> SagaState:
+    async with deps.rt.uow() as uow:
+        loaded = await SagaRepository(uow.session).get(saga_id)
+    if loaded is None:
+        raise NotFoundError(f"no rotation {saga_id!r}")
+    return loaded[0]
+
+
+async def act(
+    deps: Deps, saga_id: str, action: OperatorAction, *, detail: dict[str, Any] | None = None
+) -> SagaState:
+    """Apply an operator action; 409 when it makes no sense in the rotation's state."""
+    for _ in range(5):
+        try:
+            async with deps.rt.uow() as uow:
+                decision = await advance(uow, saga_id, action, deps.now(), detail=detail)
+                if decision is None:
+                    raise NotFoundError(f"no rotation {saga_id!r}")
+                await uow.commit()
+            deps.timers_changed.set()
+            return decision.state
+        except ActionRejectedError as exc:
+            raise ConflictError(str(exc), code="action_not_possible") from None
+        except ConcurrentUpdateError:
+            continue  # an event moved the saga meanwhile: decide again on the new state
+    raise ConflictError("the rotation is changing too fast; try again", code="busy")
+
+
+def current_watch_id(state: SagaState) -> str | None:
+    wait = state.current_wait()
+    return wait.watch_id if wait else None
+
+
+async def decide_with_at_risk_list(deps: Deps, saga_id: str, decision: DecisionMade) -> SagaState:
+    """A "proceed" names the clients it accepts: fetch them first and keep them on record."""
+    detail: dict[str, Any] = {}
+    if decision.decision == "proceed":
+        state = await get_rotation(deps, saga_id)
+        watch_id = current_watch_id(state)
+        accepted: list[dict[str, Any]] = []
+        if watch_id is not None and state.step in ("await_disable_propagation", "gates"):
+            try:
+                clients = await ClientMonitorClient(deps.client_monitor).at_risk(watch_id)
+            except UpstreamUnavailableError as exc:
+                raise UpstreamError(
+                    f"{exc}; a 'proceed' must name the clients it accepts, so it cannot be "
+                    "recorded now",
+                    code="client_monitor_unavailable",
+                ) from None
+            accepted = [
+                {
+                    "id": c.get("uniqueId") or c.get("id"),
+                    "name": c.get("computerName") or c.get("name"),
+                }
+                for c in clients
+            ]
+        decision = DecisionMade(
+            by=decision.by, decision="proceed", reason=decision.reason,
+            change_id=decision.change_id, extend_days=decision.extend_days,
+            accepted_count=len(accepted),
+        )  # fmt: skip
+        detail = {"accepted_clients": accepted, "watch_id": watch_id}
+    return await act(deps, saga_id, decision, detail=detail)
+
+
+async def at_risk_clients(
+    deps: Deps, saga_id: str, *, status: str, fmt: str, watch_id: str | None
+) -> tuple[str, bytes]:
+    state = await get_rotation(deps, saga_id)
+    watch = watch_id or current_watch_id(state)
+    if watch is None:
+        raise ConflictError(
+            "this rotation has not started a propagation watch yet", code="no_watch"
+        )
+    if watch not in {w.watch_id for w in state.waits}:
+        raise NotFoundError(f"rotation {saga_id} has no watch {watch!r}")
+    try:
+        return await ClientMonitorClient(deps.client_monitor).clients(watch, status=status, fmt=fmt)
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(str(exc), code="client_monitor_unavailable") from None
+
+
+async def history(
+    deps: Deps, saga_id: str, *, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    await get_rotation(deps, saga_id)
+    async with deps.rt.uow() as uow:
+        return await SagaRepository(uow.session).history(saga_id, after=after, limit=limit)
+
+
+async def list_rotations(
+    deps: Deps, *, status: str | None, site: str | None, cursor: str | None, limit: int
+) -> tuple[list[SagaState], str | None]:
+    async with deps.rt.uow() as uow:
+        try:
+            return await SagaRepository(uow.session).page(
+                status=status, site=site, cursor=cursor, limit=limit
+            )
+        except ValueError as exc:
+            raise InputRejectedError(str(exc), code="invalid_cursor") from None

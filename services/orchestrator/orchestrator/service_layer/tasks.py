@@ -1,0 +1,133 @@
+"""Manual host operations: tasks workers ask a person to do, and their confirmations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, OperatorTaskRequested
+from certrotate_shared.unit_of_work import UnitOfWork
+from orchestrator.adapters.orm import operator_tasks
+from orchestrator.adapters.repository import SagaRepository, from_db, to_db
+from orchestrator.service_layer.errors import ConflictError, NotFoundError
+
+
+async def record_task(
+    session: AsyncSession, task: OperatorTaskRequested, *, saga_id: str, causation_id: str | None,
+    now: datetime,
+) -> None:  # fmt: skip
+    values = {
+        "task_id": task.task_id,
+        "saga_id": saga_id,
+        "service": task.service,
+        "site": task.site,
+        "server": task.server,
+        "title": task.title,
+        "instructions": task.instructions,
+        "verification": task.verification,
+        "status": "open",
+        "causation_id": causation_id,
+        "requested_at": to_db(now),
+        "confirmations": 0,
+    }
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(operator_tasks)
+    await session.execute(stmt.values(values).on_conflict_do_nothing())
+
+
+async def reopen_task(session: AsyncSession, task_id: str, reason: str) -> None:
+    await session.execute(
+        update(operator_tasks)
+        .where(operator_tasks.c.task_id == task_id)
+        .values(status="open", last_failure=reason)
+    )
+
+
+async def close_tasks_answered_by(session: AsyncSession, causation_id: str | None) -> None:
+    """The command a task belonged to has been answered: the task is done."""
+    if causation_id:
+        await session.execute(
+            update(operator_tasks)
+            .where(operator_tasks.c.causation_id == causation_id)
+            .values(status="done")
+        )
+
+
+def task_view(row: Any) -> dict[str, Any]:
+    return {
+        "task_id": row.task_id,
+        "rotation_id": row.saga_id,
+        "service": row.service,
+        "site": row.site,
+        "server": row.server,
+        "title": row.title,
+        "instructions": row.instructions,
+        "verification": row.verification,
+        "status": row.status,
+        "requested_at": from_db(row.requested_at),
+        "confirmed_by": row.confirmed_by,
+        "confirmed_at": from_db(row.confirmed_at) if row.confirmed_at else None,
+        "last_failure": row.last_failure,
+    }
+
+
+async def list_tasks(
+    session: AsyncSession, *, rotation_id: str | None, status: str | None
+) -> list[dict[str, Any]]:
+    query = select(operator_tasks).order_by(operator_tasks.c.requested_at)
+    if rotation_id:
+        query = query.where(operator_tasks.c.saga_id == rotation_id)
+    if status != "all":
+        query = query.where(
+            operator_tasks.c.status.in_([status] if status else ["open", "confirmed"])
+        )
+    return [task_view(r) for r in (await session.execute(query)).all()]
+
+
+async def confirm_task(
+    uow: UnitOfWork, task_id: str, *, by: str, note: str, now: datetime
+) -> dict[str, Any]:
+    """Tell the worker the person did it; the worker then verifies by observation."""
+    row = (
+        await uow.session.execute(select(operator_tasks).where(operator_tasks.c.task_id == task_id))
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no operator task {task_id!r}")
+    if row.status == "done":
+        raise ConflictError(f"task {task_id!r} is already done")
+    attempt = row.confirmations + 1
+    command = ConfirmOperatorTask(
+        idempotency_key=f"{row.saga_id}:confirm-{task_id}:{attempt}",
+        target_service=row.service,
+        task_id=task_id,
+        confirmed_by=by,
+        note=note,
+    )
+    envelope = uow.emit(command, saga_id=row.saga_id)
+    await uow.session.execute(
+        update(operator_tasks)
+        .where(operator_tasks.c.task_id == task_id)
+        .values(status="confirmed", confirmed_by=by, confirmed_at=to_db(now), confirmations=attempt)
+    )
+    await SagaRepository(uow.session).record(
+        row.saga_id,
+        [
+            {
+                "at": now,
+                "kind": "command",
+                "type": envelope.type,
+                "actor": by,
+                "message_id": str(envelope.message_id),
+                "detail": envelope.payload,
+            }
+        ],
+    )
+    refreshed = (
+        await uow.session.execute(select(operator_tasks).where(operator_tasks.c.task_id == task_id))
+    ).first()
+    return task_view(refreshed)

@@ -1,0 +1,76 @@
+"""Durable timers: due rows wake their saga; a restart loses none because they live in the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import delete
+
+from certrotate_shared.db import is_postgres
+from orchestrator.adapters.orm import timers
+from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
+from orchestrator.domain.inputs import TimerFired
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.transitions import advance
+
+log = logging.getLogger(__name__)
+
+
+async def fire_due_timers(deps: Deps) -> int:
+    """Fire every timer due now; returns how many sagas were woken."""
+    runtime = deps.rt
+    postgres = is_postgres(runtime.settings.database_url)
+    fired = 0
+    while True:
+        now = deps.now()
+        async with runtime.uow() as uow:
+            repo = SagaRepository(uow.session)
+            saga_id = await repo.claim_due_timer(now, postgres=postgres)
+            if saga_id is None:
+                return fired
+            loaded = await repo.get(saga_id)
+            due = _due_timers(loaded[0].timers if loaded else {}, now)
+            if not due:
+                # A row the saga no longer wants (or a saga that is gone): drop it.
+                if loaded is None:
+                    await uow.session.execute(delete(timers).where(timers.c.saga_id == saga_id))
+                else:
+                    await repo.sync_timers(loaded[0])
+                await uow.commit()
+                continue
+            kind, due_at = due[0]
+            await advance(uow, saga_id, TimerFired(kind, due_at), now)
+            await uow.commit()
+            fired += 1
+
+
+def _due_timers(pending: dict[str, datetime], now: datetime) -> list[tuple[str, datetime]]:
+    return sorted(((k, d) for k, d in pending.items() if d <= now), key=lambda kd: kd[1])
+
+
+async def run_timers(deps: Deps) -> None:
+    """Wake at the next due time (in the clock's time, maybe accelerated) or within a poll."""
+    runtime = deps.rt
+    speed = float(getattr(runtime.clock, "speed", 1.0))
+    poll = runtime.settings.timer_poll_seconds
+    while True:
+        try:
+            await fire_due_timers(deps)
+            async with runtime.uow() as uow:
+                next_due = await SagaRepository(uow.session).next_due()
+        except asyncio.CancelledError:
+            raise
+        except ConcurrentUpdateError:
+            continue  # an event moved the saga at the same moment: re-read and try again
+        except Exception:
+            log.exception("timer loop failed; retrying")
+            next_due = None
+        wait = poll
+        if next_due is not None:
+            wait = min(poll, max(0.0, (next_due - deps.now()).total_seconds() / speed))
+        deps.timers_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(deps.timers_changed.wait(), wait)

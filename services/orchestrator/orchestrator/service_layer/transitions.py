@@ -1,0 +1,121 @@
+"""One saga transition = one transaction: load, decide, emit, save with a version check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from certrotate_shared.envelope import Command, Envelope
+from certrotate_shared.unit_of_work import UnitOfWork
+from orchestrator.adapters.repository import SagaRepository
+from orchestrator.domain.inputs import EventArrived, Input, TimerFired
+from orchestrator.domain.saga import Decision, decide
+
+
+async def advance(
+    uow: UnitOfWork,
+    saga_id: str,
+    given: Input,
+    now: datetime,
+    *,
+    cause: Envelope | None = None,
+    actor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Decision | None:
+    """Apply one input to a saga; None if there is no such saga (not ours)."""
+    repo = SagaRepository(uow.session)
+    loaded = await repo.get(saga_id)
+    if loaded is None:
+        return None
+    state, version = loaded
+    decision = decide(state, given, now)
+    await persist(
+        uow,
+        decision,
+        version=version,
+        cause=cause,
+        entry=_input_entry(given, decision, now, actor, detail),
+    )
+    return decision
+
+
+async def persist(
+    uow: UnitOfWork,
+    decision: Decision,
+    *,
+    version: int | None,
+    cause: Envelope | None,
+    entry: dict[str, Any] | None,
+) -> None:
+    """Outbox rows, history, saga row and timers, in the caller's transaction."""
+    state = decision.state
+    repo = SagaRepository(uow.session)
+    now = state.updated_at
+    entries = [entry] if entry else []
+    for out in decision.outgoing:
+        envelope = uow.emit(out.message, saga_id=state.saga_id, causation=cause)
+        if out.awaited and state.awaiting is not None:
+            state.awaiting.message_id = str(envelope.message_id)
+        entries.append(
+            {
+                "at": now,
+                "kind": "command" if isinstance(out.message, Command) else "alert",
+                "type": envelope.type,
+                "step": state.step,
+                "message_id": str(envelope.message_id),
+                "causation_id": envelope.causation_id,
+                "detail": _without_site_target(envelope.payload),
+            }
+        )
+    entries += [{"at": now, "kind": "note", "type": "note", "step": state.step, "detail": {"text": n}}
+                for n in decision.notes]  # fmt: skip
+    if version is None:
+        await repo.add(state)
+    else:
+        await repo.save(state, version)
+    await repo.sync_timers(state)
+    await repo.record(state.saga_id, entries)
+
+
+def _without_site_target(payload: dict[str, Any]) -> dict[str, Any]:
+    # The site target (trust PEMs, every server) is the same in every command: name it only.
+    site = payload.get("site")
+    if isinstance(site, dict):
+        return {**payload, "site": site.get("site")}
+    return payload
+
+
+def _input_entry(
+    given: Input,
+    decision: Decision,
+    now: datetime,
+    actor: str | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    if isinstance(given, EventArrived):
+        return {
+            "at": now,
+            "kind": "ignored" if decision.ignored else "event",
+            "type": given.event.type_name(),
+            "step": decision.state.step,
+            "message_id": given.message_id,
+            "causation_id": given.causation_id,
+            "detail": given.event.model_dump(mode="json"),
+        }
+    if isinstance(given, TimerFired):
+        return {
+            "at": now,
+            "kind": "timer",
+            "type": given.kind,
+            "step": decision.state.step,
+            "detail": {"due_at": given.due_at.isoformat(), "ignored": decision.ignored},
+        }
+    body = {k: v for k, v in vars(given).items() if k != "by"}
+    return {
+        "at": now,
+        "kind": "operator",
+        "type": type(given).__name__,
+        "step": decision.state.step,
+        "actor": actor or getattr(given, "by", None),
+        "detail": {**body, **(detail or {})},
+    }

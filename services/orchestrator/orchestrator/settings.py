@@ -1,0 +1,44 @@
+"""Orchestrator settings: env prefix CERTROTATE_ORCHESTRATOR_ (falling back to CERTROTATE_)."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from certrotate_shared.settings import ServiceSettings
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "default", "dev", "test", "admin", "token"}
+
+
+class Settings(ServiceSettings):
+    service = "orchestrator"
+    model_config = SettingsConfigDict(
+        env_prefix="CERTROTATE_ORCHESTRATOR_", extra="ignore", validate_default=True
+    )
+
+    # The first admin API token; more tokens are created through POST /v1/tokens.
+    admin_token: SecretStr = SecretStr("")
+    # Sent to the certificates service's internal API (X-Certrotate-Internal-Token).
+    internal_token: SecretStr = SecretStr("")
+    certificates_url: str = "http://127.0.0.1:8081"
+    client_monitor_url: str = "http://127.0.0.1:8083"
+    stale_horizon_days: float = 30.0
+    max_wait_days: float = 14.0
+    exposure_limit_days: float = 21.0
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    retry_max_attempts: int = 5
+    min_validity_days: int = 30
+    max_body_bytes: int = 2 * 1024 * 1024
+    # How often (real seconds) the timer loop looks for due timers at the latest.
+    timer_poll_seconds: float = 1.0
+
+    @field_validator("admin_token")
+    @classmethod
+    def _real_admin_token(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        if raw.lower() in _PLACEHOLDERS:
+            raise ValueError("an admin token is required (a long random string, not a placeholder)")
+        if len(raw) < 16:
+            raise ValueError("the admin token must be at least 16 characters long")
+        return value
