@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.adapters.orm import saga_history, sagas, timers
 from orchestrator.domain.state import SagaState
 
+_BLANK_ENTRY: dict[str, Any] = {
+    "step": None, "message_id": None, "causation_id": None, "actor": None, "detail": None,
+}  # fmt: skip
+
 
 class ConcurrentUpdateError(RuntimeError):
     """Another transition of the same saga committed first; the caller retries from a reload."""
@@ -96,7 +100,7 @@ class SagaRepository:
         if entries:
             await self.session.execute(
                 insert(saga_history),
-                [{"saga_id": saga_id, **e, "at": to_db(e["at"])} for e in entries],
+                [{**_BLANK_ENTRY, "saga_id": saga_id, **e, "at": to_db(e["at"])} for e in entries],
             )
 
     async def page(

@@ -1,7 +1,5 @@
 """The REST API (FastAPI, /v1): routes translate HTTP into service-layer calls, nothing more."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
 
 
-def create_api(runtime: ServiceRuntime, deps: Deps) -> FastAPI:
+def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     deps.runtime = runtime
     app = FastAPI(
         title="certrotate orchestrator",

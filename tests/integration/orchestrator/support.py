@@ -1,0 +1,187 @@
+"""Test stand-ins around the orchestrator (tests only).
+
+- `fake_certificates_app`: a small ASGI app with the certificates service's internal
+  POST /internal/v1/bundles contract; it does NOT validate certificates: it accepts any data
+  except the marker values below and answers with a fixed fingerprint.
+- `fake_monitor_app`: the client-monitor's at-risk list endpoint with two canned clients.
+- `StandInWorker`: one runtime consuming every worker's commands topic and answering each
+  command with its success event, like healthy workers would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from certrotate_shared.consumer import Context
+from certrotate_shared.envelope import Event, Message
+from certrotate_shared.messages.certificates import (
+    PurgeCertificateBundle,
+    RollbackServerCertificate,
+    SetCertificateVerification,
+    UpdateServerCertificate,
+)
+from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation, CancelPropagationWatch
+from certrotate_shared.messages.replication import BreakReplication, InspectSite, RestoreReplication
+from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
+from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
+from certrotate_shared.topics import commands_topic
+from certrotate_shared.transport.base import Transport
+from tests.unit.orchestrator.saga_driver import NEW_FP, success
+
+ADMIN = "admin-token-for-tests-0123456789"
+INTERNAL = "internal-token-for-tests-0123456789"
+CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBnew\n-----END CERTIFICATE-----\n"
+
+
+def fake_certificates_app() -> FastAPI:
+    app = FastAPI()
+    app.state.requests = []
+
+    @app.post("/internal/v1/bundles")
+    async def bundles(request: Request) -> JSONResponse:
+        body = await request.json()
+        app.state.requests.append(
+            {"headers": dict(request.headers), "body": {k: v for k, v in body.items()}}
+        )
+        if request.headers.get("x-certrotate-internal-token") != INTERNAL:
+            return JSONResponse({"detail": "bad token"}, status_code=401)
+        if body.get("password") == "wrong":
+            return JSONResponse(
+                {"type": "about:blank", "title": "Invalid certificate", "status": 422,
+                 "code": "wrong_password", "detail": "the keystore password is wrong"},
+                status_code=422, media_type="application/problem+json",
+            )  # fmt: skip
+        return JSONResponse(
+            {
+                "bundle_ref": f"bundle-{len(app.state.requests)}",
+                "fingerprint_sha256": NEW_FP,
+                "subject": "CN=sepm-a1",
+                "not_after": "2027-01-01T00:00:00+00:00",
+                "sans": body["hostnames"],
+                "certificate_pem": CERT_PEM,
+            },
+            status_code=201,
+        )
+
+    return app
+
+
+def fake_monitor_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/v1/watches/{watch_id}/clients")
+    async def clients(watch_id: str, status: str = "at_risk", format: str = "json") -> Any:
+        rows = [
+            {"uniqueId": "C1", "computerName": "laptop-1"},
+            {"uniqueId": "C2", "computerName": "laptop-2"},
+        ]
+        if format == "csv":
+            from fastapi.responses import PlainTextResponse
+
+            text = "uniqueId,computerName\n" + "".join(
+                f"{r['uniqueId']},{r['computerName']}\n" for r in rows
+            )
+            return PlainTextResponse(text, media_type="text/csv")
+        return {"watch_id": watch_id, "status": status, "clients": rows}
+
+    return app
+
+
+class StandInSettings(ServiceSettings):
+    service = "standin"
+    model_config = SettingsConfigDict(env_prefix="CERTROTATE_STANDIN_")
+
+
+class StandInWorker:
+    """Answers every command like a healthy worker; `propagate=False` leaves watches open."""
+
+    def __init__(
+        self, *, transport: Transport | None = None, propagate: bool = True, **settings: Any
+    ) -> None:
+        self.propagate = propagate
+        self.seen: list[Message] = []
+        self.arrived = asyncio.Event()
+
+        async def answer(message: Message, ctx: Context) -> Event | None:
+            self.seen.append(message)
+            self.arrived.set()
+            if isinstance(message, PurgeCertificateBundle | CancelPropagationWatch):
+                return None
+            if isinstance(message, AwaitPolicyPropagation) and not self.propagate:
+                return None
+            return success(message)
+
+        handled = [
+            InspectSite, BreakReplication, RestoreReplication, SetCertificateVerification,
+            UpdateServerCertificate, RollbackServerCertificate, PurgeCertificateBundle,
+            AwaitPolicyPropagation, CancelPropagationWatch,
+        ]  # fmt: skip
+        self.runtime = ServiceRuntime(
+            StandInSettings(**settings),
+            ServiceSpec(
+                name="standin",
+                handlers={cls: answer for cls in handled},
+                topics=lambda prefix: [
+                    commands_topic(s, prefix)
+                    for s in ("replication", "certificates", "client-monitor")
+                ],
+            ),
+            transport=transport,
+        )
+
+    async def wait_for(self, kind: type[Message], timeout: float = 30.0) -> Message:
+        async def seen() -> Message:
+            while True:
+                found = [m for m in self.seen if isinstance(m, kind)]
+                if found:
+                    return found[-1]
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        return await asyncio.wait_for(seen(), timeout)
+
+
+def site_body(name: str = "site-a", partners: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "api_url": f"https://{name}:8446/sepm/api/v1",
+        "version": "14.3.9000",
+        "replication_partners": partners or [],
+        "trusted_certificates_pem": [],
+        "host_ops": {"driver": "twin", "endpoint": "http://twin"},
+        "sepm_credentials": {"username": "admin", "password": "s3cret-sepm-pass", "domain": ""},
+    }
+
+
+def server_body(name: str, site: str = "site-a") -> dict[str, Any]:
+    return {
+        "name": name,
+        "site": site,
+        "address": "127.0.0.1",
+        "hostnames": [f"{name}.corp"],
+        "version": "14.3.9000",
+        "ports": {"8443": 18443, "8446": 18446, "443": 10443, "8014": 18014},
+    }
+
+
+def rotation_body(
+    site: str = "site-a", password: str = "pfx-pass", **options: Any
+) -> dict[str, Any]:
+    return {
+        "site": site,
+        "certificate": {"format": "pkcs12", "data_b64": "AAAA", "password": password},
+        "options": options,
+        "change_id": "CHG0001",
+    }
+
+
+async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> None:
+    async def loop() -> None:
+        while not await predicate():
+            await asyncio.sleep(interval)
+
+    await asyncio.wait_for(loop(), timeout)
