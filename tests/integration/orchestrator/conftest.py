@@ -70,12 +70,12 @@ async def embedded(tmp_path, master_key) -> AsyncIterator[Embedded]:
         ),
     )
     worker = StandInWorker(
-        transport=bus,
+        bus=bus,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/standin.db",
-        transport_kind="local",
+        transport="local",
+        local_log_path=str(tmp_path / "bus.db"),
         master_key=master_key,
     )
-    worker.runtime.settings.transport = "local"
     await runtime.start(serve_http=False)
     await worker.runtime.start()
     env = Embedded(runtime, None, clock, certificates, worker, settings)  # type: ignore[arg-type]

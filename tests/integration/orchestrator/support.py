@@ -100,7 +100,7 @@ class StandInWorker:
     """Answers every command like a healthy worker; `propagate=False` leaves watches open."""
 
     def __init__(
-        self, *, transport: Transport | None = None, propagate: bool = True, **settings: Any
+        self, *, bus: Transport | None = None, propagate: bool = True, **settings: Any
     ) -> None:
         self.propagate = propagate
         self.seen: list[Message] = []
@@ -130,7 +130,7 @@ class StandInWorker:
                     for s in ("replication", "certificates", "client-monitor")
                 ],
             ),
-            transport=transport,
+            transport=bus,
         )
 
     async def wait_for(self, kind: type[Message], timeout: float = 30.0) -> Message:
@@ -169,7 +169,9 @@ def server_body(name: str, site: str = "site-a") -> dict[str, Any]:
 
 
 def rotation_body(
-    site: str = "site-a", password: str = "pfx-pass", **options: Any
+    site: str = "site-a",
+    password: str = "pfx-pass",  # noqa: S107
+    **options: Any,
 ) -> dict[str, Any]:
     return {
         "site": site,
