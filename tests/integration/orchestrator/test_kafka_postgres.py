@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
     suffix = uuid.uuid4().hex[:8]
-    orch_schema, worker_schema, vault_schema = f"orch_{suffix}", f"standin_{suffix}", "vault"
+    orch_schema, worker_schema = f"orch_{suffix}", f"standin_{suffix}"
     pg_schemas.extend([orch_schema, worker_schema])
     common = {
         "transport": "kafka",
@@ -38,7 +38,6 @@ def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
         "master_key": master_key,
         "database_url": pg_url,
     }
-    del vault_schema
     orch = {
         **common,
         "database_schema": orch_schema,
@@ -72,13 +71,13 @@ def api(runtime) -> httpx.AsyncClient:
     )
 
 
-async def register_site(client: httpx.AsyncClient) -> None:
+async def register_site(client: httpx.AsyncClient) -> str:
     site = f"site-{uuid.uuid4().hex[:6]}"
     assert (await client.post("/v1/sites", json=site_body(site, ["site-b"]))).status_code == 201
     for name in ("sepm-a1", "sepm-a2"):
         response = await client.post("/v1/servers", json=server_body(f"{site}-{name}", site))
         assert response.status_code == 201
-    return site  # type: ignore[return-value]
+    return site
 
 
 async def state_of(client: httpx.AsyncClient, rotation_id: str) -> dict:
