@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sqlalchemy import text  # noqa: E402
+
 from certrotate_shared.consumer import Context  # noqa: E402
 from certrotate_shared.db import make_engine  # noqa: E402
 from certrotate_shared.envelope import Event, Message  # noqa: E402
@@ -29,8 +31,6 @@ from certrotate_shared.messages.replication import SiteInspected  # noqa: E402
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec  # noqa: E402
 from certrotate_shared.secretbox import generate_master_key  # noqa: E402
 from certrotate_shared.topics import events_topic  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
 from tests.support.factories import inspect_site  # noqa: E402
 from tests.support.probe import ProbeSettings  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
@@ -46,7 +46,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def main(per_level: int, levels: list[int]) -> None:
+async def main(per_level: int, levels: list[int], batch: bool) -> None:
     run = uuid.uuid4().hex[:8]
     prefix, probe_schema, worker_schema = f"bench{run}", f"bench_probe_{run}", f"bench_worker_{run}"
     key = generate_master_key()
@@ -65,7 +65,8 @@ async def main(per_level: int, levels: list[int]) -> None:
         CERTROTATE_MASTER_KEY=key,
         CERTROTATE_LOG_LEVEL="WARNING",
     )
-    worker = ServiceProcess(["-m", "tests.support.echo_worker"], env, "bench-worker")
+    worker_args = ["-m", "tests.support.echo_worker"] + (["--batch"] if batch else [])
+    worker = ServiceProcess(worker_args, env, "bench-worker")
     waiting: dict[str, asyncio.Future[float]] = {}
 
     async def on_reply(message: Message, ctx: Context) -> Event | None:
@@ -87,6 +88,7 @@ async def main(per_level: int, levels: list[int]) -> None:
             name="orchestrator",
             handlers={SiteInspected: on_reply},
             topics=lambda p: [events_topic(p)],
+            batch_transactions=batch,
         ),
     )
     await worker.start()
@@ -140,5 +142,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-level", type=int, default=2000)
     parser.add_argument("--levels", default="1,8,64")
+    parser.add_argument(
+        "--per-message", action="store_true", help="one transaction per message (no batching)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.per_level, [int(x) for x in args.levels.split(",")]))
+    asyncio.run(
+        main(args.per_level, [int(x) for x in args.levels.split(",")], not args.per_message)
+    )

@@ -8,9 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy import text
+
 from certrotate_shared.db import make_engine
 from certrotate_shared.secretbox import generate_master_key
-from sqlalchemy import text
 
 PG_URL = os.environ.get(
     "CERTROTATE_TEST_PG_URL", "postgresql+asyncpg://certrotate@127.0.0.1:55432/certrotate"

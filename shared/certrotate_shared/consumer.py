@@ -49,6 +49,7 @@ class MessageConsumer:
         max_attempts: int = 5,
         retry_base_delay: float = 0.2,
         before_commit: Callable[[], Awaitable[None]] | None = None,
+        batch_transactions: bool = False,
     ) -> None:
         self._sub = subscription
         self._uow_factory = uow_factory
@@ -60,23 +61,32 @@ class MessageConsumer:
         self._delay = retry_base_delay
         # A test hook: runs after handling and before the offset commit (crash testing).
         self._before_commit = before_commit
+        # One transaction per fetched batch instead of per message: only for handlers whose
+        # every effect is in the database (a rolled-back batch is simply handled again).
+        self._batch = batch_transactions
+        self._stopping = False
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
 
+    def stop(self) -> None:
+        """Finish the batch in hand (and commit its offsets), then return from run()."""
+        self._stopping = True
+
     async def run(self) -> None:
         await self._sub.start()
         try:
-            while True:
-                batches = await self._sub.poll(1.0)
+            while not self._stopping:
+                batches = await self._sub.poll(0.5)
                 if batches:
                     await asyncio.gather(*(self._process_partition(r) for r in batches.values()))
         finally:
             await self._sub.stop()
 
     async def _process_partition(self, records: list[IncomingRecord]) -> None:
-        for record in records:
-            await self.process(record)
+        if not (self._batch and len(records) > 1 and await self._handle_batch(records)):
+            for record in records:
+                await self.process(record)
         if self._before_commit is not None:
             await self._before_commit()
         await self._sub.commit({(records[-1].topic, records[-1].partition): records[-1]})
@@ -113,28 +123,52 @@ class MessageConsumer:
                     await asyncio.sleep(self._delay * 2 ** (attempt - 1))
         await self._dead_letter(record, last_error, attempts=attempt)
 
+    async def _handle_batch(self, records: list[IncomingRecord]) -> bool:
+        """Handle a whole batch in one transaction; False (nothing kept) if anything fails."""
+        try:
+            decoded = [Envelope.from_bytes(r.value) for r in records]
+            work = [(e, e.message()) for e in decoded]
+            async with self._uow_factory() as uow:
+                handled = 0
+                for envelope, message in work:
+                    handler = self._handlers.get(type(message))
+                    if handler is not None:
+                        handled += await self._handle_in(uow, envelope, message, handler)
+                await uow.commit()
+        except Exception as exc:
+            log.debug("batch of %d fell back to one by one: %s", len(records), exc)
+            return False
+        self.handled += handled
+        return True
+
     async def _handle_once(self, envelope: Envelope, message: Message, handler: Handler) -> None:
         async with self._uow_factory() as uow:
-            if not await uow.first_delivery(envelope):
-                self.duplicates += 1
-                return
-            ctx = Context(uow=uow, envelope=envelope)
-            if isinstance(message, Command):
-                seen, outcome = await uow.recorded_outcome(message.idempotency_key)
-                if seen:
-                    # The same step again (a re-sent command): report what happened, do nothing.
-                    if outcome is not None:
-                        ctx.emit(outcome)
-                    await uow.commit()
-                    self.duplicates += 1
-                    return
-            outcome = await handler(message, ctx)
-            if outcome is not None:
-                ctx.emit(outcome)
-            if isinstance(message, Command):
-                await uow.record_outcome(message.idempotency_key, envelope.type, outcome)
+            handled = await self._handle_in(uow, envelope, message, handler)
             await uow.commit()
-            self.handled += 1
+        self.handled += handled
+
+    async def _handle_in(
+        self, uow: UnitOfWork, envelope: Envelope, message: Message, handler: Handler
+    ) -> int:
+        """Handle inside the caller's transaction; 1 if handled, 0 if it was a duplicate."""
+        if not await uow.first_delivery(envelope):
+            self.duplicates += 1
+            return 0
+        ctx = Context(uow=uow, envelope=envelope)
+        if isinstance(message, Command):
+            seen, outcome = await uow.recorded_outcome(message.idempotency_key)
+            if seen:
+                # The same step again (a re-sent command): report what happened, do nothing.
+                if outcome is not None:
+                    ctx.emit(outcome)
+                self.duplicates += 1
+                return 0
+        outcome = await handler(message, ctx)
+        if outcome is not None:
+            ctx.emit(outcome)
+        if isinstance(message, Command):
+            await uow.record_outcome(message.idempotency_key, envelope.type, outcome)
+        return 1
 
     async def _dead_letter(self, record: IncomingRecord, error: str, *, attempts: int) -> None:
         log.error(

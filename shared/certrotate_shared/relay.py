@@ -41,14 +41,20 @@ class OutboxRelay:
         self._safety_poll = safety_poll
         self._batch = batch_size
         self._postgres = is_postgres(database_url)
+        self._stopping = False
         self.published = 0
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from run()."""
+        self._stopping = True
+        self._signal.notify()
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen()) if self._postgres else None
         try:
-            while True:
+            while not self._stopping:
                 try:
-                    while await self.drain_once() == self._batch:
+                    while await self.drain_once() == self._batch and not self._stopping:
                         pass
                 except asyncio.CancelledError:
                     raise

@@ -53,6 +53,8 @@ class ServiceSpec:
     migrations: str | None = None  # the service's own Alembic script location
     version_table: str = "alembic_version"
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    # One transaction per fetched batch: only when every handler's effects are in the database.
+    batch_transactions: bool = False
     # The service's HTTP API (health probes are added to it); None for no API.
     api: Callable[[ServiceRuntime], FastAPI] | None = None
 
@@ -134,6 +136,7 @@ class ServiceRuntime:
             service=self.spec.name,
             max_attempts=settings.max_delivery_attempts,
             before_commit=self._before_commit,
+            batch_transactions=self.spec.batch_transactions,
         )
         self._spawn(self.relay.run(), "relay")
         self._spawn(self.consumer.run(), "consumer")
@@ -180,9 +183,16 @@ class ServiceRuntime:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the relay and consumer finish what they hold (a cancelled database call can
+        leave a SQLite write lock behind), then cancel whatever is still running."""
         if self._http is not None:
             self._http.should_exit = True
+        if hasattr(self, "relay"):
+            self.relay.stop()
+            self.consumer.stop()
+            loops = [t for t in self._tasks if t.get_name().endswith((":relay", ":consumer"))]
+            await asyncio.wait(loops, timeout=grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

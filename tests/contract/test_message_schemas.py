@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from certrotate_shared.envelope import Envelope, registered_messages
 
 pytestmark = pytest.mark.contract
@@ -67,8 +68,11 @@ def test_message_schemas_stay_compatible_with_their_snapshot():
 
 
 def test_compatibility_check_catches_a_removed_field_and_a_new_required_one():
-    old = {"properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a"]}
-    new = {
+    old: dict[str, Any] = {
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+        "required": ["a"],
+    }
+    new: dict[str, Any] = {
         "properties": {"a": {"type": "integer"}, "c": {"type": "string"}},
         "required": ["a", "c"],
     }

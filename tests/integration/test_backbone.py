@@ -12,7 +12,7 @@ from sqlalchemy import text
 from certrotate_shared.db import make_engine
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.topics import commands_topic, dlq_topic
-from certrotate_shared.transport.base import OutgoingRecord
+from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord
 from certrotate_shared.transport.kafka import KafkaSubscription, KafkaTransport
 from tests.support.factories import inspect_site, site_target
 from tests.support.probe import Probe
@@ -21,8 +21,8 @@ from tests.support.processes import REPO, ServiceProcess
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas, clean_env):
+@pytest.fixture(params=["per-message", "batched"])
+async def stack(request, pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas, clean_env):
     """Settings for a probe (this process) and a worker (child process) on private schemas."""
     suffix = uuid.uuid4().hex[:8]
     probe_schema, worker_schema = f"probe_{suffix}", f"worker_{suffix}"
@@ -59,6 +59,8 @@ async def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas, c
     workers: list[ServiceProcess] = []
 
     def worker(*args: str) -> ServiceProcess:
+        if request.param == "batched":
+            args = (*args, "--batch")
         proc = ServiceProcess(["-m", "tests.support.echo_worker", *args], worker_env, "echo-worker")
         workers.append(proc)
         return proc
@@ -136,7 +138,7 @@ async def test_poison_messages_go_to_dlq_and_the_partition_keeps_flowing(
             ]
         )
         replies = await probe.wait_replies(1)
-        dead = []
+        dead: list[IncomingRecord] = []
         while len(dead) < 2:
             for records in (await dlq.poll(5.0)).values():
                 dead.extend(records)

@@ -41,7 +41,7 @@ async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
     return SiteInspected(site=message.site.site, version="14.3.9000", replicated=False, partners=[])
 
 
-async def main(crash_after_handling: bool) -> None:
+async def main(crash_after_handling: bool, batch: bool) -> None:
     settings = load_settings(EchoSettings)
     configure_logging("echo-worker", settings.log_level)
 
@@ -54,6 +54,7 @@ async def main(crash_after_handling: bool) -> None:
             name="replication",
             handlers={InspectSite: answer_inspect_site},
             topics=lambda prefix: [commands_topic("replication", prefix)],
+            batch_transactions=batch,
         ),
         before_commit=crash if crash_after_handling else None,
     )
@@ -68,8 +69,9 @@ async def main(crash_after_handling: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--crash-after-handling", action="store_true")
+    parser.add_argument("--batch", action="store_true", help="one transaction per fetched batch")
     args = parser.parse_args()
     try:
-        asyncio.run(main(args.crash_after_handling))
+        asyncio.run(main(args.crash_after_handling, args.batch))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-import orchestrator.messages  # noqa: F401  (registers VerificationExposureExceeded)
 from certrotate_shared.clock import Clock
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.topics import events_topic

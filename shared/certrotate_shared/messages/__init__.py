@@ -1,5 +1,17 @@
 """Every message of certrotate; importing this package registers them all."""
 
-from certrotate_shared.messages import certificates, client_monitor, operator_tasks, replication
+from certrotate_shared.messages import (
+    certificates,
+    client_monitor,
+    operator_tasks,
+    orchestrator,
+    replication,
+)
 
-__all__ = ["certificates", "client_monitor", "operator_tasks", "replication"]
+__all__ = [
+    "certificates",
+    "client_monitor",
+    "operator_tasks",
+    "orchestrator",
+    "replication",
+]

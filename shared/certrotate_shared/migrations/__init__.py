@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,21 @@ def _upgrade(connection: Connection, script_location: str, version_table: str) -
     command.upgrade(config, "head")
 
 
+# Alembic keeps the migration context in module globals: two upgrades interleaving on one event
+# loop (services starting together in embedded mode) would corrupt each other.
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def migrate(url: str, schema: str, chains: list[tuple[str, str]]) -> None:
     """Create the schema if needed and bring each (script_location, version_table) to head."""
+    lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        await _migrate(url, schema, chains)
+
+
+async def _migrate(url: str, schema: str, chains: list[tuple[str, str]]) -> None:
     engine = make_engine(url, schema)
     try:
         async with engine.begin() as conn:

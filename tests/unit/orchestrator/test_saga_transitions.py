@@ -17,6 +17,7 @@ from certrotate_shared.messages.client_monitor import (
     CancelPropagationWatch,
     PolicyPropagated,
 )
+from certrotate_shared.messages.orchestrator import VerificationExposureExceeded
 from certrotate_shared.messages.replication import BreakReplication, RestoreReplication
 from orchestrator.domain.inputs import (
     ActionRejectedError,
@@ -27,7 +28,6 @@ from orchestrator.domain.inputs import (
     ResumeRequested,
 )
 from orchestrator.domain.state import MaintenanceWindow, RetryPolicy, RotationOptions
-from orchestrator.messages import VerificationExposureExceeded
 from tests.unit.orchestrator.saga_driver import (
     NEW_FP,
     OLD_FP,

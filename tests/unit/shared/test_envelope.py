@@ -3,11 +3,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from certrotate_shared.envelope import Envelope, UnknownMessageError, message_class
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
 from certrotate_shared.messages.replication import InspectSite, SiteInspected
 from certrotate_shared.topics import topic_for
-
 from tests.support.factories import inspect_site
 
 pytestmark = pytest.mark.unit
@@ -55,7 +55,7 @@ def test_unknown_type_or_version_is_a_clear_error():
 def test_messages_are_frozen():
     command = inspect_site()
     with pytest.raises(ValueError):
-        command.idempotency_key = "other"  # type: ignore[misc]
+        command.idempotency_key = "other"
 
 
 def test_commands_route_to_their_service_and_events_to_the_events_topic():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from certrotate_shared.transport.base import OutgoingRecord
 from certrotate_shared.transport.local import LocalTransport, partition_for
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from certrotate_shared.logs import RedactingFormatter, redact
 from certrotate_shared.secretbox import SecretBox, SecretBoxError, generate_master_key
 from certrotate_shared.settings import (

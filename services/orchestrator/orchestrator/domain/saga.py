@@ -29,6 +29,7 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.messages.orchestrator import VerificationExposureExceeded
 from certrotate_shared.messages.replication import (
     ReplicationBreakFailed,
     ReplicationBroken,
@@ -64,7 +65,6 @@ from orchestrator.domain.state import (
 )
 from orchestrator.domain.steps import TABLES, Step, previous_fingerprint, step_index, step_named
 from orchestrator.domain.window import is_open, next_opening
-from orchestrator.messages import VerificationExposureExceeded
 
 
 @dataclass

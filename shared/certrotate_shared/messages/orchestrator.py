@@ -1,4 +1,4 @@
-"""Messages the orchestrator itself publishes (alerts); importing this module registers them."""
+"""Messages the orchestrator itself publishes: alerts for people and monitoring."""
 
 from __future__ import annotations
 
