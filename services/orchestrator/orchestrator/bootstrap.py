@@ -55,6 +55,8 @@ def build_spec(
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
         background=[timers],
+        # Every handler effect is in the database, so a fetched batch can share one transaction.
+        batch_transactions=True,
         api=lambda runtime: create_api(runtime, deps),
     )
 

@@ -1,0 +1,162 @@
+"""The four services in one process (embedded mode): SQLite files, the durable in-process log,
+and in-process HTTP between the orchestrator and the services it queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from certrotate_shared.runtime import ServiceRuntime
+from certrotate_shared.secretbox import generate_master_key
+from certrotate_shared.transport.local import LocalTransport
+
+
+@dataclass
+class ClockSync:
+    """Accelerated time shared with a twin: at real instant `real_ms` it was `sim_ms`."""
+
+    speed: float
+    real_ms: int
+    sim_ms: int
+
+
+def stack_secrets(data_dir: Path) -> dict[str, str]:
+    """Master key, internal and admin tokens: from the environment, else made once and kept
+    in the data dir (mode 0600), so a restart reopens what was sealed before."""
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    values = {
+        "master_key": os.environ.get("CERTROTATE_MASTER_KEY") or stored.get("master_key"),
+        "internal_token": os.environ.get("CERTROTATE_INTERNAL_TOKEN")
+        or stored.get("internal_token"),
+        "admin_token": os.environ.get("CERTROTATE_ORCHESTRATOR_ADMIN_TOKEN")
+        or stored.get("admin_token"),
+    }
+    generated = {
+        "master_key": generate_master_key,
+        "internal_token": lambda: secrets.token_urlsafe(32),
+        "admin_token": lambda: secrets.token_urlsafe(32),
+    }
+    complete = {name: value or generated[name]() for name, value in values.items()}
+    if complete != stored:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(complete))
+    return complete
+
+
+@dataclass
+class EmbeddedStack:
+    data_dir: Path
+    runtimes: dict[str, ServiceRuntime]
+    transport: LocalTransport
+    admin_token: str = field(repr=False)
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        url = self.runtimes["orchestrator"].http_url
+        assert url is not None
+        return url
+
+    async def stop(self) -> None:
+        # The orchestrator first: it is the one that queries the others.
+        for name in ("orchestrator", "client-monitor", "certificates", "replication"):
+            await self.runtimes[name].stop()
+        for client in self.clients:
+            await client.aclose()
+        await self.transport.stop()
+
+
+def _in_process_client(runtime: ServiceRuntime, name: str) -> httpx.AsyncClient:
+    assert runtime.app is not None, f"{name} has no HTTP API"
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=runtime.app), base_url=f"http://{name}.embedded"
+    )
+
+
+async def start_embedded(
+    data_dir: Path,
+    *,
+    api_host: str = "127.0.0.1",
+    api_port: int = 8080,
+    clock: ClockSync | None = None,
+    log_level: str = "WARNING",
+    **orchestrator_settings: Any,
+) -> EmbeddedStack:
+    """Start every service in this event loop; only the orchestrator's API listens."""
+    from certificates.bootstrap import build_runtime as certificates_runtime
+    from certificates.settings import Settings as CertificatesSettings
+    from client_monitor.bootstrap import build_runtime as monitor_runtime
+    from client_monitor.settings import Settings as MonitorSettings
+    from orchestrator.bootstrap import build_runtime as orchestrator_runtime
+    from orchestrator.settings import Settings as OrchestratorSettings
+    from replication.bootstrap import build_runtime as replication_runtime
+    from replication.settings import Settings as ReplicationSettings
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = stack_secrets(data_dir)
+    transport = LocalTransport(str(data_dir / "transport.db"))
+    common: dict[str, Any] = {
+        "transport": "local",
+        "local_log_path": str(data_dir / "transport.db"),
+        "vault_url": f"sqlite+aiosqlite:///{data_dir / 'vault.db'}",
+        "master_key": keys["master_key"],
+        "log_level": log_level,
+    }
+    if clock is not None:
+        common |= {
+            "clock_speed": clock.speed,
+            "clock_real_origin_ms": clock.real_ms,
+            "clock_sim_origin_ms": clock.sim_ms,
+        }
+
+    def db(name: str) -> str:
+        return f"sqlite+aiosqlite:///{data_dir / (name + '.db')}"
+
+    runtimes: dict[str, ServiceRuntime] = {}
+    stack = EmbeddedStack(data_dir, runtimes, transport, admin_token=keys["admin_token"])
+    try:
+        runtimes["replication"] = replication_runtime(
+            ReplicationSettings(database_url=db("replication"), **common), transport=transport
+        )
+        runtimes["certificates"] = certificates_runtime(
+            CertificatesSettings(
+                database_url=db("certificates"), internal_token=keys["internal_token"], **common
+            ),
+            transport=transport,
+        )
+        runtimes["client-monitor"] = monitor_runtime(
+            MonitorSettings(database_url=db("client_monitor"), **common), transport=transport
+        )
+        for name in ("replication", "certificates", "client-monitor"):
+            await runtimes[name].start(serve_http=False)
+        certificates = _in_process_client(runtimes["certificates"], "certificates")
+        monitor = _in_process_client(runtimes["client-monitor"], "client-monitor")
+        stack.clients += [certificates, monitor]
+        runtimes["orchestrator"] = orchestrator_runtime(
+            OrchestratorSettings(
+                database_url=db("orchestrator"),
+                internal_token=keys["internal_token"],
+                admin_token=keys["admin_token"],
+                http_host=api_host,
+                http_port=api_port,
+                **(common | orchestrator_settings),
+            ),
+            transport=transport,
+            certificates_client=certificates,
+            client_monitor_client=monitor,
+        )
+        await runtimes["orchestrator"].start()
+    except BaseException:
+        for runtime in runtimes.values():
+            if hasattr(runtime, "engine"):
+                await runtime.stop()
+        raise
+    return stack
