@@ -44,6 +44,58 @@ def sim(scenario: str, host: str, port: int) -> None:
 
 
 @main.command()
+@click.option("--exit", "exit_after", is_flag=True, help="Exit after the report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
+@click.option("--speed", default=7200.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--port", default=8080, show_default=True, help="API port (a free one if taken).")
+@click.option("--data-dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
+def demo(exit_after: bool, as_json: bool, speed: float, port: int, data_dir: str) -> None:
+    """Rotate a simulated two-site fleet end to end (embedded mode, accelerated time)."""
+    import asyncio
+    from pathlib import Path
+
+    from certrotate.demo import run_demo
+
+    code = asyncio.run(
+        run_demo(
+            speed=speed,
+            port=port,
+            data_dir=Path(data_dir),
+            keep_running=not exit_after,
+            as_json=as_json,
+        )
+    )
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--mode",
+    type=click.Choice(["embedded", "distributed"]),
+    default="embedded",
+    show_default=True,
+    help="embedded: one process, SQLite; distributed: four processes, Kafka and PostgreSQL.",
+)
+@click.option("--port", default=8080, show_default=True, help="Orchestrator API port.")
+@click.option(
+    "--data-dir", default="var/embedded", show_default=True, type=click.Path(file_okay=False)
+)
+def up(mode: str, port: int, data_dir: str) -> None:
+    """Run certrotate until interrupted, with the REST API on --port."""
+    import asyncio
+    from pathlib import Path
+
+    if mode == "embedded":
+        from certrotate.stack import run_embedded
+
+        asyncio.run(run_embedded(Path(data_dir), api_port=port))
+    else:
+        from certrotate.distributed import run_distributed_cli
+
+        run_distributed_cli(api_port=port)
+
+
+@main.command()
 @click.argument("service", type=click.Choice(sorted(SERVICE_PACKAGES)))
 def serve(service: str) -> None:
     """Run one service in this process (distributed mode; configured by CERTROTATE_* variables)."""

@@ -160,3 +160,24 @@ async def start_embedded(
                 await runtime.stop()
         raise
     return stack
+
+
+async def run_embedded(data_dir: Path, *, api_port: int) -> None:
+    """`certrotate up --mode embedded`: serve until SIGINT/SIGTERM, then stop cleanly."""
+    import asyncio
+    import signal
+
+    stack = await start_embedded(data_dir, api_port=api_port, log_level="INFO")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"certrotate (embedded) serving {stack.api_url}  (OpenAPI: {stack.api_url}/docs; "
+        f"admin token in {data_dir / 'secrets.json'})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await stack.stop()
