@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     # Path of the durable in-process log used by the local (embedded) transport.
     local_log_path: str = "var/transport.db"
     vault_url: str = "sqlite+aiosqlite:///var/vault.db"
+    # PostgreSQL schema of the vault (shared by every service that reads secrets).
+    vault_schema: str = "vault"
     master_key: SecretStr = SecretStr("")
     max_delivery_attempts: int = 5
     http_host: str = "127.0.0.1"

@@ -29,7 +29,9 @@ def sepm_connector(settings: Settings, vault: Vault | None = None) -> SepmFactor
         from certrotate_shared.sepm.client import connect_site  # the shared httpx connector
 
         if "vault" not in state:
-            state["vault"] = vault or Vault(settings.vault_url, settings.master_key_bytes())
+            state["vault"] = vault or Vault(
+                settings.vault_url, settings.master_key_bytes(), schema=settings.vault_schema
+            )
             if vault is None:
                 await state["vault"].start()
         client: SepmApi = await connect_site(site, state["vault"])

@@ -32,7 +32,11 @@ class _LazyVault:
 
     async def get(self) -> Vault:
         if self._vault is None:
-            vault = Vault(self._settings.vault_url, self._settings.master_key_bytes())
+            vault = Vault(
+                self._settings.vault_url,
+                self._settings.master_key_bytes(),
+                schema=self._settings.vault_schema,
+            )
             await vault.start()
             self._vault = vault
         return self._vault

@@ -28,7 +28,11 @@ class LazyVault:
     async def get(self) -> Vault:
         async with self._lock:
             if self._vault is None:
-                vault = Vault(self._settings.vault_url, self._settings.master_key_bytes())
+                vault = Vault(
+                    self._settings.vault_url,
+                    self._settings.master_key_bytes(),
+                    schema=self._settings.vault_schema,
+                )
                 await vault.start()
                 self._vault = vault
         return self._vault
