@@ -30,24 +30,35 @@ class ServiceSettings(BaseSettings):
     service: ClassVar[str] = "service"
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
 
+    # This service's database: postgresql://... (distributed) or sqlite:///path (embedded).
     database_url: str = "sqlite+aiosqlite:///var/certrotate.db"
-    # PostgreSQL schema owned by this service (database per service on one server).
+    # PostgreSQL schema owned by this service (database per service on one server); empty =
+    # the service's name.
     database_schema: str = ""
+    # kafka (distributed) or local (the durable in-process log of embedded mode).
     transport: Literal["kafka", "local"] = "kafka"
+    # Kafka bootstrap servers, host:port[,host:port].
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Topics are <prefix>.<service>.commands, <prefix>.events and <prefix>.dlq.
     topic_prefix: str = "certrotate"
     # Path of the durable in-process log used by the local (embedded) transport.
     local_log_path: str = "var/transport.db"
+    # Where the vault keeps sealed SEPM and WinRM accounts (same URL for every service).
     vault_url: str = "sqlite+aiosqlite:///var/vault.db"
     # PostgreSQL schema of the vault (shared by every service that reads secrets).
     vault_schema: str = "vault"
+    # 32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all.
     master_key: SecretStr = SecretStr("")
+    # Attempts at a failing message before it is parked in the DLQ.
     max_delivery_attempts: int = 5
+    # Where this service's HTTP API listens (port 0 = any free port).
     http_host: str = "127.0.0.1"
     http_port: int = 0
+    # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     # Accelerated time shared with the twin: simulated seconds per real second.
     clock_speed: float = 1.0
+    # The real instant (epoch ms) at which the simulated clock read clock_sim_origin_ms.
     clock_real_origin_ms: int | None = None
     clock_sim_origin_ms: int | None = None
 

@@ -20,15 +20,23 @@ class Settings(ServiceSettings):
     admin_token: SecretStr = SecretStr("")
     # Sent to the certificates service's internal API (X-Certrotate-Internal-Token).
     internal_token: SecretStr = SecretStr("")
+    # Base URLs of the certificates and client-monitor services' HTTP APIs.
     certificates_url: str = "http://127.0.0.1:8081"
     client_monitor_url: str = "http://127.0.0.1:8083"
+    # Defaults for rotations that do not set them. Clients not seen for longer than the stale
+    # horizon (days) are listed, not waited on.
     stale_horizon_days: float = 30.0
+    # Longest wait for a policy to propagate (days) before the rotation pauses for a decision.
     max_wait_days: float = 14.0
+    # Longest time verification may stay off (days) before an alert.
     exposure_limit_days: float = 21.0
+    # Retries of a failed step: exponential back-off with jitter (clock seconds), then pause.
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     retry_max_attempts: int = 5
+    # A new certificate must stay valid at least this many days to be accepted.
     min_validity_days: int = 30
+    # Largest accepted request body (a certificate bundle travels base64 inside).
     max_body_bytes: int = 2 * 1024 * 1024
     # How often (real seconds) the timer loop looks for due timers at the latest.
     timer_poll_seconds: float = 1.0

@@ -22,7 +22,7 @@ from orchestrator.adapters.orm import idempotency_keys
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
 from orchestrator.domain.inputs import ActionRejectedError, DecisionMade, OperatorAction
 from orchestrator.domain.saga import start_saga
-from orchestrator.domain.state import CertificateInfo, RotationOptions, SagaState
+from orchestrator.domain.state import CertificateInfo, RetryPolicy, RotationOptions, SagaState
 from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import inventory
 from orchestrator.service_layer.deps import Deps
@@ -33,6 +33,7 @@ from orchestrator.service_layer.errors import (
     UpstreamError,
 )
 from orchestrator.service_layer.transitions import advance, persist
+from orchestrator.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,23 @@ def request_fingerprint(secret: bytes, body: dict[str, Any]) -> str:
     """A keyed hash of the request (it holds a password: a plain hash could be brute-forced)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def with_operator_defaults(requested: RotationOptions, settings: Settings) -> RotationOptions:
+    """What the request leaves out comes from the operator's settings, not built-in values."""
+    defaults = RotationOptions(
+        stale_horizon_days=settings.stale_horizon_days,
+        max_wait_days=settings.max_wait_days,
+        exposure_limit_days=settings.exposure_limit_days,
+        retry=RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            max_seconds=settings.retry_max_seconds,
+            max_attempts=settings.retry_max_attempts,
+        ),
+    )
+    return defaults.model_copy(
+        update={name: getattr(requested, name) for name in requested.model_fields_set}
+    )
 
 
 async def create_rotation(
