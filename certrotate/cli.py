@@ -101,3 +101,9 @@ def serve(service: str) -> None:
     """Run one service in this process (distributed mode; configured by CERTROTATE_* variables)."""
     sys.argv = [SERVICE_PACKAGES[service]]
     runpy.run_module(SERVICE_PACKAGES[service], run_name="__main__", alter_sys=True)
+
+
+# --- API client commands (rotate, status, events, sites...): certrotate/client_commands.py ---
+from certrotate.client_commands import register_client_commands  # noqa: E402
+
+register_client_commands(main)
