@@ -91,7 +91,7 @@ def api_command(f: F) -> F:
 
     @click.option(
         "--api",
-        "api_url",
+        "certrotate_api_url",
         envvar=API_URL_ENV,
         default=DEFAULT_API_URL,
         show_default=True,
@@ -110,7 +110,7 @@ def api_command(f: F) -> F:
     )
     @functools.wraps(f)
     def wrapper(
-        *args: Any, api_url: str, token: str | None, token_file: str | None, **kw: Any
+        *args: Any, certrotate_api_url: str, token: str | None, token_file: str | None, **kw: Any
     ) -> Any:
         ctx = click.get_current_context()
         if isinstance(ctx.command, click.Group) and ctx.invoked_subcommand:
@@ -120,7 +120,7 @@ def api_command(f: F) -> F:
         except TokenMissingError as exc:
             raise click.UsageError(str(exc)) from None
         try:
-            with ApiClient(api_url, secret, transport=_transport()) as api:
+            with ApiClient(certrotate_api_url, secret, transport=_transport()) as api:
                 return f(*args, api=api, **kw)
         except ApiRefusedError as exc:
             for error in exc.errors:
@@ -563,11 +563,11 @@ def at_risk(
     _stdout().print(table)
 
 
-def _action(name: str, help_text: str) -> Callable[[F], F]:
-    return click.command(name=name, help=help_text, epilog=EXIT_CODES_EPILOG)  # type: ignore[return-value]
-
-
-@_action("approve", "Approve the swap of a rotation that requires an approval.")
+@click.command(
+    name="approve",
+    help="Approve the swap of a rotation that requires an approval.",
+    epilog=EXIT_CODES_EPILOG,
+)
 @click.argument("rotation_id")
 @click.option("--note", default="", help="Kept in the rotation's history.")
 @json_option
@@ -576,7 +576,11 @@ def approve(api: ApiClient, rotation_id: str, note: str, as_json: bool) -> None:
     _rotation_done(api, api.post(f"/v1/rotations/{rotation_id}/approve", {"note": note}), as_json)
 
 
-@_action("decide", "Answer a rotation that awaits a decision (extend, proceed or abort).")
+@click.command(
+    name="decide",
+    help="Answer a rotation that awaits a decision (extend, proceed or abort).",
+    epilog=EXIT_CODES_EPILOG,
+)
 @click.argument("rotation_id")
 @click.option(
     "--decision", required=True, type=click.Choice(["extend", "proceed", "abort"]),
@@ -608,7 +612,11 @@ def decide(
     _rotation_done(api, api.post(f"/v1/rotations/{rotation_id}/decide", body), as_json)
 
 
-@_action("pause", "Hold a rotation: no new command is sent until it is resumed.")
+@click.command(
+    name="pause",
+    help="Hold a rotation: no new command is sent until it is resumed.",
+    epilog=EXIT_CODES_EPILOG,
+)
 @click.argument("rotation_id")
 @click.option("--reason", default="")
 @json_option
@@ -617,7 +625,7 @@ def pause(api: ApiClient, rotation_id: str, reason: str, as_json: bool) -> None:
     _rotation_done(api, api.post(f"/v1/rotations/{rotation_id}/pause", {"reason": reason}), as_json)
 
 
-@_action("resume", "Resume a paused rotation.")
+@click.command(name="resume", help="Resume a paused rotation.", epilog=EXIT_CODES_EPILOG)
 @click.argument("rotation_id")
 @json_option
 @api_command
@@ -625,7 +633,11 @@ def resume(api: ApiClient, rotation_id: str, as_json: bool) -> None:
     _rotation_done(api, api.post(f"/v1/rotations/{rotation_id}/resume"), as_json)
 
 
-@_action("cancel", "Cancel a rotation: what was done is undone (compensation).")
+@click.command(
+    name="cancel",
+    help="Cancel a rotation: what was done is undone (compensation).",
+    epilog=EXIT_CODES_EPILOG,
+)
 @click.argument("rotation_id")
 @click.option("--reason", required=True, help="Kept in the rotation's history.")
 @json_option
