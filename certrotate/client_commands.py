@@ -86,6 +86,14 @@ def _transport() -> httpx.BaseTransport | None:
     return obj.get("api_transport") if obj else None
 
 
+# What to do in CLI terms when the API refuses for these reasons.
+HINTS = {
+    "credentials_missing": "pass the SEPM account: --username NAME --password-file FILE",
+    "unknown_site": "add it first: certrotate sites add NAME ... (see certrotate sites list)",
+    "idempotency_key_reused": "use a new --idempotency-key for a new rotation",
+}
+
+
 def api_command(f: F) -> F:
     """Add --api/--token/--token-file, pass `api` (an ApiClient), map API errors to exit codes."""
 
@@ -126,7 +134,8 @@ def api_command(f: F) -> F:
             for error in exc.errors:
                 if error.get("field"):
                     click.echo(f"  {error['field']}: {error.get('message')}", err=True)
-            raise _fail(str(exc), EXIT_REFUSED) from None
+            hint = HINTS.get(exc.code or "")
+            raise _fail(str(exc) + (f"\nhint: {hint}" if hint else ""), EXIT_REFUSED) from None
         except ApiUnavailableError as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
 

@@ -52,9 +52,7 @@ def run(api: FakeApi | None, *args: str, token: bool = True) -> Result:
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> httpx.Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return httpx.Response(
-        status, json=body, headers={"content-type": "application/problem+json"}
-    )
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
 
 
 def view(state: str = "running", **extra: Any) -> dict[str, Any]:
@@ -66,9 +64,16 @@ def view(state: str = "running", **extra: Any) -> dict[str, Any]:
         "reason": None,
         "gates": {"waiting_for": []},
         "propagation": [
-            {"step": "await_disable_propagation", "outcome": "waiting", "percent": 42.0,
-             "reached": 42, "total": 100, "pending_online": 50, "pending_offline": 8},
-        ],  # fmt: skip
+            {
+                "step": "await_disable_propagation",
+                "outcome": "waiting",
+                "percent": 42.0,
+                "reached": 42,
+                "total": 100,
+                "pending_online": 50,
+                "pending_offline": 8,
+            },
+        ],
         "servers": [],
         "pending_decision": None,
         "hold": {"paused": False, "reason": None},
@@ -345,7 +350,7 @@ def test_rotate_wait_follows_to_the_end(pkcs12_file, password_file):
 
 
 def test_events_follow_prints_each_event_once_until_the_end():
-    history = [
+    history: list[dict[str, Any]] = [
         {"seq": 1, "at": "2026-01-01T00:00:00Z", "kind": "command", "type": "InspectSite",
          "step": "inspect", "actor": None, "detail": {"site": "site-a"}},
         {"seq": 2, "at": "2026-01-01T00:00:01Z", "kind": "event", "type": "SiteInspected",
@@ -358,7 +363,8 @@ def test_events_follow_prints_each_event_once_until_the_end():
             after = int(request.url.params["after"])
             visible = history[: polls["n"]]
             return httpx.Response(
-                200, json={"items": [e for e in visible if e["seq"] > after], "next_after": None}
+                200,
+                json={"items": [e for e in visible if int(e["seq"]) > after], "next_after": None},
             )
         polls["n"] += 1
         return httpx.Response(200, json=view("completed" if polls["n"] >= 2 else "running"))
@@ -401,9 +407,7 @@ def test_decide_proceed_needs_a_reason_before_anything_is_sent():
 
 def test_an_action_the_rotation_cannot_take_exits_1_with_the_reason():
     api = FakeApi(
-        lambda r: problem(
-            409, "Conflict", "the rotation is not paused", code="action_not_possible"
-        )
+        lambda r: problem(409, "Conflict", "the rotation is not paused", code="action_not_possible")
     )
     result = run(api, "resume", "rot-1")
     assert result.exit_code == 1
