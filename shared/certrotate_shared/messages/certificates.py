@@ -87,6 +87,9 @@ class ServerCertificateUpdateFailed(Event):
     reason: str
     retryable: bool
     backup_ref: str | None = None
+    # What the server presented before this attempt touched it (known once a backup exists):
+    # the fingerprint a rollback of this server must bring back.
+    previous_fingerprint: str | None = None
 
 
 @register

@@ -96,6 +96,8 @@ async def test_a_failing_step_reports_its_stage(operation: str, stage: str) -> N
     assert event.stage == stage and event.retryable
     assert "refused by the host" in event.reason
     assert event.backup_ref == (None if stage == "backup" else "backup-1")
+    # What a rollback of this server must bring back: its own certificate from before.
+    assert event.previous_fingerprint == (None if stage == "backup" else OLD)
 
 
 async def test_verify_fails_when_a_port_keeps_serving_the_old_certificate() -> None:

@@ -115,6 +115,7 @@ async def update_server_certificate(
             reason=reason,
             retryable=retryable,
             backup_ref=backup_ref,
+            previous_fingerprint=backup.fingerprint if backup and backup_ref else None,
         )
 
     backup = await store.backup_for(saga_id, site, server.name)
