@@ -71,7 +71,9 @@ def _stderr() -> Console:
 
 
 def _stdout() -> Console:
-    return Console(highlight=False)
+    # Piped into a file or a pager, tables get room instead of the 80 columns of a dumb tty.
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
 
 
 def _fail(message: str, code: int) -> click.exceptions.Exit:
@@ -158,12 +160,16 @@ def read_secret_file(path: str, what: str) -> str:
     return value
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def obtain_password(password_file: str | None, *, what: str, option: str) -> str:
     """From the file, else a hidden prompt on a terminal; never from the command line."""
     if password_file:
         return read_secret_file(password_file, option)
-    if sys.stdin.isatty():
-        return str(click.prompt(what, hide_input=True))
+    if stdin_is_terminal():
+        return str(click.prompt(what.capitalize(), hide_input=True))
     raise click.UsageError(f"{what} is needed: pass {option} FILE (or run on a terminal)")
 
 
@@ -728,7 +734,7 @@ def sites_list(api: ApiClient, as_json: bool) -> None:
         return
     table = Table(box=None)
     for column in ("site", "version", "api url", "partners", "servers", "driver", "credentials"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for site in items:
         table.add_row(*_site_row(site))
     _stdout().print(table)

@@ -81,7 +81,7 @@ def rotation_line(view: dict[str, Any]) -> str:
     waiting = [w for w in view.get("propagation") or [] if w.get("outcome") == "waiting"]
     for wait in waiting:
         if wait.get("percent") is not None:
-            parts.append(f"{wait['step']} {wait['percent']:.1f}%")
+            parts.append(f"propagation {wait['percent']:.1f}%")
     gates = (view.get("gates") or {}).get("waiting_for") or []
     if gates:
         parts.append("gates wait for " + ", ".join(gates))
@@ -306,7 +306,7 @@ def steps_table(view: dict[str, Any]) -> RenderableType | None:
 
 def tasks_table(tasks: list[dict[str, Any]], *, title: str = "operator tasks") -> RenderableType:
     table = Table(title=title, title_justify="left", box=None)
-    table.add_column("task")
+    table.add_column("task", no_wrap=True)
     table.add_column("status")
     table.add_column("server")
     table.add_column("what to do")
@@ -396,23 +396,28 @@ def rotation_panel(
 
 
 def rotations_table(items: list[dict[str, Any]]) -> RenderableType:
+    with_change = any(item.get("change_id") for item in items)
     table = Table(box=None)
-    table.add_column("rotation")
-    table.add_column("site")
-    table.add_column("state")
-    table.add_column("step")
-    table.add_column("change")
+    table.add_column("rotation", no_wrap=True, min_width=36)  # whole, to copy into a command
+    # Fixed widths for what a reader needs whole; the step name gives way on a narrow screen.
+    site_width = min(24, max([len(str(item.get("site"))) for item in items] or [4]))
+    table.add_column("site", no_wrap=True, min_width=site_width)
+    table.add_column("state", no_wrap=True, min_width=12)
+    table.add_column("step", overflow="ellipsis", no_wrap=True)
+    if with_change:
+        table.add_column("change")
     table.add_column("updated")
     for item in items:
         step = item.get("current_step") or {}
-        table.add_row(
+        number = step.get("number")
+        row = [
             str(item.get("id")),
             str(item.get("site")),
             state_text(str(item.get("state"))),
-            f"{step.get('number')}: {step.get('name')}"
-            if step.get("number") is not None
-            else str(step.get("name")),
-            str(item.get("change_id") or ""),
-            short_time(item.get("updated_at")),
-        )
+            f"{number}. {step.get('name')}" if number is not None else str(step.get("name")),
+        ]
+        if with_change:
+            row.append(str(item.get("change_id") or ""))
+        row.append(short_time(item.get("updated_at")).removesuffix(" UTC")[:16])
+        table.add_row(*row)
     return table

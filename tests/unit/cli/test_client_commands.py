@@ -483,3 +483,18 @@ def test_tasks_lists_and_confirm_is_a_subcommand():
     assert confirmed.exit_code == 0, confirmed.output
     assert "T1: confirmed" in confirmed.stdout
     assert api.bodies()[1] == {"note": "done at 10:02"}
+
+
+def test_on_a_terminal_the_password_is_prompted_without_echo(pkcs12_file, monkeypatch):
+    monkeypatch.setattr("certrotate.client_commands.stdin_is_terminal", lambda: True)
+    api = FakeApi(created)
+    result = CliRunner().invoke(
+        main,
+        ["rotate", "--site", "a", "--bundle", str(pkcs12_file), "--token", "t"],
+        obj={"api_transport": httpx.MockTransport(api)},
+        input="typed-secret\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "The pkcs12 keystore password:" in result.output
+    assert "typed-secret" not in result.output
+    assert api.bodies()[0]["certificate"]["password"] == "typed-secret"
