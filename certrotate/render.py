@@ -410,7 +410,7 @@ def rotations_table(items: list[dict[str, Any]]) -> RenderableType:
     for item in items:
         step = item.get("current_step") or {}
         number = step.get("number")
-        row = [
+        row: list[RenderableType] = [
             str(item.get("id")),
             str(item.get("site")),
             state_text(str(item.get("state"))),
