@@ -7,6 +7,7 @@ timed out, or answered 5xx: try again later).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ class TokenMissingError(ApiError):
 
 
 def resolve_token(token: str | None, token_file: str | None) -> str:
-    """The API token: --token, else --token-file, else CERTROTATE_API_TOKEN(_FILE)."""
+    """The API token: --token, else --token-file, else CERTROTATE_API_TOKEN_FILE, else
+    CERTROTATE_API_TOKEN. A token file holds the token alone, or JSON (see _token_in_json)."""
     if token and token.strip():
         return token.strip()
     path = token_file or os.environ.get(API_TOKEN_FILE_ENV)
@@ -66,6 +68,8 @@ def resolve_token(token: str | None, token_file: str | None) -> str:
             value = Path(path).read_text().strip()
         except OSError as exc:
             raise TokenMissingError(f"cannot read the token file {path}: {exc.strerror}") from None
+        if value.startswith("{"):
+            value = _token_in_json(value, path)
         if not value:
             raise TokenMissingError(f"the token file {path} is empty")
         return value
@@ -73,8 +77,22 @@ def resolve_token(token: str | None, token_file: str | None) -> str:
     if value:
         return value
     raise TokenMissingError(
-        f"no API token: pass --token-file FILE (or --token), or set {API_TOKEN_ENV}"
+        f"no API token: pass --token-file FILE (or --token), or set {API_TOKEN_ENV}; "
+        "for a local `certrotate up`, --token-file var/embedded/secrets.json"
     )
+
+
+def _token_in_json(text: str, path: str) -> str:
+    """A token file may be JSON: an embedded stack's secrets.json (its admin token) or the
+    output of `certrotate tokens create --json`."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise TokenMissingError(f"the token file {path} is not valid JSON") from None
+    token = data.get("admin_token") or data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise TokenMissingError(f"the JSON token file {path} has no admin_token or token field")
+    return token
 
 
 def _problem(response: httpx.Response) -> tuple[str, str, str | None, list[dict[str, Any]]]:

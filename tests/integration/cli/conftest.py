@@ -134,8 +134,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCertrotate]:
         return twin, stack
 
     twin, stack = background.run(start())
-    token_file = workdir / "admin.token"
-    token_file.write_text(stack.admin_token)
+    # The embedded stack's own secrets file: what a user of `certrotate up` points the CLI at.
+    token_file = workdir / "data" / "secrets.json"
     env = LiveCertrotate(
         api_url=stack.api_url, admin_token_file=token_file, twin_url=twin.base_url, twin=twin,
         stack=stack, background=background, workdir=workdir,

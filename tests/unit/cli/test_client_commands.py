@@ -498,3 +498,18 @@ def test_on_a_terminal_the_password_is_prompted_without_echo(pkcs12_file, monkey
     assert "The pkcs12 keystore password:" in result.output
     assert "typed-secret" not in result.output
     assert api.bodies()[0]["certificate"]["password"] == "typed-secret"
+
+
+def test_a_json_token_file_gives_its_admin_token_or_token(tmp_path):
+    api = FakeApi(lambda r: httpx.Response(200, json=view()))
+    secrets_json = tmp_path / "secrets.json"
+    secrets_json.write_text(json.dumps({"master_key": "m", "admin_token": "adm-1"}))
+    created_json = tmp_path / "itsm.json"
+    created_json.write_text(json.dumps({"id": "t1", "token": "crt_xyz"}))
+    for path in (secrets_json, created_json):
+        assert run(api, "status", "rot-1", "--token-file", str(path), token=False).exit_code == 0
+    assert [r.headers["authorization"] for r in api.requests] == ["Bearer adm-1", "Bearer crt_xyz"]
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"master_key": "m"}')
+    result = run(api, "status", "rot-1", "--token-file", str(broken), token=False)
+    assert result.exit_code == 2 and "no admin_token or token field" in result.stderr
