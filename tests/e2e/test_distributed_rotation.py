@@ -1,0 +1,162 @@
+"""A rotation of site A (two management servers, replicating with site B), each service in its
+own OS process over Kafka and PostgreSQL, against the twin in its own process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import MakeWorld
+from tests.e2e.support import E2E, TERMINAL, scenario, tls_fingerprints
+
+pytestmark = pytest.mark.e2e
+
+
+async def site_servers(e2e: E2E, site: str = "site-a") -> list[dict[str, Any]]:
+    topology = await e2e.twin.topology()
+    [entry] = [s for s in topology["sites"] if s["name"] == site]
+    return [await e2e.twin.server(s["name"]) for s in entry["servers"]]
+
+
+def lower(fingerprints: dict[str, str]) -> dict[str, str]:
+    return {port: fp.lower() for port, fp in fingerprints.items()}
+
+
+async def test_a_site_with_two_servers_and_a_partner_rotates_without_orphaning_anyone(
+    world: MakeWorld,
+) -> None:
+    e2e = await world(scenario())
+    await e2e.register()
+    before = {s["name"]: s["served_fingerprint_sha256"].lower() for s in await site_servers(e2e)}
+    rotation_id, new_fp = await e2e.rotate()
+
+    view = await e2e.wait_terminal(rotation_id)
+
+    assert view["state"] == "completed", (view["reason"], view["pending_decision"])
+    assert (await e2e.twin.orphans())["count"] == 0
+    servers = await site_servers(e2e)
+    assert [s["name"] for s in servers] == ["sepm-a1", "sepm-a2"]
+    for server in servers:
+        tls_ports = set(await tls_fingerprints(server))
+        assert tls_ports == {"8443", "8446", "443"}
+        # What the twin serves, and what our own TLS handshakes see, on every port.
+        assert lower(server["served_fingerprints"]) == dict.fromkeys(tls_ports, new_fp)
+        assert lower(await tls_fingerprints(server)) == dict.fromkeys(tls_ports, new_fp)
+        assert before[server["name"]] != new_fp
+    reported = {s["name"]: s for s in view["servers"]}
+    for name, old in before.items():
+        assert reported[name]["status"] == "updated"
+        assert reported[name]["fingerprint_before"].lower() == old
+        assert reported[name]["fingerprint_after"].lower() == new_fp
+    # Replication is back and its last run succeeded, as SEPM itself reports it.
+    assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert [(p["name"], p["status_code"]) for p in view["replication"]["restored"]] == [
+        ("site-b", "SUCCEEDED")
+    ]
+    # Verification is on again on every client; every online client has the latest policy.
+    assert view["verification"]["restored_at"] is not None
+    assert all((await e2e.twin.verification_settings("site-a")).values())
+    convergence = await e2e.twin.get("/ground-truth/convergence", site="site-a")
+    assert all(g["converged"] for g in convergence["groups"]), convergence
+
+
+async def test_clients_offline_through_the_wait_stop_the_saga_and_exactly_they_are_orphaned(
+    world: MakeWorld,
+) -> None:
+    # 2% of the 500 workstations went offline just before the rotation, for 60 days.
+    e2e = await world(scenario(clients=500, offline={"fraction": 0.02, "days": 60}))
+    await e2e.register()
+    offline = sorted(
+        c["uniqueId"] for c in await e2e.twin.computers("site-a") if c["onlineStatus"] == 0
+    )
+    assert len(offline) == 10
+    rotation_id, new_fp = await e2e.rotate(
+        options={"propagation_threshold": 0.98, "stale_horizon_days": 30}
+    )
+
+    # The wait is over (98% reached), but the gate stops the saga before the swap.
+    view = await e2e.wait_for(
+        rotation_id, lambda v: v["state"] == "paused" or v["state"] in TERMINAL, what="the gate"
+    )
+    assert view["state"] == "paused"
+    assert view["current_step"]["name"] == "gates"
+    decision = view["pending_decision"]
+    assert decision["kind"] == "orphan_risk"
+    assert "10 clients would be cut off" in decision["reason"]
+    assert view["gates"]["orphan_risk"]["at_risk"] == 10
+    assert [s["status"] for s in view["servers"]] == ["pending", "pending"]
+    at_risk = (await e2e.api.get(f"/v1/rotations/{rotation_id}/at-risk")).json()
+    listed = sorted(c["uniqueId"] for c in at_risk["clients"])
+    assert listed == offline
+
+    # A change-board member with the approver role accepts the risk, with a reason.
+    token = (
+        await e2e.api.post("/v1/tokens", json={"name": "change-board", "role": "approver"})
+    ).json()["token"]
+    decided = await e2e.api.post(
+        f"/v1/rotations/{rotation_id}/decide",
+        json={
+            "decision": "proceed",
+            "reason": "laptops on leave; re-enrol with a CUP",
+            "change_id": "CHG-42",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert decided.status_code == 200, decided.text
+    view = await e2e.wait_terminal(rotation_id)
+    assert view["state"] == "completed", view["reason"]
+    assert view["gates"]["orphan_risk"]["accepted"]["by"] == "change-board"
+    assert view["gates"]["orphan_risk"]["accepted"]["accepted_count"] == 10
+    for server in await site_servers(e2e):
+        assert set(lower(await tls_fingerprints(server)).values()) == {new_fp}
+    assert (await e2e.twin.orphans())["count"] == 0  # still offline: nobody noticed yet
+
+    # Two months later the laptops come back: exactly those are cut off, nobody else.
+    await e2e.twin.post("/clock/advance", {"seconds": 61 * 86400})
+    orphans = await e2e.twin.orphans()
+    assert sorted(orphans["client_ids"]) == offline
+    assert orphans["by_site"] == {"site-a": 10, "site-b": 0}
+    # ...and the rotation's history names them as the accepted risk.
+    events = await e2e.events(rotation_id)
+    accepted = [e for e in events if (e.get("detail") or {}).get("accepted_clients") is not None]
+    assert len(accepted) == 1
+    named = sorted(c["id"] for c in accepted[0]["detail"]["accepted_clients"])
+    assert named == offline
+
+
+async def test_a_failed_install_on_the_second_server_rolls_the_first_back(
+    world: MakeWorld,
+) -> None:
+    fault = {
+        "kind": "install_failure",
+        "server": "sepm-a2",
+        "message": "Failed to write the keystore: disk full",
+    }
+    e2e = await world(scenario(faults=[fault]))
+    await e2e.register()
+    before = {s["name"]: s["served_fingerprint_sha256"].lower() for s in await site_servers(e2e)}
+    rotation_id, _ = await e2e.rotate()
+
+    view = await e2e.wait_terminal(rotation_id)
+
+    assert view["state"] == "compensated"
+    assert "sepm-a2" in view["reason"] and "disk full" in view["reason"], view["reason"]
+    reported = {s["name"]: s["status"] for s in view["servers"]}
+    # The first server is rolled back; the second still serves its own certificate (the failed
+    # install changed nothing there), so its "rollback" only verifies that.
+    assert reported == {"sepm-a1": "rolled_back", "sepm-a2": "rolled_back"}
+    restores = [
+        op["target"]
+        for op in await e2e.twin.operations()
+        if op["operation"] == "certificate.restore"
+    ]
+    assert restores == ["sepm-a1"]
+    for server in await site_servers(e2e):
+        old = before[server["name"]]
+        ports = await tls_fingerprints(server)
+        assert lower(ports) == dict.fromkeys(ports, old), server["name"]
+        assert lower(server["served_fingerprints"]) == dict.fromkeys(ports, old)
+    assert all((await e2e.twin.verification_settings("site-a")).values())
+    assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert (await e2e.twin.orphans())["count"] == 0
