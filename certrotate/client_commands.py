@@ -792,7 +792,9 @@ def _pem_files(paths: tuple[str, ...]) -> list[str]:
 
 
 @sites.command(name="add")
-@click.argument("name")
+@click.option(
+    "--name", required=True, help="The site's name in certrotate (letters, digits, . _ -)."
+)
 @click.option(
     "--api-url", required=True, help="The SEPM REST API, e.g. https://sepm-a1:8446/sepm/api/v1"
 )
@@ -919,7 +921,7 @@ def _ports(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @servers.command(name="add")
-@click.argument("name")
+@click.option("--name", required=True, help="The server's name in certrotate.")
 @click.option("--site", required=True)
 @click.option("--address", required=True, help="IP address or DNS name the services connect to.")
 @click.option("--hostname", "hostnames", multiple=True, help="A name clients use (repeatable).")

@@ -158,7 +158,7 @@ def test_clients_at_risk_stop_the_rotation_and_abort_compensates(live):
 def test_inventory_commands(live):
     ca = live.secret_file("ca.pem", live.twin_get("/twin/v1/topology")["ca_certificate_pem"])
     site_args = [
-        "sites", "add", "site-x", "--api-url", "https://sepm-x1:8446/sepm/api/v1",
+        "sites", "add", "--name", "site-x", "--api-url", "https://sepm-x1:8446/sepm/api/v1",
         "--version", "14.3.9000", "--partner", "site-a", "--trust-pem", str(ca),
         "--driver", "manual",
     ]  # fmt: skip
@@ -181,7 +181,7 @@ def test_inventory_commands(live):
     assert "x-account-pass" not in json.dumps(site)
 
     server = cli(
-        live, "servers", "add", "sepm-x1", "--site", "site-x", "--address", "10.1.2.3",
+        live, "servers", "add", "--name", "sepm-x1", "--site", "site-x", "--address", "10.1.2.3",
         "--hostname", "sepm-x1.corp", "--version", "14.3.9000", "--port", "8443=8443",
         "--port", "443=443",
     )  # fmt: skip

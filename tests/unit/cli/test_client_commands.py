@@ -421,7 +421,7 @@ def test_sites_add_reads_passwords_from_files_only(tmp_path):
     pw.write_text("sepm-pass\n")
     api = FakeApi(lambda r: httpx.Response(201, json={"name": "site-a"}))
     result = run(
-        api, "sites", "add", "site-a", "--api-url", "https://sepm-a1:8446/sepm/api/v1",
+        api, "sites", "add", "--name", "site-a", "--api-url", "https://sepm-a1:8446/sepm/api/v1",
         "--version", "14.3.9000", "--partner", "site-b", "--trust-pem", str(ca),
         "--driver", "winrm", "--username", "svc", "--password-file", str(pw),
     )  # fmt: skip
@@ -434,7 +434,7 @@ def test_sites_add_reads_passwords_from_files_only(tmp_path):
     assert "sepm-pass" not in result.output
     # A username with no password file, off a terminal: refused before sending.
     result = run(
-        api, "sites", "add", "site-a", "--api-url", "u", "--version", "1", "--driver", "manual",
+        api, "sites", "add", "--name", "site-a", "--api-url", "u", "--version", "1", "--driver", "manual",
         "--username", "svc",
     )  # fmt: skip
     assert result.exit_code == 2 and len(api.requests) == 1
@@ -442,7 +442,7 @@ def test_sites_add_reads_passwords_from_files_only(tmp_path):
 
 def test_servers_add_parses_ports():
     api = FakeApi(lambda r: httpx.Response(201, json={"name": "sepm-a1"}))
-    base = ["servers", "add", "sepm-a1", "--site", "site-a", "--address", "10.0.0.5"]
+    base = ["servers", "add", "--name", "sepm-a1", "--site", "site-a", "--address", "10.0.0.5"]
     base += ["--version", "14.3", "--hostname", "sepm-a1.corp", "--hostname", "sepm-a1"]
     result = run(api, *base, "--port", "8443=8443", "--port", "443=10443")
     assert result.exit_code == 0, result.output
