@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
 from certrotate_shared.envelope import Message
@@ -75,13 +76,15 @@ class ServiceRuntime:
         *,
         transport: Transport | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.spec = spec
         self.schema = settings.schema_name()
         self.transport = transport or make_transport(settings)
         self.signal = OutboxSignal()
-        self.clock = settings.clock()
+        # Tests and the twin may inject a clock; otherwise the settings say (maybe accelerated).
+        self.clock = clock or settings.clock()
         self._before_commit = before_commit
         self._tasks: list[asyncio.Task[Any]] = []
         self._owns_transport = transport is None and settings.transport == "kafka"
@@ -202,3 +205,38 @@ class ServiceRuntime:
         if self._owns_transport:
             await self.transport.stop()
         await self.engine.dispose()
+
+
+def run_service_main(
+    name: str,
+    settings_cls: type[ServiceSettings],
+    build_runtime: Callable[[Any], ServiceRuntime],
+) -> None:
+    """The body of every `python -m <service>`: load settings (exit 2 with the variables to fix),
+    serve, print `ready <url>` once serving, stop cleanly on SIGTERM or SIGINT."""
+    import signal
+    import sys
+
+    from certrotate_shared.logs import configure_logging
+    from certrotate_shared.settings import SettingsError, load_settings
+
+    async def serve() -> None:
+        settings = load_settings(settings_cls)
+        configure_logging(name, settings.log_level)
+        runtime = build_runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        print(f"ready {runtime.http_url or ''}".strip(), flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    try:
+        asyncio.run(serve())
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)

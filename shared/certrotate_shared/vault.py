@@ -6,6 +6,7 @@ and workers read them when they connect. Values never leave through logs or API 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ from certrotate_shared.db import is_postgres, make_engine
 from certrotate_shared.envelope import utcnow
 from certrotate_shared.migrations import migrate, vault_chain
 from certrotate_shared.secretbox import SecretBox
+from certrotate_shared.settings import ServiceSettings
 from certrotate_shared.tables import vault_secrets
 
 
@@ -26,28 +28,37 @@ class SecretNotFoundError(KeyError):
 
 
 class Vault:
+    """Opens itself on first use (a service that never needs a secret never connects), and
+    again after stop(), so whoever holds it can stop it without breaking other holders."""
+
     def __init__(self, url: str, master_key: bytes, *, schema: str = "vault") -> None:
         self._url = url
         self._schema = schema
         self._box = SecretBox(master_key)
         self._engine: AsyncEngine | None = None
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> Vault:
+        """The vault every service shares, as its settings locate it."""
+        return cls(settings.vault_url, settings.master_key_bytes(), schema=settings.vault_schema)
 
     async def start(self) -> None:
-        await migrate(self._url, self._schema, [vault_chain()])
-        self._engine = (
-            make_engine(self._url, self._schema, pool_size=2, max_overflow=2)
-            if (is_postgres(self._url))
-            else make_engine(self._url, self._schema)
-        )
+        async with self._opening:
+            if self._engine is None:
+                await migrate(self._url, self._schema, [vault_chain()])
+                small_pool = {"pool_size": 2, "max_overflow": 2} if is_postgres(self._url) else {}
+                self._engine = make_engine(self._url, self._schema, **small_pool)
 
     async def stop(self) -> None:
         if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+            engine, self._engine = self._engine, None
+            await engine.dispose()
 
-    @property
-    def engine(self) -> AsyncEngine:
-        assert self._engine is not None, "vault not started"
+    async def _ready(self) -> AsyncEngine:
+        if self._engine is None:
+            await self.start()
+        assert self._engine is not None
         return self._engine
 
     async def put(self, ref: str, kind: str, secret: dict[str, Any], description: str = "") -> None:
@@ -61,12 +72,12 @@ class Vault:
         insert = pg_insert if is_postgres(self._url) else sqlite_insert
         stmt = insert(vault_secrets).values(ref=ref, **values)
         stmt = stmt.on_conflict_do_update(index_elements=[vault_secrets.c.ref], set_=values)
-        async with self.engine.begin() as conn:
+        async with (await self._ready()).begin() as conn:
             await conn.execute(stmt)
 
     async def get(self, ref: str) -> dict[str, Any]:
         """The secret stored under a reference."""
-        async with self.engine.connect() as conn:
+        async with (await self._ready()).connect() as conn:
             row = (
                 await conn.execute(select(vault_secrets.c.sealed).where(vault_secrets.c.ref == ref))
             ).first()
@@ -76,10 +87,10 @@ class Vault:
         return secret
 
     async def exists(self, ref: str) -> bool:
-        async with self.engine.connect() as conn:
+        async with (await self._ready()).connect() as conn:
             row = await conn.execute(select(vault_secrets.c.ref).where(vault_secrets.c.ref == ref))
             return row.first() is not None
 
     async def delete(self, ref: str) -> None:
-        async with self.engine.begin() as conn:
+        async with (await self._ready()).begin() as conn:
             await conn.execute(delete(vault_secrets).where(vault_secrets.c.ref == ref))

@@ -46,7 +46,7 @@ def build_dependencies(
     if vault is None:
         from certrotate_shared.vault import Vault
 
-        vault = Vault(settings.vault_url, settings.master_key_bytes(), schema=settings.vault_schema)
+        vault = Vault.from_settings(settings)
     return Dependencies(
         settings=settings,
         box=SecretBox(settings.master_key_bytes()),

@@ -23,18 +23,12 @@ SERVICE = "client-monitor"
 
 def sepm_connector(settings: Settings, vault: Vault | None = None) -> SepmFactory:
     """The real SEPM connector, reading the site's account from the vault on first use."""
-    state: dict[str, Vault] = {}
+    secrets = vault or Vault.from_settings(settings)
 
     async def connect(site: SiteTarget) -> SepmApi:
         from certrotate_shared.sepm.client import connect_site  # the shared httpx connector
 
-        if "vault" not in state:
-            state["vault"] = vault or Vault(
-                settings.vault_url, settings.master_key_bytes(), schema=settings.vault_schema
-            )
-            if vault is None:
-                await state["vault"].start()
-        client: SepmApi = await connect_site(site, state["vault"])
+        client: SepmApi = await connect_site(site, secrets)
         return client
 
     return connect
@@ -73,7 +67,4 @@ def build_runtime(
     **deps: Any,
 ) -> ServiceRuntime:
     """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
-    runtime = ServiceRuntime(settings, build_spec(settings, **deps), transport=transport)
-    if clock is not None:
-        runtime.clock = clock
-    return runtime
+    return ServiceRuntime(settings, build_spec(settings, **deps), transport=transport, clock=clock)

@@ -15,7 +15,7 @@ from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
-from orchestrator.service_layer.deps import Deps, LazyVault
+from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.timers import run_timers
 from orchestrator.settings import Settings
@@ -38,7 +38,7 @@ def build_spec(
         certificates=certificates_client or httpx.AsyncClient(base_url=settings.certificates_url),
         client_monitor=client_monitor_client
         or httpx.AsyncClient(base_url=settings.client_monitor_url),
-        vault=LazyVault(settings, vault),
+        vault=vault or Vault.from_settings(settings),
     )
 
     async def timers(runtime: ServiceRuntime) -> None:
@@ -46,7 +46,7 @@ def build_spec(
         try:
             await run_timers(deps)
         finally:
-            await asyncio.shield(deps.vault.close())
+            await asyncio.shield(deps.vault.stop())
 
     return ServiceSpec(
         name=SERVICE,
@@ -75,10 +75,10 @@ def build_runtime(
         or httpx.AsyncClient(base_url=settings.certificates_url),
         client_monitor=deps.pop("client_monitor_client", None)
         or httpx.AsyncClient(base_url=settings.client_monitor_url),
-        vault=LazyVault(settings, deps.pop("vault", None)),
+        vault=deps.pop("vault", None) or Vault.from_settings(settings),
     )
-    runtime = ServiceRuntime(settings, build_spec(settings, deps=wiring), transport=transport)
-    if clock is not None:
-        runtime.clock = clock
+    runtime = ServiceRuntime(
+        settings, build_spec(settings, deps=wiring), transport=transport, clock=clock
+    )
     wiring.runtime = runtime
     return runtime

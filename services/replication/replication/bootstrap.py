@@ -23,26 +23,7 @@ from replication.settings import Settings
 SERVICE = "replication"
 
 
-class _LazyVault:
-    """The vault, opened on first use (a service that never touches SEPM never opens it)."""
-
-    def __init__(self, settings: Settings, vault: Vault | None) -> None:
-        self._settings = settings
-        self._vault = vault
-
-    async def get(self) -> Vault:
-        if self._vault is None:
-            vault = Vault(
-                self._settings.vault_url,
-                self._settings.master_key_bytes(),
-                schema=self._settings.vault_schema,
-            )
-            await vault.start()
-            self._vault = vault
-        return self._vault
-
-
-def sepm_connector(settings: Settings, vault: _LazyVault) -> SepmFactory:
+def sepm_connector(settings: Settings, vault: Vault) -> SepmFactory:
     """The shared httpx connector, with the site's account from the vault."""
 
     async def connect(site: SiteTarget) -> SepmApi:
@@ -50,7 +31,7 @@ def sepm_connector(settings: Settings, vault: _LazyVault) -> SepmFactory:
 
         client: SepmApi = await connect_site(
             site,
-            await vault.get(),
+            vault,
             connect_timeout=settings.sepm_connect_timeout_s,
             read_timeout=settings.sepm_read_timeout_s,
         )
@@ -59,13 +40,13 @@ def sepm_connector(settings: Settings, vault: _LazyVault) -> SepmFactory:
     return connect
 
 
-def host_operations(settings: Settings, vault: _LazyVault) -> HostOpsFactory:
+def host_operations(settings: Settings, vault: Vault) -> HostOpsFactory:
     """The driver the site's inventory entry names (twin, WinRM or manual)."""
 
     async def open_driver(site: SiteTarget) -> HostOperations:
         from certrotate_shared.hostops import host_operations_for
 
-        return host_operations_for(site, await vault.get(), http_timeout=settings.hostops_timeout_s)
+        return host_operations_for(site, vault, http_timeout=settings.hostops_timeout_s)
 
     return open_driver
 
@@ -79,7 +60,7 @@ def build_spec(
     **_: Any,
 ) -> ServiceSpec:
     """The replication service: its commands, its tables, its worker and its HTTP API."""
-    lazy_vault = _LazyVault(settings, vault)
+    lazy_vault = vault or Vault.from_settings(settings)
     connections = Connections(
         sepm_factory or sepm_connector(settings, lazy_vault),
         hostops_factory or host_operations(settings, lazy_vault),
@@ -109,7 +90,4 @@ def build_runtime(
     **deps: Any,
 ) -> ServiceRuntime:
     """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
-    runtime = ServiceRuntime(settings, build_spec(settings, **deps), transport=transport)
-    if clock is not None:
-        runtime.clock = clock
-    return runtime
+    return ServiceRuntime(settings, build_spec(settings, **deps), transport=transport, clock=clock)

@@ -11,9 +11,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.vault import Vault
 from orchestrator.adapters.orm import servers, sites
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.service_layer.deps import LazyVault
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
 
 
@@ -34,7 +34,7 @@ async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str,
 
 async def put_site(
     session: AsyncSession,
-    vault: LazyVault,
+    vault: Vault,
     *,
     name: str,
     spec: dict[str, Any],
@@ -49,7 +49,7 @@ async def put_site(
             "a new site needs sepm_credentials (username, password, domain)",
             code="credentials_missing",
         )
-    store = await vault.get()
+    store = vault
     if sepm_credentials is not None:
         await store.put(sepm_ref(name), "sepm", sepm_credentials, f"SEPM API account of {name}")
     if host_ops_credentials is not None:
@@ -130,11 +130,11 @@ async def list_sites(session: AsyncSession) -> list[dict[str, Any]]:
     return [_site_view(r, names.get(r.name, [])) for r in rows]
 
 
-async def delete_site(session: AsyncSession, vault: LazyVault, name: str) -> None:
+async def delete_site(session: AsyncSession, vault: Vault, name: str) -> None:
     await get_site(session, name)
     await session.execute(delete(servers).where(servers.c.site == name))
     await session.execute(delete(sites).where(sites.c.name == name))
-    store = await vault.get()
+    store = vault
     await store.delete(sepm_ref(name))
     await store.delete(hostops_ref(name))
 
