@@ -10,6 +10,10 @@ Exit codes (a script can rely on them):
   3  the API cannot be reached, timed out, or failed (5xx)
   4  the rotation ended compensated or failed
   5  the rotation waits for an operator: paused, a decision pending, or an approval needed
+  130  Ctrl-C while watching or following (the rotation itself goes on)
+
+While watching (--wait, --watch, --follow) an unavailable API is retried for 60 s before
+the command gives up with 3, so a watch outlives a restart of the orchestrator.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_ROTATION_FAILED = 4
 EXIT_NEEDS_OPERATOR = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C while watching: the rotation itself goes on
+
+# How long --watch/--wait/--follow keep retrying an unavailable API before giving up (exit 3).
+UNAVAILABLE_PATIENCE_S = 60.0
 
 EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
@@ -56,11 +64,13 @@ EXIT_CODES_EPILOG = (
     "  2  usage error\n"
     "  3  the API cannot be reached, or failed (5xx)\n"
     "  4  the rotation ended compensated or failed\n"
-    "  5  the rotation waits for an operator (paused, decision, approval)"
+    "  5  the rotation waits for an operator (paused, decision, approval)\n"
+    "  130  interrupted (Ctrl-C) while watching; the rotation goes on"
 )
 
 TERMINAL = {"completed", "compensated", "failed"}
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 # --- plumbing -----------------------------------------------------------------------------
@@ -207,17 +217,50 @@ def _ending_message(view: dict[str, Any], code: int) -> str:
     return f"rotation {rid} waits for an approval — certrotate approve {rid}"
 
 
+def patiently(call: Callable[[], T], *, interval: float, patience: float) -> T:
+    """The call's answer, retried while the API is unavailable for up to `patience` seconds:
+    a watch that lasts days must outlive an orchestrator restart."""
+    first_failure: float | None = None
+    while True:
+        try:
+            return call()
+        except ApiUnavailableError as exc:
+            now = time.monotonic()
+            if first_failure is None:
+                first_failure = now
+                click.echo(f"warning: {exc}; retrying for {patience:.0f} s", err=True)
+            if now - first_failure >= patience:
+                raise
+            time.sleep(max(interval, 0.5))
+
+
 def watch_rotation(
     api: ApiClient, rotation_id: str, *, interval: float, as_json: bool, console: Console
 ) -> int:
     """Follow the rotation until it ends or needs an operator; return the exit code."""
+    try:
+        return _watch(api, rotation_id, interval=interval, as_json=as_json, console=console)
+    except KeyboardInterrupt:
+        click.echo(
+            f"stopped watching; the rotation goes on (certrotate status {rotation_id})", err=True
+        )
+        return EXIT_INTERRUPTED
+
+
+def _watch(
+    api: ApiClient, rotation_id: str, *, interval: float, as_json: bool, console: Console
+) -> int:
     last_line = ""
     last_json = ""
 
     def fetch() -> dict[str, Any]:
-        return dict(api.get(f"/v1/rotations/{rotation_id}"))
+        return patiently(
+            lambda: dict(api.get(f"/v1/rotations/{rotation_id}")),
+            interval=interval,
+            patience=UNAVAILABLE_PATIENCE_S,
+        )
 
-    view = fetch()
+    view = dict(api.get(f"/v1/rotations/{rotation_id}"))
     if as_json or not console.is_terminal:
         while True:
             if as_json:
@@ -499,17 +542,30 @@ def events(api: ApiClient, rotation_id: str, follow: bool, interval: float, as_j
         else:
             _stdout().print(render.events_table(items))
         return
-    while True:
+
+    def new_events(after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         # Read the state first: events written before it are then all in the next read.
         view = api.get(f"/v1/rotations/{rotation_id}")
-        for item in api.events(rotation_id, after=seen):
-            seen = max(seen, int(item["seq"]))
-            click.echo(json.dumps(item, default=str) if as_json else render.event_line(item))
-        if view.get("state") in TERMINAL:
-            code = outcome_code(view)
-            _stderr().print(_ending_message(view, code or EXIT_OK))
-            raise click.exceptions.Exit(code or EXIT_OK)
-        time.sleep(interval)
+        return view, list(api.events(rotation_id, after=after))
+
+    try:
+        while True:
+            view, items = patiently(
+                functools.partial(new_events, seen),
+                interval=interval,
+                patience=UNAVAILABLE_PATIENCE_S,
+            )
+            for item in items:
+                seen = max(seen, int(item["seq"]))
+                click.echo(json.dumps(item, default=str) if as_json else render.event_line(item))
+            if view.get("state") in TERMINAL:
+                code = outcome_code(view)
+                _stderr().print(_ending_message(view, code or EXIT_OK))
+                raise click.exceptions.Exit(code or EXIT_OK)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped following; the rotation goes on", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 @click.command(name="list")

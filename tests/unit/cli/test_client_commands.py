@@ -513,3 +513,31 @@ def test_a_json_token_file_gives_its_admin_token_or_token(tmp_path):
     broken.write_text('{"master_key": "m"}')
     result = run(api, "status", "rot-1", "--token-file", str(broken), token=False)
     assert result.exit_code == 2 and "no admin_token or token field" in result.stderr
+
+
+def test_a_watch_outlives_a_short_api_outage(monkeypatch):
+    monkeypatch.setattr("certrotate.client_commands.UNAVAILABLE_PATIENCE_S", 5.0)
+    answers = iter(
+        [
+            httpx.Response(200, json=view()),
+            problem(503, "Service unavailable", "restarting"),
+            httpx.Response(200, json=view("completed")),
+        ]
+    )
+    result = run(
+        FakeApi(lambda r: next(answers)), "status", "rot-1", "--watch", "--interval", "0.05"
+    )
+    assert result.exit_code == 0, result.output
+    assert "retrying" in result.stderr and "rotation rot-1 completed" in result.stderr
+
+
+def test_a_watch_gives_up_when_the_api_stays_away(monkeypatch):
+    monkeypatch.setattr("certrotate.client_commands.UNAVAILABLE_PATIENCE_S", 0.0)
+    answers = iter([httpx.Response(200, json=view())])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, problem(503, "Service unavailable", "down"))
+
+    result = run(FakeApi(answer), "status", "rot-1", "--watch", "--interval", "0.05")
+    assert result.exit_code == 3
+    assert "Service unavailable (503): down" in result.stderr
