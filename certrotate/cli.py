@@ -90,9 +90,20 @@ def up(mode: str, port: int, data_dir: str) -> None:
 
         asyncio.run(run_embedded(Path(data_dir), api_port=port))
     else:
-        from certrotate.distributed import run_distributed_cli
+        from certrotate.distributed import DEFAULT_PORTS, DistributedConfig, Supervisor, run
 
-        run_distributed_cli(api_port=port)
+        config = DistributedConfig.from_environment(
+            Path(data_dir), ports=DEFAULT_PORTS | {"orchestrator": port}
+        )
+
+        def announce(supervisor: Supervisor) -> None:
+            click.echo(
+                f"certrotate (distributed) serving {supervisor.api_url}  (OpenAPI: "
+                f"{supervisor.api_url}/docs; admin token in {Path(data_dir) / 'secrets.json'}; "
+                f"logs in {config.log_dir})"
+            )
+
+        sys.exit(run(config, on_ready=announce))
 
 
 @main.command()
