@@ -1101,4 +1101,13 @@ CLIENT_COMMANDS: list[click.Command] = [
 def register_client_commands(group: click.Group) -> None:
     """Add the API client commands to the `certrotate` group."""
     for command in CLIENT_COMMANDS:
+        _add_epilog(command)
         group.add_command(command)
+
+
+def _add_epilog(command: click.Command) -> None:
+    """Every client command's --help ends with the exit codes."""
+    command.epilog = command.epilog or EXIT_CODES_EPILOG
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_epilog(sub)

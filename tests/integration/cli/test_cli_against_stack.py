@@ -195,3 +195,29 @@ def test_inventory_commands(live):
     assert cli(live, "sites", "remove", "site-x").exit_code == 0
     gone = cli(live, "sites", "show", "site-x")
     assert gone.exit_code == 1 and "Not found (404)" in gone.stderr
+
+
+def test_proceed_names_the_accepted_clients_and_completes(live):
+    rotation_id = start_rotation(live, "site-c", "--threshold", "90", "--change-id", "CHG77")
+    paused = cli(live, "status", rotation_id, "--watch", "--interval", "0.2")
+    assert paused.exit_code == 5, paused.output
+    listed = cli(live, "at-risk", rotation_id, "--json")
+    at_risk = {c["uniqueId"] for c in json.loads(listed.stdout)["clients"]}
+    assert len(at_risk) == 5
+
+    proceed = cli(
+        live, "decide", rotation_id, "--decision", "proceed",
+        "--reason", "laptops on leave, re-imaged on return", "--change-id", "CHG77",
+    )  # fmt: skip
+    assert proceed.exit_code == 0, proceed.output
+    done = cli(live, "status", rotation_id, "--watch", "--interval", "0.2")
+    assert done.exit_code == 0, done.output
+    accepted = show(live, rotation_id)["gates"]["orphan_risk"]["accepted"]
+    assert accepted["accepted_count"] == 5 and accepted["by"] == "admin"
+    history = [
+        json.loads(line)
+        for line in cli(live, "events", rotation_id, "--json").stdout.split("\n")
+        if line
+    ]
+    decision = next(e for e in history if e["type"] == "DecisionMade")
+    assert {c["id"] for c in decision["detail"]["accepted_clients"]} == at_risk
