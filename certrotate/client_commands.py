@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import click
 import httpx
+from click.core import ParameterSource
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -133,8 +134,17 @@ def api_command(f: F) -> F:
         *args: Any, certrotate_api_url: str, token: str | None, token_file: str | None, **kw: Any
     ) -> Any:
         ctx = click.get_current_context()
+        given = ctx.meta.setdefault("certrotate.api", {})
         if isinstance(ctx.command, click.Group) and ctx.invoked_subcommand:
-            return None  # the subcommand does the work, with its own options
+            # `tasks --token-file F confirm ID`: the subcommand uses what the group was given.
+            given.update(token=token, token_file=token_file)
+            if ctx.get_parameter_source("certrotate_api_url") != ParameterSource.DEFAULT:
+                given["url"] = certrotate_api_url
+            return None
+        if ctx.get_parameter_source("certrotate_api_url") == ParameterSource.DEFAULT:
+            certrotate_api_url = given.get("url", certrotate_api_url)
+        token = token or given.get("token")
+        token_file = token_file or given.get("token_file")
         try:
             secret = resolve_token(token, token_file)
         except TokenMissingError as exc:

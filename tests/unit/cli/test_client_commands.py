@@ -541,3 +541,16 @@ def test_a_watch_gives_up_when_the_api_stays_away(monkeypatch):
     result = run(FakeApi(answer), "status", "rot-1", "--watch", "--interval", "0.05")
     assert result.exit_code == 3
     assert "Service unavailable (503): down" in result.stderr
+
+
+def test_options_given_to_the_tasks_group_reach_its_confirm_subcommand(tmp_path):
+    api = FakeApi(lambda r: httpx.Response(200, json={"task_id": "T1", "status": "confirmed"}))
+    token_file = tmp_path / "token"
+    token_file.write_text("group-token")
+    result = run(
+        api, "tasks", "--api", "http://elsewhere:9000", "--token-file", str(token_file),
+        "confirm", "T1", token=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert str(api.requests[0].url) == "http://elsewhere:9000/v1/tasks/T1/confirm"
+    assert api.requests[0].headers["authorization"] == "Bearer group-token"
