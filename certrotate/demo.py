@@ -22,9 +22,9 @@ import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from certrotate.render import rotation_panel
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
@@ -169,7 +169,7 @@ class Demo:
                 ).json()
                 self.events += page["items"]
                 after = page.get("next_after") or after
-                live.update(render_live(view, self.events))
+                live.update(rotation_panel(view, events=self.events[-8:]))
                 if view["state"] in TERMINAL or view["state"] == "paused":
                     return view
                 await asyncio.sleep(0.25)
@@ -244,52 +244,6 @@ def build_report(
         "replication": replication,
         "real_seconds": round(real_seconds, 1),
     }
-
-
-def render_live(view: dict[str, Any], events: list[dict[str, Any]]) -> Group:
-    step = view["current_step"]
-    head = Table.grid(padding=(0, 2))
-    head.add_row("rotation", view["id"], "site", view["site"])
-    head.add_row("state", f"[bold]{view['state']}[/]", "step", f"{step['number']} {step['title']}")
-    waits = Table(title="propagation", expand=True, show_edge=False)
-    for column in (
-        "wait",
-        "progress",
-        "%",
-        "reached",
-        "pending online",
-        "pending offline",
-        "at risk",
-    ):
-        waits.add_column(column)
-    for wait in view.get("propagation", []):
-        percent = wait.get("percent") or 0.0
-        waits.add_row(
-            wait["step"].replace("await_", "").replace("_propagation", ""),
-            ProgressBar(total=100, completed=percent, width=30),
-            f"{percent:.1f}",
-            f"{wait.get('reached', '-')}/{wait.get('total', '-')}",
-            str(wait.get("pending_online", "-")),
-            str(wait.get("pending_offline", "-")),
-            str(wait.get("orphan_risk", "-")),
-        )
-    gates = view["gates"]
-    gate_line = "  ".join(
-        f"{name}: {'[green]passed[/]' if gate.get('passed') else '[yellow]waiting[/]'}"
-        for name, gate in gates.items()
-        if isinstance(gate, dict)
-    )
-    log = Table(show_header=False, box=None, expand=True)
-    for event in events[-8:]:
-        log.add_row(
-            event["at"][11:19], event["kind"], event["type"] or "", str(event.get("step") or "")
-        )
-    return Group(
-        Panel(head, title="certrotate demo"),
-        waits,
-        Panel(gate_line, title="gates before the swap"),
-        Panel(log, title="events"),
-    )
 
 
 def render_report(report: dict[str, Any]) -> Group:
