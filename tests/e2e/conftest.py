@@ -51,7 +51,7 @@ async def world(
             headers={"Authorization": f"Bearer {config.admin_token}"},
             timeout=30,
         )
-        e2e = E2E(twin, supervisor, api, admin_token=config.admin_token)
+        e2e = E2E(twin=twin, supervisor=supervisor, api=api, admin_token=config.admin_token)
         made.append(e2e)
         return e2e
 

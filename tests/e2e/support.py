@@ -242,12 +242,11 @@ async def tls_fingerprints(server: dict[str, Any]) -> dict[str, str]:
     return await served_fingerprints(server_target(server))
 
 
-@dataclass
-class E2E:
-    """One end-to-end world: the twin, the four services, and an admin API client."""
+@dataclass(kw_only=True)
+class World:
+    """The twin, certrotate (however it runs), and an admin client of its REST API."""
 
     twin: TwinProcess
-    supervisor: Supervisor
     api: httpx.AsyncClient
     admin_token: str = field(repr=False)
     seen_states: list[tuple[str, str]] = field(default_factory=list)
@@ -343,10 +342,65 @@ class E2E:
         )
 
     def log_tails(self, lines: int = 15) -> str:
+        return ""
+
+
+@dataclass(kw_only=True)
+class E2E(World):
+    """Distributed: each service its own OS process."""
+
+    supervisor: Supervisor
+
+    def log_tails(self, lines: int = 15) -> str:
         return "\n".join(
             f"--- {name} ({service.log_path}) ---\n{service.log_tail(lines)}"
             for name, service in self.supervisor.services.items()
         )
+
+
+async def site_servers(world: World, site: str = "site-a") -> list[dict[str, Any]]:
+    topology = await world.twin.topology()
+    [entry] = [s for s in topology["sites"] if s["name"] == site]
+    return [await world.twin.server(s["name"]) for s in entry["servers"]]
+
+
+def lower(fingerprints: dict[str, str]) -> dict[str, str]:
+    return {port: fp.lower() for port, fp in fingerprints.items()}
+
+
+async def assert_site_rotated(
+    world: World, rotation_id: str, new_fp: str, before: dict[str, str], timeout: float = 90
+) -> dict[str, Any]:
+    """What a user checks after a rotation of site A: completed, nobody orphaned, the new
+    certificate on every TLS port of both servers, verification on, replication back."""
+    view = await world.wait_terminal(rotation_id, timeout)
+    assert view["state"] == "completed", (view["reason"], view["pending_decision"])
+    assert (await world.twin.orphans())["count"] == 0
+    servers = await site_servers(world)
+    assert [s["name"] for s in servers] == ["sepm-a1", "sepm-a2"]
+    for server in servers:
+        handshakes = lower(await tls_fingerprints(server))
+        assert set(handshakes) == {"8443", "8446", "443"}
+        # What our own TLS handshakes see, and what the twin says it serves, on every port.
+        assert handshakes == dict.fromkeys(handshakes, new_fp)
+        assert lower(server["served_fingerprints"]) == handshakes
+        assert before[server["name"]] != new_fp
+    reported = {s["name"]: s for s in view["servers"]}
+    for name, old in before.items():
+        assert reported[name]["status"] == "updated"
+        assert reported[name]["fingerprint_before"].lower() == old
+        assert reported[name]["fingerprint_after"].lower() == new_fp
+    # Replication is back and its last run succeeded, as SEPM itself reports it.
+    assert await world.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert [(p["name"], p["status_code"]) for p in view["replication"]["restored"]] == [
+        ("site-b", "SUCCEEDED")
+    ]
+    # Verification is on again everywhere; every online client has the latest policy.
+    assert view["verification"]["restored_at"] is not None
+    assert all((await world.twin.verification_settings("site-a")).values())
+    convergence = await world.twin.get("/ground-truth/convergence", site="site-a")
+    assert all(g["converged"] for g in convergence["groups"]), convergence
+    return view
 
 
 def host_operation_duplicates(operations: list[dict[str, Any]]) -> dict[tuple[str, str], int]:

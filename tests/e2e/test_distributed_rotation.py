@@ -3,24 +3,19 @@ own OS process over Kafka and PostgreSQL, against the twin in its own process.""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.e2e.conftest import MakeWorld
-from tests.e2e.support import E2E, TERMINAL, scenario, tls_fingerprints
+from tests.e2e.support import (
+    TERMINAL,
+    assert_site_rotated,
+    lower,
+    scenario,
+    site_servers,
+    tls_fingerprints,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-async def site_servers(e2e: E2E, site: str = "site-a") -> list[dict[str, Any]]:
-    topology = await e2e.twin.topology()
-    [entry] = [s for s in topology["sites"] if s["name"] == site]
-    return [await e2e.twin.server(s["name"]) for s in entry["servers"]]
-
-
-def lower(fingerprints: dict[str, str]) -> dict[str, str]:
-    return {port: fp.lower() for port, fp in fingerprints.items()}
 
 
 async def test_a_site_with_two_servers_and_a_partner_rotates_without_orphaning_anyone(
@@ -31,34 +26,7 @@ async def test_a_site_with_two_servers_and_a_partner_rotates_without_orphaning_a
     before = {s["name"]: s["served_fingerprint_sha256"].lower() for s in await site_servers(e2e)}
     rotation_id, new_fp = await e2e.rotate()
 
-    view = await e2e.wait_terminal(rotation_id)
-
-    assert view["state"] == "completed", (view["reason"], view["pending_decision"])
-    assert (await e2e.twin.orphans())["count"] == 0
-    servers = await site_servers(e2e)
-    assert [s["name"] for s in servers] == ["sepm-a1", "sepm-a2"]
-    for server in servers:
-        tls_ports = set(await tls_fingerprints(server))
-        assert tls_ports == {"8443", "8446", "443"}
-        # What the twin serves, and what our own TLS handshakes see, on every port.
-        assert lower(server["served_fingerprints"]) == dict.fromkeys(tls_ports, new_fp)
-        assert lower(await tls_fingerprints(server)) == dict.fromkeys(tls_ports, new_fp)
-        assert before[server["name"]] != new_fp
-    reported = {s["name"]: s for s in view["servers"]}
-    for name, old in before.items():
-        assert reported[name]["status"] == "updated"
-        assert reported[name]["fingerprint_before"].lower() == old
-        assert reported[name]["fingerprint_after"].lower() == new_fp
-    # Replication is back and its last run succeeded, as SEPM itself reports it.
-    assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
-    assert [(p["name"], p["status_code"]) for p in view["replication"]["restored"]] == [
-        ("site-b", "SUCCEEDED")
-    ]
-    # Verification is on again on every client; every online client has the latest policy.
-    assert view["verification"]["restored_at"] is not None
-    assert all((await e2e.twin.verification_settings("site-a")).values())
-    convergence = await e2e.twin.get("/ground-truth/convergence", site="site-a")
-    assert all(g["converged"] for g in convergence["groups"]), convergence
+    await assert_site_rotated(e2e, rotation_id, new_fp, before)
 
 
 async def test_clients_offline_through_the_wait_stop_the_saga_and_exactly_they_are_orphaned(
