@@ -28,7 +28,10 @@ class ServiceSettings(BaseSettings):
     """What every service needs: where its database, broker and secrets are."""
 
     service: ClassVar[str] = "service"
-    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    # hide_input_in_errors: an invalid master key or token must not be echoed in the error.
+    model_config = SettingsConfigDict(
+        extra="ignore", validate_default=True, hide_input_in_errors=True
+    )
 
     # This service's database: postgresql://... (distributed) or sqlite:///path (embedded).
     database_url: str = "sqlite+aiosqlite:///var/certrotate.db"
