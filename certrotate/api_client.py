@@ -61,7 +61,7 @@ def resolve_token(token: str | None, token_file: str | None) -> str:
     """The API token: --token, else --token-file, else CERTROTATE_API_TOKEN_FILE, else
     CERTROTATE_API_TOKEN. A token file holds the token alone, or JSON (see _token_in_json)."""
     if token and token.strip():
-        return token.strip()
+        return _header_safe(token.strip(), "--token")
     path = token_file or os.environ.get(API_TOKEN_FILE_ENV)
     if path:
         try:
@@ -72,14 +72,25 @@ def resolve_token(token: str | None, token_file: str | None) -> str:
             value = _token_in_json(value, path)
         if not value:
             raise TokenMissingError(f"the token file {path} is empty")
-        return value
+        return _header_safe(value, f"the token file {path}")
     value = os.environ.get(API_TOKEN_ENV, "").strip()
     if value:
-        return value
+        return _header_safe(value, API_TOKEN_ENV)
     raise TokenMissingError(
         f"no API token: pass --token-file FILE (or --token), or set {API_TOKEN_ENV}; "
         "for a local `certrotate up`, --token-file var/embedded/secrets.json"
     )
+
+
+def _header_safe(token: str, source: str) -> str:
+    """A token fit for an Authorization header; else an error that does not quote it (httpx's
+    own error for an illegal header value does)."""
+    if not all(" " <= ch < "\x7f" for ch in token):
+        raise TokenMissingError(
+            f"the API token from {source} is not one line of printable ASCII "
+            "(a second line or a control character?)"
+        )
+    return token
 
 
 def _token_in_json(text: str, path: str) -> str:
@@ -168,6 +179,12 @@ class ApiClient:
         except httpx.TimeoutException:
             raise ApiUnavailableError(
                 f"the certrotate API at {self.base_url} did not answer in time"
+            ) from None
+        except httpx.LocalProtocolError:
+            # Its text quotes the offending header, which may be the Authorization header.
+            raise ApiUnavailableError(
+                f"the request to the certrotate API at {self.base_url} could not be sent: "
+                "a header (the API token?) holds characters HTTP does not allow"
             ) from None
         except httpx.TransportError as exc:
             raise ApiUnavailableError(
