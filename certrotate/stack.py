@@ -44,6 +44,9 @@ def stack_secrets(data_dir: Path) -> dict[str, str]:
         "admin_token": lambda: secrets.token_urlsafe(32),
     }
     complete = {name: value or generated[name]() for name, value in values.items()}
+    if path.exists():
+        # A copied or restored file keeps its mode, and touch() below does not change it.
+        path.chmod(0o600)
     if complete != stored:
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
