@@ -114,7 +114,7 @@ def serve(service: str) -> None:
     runpy.run_module(SERVICE_PACKAGES[service], run_name="__main__", alter_sys=True)
 
 
-# --- API client commands (rotate, status, events, sites...): certrotate/client_commands.py ---
-from certrotate.client_commands import register_client_commands  # noqa: E402
+# --- API client commands (rotate, status, events, sites...): the certrotate/client/ package ---
+from certrotate.client import register_client_commands  # noqa: E402
 
 register_client_commands(main)

@@ -486,7 +486,7 @@ def test_tasks_lists_and_confirm_is_a_subcommand():
 
 
 def test_on_a_terminal_the_password_is_prompted_without_echo(pkcs12_file, monkeypatch):
-    monkeypatch.setattr("certrotate.client_commands.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("certrotate.client.passwords.stdin_is_terminal", lambda: True)
     api = FakeApi(created)
     result = CliRunner().invoke(
         main,
@@ -516,7 +516,7 @@ def test_a_json_token_file_gives_its_admin_token_or_token(tmp_path):
 
 
 def test_a_watch_outlives_a_short_api_outage(monkeypatch):
-    monkeypatch.setattr("certrotate.client_commands.UNAVAILABLE_PATIENCE_S", 5.0)
+    monkeypatch.setattr("certrotate.client.watch.UNAVAILABLE_PATIENCE_S", 5.0)
     answers = iter(
         [
             httpx.Response(200, json=view()),
@@ -532,7 +532,7 @@ def test_a_watch_outlives_a_short_api_outage(monkeypatch):
 
 
 def test_a_watch_gives_up_when_the_api_stays_away(monkeypatch):
-    monkeypatch.setattr("certrotate.client_commands.UNAVAILABLE_PATIENCE_S", 0.0)
+    monkeypatch.setattr("certrotate.client.watch.UNAVAILABLE_PATIENCE_S", 0.0)
     answers = iter([httpx.Response(200, json=view())])
 
     def answer(request: httpx.Request) -> httpx.Response:

@@ -1,0 +1,268 @@
+"""The inventory the rotations act on: `sites` and `servers`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from certrotate.api_client import ApiClient
+from certrotate.client.connection import api_command
+from certrotate.client.output import (
+    json_option,
+    print_items,
+    print_json,
+    print_result,
+    stdout_console,
+)
+from certrotate.client.passwords import account_password
+
+
+@click.group()
+def sites() -> None:
+    """SEPM sites in the inventory."""
+
+
+@sites.command(name="list")
+@json_option
+@api_command
+def sites_list(api: ApiClient, as_json: bool) -> None:
+    """Every site."""
+    print_items(
+        api.get("/v1/sites")["items"],
+        as_json=as_json,
+        columns=("site", "version", "api url", "partners", "servers", "driver", "credentials"),
+        row=_site_row,
+        overflow="fold",
+    )
+
+
+def _site_row(site: dict[str, Any]) -> list[str]:
+    host_ops = site.get("host_ops") or {}
+    has_creds = site.get("credentials_set")
+    return [
+        str(site.get("name")),
+        str(site.get("version")),
+        str(site.get("api_url")),
+        ", ".join(site.get("replication_partners") or []),
+        ", ".join(site.get("servers") or []),
+        str(host_ops.get("driver", "")),
+        "—" if has_creds is None else ("set" if has_creds else "none"),
+    ]
+
+
+@sites.command(name="show")
+@click.argument("name")
+@json_option
+@api_command
+def sites_show(api: ApiClient, name: str, as_json: bool) -> None:
+    """One site, with everything the inventory holds (never its passwords)."""
+    site = api.get(f"/v1/sites/{name}")
+    if as_json:
+        print_json(site)
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in site.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) or "—"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "—"
+        grid.add_row(key, str(value))
+    stdout_console().print(grid)
+
+
+def _pem_files(paths: tuple[str, ...]) -> list[str]:
+    pems = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(
+                f"cannot read {path}: {exc}", param_hint="--trust-pem"
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise click.BadParameter(f"{path} holds no PEM certificate", param_hint="--trust-pem")
+        pems.append(text)
+    return pems
+
+
+@sites.command(name="add")
+@click.option(
+    "--name", required=True, help="The site's name in certrotate (letters, digits, . _ -)."
+)
+@click.option(
+    "--api-url", required=True, help="The SEPM REST API, e.g. https://sepm-a1:8446/sepm/api/v1"
+)
+@click.option("--version", "sepm_version", required=True, help="SEPM version, e.g. 14.3.9000")
+@click.option(
+    "--partner", "partners", multiple=True, help="A replication partner site (repeatable)."
+)
+@click.option(
+    "--trust-pem",
+    "trust_pems",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A CA certificate that signs the SEPM servers' TLS certificates (repeatable).",
+)
+@click.option("--driver", type=click.Choice(["twin", "winrm", "manual"]), required=True)
+@click.option("--endpoint", help="The host-operation endpoint (twin URL; WinRM needs none).")
+@click.option("--username", help="The SEPM API account.")
+@click.option("--domain", default="", help="The SEPM API account's domain.")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False), help="The SEPM account's password."
+)
+@click.option("--host-username", help="The WinRM account on the SEPM servers.")
+@click.option("--host-password-file", type=click.Path(dir_okay=False), help="Its password.")
+@json_option
+@api_command
+def sites_add(
+    api: ApiClient,
+    name: str,
+    api_url: str,
+    sepm_version: str,
+    partners: tuple[str, ...],
+    trust_pems: tuple[str, ...],
+    driver: str,
+    endpoint: str | None,
+    username: str | None,
+    domain: str,
+    password_file: str | None,
+    host_username: str | None,
+    host_password_file: str | None,
+    as_json: bool,
+) -> None:
+    """Add a site, or replace one of the same name. Passwords come from files or a prompt."""
+    body: dict[str, Any] = {
+        "name": name,
+        "api_url": api_url,
+        "version": sepm_version,
+        "replication_partners": list(partners),
+        "trusted_certificates_pem": _pem_files(trust_pems),
+        "host_ops": {"driver": driver, "endpoint": endpoint},
+    }
+    password = account_password(
+        username,
+        password_file,
+        account="SEPM",
+        username_option="--username",
+        file_option="--password-file",
+    )
+    if password is not None:
+        body["sepm_credentials"] = {"username": username, "password": password, "domain": domain}
+    host_password = account_password(
+        host_username,
+        host_password_file,
+        account="host",
+        username_option="--host-username",
+        file_option="--host-password-file",
+    )
+    if host_password is not None:
+        body["host_ops_credentials"] = {"username": host_username, "password": host_password}
+    print_result(
+        api.post("/v1/sites", body),
+        as_json=as_json,
+        line=lambda site: f"site {site.get('name', name)} saved",
+    )
+
+
+@sites.command(name="remove")
+@click.argument("name")
+@api_command
+def sites_remove(api: ApiClient, name: str) -> None:
+    """Remove a site (and the credentials kept for it)."""
+    api.delete(f"/v1/sites/{name}")
+    click.echo(f"site {name} removed")
+
+
+@click.group()
+def servers() -> None:
+    """SEPM management servers in the inventory."""
+
+
+@servers.command(name="list")
+@click.option("--site")
+@json_option
+@api_command
+def servers_list(api: ApiClient, site: str | None, as_json: bool) -> None:
+    """Every server (or one site's)."""
+    print_items(
+        api.get("/v1/servers", site=site)["items"],
+        as_json=as_json,
+        columns=("server", "site", "address", "hostnames", "version", "ports"),
+        row=_server_row,
+    )
+
+
+def _server_row(server: dict[str, Any]) -> list[str]:
+    ports = server.get("ports") or {}
+    return [
+        str(server.get("name")),
+        str(server.get("site")),
+        str(server.get("address")),
+        ", ".join(server.get("hostnames") or []),
+        str(server.get("version")),
+        ", ".join(f"{k}={v}" for k, v in ports.items()),
+    ]
+
+
+def _ports(values: tuple[str, ...]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not name or not number.isdigit() or not 0 < int(number) < 65536:
+            raise click.BadParameter(
+                f"{value!r}: use NAME=NUMBER, e.g. 8443=8443", param_hint="--port"
+            )
+        ports[name] = int(number)
+    return ports
+
+
+@servers.command(name="add")
+@click.option("--name", required=True, help="The server's name in certrotate.")
+@click.option("--site", required=True)
+@click.option("--address", required=True, help="IP address or DNS name the services connect to.")
+@click.option("--hostname", "hostnames", multiple=True, help="A name clients use (repeatable).")
+@click.option("--version", "sepm_version", required=True)
+@click.option(
+    "--port", "ports", multiple=True,
+    help="A SEPM TLS port as NAME=NUMBER, e.g. 8443=8443 or 443=10443 (repeatable).",
+)  # fmt: skip
+@json_option
+@api_command
+def servers_add(
+    api: ApiClient,
+    name: str,
+    site: str,
+    address: str,
+    hostnames: tuple[str, ...],
+    sepm_version: str,
+    ports: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Add a server to a site, or replace one of the same name."""
+    body = {
+        "name": name,
+        "site": site,
+        "address": address,
+        "hostnames": list(hostnames),
+        "version": sepm_version,
+        "ports": _ports(ports),
+    }
+    print_result(
+        api.post("/v1/servers", body),
+        as_json=as_json,
+        line=lambda server: f"server {server.get('name', name)} saved in site {site}",
+    )
+
+
+@servers.command(name="remove")
+@click.argument("name")
+@api_command
+def servers_remove(api: ApiClient, name: str) -> None:
+    """Remove a server from the inventory."""
+    api.delete(f"/v1/servers/{name}")
+    click.echo(f"server {name} removed")

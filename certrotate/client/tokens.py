@@ -1,0 +1,68 @@
+"""`certrotate tokens`: API tokens (admin role)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from certrotate import render
+from certrotate.api_client import ApiClient
+from certrotate.client.connection import api_command
+from certrotate.client.output import json_option, print_items, print_json, stderr_console
+
+
+@click.group()
+def tokens() -> None:
+    """API tokens (admin role)."""
+
+
+@tokens.command(name="create")
+@click.option("--name", required=True, help="Who or what uses it (e.g. itsm-integration).")
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "operator", "approver", "admin"])
+)
+@json_option
+@api_command
+def tokens_create(api: ApiClient, name: str, role: str, as_json: bool) -> None:
+    """Create a token; it is printed once (stdout), only its hash is kept."""
+    token = api.post("/v1/tokens", {"name": name, "role": role})
+    if as_json:
+        print_json(token)
+        return
+    stderr_console().print(
+        f"token {token.get('id')} for {name} ({role}); it is shown only this once:"
+    )
+    click.echo(token["token"])
+
+
+@tokens.command(name="list")
+@json_option
+@api_command
+def tokens_list(api: ApiClient, as_json: bool) -> None:
+    """Every token (never the token itself)."""
+    print_items(
+        api.get("/v1/tokens")["items"],
+        as_json=as_json,
+        columns=("id", "name", "role", "created", "revoked"),
+        row=_token_row,
+    )
+
+
+def _token_row(token: dict[str, Any]) -> list[str]:
+    return [
+        str(token.get("id")),
+        str(token.get("name")),
+        str(token.get("role")),
+        render.short_time(token.get("created_at")),
+        render.short_time(token.get("revoked_at")) if token.get("revoked_at") else "",
+    ]
+
+
+@tokens.command(name="revoke")
+@click.argument("token_id")
+@api_command
+def tokens_revoke(api: ApiClient, token_id: str) -> None:
+    """Revoke a token: it stops working at once."""
+    api.delete(f"/v1/tokens/{token_id}")
+    click.echo(f"token {token_id} revoked")
