@@ -28,30 +28,31 @@ class ClockSync:
 
 def stack_secrets(data_dir: Path) -> dict[str, str]:
     """Master key, internal and admin tokens: from the environment, else made once and kept
-    in the data dir (mode 0600), so a restart reopens what was sealed before."""
+    in the data dir (mode 0600), so a restart reopens what was sealed before. Values given in
+    the environment are used, never copied to disk."""
     path = data_dir / "secrets.json"
+    if path.exists():
+        # A copied or restored file keeps its mode; make it private before reading it.
+        path.chmod(0o600)
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    values = {
-        "master_key": os.environ.get("CERTROTATE_MASTER_KEY") or stored.get("master_key"),
-        "internal_token": os.environ.get("CERTROTATE_INTERNAL_TOKEN")
-        or stored.get("internal_token"),
-        "admin_token": os.environ.get("CERTROTATE_ORCHESTRATOR_ADMIN_TOKEN")
-        or stored.get("admin_token"),
+    from_env = {
+        "master_key": os.environ.get("CERTROTATE_MASTER_KEY"),
+        "internal_token": os.environ.get("CERTROTATE_INTERNAL_TOKEN"),
+        "admin_token": os.environ.get("CERTROTATE_ORCHESTRATOR_ADMIN_TOKEN"),
     }
     generated = {
         "master_key": generate_master_key,
         "internal_token": lambda: secrets.token_urlsafe(32),
         "admin_token": lambda: secrets.token_urlsafe(32),
     }
-    complete = {name: value or generated[name]() for name, value in values.items()}
-    if path.exists():
-        # A copied or restored file keeps its mode, and touch() below does not change it.
-        path.chmod(0o600)
-    if complete != stored:
+    kept = {
+        name: stored.get(name) or generated[name]() for name, value in from_env.items() if not value
+    }
+    if kept != stored:
         data_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_text(json.dumps(complete))
-    return complete
+        path.write_text(json.dumps(kept))
+    return {name: value or kept[name] for name, value in from_env.items()}
 
 
 @dataclass

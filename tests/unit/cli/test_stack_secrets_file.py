@@ -42,3 +42,19 @@ def test_a_readable_secrets_file_found_in_place_is_made_private(tmp_path, comple
     again = stack_secrets(tmp_path)
     assert again["master_key"] == first["master_key"]
     assert _mode(path) == 0o600
+
+
+def test_secrets_given_in_the_environment_are_used_but_never_written(tmp_path, monkeypatch):
+    import json
+
+    from certrotate.stack import stack_secrets
+    from certrotate_shared.secretbox import generate_master_key
+
+    key = generate_master_key()
+    monkeypatch.setenv("CERTROTATE_MASTER_KEY", key)
+    values = stack_secrets(tmp_path)
+    assert values["master_key"] == key
+    stored = json.loads((tmp_path / "secrets.json").read_text())
+    assert "master_key" not in stored
+    assert key not in (tmp_path / "secrets.json").read_text()
+    assert stack_secrets(tmp_path)["admin_token"] == stored["admin_token"]  # kept across runs

@@ -15,9 +15,15 @@ class _Body(BaseModel):
 
 class CertificateUploadIn(_Body):
     format: Literal["pkcs12", "jks", "pem"]
-    data_b64: str = Field(min_length=1, description="The keystore or PEM certificate, base64")
-    password: str | None = Field(None, description="Keystore password; forwarded, never stored")
-    key_b64: str | None = Field(None, description="PEM private key, base64 (format pem only)")
+    data_b64: str = Field(
+        min_length=1, description="The keystore or PEM certificate, base64", repr=False
+    )
+    password: str | None = Field(
+        None, description="Keystore password; forwarded, never stored", repr=False
+    )
+    key_b64: str | None = Field(
+        None, description="PEM private key, base64 (format pem only)", repr=False
+    )
 
 
 class RotationIn(_Body):
@@ -71,13 +77,13 @@ class TokenIn(_Body):
 
 class SepmCredentialsIn(_Body):
     username: str = Field(min_length=1)
-    password: str = Field(min_length=1)
+    password: str = Field(min_length=1, repr=False)
     domain: str = ""
 
 
 class HostOpsCredentialsIn(_Body):
     username: str = Field(min_length=1)
-    password: str = Field(min_length=1)
+    password: str = Field(min_length=1, repr=False)
 
 
 class HostOpsIn(_Body):

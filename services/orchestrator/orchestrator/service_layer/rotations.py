@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -41,9 +41,9 @@ class CertificateUpload:
     """The bundle as uploaded: forwarded to the certificates service, never stored here."""
 
     format: str
-    data_b64: str
-    password: str | None
-    key_b64: str | None
+    data_b64: str = field(repr=False)
+    password: str | None = field(repr=False)
+    key_b64: str | None = field(repr=False)
 
 
 def request_fingerprint(secret: bytes, body: dict[str, Any]) -> str:
