@@ -147,13 +147,16 @@ class ServiceProcess:
         self.log_path = config.log_dir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
         self.url: str | None = None
+        # Times this service reported ready; `ready` is False from a start until its ready line.
         self.starts = 0
+        self.ready = False
         self._stopping = False
         self._drain: asyncio.Task[None] | None = None
         self._log: IO[bytes] | None = None
 
     @property
     def running(self) -> bool:
+        """The process is alive (it may still be starting: see `ready`)."""
         return self.proc is not None and self.proc.returncode is None
 
     @property
@@ -174,6 +177,7 @@ class ServiceProcess:
         self._log.write(f"--- start {self.starts + 1} at {time.ctime()} ---\n".encode())
         self._log.flush()
         self._stopping = False
+        self.ready = False
         self.proc = await asyncio.create_subprocess_exec(
             self._config.python,
             "-m",
@@ -185,7 +189,6 @@ class ServiceProcess:
             stderr=self._log,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self.starts += 1
         try:
             line = await asyncio.wait_for(self._ready_line(), timeout)
         except TimeoutError:
@@ -201,6 +204,8 @@ class ServiceProcess:
                 f"last lines of {self.log_path}:\n{self.log_tail()}"
             )
         self.url = line.removeprefix("ready").strip() or None
+        self.starts += 1
+        self.ready = True
         self._drain = asyncio.ensure_future(self._drain_stdout())
         return self.url or ""
 
@@ -419,7 +424,9 @@ async def run_distributed(
             result = on_ready(supervisor)
             if asyncio.iscoroutine(result):
                 await result
+        # Back-off per service: 1 s, doubling to 30 s while it keeps crashing within a minute.
         backoff: dict[str, float] = {}
+        restarted_at: dict[str, float] = {}
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
@@ -430,9 +437,12 @@ async def run_distributed(
                 if not restart_crashed:
                     stop.set()
                     return 1
+                if loop.time() - restarted_at.get(name, -1e9) > 60.0:
+                    backoff.pop(name, None)
                 delay = min(backoff.get(name, 0.5) * 2, 30.0)
                 backoff[name] = delay
                 await asyncio.sleep(delay)
+                restarted_at[name] = loop.time()
                 try:
                     await supervisor.start_service(name, start_timeout)
                     print(f"certrotate: {name} restarted", file=sys.stderr)
