@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from certrotate.distributed import DistributedConfig, Supervisor
+from certrotate.distributed import DistributedConfig, Supervisor, die_with_parent
 from certrotate.stack import ClockSync
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.messages.common import ServerTarget
@@ -108,6 +108,7 @@ class TwinProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "sepm_twin", "--scenario", str(path), "--port", "0",
                 cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=log,
+                preexec_fn=die_with_parent,
                 env={k: v for k, v in os.environ.items() if not k.startswith("CERTROTATE_")},
             )  # fmt: skip
         assert self.proc.stdout is not None

@@ -39,6 +39,9 @@ async def test_clients_offline_through_the_wait_stop_the_saga_and_exactly_they_a
         c["uniqueId"] for c in await e2e.twin.computers("site-a") if c["onlineStatus"] == 0
     )
     assert len(offline) == 10
+    now_ms = (await e2e.twin.get("/clock"))["now_ms"]
+    for client in [await e2e.twin.get(f"/clients/{unique_id}") for unique_id in offline]:
+        assert not client["online"] and client["offline_until_ms"] > now_ms + 59 * 86_400_000
     rotation_id, new_fp = await e2e.rotate(
         options={"propagation_threshold": 0.98, "stale_horizon_days": 30}
     )

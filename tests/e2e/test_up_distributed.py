@@ -10,7 +10,7 @@ import signal
 import httpx
 import pytest
 
-from certrotate.distributed import SERVICES, Supervisor, run_distributed
+from certrotate.distributed import SERVICES, ServiceStartError, Supervisor, run_distributed
 from certrotate.stack import ClockSync
 from tests.e2e.support import LOG_ROOT, distributed_config, until
 
@@ -68,3 +68,25 @@ async def test_run_distributed_restarts_a_crashed_service_and_stops_cleanly(
     finally:
         stop.set()
         await asyncio.wait_for(running, 60)
+
+
+async def test_a_service_that_cannot_start_is_reported_with_its_log(
+    pg_url: str, kafka_bootstrap: str, topic_prefix: str, pg_schemas: list[str]
+) -> None:
+    config = distributed_config(
+        pg_url=pg_url,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        clock=ClockSync(speed=1.0, real_ms=0, sim_ms=0),
+        log_dir=LOG_ROOT / f"bad-{topic_prefix}",
+    )
+    config.master_key = "changeme"  # a placeholder from the docs: every service refuses it
+    pg_schemas.extend(config.schemas())
+    supervisor = Supervisor(config)
+    with pytest.raises(ServiceStartError) as failure:
+        await supervisor.start(timeout=60)
+    message = str(failure.value)
+    assert "exited with code 2 before it was ready" in message
+    assert "MASTER_KEY" in message and "a master key is required" in message
+    assert "changeme" not in message.split("\n", 1)[1]  # the log names the variable, not its value
+    assert not any(service.running for service in supervisor.services.values())
