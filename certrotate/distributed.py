@@ -17,7 +17,10 @@ API
 ``Supervisor(config)`` (also an async context manager: start on enter, stop on exit)
     ``await start(timeout=...)``   workers first, then the orchestrator (it needs their URLs);
                                    raises ``ServiceStartError`` with the service's log tail.
-    ``api_url``                    the orchestrator's REST API.
+    ``api_url`` / ``url(name)``    the orchestrator's REST API / any service's HTTP base URL.
+    ``start_service(name)``        start one service (again), keeping its port.
+    ``services[name]``             its ``ServiceProcess``: ``pid``, ``running``, ``ready``,
+                                   ``starts`` (ready starts so far), ``log_path``, ``log_tail()``.
     ``environment(name)``          the exact environment a service is started with.
     ``kill(name)``                 SIGKILL, no clean-up (a crash).
     ``await restart(name, kill=True)``  SIGKILL (or SIGTERM) and start again on the same port.
@@ -30,6 +33,9 @@ API
     ``stop`` is set): a service that exits on its own is restarted (with back-off). Returns an
     exit code (0 after a clean stop). ``run(config, ...)`` is the blocking form.
 
+Defaults: ports 8080 (orchestrator), 8081 (certificates), 8082 (replication), 8083
+(client-monitor); schemas ``<schema_prefix>orchestrator`` etc. and ``vault_schema`` ("vault");
+``settings={"orchestrator": {"stale_horizon_days": 30}}`` sets any other service setting.
 Ports: 0 picks a free port on the first start; a restart reuses the port the service got, so
 the orchestrator's CERTIFICATES_URL / CLIENT_MONITOR_URL and a client's API URL stay valid.
 """
