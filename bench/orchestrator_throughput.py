@@ -117,17 +117,23 @@ async def main(rotations: int, sites: int) -> None:
         while True:
             async with engine.connect() as conn:
                 done = await conn.scalar(
-                    text("SELECT count(*) FROM sagas WHERE status IN ('completed','failed','compensated','paused')")
+                    text(
+                        "SELECT count(*) FROM sagas WHERE status IN ('completed','failed','compensated','paused')"
+                    )
                 )
             if done >= rotations:
                 break
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - started
         transitions = runtime.consumer.handled - handled_before
-        print(f"rotations {rotations} on {sites} sites (2 servers each), created in {created:.1f} s"
-              f" ({rotations / created:.0f}/s through the API, pre-flight included)")
-        print(f"all ended after {elapsed:.1f} s: {transitions} transitions, "
-              f"{transitions / elapsed:.0f} transitions/s, {rotations / elapsed:.1f} rotations/s")
+        print(
+            f"rotations {rotations} on {sites} sites (2 servers each), created in {created:.1f} s"
+            f" ({rotations / created:.0f}/s through the API, pre-flight included)"
+        )
+        print(
+            f"all ended after {elapsed:.1f} s: {transitions} transitions, "
+            f"{transitions / elapsed:.0f} transitions/s, {rotations / elapsed:.1f} rotations/s"
+        )
         await engine.dispose()
     finally:
         await api.aclose()
