@@ -87,6 +87,36 @@ async def test_command_from_outbox_reaches_worker_process_and_reply_returns(stac
     assert sorted((await side_effects()).values()) == [1] * 20
 
 
+async def test_the_outbox_publishes_a_sagas_messages_in_the_order_they_were_emitted(
+    pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas
+):
+    schema = f"probe_{uuid.uuid4().hex[:8]}"
+    pg_schemas.append(schema)
+    saga = str(uuid.uuid4())
+    topic = commands_topic("replication", topic_prefix)
+    reader = KafkaSubscription(kafka_bootstrap, f"order-reader-{saga}", [topic], client_id="t")
+    await reader.start()
+    async with Probe(
+        database_url=pg_url,
+        database_schema=schema,
+        transport="kafka",
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        master_key=master_key,
+    ) as probe:
+        # Two transactions of ten: order must hold inside a relay batch and across batches.
+        sent = await probe.send(*(inspect_site(saga, n) for n in range(10)), saga_id=saga)
+        sent += await probe.send(*(inspect_site(saga, n) for n in range(10, 20)), saga_id=saga)
+        published: list[IncomingRecord] = []
+        while len(published) < 20:
+            for records in (await reader.poll(5.0)).values():
+                published.extend(records)
+    await reader.stop()
+    assert [Envelope.from_bytes(r.value).message_id for r in published] == [
+        e.message_id for e in sent
+    ]
+
+
 async def test_message_delivered_twice_is_handled_once(stack, kafka_bootstrap, topic_prefix):
     probe_settings, worker, side_effects = stack
     proc = worker()
