@@ -132,6 +132,18 @@ def test_expiring_within_the_required_days(issuing: TestCA) -> None:
     assert check(pem(cert), min_days=7).fingerprint_sha256 == cert.fingerprint
 
 
+def test_the_validity_limits_hold_to_the_hour(issuing: TestCA) -> None:
+    # An hour either side of each limit: a certificate SEPM clients would reject an hour from
+    # now, or one starting an hour from now, must not be installed.
+    hour = timedelta(hours=1)
+    short = issuing.issue(HOSTS, not_after=now_utc() + timedelta(days=30) - hour)
+    assert rejected(pem(short), min_days=30).code == "expiring_soon"
+    enough = issuing.issue(HOSTS, not_after=now_utc() + timedelta(days=30) + hour)
+    assert check(pem(enough), min_days=30).fingerprint_sha256 == enough.fingerprint
+    early = issuing.issue(HOSTS, not_before=now_utc() + hour, days=365)
+    assert rejected(pem(early)).code == "not_yet_valid"
+
+
 def test_1024_bit_key(issuing: TestCA) -> None:
     cert = issuing.issue(HOSTS, key_size=1024)
     problem = rejected(Upload("pkcs12", cert.pkcs12("pw"), "pw"))
