@@ -100,6 +100,19 @@ def test_threshold_counts_only_clients_seen_within_the_horizon():
     assert not t.threshold_met(0.95)
 
 
+def test_the_stale_horizon_is_inclusive():
+    # Offline for exactly the horizon still counts as seen (waited on); a minute more is stale.
+    table = ClientTable(TARGETS)
+    table.ingest(
+        [
+            computer(1, online=False, last_update_ms=NOW_MS - 30 * DAY_MS),
+            computer(2, online=False, last_update_ms=NOW_MS - 30 * DAY_MS - 60_000),
+        ]
+    )
+    t = tally(table, now_ms=NOW_MS, stale_horizon_days=30)
+    assert (t.seen, t.stale) == (1, 1)
+
+
 def test_propagated_wins_over_a_deadline_passed_in_the_same_scan():
     table = ClientTable(TARGETS)
     table.ingest([computer(1, serial_no=TARGET_A), computer(2)])
