@@ -126,9 +126,12 @@ def start_saga(
     return _done(t)
 
 
-def decide(state: SagaState, given: Input, now: datetime) -> Decision:
-    """The next state and messages after one event, timer or operator action."""
-    t = _Transition(state.model_copy(deep=True), now)
+def decide(state: SagaState, given: Input, now: datetime, *, in_place: bool = False) -> Decision:
+    """The next state and messages after one event, timer or operator action.
+
+    The given state is left as it was unless `in_place` (for a caller that loaded it only to
+    decide and drops it on failure: it saves a deep copy per transition)."""
+    t = _Transition(state if in_place else state.model_copy(deep=True), now)
     if isinstance(given, EventArrived):
         _on_event(t, given)
     elif isinstance(given, TimerFired):

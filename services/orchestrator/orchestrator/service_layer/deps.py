@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -25,11 +26,19 @@ class Deps:
     runtime: ServiceRuntime | None = None
     # Set when a transition schedules a timer, so the timer loop re-reads the next due time.
     timers_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The due time the timer loop sleeps until (None: it sleeps a whole poll, or is starting).
+    timer_wake_at: datetime | None = None
 
     @property
     def rt(self) -> ServiceRuntime:
         assert self.runtime is not None, "the orchestrator runtime is not built yet"
         return self.runtime
+
+    def timers_scheduled(self, due: Iterable[datetime]) -> None:
+        """Wake the timer loop if a saga now has a timer due before the loop would wake."""
+        wake_at = self.timer_wake_at
+        if wake_at is None or any(d < wake_at for d in due):
+            self.timers_changed.set()
 
     def now(self) -> datetime:
         return self.rt.clock.now()

@@ -49,7 +49,7 @@ async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event |
     if decision is not None and not decision.ignored:
         await tasks.close_tasks_answered_by(ctx.uow.session, envelope.causation_id)
         if decision.state.timers:
-            deps.timers_changed.set()
+            deps.timers_scheduled(decision.state.timers.values())
     return None
 
 

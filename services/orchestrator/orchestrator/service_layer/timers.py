@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 async def fire_due_timers(deps: Deps) -> int:
     """Fire every timer due now; returns how many sagas were woken."""
+    return (await _fire_due_timers(deps))[0]
+
+
+async def _fire_due_timers(deps: Deps) -> tuple[int, datetime | None]:
+    """(sagas woken, the next due time after them), the latter read in the last transaction."""
     runtime = deps.rt
     postgres = is_postgres(runtime.settings.database_url)
     fired = 0
@@ -30,7 +35,7 @@ async def fire_due_timers(deps: Deps) -> int:
             repo = SagaRepository(uow.session)
             saga_id = await repo.claim_due_timer(now, postgres=postgres)
             if saga_id is None:
-                return fired
+                return fired, await repo.next_due()
             loaded = await repo.get(saga_id)
             due = _due_timers(loaded[0].timers if loaded else {}, now)
             if not due:
@@ -42,7 +47,7 @@ async def fire_due_timers(deps: Deps) -> int:
                 await uow.commit()
                 continue
             kind, due_at = due[0]
-            await advance(uow, saga_id, TimerFired(kind, due_at), now)
+            await advance(uow, saga_id, TimerFired(kind, due_at), now, loaded=loaded)
             await uow.commit()
             fired += 1
 
@@ -58,9 +63,7 @@ async def run_timers(deps: Deps) -> None:
     poll = runtime.settings.timer_poll_seconds
     while True:
         try:
-            await fire_due_timers(deps)
-            async with runtime.uow() as uow:
-                next_due = await SagaRepository(uow.session).next_due()
+            _, next_due = await _fire_due_timers(deps)
         except asyncio.CancelledError:
             raise
         except ConcurrentUpdateError:
@@ -72,5 +75,7 @@ async def run_timers(deps: Deps) -> None:
         if next_due is not None:
             wait = min(poll, max(0.0, (next_due - deps.now()).total_seconds() / speed))
         deps.timers_changed.clear()
+        # Transitions wake the loop only for a timer due before this (or when none is known).
+        deps.timer_wake_at = next_due
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deps.timers_changed.wait(), wait)

@@ -10,6 +10,7 @@ from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
 from orchestrator.domain.saga import Decision, decide
+from orchestrator.domain.state import SagaState
 
 
 async def advance(
@@ -21,20 +22,26 @@ async def advance(
     cause: Envelope | None = None,
     actor: str | None = None,
     detail: dict[str, Any] | None = None,
+    loaded: tuple[SagaState, int] | None = None,
 ) -> Decision | None:
-    """Apply one input to a saga; None if there is no such saga (not ours)."""
-    repo = SagaRepository(uow.session)
-    loaded = await repo.get(saga_id)
+    """Apply one input to a saga; None if there is no such saga (not ours).
+
+    `loaded`: the saga as just read in this transaction (state, version), to skip re-reading."""
+    if loaded is None:
+        loaded = await SagaRepository(uow.session).get(saga_id)
     if loaded is None:
         return None
     state, version = loaded
-    decision = decide(state, given, now)
+    timers_before = dict(state.timers)
+    # The loaded state is ours alone (a failure rolls the transaction back and drops it).
+    decision = decide(state, given, now, in_place=True)
     await persist(
         uow,
         decision,
         version=version,
         cause=cause,
         entry=_input_entry(given, decision, now, actor, detail),
+        timers_before=timers_before,
     )
     return decision
 
@@ -46,8 +53,12 @@ async def persist(
     version: int | None,
     cause: Envelope | None,
     entry: dict[str, Any] | None,
+    timers_before: dict[str, datetime] | None = None,
 ) -> None:
-    """Outbox rows, history, saga row and timers, in the caller's transaction."""
+    """Outbox rows, history, saga row and timers, in the caller's transaction.
+
+    `timers_before`: the saga's timers as loaded (so as stored in the timers table, which
+    mirrors them); when they did not change the table is left alone."""
     state = decision.state
     repo = SagaRepository(uow.session)
     now = state.updated_at
@@ -73,7 +84,8 @@ async def persist(
         await repo.add(state)
     else:
         await repo.save(state, version)
-    await repo.sync_timers(state)
+    if timers_before is None or timers_before != state.timers:
+        await repo.sync_timers(state)
     await repo.record(state.saga_id, entries)
 
 
