@@ -115,10 +115,15 @@ def test_offline_clients_do_nothing_until_they_come_back() -> None:
 
 def test_a_stopped_server_fails_check_ins_without_orphaning() -> None:
     fleet = make_fleet()
+    group = group_of(fleet)
     fleet.s_up[0] = False
     fleet.s_bit[0] = NEW
+    set_verification(fleet, group, False, START + 1)
     fleet.tick(START + 301_000)
     assert not fleet.orphaned.any()
+    # Nobody reached the server, so nobody has the policy changed meanwhile.
+    assert not (fleet.applied_time == START + 1).any()
+    assert fleet.check_ins == 0
 
 
 def test_a_communication_update_package_reconnects_an_orphan() -> None:
