@@ -25,6 +25,12 @@ async def test_swapping_the_certificate_with_verification_on_orphans_every_clien
 
     orphans = await driver.orphans()
     assert orphans == online_before
+    # The other ground-truth views count the same clients; a limit shortens only the list.
+    convergence = (await driver.http.get("/twin/v1/ground-truth/convergence?site=site-a")).json()
+    assert sum(g["orphaned"] for g in convergence["groups"]) == len(orphans)
+    first = (await driver.http.get("/twin/v1/ground-truth/orphans?limit=2")).json()
+    assert first["count"] == len(orphans) > 2
+    assert len(first["client_ids"]) == 2 and set(first["client_ids"]) <= orphans
     # The orphans went silent: the server shows them offline, and they kept the old policy.
     after = {c["uniqueId"]: c for c in await driver.all_computers("site-a")}
     assert all(after[uid]["onlineStatus"] == 0 for uid in orphans)
