@@ -95,8 +95,9 @@ class OutboxRelay:
         """LISTEN for commits by any replica of this service; reconnect when the link drops."""
         channel = notify_channel(self._schema)
 
-        def wake(*_: Any) -> None:
-            self._signal.notify()
+        def wake(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload != self._signal.token:  # our own commits woke us already
+                self._signal.notify()
 
         while True:
             try:

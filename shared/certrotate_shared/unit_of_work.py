@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +22,9 @@ class OutboxSignal:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        # The NOTIFY payload of this process's commits: its relay, woken already by notify(),
+        # ignores them on LISTEN (other replicas' relays still wake on them).
+        self.token = uuid.uuid4().hex
 
     def notify(self) -> None:
         self._event.set()
@@ -32,6 +36,27 @@ class OutboxSignal:
             pass
         finally:
             self._event.clear()
+
+
+_NOTIFY = text("SELECT pg_notify(:c, :p)")
+
+
+_INBOX_INSERTS: dict[str, Any] = {}
+
+
+def _inbox_insert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per dialect (a hot path)."""
+    stmt = _INBOX_INSERTS.get(dialect)
+    if stmt is None:
+        insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert_(inbox)
+            .values({c: bindparam(c) for c in ("message_id", "message_type", "received_at")})
+            .on_conflict_do_nothing()
+            .returning(inbox.c.message_id)
+        )
+        _INBOX_INSERTS[dialect] = stmt
+    return stmt
 
 
 def notify_channel(schema: str) -> str:
@@ -103,7 +128,7 @@ class UnitOfWork:
             )
             if self._channel:
                 # Delivered by PostgreSQL only when this transaction commits.
-                await self.session.execute(text("SELECT pg_notify(:c, '')"), {"c": self._channel})
+                await self.session.execute(_NOTIFY, {"c": self._channel, "p": self._signal.token})
         await self.session.commit()
         if self._pending:
             self._pending = []
@@ -116,10 +141,8 @@ class UnitOfWork:
             "message_type": envelope.type,
             "received_at": utcnow(),
         }
-        dialect = self.session.get_bind().dialect.name
-        stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(inbox).values(values)
-        stmt = stmt.on_conflict_do_nothing().returning(inbox.c.message_id)
-        return (await self.session.execute(stmt)).first() is not None
+        stmt = _inbox_insert(self.session.get_bind().dialect.name)
+        return (await self.session.execute(stmt, values)).first() is not None
 
     async def recorded_outcome(self, idempotency_key: str) -> tuple[bool, Event | None]:
         """(seen, outcome) for a command key; outcome is None while a long command runs."""

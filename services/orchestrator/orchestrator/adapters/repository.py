@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.orm import saga_history, sagas, timers
@@ -47,16 +47,25 @@ def decode_cursor(cursor: str) -> list[str]:
     return parts
 
 
+# Hot-path statements (every transition), built once with bound parameters.
+_GET = select(sagas.c.state, sagas.c.version).where(sagas.c.saga_id == bindparam("_saga_id"))
+_COLUMNS = ("site", "status", "step", "state", "created_at", "updated_at")
+_SAVE = (
+    update(sagas)
+    .where(sagas.c.saga_id == bindparam("_saga_id"), sagas.c.version == bindparam("_version"))
+    .values({c: bindparam(c) for c in (*_COLUMNS, "version")})
+)
+_DELETE_TIMERS = delete(timers).where(timers.c.saga_id == bindparam("_saga_id"))
+_INSERT_TIMERS = insert(timers)
+_INSERT_HISTORY = insert(saga_history)
+
+
 class SagaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, saga_id: str) -> tuple[SagaState, int] | None:
-        row = (
-            await self.session.execute(
-                select(sagas.c.state, sagas.c.version).where(sagas.c.saga_id == saga_id)
-            )
-        ).first()
+        row = (await self.session.execute(_GET, {"_saga_id": saga_id})).first()
         if row is None:
             return None
         return SagaState.model_validate(row.state), row.version
@@ -65,10 +74,11 @@ class SagaRepository:
         await self.session.execute(insert(sagas).values(**self._columns(state), version=1))
 
     async def save(self, state: SagaState, version: int) -> None:
+        columns = self._columns(state)
+        del columns["saga_id"]
         result = await self.session.execute(
-            update(sagas)
-            .where(sagas.c.saga_id == state.saga_id, sagas.c.version == version)
-            .values(**self._columns(state), version=version + 1)
+            _SAVE,
+            {**columns, "version": version + 1, "_saga_id": state.saga_id, "_version": version},
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdateError(f"saga {state.saga_id} changed since version {version}")
@@ -86,10 +96,10 @@ class SagaRepository:
 
     async def sync_timers(self, state: SagaState) -> None:
         """The timers table mirrors the saga's timers: it only says which sagas to wake when."""
-        await self.session.execute(delete(timers).where(timers.c.saga_id == state.saga_id))
+        await self.session.execute(_DELETE_TIMERS, {"_saga_id": state.saga_id})
         if state.timers:
             await self.session.execute(
-                insert(timers),
+                _INSERT_TIMERS,
                 [
                     {"saga_id": state.saga_id, "kind": kind, "due_at": to_db(due)}
                     for kind, due in state.timers.items()
@@ -99,7 +109,7 @@ class SagaRepository:
     async def record(self, saga_id: str, entries: Sequence[dict[str, Any]]) -> None:
         if entries:
             await self.session.execute(
-                insert(saga_history),
+                _INSERT_HISTORY,
                 [{**_BLANK_ENTRY, "saga_id": saga_id, **e, "at": to_db(e["at"])} for e in entries],
             )
 
