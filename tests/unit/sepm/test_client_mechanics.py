@@ -127,6 +127,18 @@ async def test_a_401_logs_in_again_and_repeats_the_call(sepm, clock):
     ]
 
 
+async def test_a_401_is_retried_after_a_second_login_but_not_forever(sepm, clock):
+    sepm.on("/replication/is_replicated", status(401), status(401), ok(True))
+    api = client(sepm, clock)
+    assert await api.is_replicated() is True
+    assert api.logins == 3
+    sepm.script["/replication/is_replicated"] = [status(401)]  # 401 whatever the token
+    with pytest.raises(SepmError) as raised:
+        await api.is_replicated()
+    assert raised.value.status == 401
+    assert len(sepm.calls("/is_replicated")) == 3 + 3  # the call, then two logins again
+
+
 async def test_a_token_near_expiry_is_renewed_before_the_call(sepm, clock):
     sepm.ttl = 600
     sepm.on("/replication/is_replicated", ok(False))
