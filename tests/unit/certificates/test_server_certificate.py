@@ -9,7 +9,8 @@ from certificates.service_layer.server_certificate import (
     rollback_server_certificate,
     update_server_certificate,
 )
-from certrotate_shared.hostops import HostOperationError
+from certificates.service_layer.store import StoredBundle
+from certrotate_shared.hostops import CertificateBundle, HostOperationError
 from certrotate_shared.messages.certificates import (
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
@@ -114,6 +115,47 @@ async def test_verify_fails_when_a_port_keeps_serving_the_old_certificate() -> N
     )
     assert isinstance(event, ServerCertificateUpdateFailed) and event.stage == "verify"
     assert "port 8446" in event.reason and "8443" not in event.reason
+
+
+async def test_verify_waits_for_ports_closed_while_the_services_restart() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    real_probe, refusals = host.probe, [2]
+
+    async def restarting(server):
+        if refusals[0]:
+            refusals[0] -= 1
+            raise ConnectionRefusedError("port 8446 closed")
+        return await real_probe(server)
+
+    host.probe = restarting  # type: ignore[method-assign]
+    event = await update_server_certificate(
+        update(), saga_id="saga-1", hostops=host, store=store, verifier=verifier(host, timeout=5)
+    )
+    assert isinstance(event, ServerCertificateUpdated)
+    assert event.ports_verified == {"8443": NEW, "8446": NEW, "443": NEW}
+
+
+async def test_a_tls_port_that_cannot_be_observed_is_not_verified() -> None:
+    host, store = FakeHost(), FakeStore({"bnd_1": new_bundle()})
+    real_probe = host.probe
+
+    async def without_8446(server):
+        return {p: f for p, f in (await real_probe(server)).items() if p != "8446"}
+
+    host.probe = without_8446  # type: ignore[method-assign]
+    event = await do_update(host, store)
+    assert isinstance(event, ServerCertificateUpdateFailed) and event.stage == "verify"
+    assert "port 8446 not observed" in event.reason
+
+
+async def test_a_bundle_holding_another_certificate_is_not_installed() -> None:
+    other = StoredBundle(CertificateBundle("pkcs12", b"c" * 64, "pw"), "c" * 64)
+    host, store = FakeHost(), FakeStore({"bnd_1": other})
+    event = await do_update(host, store)
+    assert isinstance(event, ServerCertificateUpdateFailed)
+    assert event.stage == "install" and not event.retryable
+    assert "not the expected" in event.reason
+    assert host.calls == [] and host.installed == OLD
 
 
 async def test_a_purged_bundle_fails_the_install_for_good() -> None:
