@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -80,11 +81,13 @@ class UnitOfWork:
         self._signal = signal
         self._channel = notify_channel
         self._pending: list[tuple[str, Envelope]] = []
+        self._deferred: dict[str, Callable[[], Awaitable[None]]] = {}
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
         self._pending = []
+        self._deferred = {}
         return self
 
     async def __aexit__(
@@ -93,8 +96,21 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._deferred = {}
         await self.session.rollback()
         await self.session.close()
+
+    def defer(self, key: str, flush: Callable[[], Awaitable[None]]) -> None:
+        """Have `flush` run once before this transaction commits (first `defer` of a key wins).
+
+        For writes that handlers of a batch accumulate and send as one statement."""
+        self._deferred.setdefault(key, flush)
+
+    async def flush_deferred(self) -> None:
+        """Run the deferred writes now, in the order they were first deferred."""
+        while self._deferred:
+            key = next(iter(self._deferred))
+            await self._deferred.pop(key)()
 
     def emit(
         self,
@@ -112,6 +128,7 @@ class UnitOfWork:
         return envelope
 
     async def commit(self) -> None:
+        await self.flush_deferred()
         if self._pending:
             await self.session.execute(
                 insert(outbox),

@@ -56,6 +56,9 @@ _SAVE = (
     .values({c: bindparam(c) for c in (*_COLUMNS, "version")})
 )
 _DELETE_TIMERS = delete(timers).where(timers.c.saga_id == bindparam("_saga_id"))
+_DELETE_SAGAS_TIMERS = delete(timers).where(
+    timers.c.saga_id.in_(bindparam("_saga_ids", expanding=True))
+)
 _INSERT_TIMERS = insert(timers)
 _INSERT_HISTORY = insert(saga_history)
 
@@ -106,12 +109,31 @@ class SagaRepository:
                 ],
             )
 
+    async def replace_timers(self, by_saga: dict[str, dict[str, datetime]]) -> None:
+        """Make the timers of these sagas exactly the given ones."""
+        if not by_saga:
+            return
+        await self.session.execute(_DELETE_SAGAS_TIMERS, {"_saga_ids": list(by_saga)})
+        rows = [
+            {"saga_id": saga_id, "kind": kind, "due_at": to_db(due)}
+            for saga_id, pending in by_saga.items()
+            for kind, due in pending.items()
+        ]
+        if rows:
+            await self.session.execute(_INSERT_TIMERS, rows)
+
     async def record(self, saga_id: str, entries: Sequence[dict[str, Any]]) -> None:
-        if entries:
-            await self.session.execute(
-                _INSERT_HISTORY,
-                [{**_BLANK_ENTRY, "saga_id": saga_id, **e, "at": to_db(e["at"])} for e in entries],
-            )
+        await self.record_many([(saga_id, entries)])
+
+    async def record_many(self, batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> None:
+        """History entries of one or more sagas, in the given order, in one statement."""
+        rows = [
+            {**_BLANK_ENTRY, "saga_id": saga_id, **e, "at": to_db(e["at"])}
+            for saga_id, entries in batch
+            for e in entries
+        ]
+        if rows:
+            await self.session.execute(_INSERT_HISTORY, rows)
 
     async def page(
         self, *, status: str | None, site: str | None, cursor: str | None, limit: int

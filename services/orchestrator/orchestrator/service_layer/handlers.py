@@ -33,11 +33,10 @@ from certrotate_shared.messages.replication import (
     SiteInspected,
     SiteInspectionFailed,
 )
-from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
-from orchestrator.service_layer.transitions import advance
+from orchestrator.service_layer.transitions import advance, record_history
 
 
 async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
@@ -47,7 +46,7 @@ async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event |
     arrived = EventArrived(message, str(envelope.message_id), envelope.causation_id)
     decision = await advance(ctx.uow, envelope.saga_id, arrived, deps.now(), cause=envelope)
     if decision is not None and not decision.ignored:
-        await tasks.close_tasks_answered_by(ctx.uow.session, envelope.causation_id)
+        tasks.close_tasks_answered_by(ctx.uow, envelope.causation_id)
         if decision.state.timers:
             deps.timers_scheduled(decision.state.timers.values())
     return None
@@ -58,24 +57,27 @@ async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) ->
     assert isinstance(message, OperatorTaskRequested)
     envelope = ctx.envelope
     now = deps.now()
+    await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     await tasks.record_task(
         ctx.uow.session, message, saga_id=envelope.saga_id, causation_id=envelope.causation_id,
         now=now,
     )  # fmt: skip
-    await _history(ctx, now, "event", message)
+    _history(ctx, now, "event", message)
     return None
 
 
 async def reopen_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
     """The worker could not verify what the operator confirmed: the task is open again."""
     assert isinstance(message, OperatorTaskVerificationFailed)
+    await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     await tasks.reopen_task(ctx.uow.session, message.task_id, message.reason)
-    await _history(ctx, deps.now(), "event", message)
+    _history(ctx, deps.now(), "event", message)
     return None
 
 
-async def _history(ctx: Context, now: object, kind: str, message: Event) -> None:
-    await SagaRepository(ctx.uow.session).record(
+def _history(ctx: Context, now: object, kind: str, message: Event) -> None:
+    record_history(
+        ctx.uow,
         ctx.envelope.saga_id,
         [
             {

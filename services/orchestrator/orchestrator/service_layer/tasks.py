@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,14 +48,29 @@ async def reopen_task(session: AsyncSession, task_id: str, reason: str) -> None:
     )
 
 
-async def close_tasks_answered_by(session: AsyncSession, causation_id: str | None) -> None:
-    """The command a task belonged to has been answered: the task is done."""
-    if causation_id:
-        await session.execute(
-            update(operator_tasks)
-            .where(operator_tasks.c.causation_id == causation_id)
-            .values(status="done")
-        )
+_ANSWERED = "orchestrator.tasks_answered"
+_CLOSE_ANSWERED = (
+    update(operator_tasks)
+    .where(operator_tasks.c.causation_id.in_(bindparam("causations", expanding=True)))
+    .values(status="done")
+)
+
+
+def close_tasks_answered_by(uow: UnitOfWork, causation_id: str | None) -> None:
+    """The command a task belonged to has been answered: the task is done.
+
+    Queued: the transaction closes all it queued in one statement before it commits (or when
+    it flushes its deferred writes first, as before recording or reopening a task)."""
+    if not causation_id:
+        return
+    uow.session.info.setdefault(_ANSWERED, []).append(causation_id)
+
+    async def flush() -> None:
+        causations = uow.session.info.pop(_ANSWERED, [])
+        if causations:
+            await uow.session.execute(_CLOSE_ANSWERED, {"causations": causations})
+
+    uow.defer(_ANSWERED, flush)
 
 
 def task_view(row: Any) -> dict[str, Any]:

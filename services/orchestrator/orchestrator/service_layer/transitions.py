@@ -85,8 +85,38 @@ async def persist(
     else:
         await repo.save(state, version)
     if timers_before is None or timers_before != state.timers:
-        await repo.sync_timers(state)
-    await repo.record(state.saga_id, entries)
+        sync_timers(uow, state)
+    record_history(uow, state.saga_id, entries)
+
+
+_HISTORY = "orchestrator.saga_history"
+_TIMERS = "orchestrator.timers"
+
+
+def sync_timers(uow: UnitOfWork, state: SagaState) -> None:
+    """Queue the saga's timers; before the transaction commits the timers table is made to
+    mirror the last queued timers of every saga, in two statements for the whole batch."""
+    queued: dict[str, dict[str, datetime]] = uow.session.info.setdefault(_TIMERS, {})
+    queued[state.saga_id] = dict(state.timers)
+
+    async def flush() -> None:
+        await SagaRepository(uow.session).replace_timers(uow.session.info.pop(_TIMERS, {}))
+
+    uow.defer(_TIMERS, flush)
+
+
+def record_history(uow: UnitOfWork, saga_id: str, entries: list[dict[str, Any]]) -> None:
+    """Queue history rows; the transaction writes all it queued in one statement (in order)
+    just before it commits, so a batch of transitions costs one history round trip."""
+    if not entries:
+        return
+    queued: list[tuple[str, list[dict[str, Any]]]] = uow.session.info.setdefault(_HISTORY, [])
+    queued.append((saga_id, entries))
+
+    async def flush() -> None:
+        await SagaRepository(uow.session).record_many(uow.session.info.pop(_HISTORY, []))
+
+    uow.defer(_HISTORY, flush)
 
 
 def _without_site_target(payload: dict[str, Any]) -> dict[str, Any]:
