@@ -49,18 +49,21 @@ def _shape(schema: dict[str, Any]) -> Any:
 
 def test_message_schemas_stay_compatible_with_their_snapshot():
     schemas = current_schemas()
-    if os.environ.get("CERTROTATE_UPDATE_SNAPSHOTS") == "1":
-        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(schemas, indent=1, sort_keys=True) + "\n")
-    recorded = json.loads(SNAPSHOT.read_text())
+    recorded = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
     problems = []
     for name, old in recorded.items():
         if name not in schemas:
             problems.append(f"{name}: message removed (publish a new version instead)")
         else:
             problems += incompatibilities(name, old, schemas[name])
-    unrecorded = sorted(set(schemas) - set(recorded))
+    # Checked before any update: recording a snapshot must not wave an incompatible change
+    # through (it used to overwrite the snapshot first, so the comparison could not fail).
     assert not problems, "incompatible message changes:\n" + "\n".join(problems)
+    if os.environ.get("CERTROTATE_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(schemas, indent=1, sort_keys=True) + "\n")
+        return
+    unrecorded = sorted(set(schemas) - set(recorded))
     assert not unrecorded, (
         f"new messages {unrecorded} are not in the snapshot; "
         "record them with CERTROTATE_UPDATE_SNAPSHOTS=1"
