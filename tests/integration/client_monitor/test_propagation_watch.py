@@ -48,6 +48,19 @@ async def test_watch_reports_progress_then_policy_propagated_once_clients_check_
         assert missing.headers["content-type"] == "application/problem+json"
 
 
+async def test_the_watch_closes_at_the_threshold_the_command_asked_for(make_stack):
+    slow = {**PULL, "heartbeat_s": 86_400}  # pull clients: a day; push clients: a minute
+    stack = await make_stack(scenario(slow, PUSH))
+    await stack.start_monitor()
+    targets = await stack.disable_verification()
+    await stack.watch(targets, deadline_in=timedelta(days=7), threshold=0.2)
+    await stack.advance(120)
+    done = await stack.probe.wait_for("PolicyPropagated")
+    # The 60 push clients are 20 % of the fleet: enough for this watch, long before the rest.
+    assert 60 <= done.payload["reached"] < 300
+    assert done.payload["percent"] >= 20.0
+
+
 async def test_offline_clients_beyond_the_horizon_are_stale_and_fetched_as_csv(make_stack):
     away = {**PULL, "offline": {"fraction": 0.1, "days": 60}}
     stack = await make_stack(scenario(away))
