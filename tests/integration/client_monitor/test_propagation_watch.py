@@ -61,6 +61,27 @@ async def test_the_watch_closes_at_the_threshold_the_command_asked_for(make_stac
     assert done.payload["percent"] >= 20.0
 
 
+async def test_a_watch_that_cannot_end_is_refused_for_good(make_stack):
+    stack = await make_stack(scenario(PUSH))
+    await stack.start_monitor()
+    targets = await stack.disable_verification()
+    for terms, words in (
+        ({"threshold": 1.5}, "threshold must be in (0, 1]"),
+        ({"threshold": 0.0}, "threshold must be in (0, 1]"),
+        ({"stale_horizon_days": 0}, "stale_horizon_days must be positive"),
+    ):
+        _, watch_id, _ = await stack.watch(targets, deadline_in=timedelta(days=7), **terms)
+        failed = await stack.probe.wait_for(
+            "PropagationWatchFailed", where=lambda e, w=watch_id: e.payload["watch_id"] == w
+        )
+        assert words in failed.payload["reason"] and failed.payload["retryable"] is False
+    _, watch_id, _ = await stack.watch([], deadline_in=timedelta(days=7))
+    failed = await stack.probe.wait_for(
+        "PropagationWatchFailed", where=lambda e: e.payload["watch_id"] == watch_id
+    )
+    assert "names no groups" in failed.payload["reason"]
+
+
 async def test_offline_clients_beyond_the_horizon_are_stale_and_fetched_as_csv(make_stack):
     away = {**PULL, "offline": {"fraction": 0.1, "days": 60}}
     stack = await make_stack(scenario(away))
