@@ -186,6 +186,17 @@ async def test_backup_observes_the_served_certificate_after_confirmation() -> No
         await rollback.restore_certificate(SERVER, backup.backup_ref, key="k-restore")
 
 
+async def test_backup_refuses_a_server_whose_ports_serve_different_certificates() -> None:
+    # Which of two certificates was "backed up" would be a guess; a rollback must not guess.
+    async def mixed(server: ServerTarget) -> dict[str, str]:
+        return {**dict.fromkeys(server.tls_ports(), OLD), "8446": "22" * 32}
+
+    task_id = task_id_for("k-backup")
+    ops = ManualHostOperations(SITE, confirmed_tasks={task_id}, probe=mixed)
+    with pytest.raises(ManualTaskNotVerified, match="serve different certificates"):
+        await ops.backup_certificate(SERVER, key="k-backup")
+
+
 async def test_sepm_12_is_not_asked_to_restart_semapisrv() -> None:
     bundle, _, _ = make_bundle()
     with pytest.raises(ManualTaskPending) as caught:
