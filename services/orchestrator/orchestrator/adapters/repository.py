@@ -8,7 +8,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.orm import saga_history, sagas, timers
@@ -48,12 +62,27 @@ def decode_cursor(cursor: str) -> list[str]:
 
 
 # Hot-path statements (every transition), built once with bound parameters.
-_GET = select(sagas.c.state, sagas.c.version).where(sagas.c.saga_id == bindparam("_saga_id"))
-_COLUMNS = ("site", "status", "step", "state", "created_at", "updated_at")
+class _SerializedJSON(TypeDecorator[Any]):
+    """A JSON column value the caller already serialized (pydantic writes it in one pass)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+# The state as its JSON text, for pydantic to parse in one pass.
+_GET = select(cast(sagas.c.state, Text).label("state"), sagas.c.version).where(
+    sagas.c.saga_id == bindparam("_saga_id")
+)
+_COLUMNS = ("site", "status", "step", "created_at", "updated_at", "version")
 _SAVE = (
     update(sagas)
     .where(sagas.c.saga_id == bindparam("_saga_id"), sagas.c.version == bindparam("_version"))
-    .values({c: bindparam(c) for c in (*_COLUMNS, "version")})
+    .values(
+        {c: bindparam(c) for c in _COLUMNS} | {"state": bindparam("state", type_=_SerializedJSON())}
+    )
 )
 _DELETE_TIMERS = delete(timers).where(timers.c.saga_id == bindparam("_saga_id"))
 _DELETE_SAGAS_TIMERS = delete(timers).where(
@@ -71,13 +100,13 @@ class SagaRepository:
         row = (await self.session.execute(_GET, {"_saga_id": saga_id})).first()
         if row is None:
             return None
-        return SagaState.model_validate(row.state), row.version
+        return SagaState.model_validate_json(row.state), row.version
 
     async def add(self, state: SagaState) -> None:
         await self.session.execute(insert(sagas).values(**self._columns(state), version=1))
 
     async def save(self, state: SagaState, version: int) -> None:
-        columns = self._columns(state)
+        columns = self._columns(state, serialized=True)
         del columns["saga_id"]
         result = await self.session.execute(
             _SAVE,
@@ -86,13 +115,13 @@ class SagaRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdateError(f"saga {state.saga_id} changed since version {version}")
 
-    def _columns(self, state: SagaState) -> dict[str, Any]:
+    def _columns(self, state: SagaState, *, serialized: bool = False) -> dict[str, Any]:
         return {
             "saga_id": state.saga_id,
             "site": state.site,
             "status": state.status,
             "step": state.step,
-            "state": state.model_dump(mode="json"),
+            "state": state.model_dump_json() if serialized else state.model_dump(mode="json"),
             "created_at": to_db(state.created_at),
             "updated_at": to_db(state.updated_at),
         }
