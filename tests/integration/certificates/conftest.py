@@ -10,10 +10,11 @@ import httpx
 
 from certificates.entrypoints.api import TOKEN_HEADER
 from certrotate_shared.envelope import Envelope, Event, Message, registered_messages
-from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.messages.replication import SiteInspected
 from certrotate_shared.runtime import ServiceRuntime
 from tests.support.probe import Probe
+from tests.support.twin_targets import twin_site_target
 
 TOKEN = "internal-token-for-tests-0123456789"
 
@@ -59,22 +60,4 @@ def api_client(runtime: ServiceRuntime) -> httpx.AsyncClient:
 
 def twin_site(topology: dict[str, Any], name: str) -> SiteTarget:
     """What the orchestrator's inventory sends a worker for one twin site."""
-    site = next(s for s in topology["sites"] if s["name"] == name)
-    return SiteTarget(
-        site=name,
-        version=site["version"],
-        api_url=site["api_url"],
-        credential_ref=f"sepm/{name}",
-        trusted_certificates_pem=[topology["ca_certificate_pem"]],
-        servers=[
-            ServerTarget(
-                name=server["name"],
-                address="127.0.0.1",
-                hostnames=server["hostnames"],
-                version=site["version"],
-                ports={port: int(number) for port, number in server["ports"].items()},
-            )
-            for server in site["servers"]
-        ],
-        host_ops=HostOpsTarget(driver="twin", endpoint=topology["control_url"]),
-    )
+    return twin_site_target(topology, name)

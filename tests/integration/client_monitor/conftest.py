@@ -22,7 +22,7 @@ from certrotate_shared.messages.client_monitor import (
     PropagationStalled,
     PropagationWatchFailed,
 )
-from certrotate_shared.messages.common import GroupTarget, HostOpsTarget, SiteTarget
+from certrotate_shared.messages.common import GroupTarget, SiteTarget
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.sepm.client import connect_site
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
@@ -31,6 +31,7 @@ from certrotate_shared.vault import Vault
 from client_monitor.bootstrap import build_runtime
 from client_monitor.settings import Settings
 from sepm_twin import Twin
+from tests.support.twin_targets import twin_site_target
 
 ADMIN = {"username": "admin", "password": "admin", "domain": ""}
 
@@ -204,15 +205,7 @@ async def make_stack(
         vault = Vault(pg_url, _key_bytes(master_key), schema=schemas["vault"])
         await vault.start()
         await vault.put("sepm/site-a", "sepm-account", ADMIN)
-        site = SiteTarget(
-            site=site_view["name"],
-            version=site_view["version"],
-            api_url=site_view["api_url"],
-            credential_ref="sepm/site-a",
-            trusted_certificates_pem=[topology["ca_certificate_pem"]],
-            servers=[],
-            host_ops=HostOpsTarget(driver="twin", endpoint=topology["control_url"]),
-        )
+        site = twin_site_target(topology, site_view["name"], credential_ref="sepm/site-a")
         common = {
             "database_url": pg_url,
             "transport": "kafka",

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.messages.common import SiteTarget
 from sepm_twin import Twin
+from tests.support.twin_targets import twin_site_target
 
 SCENARIO: dict[str, Any] = {
     "seed": 5,
@@ -35,25 +36,7 @@ SCENARIO: dict[str, Any] = {
 
 def site_target(topology: dict[str, Any], name: str, *, driver: str = "twin") -> SiteTarget:
     """What the orchestrator's inventory would send a worker for one twin site."""
-    site = next(s for s in topology["sites"] if s["name"] == name)
-    return SiteTarget(
-        site=name,
-        version=site["version"],
-        api_url=site["api_url"],
-        credential_ref=f"sepm/{name}",
-        trusted_certificates_pem=[topology["ca_certificate_pem"]],
-        servers=[
-            ServerTarget(
-                name=server["name"],
-                address="127.0.0.1",
-                hostnames=server["hostnames"],
-                version=site["version"],
-                ports={port: int(number) for port, number in server["ports"].items()},
-            )
-            for server in site["servers"]
-        ],
-        host_ops=HostOpsTarget(driver=driver, endpoint=topology["control_url"]),
-    )
+    return twin_site_target(topology, name, driver=driver)
 
 
 class LiveTwin:

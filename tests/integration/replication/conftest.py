@@ -13,13 +13,14 @@ import httpx
 import pytest
 
 from certrotate_shared.envelope import Envelope, Event, registered_messages
-from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.vault import Vault
 from replication.bootstrap import build_runtime
 from replication.settings import Settings
 from sepm_twin import Twin
 from tests.support.probe import Probe
+from tests.support.twin_targets import twin_site_target
 
 CREDENTIAL_REF = "sepm/site-a"
 
@@ -118,20 +119,7 @@ class Stack:
 
 
 def site_target(twin: Twin, **overrides: Any) -> SiteTarget:
-    topology = twin.topology()
-    site = next(s for s in topology["sites"] if s["name"] == "site-a")
-    target = SiteTarget(
-        site="site-a",
-        version=site["version"],
-        api_url=site["api_url"],
-        credential_ref=CREDENTIAL_REF,
-        trusted_certificates_pem=[topology["ca_certificate_pem"]],
-        servers=[
-            ServerTarget(name=s["name"], address="127.0.0.1", version=site["version"])
-            for s in site["servers"]
-        ],
-        host_ops=HostOpsTarget(driver="twin", endpoint=twin.base_url),
-    )
+    target = twin_site_target(twin.topology(), "site-a", credential_ref=CREDENTIAL_REF)
     return target.model_copy(update=overrides)
 
 
