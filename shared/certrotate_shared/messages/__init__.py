@@ -3,6 +3,7 @@
 from certrotate_shared.messages import (
     certificates,
     client_monitor,
+    dead_letters,
     operator_tasks,
     orchestrator,
     replication,
@@ -11,6 +12,7 @@ from certrotate_shared.messages import (
 __all__ = [
     "certificates",
     "client_monitor",
+    "dead_letters",
     "operator_tasks",
     "orchestrator",
     "replication",

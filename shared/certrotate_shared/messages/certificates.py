@@ -42,6 +42,46 @@ class SetCertificateVerification(_CertificatesCommand):
 
     site: SiteTarget
     mode: Literal["disable", "restore"]
+    # restore: the originals the orchestrator recorded from the disable step. The worker puts
+    # back exactly these and reports a failure when any of them could not be restored; it
+    # never reports an empty restore as done (None: older producers, the worker's own record).
+    originals: list[GroupVerification] | None = None
+
+
+@register
+class CheckCertificateVerification(_CertificatesCommand):
+    """The gate before the swap: re-read every group and location's secure_communications.
+
+    Another administrator may have turned verification back on during the week-long wait.
+    """
+
+    site: SiteTarget
+
+
+class LocationVerification(BaseModel):
+    """One location whose secure_communications was read back from SEPM."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    group_id: str
+    full_path_name: str
+    location_id: str
+    secure_communications: bool
+
+
+@register
+class CertificateVerificationChecked(Event):
+    site: str
+    # Locations that still (or again) verify the server certificate: the swap must not run.
+    enabled: list[LocationVerification]
+    locations_checked: int
+
+
+@register
+class CertificateVerificationCheckFailed(Event):
+    site: str
+    reason: str
+    retryable: bool
 
 
 @register
