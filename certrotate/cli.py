@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+from pathlib import Path
 
 import click
 
@@ -82,24 +83,33 @@ def demo(exit_after: bool, as_json: bool, speed: float, port: int, data_dir: str
 )
 def up(mode: str, port: int, data_dir: str) -> None:
     """Run certrotate until interrupted, with the REST API on --port."""
+    from certrotate.data_dir import MasterKeyMismatchError
+
+    try:
+        _up(mode, port, Path(data_dir))
+    except MasterKeyMismatchError as exc:
+        click.echo(f"certrotate: refusing to start: {exc}", err=True)
+        sys.exit(1)
+
+
+def _up(mode: str, port: int, data_dir: Path) -> None:
     import asyncio
-    from pathlib import Path
 
     if mode == "embedded":
         from certrotate.stack import run_embedded
 
-        asyncio.run(run_embedded(Path(data_dir), api_port=port))
+        asyncio.run(run_embedded(data_dir, api_port=port))
     else:
         from certrotate.distributed import DEFAULT_PORTS, DistributedConfig, Supervisor, run
 
         config = DistributedConfig.from_environment(
-            Path(data_dir), ports=DEFAULT_PORTS | {"orchestrator": port}
+            data_dir, ports=DEFAULT_PORTS | {"orchestrator": port}
         )
 
         def announce(supervisor: Supervisor) -> None:
             click.echo(
                 f"certrotate (distributed) serving {supervisor.api_url}  (OpenAPI: "
-                f"{supervisor.api_url}/docs; admin token in {Path(data_dir) / 'secrets.json'}; "
+                f"{supervisor.api_url}/docs; admin token in {data_dir / 'secrets.json'}; "
                 f"logs in {config.log_dir})"
             )
 

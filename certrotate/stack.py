@@ -3,18 +3,23 @@ and in-process HTTP between the orchestrator and the services it queries."""
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from certrotate.data_dir import MasterKeyMismatchError, make_private_dir, stack_secrets
 from certrotate_shared.runtime import ServiceRuntime
-from certrotate_shared.secretbox import generate_master_key
 from certrotate_shared.transport.local import LocalTransport
+
+__all__ = [
+    "ClockSync",
+    "EmbeddedStack",
+    "MasterKeyMismatchError",
+    "stack_secrets",
+    "start_embedded",
+]
 
 
 @dataclass
@@ -24,35 +29,6 @@ class ClockSync:
     speed: float
     real_ms: int
     sim_ms: int
-
-
-def stack_secrets(data_dir: Path) -> dict[str, str]:
-    """Master key, internal and admin tokens: from the environment, else made once and kept
-    in the data dir (mode 0600), so a restart reopens what was sealed before. Values given in
-    the environment are used, never copied to disk."""
-    path = data_dir / "secrets.json"
-    if path.exists():
-        # A copied or restored file keeps its mode; make it private before reading it.
-        path.chmod(0o600)
-    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    from_env = {
-        "master_key": os.environ.get("CERTROTATE_MASTER_KEY"),
-        "internal_token": os.environ.get("CERTROTATE_INTERNAL_TOKEN"),
-        "admin_token": os.environ.get("CERTROTATE_ORCHESTRATOR_ADMIN_TOKEN"),
-    }
-    generated = {
-        "master_key": generate_master_key,
-        "internal_token": lambda: secrets.token_urlsafe(32),
-        "admin_token": lambda: secrets.token_urlsafe(32),
-    }
-    kept = {
-        name: stored.get(name) or generated[name]() for name, value in from_env.items() if not value
-    }
-    if kept != stored:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(kept))
-    return {name: value or kept[name] for name, value in from_env.items()}
 
 
 @dataclass
@@ -104,7 +80,7 @@ async def start_embedded(
     from replication.bootstrap import build_runtime as replication_runtime
     from replication.settings import Settings as ReplicationSettings
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     keys = stack_secrets(data_dir)
     transport = LocalTransport(str(data_dir / "transport.db"))
     common: dict[str, Any] = {
