@@ -113,7 +113,7 @@ async def set_verification(sepm: SepmClient, group_id: str, enabled: bool) -> No
         }
     }
     for location in await sepm.group_locations(group_id):
-        await sepm.patch_location_settings(group_id, location["id"], body)
+        await sepm.patch_location_settings(group_id, location.id, body)
 
 
 class BenchHost:

@@ -1,5 +1,17 @@
 """Talking to SEPM's REST API (SEPM.md): the interface services depend on, and its connector."""
 
-from certrotate_shared.sepm.api import SepmApi, SepmAuthError, SepmError
+from certrotate_shared.sepm.api import (
+    SepmApi,
+    SepmAuthError,
+    SepmError,
+    SepmLocation,
+    SepmMalformedAnswerError,
+)
 
-__all__ = ["SepmApi", "SepmAuthError", "SepmError"]
+__all__ = [
+    "SepmApi",
+    "SepmAuthError",
+    "SepmError",
+    "SepmLocation",
+    "SepmMalformedAnswerError",
+]

@@ -4,6 +4,7 @@ servers and the twin; unit tests use fakes. Field names are SEPM's (SEPM.md)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -23,6 +24,25 @@ class SepmAuthError(SepmError):
     """The account was refused (wrong credentials, not a system administrator)."""
 
 
+class SepmMalformedAnswerError(SepmError):
+    """SEPM answered 200 with a body of the wrong shape (a type the connector cannot read).
+
+    Never retryable: the same server answers the same way again, and retrying would hide a
+    version difference that a person has to look at.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=None, retryable=False)
+
+
+@dataclass(frozen=True)
+class SepmLocation:
+    """One location of a group; `name` is None when SEPM listed ids only."""
+
+    id: str
+    name: str | None = None
+
+
 class SepmApi(Protocol):
     async def version(self) -> dict[str, Any]:
         """GET /version: API_SEQUENCE, API_VERSION, version."""
@@ -32,8 +52,10 @@ class SepmApi(Protocol):
         """Every group (GET /groups, paged): id, fullPathName, policySerialNumber, ..."""
         ...
 
-    async def group_locations(self, group_id: str) -> list[dict[str, Any]]:
-        """GET /groups/{id}/locations: [{name, id}]."""
+    async def group_locations(
+        self, group_id: str, *, domain_id: str | None = None
+    ) -> list[SepmLocation]:
+        """GET /groups/{id}/locations?hasName=true: the group's (or owning parent's) locations."""
         ...
 
     async def get_location_settings(self, group_id: str, location_id: str) -> dict[str, Any]:

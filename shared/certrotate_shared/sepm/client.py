@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from certrotate_shared.messages.common import SiteTarget
-from certrotate_shared.sepm.api import SepmAuthError, SepmError
+from certrotate_shared.sepm import answers
+from certrotate_shared.sepm.api import SepmAuthError, SepmError, SepmLocation
 from certrotate_shared.sepm.tls import sepm_ssl_context
 from certrotate_shared.vault import SecretNotFoundError, Vault
 
@@ -113,22 +114,29 @@ class SepmClient:
     # -- SepmApi --------------------------------------------------------------------------
     async def version(self) -> dict[str, Any]:
         """GET /version: API_SEQUENCE, API_VERSION, version."""
-        return dict((await self._call("GET", "/version", auth=False)).json())
+        return answers.expect_object(*await self._get_json("/version", auth=False))
 
     async def iter_groups(self, *, page_size: int = 25) -> AsyncIterator[dict[str, Any]]:
-        """Every group (GET /groups, paged)."""
-        async for page in self._pages("/groups", {}, page_size):
+        """Every group (GET /groups, paged); each has a string `id`."""
+        async for page in self._pages("/groups", {}, page_size, key="id"):
             for group in page:
                 yield group
 
-    async def group_locations(self, group_id: str) -> list[dict[str, Any]]:
-        """GET /groups/{id}/locations: [{name, id}]."""
-        return list((await self._call("GET", f"/groups/{group_id}/locations")).json())
+    async def group_locations(
+        self, group_id: str, *, domain_id: str | None = None
+    ) -> list[SepmLocation]:
+        """GET /groups/{id}/locations?hasName=true: names and ids of the locations."""
+        params: dict[str, Any] = {"hasName": "true"}
+        if domain_id:
+            params["domainId"] = domain_id
+        return answers.locations(
+            *await self._get_json(f"/groups/{group_id}/locations", params=params)
+        )
 
     async def get_location_settings(self, group_id: str, location_id: str) -> dict[str, Any]:
         """GET /groups/{g}/locations/{l}/settings."""
         path = f"/groups/{group_id}/locations/{location_id}/settings"
-        return dict((await self._call("GET", path)).json())
+        return answers.expect_object(*await self._get_json(path))
 
     async def patch_location_settings(
         self, group_id: str, location_id: str, body: dict[str, Any]
@@ -141,28 +149,30 @@ class SepmClient:
         self, *, last_update_ms: int = 0, page_size: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """GET /computers page by page from pageIndex 1 until lastPage, filtered by lastUpdate."""
-        async for page in self._pages("/computers", {"lastUpdate": last_update_ms}, page_size):
+        params = {"lastUpdate": last_update_ms}
+        async for page in self._pages("/computers", params, page_size, key="uniqueId"):
             yield page
 
     async def online_status(self) -> dict[str, Any]:
         """GET /stats/client/onlinestatus."""
-        return dict((await self._call("GET", "/stats/client/onlinestatus")).json())
+        return answers.expect_object(*await self._get_json("/stats/client/onlinestatus"))
 
     async def is_replicated(self) -> bool:
         """GET /replication/is_replicated."""
-        return bool((await self._call("GET", "/replication/is_replicated")).json())
+        return answers.expect_bool(*await self._get_json("/replication/is_replicated"))
 
     async def replication_status(self) -> dict[str, Any]:
         """GET /replication/status."""
-        return dict((await self._call("GET", "/replication/status")).json())
+        return answers.expect_object(*await self._get_json("/replication/status"))
 
     async def replicate_now(self, partner_site_name: str) -> int:
         """POST /replication/replicatenow (content=false, logs=false); returns `code`."""
+        path = "/replication/replicatenow"
         params = {"partnerSiteName": partner_site_name, "content": "false", "logs": "false"}
-        response = await self._call(
-            "POST", "/replication/replicatenow", params=params, idempotent=False
-        )
-        return int(response.json().get("code", -1))
+        response = await self._call("POST", path, params=params, idempotent=False)
+        where = f"POST {path}"
+        body = answers.expect_object(_json(response, where), where)
+        return answers.expect_int(body.get("code", -1), where, "code")
 
     async def close(self) -> None:
         """Log out (best effort) and release connections."""
@@ -190,19 +200,26 @@ class SepmClient:
 
     # -- paging ---------------------------------------------------------------------------
     async def _pages(
-        self, path: str, params: dict[str, Any], page_size: int
+        self, path: str, params: dict[str, Any], page_size: int, *, key: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         index = 1
         while True:
             query = {**params, "pageIndex": index, "pageSize": page_size}
-            body = (await self._call("GET", path, params=query)).json()
-            content = list(body.get("content") or [])
+            content, last = answers.page(*await self._get_json(path, params=query), key=key)
             yield content
             # An empty page ends the scan too, so a server that never says lastPage cannot
             # keep us paging forever.
-            if body.get("lastPage", True) or not content:
+            if last or not content:
                 return
             index += 1
+
+    async def _get_json(
+        self, path: str, *, params: dict[str, Any] | None = None, auth: bool = True
+    ) -> tuple[Any, str]:
+        """A GET's decoded body and the call's name for error messages."""
+        response = await self._call("GET", path, params=params, auth=auth)
+        where = f"GET {path}"
+        return _json(response, where), where
 
     # -- tokens ---------------------------------------------------------------------------
     async def _bearer(self) -> str:
@@ -222,13 +239,18 @@ class SepmClient:
         creds = self._credentials
         body = {"username": creds.username, "password": creds.password, "domain": creds.domain}
         response = await self._call("POST", "/identity/authenticate", json=body, auth=False)
-        answer = response.json()
+        where = "POST /identity/authenticate"
+        # Never echo this body (it is a token); _json and expect_object name types only.
+        answer = answers.expect_object(_json(response, where), where)
         token = answer.get("token")
         if not isinstance(token, str) or not token:
             raise SepmAuthError(
                 f"SEPM at {self._origin} answered the login without a token", retryable=True
             )
-        ttl = float(answer.get("tokenExpiration") or 3600)
+        try:
+            ttl = float(answer.get("tokenExpiration") or 3600)
+        except (TypeError, ValueError):
+            raise answers.malformed(where, "tokenExpiration is not a number") from None
         # Renew a little before expiry, but never so early that a short-lived token is
         # renewed on every call.
         self._expires_at = self._monotonic() + ttl - min(self._margin, ttl * 0.1)
@@ -381,6 +403,15 @@ class SepmClient:
             status,
             (self._monotonic() - started) * 1000,
         )
+
+
+def _json(response: httpx.Response, where: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        # A login page or a proxy's error page served with 200: not SEPM's API answering.
+        content_type = response.headers.get("content-type", "no content type")
+        raise answers.malformed(where, f"not JSON ({content_type})") from None
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -22,6 +22,7 @@ from certrotate_shared.messages.certificates import (
 )
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.runtime import ServiceRuntime
+from certrotate_shared.sepm.answers import locations
 from certrotate_shared.tlsprobe import served_fingerprints
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import OutgoingRecord
@@ -83,13 +84,16 @@ class Stack:
         groups = (await self.sepm("GET", "/groups", params={"pageSize": 100}))["content"]
         values = {}
         for group in groups:
-            for location in await self.sepm("GET", f"/groups/{group['id']}/locations"):
+            listed = await self.sepm(
+                "GET", f"/groups/{group['id']}/locations", params={"hasName": "true"}
+            )
+            for location in locations(listed, "GET /groups/{id}/locations"):
                 settings = await self.sepm(
-                    "GET", f"/groups/{group['id']}/locations/{location['id']}/settings"
+                    "GET", f"/groups/{group['id']}/locations/{location.id}/settings"
                 )
-                values[(group["id"], location["id"])] = settings["configuration"][
-                    "general_settings"
-                ]["security_settings"]["secure_communications"]
+                values[(group["id"], location.id)] = settings["configuration"]["general_settings"][
+                    "security_settings"
+                ]["secure_communications"]
         return {g["id"]: g["policySerialNumber"] for g in groups}, values
 
     async def new_bundle(self, server: str, fmt: str = "pkcs12") -> tuple[str, str]:

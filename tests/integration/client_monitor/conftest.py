@@ -152,7 +152,7 @@ class Stack:
                 for location in await sepm.group_locations(group["id"]):
                     await sepm.patch_location_settings(
                         group["id"],
-                        location["id"],
+                        location.id,
                         {
                             "configuration": {
                                 "general_settings": {

@@ -53,8 +53,8 @@ async def test_an_incremental_scan_returns_only_clients_updated_since(twin):
                 "general_settings": {"security_settings": {"secure_communications": False}}
             }
         }
-        await api.patch_location_settings(laptops["id"], location["id"], change)
-        settings = await api.get_location_settings(laptops["id"], location["id"])
+        await api.patch_location_settings(laptops["id"], location.id, change)
+        settings = await api.get_location_settings(laptops["id"], location.id)
         response = await twin.http.post("/twin/v1/clock/advance", json={"seconds": 120})
         assert response.status_code == 200
         later = [

@@ -14,7 +14,7 @@ from certrotate_shared.hostops import (
     services_to_restart,
 )
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
-from certrotate_shared.sepm import SepmError
+from certrotate_shared.sepm import SepmError, SepmLocation
 
 OLD, NEW = "a" * 64, "b" * 64
 
@@ -57,8 +57,10 @@ class FakeSepm:
                 "policySerialNumber": self.serials[group_id],
             }
 
-    async def group_locations(self, group_id: str) -> list[dict[str, Any]]:
-        return [{"id": loc, "name": loc} for loc in self.settings[group_id]]
+    async def group_locations(
+        self, group_id: str, *, domain_id: str | None = None
+    ) -> list[SepmLocation]:
+        return [SepmLocation(id=loc, name=loc) for loc in self.settings[group_id]]
 
     async def get_location_settings(self, group_id: str, location_id: str) -> dict[str, Any]:
         value = self.settings[group_id][location_id]

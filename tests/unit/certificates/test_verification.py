@@ -9,6 +9,7 @@ from certrotate_shared.messages.certificates import (
     CertificateVerificationFailed,
     CertificateVerificationSet,
 )
+from certrotate_shared.sepm import SepmMalformedAnswerError
 from tests.unit.certificates.fakes import FakeSepm, FakeStore, site
 
 pytestmark = pytest.mark.unit
@@ -93,3 +94,29 @@ async def test_a_location_without_the_setting_fails_permanently() -> None:
     event = await run("disable", sepm, store)
     assert isinstance(event, CertificateVerificationFailed) and not event.retryable
     assert "secure_communications" in event.reason and "g-default" in event.reason
+
+
+async def test_a_malformed_sepm_answer_is_a_final_failure_not_a_crash() -> None:
+    sepm, store = FakeSepm(GROUPS), FakeStore()
+
+    async def strings(group_id: str, *, domain_id: str | None = None) -> list:
+        raise SepmMalformedAnswerError("SEPM GET /groups/x/locations answered a number")
+
+    sepm.group_locations = strings  # type: ignore[method-assign]
+    event = await run("disable", sepm, store)
+    assert isinstance(event, CertificateVerificationFailed) and not event.retryable
+    assert "/locations" in event.reason
+
+
+async def test_a_group_without_a_policy_serial_is_a_final_failure_not_a_key_error() -> None:
+    sepm, store = FakeSepm(GROUPS), FakeStore()
+    real_groups = sepm.iter_groups
+
+    async def groups_without_serial(*, page_size: int = 25):
+        async for group in real_groups(page_size=page_size):
+            yield {k: v for k, v in group.items() if k != "policySerialNumber"}
+
+    sepm.iter_groups = groups_without_serial  # type: ignore[method-assign]
+    event = await run("disable", sepm, store)
+    assert isinstance(event, CertificateVerificationFailed) and not event.retryable
+    assert "policySerialNumber" in event.reason

@@ -66,7 +66,12 @@ class FakeSepm:
         from certrotate_shared.sepm.api import SepmError
 
         self.scans.append(last_update_ms)
-        chosen = [r for r in self.records.values() if r["lastUpdateTime"] >= last_update_ms]
+        # A record with a malformed lastUpdateTime is served as SEPM would: unfiltered.
+        chosen = [
+            r
+            for r in self.records.values()
+            if not isinstance(r["lastUpdateTime"], int) or r["lastUpdateTime"] >= last_update_ms
+        ]
         for page, start in enumerate(range(0, max(len(chosen), 1), page_size)):
             if self.fail_after_pages is not None and page >= self.fail_after_pages:
                 self.fail_after_pages = None

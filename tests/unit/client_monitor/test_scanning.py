@@ -5,7 +5,7 @@ import pytest
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
-from certrotate_shared.sepm.api import SepmError
+from certrotate_shared.sepm.api import SepmError, SepmMalformedAnswerError
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.propagation import ClientStatus
 from client_monitor.service_layer.scanning import WatchScanner
@@ -90,6 +90,26 @@ async def test_an_interrupted_scan_is_redone_from_the_previous_mark(master_key):
     await watch.scan(sepm)
     assert sepm.scans[1] == sepm.scans[2], "the retry must not skip clients the failed pass missed"
     assert watch.tally is not None and watch.tally.reached == 50
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"group": "My Company\\Default"},
+        {"lastUpdateTime": "yesterday"},
+        {"profileSerialNo": 12345},
+        {"onlineStatus": "ONLINE"},
+    ],
+    ids=["group-string", "update-text", "serial-number", "status-text"],
+)
+async def test_a_malformed_computer_record_fails_the_scan_for_good(master_key, broken):
+    sepm = FakeSepm()
+    sepm.put(computer(1), {**computer(2), **broken})
+    watch = scanner(master_key)
+    with pytest.raises(SepmMalformedAnswerError) as raised:
+        await watch.scan(sepm)
+    assert raised.value.retryable is False
+    assert f"{2:032X}" in str(raised.value)
 
 
 async def test_stale_clients_are_listed_by_days_offline(master_key):

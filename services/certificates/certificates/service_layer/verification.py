@@ -26,8 +26,10 @@ from certrotate_shared.messages.certificates import (
 )
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm import SepmApi, SepmError
+from certrotate_shared.sepm.answers import text_field
 
 log = logging.getLogger(__name__)
+_GROUPS = "GET /groups"
 
 
 async def set_verification(
@@ -40,7 +42,10 @@ async def set_verification(
         originals = await store.originals(saga_id, site.site)
         if mode == "restore":
             await _restore(originals, sepm)
-        serials = {str(g["id"]): str(g["policySerialNumber"]) async for g in sepm.iter_groups()}
+        serials = {
+            text_field(g, "id", _GROUPS): text_field(g, "policySerialNumber", _GROUPS)
+            async for g in sepm.iter_groups()
+        }
     except SepmError as exc:
         return CertificateVerificationFailed(
             site=site.site, mode=mode, reason=str(exc), retryable=exc.retryable
@@ -62,9 +67,10 @@ async def set_verification(
 
 async def _disable(site: SiteTarget, saga_id: str, sepm: SepmApi, store: CertificateStore) -> None:
     async for group in sepm.iter_groups():
-        group_id, path = str(group["id"]), str(group["fullPathName"])
+        group_id = text_field(group, "id", _GROUPS)
+        path = text_field(group, "fullPathName", _GROUPS)
         for location in await sepm.group_locations(group_id):
-            location_id = str(location["id"])
+            location_id = location.id
             try:
                 current = secure_communications(
                     await sepm.get_location_settings(group_id, location_id)

@@ -22,6 +22,10 @@ DAY_MS = 86_400_000
 IndexArray = npt.NDArray[np.int64]
 
 
+class MalformedComputerError(ValueError):
+    """A computer record whose fields have types SEPM's definition does not give them."""
+
+
 @dataclass(frozen=True)
 class ClientRow:
     """One client as the operator lists show it."""
@@ -74,22 +78,33 @@ class ClientTable:
             unique_id = record.get("uniqueId")
             if not unique_id:
                 continue
-            group = record.get("group") or {}
-            g = group_row.get(str(group.get("id") or "").upper(), -1)
+            try:
+                group = record.get("group") or {}
+                g = group_row.get(str(group.get("id") or "").upper(), -1)
+                serial = record.get("profileSerialNo") or ""
+                status = record.get("onlineStatus")
+                last_update = int(record.get("lastUpdateTime") or 0)
+                if not isinstance(serial, str) or status not in (0, 1, None):
+                    raise TypeError("profileSerialNo or onlineStatus")
+            except (AttributeError, TypeError, ValueError) as exc:
+                # Counting such a client as "not reached" or "offline" would be a guess, and
+                # the same server answers the same way on the next scan: refuse, once.
+                raise MalformedComputerError(
+                    f"computer {unique_id}: unexpected field types ({exc})"
+                ) from None
             row = known.get(unique_id)
             if row is None:
                 if g < 0:
                     continue  # a client of a group we do not watch
                 row = self._add(unique_id, str(record.get("computerName") or ""))
-            serial = record.get("profileSerialNo") or ""
             sid = serial_ids.get(serial)
             if sid is None:
                 sid = self._intern(serial)
             rows.append(row)
             groups.append(g)
             serials.append(sid)
-            online.append(1 if record.get("onlineStatus") == 1 else 0)
-            updated.append(int(record.get("lastUpdateTime") or 0))
+            online.append(1 if status == 1 else 0)
+            updated.append(last_update)
         if not rows:
             return 0
         idx = np.frombuffer(rows, dtype=np.int64)

@@ -23,11 +23,11 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
-from certrotate_shared.sepm.api import SepmApi, SepmError
+from certrotate_shared.sepm.api import SepmApi, SepmError, SepmMalformedAnswerError
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
 from client_monitor.adapters.repository import WatchRecord
-from client_monitor.domain.clients import ClientRow, ClientTable
+from client_monitor.domain.clients import ClientRow, ClientTable, MalformedComputerError
 from client_monitor.domain.progress import ProgressThrottle, RateTracker
 from client_monitor.domain.propagation import (
     ClientStatus,
@@ -135,7 +135,10 @@ class WatchScanner:
             last_update_ms=since or 0, page_size=self.settings.page_size
         )
         async for page in read_ahead(pages):
-            self.table.ingest(page)
+            try:
+                self.table.ingest(page)
+            except MalformedComputerError as exc:
+                raise SepmMalformedAnswerError(f"SEPM GET /computers: {exc}") from None
             await asyncio.sleep(0)  # let the API and the consumer breathe during a big scan
         # Only a completed pass moves the mark: an interrupted one is re-done from the old one.
         self._since_ms = max(
