@@ -186,6 +186,45 @@ function Get-ServedFingerprint {
     } finally { $client.Close() }
 }
 
+# Names that reach a program's command line (a JKS alias, a partner site name) must match this,
+# whole: letters and digits (or braces) first and last (never "-": the java launcher behind
+# keytool takes any "-J..." argument as a JVM option), and no quote, backslash, comma or shell
+# character.
+# The same pattern as shared/certrotate_shared/hostops/arguments.py (a unit test compares them).
+$script:CertrotateNamePattern = '^(?:[A-Za-z0-9{](?:[A-Za-z0-9 ._@(){}-]{0,126}[A-Za-z0-9._@(){}-])?)\z'
+
+function Assert-CertrotateName {
+    # -cnotmatch: a case-insensitive match would let [A-Z] accept non-ASCII letters.
+    param([Parameter(Mandatory)][AllowEmptyString()][string]$Value, [Parameter(Mandatory)][string]$What)
+    if ($Value -cnotmatch $script:CertrotateNamePattern) {
+        $shown = if ($Value.Length -gt 80) { $Value.Substring(0, 80) } else { $Value }
+        Stop-CertrotateOperation -Code 'UNSAFE_NAME' -Message ("$What '$shown' is refused: it may hold only " +
+            'letters, digits, spaces and . _ - @ ( ) { }, starting with a letter, a digit or {, at most 128 characters ' +
+            '(it would be passed to a program on this server)')
+    }
+}
+
+function ConvertTo-WindowsArgument {
+    # One argument as the program's C runtime splits it back (CommandLineToArgvW rules): inside
+    # quotes, backslashes are literal except before a quote, so the run before an escaped
+    # quote and the run before the closing quote are doubled.
+    param([Parameter(Mandatory)][AllowEmptyString()][string]$Value)
+    if ($Value.Contains([string][char]0)) {
+        Stop-CertrotateOperation -Code 'UNSAFE_NAME' -Message 'An argument cannot hold a NUL character'
+    }
+    if ($Value -cmatch '^[^\s"]+\z') { return $Value }
+    $escaped = $Value -replace '(\\*)"', '$1$1\"'
+    $escaped = $escaped -replace '(\\+)\z', '$1$1'
+    return '"' + $escaped + '"'
+}
+
+function Join-WindowsCommandLine {
+    # .NET Framework's ProcessStartInfo takes one command-line string (no ArgumentList before
+    # .NET Core 2.1), and Windows PowerShell 5.1's "& exe @args" mis-quotes embedded quotes.
+    param([Parameter(Mandatory)][AllowEmptyCollection()][AllowEmptyString()][string[]]$Arguments)
+    return (@($Arguments | ForEach-Object { ConvertTo-WindowsArgument -Value $_ }) -join ' ')
+}
+
 function Invoke-Keytool {
     # keytool reads passwords from the environment (-storepass:env), never from its command line.
     param(
@@ -196,9 +235,15 @@ function Invoke-Keytool {
     if (-not (Test-Path -LiteralPath $Keytool)) {
         Stop-CertrotateOperation -Code 'KEYTOOL_NOT_FOUND' -Message "keytool was not found at $Keytool"
     }
+    foreach ($argument in $Arguments) {
+        # Only certrotate's own options start with "-", and none of them is a JVM option.
+        if ($argument.StartsWith('-J')) {
+            Stop-CertrotateOperation -Code 'UNSAFE_NAME' -Message "keytool is never given a JVM option ($argument)"
+        }
+    }
     $info = New-Object System.Diagnostics.ProcessStartInfo
     $info.FileName = $Keytool
-    $info.Arguments = ($Arguments | ForEach-Object { '"' + ($_ -replace '"', '\"') + '"' }) -join ' '
+    $info.Arguments = Join-WindowsCommandLine -Arguments $Arguments
     $info.UseShellExecute = $false
     $info.RedirectStandardOutput = $true
     $info.RedirectStandardError = $true
@@ -226,6 +271,7 @@ function Invoke-ReplicationRecipe {
         [string]$RecipePath,
         [int]$TimeoutSeconds = 1800
     )
+    Assert-CertrotateName -Value $PartnerSiteName -What 'The replication partner site name'
     if (-not $RecipePath) { $RecipePath = Join-Path $StateDirectory 'replication-recipes.json' }
     if (-not (Test-Path -LiteralPath $RecipePath)) {
         Stop-CertrotateOperation -Code 'NOT_CONFIGURED' -Message ("No replication recipe at $RecipePath. " +
@@ -254,7 +300,7 @@ function Invoke-ReplicationRecipe {
         $info.FileName = & $fill $recipe.command
         $recipeArguments = @()
         if ($recipe.PSObject.Properties.Name -contains 'arguments') { $recipeArguments = @($recipe.arguments) }
-        $info.Arguments = ($recipeArguments | Where-Object { $_ } | ForEach-Object { '"' + ((& $fill $_) -replace '"', '\"') + '"' }) -join ' '
+        $info.Arguments = Join-WindowsCommandLine -Arguments @($recipeArguments | Where-Object { $_ } | ForEach-Object { & $fill $_ })
         $info.UseShellExecute = $false
         $info.RedirectStandardOutput = $true
         $info.RedirectStandardError = $true

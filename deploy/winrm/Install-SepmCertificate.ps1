@@ -107,6 +107,9 @@ try {
             -Message "Invalid keystore file: it must hold exactly one private key entry (found $($aliases.Count))"
     }
     $alias = $aliases[0]
+    # certrotate's pre-flight refused such an alias already; a keystore changed since, or a
+    # script run by hand, must not put it on keytool's command line either.
+    Assert-CertrotateName -Value $alias -What 'The keystore alias'
 
     # Tomcat opens the key with the store password: prove that works (a CSR needs the key).
     $run = Invoke-Keytool -Keytool $paths.Keytool -Password $KeystorePassword -Arguments @(

@@ -42,6 +42,7 @@ $ErrorActionPreference = 'Stop'
 if (-not (Get-Command Write-CertrotateResult -ErrorAction SilentlyContinue)) {
     . (Join-Path $PSScriptRoot 'CertrotateCommon.ps1')
 }
+Assert-CertrotateName -Value $PartnerSiteName -What 'The replication partner site name'
 
 $operation = 'replication.partner.delete'
 $state = Get-CertrotateStateDirectory -StateDirectory $StateDirectory

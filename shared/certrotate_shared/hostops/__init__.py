@@ -1,4 +1,10 @@
-"""Host operations SEPM has no REST call for, behind one interface with three drivers."""
+"""Host operations SEPM has no REST call for, behind one interface with three drivers.
+
+The drivers (and their HTTP and WinRM clients) load on first use of `host_operations_for`, so
+a domain module can import `certrotate_shared.hostops.arguments` without them.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from certrotate_shared.hostops.base import (
     SEPM_SERVICES,
@@ -11,8 +17,19 @@ from certrotate_shared.hostops.base import (
     OperatorTask,
     services_to_restart,
 )
-from certrotate_shared.hostops.factory import host_operations_for
 from certrotate_shared.hostops.manual_tasks import task_id_for
+
+if TYPE_CHECKING:
+    from certrotate_shared.hostops.factory import host_operations_for
+
+
+def __getattr__(name: str) -> Any:
+    if name == "host_operations_for":
+        from certrotate_shared.hostops.factory import host_operations_for
+
+        return host_operations_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SEPM_SERVICES",

@@ -33,6 +33,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
+from certrotate_shared.hostops.arguments import checked_partner
 from certrotate_shared.hostops.base import (
     CertificateBackup,
     CertificateBundle,
@@ -116,12 +117,13 @@ class ManualHostOperations:
             raise ManualTaskPending(task)
 
     async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
-        task = delete_partner_task(site, partner, key)
+        # It is printed in a person's instructions: no line breaks or look-alikes in there.
+        task = delete_partner_task(site, checked_partner(partner), key)
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
 
     async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
-        task = add_partner_task(site, partner, key)
+        task = add_partner_task(site, checked_partner(partner), key)
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
 

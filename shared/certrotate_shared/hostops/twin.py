@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from certrotate_shared.hostops.arguments import checked_partner
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
 from certrotate_shared.messages.common import ServerTarget, SiteTarget
 
@@ -73,6 +74,7 @@ class TwinHostOperations:
         )
 
     async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        partner = checked_partner(partner)  # it goes into a URL path
         await self._post(
             f"/sites/{site.site}/replication/partners/{partner}/delete",
             key=key,
@@ -80,6 +82,7 @@ class TwinHostOperations:
         )
 
     async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        partner = checked_partner(partner)
         await self._post(
             f"/sites/{site.site}/replication/partners/{partner}/add",
             key=key,

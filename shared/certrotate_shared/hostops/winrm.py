@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from certrotate_shared.hostops.arguments import checked_partner
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
 from certrotate_shared.hostops.winrm_script import (
     BOOTSTRAP,
@@ -126,6 +127,7 @@ class WinRMHostOperations:
         )
 
     async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        partner = checked_partner(partner)
         await self._run(
             site.servers[0],
             "Remove-SepmReplicationPartner.ps1",
@@ -133,6 +135,7 @@ class WinRMHostOperations:
         )
 
     async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+        partner = checked_partner(partner)
         await self._run(
             site.servers[0],
             "Add-SepmReplicationPartner.ps1",

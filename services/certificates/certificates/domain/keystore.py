@@ -17,6 +17,8 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.error import PyAsn1Error
 from pyasn1_modules import rfc7292
 
+from certrotate_shared.hostops.arguments import UnsafeHostArgument, check_host_name
+
 BundleFormat = Literal["pkcs12", "jks", "pem"]
 
 # SEPM's configuration wizard says this for any keystore it cannot parse.
@@ -92,6 +94,9 @@ def _open_pkcs12(data: bytes, password: str | None) -> OpenedBundle:
             f"{INVALID_KEYSTORE}: the PKCS#12 file is damaged or truncated "
             f"({len(data)} bytes could not be parsed)",
         ) from None
+    if loaded.cert is not None and loaded.cert.friendly_name is not None:
+        # keytool -importkeystore names the JKS entry after it: it reaches keytool's command line.
+        _check_alias(loaded.cert.friendly_name.decode("utf-8", "replace"))
     # The certificate bag tied to the key comes first; a key that matches no certificate
     # leaves them all in additional_certs, which the key check reports as a mismatch.
     certs = [c.certificate for c in ([loaded.cert] if loaded.cert else [])]
@@ -143,6 +148,7 @@ def _open_jks(data: bytes, password: str | None) -> OpenedBundle:
             f"({', '.join(sorted(entries))}); SEPM needs exactly one",
         )
     alias, entry = next(iter(entries.items()))
+    _check_alias(alias)
     try:
         # SEPM's server.xml carries one keystore password, so the key must open with it too.
         entry.decrypt(password)
@@ -166,6 +172,16 @@ def _open_jks(data: bytes, password: str | None) -> OpenedBundle:
     if not certs:
         raise BundleRejected("corrupt", f"{INVALID_KEYSTORE}: entry {alias!r} has no certificate")
     return OpenedBundle(certs, key, ordered=True)
+
+
+def _check_alias(alias: str) -> None:
+    """The install passes the alias to keytool on the SEPM host: only plain names go there."""
+    try:
+        check_host_name(alias, what="The keystore alias")
+    except UnsafeHostArgument as exc:
+        raise BundleRejected(
+            "unsafe_alias", f"{exc}. Export the keystore again with a plain alias (e.g. sepm)"
+        ) from None
 
 
 def _open_pem(data: bytes, key_data: bytes | None, password: str | None) -> OpenedBundle:
