@@ -23,8 +23,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
-from certrotate.render import rotation_panel
+from certrotate.render import add_plain_row, rotation_panel
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
@@ -249,24 +250,29 @@ def build_report(
 def render_report(report: dict[str, Any]) -> Group:
     summary = Table.grid(padding=(0, 2))
     colour = "green" if report["status"] == "completed" else "red"
-    summary.add_row("status", f"[bold {colour}]{report['status']}[/]")
-    summary.add_row("orphaned clients", f"[bold]{report['orphaned_clients']}[/]")
-    summary.add_row("replication", ", ".join(f"{k}: {v}" for k, v in report["replication"].items()))
+    summary.add_row("status", Text(str(report["status"]), style=f"bold {colour}"))
+    summary.add_row("orphaned clients", Text(str(report["orphaned_clients"]), style="bold"))
+    replication = ", ".join(f"{k}: {v}" for k, v in report["replication"].items())
+    add_plain_row(summary, "replication", replication)
     summary.add_row("wall-clock time", f"{report['real_seconds']} s")
     prints = Table(title="certificates served", expand=True)
     for column in ("server", "port", "before", "after"):
         prints.add_column(column)
     for server in report["servers"]:
         for port, fps in server["ports"].items():
-            prints.add_row(
-                server["name"], port, fps["before"][:16] + "…", (fps["after"] or "")[:16] + "…"
+            add_plain_row(
+                prints,
+                server["name"],
+                port,
+                fps["before"][:16] + "…",
+                (fps["after"] or "")[:16] + "…",
             )
     steps = Table(title="time per step (simulated)", expand=True)
     for column in ("step", "server", "status", "duration"):
         steps.add_column(column)
     for step in report["steps"]:
         seconds = step["simulated_seconds"]
-        steps.add_row(step["name"], step["server"] or "", step["status"], _human(seconds))
+        add_plain_row(steps, step["name"], step["server"] or "", step["status"], _human(seconds))
     return Group(Panel(summary, title="report"), prints, steps)
 
 

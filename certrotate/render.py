@@ -2,6 +2,10 @@
 
 Pure functions of the API's JSON: no I/O, no clock, so the CLI (`status --watch`) and the
 demo show the same picture and tests can render them into a string.
+
+Every text that comes from the API (site and server names, reasons, task titles, SEPM's
+computer names) goes into a `Text`, never into a string Rich would read as markup: a name like
+`[/bold]` would crash the command, and `[link=...]` would dress up what an operator reads.
 """
 
 from __future__ import annotations
@@ -45,6 +49,16 @@ STEP_TITLES = {
     "await_enable_propagation": "clients verify again",
     "await_after_swap": "clients reached after the swap",
 }
+
+
+def plain(value: Any) -> Text:
+    """A value shown exactly as it is (no markup), empty for None."""
+    return Text("" if value is None else str(value))
+
+
+def add_plain_row(table: Table, *cells: RenderableType) -> None:
+    """Add a row whose string cells are shown as they are, never read as markup."""
+    table.add_row(*(plain(cell) if isinstance(cell, str) else cell for cell in cells))
 
 
 def short_time(value: str | None) -> str:
@@ -97,19 +111,20 @@ def header(view: dict[str, Any]) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("rotation", str(view.get("id")))
-    grid.add_row("site", str(view.get("site")))
-    grid.add_row("state", state_text(str(view.get("state"))))
+    add_plain_row(grid, "rotation", str(view.get("id")))
+    add_plain_row(grid, "site", str(view.get("site")))
+    add_plain_row(grid, "state", state_text(str(view.get("state"))))
     step = view.get("current_step") or {}
     detail = step_label(view)
     if step.get("server"):
         detail += f" — server {step['server']}"
     if step.get("attempt") and step["attempt"] > 1:
         detail += f" (attempt {step['attempt']})"
-    grid.add_row("step", detail)
+    add_plain_row(grid, "step", detail)
     certificate = view.get("certificate") or {}
     if certificate.get("fingerprint_sha256"):
-        grid.add_row(
+        add_plain_row(
+            grid,
             "certificate",
             f"{short_fingerprint(certificate['fingerprint_sha256'])}"
             + (
@@ -119,13 +134,14 @@ def header(view: dict[str, Any]) -> RenderableType:
             ),
         )
     if view.get("change_id"):
-        grid.add_row("change", str(view["change_id"]))
+        add_plain_row(grid, "change", str(view["change_id"]))
     hold = view.get("hold") or {}
     if hold.get("paused"):
-        grid.add_row("hold", Text(f"paused: {hold.get('reason') or ''}", style="magenta"))
+        add_plain_row(grid, "hold", Text(f"paused: {hold.get('reason') or ''}", style="magenta"))
     pending = view.get("pending_decision")
     if pending:
-        grid.add_row(
+        add_plain_row(
+            grid,
             "decision",
             Text(
                 f"{pending.get('reason')} — choose {' | '.join(pending.get('options') or [])}"
@@ -134,9 +150,9 @@ def header(view: dict[str, Any]) -> RenderableType:
             ),
         )
     if view.get("cancel_requested"):
-        grid.add_row("cancel", Text(str(view["cancel_requested"]), style="yellow"))
+        add_plain_row(grid, "cancel", Text(str(view["cancel_requested"]), style="yellow"))
     if view.get("reason"):
-        grid.add_row("reason", Text(str(view["reason"]), style="yellow"))
+        add_plain_row(grid, "reason", Text(str(view["reason"]), style="yellow"))
     return grid
 
 
@@ -171,8 +187,9 @@ def propagation_bars(view: dict[str, Any]) -> RenderableType | None:
             else "—"
         )
         name = wait.get("step", "?")
-        table.add_row(
-            f"{name}\n[dim]{STEP_TITLES.get(name, '')}[/dim]",
+        add_plain_row(
+            table,
+            Text.assemble(str(name), "\n", (STEP_TITLES.get(name, ""), "dim")),
             bar,
             f"{percent:.1f}" if percent is not None else "—",
             clients,
@@ -197,7 +214,8 @@ def gates_table(view: dict[str, Any]) -> RenderableType:
     table.add_column("detail")
     propagation = gates.get("propagation") or {}
     percent = propagation.get("percent")
-    table.add_row(
+    add_plain_row(
+        table,
         "propagation",
         _passed(propagation.get("passed")),
         (f"{percent:.1f}% " if percent is not None else "")
@@ -210,8 +228,8 @@ def gates_table(view: dict[str, Any]) -> RenderableType:
     detail = f"{'—' if at_risk is None else at_risk} at risk, budget {risk.get('budget')}"
     if accepted:
         detail += f"; {accepted.get('accepted_count')} accepted by {accepted.get('by')}"
-    table.add_row(
-        "orphan risk", _passed(risk.get("passed") if at_risk is not None else None), detail
+    add_plain_row(
+        table, "orphan risk", _passed(risk.get("passed") if at_risk is not None else None), detail
     )
     approval = gates.get("approval") or {}
     if approval.get("required"):
@@ -220,17 +238,17 @@ def gates_table(view: dict[str, Any]) -> RenderableType:
             if approval.get("approved_by")
             else "needs an approver"
         )
-        table.add_row("approval", _passed(approval.get("passed")), detail)
+        add_plain_row(table, "approval", _passed(approval.get("passed")), detail)
     else:
-        table.add_row("approval", Text("not required", style="dim"), "")
+        add_plain_row(table, "approval", Text("not required", style="dim"), "")
     window = gates.get("maintenance_window") or {}
     if window.get("configured"):
         detail = f"{window.get('cron')} for {window.get('duration_minutes')} min ({window.get('timezone')})"
         if window.get("next_opening"):
             detail += f"; opens {short_time(window.get('next_opening'))}"
-        table.add_row("window", _passed(window.get("passed")), detail)
+        add_plain_row(table, "window", _passed(window.get("passed")), detail)
     else:
-        table.add_row("window", Text("none", style="dim"), "")
+        add_plain_row(table, "window", Text("none", style="dim"), "")
     return table
 
 
@@ -246,7 +264,8 @@ def servers_table(view: dict[str, Any]) -> RenderableType | None:
     table.add_column("ports verified")
     for server in servers:
         ports = server.get("ports_verified") or {}
-        table.add_row(
+        add_plain_row(
+            table,
             str(server.get("name")),
             Text(str(server.get("status")), style=SERVER_STYLES.get(str(server.get("status")), "")),
             short_fingerprint(server.get("fingerprint_before")),
@@ -254,7 +273,7 @@ def servers_table(view: dict[str, Any]) -> RenderableType | None:
             ", ".join(sorted(ports, key=str)) or "—",
         )
         if server.get("error"):
-            table.add_row("", Text(str(server["error"]), style="red"), "", "", "")
+            add_plain_row(table, "", Text(str(server["error"]), style="red"), "", "", "")
     return table
 
 
@@ -293,7 +312,8 @@ def steps_table(view: dict[str, Any]) -> RenderableType | None:
     for record in steps:
         status = str(record.get("status"))
         style = {"done": "green", "failed": "red", "waiting": "yellow", "running": "cyan"}
-        table.add_row(
+        add_plain_row(
+            table,
             "" if record.get("number") is None else str(record["number"]),
             str(record.get("title") or record.get("name"))
             + (f" ({record['server']})" if record.get("server") else ""),
@@ -311,7 +331,8 @@ def tasks_table(tasks: list[dict[str, Any]], *, title: str = "operator tasks") -
     table.add_column("server")
     table.add_column("what to do")
     for task in tasks:
-        table.add_row(
+        add_plain_row(
+            table,
             str(task.get("task_id")),
             str(task.get("status")),
             str(task.get("server") or task.get("site") or ""),
@@ -354,7 +375,8 @@ def events_table(events: list[dict[str, Any]], *, title: str = "events") -> Rend
         type_ = str(event.get("type"))
         if event.get("actor"):
             type_ += f" by {event['actor']}"
-        table.add_row(
+        add_plain_row(
+            table,
             str(event.get("seq")),
             short_time(event.get("at")),
             Text(kind, style=style),
@@ -390,7 +412,7 @@ def rotation_panel(
     state = str(view.get("state"))
     return Panel(
         Group(*parts),
-        title=f"certrotate · {view.get('site')}",
+        title=plain(f"certrotate · {view.get('site')}"),
         border_style=STATE_STYLES.get(state, "white").replace("bold ", ""),
     )
 
@@ -419,5 +441,5 @@ def rotations_table(items: list[dict[str, Any]]) -> RenderableType:
         if with_change:
             row.append(str(item.get("change_id") or ""))
         row.append(short_time(item.get("updated_at")).removesuffix(" UTC")[:16])
-        table.add_row(*row)
+        add_plain_row(table, *row)
     return table

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -36,6 +38,32 @@ HINTS = {
 def _fail(message: str, code: int) -> click.exceptions.Exit:
     click.echo(f"error: {message}", err=True)
     return click.exceptions.Exit(code)
+
+
+def warn_about_exposure(url: str, *, token_on_command_line: bool) -> None:
+    """Say so when the way the command was called lets others read the API token."""
+    if token_on_command_line:
+        click.echo(
+            "warning: --token shows the API token to every user of this machine (ps, shell "
+            f"history); use --token-file FILE or {API_TOKEN_FILE_ENV}",
+            err=True,
+        )
+    parsed = urlsplit(url)
+    if parsed.scheme == "http" and not _is_loopback(parsed.hostname or ""):
+        click.echo(
+            f"warning: {parsed.hostname} is reached over plain http: the API token and "
+            "everything sent travel unencrypted; use an https:// API URL",
+            err=True,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _transport() -> httpx.BaseTransport | None:
@@ -83,6 +111,7 @@ def api_command(f: F) -> F:
             certrotate_api_url = given.get("url", certrotate_api_url)
         token = token or given.get("token")
         token_file = token_file or given.get("token_file")
+        warn_about_exposure(certrotate_api_url, token_on_command_line=bool(token))
         try:
             secret = resolve_token(token, token_file)
         except TokenMissingError as exc:

@@ -18,6 +18,7 @@ from certrotate.client.output import (
     stdout_console,
 )
 from certrotate.client.passwords import account_password
+from certrotate.render import add_plain_row
 
 
 @click.group()
@@ -71,7 +72,7 @@ def sites_show(api: ApiClient, name: str, as_json: bool) -> None:
             value = ", ".join(str(v) for v in value) or "—"
         elif isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items()) or "—"
-        grid.add_row(key, str(value))
+        add_plain_row(grid, key, str(value))
     stdout_console().print(grid)
 
 

@@ -10,17 +10,24 @@ import click
 from rich.console import Console, OverflowMethod
 from rich.table import Table
 
+from certrotate.render import add_plain_row
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+# What the commands print comes from operators, SEPM and the API: never read it as markup (a
+# task title `[/bold]` would crash the command, `[link=...]` would dress up an instruction).
+# Styling is given as Text styles instead.
+
+
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def stdout_console() -> Console:
     # Piped into a file or a pager, tables get room instead of the 80 columns of a dumb tty.
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    console = Console(highlight=False, markup=False)
+    return console if console.is_terminal else Console(highlight=False, markup=False, width=160)
 
 
 def print_json(value: Any) -> None:
@@ -53,5 +60,5 @@ def print_items(
     for column in columns:
         table.add_column(column, overflow=overflow)
     for item in items:
-        table.add_row(*row(item))
+        add_plain_row(table, *row(item))
     stdout_console().print(table)

@@ -140,7 +140,8 @@ def at_risk(
     for column in ("computer", "group", "online", "last seen", "days offline", "policy serial"):
         table.add_column(column)
     for client in clients:
-        table.add_row(
+        render.add_plain_row(
+            table,
             str(client.get("computerName")),
             str(client.get("groupFullPathName")),
             "yes" if client.get("onlineStatus") else "no",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from certrotate.api_client import ApiClient
 from certrotate.client.connection import api_command
@@ -13,6 +14,7 @@ from certrotate.client.output import (
     stderr_console,
     stdout_console,
 )
+from certrotate.render import plain
 
 
 @click.group(invoke_without_command=True)
@@ -36,16 +38,21 @@ def tasks(api: ApiClient, rotation_id: str | None, task_status: str | None, as_j
         return
     console = stdout_console()
     for task in items:
-        console.rule(
-            f"{task['task_id']} · {task['status']} · {task.get('server') or task.get('site')}"
+        where = task.get("server") or task.get("site")
+        console.rule(plain(f"{task['task_id']} · {task['status']} · {where}"))
+        console.print(
+            Text.assemble(
+                (str(task.get("title")), "bold"), f"  (rotation {task.get('rotation_id')})"
+            )
         )
-        console.print(f"[bold]{task.get('title')}[/bold]  (rotation {task.get('rotation_id')})")
         if task.get("instructions"):
-            console.print(str(task["instructions"]))
+            console.print(plain(task["instructions"]))
         if task.get("verification"):
-            console.print(f"[dim]verified by: {task['verification']}[/dim]")
+            console.print(Text(f"verified by: {task['verification']}", style="dim"))
         if task.get("last_failure"):
-            console.print(f"[red]last confirmation not verified: {task['last_failure']}[/red]")
+            console.print(
+                Text(f"last confirmation not verified: {task['last_failure']}", style="red")
+            )
 
 
 @tasks.command(name="confirm")

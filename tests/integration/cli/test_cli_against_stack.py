@@ -100,7 +100,7 @@ def test_an_unknown_rotation_and_an_unreachable_api(live, closed_port):
         main, ["list", "--api", f"http://127.0.0.1:{closed_port}", "--token", "x"]
     )
     assert down.exit_code == 3
-    assert down.stderr.strip() == (
+    assert down.stderr.strip().splitlines()[-1] == (
         f"error: cannot reach the certrotate API at http://127.0.0.1:{closed_port}: "
         "connection refused — is `certrotate up` running?"
     )
