@@ -15,6 +15,8 @@ from tests.integration.orchestrator.support import (
     ADMIN,
     CERT_PEM,
     rotation_body,
+    server_body,
+    site_body,
     wait_until,
 )
 
@@ -149,8 +151,11 @@ async def test_roles_are_checked_for_each_action(embedded):
 async def test_rotations_list_filters_and_pages_with_a_cursor(embedded):
     env = embedded
     ids = []
-    for _ in range(3):
-        ids.append((await env.api.post("/v1/rotations", json=rotation_body())).json()["id"])
+    for site in ("site-a", "site-m", "site-n"):  # one active rotation per site
+        if site != "site-a":
+            assert (await env.api.post("/v1/sites", json=site_body(site))).status_code == 201
+            await env.api.post("/v1/servers", json=server_body(f"{site}-1", site))
+        ids.append((await env.api.post("/v1/rotations", json=rotation_body(site))).json()["id"])
         env.clock.advance(1)
     first = (await env.api.get("/v1/rotations", params={"limit": 2})).json()
     assert [r["id"] for r in first["items"]] == ids[::-1][:2]

@@ -70,6 +70,16 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# A site held by its active rotation: the primary key lets one rotation per site (and, as the
+# creating transaction locks every site of the replication farm, per farm) win a race.
+site_locks = Table(
+    "site_locks",
+    Column("site", String(200), primary_key=True),
+    Column("saga_id", String(36), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_site_locks_saga", site_locks.c.saga_id)
+
 api_tokens = Table(
     "api_tokens",
     Column("id", String(36), primary_key=True),

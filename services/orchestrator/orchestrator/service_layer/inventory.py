@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
 from certrotate_shared.vault import Vault
-from orchestrator.adapters.orm import servers, sites
+from orchestrator.adapters.orm import sagas, servers, sites
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
 
@@ -211,3 +211,44 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
             credential_ref=hostops_ref(row.name) if row.host_ops_credentials_set else None,
         ),
     )
+
+
+async def replication_farm(session: AsyncSession, site: str) -> set[str]:
+    """The site and every site it replicates with, transitively and in either direction.
+
+    Partners come from the inventory and from what SEPM reported at each site's last
+    inspection (a partnership set up in SEPM but not registered here still counts)."""
+    edges: dict[str, set[str]] = {}
+
+    def link(a: str, b: str) -> None:
+        edges.setdefault(a, set()).add(b)
+        edges.setdefault(b, set()).add(a)
+
+    for row in (await session.execute(select(sites.c.name, sites.c.replication_partners))).all():
+        for partner in row.replication_partners:
+            link(row.name, partner)
+    farm: set[str] = set()
+    frontier = [site]
+    while frontier:
+        current = frontier.pop()
+        if current in farm:
+            continue
+        farm.add(current)
+        for partner in await _reported_partners(session, current):
+            link(current, partner)
+        frontier.extend(edges.get(current, set()) - farm)
+    return farm
+
+
+async def _reported_partners(session: AsyncSession, site: str) -> list[str]:
+    state = (
+        await session.execute(
+            select(sagas.c.state)
+            .where(sagas.c.site == site)
+            .order_by(sagas.c.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if not isinstance(state, dict):
+        return []
+    return [p["name"] for p in state.get("partners", []) if isinstance(p, dict) and p.get("name")]

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from orchestrator.adapters import site_locks
 from orchestrator.adapters.clients import (
     BundleRejectedError,
     CertificatesClient,
@@ -94,6 +95,9 @@ async def create_rotation(
             raise InputRejectedError(str(exc), code="invalid_window") from None
     async with runtime.uow() as uow:
         target = await inventory.site_target(uow.session, site)
+        farm = await inventory.replication_farm(uow.session, site)
+        # Refuse early (before the upload goes anywhere); the lock rows below decide races.
+        _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
     hostnames = sorted(
         {name for server in target.servers for name in (*server.hostnames, server.address)}
     )
@@ -160,17 +164,37 @@ async def create_rotation(
                         created_at=to_db(now),
                     )
                 )  # fmt: skip
+            await site_locks.acquire(uow.session, farm, saga_id, now)
             await persist(uow, decision, version=None, cause=None, entry=entry)
             await uow.commit()
-    except IntegrityError:
-        # The same key raced us to it; answer like a replay.
+    except (IntegrityError, OperationalError):
+        # The same key raced us to it: answer like a replay. Or another rotation took the
+        # site or a partner first (SQLite may report that as a lock conflict).
         if idempotency_key:
             existing = await _by_idempotency_key(deps, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
+        async with runtime.uow() as uow:
+            _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
         raise
     deps.timers_changed.set()
     return decision.state, True
+
+
+def _refuse_if_busy(site: str, farm: set[str], held: dict[str, str]) -> None:
+    if not held:
+        return
+    where, holder = sorted(held.items())[0]
+    partners = sorted(farm - {site})
+    farm_text = f" (it replicates with {', '.join(partners)})" if partners else ""
+    on = f"site {site!r}" if where == site else f"its replication partner {where!r}"
+    raise ConflictError(
+        f"site {site!r}{farm_text} is busy: rotation {holder} is active on {on}; wait for it "
+        "to finish or cancel it",
+        code="site_busy",
+        rotation_id=holder,
+        site=where,
+    )
 
 
 async def _by_idempotency_key(deps: Deps, key: str, fingerprint: str) -> SagaState | None:
