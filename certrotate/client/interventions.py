@@ -33,15 +33,20 @@ def approve(api: ApiClient, rotation_id: str, note: str, as_json: bool) -> None:
 
 @click.command(
     name="decide",
-    help="Answer a rotation that awaits a decision (extend, proceed or abort).",
+    help="Answer a rotation that awaits a decision (the options it offers are in its view).",
     epilog=EXIT_CODES_EPILOG,
 )
 @click.argument("rotation_id")
 @click.option(
-    "--decision", required=True, type=click.Choice(["extend", "proceed", "abort"]),
-    help="extend: wait longer; proceed: accept the at-risk clients; abort: roll back.",
+    "--decision", required=True,
+    type=click.Choice(["extend", "proceed", "abort", "retry", "compensate", "mark_done"]),
+    help="extend: wait longer; proceed: accept the at-risk clients; abort: roll back; retry:"
+    " send the unanswered command again; compensate: stop waiting and roll back; mark_done:"
+    " the step was done by hand (only where the rotation offers it).",
 )  # fmt: skip
-@click.option("--reason", default="", help="Why (required for proceed and abort).")
+@click.option(
+    "--reason", default="", help="Why (required for proceed, abort, compensate and mark_done)."
+)
 @click.option("--change-id", help="The change ticket that covers the decision.")
 @click.option("--extend-days", type=click.FloatRange(min=0, max=365, min_open=True))
 @json_option
@@ -55,7 +60,7 @@ def decide(
     extend_days: float | None,
     as_json: bool,
 ) -> None:
-    if decision in ("proceed", "abort") and not reason.strip():
+    if decision in ("proceed", "abort", "compensate", "mark_done") and not reason.strip():
         raise click.UsageError(f"a {decision} decision needs --reason")
     if extend_days is not None and decision != "extend":
         raise click.UsageError("--extend-days goes with --decision extend")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from certrotate_shared.settings import ServiceSettings
@@ -34,6 +34,22 @@ class Settings(ServiceSettings):
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     retry_max_attempts: int = 5
+    # How long (clock seconds) a rotation waits for a worker's answer before it re-sends the
+    # same command (same idempotency key): SEPM REST steps (inspect, verification set/check).
+    answer_deadline_sepm_seconds: float = Field(300.0, gt=0)
+    # The same for host operations (break replication, install and restart, rollback): the
+    # host-operation timeout (300 s per call, three service restarts) plus a margin.
+    answer_deadline_host_operation_seconds: float = Field(1800.0, gt=0)
+    # The same for host operations a person does (manual driver: an open operator task).
+    answer_deadline_manual_seconds: float = Field(86400.0, gt=0)
+    # The same for restoring replication: the replication service's restore timeout (3600 s)
+    # plus a margin.
+    answer_deadline_restore_replication_seconds: float = Field(4200.0, gt=0)
+    # Re-sends after a missed deadline before the rotation pauses for a decision.
+    answer_resends: int = Field(2, ge=0, le=20)
+    # Times the check before the swap may find verification back on and send the rotation back
+    # to step 2 before it pauses for a decision.
+    max_reenable_loops: int = Field(3, ge=1, le=20)
     # A new certificate must stay valid at least this many days to be accepted.
     min_validity_days: int = 30
     # Largest accepted request body (a certificate bundle travels base64 inside).

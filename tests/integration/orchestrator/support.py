@@ -103,6 +103,8 @@ class StandInWorker:
         self, *, bus: Transport | None = None, propagate: bool = True, **settings: Any
     ) -> None:
         self.propagate = propagate
+        # Commands it takes and never answers, like a worker stuck in a crash loop.
+        self.silent: set[type[Message]] = set()
         self.seen: list[Message] = []
         self.arrived = asyncio.Event()
 
@@ -113,6 +115,8 @@ class StandInWorker:
                 return None
             if isinstance(message, AwaitPolicyPropagation) and not self.propagate:
                 return None
+            if type(message) in self.silent:
+                return None  # taken, "accepted", and never finished
             return success(message)
 
         handled = [

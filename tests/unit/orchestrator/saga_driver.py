@@ -27,6 +27,7 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.messages.replication import (
     BreakReplication,
     InspectSite,
@@ -167,6 +168,16 @@ def failure(command: Message, *, retryable: bool, backup: bool = True) -> Event:
     raise AssertionError(f"no failure for {command!r}")
 
 
+def parked(command: Message, message_id: str | None, *, service: str = "certificates") -> Event:
+    """What a consumer publishes when it gives up on a command and parks it in the DLQ."""
+    return MessageDeadLettered(
+        service=service, message_id=message_id or "", message_type=command.type_name(),
+        idempotency_key=getattr(command, "idempotency_key", None),
+        topic=f"certrotate.{service}.commands", partition=0, offset=7, attempts=5,
+        error="KeyError: 'groups'", envelope={"message_id": message_id, "type": command.type_name()},
+    )  # fmt: skip
+
+
 def stalled(command: AwaitPolicyPropagation, orphan_risk: int = 3) -> Event:
     return PropagationStalled(**counts(command.watch_id, orphan_risk=orphan_risk, reached=97),
                               reason="no progress for 2 days")  # fmt: skip
@@ -228,6 +239,11 @@ class SagaDriver:
 
     def fail(self, *, retryable: bool = False, **kwargs: Any) -> Decision:
         return self.answer(failure(self.awaited, retryable=retryable, **kwargs))
+
+    def park(self, **kwargs: Any) -> Decision:
+        """The awaited command is parked in the DLQ by its consumer."""
+        assert self.state.awaiting is not None
+        return self.answer(parked(self.awaited, self.state.awaiting.message_id, **kwargs), to=None)
 
     def fire(self, kind: str) -> Decision:
         due = self.state.timers[kind]

@@ -38,6 +38,7 @@ from tests.unit.orchestrator.saga_driver import (
     OLD_FP,
     SagaDriver,
     failure,
+    parked,
     progressed,
     stalled,
     success,
@@ -49,7 +50,8 @@ pytestmark = pytest.mark.unit
 MOVES = ["ok"] * 12 + [
     "bad_ports", "fail_retry", "fail_retry", "fail_final", "progress", "stall", "stall",
     "duplicate", "duplicate", "late", "late", "timer", "timer", "pause", "resume", "cancel",
-    "approve", "approve", "extend", "proceed", "abort",
+    "approve", "approve", "extend", "proceed", "abort", "deadline", "deadline", "parked",
+    "retry", "compensate", "mark_done",
 ]  # fmt: skip
 
 
@@ -169,7 +171,13 @@ def play(d: Checked, move: str, n: int) -> None:
         d.act(CancelRequested(by="ops", reason="random cancel"))
     elif move == "approve":
         d.act(ApprovalGiven(by="boss"))
-    elif move in ("extend", "proceed", "abort"):
+    elif move == "deadline" and "deadline" in s.timers:
+        due = s.timers["deadline"]
+        d.now = max(d.now, due)
+        d.apply(TimerFired("deadline", due))
+    elif move == "parked" and command is not None:
+        d.deliver(parked(command, current), None)
+    elif move in ("extend", "proceed", "abort", "retry", "compensate", "mark_done"):
         d.act(DecisionMade(by="ops", decision=move, reason="random", accepted_count=n % 4))
 
 
@@ -183,7 +191,11 @@ def drain(d: Checked) -> None:
             d.act(ResumeRequested(by="ops"))
         elif s.pending_decision is not None:
             options = s.pending_decision.options
-            choice = next(o for o in ("abort", "proceed", "extend") if o in options)
+            choice = next(
+                o
+                for o in ("abort", "compensate", "proceed", "extend", "retry", "mark_done")
+                if o in options
+            )
             assert d.act(DecisionMade(by="ops", decision=choice, reason="drain"))
         elif s.awaiting is not None:
             d.deliver(success(d.awaited), s.awaiting.message_id)
@@ -228,3 +240,6 @@ def test_random_histories_keep_the_safety_properties_and_always_end(options, ser
         assert d.state.reason.endswith("nothing was changed")
     if d.state.status == "completed":
         assert d.verified == d.all_servers
+    if d.state.status == "compensated":
+        left = [p.name for p in d.state.servers if p.status in ("updated", "updating")]
+        assert not left, f"compensated with {left} possibly serving the new certificate"

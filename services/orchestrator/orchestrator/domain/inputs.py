@@ -18,7 +18,7 @@ class EventArrived:
 
 @dataclass(frozen=True)
 class TimerFired:
-    kind: Literal["retry", "max_wait", "window", "exposure"]
+    kind: Literal["retry", "max_wait", "window", "exposure", "deadline"]
     due_at: datetime
 
 
@@ -43,20 +43,37 @@ class CancelRequested:
 class ApprovalGiven:
     by: str
     note: str = ""
+    principal: str | None = None  # the approver's API token id
+
+
+@dataclass(frozen=True)
+class ReplayRequested:
+    """An operator re-published a parked command of this rotation: wait for its answer again."""
+
+    by: str
+    dead_letter_id: str
+    message_id: str
+    message_type: str
+    # For a parked event: the command it answers.
+    causation_id: str | None = None
 
 
 @dataclass(frozen=True)
 class DecisionMade:
     by: str
-    decision: Literal["extend", "proceed", "abort"]
+    decision: Literal["extend", "proceed", "abort", "retry", "compensate", "mark_done"]
     reason: str
     change_id: str | None = None
+    principal: str | None = None  # the API token id of who decided
     extend_days: float | None = None
     # How many at-risk clients the operator accepts (the list itself goes in the history).
     accepted_count: int = 0
 
 
-OperatorAction = PauseRequested | ResumeRequested | CancelRequested | ApprovalGiven | DecisionMade
+OperatorAction = (
+    PauseRequested | ResumeRequested | CancelRequested | ApprovalGiven | DecisionMade
+    | ReplayRequested
+)  # fmt: skip
 Input = EventArrived | TimerFired | OperatorAction
 
 

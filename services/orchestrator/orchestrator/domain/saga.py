@@ -29,6 +29,7 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.messages.orchestrator import VerificationExposureExceeded
 from certrotate_shared.messages.replication import (
     ReplicationBreakFailed,
@@ -37,6 +38,7 @@ from certrotate_shared.messages.replication import (
     ReplicationRestoreFailed,
     SiteInspected,
 )
+from orchestrator.domain import liveness
 from orchestrator.domain.backoff import retry_delay
 from orchestrator.domain.inputs import (
     ActionRejectedError,
@@ -46,6 +48,7 @@ from orchestrator.domain.inputs import (
     EventArrived,
     Input,
     PauseRequested,
+    ReplayRequested,
     ResumeRequested,
     TimerFired,
 )
@@ -106,6 +109,7 @@ def start_saga(
     options: RotationOptions,
     now: datetime,
     requested_by: str = "",
+    requested_by_principal: str | None = None,
     change_id: str | None = None,
 ) -> Decision:
     """A new rotation, pre-flight validation done: its first command is InspectSite."""
@@ -116,6 +120,7 @@ def start_saga(
         certificate=certificate,
         options=options,
         requested_by=requested_by,
+        requested_by_principal=requested_by_principal,
         change_id=change_id,
         servers=[ServerProgress(name=s.name) for s in target.servers],
         created_at=now,
@@ -149,6 +154,8 @@ def decide(state: SagaState, given: Input, now: datetime, *, in_place: bool = Fa
             _on_approval(t, given)
         elif isinstance(given, DecisionMade):
             _on_decision(t, given)
+        elif isinstance(given, ReplayRequested):
+            _on_replay(t, given)
     return _done(t)
 
 
@@ -164,6 +171,8 @@ def current_step(s: SagaState) -> Step:
 def _done(t: _Transition) -> Decision:
     s = t.s
     s.updated_at = t.now
+    if s.awaiting is None:
+        s.timers.pop("deadline", None)
     if not s.terminal:
         if s.hold or s.pending_decision is not None:
             s.status = "paused"
@@ -292,6 +301,31 @@ def _send(t: _Transition) -> None:
         record.attempts = s.attempt
         record.status = "running"
     t.send(command, awaited=True)
+    _arm_deadline(t)
+
+
+def _arm_deadline(t: _Transition) -> None:
+    due = liveness.answer_deadline(t.s, current_step(t.s), t.now)
+    if due is not None:
+        t.s.timers["deadline"] = due
+    else:
+        t.s.timers.pop("deadline", None)
+
+
+def _resend(t: _Transition, why: str) -> None:
+    """The same command again, same idempotency key: a worker that did it answers its record."""
+    s = t.s
+    awaiting = s.awaiting
+    step = current_step(s)
+    assert awaiting is not None and step.send is not None
+    if awaiting.message_id:
+        awaiting.earlier_message_ids.append(awaiting.message_id)
+    awaiting.message_id = None
+    awaiting.resends += 1
+    t.send(step.send.build(s, awaiting.idempotency_key, t.now), awaited=True)
+    _set_record_status(s, "running")
+    _arm_deadline(t)
+    t.note(f"{why}; {awaiting.command} re-sent with the same idempotency key")
 
 
 def _set_record_status(s: SagaState, status: str) -> None:
@@ -360,20 +394,15 @@ def _compensate(t: _Transition, reason: str) -> None:
     _cancel_watch(t)
     _finish_record(t, "failed", reason)
     s.awaiting = None
-    s.timers.pop("retry", None)
-    s.timers.pop("max_wait", None)
-    s.timers.pop("window", None)
+    for kind in ("retry", "max_wait", "window", "deadline"):
+        s.timers.pop(kind, None)
     s.pending_decision = None
     s.abort_requested = None
     s.hold = False
     s.deferred = False
     s.gate_waiting_for = []
     s.reason = reason
-    s.rollback_queue = [
-        p.name
-        for p in reversed(s.servers)
-        if p.backup_ref and p.status in ("updated", "failed", "updating")
-    ]
+    s.rollback_queue = liveness.servers_to_roll_back(s)
     if not s.rollback_queue and not s.verification_touched and not s.broken_partners:
         _end(t, "failed", f"{reason}; nothing was changed")
         return
@@ -412,7 +441,7 @@ def _matches(s: SagaState, arrived: EventArrived) -> bool:
     awaiting = s.awaiting
     if awaiting is None:
         return False
-    if arrived.causation_id is not None and arrived.causation_id == awaiting.message_id:
+    if awaiting.answered_by(arrived.causation_id):
         return True
     watch_id = getattr(arrived.event, "watch_id", None)
     return awaiting.watch_id is not None and watch_id == awaiting.watch_id
@@ -425,6 +454,13 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
     if isinstance(event, CertificateBundlePurged):
         t.note("the certificate bundle was purged")
         return
+    if isinstance(event, MessageDeadLettered):
+        _on_dead_letter(t, event)
+        return
+    late = liveness.late_answer(s, arrived.causation_id, event)
+    if late is not None:
+        t.note(late)
+        return
     if s.terminal or not _matches(s, arrived):
         t.decision.ignored = True
         t.note(
@@ -435,6 +471,9 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
     if isinstance(event, PropagationProgressed):
         _read_propagation(t, event)
         return
+    if s.pending_decision is not None and s.pending_decision.kind in ("no_answer", "dead_letter"):
+        t.note(f"{name} answered {s.awaiting.command if s.awaiting else 'the step'} after all")
+        s.pending_decision = None
     if isinstance(event, PropagationStalled):
         wait = _read_propagation(t, event)
         if wait is not None:
@@ -622,7 +661,9 @@ def _on_timer(t: _Transition, fired: TimerFired) -> None:
         t.note(f"ignored {fired.kind} timer: no longer set")
         return
     del s.timers[fired.kind]
-    if fired.kind == "retry":
+    if fired.kind == "deadline":
+        _on_deadline(t)
+    elif fired.kind == "retry":
         if s.awaiting is None and s.pending_decision is None and current_step(s).send:
             _send(t)
     elif fired.kind == "max_wait":
@@ -658,6 +699,56 @@ def _on_timer(t: _Transition, fired: TimerFired) -> None:
             )
         )
         t.note("certificate verification has been off longer than the exposure limit")
+
+
+def _on_deadline(t: _Transition) -> None:
+    s = t.s
+    awaiting = s.awaiting
+    if awaiting is None or s.pending_decision is not None:
+        return
+    why = f"no answer to {awaiting.command} by its deadline"
+    if s.abort_requested and can_abort(s):
+        _abandon(t, why)
+        _compensate(t, s.abort_requested)
+    elif liveness.may_resend(s):
+        _resend(t, why)
+    else:
+        options = liveness.no_answer_options(current_step(s), can_abort=can_abort(s))
+        _pause(t, "no_answer", f"{why} (re-sent {awaiting.resends} times)", options)
+
+
+def _abandon(t: _Transition, why: str) -> None:
+    entry = liveness.abandon(t.s, t.now)
+    if entry is not None:
+        t.note(
+            f"{why}: stopped waiting for {entry.command} ({entry.idempotency_key}); what it may"
+            " have done is undone, and a late answer is recorded"
+        )
+
+
+def _on_dead_letter(t: _Transition, event: MessageDeadLettered) -> None:
+    s = t.s
+    what = (
+        f"{event.service} parked {event.message_type} after {event.attempts} attempts: "
+        f"{event.error}"
+    )
+    awaiting = s.awaiting
+    answers = event.envelope.get("causation_id")
+    if (
+        s.terminal
+        or awaiting is None
+        or not (awaiting.answered_by(event.message_id) or awaiting.answered_by(answers))
+    ):
+        t.note(f"{what} (not what the rotation waits for)")
+        return
+    if s.abort_requested and can_abort(s):
+        _abandon(t, what)
+        _compensate(t, s.abort_requested)
+        return
+    # Nothing will answer a parked message: re-sending it blindly would only park it again.
+    s.timers.pop("deadline", None)
+    options = liveness.no_answer_options(current_step(s), can_abort=can_abort(s))
+    _pause(t, "dead_letter", what, options)
 
 
 # --- gates ---------------------------------------------------------------------------------
@@ -740,10 +831,13 @@ def _on_cancel(t: _Transition, action: CancelRequested) -> None:
     reason = f"cancelled by {action.by}: {action.reason}"
     s.hold = False
     if s.awaiting is not None and s.awaiting.watch_id is None:
-        # A command is in flight: what it did must be known before it can be undone.
-        s.abort_requested = reason
-        t.note(f"will compensate once {s.awaiting.command} is answered")
-        return
+        if "deadline" in s.timers:
+            # What the command did is best learnt from its answer, but no later than its deadline.
+            s.abort_requested = reason
+            due = s.timers["deadline"].isoformat()
+            t.note(f"will compensate once {s.awaiting.command} is answered, or at {due}")
+            return
+        _abandon(t, "cancelled while no answer is expected any more")
     _compensate(t, reason)
 
 
@@ -761,6 +855,26 @@ def _on_approval(t: _Transition, action: ApprovalGiven) -> None:
         _evaluate_gates(t)
 
 
+_NEED_REASON = ("proceed", "abort", "compensate", "mark_done")
+
+
+def _on_replay(t: _Transition, action: ReplayRequested) -> None:
+    s = t.s
+    awaiting = s.awaiting
+    if awaiting is None or not (
+        awaiting.answered_by(action.message_id) or awaiting.answered_by(action.causation_id)
+    ):
+        raise ActionRejectedError(
+            f"the rotation does not wait for {action.message_type} {action.message_id} any more:"
+            " replaying it would repeat a step it has moved past"
+        )
+    if s.pending_decision is not None and s.pending_decision.kind == "dead_letter":
+        s.pending_decision = None
+        _set_record_status(s, "running")
+    _arm_deadline(t)
+    t.note(f"{action.by} replayed the parked {action.message_type} ({action.dead_letter_id})")
+
+
 def _on_decision(t: _Transition, action: DecisionMade) -> None:
     s = t.s
     pending = s.pending_decision
@@ -770,13 +884,26 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
         raise ActionRejectedError(
             f"{action.decision!r} is not possible here; choose one of {', '.join(pending.options)}"
         )
-    if action.decision in ("proceed", "abort") and not action.reason.strip():
+    if action.decision in _NEED_REASON and not action.reason.strip():
         raise ActionRejectedError(f"{action.decision} needs a reason")
     t.note(f"{action.by} decided {action.decision}: {action.reason}".rstrip(": "))
     if action.decision == "abort":
         _compensate(t, f"aborted by {action.by}: {action.reason}")
         return
+    if action.decision == "compensate":
+        _abandon(t, f"{action.by} decided to compensate")
+        _compensate(t, f"compensated by {action.by}: {action.reason}")
+        return
     s.pending_decision = None
+    if action.decision == "retry" and s.awaiting is not None:
+        s.awaiting.resends = 0
+        _resend(t, f"{action.by} decided to retry")
+        return
+    if action.decision == "mark_done":
+        s.awaiting = None
+        _finish_record(t, "done", f"marked done by {action.by}: {action.reason}")
+        _enter(t, s.phase, step_index(s.phase, s.step) + 1)
+        return
     if action.decision == "extend":
         days = action.extend_days or s.options.max_wait_days
         if pending.kind == "step_failed":

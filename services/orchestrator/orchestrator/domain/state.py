@@ -26,6 +26,20 @@ class RetryPolicy(_Model):
     max_attempts: int = Field(5, ge=1, le=100)
 
 
+class AnswerDeadlines(_Model):
+    """How long (clock seconds) the saga waits for a worker's answer, by kind of step.
+
+    On expiry the same command is re-sent with the same idempotency key (a worker answers a
+    recorded outcome again); after `resends` the rotation pauses for a decision."""
+
+    sepm_call_seconds: float = Field(300.0, gt=0)
+    host_operation_seconds: float = Field(1800.0, gt=0)
+    # A person does the host operation (manual driver): an open task is not a lost answer.
+    manual_host_operation_seconds: float = Field(86400.0, gt=0)
+    restore_replication_seconds: float = Field(4200.0, gt=0)
+    resends: int = Field(2, ge=0, le=20)
+
+
 class MaintenanceWindow(_Model):
     cron: str = Field(description="When the window opens, e.g. '0 22 * * 1-5'")
     duration_minutes: int = Field(gt=0, le=7 * 24 * 60)
@@ -44,6 +58,9 @@ class RotationOptions(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     # Step name -> its own retry policy (e.g. a slower back-off for restore_replication).
     retry_per_step: dict[str, RetryPolicy] = Field(default_factory=dict)
+    answer_deadlines: AnswerDeadlines = Field(default_factory=AnswerDeadlines)
+    # Times the gate re-check may send the saga back to step 2 before it pauses for a decision.
+    max_reenable_loops: int = Field(3, ge=1, le=20)
 
     def retry_for(self, step: str) -> RetryPolicy:
         return self.retry_per_step.get(step, self.retry)
@@ -66,6 +83,26 @@ class Awaiting(_Model):
     message_id: str | None = None  # filled in when the command is put in the outbox
     watch_id: str | None = None
     server: str | None = None
+    # Earlier sends of this same command (same key) after a deadline: their answers count too.
+    earlier_message_ids: list[str] = Field(default_factory=list)
+    resends: int = 0
+
+    def answered_by(self, causation_id: str | None) -> bool:
+        return causation_id is not None and (
+            causation_id == self.message_id or causation_id in self.earlier_message_ids
+        )
+
+
+class Abandoned(_Model):
+    """A command the saga stopped waiting for (cancelled in flight): its answer may still come."""
+
+    step: str
+    command: str
+    idempotency_key: str
+    message_ids: list[str]
+    server: str | None = None
+    at: datetime
+    answer: str | None = None  # the late answer's type, once it came
 
 
 class StepRecord(_Model):
@@ -124,6 +161,7 @@ class Approval(_Model):
     by: str
     at: datetime
     note: str = ""
+    principal: str | None = None  # the approver's API token id
 
 
 class RiskAcceptance(_Model):
@@ -137,11 +175,18 @@ class RiskAcceptance(_Model):
     step: str
 
 
+DecisionKind = Literal[
+    "propagation_wait", "orphan_risk", "step_failed", "after_swap_wait", "no_answer",
+    "dead_letter", "verification_reenabled",
+]  # fmt: skip
+DecisionOption = Literal["extend", "proceed", "abort", "retry", "compensate", "mark_done"]
+
+
 class PendingDecision(_Model):
-    kind: Literal["propagation_wait", "orphan_risk", "step_failed", "after_swap_wait"]
+    kind: DecisionKind
     step: str
     reason: str
-    options: list[Literal["extend", "proceed", "abort"]]
+    options: list[DecisionOption]
     since: datetime
 
 
@@ -158,6 +203,8 @@ class SagaState(_Model):
     certificate: CertificateInfo
     options: RotationOptions
     requested_by: str = ""
+    # The requester's API token id: an approver must be someone else (compared by token id).
+    requested_by_principal: str | None = None
     change_id: str | None = None
 
     status: Status = "running"
@@ -168,6 +215,7 @@ class SagaState(_Model):
     attempt_base: int = 0
     server_index: int = 0
     awaiting: Awaiting | None = None
+    abandoned: list[Abandoned] = Field(default_factory=list)
     # A command the operator hold kept back; sent on resume.
     deferred: bool = False
     hold: bool = False

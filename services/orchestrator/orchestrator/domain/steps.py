@@ -47,6 +47,8 @@ from orchestrator.domain.state import SagaState
 #   rollback    put back the certificate on every server touched, then compensate
 #   pause       wait for an operator decision (forward recovery only, or a wait that stalled)
 Exhausted = Literal["fail", "compensate", "rollback", "pause"]
+# Which answer deadline applies to a step's command (RotationOptions.answer_deadlines).
+AnswerKind = Literal["sepm_call", "host_operation", "restore_replication"]
 Phase = Literal["forward", "compensation"]
 
 
@@ -69,6 +71,11 @@ class Step:
     skip: Callable[[SagaState], bool] | None = None
     per_server: bool = False
     waits_for_propagation: bool = False
+    # None: no answer deadline (a propagation wait has its own maximum wait instead).
+    answer: AnswerKind | None = None
+    # An operator may mark the step done (with a reason) when its answer never comes: only
+    # where nothing later relies on what the answer would have told the saga.
+    may_mark_done: bool = False
 
 
 def _inspect(s: SagaState, key: str, now: datetime) -> Command:
@@ -143,13 +150,13 @@ def previous_fingerprint(s: SagaState, server: str) -> str:
 
 FORWARD: tuple[Step, ...] = (
     Step("inspect", 0, "Pre-flight: inspect the site and its replication partners",
-         Send(_inspect), SiteInspected, SiteInspectionFailed, exhausted="fail"),
+         Send(_inspect), SiteInspected, SiteInspectionFailed, exhausted="fail", answer="sepm_call"),
     Step("break_replication", 1, "Break replication with the partners",
          Send(_break), ReplicationBroken, ReplicationBreakFailed, exhausted="compensate",
-         skip=lambda s: not s.partners),
+         skip=lambda s: not s.partners, answer="host_operation"),
     Step("disable_verification", 2, "Disable certificate verification in every group and location",
          Send(_disable), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="compensate"),
+         exhausted="compensate", answer="sepm_call"),
     Step("await_disable_propagation", 3, "Wait until the clients have the verification-off policy",
          Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
          waits_for_propagation=True),
@@ -157,31 +164,34 @@ FORWARD: tuple[Step, ...] = (
          None, None, None, exhausted="pause"),
     Step("update_certificate", 4, "Update the certificate, one management server at a time",
          Send(_update), ServerCertificateUpdated, ServerCertificateUpdateFailed,
-         exhausted="rollback", per_server=True),
+         exhausted="rollback", per_server=True, answer="host_operation"),
     Step("enable_verification", 5, "Enable certificate verification again",
          Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause"),
+         exhausted="pause", answer="sepm_call"),
     Step("await_enable_propagation", 6, "Wait until the clients have the verification-on policy",
          Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
          skip=lambda s: not s.restored_groups, waits_for_propagation=True),
     Step("restore_replication", 7, "Restore exactly the partnerships broken in step 1",
          Send(_restore_replication), ReplicationRestored, ReplicationRestoreFailed,
-         exhausted="pause", skip=lambda s: not s.broken_partners),
+         exhausted="pause", skip=lambda s: not s.broken_partners, answer="restore_replication",
+         may_mark_done=True),
 )  # fmt: skip
 
 COMPENSATION: tuple[Step, ...] = (
     Step("rollback_certificate", 4, "Put the backed-up certificate back and verify it is served",
          Send(_rollback), ServerCertificateRolledBack, ServerCertificateRollbackFailed,
-         exhausted="pause", skip=lambda s: not s.rollback_queue, per_server=True),
+         exhausted="pause", skip=lambda s: not s.rollback_queue, per_server=True,
+         answer="host_operation"),
     Step("restore_verification", 2, "Put back each group's original verification setting",
          Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause", skip=lambda s: not s.verification_touched),
+         exhausted="pause", skip=lambda s: not s.verification_touched, answer="sepm_call"),
     Step("await_restore_propagation", 3, "Wait until the clients have the restored policy",
          Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
          skip=lambda s: not s.restored_groups, waits_for_propagation=True),
     Step("restore_replication", 1, "Restore the partnerships broken in step 1",
          Send(_restore_replication), ReplicationRestored, ReplicationRestoreFailed,
-         exhausted="pause", skip=lambda s: not s.broken_partners),
+         exhausted="pause", skip=lambda s: not s.broken_partners, answer="restore_replication",
+         may_mark_done=True),
 )  # fmt: skip
 
 TABLES: dict[str, tuple[Step, ...]] = {"forward": FORWARD, "compensation": COMPENSATION}

@@ -58,14 +58,16 @@ class ApproveIn(_Body):
 
 
 class DecideIn(_Body):
-    decision: Literal["extend", "proceed", "abort"]
+    decision: Literal["extend", "proceed", "abort", "retry", "compensate", "mark_done"]
     reason: str = ""
     change_id: str | None = None
     extend_days: float | None = Field(None, gt=0, le=365)
 
     @model_validator(mode="after")
     def _reason_when_needed(self) -> DecideIn:
-        if self.decision in ("proceed", "abort") and not self.reason.strip():
+        if self.decision in ("proceed", "abort", "compensate", "mark_done") and not (
+            self.reason.strip()
+        ):
             raise ValueError(f"a {self.decision} decision needs a reason")
         return self
 

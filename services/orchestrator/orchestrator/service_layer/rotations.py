@@ -23,7 +23,13 @@ from orchestrator.adapters.orm import idempotency_keys
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
 from orchestrator.domain.inputs import ActionRejectedError, DecisionMade, OperatorAction
 from orchestrator.domain.saga import start_saga
-from orchestrator.domain.state import CertificateInfo, RetryPolicy, RotationOptions, SagaState
+from orchestrator.domain.state import (
+    AnswerDeadlines,
+    CertificateInfo,
+    RetryPolicy,
+    RotationOptions,
+    SagaState,
+)
 from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import inventory
 from orchestrator.service_layer.deps import Deps
@@ -64,6 +70,14 @@ def with_operator_defaults(requested: RotationOptions, settings: Settings) -> Ro
             max_seconds=settings.retry_max_seconds,
             max_attempts=settings.retry_max_attempts,
         ),
+        answer_deadlines=AnswerDeadlines(
+            sepm_call_seconds=settings.answer_deadline_sepm_seconds,
+            host_operation_seconds=settings.answer_deadline_host_operation_seconds,
+            manual_host_operation_seconds=settings.answer_deadline_manual_seconds,
+            restore_replication_seconds=settings.answer_deadline_restore_replication_seconds,
+            resends=settings.answer_resends,
+        ),
+        max_reenable_loops=settings.max_reenable_loops,
     )
     return defaults.model_copy(
         update={name: getattr(requested, name) for name in requested.model_fields_set}
