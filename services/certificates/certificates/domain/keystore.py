@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import jks
 from cryptography import x509
@@ -17,22 +17,19 @@ from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.error import PyAsn1Error
 from pyasn1_modules import rfc7292
 
+from certificates.domain.keystore_limits import (
+    check_chain_length,
+    check_encrypted_pem_key,
+    check_jks_header,
+    check_size,
+    inspect_pkcs12,
+)
+from certificates.domain.rejections import INVALID_KEYSTORE, BundleRejected
 from certrotate_shared.hostops.arguments import UnsafeHostArgument, check_host_name
 
+__all__ = ["INVALID_KEYSTORE", "BundleRejected", "OpenedBundle", "Upload", "open_bundle"]
+
 BundleFormat = Literal["pkcs12", "jks", "pem"]
-
-# SEPM's configuration wizard says this for any keystore it cannot parse.
-INVALID_KEYSTORE = "Invalid keystore file"
-
-
-class BundleRejected(ValueError):
-    """The bundle cannot be used; `code` is stable for machines, `detail` is for a person."""
-
-    def __init__(self, code: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.extra = extra
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,9 @@ def open_bundle(upload: Upload) -> OpenedBundle:
     """Read the bundle; raises BundleRejected (corrupt, wrong_password, no_private_key)."""
     if not upload.data:
         raise BundleRejected("corrupt", f"{INVALID_KEYSTORE}: the uploaded file is empty")
+    check_size(upload.data)
+    if upload.key is not None:
+        check_size(upload.key)
     if upload.format == "pkcs12":
         return _open_pkcs12(upload.data, upload.password)
     if upload.format == "jks":
@@ -72,6 +72,10 @@ def open_bundle(upload: Upload) -> OpenedBundle:
 
 
 def _open_pkcs12(data: bytes, password: str | None) -> OpenedBundle:
+    shape = inspect_pkcs12(data)  # refuses excessive key derivations before they run
+    for name in shape.key_names if shape else []:
+        # keytool -importkeystore names the JKS entry after it: it reaches keytool's command line.
+        _check_alias(name)
     secret = password.encode() if password else None
     try:
         loaded = pkcs12.load_pkcs12(data, secret)
@@ -95,7 +99,6 @@ def _open_pkcs12(data: bytes, password: str | None) -> OpenedBundle:
             f"({len(data)} bytes could not be parsed)",
         ) from None
     if loaded.cert is not None and loaded.cert.friendly_name is not None:
-        # keytool -importkeystore names the JKS entry after it: it reaches keytool's command line.
         _check_alias(loaded.cert.friendly_name.decode("utf-8", "replace"))
     # The certificate bag tied to the key comes first; a key that matches no certificate
     # leaves them all in additional_certs, which the key check reports as a mismatch.
@@ -103,6 +106,7 @@ def _open_pkcs12(data: bytes, password: str | None) -> OpenedBundle:
     certs += [c.certificate for c in loaded.additional_certs]
     if not certs:
         raise BundleRejected("corrupt", f"{INVALID_KEYSTORE}: the PKCS#12 file has no certificate")
+    check_chain_length(len(certs))
     if loaded.key is None:
         raise BundleRejected(
             "no_private_key",
@@ -122,6 +126,7 @@ def _is_whole_pfx(data: bytes) -> bool:
 def _open_jks(data: bytes, password: str | None) -> OpenedBundle:
     if password is None:
         raise BundleRejected("wrong_password", "A JKS keystore needs its keystore password")
+    check_jks_header(data)  # JCEKS's sealed keys would be decrypted by a pure-Python loop
     try:
         store = jks.KeyStore.loads(data, password, try_decrypt_keys=False)
     except jks.util.KeystoreSignatureException:
@@ -149,6 +154,7 @@ def _open_jks(data: bytes, password: str | None) -> OpenedBundle:
         )
     alias, entry = next(iter(entries.items()))
     _check_alias(alias)
+    check_chain_length(len(entry.cert_chain))
     try:
         # SEPM's server.xml carries one keystore password, so the key must open with it too.
         entry.decrypt(password)
@@ -196,6 +202,7 @@ def _open_pem(data: bytes, key_data: bytes | None, password: str | None) -> Open
     # The PEM reader skips a block it cannot finish, so a truncated bundle would just look
     # shorter; counting the blocks catches it.
     blocks = data.count(b"-----BEGIN CERTIFICATE-----")
+    check_chain_length(blocks)
     if blocks != len(certs):
         raise BundleRejected(
             "corrupt",
@@ -220,6 +227,7 @@ def _load_pem_key(key_data: bytes, password: str | None) -> PrivateKeyTypes:
             "wrong_password", "The private key is encrypted; give its password to open it"
         )
     secret = password.encode() if (password and encrypted) else None
+    check_encrypted_pem_key(key_data)
     try:
         return serialization.load_pem_private_key(key_data, password=secret)
     except (ValueError, TypeError, UnsupportedAlgorithm):
