@@ -11,7 +11,7 @@ import numpy as np
 from sepm_twin.access import RateLimit, TokenStore
 from sepm_twin.certificates import CertificateAuthority
 from sepm_twin.fleet import DAY_MS, Fleet, FleetGroup
-from sepm_twin.groups import Group, Location, default_settings, twin_id
+from sepm_twin.groups import DEFAULT_DOMAIN, Domain, Group, Location, default_settings, twin_id
 from sepm_twin.scenario import GroupSpec, Scenario, SiteSpec
 from sepm_twin.servers import ManagementServer
 from sepm_twin.site import Site
@@ -51,38 +51,55 @@ def farms(scenario: Scenario) -> dict[str, str]:
     return {name: "+".join(sorted(members[root(name)])) for name in parent}
 
 
-def _group(spec: GroupSpec, *, farm: str, seed: int, start_ms: int) -> Group:
-    group_id = twin_id(str(seed), farm, spec.name.lower())
+def group_id(seed: int, farm: str, domain: str, path: str) -> str:
+    # The default domain's ids leave the domain out, so they stay what they always were.
+    if domain.lower() == DEFAULT_DOMAIN.lower():
+        return twin_id(str(seed), farm, path.lower())
+    return twin_id(str(seed), farm, domain.lower(), path.lower())
+
+
+def _domain(name: str, *, farm: str, seed: int, start_ms: int) -> Domain:
+    domain_id = twin_id(str(seed), farm, "domain", name.lower())
+    return Domain(id=domain_id, name=name, created_ms=start_ms - 400 * DAY_MS)
+
+
+def _group(spec: GroupSpec, *, domain: Domain, farm: str, seed: int, start_ms: int) -> Group:
+    gid = group_id(seed, farm, domain.name, spec.name)
     # The last policy change happened some hours before the scenario starts; derived from
     # the id so partner sites that both define a group agree on its serial.
-    policy_time = start_ms - DAY_MS + int(group_id[:6], 16) % DAY_MS
+    policy_time = start_ms - DAY_MS + int(gid[:6], 16) % DAY_MS
     settings = default_settings(
         secure=spec.secure_communications, push=spec.mode == "push", heartbeat_s=spec.heartbeat_s
     )
     return Group(
-        id=group_id,
+        id=gid,
         full_path=spec.name,
         policy_time_ms=policy_time,
+        domain=domain,
         locations=[
-            Location(twin_id(group_id, name), name, copy.deepcopy(settings))
-            for name in spec.locations
+            Location(twin_id(gid, name), name, copy.deepcopy(settings)) for name in spec.locations
         ],
-        inheritance="\\" in spec.name,
     )
 
 
 def _with_ancestors(specs: list[GroupSpec]) -> list[GroupSpec]:
-    """Every group's parents exist in SEPM ("My Company" at least), with no clients."""
-    paths = {g.name.lower() for g in specs}
-    extra: list[GroupSpec] = []
+    """Every group's parents exist in SEPM ("My Company" at least), with no clients.
+
+    The default domain always exists, with its My Company root, even if no group names it.
+    """
+    specs = [GroupSpec(name="My Company"), *specs]
+    paths: set[tuple[str, str]] = set()
+    out: list[GroupSpec] = []
     for spec in specs:
         parts = spec.name.split("\\")
-        for depth in range(1, len(parts)):
+        for depth in range(1, len(parts) + 1):
             path = "\\".join(parts[:depth])
-            if path.lower() not in paths:
-                paths.add(path.lower())
-                extra.append(GroupSpec(name=path))
-    return extra + specs
+            key = (spec.domain.lower(), path.lower())
+            if key in paths:
+                continue
+            paths.add(key)
+            out.append(spec if depth == len(parts) else GroupSpec(name=path, domain=spec.domain))
+    return out
 
 
 def build_sites(
@@ -90,11 +107,17 @@ def build_sites(
 ) -> dict[str, Site]:
     farm_of = farms(scenario)
     farm_groups: dict[str, dict[str, Group]] = {}
+    farm_domains: dict[str, dict[str, Domain]] = {}
     for site in scenario.sites:
-        tree = farm_groups.setdefault(farm_of[site.name], {})
-        # SEPM always has the root group, even in a scenario that lists none.
-        for spec in _with_ancestors(site.groups or [GroupSpec(name="My Company")]):
-            group = _group(spec, farm=farm_of[site.name], seed=scenario.seed, start_ms=start_ms)
+        farm = farm_of[site.name]
+        tree = farm_groups.setdefault(farm, {})
+        domains = farm_domains.setdefault(farm, {})
+        for spec in _with_ancestors(site.groups):
+            domain = domains.get(spec.domain.lower())
+            if domain is None:
+                domain = _domain(spec.domain, farm=farm, seed=scenario.seed, start_ms=start_ms)
+                domains[spec.domain.lower()] = domain
+            group = _group(spec, domain=domain, farm=farm, seed=scenario.seed, start_ms=start_ms)
             tree.setdefault(group.id, group)  # the first site to define a group wins
 
     sites: dict[str, Site] = {}
@@ -121,7 +144,7 @@ def build_sites(
         database = {gid: g.copy() for gid, g in tree.items()}
         fleet_groups = [
             FleetGroup(
-                group=database[twin_id(str(scenario.seed), farm_of[spec.name], g.name.lower())],
+                group=database[group_id(scenario.seed, farm_of[spec.name], g.domain, g.name)],
                 clients=g.clients,
                 offline_fraction=g.offline.fraction if g.offline else 0.0,
                 offline_days=g.offline.days if g.offline else 0.0,
@@ -149,6 +172,7 @@ def build_sites(
             api_sequence=API_SEQUENCE,
             servers=servers,
             groups=database,
+            domains={d.id: d for d in farm_domains[farm_of[spec.name]].values()},
             fleet=fleet,
             tokens=TokenStore(ttl_s=scenario.token_ttl_s),
             rate_limit=RateLimit(limit.calls_per_minute if limit else None),

@@ -20,16 +20,28 @@ def policy_serial(group_id: str, policy_time_ms: int) -> str:
     return f"{group_id[:4]}-{when:%m/%d/%Y %H:%M:%S} {policy_time_ms % 1000:03d}"
 
 
+# The management server list every location uses unless an administrator assigns another.
+DEFAULT_SERVER_LIST = "Default Management Server List"
+
+
 def default_settings(*, secure: bool, push: bool, heartbeat_s: int) -> dict[str, Any]:
+    """A location's settings as GroupSettingsConfiguration has them (only its field names)."""
     return {
-        "general_settings": {
-            "security_settings": {"secure_communications": secure},
-        },
         "communication_settings": {
             "mode": "PUSH" if push else "PULL",
+            # SEPM has one heartbeat setting; in push mode the client reconnects at it.
             "pull_mode_heartbeat_freq_in_seconds": heartbeat_s,
-            "push_mode_heartbeat_freq_in_seconds": heartbeat_s,
-            "download_randomization_enabled": False,
+            "upload_op_state_heartbeat_freq_in_seconds": heartbeat_s,
+            "upload_log_heartbeat_freq_in_seconds": heartbeat_s,
+            "upload_cmd_state_heartbeat_freq_in_seconds": heartbeat_s,
+            "sem_server": {"name": DEFAULT_SERVER_LIST, "description": ""},
+            "download_profile": True,
+            "randomization_enabled": False,
+            "randomization_frequency": 0,
+            "randomization_range": 0,
+        },
+        "general_settings": {
+            "security_settings": {"stopped_mode": "ALLOW", "secure_communications": secure},
         },
     }
 
@@ -50,13 +62,23 @@ class Location:
 
     @property
     def heartbeat_s(self) -> int:
-        comm = self.settings["communication_settings"]
-        key = (
-            "push_mode_heartbeat_freq_in_seconds"
-            if self.push
-            else ("pull_mode_heartbeat_freq_in_seconds")
-        )
-        return int(comm[key])
+        return int(self.settings["communication_settings"]["pull_mode_heartbeat_freq_in_seconds"])
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A SEPM domain: its own group tree (each with a My Company root), admins and clients."""
+
+    id: str
+    name: str
+    created_ms: int
+    description: str = ""
+
+    def summary(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+DEFAULT_DOMAIN = "Default"
 
 
 @dataclass
@@ -64,8 +86,9 @@ class Group:
     id: str
     full_path: str
     policy_time_ms: int
+    domain: Domain
     locations: list[Location] = field(default_factory=list)
-    inheritance: bool = True
+    inheritance: bool = False
 
     @property
     def name(self) -> str:
@@ -86,57 +109,86 @@ class SettingsError(ValueError):
     """A PATCH body SEPM would answer with 400."""
 
 
-def _check(path: str, value: Any, expected: type | tuple[type, ...]) -> None:
-    # bool is an int in Python; SEPM's JSON binder would not take true for a number.
-    if (
-        isinstance(value, bool)
-        and expected is not bool
-        and bool not in (expected if isinstance(expected, tuple) else (expected,))
-    ):
-        raise SettingsError(f"{path}: expected a number")
-    if not isinstance(value, expected):
-        raise SettingsError(f"{path}: wrong type")
-
-
-_KNOWN: dict[tuple[str, ...], type | tuple[type, ...]] = {
-    ("general_settings", "security_settings", "secure_communications"): bool,
-    ("communication_settings", "mode"): str,
-    ("communication_settings", "pull_mode_heartbeat_freq_in_seconds"): int,
-    ("communication_settings", "push_mode_heartbeat_freq_in_seconds"): int,
+_INT = (int,)
+# Every field of GroupSettingsConfiguration the twin knows, by path, with its JSON type.
+# Objects not listed here (restart, password_protection, client_log, ...) are stored as given.
+_FIELDS: dict[tuple[str, ...], tuple[type, ...]] = {
+    ("communication_settings", "mode"): (str,),
+    ("communication_settings", "pull_mode_heartbeat_freq_in_seconds"): _INT,
+    ("communication_settings", "upload_op_state_heartbeat_freq_in_seconds"): _INT,
+    ("communication_settings", "upload_log_heartbeat_freq_in_seconds"): _INT,
+    ("communication_settings", "upload_cmd_state_heartbeat_freq_in_seconds"): _INT,
+    ("communication_settings", "sem_server", "name"): (str,),
+    ("communication_settings", "sem_server", "description"): (str,),
+    ("communication_settings", "app_upload"): (bool,),
+    ("communication_settings", "connect_to_server"): (bool,),
+    ("communication_settings", "download_profile"): (bool,),
+    ("communication_settings", "randomization_frequency"): _INT,
+    ("communication_settings", "randomization_range"): _INT,
+    ("communication_settings", "randomization_enabled"): (bool,),
+    ("communication_settings", "remember_current_group"): (bool,),
+    ("communication_settings", "allow_client_upload_critical_event_immediately"): (bool,),
+    ("communication_settings", "remember_current_policy_mode"): (bool,),
+    ("general_settings", "security_settings", "stopped_mode"): (str,),
+    ("general_settings", "security_settings", "secure_communications"): (bool,),
+}
+_OBJECTS = {path[:depth] for path in _FIELDS for depth in range(1, len(path))}
+_OPAQUE = {
+    ("general_settings", "restart"),
+    ("general_settings", "tamper_protection"),
+    ("password_protection",),
+    ("client_log",),
+    ("live_update_content_settings",),
+    ("external_communication_settings",),
+}
+_ENUMS = {
+    ("communication_settings", "mode"): ("PULL", "PUSH"),
+    ("general_settings", "security_settings", "stopped_mode"): (
+        "ALLOW",
+        "BLOCK",
+        "ALLOW_STARTUP_ONLY",
+    ),
 }
 
 
 def merge_settings(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     """The settings after a PATCH body `{configuration: {...}}`; raises SettingsError."""
-    if not isinstance(patch, dict) or set(patch) != {"configuration"}:
-        raise SettingsError("body must be an object with a single 'configuration' member")
-    config = patch["configuration"]
+    if not isinstance(patch, dict) or not set(patch) <= {"configuration", "lockedoptions"}:
+        raise SettingsError("body must be an object with a 'configuration' member")
+    config = patch.get("configuration")
     if not isinstance(config, dict):
         raise SettingsError("configuration must be an object")
     merged = copy.deepcopy(current)
     _merge_into(merged, config, ())
-    mode = merged["communication_settings"]["mode"]
-    if mode not in ("PULL", "PUSH"):
-        raise SettingsError("communication_settings.mode must be PULL or PUSH")
-    for key in ("pull_mode_heartbeat_freq_in_seconds", "push_mode_heartbeat_freq_in_seconds"):
-        if merged["communication_settings"][key] <= 0:
-            raise SettingsError(f"communication_settings.{key} must be positive")
+    comm = merged["communication_settings"]
+    if comm["pull_mode_heartbeat_freq_in_seconds"] <= 0:
+        raise SettingsError(
+            "communication_settings.pull_mode_heartbeat_freq_in_seconds must be positive"
+        )
     return merged
 
 
 def _merge_into(target: dict[str, Any], patch: dict[str, Any], prefix: tuple[str, ...]) -> None:
     for key, value in patch.items():
         path = (*prefix, key)
-        if path in _KNOWN:
-            _check(".".join(path), value, _KNOWN[path])
+        where = ".".join(path)
+        if path in _FIELDS:
+            expected = _FIELDS[path]
+            # bool is an int in Python; SEPM's JSON binder would not take true for a number.
+            if not isinstance(value, expected) or (
+                isinstance(value, bool) and bool not in expected
+            ):
+                raise SettingsError(f"{where}: expected {expected[0].__name__}")
+            if path in _ENUMS and value not in _ENUMS[path]:
+                raise SettingsError(f"{where} must be one of {', '.join(_ENUMS[path])}")
             target[key] = value
-        elif isinstance(value, dict):
-            existing = target.get(key)
-            if existing is not None and not isinstance(existing, dict):
-                raise SettingsError(f"{'.'.join(path)}: expected a value, not an object")
+        elif path in _OBJECTS or path in _OPAQUE:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{where}: expected an object")
             child = target.setdefault(key, {})
-            _merge_into(child, value, path)
+            if path in _OPAQUE:
+                child.update(copy.deepcopy(value))
+            else:
+                _merge_into(child, value, path)
         else:
-            if isinstance(target.get(key), dict):
-                raise SettingsError(f"{'.'.join(path)}: expected an object")
-            target[key] = value
+            raise SettingsError(f"{where} is not a field of GroupSettingsConfiguration")

@@ -29,6 +29,7 @@ class OfflineSpec(_Strict):
 
 class GroupSpec(_Strict):
     name: str
+    domain: str = "Default"
     clients: int = Field(default=0, ge=0)
     mode: Literal["pull", "push"] = "pull"
     heartbeat_s: int = Field(default=300, gt=0)
@@ -115,9 +116,9 @@ class Scenario(_Strict):
             for partner in site.replication_partners:
                 if partner not in names or partner == site.name:
                     raise ValueError(f"site {site.name}: unknown replication partner {partner!r}")
-            paths = [g.name for g in site.groups]
+            paths = [(g.domain.lower(), g.name.lower()) for g in site.groups]
             if len(set(paths)) != len(paths):
-                raise ValueError(f"site {site.name}: group names must be unique")
+                raise ValueError(f"site {site.name}: group names must be unique within a domain")
         return self
 
     def start_ms(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sepm_twin.certificates import KeyPair
+from sepm_twin.groups import twin_id
 
 PORTS = ("8443", "8446", "443", "8014")
 TLS_PORTS = ("8443", "8446", "443")
@@ -46,6 +47,10 @@ class ManagementServer:
     def __post_init__(self) -> None:
         self.services = dict.fromkeys(services_for(self.version), "running")
         self.served = dict.fromkeys(TLS_PORTS, self.installed)
+
+    @property
+    def id(self) -> str:
+        return twin_id("server", self.site, self.name)
 
     def owner_of(self, port: str) -> str:
         """The service whose process listens on a port."""

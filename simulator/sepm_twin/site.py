@@ -7,7 +7,7 @@ from typing import Any
 
 from sepm_twin.access import RateLimit, TokenStore
 from sepm_twin.fleet import Fleet
-from sepm_twin.groups import Group, merge_settings
+from sepm_twin.groups import Domain, Group, merge_settings
 from sepm_twin.servers import ManagementServer
 
 
@@ -20,6 +20,7 @@ class Site:
     api_sequence: str
     servers: list[ManagementServer]
     groups: dict[str, Group]  # the site's database, by group id
+    domains: dict[str, Domain]  # by id, the default domain first
     fleet: Fleet
     tokens: TokenStore
     rate_limit: RateLimit
@@ -30,12 +31,35 @@ class Site:
     def server(self, name: str) -> ManagementServer | None:
         return next((s for s in self.servers if s.name == name), None)
 
-    def group_by_path(self, full_path: str) -> Group | None:
-        wanted = full_path.lower()
-        return next((g for g in self.groups.values() if g.full_path.lower() == wanted), None)
+    @property
+    def default_domain(self) -> Domain:
+        return next(iter(self.domains.values()))
 
-    def sorted_groups(self) -> list[Group]:
-        return sorted(self.groups.values(), key=lambda g: g.full_path.lower())
+    def find_domain(self, wanted: str) -> Domain | None:
+        """A domain by id, or by name (case-insensitive)."""
+        found = self.domains.get(wanted.upper())
+        if found is None:
+            found = next(
+                (d for d in self.domains.values() if d.name.lower() == wanted.lower()), None
+            )
+        return found
+
+    def group_by_path(self, full_path: str, domain: Domain | None = None) -> Group | None:
+        wanted = full_path.lower()
+        within = domain or self.default_domain
+        return next(
+            (
+                g
+                for g in self.groups.values()
+                if g.full_path.lower() == wanted and g.domain.id == within.id
+            ),
+            None,
+        )
+
+    def sorted_groups(self, domain: Domain | None = None) -> list[Group]:
+        """The groups of one domain (all domains if None), in full path order."""
+        chosen = [g for g in self.groups.values() if domain is None or g.domain.id == domain.id]
+        return sorted(chosen, key=lambda g: g.full_path.lower())
 
     # -- changes to the database ----------------------------------------------------------
     def patch_location(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sepm_twin.api.responses import SepmHTTPError
-from sepm_twin.groups import policy_serial
+from sepm_twin.groups import Domain, policy_serial
 from sepm_twin.site import Site
 
-DOMAIN = {"id": "A1B2C3D4E5F60718293A4B5C6D7E8F90", "name": "Default"}
+# The sort keys the vendor definition lists for /computers; the twin's clients are named and
+# numbered in the same order and share one Windows workgroup, so all four order alike.
+SORT_KEYS = ("COMPUTER_NAME", "COMPUTER_ID", "COMPUTER_DOMAIN_NAME", "DOMAIN_ID")
+WORKGROUP = "WORKGROUP"
 
 
 class ComputerView:
@@ -21,6 +25,8 @@ class ComputerView:
         self.site = site
         fleet = site.fleet
         self._group_objects = []
+        domain_ids = list(site.domains)
+        group_domain = []
         for gid in fleet.group_ids:
             group = site.groups[gid]
             self._group_objects.append(
@@ -28,10 +34,15 @@ class ComputerView:
                     "id": group.id,
                     "name": group.name,
                     "fullPathName": group.full_path,
-                    "domain": DOMAIN,
+                    "domain": group.domain.summary(),
                 }
             )
+            group_domain.append(domain_ids.index(group.domain.id))
+        self._domain_ids = domain_ids
+        # Per fleet group, the index of its domain; clients never change group.
+        self._group_domain = np.asarray(group_domain, dtype=np.int32)
         self._server_names = [s.name for s in site.servers]
+        self._server_ids = [s.id for s in site.servers]
         self._serials: dict[tuple[int, int], str] = {}
         tag = "".join(ch for ch in site.name.upper() if ch.isalnum())[:8] or "SITE"
         self.name_prefix = f"{tag}-WS"
@@ -55,23 +66,22 @@ class ComputerView:
         self,
         *,
         group_index: int | None,
+        domain: Domain,
         last_update: int,
         computer_name: str | None,
         descending: bool,
     ) -> npt.NDArray[np.int64] | range:
         """The client indices a query matches, in page order."""
         fleet = self.site.fleet
-        selected: npt.NDArray[np.int64] | range
+        selected: npt.NDArray[np.int64] | range = (
+            fleet.members[group_index] if group_index is not None else range(fleet.size)
+        )
+        domain_index = self._domain_ids.index(domain.id)
+        if not np.all(self._group_domain == domain_index):
+            base = np.arange(fleet.size) if isinstance(selected, range) else selected
+            selected = base[self._group_domain[fleet.group[base]] == domain_index]
         if computer_name:
-            found = self.index_of_name(computer_name)
-            candidates = [] if found is None else [found]
-            if found is not None and group_index is not None:
-                candidates = [i for i in candidates if fleet.group[i] == group_index]
-            selected = np.asarray(candidates, dtype=np.int64)
-        elif group_index is not None:
-            selected = fleet.members[group_index]
-        else:
-            selected = range(fleet.size)
+            selected = self._named(selected, computer_name)
         if last_update > 0:
             if isinstance(selected, range):
                 selected = np.flatnonzero(fleet.last_update >= last_update)
@@ -80,6 +90,27 @@ class ComputerView:
         if descending:
             selected = selected[::-1]
         return selected
+
+    def _named(
+        self, selected: npt.NDArray[np.int64] | range, pattern: str
+    ) -> npt.NDArray[np.int64]:
+        """Clients whose name matches; '*' is SEPM's wildcard, and case does not matter."""
+        if "*" not in pattern:
+            found = self.index_of_name(pattern)
+            if found is None:
+                return np.asarray([], dtype=np.int64)
+            inside = found in selected if isinstance(selected, range) else found in set(selected)
+            return np.asarray([found] if inside else [], dtype=np.int64)
+        regex = re.compile(
+            "".join(
+                ".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)
+            ),
+            re.IGNORECASE,
+        )
+        idx = np.arange(selected.start, selected.stop) if isinstance(selected, range) else selected
+        prefix = self.name_prefix
+        keep = [regex.fullmatch(f"{prefix}{i:07d}") is not None for i in idx.tolist()]
+        return np.asarray(idx[np.asarray(keep, dtype=bool)] if idx.size else idx, dtype=np.int64)
 
     def render(self, indices: npt.NDArray[np.int64] | range) -> list[dict[str, Any]]:
         fleet = self.site.fleet
@@ -96,9 +127,10 @@ class ComputerView:
         site = self.site
         prefix = site.client_prefix
         version = site.version_full
-        group_objects, server_names, name_prefix = (
+        group_objects, server_names, server_ids, name_prefix = (
             self._group_objects,
             self._server_names,
+            self._server_ids,
             self.name_prefix,
         )
         out = []
@@ -116,7 +148,10 @@ class ComputerView:
                     "agentVersion": version,
                     "group": group_objects[g],
                     "lastServerName": server_names[s],
+                    "lastServerId": server_ids[s],
                     "lastSiteName": site.name,
+                    "lastSiteId": site.id,
+                    "domainOrWorkgroup": WORKGROUP,
                     "lastConnectedIpAddr": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
                 }
             )
@@ -131,10 +166,13 @@ class ComputerView:
         return serial
 
 
-def parse_order(sort: str | None, order: str | None) -> bool:
-    """True for descending; SEPM sorts computers by name."""
-    if sort and sort.upper() not in ("COMPUTER_NAME", "COMPUTERNAME", "NAME"):
-        raise SepmHTTPError(400, f"Unsupported sort property {sort!r}; use COMPUTER_NAME")
+def parse_order(sort: str | None, order: str | None) -> tuple[str, bool]:
+    """The sort key (default COMPUTER_NAME) and whether the order is descending."""
+    prop = (sort or "COMPUTER_NAME").upper()
+    if prop not in SORT_KEYS:
+        raise SepmHTTPError(
+            400, f"Unsupported sort property {sort!r}; use one of {', '.join(SORT_KEYS)}"
+        )
     if order and order.upper() not in ("ASC", "DESC"):
         raise SepmHTTPError(400, f"Invalid order {order!r}; use ASC or DESC")
-    return bool(order and order.upper() == "DESC")
+    return prop, bool(order and order.upper() == "DESC")

@@ -10,6 +10,10 @@ from sepm_twin.api.responses import SepmHTTPError, json_response
 from sepm_twin.site import Site
 from sepm_twin.world import World
 
+# The definition: "The geographical location of the replication site. Currently, this always
+# displays NA."
+SITE_LOCATION = "NA"
+
 
 def add_replication_routes(app: FastAPI, world: World, site: Site, prefix: str) -> None:
     replication = world.replication
@@ -28,10 +32,11 @@ def add_replication_routes(app: FastAPI, world: World, site: Site, prefix: str) 
                 {
                     "id": partner.id,
                     "name": partner.name,
-                    "location": partner.servers[0].hostnames[0],
+                    "location": SITE_LOCATION,
                     "status_code": partnership.status_at(now),
-                    "lastRunTime": partnership.last_run_ms,
-                    "lastSuccessfulRunTime": partnership.last_success_ms,
+                    # int64 in the definition, never null: 0 stands for "never".
+                    "lastRunTime": partnership.last_run_ms or 0,
+                    "lastSuccessfulRunTime": partnership.last_success_ms or 0,
                     "nextRunTime": partnership.next_run_ms,
                 }
             )
@@ -40,6 +45,7 @@ def add_replication_routes(app: FastAPI, world: World, site: Site, prefix: str) 
                 "replicationStatus": {
                     "id": site.id,
                     "siteName": site.name,
+                    "siteLocation": SITE_LOCATION,
                     "replicationPartnerStatusList": partners,
                 }
             }

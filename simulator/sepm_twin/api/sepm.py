@@ -14,11 +14,25 @@ from sepm_twin.api.guard import guard_request
 from sepm_twin.api.paging import int_param, page, page_params, sort_spec
 from sepm_twin.api.replication import add_replication_routes
 from sepm_twin.api.responses import SepmHTTPError, json_response, sepm_error
-from sepm_twin.groups import Group, SettingsError
+from sepm_twin.groups import Domain, Group, SettingsError
 from sepm_twin.site import Site
 from sepm_twin.world import World
 
 PREFIX = "/sepm/api/v1"
+
+
+def domain_record(domain: Domain) -> dict[str, Any]:
+    """GET /domains' item (the vendor's Domain definition)."""
+    return {
+        "id": domain.id,
+        "name": domain.name,
+        "description": domain.description,
+        "createdTime": domain.created_ms,
+        "enable": True,
+        "companyName": "",
+        "contactInfo": "",
+        "administratorCount": 1,
+    }
 
 
 def build_sepm_app(world: World, site: Site) -> FastAPI:
@@ -48,6 +62,29 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             raise SepmHTTPError(404, f"The group {group_id} was not found")
         return group
 
+    def login_domain() -> Domain:
+        # The scenario's one account logs on to its domain ("" is the default domain).
+        wanted = world.scenario.admin.domain
+        return (site.find_domain(wanted) if wanted else None) or site.default_domain
+
+    def domain_param(request: Request, name: str) -> Domain:
+        """The domain a query names, else the one the administrator logged on to."""
+        wanted = request.query_params.get(name)
+        if not wanted:
+            return login_domain()
+        domain = site.find_domain(wanted)
+        if domain is None:
+            raise SepmHTTPError(400, f"Invalid domain {wanted!r}")
+        return domain
+
+    def group_or_410(group_id: str, request: Request) -> Group:
+        """Group detail and locations answer 410 for a group they cannot find."""
+        group = site.groups.get(group_id.upper())
+        wanted = request.query_params.get("domainId")
+        if group is None or (wanted and group.domain.id != wanted.upper()):
+            raise SepmHTTPError(410, f"The group {group_id} was not found")
+        return group
+
     async def json_body(request: Request) -> Any:
         try:
             return orjson.loads(await request.body())
@@ -67,13 +104,17 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
         ):
             raise SepmHTTPError(401, "Invalid username or password")
         session = site.tokens.issue(admin_id=f"{site.id[:16]}{'0' * 16}")
+        domain = login_domain()
         return json_response(
             {
                 "token": session.token,
                 "tokenExpiration": site.tokens.ttl_s,
                 "refreshToken": session.refresh_token,
                 "adminId": session.admin_id,
-                "role": {"bitMask": 1, "title": "System Administrator"},
+                "username": admin.username,
+                "domain": domain.name,
+                "domainid": domain.id,
+                "role": {"bitMask": 8, "title": "System Administrator"},
             }
         )
 
@@ -93,25 +134,33 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             }
         )
 
+    @app.get(f"{PREFIX}/domains")
+    async def domains() -> Response:
+        return json_response([domain_record(d) for d in site.domains.values()])
+
     def group_record(group: Group) -> dict[str, Any]:
         return {
             "id": group.id,
             "name": group.name,
+            "description": "",
             "fullPathName": group.full_path,
+            "numberOfPhysicalComputers": site.client_count(group.id),
+            "numberOfRegisteredUsers": 0,
             "policySerialNumber": group.serial,
             "policyDate": group.policy_time_ms,
-            "numberOfPhysicalComputers": site.client_count(group.id),
-            "policyInheritanceEnabled": group.inheritance,
             "defaultLocationId": group.locations[0].id,
+            "domain": group.domain.summary(),
+            "policyInheritanceEnabled": group.inheritance,
         }
 
     @app.get(f"{PREFIX}/groups")
     async def groups(request: Request) -> Response:
         index, size = page_params(request.query_params, 25)
+        domain = domain_param(request, "domain")
         wanted = request.query_params.get("fullPathName")
         matching = [
             g
-            for g in site.sorted_groups()
+            for g in site.sorted_groups(domain)
             if not wanted or g.full_path.lower() == wanted.replace("/", "\\").lower()
         ]
         chunk = matching[(index - 1) * size : index * size]
@@ -125,9 +174,13 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             )
         )
 
+    @app.get(f"{PREFIX}/groups/{{group_id}}")
+    async def group_detail(group_id: str, request: Request) -> Response:
+        return json_response(group_record(group_or_410(group_id, request)))
+
     @app.get(f"{PREFIX}/groups/{{group_id}}/locations")
-    async def locations(group_id: str) -> Response:
-        group = group_or_404(group_id)
+    async def locations(group_id: str, request: Request) -> Response:
+        group = group_or_410(group_id, request)
         return json_response([{"name": loc.name, "id": loc.id} for loc in group.locations])
 
     @app.get(f"{PREFIX}/groups/{{group_id}}/locations/{{location_id}}/settings")
@@ -154,9 +207,11 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
     def computers_page(request: Request, group_index: int | None) -> Response:
         params = request.query_params
         index, size = page_params(params, 20)
-        descending = parse_order(params.get("sort"), params.get("order"))
+        prop, descending = parse_order(params.get("sort"), params.get("order"))
+        domain = domain_param(request, "domain")
         selected = view.select(
             group_index=group_index,
+            domain=domain,
             last_update=int_param(params, "lastUpdate", 0),
             computer_name=params.get("computerName"),
             descending=descending,
@@ -168,7 +223,7 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
                 index=index,
                 size=size,
                 total=len(selected),
-                sort=sort_spec("COMPUTER_NAME", descending),
+                sort=sort_spec(prop, descending),
             )
         )
 

@@ -195,7 +195,7 @@ async def test_a_partnership_deleted_on_one_side_is_gone_on_both_and_re_adding_o
             settings_path,
             json={
                 "configuration": {
-                    "communication_settings": {"push_mode_heartbeat_freq_in_seconds": heartbeat}
+                    "communication_settings": {"pull_mode_heartbeat_freq_in_seconds": heartbeat}
                 }
             },
         )
@@ -205,7 +205,7 @@ async def test_a_partnership_deleted_on_one_side_is_gone_on_both_and_re_adding_o
     await driver.advance(600)
     on_b = (await driver.sepm("site-b", "GET", settings_path)).json()
     assert (
-        on_b["configuration"]["communication_settings"]["push_mode_heartbeat_freq_in_seconds"]
+        on_b["configuration"]["communication_settings"]["pull_mode_heartbeat_freq_in_seconds"]
         == 111
     )
     again = await driver.host("/sites/site-a/replication/partners/site-b/add")

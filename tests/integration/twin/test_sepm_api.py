@@ -129,7 +129,9 @@ async def test_paging_is_one_based_and_ends_on_the_last_page(driver: TwinDriver)
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
-        ("GET", "/groups/0123456789ABCDEF0123456789ABCDEF/locations", {}, 404),
+        # The vendor definition: 410 for a group that group detail or locations cannot find.
+        ("GET", "/groups/0123456789ABCDEF0123456789ABCDEF/locations", {}, 410),
+        ("GET", "/groups/0123456789ABCDEF0123456789ABCDEF", {}, 410),
         ("GET", "/groups/0123456789ABCDEF0123456789ABCDEF/computers", {}, 404),
         ("GET", "/computers", {"params": {"pageIndex": 0}}, 400),
         ("GET", "/computers", {"params": {"pageSize": "lots"}}, 400),

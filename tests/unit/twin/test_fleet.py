@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from sepm_twin.fleet import DAY_MS, Fleet, FleetGroup
-from sepm_twin.groups import Group, Location, default_settings
+from sepm_twin.groups import Domain, Group, Location, default_settings
 
 pytestmark = pytest.mark.unit
 
 START = 1_700_000_000_000
 OLD, NEW = 0b01, 0b10
+DOMAIN = Domain("D" * 32, "Default", START - 400 * DAY_MS)
 
 
 def make_fleet(*, clients: int = 100, push: bool = False, offline: float = 0.0) -> Fleet:
@@ -19,6 +20,7 @@ def make_fleet(*, clients: int = 100, push: bool = False, offline: float = 0.0) 
         id="ABCD" + "0" * 28,
         full_path="My Company\\Default",
         policy_time_ms=START - DAY_MS,
+        domain=DOMAIN,
         locations=[
             Location("L" * 32, "Default", default_settings(secure=True, push=push, heartbeat_s=300))
         ],
@@ -48,6 +50,7 @@ def group_of(fleet: Fleet) -> Group:
         id=fleet.group_ids[0],
         full_path="My Company\\Default",
         policy_time_ms=int(fleet.g_time[0]),
+        domain=DOMAIN,
         locations=[
             Location(
                 "L" * 32, "Default", default_settings(secure=True, push=False, heartbeat_s=300)
