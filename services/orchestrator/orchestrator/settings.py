@@ -34,8 +34,9 @@ class Settings(ServiceSettings):
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     retry_max_attempts: int = 5
-    # How long (clock seconds) a rotation waits for a worker's answer before it re-sends the
-    # same command (same idempotency key): SEPM REST steps (inspect, verification set/check).
+    # How long (real seconds: under an accelerated clock they count as that many times more
+    # clock time, since workers do not run faster) a rotation waits for a worker's answer before it re-sends the same
+    # command (same idempotency key): SEPM REST steps (inspect, verification set/check).
     answer_deadline_sepm_seconds: float = Field(300.0, gt=0)
     # The same for host operations (break replication, install and restart, rollback): the
     # host-operation timeout (300 s per call, three service restarts) plus a margin.

@@ -84,6 +84,23 @@ def with_operator_defaults(requested: RotationOptions, settings: Settings) -> Ro
     )
 
 
+def in_clock_time(options: RotationOptions, speed: float) -> RotationOptions:
+    """Answer deadlines are real seconds (workers do not run faster under an accelerated clock,
+    as in a rehearsal against the twin); the saga's timers run in clock time."""
+    if speed == 1.0:
+        return options
+    limits = options.answer_deadlines
+    scaled = limits.model_copy(
+        update={
+            "sepm_call_seconds": limits.sepm_call_seconds * speed,
+            "host_operation_seconds": limits.host_operation_seconds * speed,
+            "manual_host_operation_seconds": limits.manual_host_operation_seconds * speed,
+            "restore_replication_seconds": limits.restore_replication_seconds * speed,
+        }
+    )
+    return options.model_copy(update={"answer_deadlines": scaled})
+
+
 async def create_rotation(
     deps: Deps,
     *,
@@ -141,6 +158,7 @@ async def create_rotation(
     target = target.model_copy(update={"trusted_certificates_pem": trusted})
     saga_id = str(uuid.uuid4())
     now = deps.now()
+    options = in_clock_time(options, float(getattr(runtime.clock, "speed", 1.0)))
     decision = start_saga(
         saga_id=saga_id,
         target=target,
