@@ -81,29 +81,48 @@ def demo(exit_after: bool, as_json: bool, speed: float, port: int, data_dir: str
 @click.option(
     "--data-dir", default="var/embedded", show_default=True, type=click.Path(file_okay=False)
 )
-def up(mode: str, port: int, data_dir: str) -> None:
+@click.option(
+    "--follow-twin",
+    "twin_url",
+    metavar="URL",
+    help="Rehearsal: run on the clock of the twin at URL (`certrotate sim`), read at start.",
+)
+def up(mode: str, port: int, data_dir: str, twin_url: str | None) -> None:
     """Run certrotate until interrupted, with the REST API on --port."""
     from certrotate.data_dir import MasterKeyMismatchError
+    from certrotate.twin_clock import TwinClockError
 
     try:
-        _up(mode, port, Path(data_dir))
-    except MasterKeyMismatchError as exc:
+        _up(mode, port, Path(data_dir), twin_url)
+    except (MasterKeyMismatchError, TwinClockError) as exc:
         click.echo(f"certrotate: refusing to start: {exc}", err=True)
         sys.exit(1)
 
 
-def _up(mode: str, port: int, data_dir: Path) -> None:
+def _up(mode: str, port: int, data_dir: Path, twin_url: str | None) -> None:
     import asyncio
 
+    from certrotate.stack import ClockSync
+
+    clock: ClockSync | None = None
+    if twin_url:
+        from certrotate.twin_clock import read_twin_clock
+
+        clock = read_twin_clock(twin_url)
+        click.echo(
+            f"certrotate: following the twin's clock at {twin_url} ({clock.speed:g}x); "
+            "restart to follow a later change of its speed",
+            err=True,
+        )
     if mode == "embedded":
         from certrotate.stack import run_embedded
 
-        asyncio.run(run_embedded(data_dir, api_port=port))
+        asyncio.run(run_embedded(data_dir, api_port=port, clock=clock))
     else:
         from certrotate.distributed import DEFAULT_PORTS, DistributedConfig, Supervisor, run
 
         config = DistributedConfig.from_environment(
-            data_dir, ports=DEFAULT_PORTS | {"orchestrator": port}
+            data_dir, ports=DEFAULT_PORTS | {"orchestrator": port}, clock=clock
         )
 
         def announce(supervisor: Supervisor) -> None:

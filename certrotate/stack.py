@@ -142,12 +142,12 @@ async def start_embedded(
     return stack
 
 
-async def run_embedded(data_dir: Path, *, api_port: int) -> None:
+async def run_embedded(data_dir: Path, *, api_port: int, clock: ClockSync | None = None) -> None:
     """`certrotate up --mode embedded`: serve until SIGINT/SIGTERM, then stop cleanly."""
     import asyncio
     import signal
 
-    stack = await start_embedded(data_dir, api_port=api_port, log_level="INFO")
+    stack = await start_embedded(data_dir, api_port=api_port, clock=clock, log_level="INFO")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -35,19 +35,27 @@ def server_body(server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def inventory_entries(
+    topology: dict[str, Any], *, username: str, password: str
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(collection, name, body) of every site and server of the twin, sites first."""
+    entries: list[tuple[str, str, dict[str, Any]]] = []
+    for site in topology["sites"]:
+        body = site_body(site, topology, username=username, password=password)
+        entries.append(("sites", site["name"], body))
+    for site in topology["sites"]:
+        for server in site["servers"]:
+            payload = server_body({**server, "site": site["name"], "version": site["version"]})
+            entries.append(("servers", server["name"], payload))
+    return entries
+
+
 async def register_twin(
     api: httpx.AsyncClient, topology: dict[str, Any], *, username: str, password: str
 ) -> None:
     """Create or update every site and server of the twin in the inventory."""
-    for site in topology["sites"]:
-        body = site_body(site, topology, username=username, password=password)
-        response = await api.put(f"/v1/sites/{site['name']}", json=body)
+    for collection, name, body in inventory_entries(topology, username=username, password=password):
+        response = await api.put(f"/v1/{collection}/{name}", json=body)
         if response.status_code == 404:
-            response = await api.post("/v1/sites", json=body)
+            response = await api.post(f"/v1/{collection}", json=body)
         response.raise_for_status()
-        for server in site["servers"]:
-            payload = server_body({**server, "version": site["version"]})
-            response = await api.put(f"/v1/servers/{server['name']}", json=payload)
-            if response.status_code == 404:
-                response = await api.post("/v1/servers", json=payload)
-            response.raise_for_status()

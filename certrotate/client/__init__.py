@@ -17,7 +17,8 @@ the command gives up with 3, so a watch outlives a restart of the orchestrator.
 
 Modules: connection (--api/--token, API errors as exit codes), exit_codes, output, passwords,
 watch (following a rotation), rotate, rotations (status, events, list, at-risk), interventions
-(approve, decide, pause, resume, cancel), inventory (sites, servers), tasks, tokens.
+(approve, decide, pause, resume, cancel), inventory (sites, servers), rehearsal (sites
+import-twin), tasks, tokens.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import click
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG
 from certrotate.client.interventions import approve, cancel, decide, pause, resume
 from certrotate.client.inventory import servers, sites
+from certrotate.client.rehearsal import import_twin  # noqa: F401 - adds `sites import-twin`
 from certrotate.client.rotate import rotate
 from certrotate.client.rotations import at_risk, events, list_rotations, status
 from certrotate.client.tasks import tasks
