@@ -20,9 +20,12 @@ def test_distributed_mode_gets_the_twins_speed_and_time(
     live: LiveCertrotate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[Any] = []
-    monkeypatch.setattr(
-        "certrotate.distributed.run", lambda config, **_: started.append(config) or 0
-    )
+
+    def run(config: Any, **_: Any) -> int:
+        started.append(config)
+        return 0
+
+    monkeypatch.setattr("certrotate.distributed.run", run)
     before = httpx.get(f"{live.twin_url}/twin/v1/clock").json()
     result = CliRunner().invoke(
         main, ["up", "--mode", "distributed", "--follow-twin", live.twin_url,
@@ -40,7 +43,12 @@ def test_a_twin_that_is_not_there_is_refused_before_anything_starts(
     tmp_path: Path, closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[Any] = []
-    monkeypatch.setattr("certrotate.distributed.run", lambda config, **_: started.append(config))
+
+    def run(config: Any, **_: Any) -> int:
+        started.append(config)
+        return 0
+
+    monkeypatch.setattr("certrotate.distributed.run", run)
     for mode in ("embedded", "distributed"):
         result = CliRunner().invoke(
             main, ["up", "--mode", mode, "--follow-twin", f"http://127.0.0.1:{closed_port}",
