@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certificates.domain.keystore import BundleRejected, Upload
 from certificates.domain.validation import Requirements, ValidatedCertificate, validate
-from tests.support.pki import IssuedCertificate, TestCA, now_utc
+from tests.support.pki import IssuedCertificate, TestCA, make_key, now_utc
 
 pytestmark = pytest.mark.unit
 
@@ -251,3 +254,113 @@ def test_rejections_never_repeat_the_password(good: IssuedCertificate) -> None:
         problem = rejected(upload)
         assert password not in str(problem) and password not in repr(problem.extra)
         assert password not in repr(upload)
+
+
+# -- what is plainly not a TLS server certificate (issue 11, pre-flight gaps) ----------------
+def _issue_with(
+    issuing: TestCA, *extensions: x509.ExtensionType, ca: bool = False
+) -> IssuedCertificate:
+    key = make_key("rsa", 2048, 10)
+    start = now_utc() - timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTS[0])]))
+        .issuer_name(issuing.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(h) for h in HOSTS[:2]]), critical=False
+        )
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    cert = builder.sign(issuing.key, hashes.SHA256())
+    return IssuedCertificate(cert, key, [issuing.certificate, *issuing.chain])
+
+
+def _key_usage(**allowed: bool) -> x509.KeyUsage:
+    flags = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    return x509.KeyUsage(**{**flags, **allowed})
+
+
+def _tampered(cert: IssuedCertificate, *, digest_oid: bytes | None = None) -> IssuedCertificate:
+    """The same certificate with its signature damaged, or its signature algorithm renamed."""
+    der = cert.certificate.public_bytes(serialization.Encoding.DER)
+    if digest_oid is None:
+        der = der[:-5] + bytes(b ^ 0xFF for b in der[-5:])
+    else:
+        sha256_rsa = bytes.fromhex("06092a864886f70d01010b")
+        der = der.replace(sha256_rsa, sha256_rsa[:-1] + digest_oid)
+    return IssuedCertificate(x509.load_der_x509_certificate(der), cert.key, cert.chain)
+
+
+def test_a_ca_certificate_is_not_a_server_certificate(issuing: TestCA) -> None:
+    problem = rejected(pem(_issue_with(issuing, ca=True)), hosts=HOSTS[:2])
+    assert problem.code == "ca_certificate"
+    assert "CA:TRUE" in problem.detail
+
+
+def test_an_extended_key_usage_without_server_auth(issuing: TestCA) -> None:
+    client_only = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+    problem = rejected(pem(_issue_with(issuing, client_only)), hosts=HOSTS[:2])
+    assert problem.code == "eku_not_server_auth"
+    assert "serverAuth" in problem.detail and "clientAuth" in problem.detail
+
+
+def test_an_extended_key_usage_with_server_auth_passes(issuing: TestCA) -> None:
+    both = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+    usage = _key_usage(digital_signature=True, key_encipherment=True)
+    cert = _issue_with(issuing, both, usage)
+    assert check(pem(cert), hosts=HOSTS[:2]).fingerprint_sha256 == cert.fingerprint
+
+
+def test_a_key_usage_that_forbids_tls_server_use(issuing: TestCA) -> None:
+    signing_only = _key_usage(key_cert_sign=True, crl_sign=True)
+    problem = rejected(pem(_issue_with(issuing, signing_only)), hosts=HOSTS[:2])
+    assert problem.code == "key_usage_not_server"
+    assert "digitalSignature" in problem.detail and "keyEncipherment" in problem.detail
+
+
+def test_a_signature_that_does_not_verify(good: IssuedCertificate) -> None:
+    problem = rejected(pem(_tampered(good)))
+    assert problem.code == "bad_signature"
+    assert "Test Issuing CA" in problem.detail
+
+
+@pytest.mark.parametrize(("oid_tail", "name"), [(b"\x05", "SHA-1"), (b"\x04", "MD5")])
+def test_a_weak_digest_is_named(good: IssuedCertificate, oid_tail: bytes, name: str) -> None:
+    problem = rejected(pem(_tampered(good, digest_oid=oid_tail)))
+    assert problem.code == "weak_digest"
+    assert name in problem.detail
+
+
+def test_a_weak_digest_on_an_intermediate_is_named_too(good: IssuedCertificate) -> None:
+    intermediate, root = good.chain
+    weak = _tampered(IssuedCertificate(intermediate, good.key), digest_oid=b"\x05")
+    problem = rejected(pem(IssuedCertificate(good.certificate, good.key, [weak.certificate, root])))
+    assert problem.code == "weak_digest"
+    assert "SHA-1" in problem.detail and "Test Issuing CA" in problem.detail
+
+
+def test_an_old_root_signed_with_sha1_is_still_accepted(good: IssuedCertificate) -> None:
+    """Clients trust a root for its key; its own signature's digest is not checked."""
+    intermediate, root = good.chain
+    old_root = _tampered(IssuedCertificate(root, good.key), digest_oid=b"\x05").certificate
+    bundle = IssuedCertificate(good.certificate, good.key, [intermediate, old_root])
+    assert check(pem(bundle)).fingerprint_sha256 == good.fingerprint

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from certificates.domain.hostnames import subject_names, uncovered
 from certificates.domain.keystore import BundleRejected, Upload, fingerprint, open_bundle
+from certificates.domain.server_profile import check_digest, check_server_use
 
 MIN_RSA_BITS = 2048
 
@@ -43,6 +44,8 @@ def validate(upload: Upload, requirements: Requirements) -> ValidatedCertificate
     _check_key_strength(bundle.private_key)
     leaf, others = _leaf(bundle.certificates, bundle.private_key, ordered=bundle.ordered)
     _check_key_strength(leaf.public_key(), what="the certificate's public key")
+    check_server_use(leaf)
+    check_digest(leaf)
     path, warnings = _chain(leaf, others, ordered=bundle.ordered)
     for position, cert in enumerate(path):
         _check_validity(cert, requirements, leaf=position == 0)
@@ -131,15 +134,20 @@ def _chain(
 ) -> tuple[list[x509.Certificate], list[str]]:
     """The issuer path from the leaf through the bundle; gaps, strays and disorder rejected."""
     path, remaining = [leaf], list(others)
-    while not _issued_by(path[-1], path[-1]):
+    while not _is_root(path[-1]):
         issuer = next((c for c in remaining if _issued_by(path[-1], c)), None)
         if issuer is None:
             break
         path.append(issuer)
         remaining.remove(issuer)
     top = path[-1]
+    for cert in path[1:]:
+        if not _is_root(cert):
+            check_digest(cert)  # a root's own signature is not what clients check
+    if not _is_root(top):
+        _check_named_issuer(top, remaining)
     if remaining:
-        if not _issued_by(top, top):
+        if not _is_root(top):
             raise BundleRejected(
                 "chain_incomplete",
                 f"The chain is incomplete: {_name(top)} was issued by "
@@ -160,12 +168,50 @@ def _chain(
             + " → ".join(_name(c) for c in [leaf, *others]),
         )
     warnings = []
-    if not _issued_by(top, top):
+    if not _is_root(top):
         warnings.append(
             f"The bundle ends at {_name(top)}; its issuer {top.issuer.rfc4514_string()} "
             "is not included, so clients must already trust it"
         )
     return path, warnings
+
+
+def _is_root(cert: x509.Certificate) -> bool:
+    """Self-issued and self-signed. An old root signed with SHA-1 still counts: clients trust
+    a root for its key, not for its own signature."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return True
+    return True
+
+
+def _check_named_issuer(cert: x509.Certificate, candidates: list[x509.Certificate]) -> None:
+    """An issuer the bundle holds, by name, whose key does not verify the signature: the
+    certificate was altered or signed by another key; not a gap in the chain."""
+    named = [c for c in candidates if c.subject == cert.issuer]
+    if cert.issuer == cert.subject:
+        named.append(cert)
+    if not named:
+        return
+    check_digest(cert)
+    for issuer in named:
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except InvalidSignature:
+            continue
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            return  # not a signature check failure; the chain check explains it
+        return
+    raise BundleRejected(
+        "bad_signature",
+        f"The signature of {_name(cert)} does not verify with the key of its issuer "
+        f"{cert.issuer.rfc4514_string()}: the certificate was altered or not signed by it",
+    )
 
 
 def _check_validity(cert: x509.Certificate, requirements: Requirements, *, leaf: bool) -> None:
