@@ -105,9 +105,9 @@ def main() -> None:
                     for g in http.get("/groups", params={"pageSize": 100}).json()["content"]
                     if g["name"] == "Servers"
                 )
-                location = http.get(f"/groups/{group['id']}/locations").json()[0]
+                # SEPM answers the locations as strings; the default one is on the group.
                 http.patch(
-                    f"/groups/{group['id']}/locations/{location['id']}/settings",
+                    f"/groups/{group['id']}/locations/{group['defaultLocationId']}/settings",
                     json={
                         "configuration": {
                             "general_settings": {

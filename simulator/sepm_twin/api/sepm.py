@@ -85,6 +85,14 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             raise SepmHTTPError(410, f"The group {group_id} was not found")
         return group
 
+    def bool_param(request: Request, name: str) -> bool:
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return False
+        if raw.lower() not in ("true", "false"):
+            raise SepmHTTPError(400, f"Invalid value for parameter {name}: {raw!r}")
+        return raw.lower() == "true"
+
     async def json_body(request: Request) -> Any:
         try:
             return orjson.loads(await request.body())
@@ -181,7 +189,14 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
     @app.get(f"{PREFIX}/groups/{{group_id}}/locations")
     async def locations(group_id: str, request: Request) -> Response:
         group = group_or_410(group_id, request)
-        return json_response([{"name": loc.name, "id": loc.id} for loc in group.locations])
+        has_name = bool_param(request, "hasName")
+        # Strings, not objects: "<name>:api/v1/locations/<id>" with hasName, else the ids.
+        return json_response(
+            [
+                f"{loc.name}:api/v1/locations/{loc.id}" if has_name else loc.id
+                for loc in group.locations
+            ]
+        )
 
     @app.get(f"{PREFIX}/groups/{{group_id}}/locations/{{location_id}}/settings")
     async def get_settings(group_id: str, location_id: str) -> Response:

@@ -80,6 +80,23 @@ async def test_domains_groups_and_group_detail(sepm: TwinDriver) -> None:
             assert conforms(detail, "Group") == group
 
 
+async def test_locations_are_strings_with_names_or_bare_ids(sepm: TwinDriver) -> None:
+    for group in await sepm.groups("site-a"):
+        path = f"/groups/{group['id']}/locations"
+        named = conforms(
+            await sepm.sepm("site-a", "GET", path, params={"hasName": "true"}),
+            "LocationsWithNames",
+        )
+        ids = conforms(await sepm.sepm("site-a", "GET", path), "LocationIds")
+        assert [item.rsplit("/", 1)[-1] for item in named] == ids
+        assert group["defaultLocationId"] in ids
+        for location_id in ids:
+            conforms(
+                await sepm.sepm("site-a", "GET", f"{path}/{location_id}/settings"),
+                "LocationSettings",
+            )
+
+
 async def test_location_settings_and_their_patch(sepm: TwinDriver) -> None:
     for group in await sepm.groups("site-a"):
         path = f"/groups/{group['id']}/locations/{group['defaultLocationId']}/settings"

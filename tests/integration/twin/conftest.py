@@ -114,6 +114,14 @@ class TwinDriver:
                 return out
             index += 1
 
+    async def location_ids(self, site: str, group_id: str) -> list[str]:
+        """A group's location ids, read from SEPM's "<name>:api/v1/locations/<id>" strings."""
+        response = await self.sepm(
+            site, "GET", f"/groups/{group_id}/locations", params={"hasName": "true"}
+        )
+        assert response.status_code == 200, response.text
+        return [item.rsplit("/", 1)[-1] for item in response.json()]
+
     async def groups(self, site: str) -> list[dict[str, Any]]:
         body = (await self.sepm(site, "GET", "/groups", params={"pageSize": 100})).json()
         return list(body["content"])
@@ -121,12 +129,11 @@ class TwinDriver:
     async def set_verification(self, site: str, enabled: bool) -> dict[str, str]:
         """Step 2/5: every group and every location; returns group id -> new serial."""
         for group in await self.groups(site):
-            locations = (await self.sepm(site, "GET", f"/groups/{group['id']}/locations")).json()
-            for location in locations:
+            for location_id in await self.location_ids(site, group["id"]):
                 response = await self.sepm(
                     site,
                     "PATCH",
-                    f"/groups/{group['id']}/locations/{location['id']}/settings",
+                    f"/groups/{group['id']}/locations/{location_id}/settings",
                     json={
                         "configuration": {
                             "general_settings": {

@@ -186,8 +186,8 @@ async def test_a_partnership_deleted_on_one_side_is_gone_on_both_and_re_adding_o
     servers_group = next(
         g for g in await driver.groups("site-a") if g["fullPathName"] == "My Company\\Servers"
     )
-    loc = (await driver.sepm("site-b", "GET", f"/groups/{servers_group['id']}/locations")).json()[0]
-    settings_path = f"/groups/{servers_group['id']}/locations/{loc['id']}/settings"
+    [location_id] = await driver.location_ids("site-b", servers_group["id"])
+    settings_path = f"/groups/{servers_group['id']}/locations/{location_id}/settings"
     for site, heartbeat in (("site-a", 111), ("site-b", 222)):
         await driver.sepm(
             site,

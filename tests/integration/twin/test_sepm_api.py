@@ -62,8 +62,8 @@ async def test_a_settings_change_changes_the_groups_serial_and_reaches_clients(
     driver: TwinDriver,
 ) -> None:
     group = next(g for g in await driver.groups("site-a") if g["name"] == "Laptops")
-    location = (await driver.sepm("site-a", "GET", f"/groups/{group['id']}/locations")).json()[0]
-    path = f"/groups/{group['id']}/locations/{location['id']}/settings"
+    location_id = (await driver.location_ids("site-a", group["id"]))[0]
+    path = f"/groups/{group['id']}/locations/{location_id}/settings"
     settings = (await driver.sepm("site-a", "GET", path)).json()["configuration"]
     assert settings["general_settings"]["security_settings"]["secure_communications"] is True
     assert settings["communication_settings"]["mode"] == "PUSH"
@@ -161,8 +161,8 @@ async def test_unknown_ids_and_bad_requests(
 
 async def test_malformed_settings_bodies_are_400(driver: TwinDriver) -> None:
     group = (await driver.groups("site-a"))[0]
-    location = (await driver.sepm("site-a", "GET", f"/groups/{group['id']}/locations")).json()[0]
-    path = f"/groups/{group['id']}/locations/{location['id']}/settings"
+    location_id = (await driver.location_ids("site-a", group["id"]))[0]
+    path = f"/groups/{group['id']}/locations/{location_id}/settings"
     assert (await driver.sepm("site-a", "PATCH", path, content=b"{not json")).status_code == 400
     bad_type = {
         "configuration": {
@@ -170,7 +170,7 @@ async def test_malformed_settings_bodies_are_400(driver: TwinDriver) -> None:
         }
     }
     assert (await driver.sepm("site-a", "PATCH", path, json=bad_type)).status_code == 400
-    unknown_location = path.replace(location["id"], "F" * 32)
+    unknown_location = path.replace(location_id, "F" * 32)
     assert (await driver.sepm("site-a", "GET", unknown_location)).status_code == 404
 
 
