@@ -1,14 +1,26 @@
 """The idempotent consumer: inbox-deduplicated handling, offsets committed after the handler's
-transaction, poison messages parked in the DLQ without stalling their partition."""
+transaction, failures classified (certrotate_shared.failures):
+
+- transient (network, SEPM 5xx/429, database or vault unavailable): the record stays
+  unacknowledged and its partition waits, with back-off, however long it takes;
+- permanent or unknown, after `max_attempts`: a command is answered with its typed failure
+  event; anything else (and a record we cannot decode) is parked in the DLQ, and the parking
+  is reported on the events topic (MessageDeadLettered) so that its saga does not wait on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from certrotate_shared.envelope import Command, Envelope, Event, Message
+from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord, Subscription, Transport
 from certrotate_shared.unit_of_work import UnitOfWork
 
@@ -31,7 +43,14 @@ Handler = Callable[[Message, Context], Awaitable[Event | None]]
 
 
 class PermanentError(Exception):
-    """A message that can never succeed; sent to the DLQ without further attempts."""
+    """A message that can never succeed: answered (or parked) without further attempts."""
+
+
+FailureFor = Callable[[Message, str], Event | None]
+
+# Dead-letter reports get an id derived from where the record was, so that a record parked
+# twice (a crash between the DLQ publish and the offset commit) is reported once.
+_DEAD_LETTER_IDS = uuid.UUID("6f1d2a52-3c1b-4a0e-9a57-8e1f6b2d4c10")
 
 
 class MessageConsumer:
@@ -46,8 +65,11 @@ class MessageConsumer:
         transport: Transport,
         dlq_topic: str,
         service: str,
+        events_topic: str | None = None,
         max_attempts: int = 5,
         retry_base_delay: float = 0.2,
+        transient_max_delay: float = 30.0,
+        failure_for: FailureFor = typed_failure,
         before_commit: Callable[[], Awaitable[None]] | None = None,
         batch_transactions: bool = False,
     ) -> None:
@@ -56,17 +78,25 @@ class MessageConsumer:
         self._handlers = handlers
         self._transport = transport
         self._dlq = dlq_topic
+        self._events = events_topic
         self._service = service
         self._max_attempts = max_attempts
         self._delay = retry_base_delay
+        self._max_delay = transient_max_delay
+        self._failure_for = failure_for
         # A test hook: runs after handling and before the offset commit (crash testing).
         self._before_commit = before_commit
         # One transaction per fetched batch instead of per message: only for handlers whose
         # every effect is in the database (a rolled-back batch is simply handled again).
         self._batch = batch_transactions
         self._stopping = False
+        # Partitions held back by a transient error: when to try again, and how often it failed.
+        self._paused: dict[tuple[str, int], float] = {}
+        self._holds: dict[tuple[str, int], tuple[int, int]] = {}
+        self.serving = False
         self.handled = 0
         self.duplicates = 0
+        self.failed = 0
         self.dead_lettered = 0
 
     def stop(self) -> None:
@@ -75,57 +105,157 @@ class MessageConsumer:
 
     async def run(self) -> None:
         await self._sub.start()
+        self.serving = True
         try:
             while not self._stopping:
-                batches = await self._sub.poll(0.5)
+                self._resume_due()
+                batches = await self._sub.poll(self._poll_timeout())
                 if batches:
                     await asyncio.gather(*(self._process_partition(r) for r in batches.values()))
         finally:
+            self.serving = False
             await self._sub.stop()
 
+    def _poll_timeout(self) -> float:
+        if not self._paused:
+            return 0.5
+        due = min(self._paused.values()) - asyncio.get_running_loop().time()
+        return min(0.5, max(0.0, due))
+
+    def _resume_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for key, at in list(self._paused.items()):
+            if at <= now:
+                del self._paused[key]
+                self._sub.resume(*key)
+
     async def _process_partition(self, records: list[IncomingRecord]) -> None:
-        if not (self._batch and len(records) > 1 and await self._handle_batch(records)):
+        key = (records[0].topic, records[0].partition)
+        done: IncomingRecord | None = None
+        if self._batch and len(records) > 1 and await self._handle_batch(records):
+            done = records[-1]
+        else:
             for record in records:
-                await self.process(record)
+                if not await self.process(record):
+                    await self._hold(record)
+                    break
+                done = record
+        if done is None:
+            return
         if self._before_commit is not None:
             await self._before_commit()
-        await self._sub.commit({(records[-1].topic, records[-1].partition): records[-1]})
+        await self._sub.commit({key: done})
 
-    async def process(self, record: IncomingRecord) -> None:
-        """Handle one record: at most once in effect, however often it is delivered."""
+    async def _hold(self, record: IncomingRecord) -> None:
+        """Leave the record unacknowledged and its partition waiting, then try it again."""
+        key = (record.topic, record.partition)
+        offset, failures = self._holds.get(key, (record.offset, 0))
+        failures = failures + 1 if offset == record.offset else 1
+        self._holds[key] = (record.offset, failures)
+        delay = backoff_delay(failures, base_s=self._delay, cap_s=self._max_delay)
+        await self._sub.rewind(record.topic, record.partition, record.offset)
+        self._sub.pause(record.topic, record.partition)
+        self._paused[key] = asyncio.get_running_loop().time() + delay
+
+    async def process(self, record: IncomingRecord) -> bool:
+        """Handle one record: at most once in effect, however often it is delivered.
+
+        False when a transient error stopped it: the record must be delivered again later."""
+        if record.malformed is not None:
+            await self._dead_letter(record, record.malformed, attempts=1)
+            return True
         try:
             envelope = Envelope.from_bytes(record.value)
+        except Exception as exc:
+            await self._dead_letter(record, f"undecodable message: {describe(exc)}", attempts=1)
+            return True
+        try:
             message = envelope.message()
         except Exception as exc:
-            await self._dead_letter(record, f"undecodable message: {exc}", attempts=1)
-            return
+            error = f"undecodable {envelope.type} v{envelope.version}: {describe(exc)}"
+            await self._dead_letter(record, error, attempts=1, envelope=envelope)
+            return True
         handler = self._handlers.get(type(message))
         if handler is None:
-            return  # not ours: e.g. the orchestrator ignores events no saga waits for
+            return True  # not ours: e.g. the orchestrator ignores events no saga waits for
+        try:
+            return await self._handle_with_attempts(record, envelope, message, handler)
+        except Exception as exc:
+            # Answering with a failure or parking failed too: the database or the broker.
+            if is_transient(exc):
+                log.warning(
+                    "%s: cannot conclude now (%s); will retry", envelope.type, describe(exc)
+                )
+                return False
+            raise
+
+    async def _handle_with_attempts(
+        self, record: IncomingRecord, envelope: Envelope, message: Message, handler: Handler
+    ) -> bool:
         last_error = ""
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        while attempt < self._max_attempts:
+            attempt += 1
             try:
                 await self._handle_once(envelope, message, handler)
-                return
+                self._holds.pop((record.topic, record.partition), None)
+                return True
             except PermanentError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error = describe(exc)
                 break
             except Exception as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                if is_transient(exc):
+                    log.warning(
+                        "%s for saga %s: transient failure, will retry: %s",
+                        envelope.type,
+                        envelope.saga_id,
+                        describe(exc),
+                    )
+                    return False
+                last_error = describe(exc)
                 log.warning(
                     "%s failed on attempt %d/%d: %s",
                     envelope.type,
                     attempt,
                     self._max_attempts,
                     last_error,
+                    exc_info=exc,
                 )
                 if attempt < self._max_attempts:
-                    await asyncio.sleep(self._delay * 2 ** (attempt - 1))
-        await self._dead_letter(record, last_error, attempts=attempt)
+                    await asyncio.sleep(
+                        backoff_delay(attempt, base_s=self._delay, cap_s=self._max_delay)
+                    )
+        if not await self._answer_with_failure(envelope, message, last_error):
+            await self._dead_letter(record, last_error, attempts=attempt, envelope=envelope)
+        return True
+
+    async def _answer_with_failure(self, envelope: Envelope, message: Message, error: str) -> bool:
+        """Answer a command that cannot succeed with its typed failure; False if it has none."""
+        if not isinstance(message, Command):
+            return False
+        failure = self._failure_for(message, error)
+        if failure is None:
+            return False
+        async with self._uow_factory() as uow:
+            if await uow.first_delivery(envelope):
+                uow.emit(failure, saga_id=envelope.saga_id, causation=envelope)
+                await uow.record_outcome(message.idempotency_key, envelope.type, failure)
+                await uow.commit()
+        log.error(
+            "%s for saga %s answered with %s: %s",
+            envelope.type,
+            envelope.saga_id,
+            failure.type_name(),
+            error,
+        )
+        self.failed += 1
+        return True
 
     async def _handle_batch(self, records: list[IncomingRecord]) -> bool:
         """Handle a whole batch in one transaction; False (nothing kept) if anything fails."""
         try:
+            if any(r.malformed for r in records):
+                return False
             decoded = [Envelope.from_bytes(r.value) for r in records]
             work = [(e, e.message()) for e in decoded]
             async with self._uow_factory() as uow:
@@ -170,7 +300,15 @@ class MessageConsumer:
             await uow.record_outcome(message.idempotency_key, envelope.type, outcome)
         return 1
 
-    async def _dead_letter(self, record: IncomingRecord, error: str, *, attempts: int) -> None:
+    async def _dead_letter(
+        self,
+        record: IncomingRecord,
+        error: str,
+        *,
+        attempts: int,
+        envelope: Envelope | None = None,
+    ) -> None:
+        """Park the record in the DLQ and report it, both acknowledged before its offset moves."""
         log.error(
             "dead-lettering %s[%d]@%d after %d attempt(s): %s",
             record.topic,
@@ -187,7 +325,50 @@ class MessageConsumer:
             ("attempts", str(attempts).encode()),
             ("service", self._service.encode()),
         ]
-        await self._transport.publish(
-            [OutgoingRecord(topic=self._dlq, key=record.key, value=record.value, headers=headers)]
-        )
+        parked = [
+            OutgoingRecord(topic=self._dlq, key=record.key, value=record.value, headers=headers)
+        ]
+        report = self._report(record, error, attempts=attempts, envelope=envelope)
+        if report is not None:
+            parked.append(report)
+        # One publish: both are durably accepted before the offset is committed, so a crash in
+        # between parks (and reports, under the same id) again rather than losing either.
+        await self._transport.publish(parked)
         self.dead_lettered += 1
+
+    def _report(
+        self, record: IncomingRecord, error: str, *, attempts: int, envelope: Envelope | None
+    ) -> OutgoingRecord | None:
+        """MessageDeadLettered for the parked record's saga (None for a parked report)."""
+        if self._events is None or (envelope and envelope.type == MessageDeadLettered.__name__):
+            return None
+        original = envelope.model_dump(mode="json") if envelope else _best_effort(record.value)
+        payload = original.get("payload") if isinstance(original.get("payload"), dict) else {}
+        key = payload.get("idempotency_key") if payload else None
+        event = MessageDeadLettered(
+            service=self._service,
+            message_id=str(original.get("message_id") or ""),
+            message_type=str(original.get("type") or ""),
+            idempotency_key=key if isinstance(key, str) else None,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempts=attempts,
+            error=error,
+            envelope=original,
+        )
+        saga_id = envelope.saga_id if envelope else str(original.get("saga_id") or record.key)
+        where = f"{self._service}:{record.topic}:{record.partition}:{record.offset}"
+        report = Envelope.wrap(event, saga_id=saga_id, causation=envelope).model_copy(
+            update={"message_id": uuid.uuid5(_DEAD_LETTER_IDS, where)}
+        )
+        return OutgoingRecord(topic=self._events, key=saga_id, value=report.to_bytes())
+
+
+def _best_effort(value: bytes) -> dict[str, Any]:
+    """What can be read of an envelope that did not decode: its JSON object, if it is one."""
+    try:
+        parsed = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}

@@ -17,11 +17,12 @@ from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
 from certrotate_shared.envelope import Message
+from certrotate_shared.failures import backoff_delay, describe
 from certrotate_shared.http import add_health_routes
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings
-from certrotate_shared.topics import all_topics, dlq_topic
+from certrotate_shared.topics import all_topics, dlq_topic, events_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork, notify_channel
 
@@ -91,6 +92,8 @@ class ServiceRuntime:
         self.app: FastAPI | None = None
         self.http_url: str | None = None
         self._http: uvicorn.Server | None = None
+        self._stopping = False
+        self._consumer_error: str | None = None
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
         self.consumer: MessageConsumer
@@ -128,21 +131,9 @@ class ServiceRuntime:
             transport=self.transport,
             signal=self.signal,
         )
-        self.consumer = MessageConsumer(
-            subscription=self.transport.subscribe(
-                f"{settings.topic_prefix}.{self.spec.name}", self.spec.topics(settings.topic_prefix)
-            ),
-            uow_factory=self.uow,
-            handlers=self.spec.handlers,
-            transport=self.transport,
-            dlq_topic=dlq_topic(settings.topic_prefix),
-            service=self.spec.name,
-            max_attempts=settings.max_delivery_attempts,
-            before_commit=self._before_commit,
-            batch_transactions=self.spec.batch_transactions,
-        )
+        self.consumer = self._new_consumer()
         self._spawn(self.relay.run(), "relay")
-        self._spawn(self.consumer.run(), "consumer")
+        self._spawn(self._run_consumer(), "consumer")
         for loop in self.spec.background:
             self._spawn(loop(self), loop.__name__)
         if self.spec.api is not None:
@@ -153,6 +144,63 @@ class ServiceRuntime:
         log.info(
             "%s started (schema %s, %s transport)", self.spec.name, self.schema, settings.transport
         )
+
+    def _new_consumer(self) -> MessageConsumer:
+        settings = self.settings
+        return MessageConsumer(
+            subscription=self.transport.subscribe(
+                f"{settings.topic_prefix}.{self.spec.name}", self.spec.topics(settings.topic_prefix)
+            ),
+            uow_factory=self.uow,
+            handlers=self.spec.handlers,
+            transport=self.transport,
+            dlq_topic=dlq_topic(settings.topic_prefix),
+            events_topic=events_topic(settings.topic_prefix),
+            service=self.spec.name,
+            max_attempts=settings.max_delivery_attempts,
+            retry_base_delay=settings.retry_base_delay_s,
+            transient_max_delay=settings.transient_retry_max_delay_s,
+            before_commit=self._before_commit,
+            batch_transactions=self.spec.batch_transactions,
+        )
+
+    async def _run_consumer(self) -> None:
+        """Run the consumer; when it stops on an error (a failed offset commit, a lost broker,
+        anything a batch raised), restart it with back-off. /readyz fails while it is down."""
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            started = loop.time()
+            try:
+                await self.consumer.run()
+                return  # stopped on request
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    return
+                # A consumer that ran a good while before failing starts the back-off afresh.
+                failures = (
+                    1 if loop.time() - started > settings.consumer_restart_max_s else failures + 1
+                )
+                self._consumer_error = describe(exc)
+                delay = backoff_delay(
+                    failures,
+                    base_s=settings.consumer_restart_base_s,
+                    cap_s=settings.consumer_restart_max_s,
+                )
+                log.error(
+                    "%s consumer stopped (%s); restarting in %.1f s",
+                    self.spec.name,
+                    self._consumer_error,
+                    delay,
+                    exc_info=exc,
+                )
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            self.consumer = self._new_consumer()
 
     async def _serve_http(self, app: FastAPI) -> None:
         config = uvicorn.Config(
@@ -174,7 +222,11 @@ class ServiceRuntime:
 
     def problems(self) -> list[str]:
         """Loops that have stopped; empty when the service is healthy."""
-        return [f"{t.get_name()} stopped" for t in self._tasks if t.done()]
+        problems = [f"{t.get_name()} stopped" for t in self._tasks if t.done()]
+        if hasattr(self, "consumer") and not self.consumer.serving and not self._stopping:
+            why = f" after {self._consumer_error}" if self._consumer_error else ""
+            problems.append(f"{self.spec.name}:consumer not consuming{why}")
+        return problems
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -189,6 +241,7 @@ class ServiceRuntime:
     async def stop(self, grace: float = 5.0) -> None:
         """Let the relay and consumer finish what they hold (a cancelled database call can
         leave a SQLite write lock behind), then cancel whatever is still running."""
+        self._stopping = True
         if self._http is not None:
             self._http.should_exit = True
         if hasattr(self, "relay"):

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -52,8 +52,22 @@ class ServiceSettings(BaseSettings):
     vault_schema: str = "vault"
     # 32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all.
     master_key: SecretStr = SecretStr("")
-    # Attempts at a failing message before it is parked in the DLQ.
-    max_delivery_attempts: int = 5
+    # Attempts at a message whose handler fails with a permanent or unknown error, before
+    # the command is answered with its typed failure event (or, without one, parked in the DLQ).
+    # Transient errors (network, timeouts, SEPM 5xx/429, database or vault unavailable) are
+    # not counted: they are waited out with back-off.
+    max_delivery_attempts: int = Field(default=5, ge=1)
+    # First pause (seconds) between attempts at a failing message; doubles with each attempt.
+    retry_base_delay_s: float = Field(default=0.2, gt=0)
+    # Longest pause (seconds) before a message held by a transient error is tried again; its
+    # partition waits meanwhile, other partitions flow.
+    transient_retry_max_delay_s: float = Field(default=30.0, gt=0)
+    # First pause (seconds) before a consumer that stopped on an error (a failed offset commit,
+    # a lost broker) is restarted; doubles with each failure. /readyz fails while it is down.
+    consumer_restart_base_s: float = Field(default=1.0, gt=0)
+
+    # Longest pause (seconds) between restarts of a consumer that keeps failing.
+    consumer_restart_max_s: float = Field(default=60.0, gt=0)
     # Where this service's HTTP API listens (port 0 = any free port).
     http_host: str = "127.0.0.1"
     http_port: int = 0

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from certrotate_shared.db import make_engine
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.client_monitor import CancelPropagationWatch
 from certrotate_shared.topics import commands_topic, dlq_topic
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord
 from certrotate_shared.transport.kafka import KafkaSubscription, KafkaTransport
@@ -140,7 +141,15 @@ async def test_message_delivered_twice_is_handled_once(stack, kafka_bootstrap, t
     assert await side_effects() == Counter({str(envelope.message_id): 1})
 
 
-async def test_poison_messages_go_to_dlq_and_the_partition_keeps_flowing(
+async def _read(sub: KafkaSubscription, count: int) -> list[IncomingRecord]:
+    seen: list[IncomingRecord] = []
+    while len(seen) < count:
+        for records in (await sub.poll(5.0)).values():
+            seen.extend(records)
+    return seen
+
+
+async def test_poison_messages_go_to_dlq_are_reported_and_the_partition_keeps_flowing(
     stack, kafka_bootstrap, topic_prefix
 ):
     probe_settings, worker, side_effects = stack
@@ -151,6 +160,10 @@ async def test_poison_messages_go_to_dlq_and_the_partition_keeps_flowing(
     failing = Envelope.wrap(
         inspect_site(saga).model_copy(update={"site": site_target("poison")}), saga_id=saga
     )
+    no_typed_failure = Envelope.wrap(
+        CancelPropagationWatch(idempotency_key=f"{saga}:cancel:1", watch_id="poison"),
+        saga_id=saga,
+    )
     good = Envelope.wrap(inspect_site(saga, attempt=2), saga_id=saga)
     producer = KafkaTransport(kafka_bootstrap)
     await producer.start()
@@ -159,43 +172,136 @@ async def test_poison_messages_go_to_dlq_and_the_partition_keeps_flowing(
     )
     await dlq.start()
     async with Probe(**probe_settings) as probe:
-        # Same key, so all three share one partition, in this order.
+        # Same key, so all four share one partition, in this order.
         await producer.publish(
             [
                 OutgoingRecord(topic, saga, b"{not json"),
                 OutgoingRecord(topic, saga, failing.to_bytes()),
+                OutgoingRecord(topic, saga, no_typed_failure.to_bytes()),
                 OutgoingRecord(topic, saga, good.to_bytes()),
             ]
         )
-        replies = await probe.wait_replies(1)
-        dead: list[IncomingRecord] = []
-        while len(dead) < 2:
-            for records in (await dlq.poll(5.0)).values():
-                dead.extend(records)
+        replies = await probe.wait_replies(4)
+        dead = await _read(dlq, 2)
     await dlq.stop()
-    # Where the two bad records really are, read back from the command topic itself.
+    # Where the bad records really are, read back from the command topic itself.
     source = KafkaSubscription(kafka_bootstrap, f"source-reader-{saga}", [topic], client_id="t")
     await source.start()
-    originals: list[IncomingRecord] = []
-    while len(originals) < 3:
-        for records in (await source.poll(5.0)).values():
-            originals.extend(records)
+    originals = await _read(source, 4)
     await source.stop()
     await producer.stop()
-    assert [r.causation_id for r in replies] == [str(good.message_id)]
+    by_type: dict[str, list[Envelope]] = {}
+    for reply in replies:
+        by_type.setdefault(reply.type, []).append(reply)
+    # The command with a typed failure is answered with it, not parked.
+    (answered,) = by_type["SiteInspectionFailed"]
+    assert answered.causation_id == str(failing.message_id)
+    assert answered.payload["reason"] == "RuntimeError: this site always fails"
+    assert answered.payload["retryable"] is False
+    assert [r.causation_id for r in by_type["SiteInspected"]] == [str(good.message_id)]
     headers = [dict(r.headers) for r in dead]
+    parked = [originals[0], originals[2]]
     # The operator finds each parked message's origin from its headers.
     assert [(h["topic"].decode(), int(h["partition"]), int(h["offset"])) for h in headers] == [
-        (r.topic, r.partition, r.offset) for r in originals[:2]
+        (r.topic, r.partition, r.offset) for r in parked
     ]
     assert {h["service"] for h in headers} == {b"replication"}
     assert b"undecodable" in headers[0]["error"]
     assert headers[0]["attempts"] == b"1"
-    assert b"this site always fails" in headers[1]["error"]
+    assert b"this watch always fails" in headers[1]["error"]
     assert headers[1]["attempts"] == b"2"
-    assert dead[1].value == failing.to_bytes()
-    # The failing handler's side effect was rolled back with its transaction.
+    assert dead[1].value == no_typed_failure.to_bytes()
+    # Each parking is reported to the saga, with where the record was and why.
+    reports = sorted(by_type["MessageDeadLettered"], key=lambda e: e.payload["offset"])
+    assert [e.saga_id for e in reports] == [saga, saga]
+    assert [
+        (e.payload["topic"], e.payload["partition"], e.payload["offset"], e.payload["attempts"])
+        for e in reports
+    ] == [(r.topic, r.partition, r.offset, a) for r, a in zip(parked, (1, 2), strict=True)]
+    assert reports[1].payload["envelope"] == no_typed_failure.model_dump(mode="json")
+    assert reports[1].payload["message_type"] == "CancelPropagationWatch"
+    assert reports[1].causation_id == str(no_typed_failure.message_id)
+    # The failing handlers' side effects were rolled back with their transactions.
     assert await side_effects() == Counter({str(good.message_id): 1})
+
+
+async def test_a_transient_failure_holds_its_partition_without_dead_lettering(
+    stack, kafka_bootstrap, topic_prefix
+):
+    probe_settings, worker, side_effects = stack
+    proc = worker()
+    await proc.start()
+    saga = str(uuid.uuid4())
+    topic = commands_topic("replication", topic_prefix)
+    # Fails (connection refused) more often than max_delivery_attempts (2), then succeeds.
+    flaky = Envelope.wrap(
+        inspect_site(saga).model_copy(update={"site": site_target("flaky")}), saga_id=saga
+    )
+    after = Envelope.wrap(inspect_site(saga, attempt=2), saga_id=saga)
+    producer = KafkaTransport(kafka_bootstrap)
+    await producer.start()
+    async with Probe(**probe_settings) as probe:
+        await producer.publish(
+            [
+                OutgoingRecord(topic, saga, flaky.to_bytes()),
+                OutgoingRecord(topic, saga, after.to_bytes()),
+            ]
+        )
+        replies = await probe.wait_replies(2)
+        await asyncio.sleep(1.0)  # room for a wrong failure or dead-letter report to show up
+    await producer.stop()
+    assert [(r.type, r.causation_id) for r in probe.replies] == [
+        ("SiteInspected", str(flaky.message_id)),
+        ("SiteInspected", str(after.message_id)),
+    ]
+    assert replies[0].payload["site"] == "flaky"
+    assert await side_effects() == Counter({str(flaky.message_id): 1, str(after.message_id): 1})
+    assert proc.proc is not None and proc.proc.poll() is None
+
+
+async def test_a_record_with_a_non_utf8_key_is_parked_alone_and_the_consumer_goes_on(
+    stack, kafka_bootstrap, topic_prefix
+):
+    from aiokafka import AIOKafkaProducer
+
+    probe_settings, worker, side_effects = stack
+    proc = worker()
+    await proc.start()
+    topic = commands_topic("replication", topic_prefix)
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await raw.start()
+    dlq = KafkaSubscription(
+        kafka_bootstrap, f"dlq-reader-{uuid.uuid4()}", [dlq_topic(topic_prefix)], client_id="t"
+    )
+    await dlq.start()
+    async with Probe(**probe_settings) as probe:
+        # Every partition gets a malformed record first, then a good command.
+        bad_offsets = []
+        for partition in range(6):
+            meta = await raw.send_and_wait(
+                topic, b"\x00\x01 not json", key=b"\xff\xfe\xfa", partition=partition
+            )
+            bad_offsets.append((meta.partition, meta.offset))
+        sent = []
+        for _ in range(12):
+            saga = str(uuid.uuid4())
+            sent += await probe.send(inspect_site(saga), saga_id=saga)
+        # 12 answers and 6 reports of parked records.
+        replies = await probe.wait_replies(18)
+        dead = await _read(dlq, 6)
+    await dlq.stop()
+    await raw.stop()
+    answers = [r for r in replies if r.type == "SiteInspected"]
+    assert {r.causation_id for r in answers} == {str(e.message_id) for e in sent}
+    reports = [r.payload for r in replies if r.type == "MessageDeadLettered"]
+    assert sorted((p["partition"], p["offset"]) for p in reports) == sorted(bad_offsets)
+    assert sorted(
+        (int(dict(d.headers)["partition"]), int(dict(d.headers)["offset"])) for d in dead
+    ) == sorted(bad_offsets)
+    assert all(b"not UTF-8" in dict(d.headers)["error"] for d in dead)
+    assert all(d.value == b"\x00\x01 not json" for d in dead)
+    assert sorted((await side_effects()).values()) == [1] * 12
+    assert proc.proc is not None and proc.proc.poll() is None
 
 
 async def test_sigkill_between_handling_and_offset_commit_loses_and_doubles_nothing(stack):

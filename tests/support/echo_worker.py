@@ -1,6 +1,9 @@
 """A worker process for backbone tests: answers InspectSite, recording each side effect.
 
 Run as `python -m tests.support.echo_worker`; configured by CERTROTATE_REPLICATION_* variables.
+Site "poison" always fails with a bug (answered with SiteInspectionFailed); site "flaky" fails
+with a refused connection its first FLAKY_FAILURES times (waited out); CancelPropagationWatch
+for watch "poison" always fails (no typed failure: parked in the DLQ).
 `--crash-after-handling` SIGKILLs itself after handling its first batch, before the offset
 commit, which is the worst moment for an at-least-once consumer.
 """
@@ -18,6 +21,7 @@ from sqlalchemy import text
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.logs import configure_logging
+from certrotate_shared.messages.client_monitor import CancelPropagationWatch
 from certrotate_shared.messages.replication import InspectSite, SiteInspected
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict, load_settings
@@ -29,6 +33,17 @@ class EchoSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CERTROTATE_REPLICATION_")
 
 
+FLAKY_FAILURES = 4
+_flaky_calls: dict[object, int] = {}
+
+
+async def cancel_watch(message: Message, ctx: Context) -> Event | None:
+    assert isinstance(message, CancelPropagationWatch)
+    if message.watch_id == "poison":
+        raise RuntimeError("this watch always fails")
+    return None
+
+
 async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
     assert isinstance(message, InspectSite)
     # The side effect whose count the tests check: one row per handling.
@@ -38,6 +53,10 @@ async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
     )
     if message.site.site == "poison":
         raise RuntimeError("this site always fails")
+    if message.site.site == "flaky":
+        _flaky_calls[ctx.envelope.message_id] = _flaky_calls.get(ctx.envelope.message_id, 0) + 1
+        if _flaky_calls[ctx.envelope.message_id] <= FLAKY_FAILURES:
+            raise ConnectionRefusedError(111, "Connection refused")
     return SiteInspected(site=message.site.site, version="14.3.9000", replicated=False, partners=[])
 
 
@@ -52,7 +71,7 @@ async def main(crash_after_handling: bool, batch: bool) -> None:
         settings,
         ServiceSpec(
             name="replication",
-            handlers={InspectSite: answer_inspect_site},
+            handlers={InspectSite: answer_inspect_site, CancelPropagationWatch: cancel_watch},
             topics=lambda prefix: [commands_topic("replication", prefix)],
             batch_transactions=batch,
         ),

@@ -7,7 +7,8 @@ from typing import Any
 
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Envelope, Event, Message
-from certrotate_shared.messages.replication import SiteInspected
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
+from certrotate_shared.messages.replication import SiteInspected, SiteInspectionFailed
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
 from certrotate_shared.topics import events_topic
@@ -33,7 +34,11 @@ class Probe:
             ProbeSettings(**settings),
             ServiceSpec(
                 name="orchestrator",
-                handlers={SiteInspected: collect},
+                handlers={
+                    SiteInspected: collect,
+                    SiteInspectionFailed: collect,
+                    MessageDeadLettered: collect,
+                },
                 topics=lambda prefix: [events_topic(prefix)],
             ),
             transport=bus,

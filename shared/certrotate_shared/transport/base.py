@@ -23,6 +23,9 @@ class IncomingRecord:
     key: str
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    # Why the transport could not read the record as ours (a key that is not UTF-8); such a
+    # record is parked in the DLQ as it is.
+    malformed: str | None = None
 
 
 class Subscription(Protocol):
@@ -37,6 +40,16 @@ class Subscription(Protocol):
     async def commit(self, last: dict[tuple[str, int], IncomingRecord]) -> None:
         """Mark everything up to and including these records as done."""
         ...
+
+    async def rewind(self, topic: str, partition: int, offset: int) -> None:
+        """Deliver the partition again from `offset` (a record that must be tried again)."""
+        ...
+
+    def pause(self, topic: str, partition: int) -> None:
+        """Deliver nothing more from the partition until resume()."""
+        ...
+
+    def resume(self, topic: str, partition: int) -> None: ...
 
 
 class Transport(Protocol):

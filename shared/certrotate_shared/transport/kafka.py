@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord
 
@@ -78,17 +78,7 @@ class KafkaSubscription:
     async def poll(self, timeout: float) -> dict[tuple[str, int], list[IncomingRecord]]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000))
         return {
-            (tp.topic, tp.partition): [
-                IncomingRecord(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    key=(r.key or b"").decode(),
-                    value=r.value or b"",
-                    headers=list(r.headers or ()),
-                )
-                for r in records
-            ]
+            (tp.topic, tp.partition): [_incoming(r) for r in records]
             for tp, records in batches.items()
             if records
         }
@@ -101,6 +91,43 @@ class KafkaSubscription:
                     for (topic, partition), record in last.items()
                 }
             )
+
+    async def rewind(self, topic: str, partition: int, offset: int) -> None:
+        tp = TopicPartition(topic, partition)
+        # After a rebalance the partition may be someone else's: they start from the commit.
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+
+    def pause(self, topic: str, partition: int) -> None:
+        tp = TopicPartition(topic, partition)
+        if tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+
+    def resume(self, topic: str, partition: int) -> None:
+        tp = TopicPartition(topic, partition)
+        if tp in self._consumer.assignment():
+            self._consumer.resume(tp)
+
+
+def _incoming(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:
+    """One record as the consumer sees it; a key we cannot read marks it malformed (it is
+    parked on its own) instead of failing the whole batch."""
+    raw_key = record.key or b""
+    malformed = None
+    try:
+        key = raw_key.decode()
+    except UnicodeDecodeError:
+        key = raw_key.decode("utf-8", errors="replace")
+        malformed = f"the record key is not UTF-8 ({raw_key[:64]!r})"
+    return IncomingRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=key,
+        value=record.value or b"",
+        headers=list(record.headers or ()),
+        malformed=malformed,
+    )
 
 
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 6) -> None:

@@ -106,6 +106,7 @@ class LocalSubscription:
         self._group = group
         self._topics = topics
         self._positions: dict[tuple[str, int], int] = {}
+        self._paused: set[tuple[str, int]] = set()
 
     async def start(self) -> None:
         await self._t.start()
@@ -119,10 +120,13 @@ class LocalSubscription:
 
     async def stop(self) -> None:
         self._positions.clear()
+        self._paused.clear()
 
     def _fetch(self) -> dict[tuple[str, int], list[IncomingRecord]]:
         batches: dict[tuple[str, int], list[IncomingRecord]] = {}
         for (topic, partition), position in self._positions.items():
+            if (topic, partition) in self._paused:
+                continue
             rows = self._t.db.execute(
                 "SELECT offset, key, value, headers FROM records WHERE topic = ? AND partition = ?"
                 " AND offset >= ? ORDER BY offset LIMIT 200",
@@ -158,3 +162,13 @@ class LocalSubscription:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 (self._group, topic, partition, record.offset + 1),
             )
+
+    async def rewind(self, topic: str, partition: int, offset: int) -> None:
+        if (topic, partition) in self._positions:
+            self._positions[(topic, partition)] = offset
+
+    def pause(self, topic: str, partition: int) -> None:
+        self._paused.add((topic, partition))
+
+    def resume(self, topic: str, partition: int) -> None:
+        self._paused.discard((topic, partition))
