@@ -15,6 +15,7 @@ from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
+from orchestrator.service_layer.callbacks import run_callbacks
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.timers import run_timers
@@ -48,13 +49,17 @@ def build_spec(
         finally:
             await asyncio.shield(deps.vault.stop())
 
+    async def callbacks(runtime: ServiceRuntime) -> None:
+        deps.runtime = runtime
+        await run_callbacks(deps)
+
     return ServiceSpec(
         name=SERVICE,
         handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
         topics=lambda prefix: [events_topic(prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[timers],
+        background=[timers, callbacks],
         # Every handler effect is in the database, so a fetched batch can share one transaction.
         batch_transactions=True,
         api=lambda runtime: create_api(runtime, deps),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -57,6 +59,31 @@ class Settings(ServiceSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     # How often (real seconds) the timer loop looks for due timers at the latest.
     timer_poll_seconds: float = 1.0
+
+    # Callbacks to subscribers: private, loopback, link-local and metadata addresses are refused
+    # unless one of these networks (CIDR, a JSON list) holds them.
+    callback_allowed_networks: list[str] = []
+    # Plain-http callback URLs (https only by default).
+    callback_allow_http: bool = False
+    # A failed callback is retried with exponential back-off (clock seconds) for this many hours
+    # after its first attempt (at least 24), then marked failed (it can be redelivered).
+    callback_retry_base_seconds: float = Field(30.0, gt=0)
+    callback_retry_max_seconds: float = Field(3600.0, gt=0)
+    callback_retry_window_hours: float = Field(24.0, ge=24.0)
+    # How long a subscriber may take to answer one callback (real seconds).
+    callback_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # How often (real seconds) the delivery loop looks for due callbacks when idle.
+    callback_poll_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("callback_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (e.g. 10.20.0.0/16)") from None
+        return value
 
     @field_validator("admin_token")
     @classmethod

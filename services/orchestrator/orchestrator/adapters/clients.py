@@ -70,6 +70,17 @@ class CertificatesClient:
             certificate_pem=data.get("certificate_pem", ""),
         )
 
+    async def discard_bundle(self, bundle_ref: str) -> None:
+        """Drop a bundle no rotation will use (best effort: purges catch up with leftovers)."""
+        try:
+            await self._http.delete(
+                f"/internal/v1/bundles/{bundle_ref}",
+                headers={"X-Certrotate-Internal-Token": self._token},
+                timeout=30.0,
+            )
+        except httpx.HTTPError:
+            pass
+
 
 class ClientMonitorClient:
     """The at-risk, straggler and pending lists of a propagation watch."""

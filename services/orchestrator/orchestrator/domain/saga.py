@@ -111,8 +111,10 @@ def start_saga(
     requested_by: str = "",
     requested_by_principal: str | None = None,
     change_id: str | None = None,
+    hold_reason: str | None = None,
 ) -> Decision:
-    """A new rotation, pre-flight validation done: its first command is InspectSite."""
+    """A new rotation, pre-flight validation done: its first command is InspectSite (kept back
+    while `hold_reason` holds it, as an operator's pause would, until it is resumed)."""
     state = SagaState(
         saga_id=saga_id,
         site=target.site,
@@ -123,6 +125,8 @@ def start_saga(
         requested_by_principal=requested_by_principal,
         change_id=change_id,
         servers=[ServerProgress(name=s.name) for s in target.servers],
+        hold=hold_reason is not None,
+        hold_reason=hold_reason,
         created_at=now,
         updated_at=now,
     )

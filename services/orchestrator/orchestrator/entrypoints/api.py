@@ -14,7 +14,7 @@ from orchestrator.domain.inputs import (
     PauseRequested,
     ResumeRequested,
 )
-from orchestrator.entrypoints import schemas
+from orchestrator.entrypoints import schemas, webhooks
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import inventory, rotations, tasks, tokens
 from orchestrator.service_layer.deps import Deps
@@ -73,6 +73,8 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             return principal
 
         return check
+
+    webhooks.install(app, deps, role)
 
     Viewer = Annotated[Principal, Depends(role("viewer"))]
     Operator = Annotated[Principal, Depends(role("operator"))]

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters import site_locks
 from orchestrator.adapters.clients import (
     BundleRejectedError,
@@ -51,6 +53,23 @@ class CertificateUpload:
     data_b64: str = field(repr=False)
     password: str | None = field(repr=False)
     key_b64: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What an admission check decided once the certificate's fingerprint is known."""
+
+    # Answer with this rotation; nothing new is started.
+    existing: SagaState | None = None
+    # Start the new rotation held (no command sent) until it is resumed.
+    hold_reason: str | None = None
+    # False: the held rotation takes the site's locks later, when what it waits for has ended.
+    lock: bool = True
+
+
+# Called in the creating transaction with the new rotation's id and its validated certificate;
+# it decides about a site that is busy (webhook triggers: dedupe, supersede or site_busy).
+AdmissionCheck = Callable[[UnitOfWork, str, CertificateInfo], Awaitable[Admission]]
 
 
 def request_fingerprint(secret: bytes, body: dict[str, Any]) -> str:
@@ -111,8 +130,11 @@ async def create_rotation(
     requested_by: str,
     idempotency_key: str | None,
     body: dict[str, Any],
+    admit: AdmissionCheck | None = None,
 ) -> tuple[SagaState, bool]:
-    """Pre-flight, then the saga; (rotation, created). Nothing is created if pre-flight fails."""
+    """Pre-flight, then the saga; (rotation, created). Nothing is created if pre-flight fails.
+
+    `admit` (webhook triggers) may answer with an existing rotation or hold the new one."""
     runtime = deps.rt
     fingerprint = request_fingerprint(deps.settings.master_key_bytes(), body)
     if idempotency_key:
@@ -128,7 +150,8 @@ async def create_rotation(
         target = await inventory.site_target(uow.session, site)
         farm = await inventory.replication_farm(uow.session, site)
         # Refuse early (before the upload goes anywhere); the lock rows below decide races.
-        _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
+        if admit is None:
+            _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
     hostnames = sorted(
         {name for server in target.servers for name in (*server.hostnames, server.address)}
     )
@@ -159,36 +182,42 @@ async def create_rotation(
     saga_id = str(uuid.uuid4())
     now = deps.now()
     options = in_clock_time(options, float(getattr(runtime.clock, "speed", 1.0)))
-    decision = start_saga(
-        saga_id=saga_id,
-        target=target,
-        certificate=CertificateInfo(
-            bundle_ref=bundle.bundle_ref,
-            fingerprint_sha256=bundle.fingerprint_sha256,
-            subject=bundle.subject,
-            not_after=bundle.not_after,
-            sans=bundle.sans,
-        ),
-        options=options,
-        now=now,
-        requested_by=requested_by,
-        change_id=change_id,
+    certificate = CertificateInfo(
+        bundle_ref=bundle.bundle_ref,
+        fingerprint_sha256=bundle.fingerprint_sha256,
+        subject=bundle.subject,
+        not_after=bundle.not_after,
+        sans=bundle.sans,
     )
-    entry = {
-        "at": now,
-        "kind": "operator",
-        "type": "RotationRequested",
-        "step": "preflight",
-        "actor": requested_by,
-        "detail": {
-            "site": site,
-            "change_id": change_id,
-            "options": options.model_dump(mode="json"),
-            "certificate": decision.state.certificate.model_dump(mode="json"),
-        },
-    }
     try:
         async with runtime.uow() as uow:
+            admission = await admit(uow, saga_id, certificate) if admit else Admission()
+            if admission.existing is not None:
+                await uow.commit()
+                return admission.existing, False
+            decision = start_saga(
+                saga_id=saga_id,
+                target=target,
+                certificate=certificate,
+                options=options,
+                now=now,
+                requested_by=requested_by,
+                change_id=change_id,
+                hold_reason=admission.hold_reason,
+            )
+            entry = {
+                "at": now,
+                "kind": "operator",
+                "type": "RotationRequested",
+                "step": "preflight",
+                "actor": requested_by,
+                "detail": {
+                    "site": site,
+                    "change_id": change_id,
+                    "options": options.model_dump(mode="json"),
+                    "certificate": decision.state.certificate.model_dump(mode="json"),
+                },
+            }
             if idempotency_key:
                 await uow.session.execute(
                     insert(idempotency_keys).values(
@@ -196,7 +225,8 @@ async def create_rotation(
                         created_at=to_db(now),
                     )
                 )  # fmt: skip
-            await site_locks.acquire(uow.session, farm, saga_id, now)
+            if admission.lock:
+                await site_locks.acquire(uow.session, farm, saga_id, now)
             await persist(uow, decision, version=None, cause=None, entry=entry)
             await uow.commit()
     except (IntegrityError, OperationalError):

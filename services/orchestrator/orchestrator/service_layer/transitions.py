@@ -12,6 +12,8 @@ from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
 from orchestrator.domain.saga import Decision, decide
 from orchestrator.domain.state import SagaState
+from orchestrator.domain.subscriptions import Marks, marks_of
+from orchestrator.service_layer.callbacks import record_transition
 
 
 async def advance(
@@ -34,6 +36,7 @@ async def advance(
         return None
     state, version = loaded
     timers_before = dict(state.timers)
+    before = marks_of(state)
     # The loaded state is ours alone (a failure rolls the transaction back and drops it).
     decision = decide(state, given, now, in_place=True)
     await persist(
@@ -43,6 +46,7 @@ async def advance(
         cause=cause,
         entry=_input_entry(given, decision, now, actor, detail),
         timers_before=timers_before,
+        before=before,
     )
     return decision
 
@@ -55,8 +59,9 @@ async def persist(
     cause: Envelope | None,
     entry: dict[str, Any] | None,
     timers_before: dict[str, datetime] | None = None,
+    before: Marks | None = None,
 ) -> None:
-    """Outbox rows, history, saga row and timers, in the caller's transaction.
+    """Outbox rows, history, saga row, timers and callbacks, in the caller's transaction.
 
     `timers_before`: the saga's timers as loaded (so as stored in the timers table, which
     mirrors them); when they did not change the table is left alone."""
@@ -90,6 +95,7 @@ async def persist(
     if timers_before is None or timers_before != state.timers:
         sync_timers(uow, state)
     record_history(uow, state.saga_id, entries)
+    await record_transition(uow, before, decision)
 
 
 _HISTORY = "orchestrator.saga_history"
