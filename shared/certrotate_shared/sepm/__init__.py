@@ -3,6 +3,7 @@
 from certrotate_shared.sepm.api import (
     SepmApi,
     SepmAuthError,
+    SepmDomain,
     SepmError,
     SepmLocation,
     SepmMalformedAnswerError,
@@ -11,6 +12,7 @@ from certrotate_shared.sepm.api import (
 __all__ = [
     "SepmApi",
     "SepmAuthError",
+    "SepmDomain",
     "SepmError",
     "SepmLocation",
     "SepmMalformedAnswerError",

@@ -4,9 +4,10 @@ worker retries forever."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from certrotate_shared.sepm.api import SepmLocation, SepmMalformedAnswerError
+from certrotate_shared.sepm.api import SepmDomain, SepmLocation, SepmMalformedAnswerError
 
 
 def malformed(where: str, what: str) -> SepmMalformedAnswerError:
@@ -61,6 +62,49 @@ def page(body: Any, where: str, *, key: str | None) -> tuple[list[dict[str, Any]
     if not isinstance(last, bool):
         raise malformed(where, f"lastPage should be true or false, got {_kind(last)}")
     return content, last
+
+
+def domains(body: Any, where: str) -> list[SepmDomain]:
+    """GET /domains: an array of the definition's Domain objects (id, name, enable, ...)."""
+    if not isinstance(body, list):
+        raise malformed(where, f"expected an array of domains, got {_kind(body)}")
+    found = []
+    for item in body:
+        if not isinstance(item, dict):
+            raise malformed(where, f"a domain is {_kind(item)}, not an object")
+        enabled = item.get("enable", True)
+        if not isinstance(enabled, bool):
+            raise malformed(where, f"domain enable should be true or false, got {_kind(enabled)}")
+        found.append(
+            SepmDomain(
+                id=text_field(item, "id", where),
+                name=text_field(item, "name", where),
+                enabled=enabled,
+            )
+        )
+    return found
+
+
+def check_domain(
+    items: list[dict[str, Any]],
+    domain_id: str,
+    where: str,
+    summary_of: Callable[[dict[str, Any]], Any],
+) -> None:
+    """Refuse items of another domain than the one asked for, where SEPM names it.
+
+    The definition does not say whether `domain` takes the domain's id or its name; a server
+    that ignored it would hand back the login domain's items for every domain asked, and each
+    domain but one would be neither changed nor watched.
+    """
+    wanted = domain_id.upper()
+    for item in items:
+        summary = summary_of(item)
+        if not isinstance(summary, dict):
+            continue
+        got = summary.get("id")
+        if isinstance(got, str) and got and got.upper() != wanted:
+            raise malformed(where, f"asked for domain {domain_id} and got an item of domain {got}")
 
 
 def locations(body: Any, where: str) -> list[SepmLocation]:

@@ -43,13 +43,28 @@ class SepmLocation:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class SepmDomain:
+    """One SEPM domain (GET /domains): its groups, locations and clients are its own."""
+
+    id: str
+    name: str
+    enabled: bool = True
+
+
 class SepmApi(Protocol):
     async def version(self) -> dict[str, Any]:
         """GET /version: API_SEQUENCE, API_VERSION, version."""
         ...
 
-    def iter_groups(self, *, page_size: int = 25) -> AsyncIterator[dict[str, Any]]:
-        """Every group (GET /groups, paged): id, fullPathName, policySerialNumber, ..."""
+    async def domains(self) -> list[SepmDomain]:
+        """GET /domains: every domain the account can see."""
+        ...
+
+    def iter_groups(
+        self, *, domain_id: str | None = None, page_size: int = 25
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every group of a domain (GET /groups?domain=, paged; None: the login domain)."""
         ...
 
     async def group_locations(
@@ -69,9 +84,9 @@ class SepmApi(Protocol):
         ...
 
     def iter_computer_pages(
-        self, *, last_update_ms: int = 0, page_size: int = 1000
+        self, *, last_update_ms: int = 0, page_size: int = 1000, domain_id: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """GET /computers page by page from pageIndex 1 until lastPage, filtered by lastUpdate."""
+        """GET /computers of a domain page by page until lastPage, filtered by lastUpdate."""
         ...
 
     async def online_status(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import httpx
 
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm import answers
-from certrotate_shared.sepm.api import SepmAuthError, SepmError, SepmLocation
+from certrotate_shared.sepm.api import SepmAuthError, SepmDomain, SepmError, SepmLocation
 from certrotate_shared.sepm.tls import sepm_ssl_context
 from certrotate_shared.vault import SecretNotFoundError, Vault
 
@@ -116,9 +116,18 @@ class SepmClient:
         """GET /version: API_SEQUENCE, API_VERSION, version."""
         return answers.expect_object(*await self._get_json("/version", auth=False))
 
-    async def iter_groups(self, *, page_size: int = 25) -> AsyncIterator[dict[str, Any]]:
-        """Every group (GET /groups, paged); each has a string `id`."""
-        async for page in self._pages("/groups", {}, page_size, key="id"):
+    async def domains(self) -> list[SepmDomain]:
+        """GET /domains: every domain the account can see."""
+        return answers.domains(*await self._get_json("/domains"))
+
+    async def iter_groups(
+        self, *, domain_id: str | None = None, page_size: int = 25
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every group of a domain (GET /groups, paged); each has a string `id`."""
+        params = {"domain": domain_id} if domain_id else {}
+        async for page in self._pages("/groups", params, page_size, key="id"):
+            if domain_id:
+                answers.check_domain(page, domain_id, "GET /groups", _group_domain)
             for group in page:
                 yield group
 
@@ -146,11 +155,15 @@ class SepmClient:
         await self._call("PATCH", path, json=body, idempotent=True)
 
     async def iter_computer_pages(
-        self, *, last_update_ms: int = 0, page_size: int = 1000
+        self, *, last_update_ms: int = 0, page_size: int = 1000, domain_id: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """GET /computers page by page from pageIndex 1 until lastPage, filtered by lastUpdate."""
-        params = {"lastUpdate": last_update_ms}
+        params: dict[str, Any] = {"lastUpdate": last_update_ms}
+        if domain_id:
+            params["domain"] = domain_id
         async for page in self._pages("/computers", params, page_size, key="uniqueId"):
+            if domain_id:
+                answers.check_domain(page, domain_id, "GET /computers", _computer_domain)
             yield page
 
     async def online_status(self) -> dict[str, Any]:
@@ -403,6 +416,15 @@ class SepmClient:
             status,
             (self._monotonic() - started) * 1000,
         )
+
+
+def _group_domain(group: dict[str, Any]) -> Any:
+    return group.get("domain")
+
+
+def _computer_domain(computer: dict[str, Any]) -> Any:
+    group = computer.get("group")
+    return group.get("domain") if isinstance(group, dict) else None
 
 
 def _json(response: httpx.Response, where: str) -> Any:

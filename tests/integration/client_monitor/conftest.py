@@ -25,6 +25,8 @@ from certrotate_shared.messages.client_monitor import (
 from certrotate_shared.messages.common import GroupTarget, SiteTarget
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.sepm.client import connect_site
+from certrotate_shared.sepm.domains import site_groups
+from certrotate_shared.sepm.groups import policy_owners
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
 from certrotate_shared.topics import events_topic
 from certrotate_shared.vault import Vault
@@ -144,32 +146,29 @@ class Stack:
         return datetime.fromtimestamp(body["now_ms"] / 1000, UTC)
 
     async def disable_verification(self) -> list[GroupTarget]:
-        """Step 2 through the real connector: every group and location; the new serials."""
+        """Step 2 through the real connector: every owning group of every domain; then every
+        group's target, an inheriting group's being its owner's new serial."""
         sepm = await connect_site(self.site, self.vault)
+        off = {
+            "configuration": {
+                "general_settings": {"security_settings": {"secure_communications": False}}
+            }
+        }
         try:
-            targets = []
-            async for group in sepm.iter_groups():
-                for location in await sepm.group_locations(group["id"]):
-                    await sepm.patch_location_settings(
-                        group["id"],
-                        location.id,
-                        {
-                            "configuration": {
-                                "general_settings": {
-                                    "security_settings": {"secure_communications": False}
-                                }
-                            }
-                        },
-                    )
-            async for group in sepm.iter_groups():
-                targets.append(
-                    GroupTarget(
-                        group_id=group["id"],
-                        full_path_name=group["fullPathName"],
-                        target_serial=group["policySerialNumber"],
-                    )
+            for group in await site_groups(sepm):
+                if group.owns_policy:
+                    for location in await sepm.group_locations(group.id, domain_id=group.domain_id):
+                        await sepm.patch_location_settings(group.id, location.id, off)
+            groups = await site_groups(sepm)
+            owners = policy_owners(groups)
+            return [
+                GroupTarget(
+                    group_id=g.id,
+                    full_path_name=g.full_path_name,
+                    target_serial=owners[g.id].policy_serial,
                 )
-            return targets
+                for g in groups
+            ]
         finally:
             await sepm.close()
 

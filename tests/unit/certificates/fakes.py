@@ -14,7 +14,7 @@ from certrotate_shared.hostops import (
     services_to_restart,
 )
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
-from certrotate_shared.sepm import SepmError, SepmLocation
+from certrotate_shared.sepm import SepmDomain, SepmError, SepmLocation
 
 OLD, NEW = "a" * 64, "b" * 64
 
@@ -39,31 +39,83 @@ def server(version: str = "14.3.9000") -> ServerTarget:
     )
 
 
-class FakeSepm:
-    """Groups with locations; every PATCH changes the group's serial, as SEPM does."""
+DEFAULT_DOMAIN = "D-DEFAULT"
 
-    def __init__(self, groups: dict[str, dict[str, bool]], fail_patch_after: int | None = None):
+
+class FakeSepm:
+    """Groups with locations over domains, as SEPM answers them.
+
+    `groups` maps a group id to its own locations (location id -> secure_communications).
+    `inherits` maps a child group id to its parent: the child lists the parent's locations and
+    has the parent's serial (SEPM.md, Corrections). `domain_of` puts a group in another domain
+    than the Default one; GET /groups without a domain answers the login (Default) domain only.
+    Every PATCH changes the serial of the group that owns the location, as SEPM does.
+    """
+
+    def __init__(
+        self,
+        groups: dict[str, dict[str, bool]],
+        fail_patch_after: int | None = None,
+        *,
+        inherits: dict[str, str] | None = None,
+        domain_of: dict[str, str] | None = None,
+    ):
         self.settings = copy.deepcopy(groups)  # group id -> location id -> secure_communications
+        self.inherits = dict(inherits or {})
+        self.domain_of = dict(domain_of or {})
         self.serials = {g: f"{g[:4].upper()}-serial-0" for g in groups}
         self.patches: list[tuple[str, str, bool]] = []
         self.fail_patch_after = fail_patch_after
         self.closed = False
 
-    async def iter_groups(self, *, page_size: int = 25) -> AsyncIterator[dict[str, Any]]:
-        for group_id in self.settings:
+    def all_groups(self) -> list[str]:
+        return [*self.settings, *(g for g in self.inherits if g not in self.settings)]
+
+    def owner(self, group_id: str) -> str:
+        while group_id in self.inherits:
+            group_id = self.inherits[group_id]
+        return group_id
+
+    def path(self, group_id: str) -> str:
+        parent = self.inherits.get(group_id)
+        return f"{self.path(parent)}\\{group_id}" if parent else f"My Company\\{group_id}"
+
+    def domain(self, group_id: str) -> str:
+        return self.domain_of.get(self.owner(group_id), DEFAULT_DOMAIN)
+
+    async def domains(self) -> list[SepmDomain]:
+        ids = dict.fromkeys([DEFAULT_DOMAIN, *self.domain_of.values()])
+        return [SepmDomain(id=d, name=d.removeprefix("D-").title()) for d in ids]
+
+    async def iter_groups(
+        self, *, domain_id: str | None = None, page_size: int = 25
+    ) -> AsyncIterator[dict[str, Any]]:
+        for group_id in self.all_groups():
+            if self.domain(group_id) != (domain_id or DEFAULT_DOMAIN):
+                continue
             yield {
                 "id": group_id,
-                "fullPathName": f"My Company\\{group_id}",
-                "policySerialNumber": self.serials[group_id],
+                "fullPathName": self.path(group_id),
+                "policySerialNumber": self.serials[self.owner(group_id)],
+                "policyInheritanceEnabled": group_id in self.inherits,
+                "domain": {"id": self.domain(group_id), "name": "x"},
             }
 
     async def group_locations(
         self, group_id: str, *, domain_id: str | None = None
     ) -> list[SepmLocation]:
-        return [SepmLocation(id=loc, name=loc) for loc in self.settings[group_id]]
+        if self.domain(group_id) != (domain_id or DEFAULT_DOMAIN):
+            raise SepmError(
+                "HTTP 410: Cannot find the specified object", status=410, retryable=False
+            )
+        owner = self.owner(group_id)
+        return [SepmLocation(id=loc, name=loc) for loc in self.settings[owner]]
 
     async def get_location_settings(self, group_id: str, location_id: str) -> dict[str, Any]:
-        value = self.settings[group_id][location_id]
+        owner = self.owner(group_id)
+        if owner not in self.settings or location_id not in self.settings[owner]:
+            raise SepmError("HTTP 404: location not found", status=404, retryable=False)
+        value = self.settings[owner][location_id]
         return {
             "configuration": {
                 "general_settings": {"security_settings": {"secure_communications": value}}
@@ -78,10 +130,11 @@ class FakeSepm:
         value = body["configuration"]["general_settings"]["security_settings"][
             "secure_communications"
         ]
-        self.settings[group_id][location_id] = value
+        owner = self.owner(group_id)
+        self.settings[owner][location_id] = value
         self.patches.append((group_id, location_id, value))
-        number = int(self.serials[group_id].rsplit("-", 1)[1]) + 1
-        self.serials[group_id] = f"{group_id[:4].upper()}-serial-{number}"
+        number = int(self.serials[owner].rsplit("-", 1)[1]) + 1
+        self.serials[owner] = f"{owner[:4].upper()}-serial-{number}"
 
     async def close(self) -> None:
         self.closed = True

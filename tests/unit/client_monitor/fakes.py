@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certrotate_shared.messages.common import GroupTarget
+from certrotate_shared.sepm.api import SepmDomain
 
 GROUP_A = "A3AF0000000000000000000000000001"
 GROUP_B = "B7C10000000000000000000000000002"
@@ -55,22 +56,30 @@ class FakeSepm:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     scans: list[int] = field(default_factory=list)
     fail_after_pages: int | None = None
+    # uniqueId -> domain id; the rest are in the Default domain, the one answered without one.
+    domain_of: dict[str, str] = field(default_factory=dict)
 
     def put(self, *records: dict[str, Any]) -> None:
         for r in records:
             self.records[r["uniqueId"]] = r
 
+    async def domains(self) -> list[SepmDomain]:
+        ids = dict.fromkeys(["D-DEFAULT", *self.domain_of.values()])
+        return [SepmDomain(id=d, name=d) for d in ids]
+
     async def iter_computer_pages(
-        self, *, last_update_ms: int = 0, page_size: int = 1000
+        self, *, last_update_ms: int = 0, page_size: int = 1000, domain_id: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         from certrotate_shared.sepm.api import SepmError
 
-        self.scans.append(last_update_ms)
+        if (domain_id or "D-DEFAULT") == "D-DEFAULT":
+            self.scans.append(last_update_ms)
         # A record with a malformed lastUpdateTime is served as SEPM would: unfiltered.
         chosen = [
             r
             for r in self.records.values()
-            if not isinstance(r["lastUpdateTime"], int) or r["lastUpdateTime"] >= last_update_ms
+            if self.domain_of.get(r["uniqueId"], "D-DEFAULT") == (domain_id or "D-DEFAULT")
+            and (not isinstance(r["lastUpdateTime"], int) or r["lastUpdateTime"] >= last_update_ms)
         ]
         for page, start in enumerate(range(0, max(len(chosen), 1), page_size)):
             if self.fail_after_pages is not None and page >= self.fail_after_pages:

@@ -112,6 +112,15 @@ async def test_a_malformed_computer_record_fails_the_scan_for_good(master_key, b
     assert f"{2:032X}" in str(raised.value)
 
 
+async def test_clients_of_every_domain_are_counted(master_key):
+    sepm = FakeSepm(domain_of={f"{n:032X}": "D-EMEA" for n in range(10, 20)})
+    sepm.put(*(computer(n) for n in range(20)))
+    sepm.put(computer(15, serial_no=TARGET_A))
+    watch = scanner(master_key)
+    await watch.scan(sepm)
+    assert watch.tally is not None and watch.tally.total == 20 and watch.tally.reached == 1
+
+
 async def test_stale_clients_are_listed_by_days_offline(master_key):
     sepm = FakeSepm()
     sepm.put(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from certrotate_shared.messages.certificates import GroupVerification
+from certrotate_shared.sepm.groups import SepmGroup, policy_owners
 
 Mode = Literal["disable", "restore"]
 
@@ -54,24 +55,34 @@ def wanted_value(mode: Mode, original: bool) -> bool:
     return False if mode == "disable" else original
 
 
+def from_messages(groups: Iterable[GroupVerification]) -> list[LocationValue]:
+    """The per-location originals carried by GroupVerification messages."""
+    return [
+        LocationValue(g.group_id, location_id, g.full_path_name, value)
+        for g in groups
+        for location_id, value in g.original_values.items()
+    ]
+
+
 def group_results(
-    originals: Iterable[LocationValue], serials: Mapping[str, str]
+    originals: Iterable[LocationValue], groups: list[SepmGroup]
 ) -> tuple[list[GroupVerification], list[str]]:
-    """Per group, its locations' original values and its serial now; plus groups gone since."""
+    """Every group SEPM lists now, with its locations' originals (none for a group that
+    inherits its policy) and the serial its clients must reach: its policy owner's. Plus the
+    groups of the originals that SEPM no longer lists."""
     by_group: dict[str, list[LocationValue]] = {}
     for original in originals:
         by_group.setdefault(original.group_id, []).append(original)
-    results, vanished = [], []
-    for group_id, values in by_group.items():
-        if group_id not in serials:
-            vanished.append(values[0].full_path_name)
-            continue
-        results.append(
-            GroupVerification(
-                group_id=group_id,
-                full_path_name=values[0].full_path_name,
-                original_values={v.location_id: v.value for v in values},
-                target_serial=serials[group_id],
-            )
+    owners = policy_owners(groups)
+    results = [
+        GroupVerification(
+            group_id=group.id,
+            full_path_name=group.full_path_name,
+            original_values={v.location_id: v.value for v in by_group.get(group.id, [])},
+            target_serial=owners[group.id].policy_serial,
         )
+        for group in groups
+    ]
+    listed = {group.id for group in groups}
+    vanished = [values[0].full_path_name for gid, values in by_group.items() if gid not in listed]
     return results, vanished

@@ -12,6 +12,7 @@ from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Command, Event, Message
 from certrotate_shared.messages.certificates import (
     CertificateBundlePurged,
+    CheckCertificateVerification,
     PurgeCertificateBundle,
     RollbackServerCertificate,
     SetCertificateVerification,
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def queue_job(message: Message, ctx: Context, deps: Dependencies) -> Event | None:
-    """SetCertificateVerification, UpdateServerCertificate, RollbackServerCertificate."""
+    """Set/CheckCertificateVerification, UpdateServerCertificate, RollbackServerCertificate."""
     assert isinstance(message, Command)
     now = deps.clock.now()
     await job_table.add_job(ctx.uow.session, ctx.envelope, message.idempotency_key, now)
@@ -65,6 +66,7 @@ async def confirm_operator_task(message: Message, ctx: Context, deps: Dependenci
 
 HANDLERS = {
     SetCertificateVerification: queue_job,
+    CheckCertificateVerification: queue_job,
     UpdateServerCertificate: queue_job,
     RollbackServerCertificate: queue_job,
     PurgeCertificateBundle: purge_certificate_bundle,

@@ -22,11 +22,12 @@ from certificates.service_layer.server_certificate import (
     rollback_server_certificate,
     update_server_certificate,
 )
-from certificates.service_layer.verification import set_verification
+from certificates.service_layer.verification import perform_verification, verification_failed
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.hostops import HostOperationError, ManualTaskPending, OperatorTask
 from certrotate_shared.messages.certificates import (
     CertificateVerificationFailed,
+    CheckCertificateVerification,
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
     ServerCertificateUpdateFailed,
@@ -121,23 +122,14 @@ class JobRunner:
 
     async def perform(self, job: job_table.Job, command: Message) -> Event:
         """Run one command to its outcome event (raises ManualTaskPending)."""
-        if isinstance(command, SetCertificateVerification):
+        if isinstance(command, SetCertificateVerification | CheckCertificateVerification):
             try:
                 sepm = await self.deps.connect_sepm(command.site)
             except SepmError as exc:
-                return CertificateVerificationFailed(
-                    site=command.site.site,
-                    mode=command.mode,
-                    reason=str(exc),
-                    retryable=exc.retryable,
-                )
+                return verification_failed(command, str(exc), exc.retryable)
             try:
-                return await set_verification(
-                    site=command.site,
-                    mode=command.mode,
-                    saga_id=job.saga_id,
-                    sepm=sepm,
-                    store=self.store,
+                return await perform_verification(
+                    command, saga_id=job.saga_id, sepm=sepm, store=self.store
                 )
             finally:
                 await sepm.close()

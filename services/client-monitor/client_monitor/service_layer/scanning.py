@@ -24,6 +24,7 @@ from certrotate_shared.messages.client_monitor import (
 )
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm.api import SepmApi, SepmError, SepmMalformedAnswerError
+from certrotate_shared.sepm.domains import iter_fleet_pages
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
 from client_monitor.adapters.repository import WatchRecord
@@ -131,9 +132,8 @@ class WatchScanner:
         now = self.host.clock.now()
         full = self._since_ms is None or self._full_rescan_due(now)
         since = 0 if full else self._since_ms
-        pages = sepm.iter_computer_pages(
-            last_update_ms=since or 0, page_size=self.settings.page_size
-        )
+        # Every domain: clients of another domain than the API account's are clients too.
+        pages = iter_fleet_pages(sepm, last_update_ms=since or 0, page_size=self.settings.page_size)
         async for page in read_ahead(pages):
             try:
                 self.table.ingest(page)
