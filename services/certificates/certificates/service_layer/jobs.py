@@ -20,6 +20,7 @@ from certificates.service_layer.dependencies import Dependencies
 from certificates.service_layer.server_certificate import (
     Verifier,
     rollback_server_certificate,
+    sepm_version_reader,
     update_server_certificate,
 )
 from certificates.service_layer.verification import perform_verification, verification_failed
@@ -139,6 +140,7 @@ class JobRunner:
             except HostOperationError as exc:
                 return _cannot_reach_host(command, str(exc), exc.retryable)
             try:
+                version = sepm_version_reader(self.deps.connect_sepm, command.site)
                 if isinstance(command, UpdateServerCertificate):
                     return await update_server_certificate(
                         command,
@@ -146,9 +148,10 @@ class JobRunner:
                         hostops=hostops,
                         store=self.store,
                         verifier=self.verifier(),
+                        sepm_version=version,
                     )
                 return await rollback_server_certificate(
-                    command, hostops=hostops, verifier=self.verifier()
+                    command, hostops=hostops, verifier=self.verifier(), sepm_version=version
                 )
             finally:
                 await hostops.close()

@@ -8,10 +8,11 @@ command's, so a job resumed after a crash repeats none of them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from certificates.service_layer.store import BundleUnavailableError, CertificateStore
 from certrotate_shared.envelope import Event
@@ -24,10 +25,93 @@ from certrotate_shared.messages.certificates import (
     ServerCertificateUpdateFailed,
     UpdateServerCertificate,
 )
-from certrotate_shared.messages.common import ServerTarget
+from certrotate_shared.messages.common import ServerTarget, SiteTarget
+from certrotate_shared.sepm import SepmApi, SepmError
+from certrotate_shared.sepm.version import parse_version, reported_version
+
+log = logging.getLogger(__name__)
 
 Probe = Callable[[ServerTarget], Awaitable[dict[str, str]]]
 Stage = Literal["backup", "install", "restart", "verify"]
+# GET /version of the site's SEPM (no login needed); raises SepmError.
+VersionReader = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def sepm_version_reader(
+    connect: Callable[[SiteTarget], Awaitable[SepmApi]], site: SiteTarget
+) -> VersionReader:
+    """Asks the site's SEPM which version it runs, on a connection of its own."""
+
+    async def read() -> dict[str, Any]:
+        sepm = await connect(site)
+        try:
+            return await sepm.version()
+        finally:
+            await sepm.close()
+
+    return read
+
+
+class RestartPlanError(Exception):
+    """Which services to restart cannot be told: SEPM unreachable or versions unreadable."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+async def services_for(
+    server: ServerTarget, read_version: VersionReader, *, rollback: bool = False
+) -> list[str]:
+    """The services to restart, by the version SEPM reports (semapisrv from 14.0 on).
+
+    The registered version is a person's note and may be stale ("v14.3" once skipped
+    semapisrv); it is used only when SEPM's answer is unreadable, or on a rollback, which must
+    not wait for a SEPM that the failed update may have taken down.
+    """
+    registered = parse_version(server.version)
+    try:
+        reported, text = reported_version(await read_version())
+        trouble, retryable = f"SEPM reports no readable version ({text or 'none'})", False
+    except SepmError as exc:
+        reported, text = None, ""
+        trouble, retryable = f"cannot read SEPM's version: {exc}", exc.retryable
+    if reported is not None:
+        if registered is None or (registered.major, registered.minor) != (
+            reported.major,
+            reported.minor,
+        ):
+            log.warning(
+                "server %s is registered as version %r but SEPM reports %s: restarting the "
+                "services of %s; update the inventory",
+                server.name,
+                server.version,
+                text,
+                reported,
+            )
+        return services_to_restart(str(reported))
+    if registered is not None and (rollback or not retryable):
+        log.warning(
+            "server %s: %s; restarting the services of the registered version %r",
+            server.name,
+            trouble,
+            server.version,
+        )
+        return services_to_restart(str(registered))
+    if registered is None:
+        trouble += f", and the registered version {server.version!r} is not one either"
+    raise RestartPlanError(f"{server.name}: {trouble}", retryable=retryable)
+
+
+def _no_tls_ports(server: ServerTarget) -> str | None:
+    if server.tls_ports():
+        return None
+    # Nothing to probe would read as "every port serves it": never report that as done.
+    return (
+        f"server {server.name} is registered without TLS ports, so certrotate cannot prove "
+        "which certificate it serves; register its ports (at least 8443, 443 and 8446, and "
+        "8445 where the reporting site is used)"
+    )
 
 
 @dataclass
@@ -85,9 +169,9 @@ def _mismatches(server: ServerTarget, served: dict[str, str], fingerprint: str) 
 
 
 async def _restart_all(
-    hostops: HostOperations, server: ServerTarget, key: str
+    hostops: HostOperations, server: ServerTarget, key: str, services: list[str]
 ) -> tuple[str, HostOperationError] | None:
-    for service in services_to_restart(server.version):
+    for service in services:
         try:
             await hostops.restart_service(server, service, key=f"{key}:restart:{service}")
         except HostOperationError as exc:
@@ -102,6 +186,7 @@ async def update_server_certificate(
     hostops: HostOperations,
     store: CertificateStore,
     verifier: Verifier,
+    sepm_version: VersionReader,
 ) -> Event:
     """Back up, install, restart in order, verify every TLS port. Raises ManualTaskPending."""
     site, server, key = command.site.site, command.server, command.idempotency_key
@@ -119,6 +204,9 @@ async def update_server_certificate(
         )
 
     backup = await store.backup_for(saga_id, site, server.name)
+    refusal = _no_tls_ports(server)
+    if refusal:
+        return failed("install", refusal, False, None)
     served, _ = await verifier.observe(server)
     if not _mismatches(server, served, expected):
         # Already in place (an earlier attempt, or a person did it): report, change nothing.
@@ -142,6 +230,10 @@ async def update_server_certificate(
             False,
             None,
         )
+    try:
+        services = await services_for(server, sepm_version)
+    except RestartPlanError as exc:
+        return failed("restart", str(exc), exc.retryable, backup.backup_ref if backup else None)
     if backup is None:
         try:
             made = await hostops.backup_certificate(server, key=f"{key}:backup")
@@ -154,7 +246,7 @@ async def update_server_certificate(
         return failed(
             "install", f"install on {server.name} failed: {exc}", exc.retryable, backup.backup_ref
         )
-    broken = await _restart_all(hostops, server, key)
+    broken = await _restart_all(hostops, server, key, services)
     if broken is not None:
         service, error = broken
         return failed(
@@ -177,7 +269,11 @@ async def update_server_certificate(
 
 
 async def rollback_server_certificate(
-    command: RollbackServerCertificate, *, hostops: HostOperations, verifier: Verifier
+    command: RollbackServerCertificate,
+    *,
+    hostops: HostOperations,
+    verifier: Verifier,
+    sepm_version: VersionReader,
 ) -> Event:
     """Restore the backup, restart in order, verify the old fingerprint. Raises ManualTaskPending."""
     site, server, key = command.site.site, command.server, command.idempotency_key
@@ -188,8 +284,15 @@ async def rollback_server_certificate(
             site=site, server=server.name, reason=reason, retryable=retryable
         )
 
+    refusal = _no_tls_ports(server)
+    if refusal:
+        return failed(refusal, False)
     if await verifier.serves(server, expected):
         return ServerCertificateRolledBack(site=site, server=server.name, fingerprint=expected)
+    try:
+        services = await services_for(server, sepm_version, rollback=True)
+    except RestartPlanError as exc:
+        return failed(str(exc), exc.retryable)
     try:
         await hostops.restore_certificate(server, command.backup_ref, key=f"{key}:restore")
     except HostOperationError as exc:
@@ -197,7 +300,7 @@ async def rollback_server_certificate(
             f"restoring backup {command.backup_ref} on {server.name} failed: {exc}",
             exc.retryable,
         )
-    broken = await _restart_all(hostops, server, key)
+    broken = await _restart_all(hostops, server, key, services)
     if broken is not None:
         service, error = broken
         return failed(f"restarting {service} on {server.name} failed: {error}", error.retryable)
