@@ -52,8 +52,9 @@ class ServiceSettings(BaseSettings):
     vault_schema: str = "vault"
     # 32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all.
     master_key: SecretStr = SecretStr("")
-    # Attempts at a message whose handler fails with a permanent or unknown error, before
-    # the command is answered with its typed failure event (or, without one, parked in the DLQ).
+    # Attempts at a message (or a worker's long-running job) that fails with a permanent or
+    # unknown error, before the command is answered with its typed failure event (a message
+    # without one is parked in the DLQ, and that is reported to its saga).
     # Transient errors (network, timeouts, SEPM 5xx/429, database or vault unavailable) are
     # not counted: they are waited out with back-off.
     max_delivery_attempts: int = Field(default=5, ge=1)

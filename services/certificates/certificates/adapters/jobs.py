@@ -30,9 +30,10 @@ class Job:
     task_id: str | None
     confirmed_tasks: list[str]
     resumed_by_task: str | None
+    attempts: int = 0  # counting this one, once claimed
 
 
-def _job(row: Any) -> Job:
+def _job(row: Any, *, claimed: bool = False) -> Job:
     return Job(
         job_id=row.job_id,
         idempotency_key=row.idempotency_key,
@@ -43,6 +44,7 @@ def _job(row: Any) -> Job:
         task_id=row.task_id,
         confirmed_tasks=list(row.confirmed_tasks or []),
         resumed_by_task=row.resumed_by_task,
+        attempts=(row.attempts or 0) + (1 if claimed else 0),
     )
 
 
@@ -101,9 +103,29 @@ async def claim_jobs(
                 )
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(_job(row))
+                claimed.append(_job(row, claimed=True))
         await session.commit()
     return claimed
+
+
+async def retry_later(
+    sessions: async_sessionmaker[AsyncSession],
+    job_id: str,
+    *,
+    at: datetime,
+    count_attempt: bool,
+    now: datetime,
+) -> None:
+    """Run the job again at `at` (its lease runs until then); a transient failure does not
+    count towards the attempts that end it with a failure."""
+    values: dict[str, Any] = {"lease_until": at, "updated_at": now}
+    if not count_attempt:
+        values["attempts"] = jobs.c.attempts - 1
+    async with sessions() as session:
+        await session.execute(
+            update(jobs).where(jobs.c.job_id == job_id, jobs.c.status == RUNNING).values(**values)
+        )
+        await session.commit()
 
 
 async def renew_leases(

@@ -25,6 +25,7 @@ from certificates.service_layer.server_certificate import (
 )
 from certificates.service_layer.verification import perform_verification, verification_failed
 from certrotate_shared.envelope import Event, Message
+from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
 from certrotate_shared.hostops import HostOperationError, ManualTaskPending, OperatorTask
 from certrotate_shared.messages.certificates import (
     CertificateVerificationFailed,
@@ -110,16 +111,68 @@ class JobRunner:
         self._running = {k: t for k, t in self._running.items() if t is not task}
 
     async def _execute(self, job: job_table.Job) -> None:
-        command = job.envelope.message()
         try:
-            result: Event | OperatorTask = await self.perform(job, command)
-        except ManualTaskPending as pending:
-            result = pending.task
-        except Exception:
-            # Infrastructure trouble (database, vault): the lease runs out and it is retried.
-            log.exception("%s %s failed; it will be retried", job.command_type, job.job_id)
-            return
-        await self._conclude(job, result)
+            command = job.envelope.message()
+            try:
+                result: Event | OperatorTask = await self.perform(job, command)
+            except ManualTaskPending as pending:
+                result = pending.task
+            except Exception as exc:
+                failure = await self._after_error(job, command, exc)
+                if failure is None:
+                    return
+                result = failure
+            await self._conclude(job, result)
+        except Exception as exc:
+            # The database went away while we recorded the outcome or the retry: the job's
+            # lease runs out and it is run again (its host operations are idempotent).
+            log.warning(
+                "%s %s: %s; it will be retried", job.command_type, job.job_id, describe(exc)
+            )
+
+    async def _after_error(
+        self, job: job_table.Job, command: Message, exc: Exception
+    ) -> Event | None:
+        """Schedule another attempt, or (out of attempts at a non-transient error) the typed
+        failure that answers the command: never silent retries for ever."""
+        settings = self.deps.settings
+        transient = is_transient(exc)
+        reason = describe(exc)
+        failure = typed_failure(command, reason)
+        if not transient and failure is not None and job.attempts >= settings.max_delivery_attempts:
+            log.error(
+                "%s %s failed for good after %d attempt(s): %s",
+                job.command_type,
+                job.job_id,
+                job.attempts,
+                reason,
+                exc_info=exc,
+            )
+            return failure
+        delay = backoff_delay(
+            job.attempts,
+            base_s=settings.retry_base_delay_s,
+            cap_s=settings.transient_retry_max_delay_s,
+        )
+        log.warning(
+            "%s %s failed (%s, attempt %d); retrying in %.1f s: %s",
+            job.command_type,
+            job.job_id,
+            "transient" if transient else "unexpected",
+            job.attempts,
+            delay,
+            reason,
+            exc_info=None if transient else exc,
+        )
+        now = self.deps.clock.now()
+        await job_table.retry_later(
+            self.runtime.sessions,
+            job.job_id,
+            at=now + timedelta(seconds=delay),
+            count_attempt=not transient,
+            now=now,
+        )
+        return None
 
     async def perform(self, job: job_table.Job, command: Message) -> Event:
         """Run one command to its outcome event (raises ManualTaskPending)."""
