@@ -127,6 +127,11 @@ class UnitOfWork:
         self._pending.append((topic_for(message, self._prefix), envelope))
         return envelope
 
+    def republish(self, envelope: Envelope, topic: str) -> None:
+        """Queue an envelope exactly as it was (same message id) for `topic`: an operator's
+        replay of a parked message, which the receiving inbox has never recorded as handled."""
+        self._pending.append((topic, envelope))
+
     async def commit(self) -> None:
         await self.flush_deferred()
         if self._pending:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from certrotate_shared.consumer import Context
-from certrotate_shared.envelope import Event, Message
+from certrotate_shared.envelope import Envelope, Event, Message
 from certrotate_shared.messages.certificates import (
     PurgeCertificateBundle,
     RollbackServerCertificate,
@@ -105,12 +105,18 @@ class StandInWorker:
         self.propagate = propagate
         # Commands it takes and never answers, like a worker stuck in a crash loop.
         self.silent: set[type[Message]] = set()
+        # Commands whose handler raises (the consumer parks them in the DLQ after its attempts).
+        self.failing: set[type[Message]] = set()
+        self.envelopes: list[Envelope] = []
         self.seen: list[Message] = []
         self.arrived = asyncio.Event()
 
         async def answer(message: Message, ctx: Context) -> Event | None:
             self.seen.append(message)
+            self.envelopes.append(ctx.envelope)
             self.arrived.set()
+            if type(message) in self.failing:
+                raise RuntimeError("KeyError: 'groups' (a bug in the stand-in worker)")
             if isinstance(message, PurgeCertificateBundle | CancelPropagationWatch):
                 return None
             if isinstance(message, AwaitPolicyPropagation) and not self.propagate:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy import Table as _Table
 from sqlalchemy.sql.schema import SchemaItem
@@ -139,3 +140,24 @@ operator_tasks = Table(
     Column("last_failure", Text),
 )
 Index("ix_operator_tasks_saga", operator_tasks.c.saga_id)
+
+dead_letters = Table(
+    "dead_letters",
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("saga_id", String(36), nullable=False),
+    Column("service", String(60), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("message_type", String(100), nullable=False),
+    Column("idempotency_key", String(300)),
+    Column("topic", String(300), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("envelope", JSON, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+    Column("replayed_by", String(200)),
+    UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_record"),
+)
+Index("ix_dead_letters_saga", dead_letters.c.saga_id)

@@ -15,6 +15,7 @@ from orchestrator.domain.inputs import (
     ResumeRequested,
 )
 from orchestrator.entrypoints import schemas, webhooks
+from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import inventory, rotations, tasks, tokens
 from orchestrator.service_layer.deps import Deps
@@ -330,5 +331,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             await tokens.revoke_token(uow.session, token_id, now=deps.now())
             await uow.commit()
         return Response(status_code=204)
+
+    app.include_router(dead_letters_router(deps, role("operator")))
 
     return app

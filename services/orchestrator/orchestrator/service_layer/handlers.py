@@ -21,6 +21,7 @@ from certrotate_shared.messages.client_monitor import (
     PropagationStalled,
     PropagationWatchFailed,
 )
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.messages.operator_tasks import (
     OperatorTaskRequested,
     OperatorTaskVerificationFailed,
@@ -34,7 +35,7 @@ from certrotate_shared.messages.replication import (
     SiteInspectionFailed,
 )
 from orchestrator.domain.inputs import EventArrived
-from orchestrator.service_layer import tasks
+from orchestrator.service_layer import dead_letters, tasks
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.transitions import advance, record_history
 
@@ -50,6 +51,15 @@ async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event |
         if decision.state.timers:
             deps.timers_scheduled(decision.state.timers.values())
     return None
+
+
+async def surface_dead_letter(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+    """A consumer parked a message: keep it for the operator and tell its rotation."""
+    assert isinstance(message, MessageDeadLettered)
+    await dead_letters.record_dead_letter(
+        ctx.uow.session, message, saga_id=ctx.envelope.saga_id, now=deps.now()
+    )
+    return await advance_saga(message, ctx, deps=deps)
 
 
 async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
@@ -112,6 +122,7 @@ HANDLERS: dict[type[Message], DepsHandler] = {
     ReplicationRestored: advance_saga,
     ReplicationRestoreFailed: advance_saga,
     CertificateBundlePurged: advance_saga,
+    MessageDeadLettered: surface_dead_letter,
     OperatorTaskRequested: record_operator_task,
     OperatorTaskVerificationFailed: reopen_operator_task,
 }

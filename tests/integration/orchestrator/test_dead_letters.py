@@ -1,0 +1,94 @@
+"""A parked message surfaces in its rotation and can be replayed, over Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from certrotate_shared.clock import ManualClock
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.certificates import SetCertificateVerification
+from certrotate_shared.messages.dead_letters import MessageDeadLettered
+from certrotate_shared.topics import commands_topic, events_topic
+from certrotate_shared.transport.base import OutgoingRecord
+from tests.integration.orchestrator.support import StandInWorker, rotation_body, wait_until
+from tests.integration.orchestrator.test_kafka_postgres import (
+    api,
+    orchestrator,
+    register_site,
+    stack,  # noqa: F401 (fixture)
+    state_of,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_parked_command_pauses_its_rotation_and_a_replay_resumes_it(stack):  # noqa: F811
+    orch_settings, worker_settings = stack
+    worker = StandInWorker(max_delivery_attempts=2, **worker_settings)
+    worker.failing.add(SetCertificateVerification)
+    runtime = orchestrator(orch_settings, ManualClock())
+    await runtime.start(serve_http=False)
+    await worker.runtime.start()
+    try:
+        async with api(runtime) as client:
+            site = await register_site(client)
+            rotation_id = (await client.post("/v1/rotations", json=rotation_body(site))).json()[
+                "id"
+            ]
+            await worker.wait_for(SetCertificateVerification, timeout=60)
+            parked = next(e for e in worker.envelopes if e.type == "SetCertificateVerification")
+            # The consumer parks it and reports it on the events topic, keyed by the saga.
+            prefix = orch_settings["topic_prefix"]
+            report = MessageDeadLettered(
+                service="certificates", message_id=str(parked.message_id),
+                message_type=parked.type, idempotency_key=parked.payload["idempotency_key"],
+                topic=commands_topic("certificates", prefix), partition=0, offset=41,
+                attempts=2, error="RuntimeError: KeyError: 'groups'",
+                envelope=parked.model_dump(mode="json"),
+            )  # fmt: skip
+            envelope = Envelope.wrap(report, saga_id=rotation_id)
+            await worker.runtime.transport.publish(
+                [OutgoingRecord(topic=events_topic(prefix), key=rotation_id,
+                                value=envelope.to_bytes())]
+            )  # fmt: skip
+
+            async def paused() -> bool:
+                return (await state_of(client, rotation_id))["state"] == "paused"
+
+            await wait_until(paused, timeout=60)
+            view = await state_of(client, rotation_id)
+            assert view["pending_decision"]["kind"] == "dead_letter"
+            assert (
+                "certificates parked SetCertificateVerification"
+                in (view["pending_decision"]["reason"])
+            )
+            assert "KeyError" in view["pending_decision"]["reason"]
+
+            listed = await client.get("/v1/dead-letters", params={"rotation_id": rotation_id})
+            assert listed.status_code == 200, listed.text
+            [letter] = listed.json()["items"]
+            assert letter["message_id"] == str(parked.message_id)
+            assert letter["replayed_at"] is None
+
+            # The cause is fixed; the operator replays it: the same message goes back.
+            worker.failing.clear()
+            seen_before = len(worker.envelopes)
+            replayed = await client.post(f"/v1/dead-letters/{letter['id']}/replay")
+            assert replayed.status_code == 200, replayed.text
+            assert replayed.json()["replayed_by"]
+
+            async def completed() -> bool:
+                return (await state_of(client, rotation_id))["state"] == "completed"
+
+            await wait_until(completed, timeout=90)
+            again = [e for e in worker.envelopes[seen_before:] if e.message_id == parked.message_id]
+            assert len(again) == 1, "the replay puts the very same message back on its topic"
+            twice = await client.post(f"/v1/dead-letters/{letter['id']}/replay")
+            assert twice.status_code == 409 and twice.json()["code"] == "already_replayed"
+            events = (await client.get(f"/v1/rotations/{rotation_id}/events")).json()["items"]
+            kinds = [(e["kind"], e["type"]) for e in events]
+            assert ("event", "MessageDeadLettered") in kinds
+            assert ("operator", "ReplayRequested") in kinds
+    finally:
+        await worker.runtime.stop()
+        await runtime.stop()
