@@ -11,7 +11,15 @@ import numpy as np
 from sepm_twin.access import RateLimit, TokenStore
 from sepm_twin.certificates import CertificateAuthority
 from sepm_twin.fleet import DAY_MS, Fleet, FleetGroup
-from sepm_twin.groups import DEFAULT_DOMAIN, Domain, Group, Location, default_settings, twin_id
+from sepm_twin.groups import (
+    DEFAULT_DOMAIN,
+    Domain,
+    Group,
+    Location,
+    default_settings,
+    policy_owner,
+    twin_id,
+)
 from sepm_twin.scenario import GroupSpec, Scenario, SiteSpec
 from sepm_twin.servers import ManagementServer
 from sepm_twin.site import Site
@@ -65,6 +73,7 @@ def _domain(name: str, *, farm: str, seed: int, start_ms: int) -> Domain:
 
 def _group(spec: GroupSpec, *, domain: Domain, farm: str, seed: int, start_ms: int) -> Group:
     gid = group_id(seed, farm, domain.name, spec.name)
+    parent = spec.name.rsplit("\\", 1)[0] if "\\" in spec.name else None
     # The last policy change happened some hours before the scenario starts; derived from
     # the id so partner sites that both define a group agree on its serial.
     policy_time = start_ms - DAY_MS + int(gid[:6], 16) % DAY_MS
@@ -76,9 +85,13 @@ def _group(spec: GroupSpec, *, domain: Domain, farm: str, seed: int, start_ms: i
         full_path=spec.name,
         policy_time_ms=policy_time,
         domain=domain,
-        locations=[
+        locations=[]
+        if spec.inherits
+        else [
             Location(twin_id(gid, name), name, copy.deepcopy(settings)) for name in spec.locations
         ],
+        inheritance=spec.inherits,
+        parent_id=None if parent is None else group_id(seed, farm, domain.name, parent),
     )
 
 
@@ -140,14 +153,18 @@ def build_sites(
                     index=index,
                 )
             )
-        tree = farm_groups[farm_of[spec.name]]
+        seed, farm = scenario.seed, farm_of[spec.name]
+        tree = farm_groups[farm]
         database = {gid: g.copy() for gid, g in tree.items()}
         fleet_groups = [
             FleetGroup(
-                group=database[group_id(scenario.seed, farm_of[spec.name], g.domain, g.name)],
+                group=(member := database[group_id(seed, farm, g.domain, g.name)]),
                 clients=g.clients,
                 offline_fraction=g.offline.fraction if g.offline else 0.0,
                 offline_days=g.offline.days if g.offline else 0.0,
+                policy=policy_owner(member, database),
+                offline_since_days=g.offline.since_days if g.offline else 0.0,
+                agent_versions=tuple(g.agent_versions.items()),
             )
             for g in spec.groups
         ]
@@ -161,6 +178,7 @@ def build_sites(
             trusted_mask=mask,
             rng=np.random.default_rng([scenario.seed, number]),
         )
+        fleet.agent_versions[0] = full_version(spec)
         for server in servers:
             fleet.s_bit[server.index] = bits.bit(server.client_facing.fingerprint_sha256)
         limit = spec.rate_limit or scenario.rate_limit

@@ -29,6 +29,15 @@ class FleetGroup:
     clients: int
     offline_fraction: float
     offline_days: float
+    # The group whose policy the clients follow (the group itself unless it inherits).
+    policy: Group | None = None
+    offline_since_days: float = 0.0
+    # Agent version -> fraction of the clients; the rest run the site's version.
+    agent_versions: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def policy_group(self) -> Group:
+        return self.policy or self.group
 
 
 class Fleet:
@@ -48,7 +57,11 @@ class Fleet:
         self.group_index = {gid: i for i, gid in enumerate(self.group_ids)}
         n = sum(fg.clients for fg in groups)
         self.size = n
-        max_locations = max((len(fg.group.locations) for fg in groups), default=1)
+        max_locations = max((len(fg.policy_group.locations) for fg in groups), default=1)
+        # Index 0 is the site's own version; other entries come from the scenario.
+        self.agent_versions: list[str] = [""]
+        self.agent = np.zeros(n, dtype=np.int16)
+        self.offline_since = np.zeros(n, dtype=np.int64)
 
         self.group = np.repeat(
             np.arange(len(groups), dtype=np.int32), [fg.clients for fg in groups]
@@ -58,11 +71,22 @@ class Fleet:
         offset = 0
         for fg in groups:
             part = slice(offset, offset + fg.clients)
-            self.location[part] = rng.integers(0, len(fg.group.locations), fg.clients)
+            self.location[part] = rng.integers(0, len(fg.policy_group.locations), fg.clients)
             away = round(fg.offline_fraction * fg.clients)
-            if away and fg.offline_days > 0:
+            if away and (fg.offline_days > 0 or fg.offline_since_days > 0):
                 chosen = offset + rng.choice(fg.clients, size=away, replace=False)
                 self.offline_until[chosen] = start_ms + int(fg.offline_days * DAY_MS)
+                if fg.offline_since_days > 0:
+                    self.offline_since[chosen] = start_ms - int(fg.offline_since_days * DAY_MS)
+            taken = 0
+            for version, fraction in fg.agent_versions:
+                count = min(round(fraction * fg.clients), fg.clients - taken)
+                if version not in self.agent_versions:
+                    self.agent_versions.append(version)
+                self.agent[offset + taken : offset + taken + count] = self.agent_versions.index(
+                    version
+                )
+                taken += count
             offset += fg.clients
         self.server = (np.arange(n) % max(server_count, 1)).astype(np.int8)
         self.members = [np.flatnonzero(self.group == gi) for gi in range(len(groups))]
@@ -73,7 +97,7 @@ class Fleet:
         self.g_push = np.zeros((len(groups), max_locations), dtype=bool)
         self.g_hb_ms = np.full((len(groups), max_locations), 300_000, dtype=np.int64)
         for gi, fg in enumerate(groups):
-            self.refresh_group(gi, fg.group)
+            self.refresh_group(gi, fg.policy_group)
 
         # Every client starts converged on its group's policy and trusting its site's certs.
         g, loc = self.group, self.location
@@ -84,8 +108,13 @@ class Fleet:
         self.trusted = np.full(n, trusted_mask, dtype=np.uint64)
         self.orphaned = np.zeros(n, dtype=bool)
         self.orphaned_at = np.zeros(n, dtype=np.int64)
+        # Clients that went offline before the start last checked in then, and hold the policy
+        # they had at that moment: an older one if the group changed since.
+        gone = self.offline_since > 0
+        self.applied_time[gone] = np.minimum(self.applied_time[gone], self.offline_since[gone])
         # Each record last changed when its client took the policy it has, before the start.
         self.last_update = self.applied_time.copy()
+        self.last_update[gone] = self.offline_since[gone]
         jitter = (rng.random(n) * self.applied_hb_ms).astype(np.int64)
         self.next_checkin = np.maximum(self.offline_until, start_ms) + jitter
         self.max_offline_until = int(self.offline_until.max()) if n else 0

@@ -88,7 +88,9 @@ class Group:
     policy_time_ms: int
     domain: Domain
     locations: list[Location] = field(default_factory=list)
+    # Inherits its parent's policy: then `locations` is empty and the owner's are reported.
     inheritance: bool = False
+    parent_id: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,6 +105,13 @@ class Group:
 
     def copy(self) -> Group:
         return copy.deepcopy(self)
+
+
+def policy_owner(group: Group, groups: dict[str, Group]) -> Group:
+    """The group whose policy applies: itself, or the nearest ancestor that does not inherit."""
+    while group.inheritance and group.parent_id in groups:
+        group = groups[group.parent_id]
+    return group
 
 
 class SettingsError(ValueError):

@@ -24,18 +24,26 @@ class ClockSpec(_Strict):
 
 class OfflineSpec(_Strict):
     fraction: float = Field(ge=0, le=1)
+    # How many simulated days from the start they stay offline.
     days: float = Field(ge=0)
+    # How many days before the start they went offline (their last check-in), for stale clients.
+    since_days: float = Field(default=0, ge=0)
 
 
 class GroupSpec(_Strict):
     name: str
     domain: str = "Default"
+    # SEPM's "Inherit policies and settings from parent group": the group has no policy of its
+    # own; it reports its owning ancestor's locations and serial.
+    inherits: bool = False
     clients: int = Field(default=0, ge=0)
     mode: Literal["pull", "push"] = "pull"
     heartbeat_s: int = Field(default=300, gt=0)
     offline: OfflineSpec | None = None
     secure_communications: bool = True
     locations: list[str] = Field(default_factory=lambda: ["Default"])
+    # Agent version -> fraction of the group's clients; the rest run the site's version.
+    agent_versions: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -50,7 +58,28 @@ class GroupSpec(_Strict):
     def _some_location(cls, value: list[str]) -> list[str]:
         if not value or len(set(value)) != len(value):
             raise ValueError("locations must be a non-empty list of distinct names")
+        if any(":" in name for name in value):
+            raise ValueError("a location name cannot contain ':' (SEPM's locations answer)")
         return value
+
+    @field_validator("agent_versions")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(f < 0 for f in value.values()) or sum(value.values()) > 1 + 1e-9:
+            raise ValueError("agent_versions fractions must be >= 0 and add up to at most 1")
+        return value
+
+    @model_validator(mode="after")
+    def _root_owns_its_policy(self) -> GroupSpec:
+        if self.inherits and "\\" not in self.name:
+            raise ValueError(f"{self.name}: a domain's root group cannot inherit policy")
+        owned = {"mode", "heartbeat_s", "secure_communications", "locations"}
+        if self.inherits and owned & self.model_fields_set:
+            raise ValueError(
+                f"{self.name} inherits its policy, so it cannot set "
+                f"{', '.join(sorted(owned & self.model_fields_set))}: set them on its owner"
+            )
+        return self
 
 
 class ServerSpec(_Strict):
@@ -96,6 +125,9 @@ class AdminSpec(_Strict):
 
 class Scenario(_Strict):
     seed: int = 0
+    # What a settings PATCH on a group that inherits does (to verify on a real SEPM): refuse
+    # it (400), or change the owning ancestor's policy, whose location ids the group reports.
+    inherited_settings_patch: Literal["refuse", "owner"] = "refuse"
     clock: ClockSpec = Field(default_factory=ClockSpec)
     admin: AdminSpec = Field(default_factory=AdminSpec)
     token_ttl_s: int = Field(default=3600, gt=0)

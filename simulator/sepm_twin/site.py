@@ -7,7 +7,7 @@ from typing import Any
 
 from sepm_twin.access import RateLimit, TokenStore
 from sepm_twin.fleet import Fleet
-from sepm_twin.groups import Domain, Group, merge_settings
+from sepm_twin.groups import Domain, Group, merge_settings, policy_owner
 from sepm_twin.servers import ManagementServer
 
 
@@ -61,11 +61,16 @@ class Site:
         chosen = [g for g in self.groups.values() if domain is None or g.domain.id == domain.id]
         return sorted(chosen, key=lambda g: g.full_path.lower())
 
+    def policy_owner(self, group: Group) -> Group:
+        """The group whose policy applies: itself, or the nearest ancestor that does not inherit."""
+        return policy_owner(group, self.groups)
+
     # -- changes to the database ----------------------------------------------------------
     def patch_location(
         self, group: Group, location_id: str, body: Any, at_ms: int
     ) -> dict[str, Any]:
-        """Apply a settings PATCH; the group's serial changes only if a setting did."""
+        """Apply a settings PATCH to the policy's owner; its serial changes only if a setting did."""
+        group = self.policy_owner(group)
         location = group.location(location_id)
         if location is None:
             raise KeyError(location_id)
@@ -78,6 +83,7 @@ class Site:
 
     def touch_policy(self, group: Group, at_ms: int) -> None:
         """A new serial with unchanged settings, as database maintenance or LiveUpdate cause."""
+        group = self.policy_owner(group)
         group.policy_time_ms = max(at_ms, group.policy_time_ms + 1)
         self._policy_changed(group, at_ms)
 
@@ -94,10 +100,12 @@ class Site:
 
     def _policy_changed(self, group: Group, at_ms: int) -> None:
         self.group_events += 1
-        gi = self.fleet.group_index.get(group.id)
-        if gi is not None:
-            self.fleet.refresh_group(gi, group)
-            self.fleet.notify_push(gi, at_ms)
+        # Clients of the group and of every group that inherits from it get the change.
+        for gi, group_id in enumerate(self.fleet.group_ids):
+            member = self.groups.get(group_id)
+            if member is not None and self.policy_owner(member).id == group.id:
+                self.fleet.refresh_group(gi, group)
+                self.fleet.notify_push(gi, at_ms)
 
     def client_count(self, group_id: str) -> int:
         gi = self.fleet.group_index.get(group_id)

@@ -39,6 +39,8 @@ class ComputerView:
             )
             group_domain.append(domain_ids.index(group.domain.id))
         self._domain_ids = domain_ids
+        # Serials carry the id of the group that owns the policy (inheriting groups share it).
+        self._policy_ids = [site.policy_owner(site.groups[gid]).id for gid in fleet.group_ids]
         # Per fleet group, the index of its domain; clients never change group.
         self._group_domain = np.asarray(group_domain, dtype=np.int32)
         self._server_names = [s.name for s in site.servers]
@@ -124,6 +126,8 @@ class ComputerView:
         updated = fleet.last_update[idx].tolist()
         servers = fleet.server[idx].tolist()
         online = fleet.online(idx).tolist()
+        agents = fleet.agent[idx].tolist()
+        agent_versions = fleet.agent_versions
         site = self.site
         prefix = site.client_prefix
         version = site.version_full
@@ -134,8 +138,8 @@ class ComputerView:
             self.name_prefix,
         )
         out = []
-        for i, g, t, u, s, on in zip(
-            idx.tolist(), groups, applied, updated, servers, online, strict=True
+        for i, g, t, u, s, on, a in zip(
+            idx.tolist(), groups, applied, updated, servers, online, agents, strict=True
         ):
             out.append(
                 {
@@ -145,7 +149,7 @@ class ComputerView:
                     "lastUpdateTime": u,
                     "profileSerialNo": self._serial(g, t),
                     "profileVersion": version,
-                    "agentVersion": version,
+                    "agentVersion": agent_versions[a],
                     "group": group_objects[g],
                     "lastServerName": server_names[s],
                     "lastServerId": server_ids[s],
@@ -161,7 +165,7 @@ class ComputerView:
         key = (group_index, policy_time)
         serial = self._serials.get(key)
         if serial is None:
-            serial = policy_serial(self.site.fleet.group_ids[group_index], policy_time)
+            serial = policy_serial(self._policy_ids[group_index], policy_time)
             self._serials[key] = serial
         return serial
 

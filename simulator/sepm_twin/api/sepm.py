@@ -147,6 +147,7 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
         return json_response([domain_record(d) for d in site.domains.values()])
 
     def group_record(group: Group) -> dict[str, Any]:
+        owner = site.policy_owner(group)
         return {
             "id": group.id,
             "name": group.name,
@@ -154,9 +155,10 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             "fullPathName": group.full_path,
             "numberOfPhysicalComputers": site.client_count(group.id),
             "numberOfRegisteredUsers": 0,
-            "policySerialNumber": group.serial,
-            "policyDate": group.policy_time_ms,
-            "defaultLocationId": group.locations[0].id,
+            # A group that inherits reports its owner's serial and default location.
+            "policySerialNumber": owner.serial,
+            "policyDate": owner.policy_time_ms,
+            "defaultLocationId": owner.locations[0].id,
             "domain": group.domain.summary(),
             "policyInheritanceEnabled": group.inheritance,
         }
@@ -194,14 +196,14 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
         return json_response(
             [
                 f"{loc.name}:api/v1/locations/{loc.id}" if has_name else loc.id
-                for loc in group.locations
+                for loc in site.policy_owner(group).locations
             ]
         )
 
     @app.get(f"{PREFIX}/groups/{{group_id}}/locations/{{location_id}}/settings")
     async def get_settings(group_id: str, location_id: str) -> Response:
         group = group_or_404(group_id)
-        location = group.location(location_id.upper())
+        location = site.policy_owner(group).location(location_id.upper())
         if location is None:
             raise SepmHTTPError(404, f"The location {location_id} was not found")
         return json_response({"configuration": location.settings})
@@ -209,8 +211,15 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
     @app.patch(f"{PREFIX}/groups/{{group_id}}/locations/{{location_id}}/settings")
     async def patch_settings(group_id: str, location_id: str, request: Request) -> Response:
         group = group_or_404(group_id)
-        if group.location(location_id.upper()) is None:
+        owner = site.policy_owner(group)
+        if owner.location(location_id.upper()) is None:
             raise SepmHTTPError(404, f"The location {location_id} was not found")
+        if owner is not group and world.scenario.inherited_settings_patch == "refuse":
+            raise SepmHTTPError(
+                400,
+                f"The group {group.full_path} inherits its policy from {owner.full_path}; "
+                "change the settings of that group",
+            )
         body = await json_body(request)
         now = world.sync()
         try:

@@ -42,7 +42,16 @@ def site_view(world: World, site: Site, control_url: str) -> dict[str, Any]:
         "replication_partners": [
             p.other(site.name) for p in world.replication.partners_of(site.name)
         ],
-        "groups": [{"id": g.id, "fullPathName": g.full_path} for g in site.sorted_groups()],
+        "domains": [{"id": d.id, "name": d.name} for d in site.domains.values()],
+        "groups": [
+            {
+                "id": g.id,
+                "fullPathName": g.full_path,
+                "domain": g.domain.name,
+                "policyInheritanceEnabled": g.inheritance,
+            }
+            for g in site.sorted_groups()
+        ],
         "clients": site.fleet.size,
         "servers": [server_view(s) for s in site.servers],
     }
@@ -79,7 +88,8 @@ def convergence_view(world: World, site_name: str | None) -> dict[str, Any]:
         for gi, group_id in enumerate(fleet.group_ids):
             m = fleet.members[gi]
             group = site.groups[group_id]
-            current = fleet.applied_time[m] == group.policy_time_ms
+            owner = site.policy_owner(group)
+            current = fleet.applied_time[m] == owner.policy_time_ms
             orphaned = fleet.orphaned[m]
             online = fleet.online(m)
             groups.append(
@@ -87,7 +97,7 @@ def convergence_view(world: World, site_name: str | None) -> dict[str, Any]:
                     "site": site.name,
                     "group_id": group_id,
                     "fullPathName": group.full_path,
-                    "policySerialNumber": group.serial,
+                    "policySerialNumber": owner.serial,
                     "clients": int(m.size),
                     "up_to_date": int(current.sum()),
                     "online": int(online.sum()),
@@ -108,7 +118,8 @@ def convergence_view(world: World, site_name: str | None) -> dict[str, Any]:
 def client_view(world: World, site: Site, index: int) -> dict[str, Any]:
     fleet = site.fleet
     group = site.groups[fleet.group_ids[int(fleet.group[index])]]
-    location = group.locations[int(fleet.location[index])]
+    owner = site.policy_owner(group)
+    location = owner.locations[int(fleet.location[index])]
     server = site.servers[int(fleet.server[index])]
     return {
         "uniqueId": site.unique_id(index),
@@ -121,7 +132,7 @@ def client_view(world: World, site: Site, index: int) -> dict[str, Any]:
         "orphaned": bool(fleet.orphaned[index]),
         "orphaned_at_ms": int(fleet.orphaned_at[index]) if fleet.orphaned[index] else None,
         "applied_policy_time_ms": int(fleet.applied_time[index]),
-        "has_current_policy": int(fleet.applied_time[index]) == group.policy_time_ms,
+        "has_current_policy": int(fleet.applied_time[index]) == owner.policy_time_ms,
         "verifies_server_certificate": bool(fleet.applied_secure[index]),
         "mode": "PUSH" if fleet.applied_push[index] else "PULL",
         "heartbeat_s": int(fleet.applied_hb_ms[index]) // 1000,

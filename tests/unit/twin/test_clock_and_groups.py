@@ -95,3 +95,52 @@ def test_the_example_scenario_is_valid() -> None:
     scenario = load_scenario(path)
     assert [s.name for s in scenario.sites] == ["site-a", "site-b"]
     assert scenario.sites[0].groups[0].locations == ["Default", "Remote"]
+
+
+def test_the_estate_scenario_has_domains_inheritance_versions_and_stale_clients() -> None:
+    from pathlib import Path
+
+    from sepm_twin.scenario import load_scenario
+
+    path = Path(__file__).parents[3] / "simulator" / "scenarios" / "estate.yaml"
+    groups = {g.name: g for g in load_scenario(path).sites[0].groups}
+    kiosks = groups["My Company\\Workstations\\Floor 1\\Kiosks"]
+    assert kiosks.inherits and kiosks.offline is not None and kiosks.offline.since_days == 45
+    assert groups["My Company\\Paris"].domain == "Europe"
+    assert groups["My Company\\Workstations"].agent_versions["14.3.7388.4000"] == 0.2
+
+
+def test_designs_minimum_scenario_is_accepted() -> None:
+    from sepm_twin.scenario import load_scenario
+
+    # DESIGN.md's scenario format, verbatim in substance.
+    scenario = load_scenario(
+        {
+            "clock": {"speed": 3600},
+            "sites": [
+                {
+                    "name": "site-a",
+                    "version": "14.3.9000",
+                    "servers": [{"name": "sepm-a1"}, {"name": "sepm-a2"}],
+                    "replication_partners": ["site-b"],
+                    "groups": [
+                        {
+                            "name": "My Company\\Default",
+                            "clients": 500,
+                            "mode": "pull",
+                            "heartbeat_s": 300,
+                            "offline": {"fraction": 0.02, "days": 10},
+                        }
+                    ],
+                },
+                {
+                    "name": "site-b",
+                    "version": "14.2.1000",
+                    "servers": [{"name": "sepm-b1"}],
+                    "replication_partners": ["site-a"],
+                    "groups": [{"name": "My Company\\Servers", "clients": 200, "mode": "push"}],
+                },
+            ],
+        }
+    )
+    assert [g.inherits for s in scenario.sites for g in s.groups] == [False, False]
