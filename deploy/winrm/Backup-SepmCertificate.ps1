@@ -1,13 +1,17 @@
 <#
 .SYNOPSIS
-    Back up the SEPM server certificate: keystore.jks and server.xml, to a dated folder.
+    Back up both SEPM certificate stores (Tomcat keystore.jks + server.xml, Apache server.crt + server.key).
 
 .DESCRIPTION
-    Copies <SEPM>\tomcat\etc\keystore.jks and <SEPM>\tomcat\conf\server.xml (which holds the
-    keystore password, keystorePass) into <StateDirectory>\backups\<UTC time>-<key hash>, with a
-    manifest of their sha256, and observes the certificate served on -ProbePort (8443).
+    Copies <SEPM>\tomcat\etc\keystore.jks, <SEPM>\tomcat\conf\server.xml (which holds the
+    keystore password, keystorePass), <SEPM>\apache\conf\ssl\server.crt and server.key into
+    <StateDirectory>\backups\<UTC time>-<key hash>, with a manifest of their sha256, and observes
+    the certificate served on -ProbePort (8443).
     Output: CERTROTATE-RESULT {"backup_id", "fingerprint_sha256", "backup_path", ...}.
-    Restore-SepmCertificate.ps1 -BackupId <backup_id> puts both files back exactly.
+    SEPM's record of the certificate (the management server list) is put back by giving the
+    saved keystore.jks to the console's Manage Server Certificate > Update the server
+    certificate: certrotate's rollback task says so. Restore-SepmCertificate.ps1 -BackupId
+    <backup_id> puts the four files back exactly (the stores only, not the record).
 
     This does not replace SEPM's own recovery backup of the server's private key, which the
     product keeps by itself; it is the exact copy certrotate's rollback needs.
@@ -15,8 +19,8 @@
     Idempotent: the same -IdempotencyKey returns the first backup instead of making another.
 
     VERIFIED HERE: not run (no Windows host); reviewed only.
-    CHECK ON A REAL SERVER: the two file locations on your SEPM version, and that 8443 (the
-    console port) presents the same certificate as 443 and 8446 before the rotation.
+    CHECK ON A REAL SERVER: the four file locations on your SEPM version, and that 8443 (the
+    console port) presents the same certificate as 443, 8445 and 8446 before the rotation.
 
 .EXAMPLE
     .\Backup-SepmCertificate.ps1 -IdempotencyKey 'manual-2024-05-01'
@@ -39,7 +43,8 @@ $done = Get-CompletedOperation -StateDirectory $state -IdempotencyKey $Idempoten
 if ($done) { Write-CertrotateResult $done; return }
 
 $paths = Get-SepmPaths -SepmHome (Get-SepmHome -SepmHome $SepmHome)
-foreach ($file in @($paths.Keystore, $paths.ServerXml)) {
+$files = Get-SepmStoreFiles -Paths $paths
+foreach ($file in $files) {
     if (-not (Test-Path -LiteralPath $file)) {
         Stop-CertrotateOperation -Code 'SEPM_FILE_MISSING' -Message "$file does not exist"
     }
@@ -52,7 +57,7 @@ $target = Join-Path (Join-Path $state 'backups') $backupId
 New-Item -ItemType Directory -Path $target | Out-Null
 
 $manifest = @{ backup_id = $backupId; served_fingerprint_sha256 = $served; files = @{} }
-foreach ($file in @($paths.Keystore, $paths.ServerXml)) {
+foreach ($file in $files) {
     $copy = Join-Path $target (Split-Path -Leaf $file)
     Copy-Item -LiteralPath $file -Destination $copy
     $original = Get-Sha256Hex -Bytes ([IO.File]::ReadAllBytes($file))

@@ -66,13 +66,25 @@ function Get-SepmHome {
 }
 
 function Get-SepmPaths {
+    # The server certificate is stored twice (Broadcom KB 158445): Tomcat's keystore (8443,
+    # 8446; its password in server.xml) and Apache's PEM pair (443, 8445).
     param([Parameter(Mandatory)][string]$SepmHome)
     [pscustomobject]@{
-        Keystore  = Join-Path $SepmHome 'tomcat\etc\keystore.jks'
-        ServerXml = Join-Path $SepmHome 'tomcat\conf\server.xml'
+        Keystore          = Join-Path $SepmHome 'tomcat\etc\keystore.jks'
+        ServerXml         = Join-Path $SepmHome 'tomcat\conf\server.xml'
+        ApacheCertificate = Join-Path $SepmHome 'apache\conf\ssl\server.crt'
+        ApacheKey         = Join-Path $SepmHome 'apache\conf\ssl\server.key'
         # CHECK ON A REAL SERVER: the JRE SEPM ships (keytool) lives here on 14.x.
-        Keytool   = Join-Path $SepmHome 'jre\bin\keytool.exe'
+        Keytool           = Join-Path $SepmHome 'jre\bin\keytool.exe'
+        # CHECK ON A REAL SERVER: the openssl.exe of SEPM's Apache build.
+        Openssl           = Join-Path $SepmHome 'apache\bin\openssl.exe'
     }
+}
+
+function Get-SepmStoreFiles {
+    # Everything a backup must hold and a restore must put back, in that order.
+    param([Parameter(Mandatory)]$Paths)
+    return @($Paths.Keystore, $Paths.ServerXml, $Paths.ApacheCertificate, $Paths.ApacheKey)
 }
 
 function Get-CertrotateStateDirectory {
@@ -232,17 +244,27 @@ function Invoke-Keytool {
         [Parameter(Mandatory)][string[]]$Arguments,
         [Parameter(Mandatory)][System.Security.SecureString]$Password
     )
-    if (-not (Test-Path -LiteralPath $Keytool)) {
-        Stop-CertrotateOperation -Code 'KEYTOOL_NOT_FOUND' -Message "keytool was not found at $Keytool"
-    }
     foreach ($argument in $Arguments) {
         # Only certrotate's own options start with "-", and none of them is a JVM option.
         if ($argument.StartsWith('-J')) {
             Stop-CertrotateOperation -Code 'UNSAFE_NAME' -Message "keytool is never given a JVM option ($argument)"
         }
     }
+    Invoke-SepmTool -Program $Keytool -Arguments $Arguments -Password $Password
+}
+
+function Invoke-SepmTool {
+    # keytool or openssl, the password in the environment (CERTROTATE_KEYSTORE_PASS).
+    param(
+        [Parameter(Mandatory)][string]$Program,
+        [Parameter(Mandatory)][string[]]$Arguments,
+        [Parameter(Mandatory)][System.Security.SecureString]$Password
+    )
+    if (-not (Test-Path -LiteralPath $Program)) {
+        Stop-CertrotateOperation -Code 'TOOL_NOT_FOUND' -Message "$(Split-Path -Leaf $Program) was not found at $Program"
+    }
     $info = New-Object System.Diagnostics.ProcessStartInfo
-    $info.FileName = $Keytool
+    $info.FileName = $Program
     $info.Arguments = Join-WindowsCommandLine -Arguments $Arguments
     $info.UseShellExecute = $false
     $info.RedirectStandardOutput = $true

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Install a new SEPM server certificate: write keystore.jks and set its password in server.xml.
+    Write a new SEPM server certificate into both stores: Tomcat's keystore.jks (+ server.xml) and Apache's server.crt + server.key.
 
 .DESCRIPTION
     Takes the keystore as bytes (-Keystore) and its password as a SecureString
@@ -13,9 +13,19 @@
     Steps: stage the keystore under <StateDirectory>\staging; convert PKCS#12 to JKS with SEPM's
     own keytool; check it holds exactly one private key that opens with the password (and with
     the same password as the store, as Tomcat needs); compare its certificate with
-    -ExpectedFingerprint; then replace <SEPM>\tomcat\etc\keystore.jks and set keystorePass (and
-    keyAlias where the connector names one) on every HTTPS connector of
-    <SEPM>\tomcat\conf\server.xml. The staged files are deleted whatever happens.
+    -ExpectedFingerprint; derive Apache's PEM pair from the same keystore (keytool to PKCS#12,
+    then the openssl.exe of SEPM's Apache) and check its certificate is the same one; then
+    replace <SEPM>\tomcat\etc\keystore.jks, set keystorePass (and keyAlias where the connector
+    names one) on every HTTPS connector of <SEPM>\tomcat\conf\server.xml, and replace
+    <SEPM>\apache\conf\ssl\server.crt (certificate, then its issuers) and server.key. Every
+    new file is staged next to its target first, so a failure before the renames changes
+    nothing. The staged files are deleted whatever happens.
+    WHAT THIS DOES NOT DO: update SEPM's own record of the certificate, which clients receive
+    in the management server list with their policy. Only the console's Manage Server
+    Certificate > Update the server certificate does that (Broadcom KB 187099); no unattended
+    form is documented. certrotate's WinRM driver therefore gives the swap to a person unless
+    the site's vault entry opts in ("certificate_swap": "files") after an administrator
+    checked on their SEPM version that the record follows these files.
     The new certificate is served only after restarting semsrv, semwebsrv, semapisrv (14.0+).
     Run Backup-SepmCertificate.ps1 first.
     Output: CERTROTATE-RESULT {"fingerprint_sha256", "alias", "connectors", "restart_required"}.
@@ -27,6 +37,12 @@
     VERIFIED HERE: not run (no Windows host); reviewed only. The Python side is unit-tested
     for the parameters it sends and for keeping the password out of command lines and logs.
     CHECK ON A REAL SERVER:
+      - whether SEPM's record (management server list) follows the files after a restart;
+      - openssl.exe in <SEPM>\apache\bin, its version (OpenSSL 3 needs -legacy for a PKCS#12
+        written by an old keytool with RC2), and whether Apache's server.key may be a PKCS#8
+        "BEGIN PRIVATE KEY" block or must be "BEGIN RSA PRIVATE KEY";
+      - the account semwebsrv runs as can read the new server.key (it takes the ACL of
+        apache\conf\ssl, like the file it replaces);
       - keytool's location (<SEPM>\jre\bin\keytool.exe) and its English messages, which the
         error mapping and the alias parsing below read ("PrivateKeyEntry");
       - the HTTPS connectors of your SEPM version's server.xml: attribute style
@@ -68,6 +84,12 @@ $paths = Get-SepmPaths -SepmHome (Get-SepmHome -SepmHome $SepmHome)
 $stem = Join-Path (Join-Path $state 'staging') (Get-Sha256Hex -Bytes ([Text.Encoding]::UTF8.GetBytes($IdempotencyKey))).Substring(0, 16)
 $uploaded = "$stem.upload"
 $staged = "$stem.jks"
+$p12 = "$stem.p12"
+$pemParts = @{ Certificate = "$stem.crt"; Issuers = "$stem.ca"; Key = "$stem.key" }
+$next = @{}
+foreach ($target in @('Keystore', 'ServerXml', 'ApacheCertificate', 'ApacheKey')) {
+    $next[$target] = "$($paths.$target).certrotate-new"
+}
 $wrongPassword = 'Keystore was tampered with, or password was incorrect'
 
 function Assert-Keytool {
@@ -132,6 +154,39 @@ try {
             -Message "The keystore holds certificate $fingerprint, not the expected $ExpectedFingerprint"
     }
 
+    # Apache's pair from the same keystore: JKS -> PKCS#12 (keytool) -> PEM (SEPM's openssl).
+    $run = Invoke-Keytool -Keytool $paths.Keytool -Password $KeystorePassword -Arguments @(
+        '-importkeystore', '-noprompt', '-srcalias', $alias,
+        '-srckeystore', $staged, '-srcstoretype', 'JKS', '-srcstorepass:env', 'CERTROTATE_KEYSTORE_PASS',
+        '-destkeystore', $p12, '-deststoretype', 'PKCS12', '-deststorepass:env', 'CERTROTATE_KEYSTORE_PASS')
+    Assert-Keytool $run 'convert the keystore for Apache'
+    foreach ($part in @(@('Certificate', '-clcerts', '-nokeys'), @('Issuers', '-cacerts', '-nokeys'), @('Key', '-nocerts', '-nodes'))) {
+        $run = Invoke-SepmTool -Program $paths.Openssl -Password $KeystorePassword -Arguments @(
+            'pkcs12', '-in', $p12, '-passin', 'env:CERTROTATE_KEYSTORE_PASS', $part[1], $part[2],
+            '-out', $pemParts[$part[0]])
+        if ($run.ExitCode -ne 0) {
+            $said = (("$($run.Error) $($run.Output)").Trim() -split "`r?`n")[0]
+            Stop-CertrotateOperation -Code 'OPENSSL_FAILED' -Message "openssl could not write Apache's $($part[0].ToLowerInvariant()): $said"
+        }
+    }
+    $pemBlock = '-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----'
+    $leafPem = [regex]::Match([IO.File]::ReadAllText($pemParts.Certificate), $pemBlock)
+    $leafBody = $leafPem.Value -replace '-----(BEGIN|END) CERTIFICATE-----', '' -replace '\s', ''
+    if (-not $leafPem.Success -or
+        (Get-Sha256Hex -Bytes ([Convert]::FromBase64String($leafBody))) -ne $fingerprint) {
+        Stop-CertrotateOperation -Code 'APACHE_MISMATCH' `
+            -Message "The certificate written for Apache is not the keystore's ($fingerprint); nothing was changed"
+    }
+    $issuers = @([regex]::Matches([IO.File]::ReadAllText($pemParts.Issuers), $pemBlock) | ForEach-Object { $_.Value })
+    $keyPem = [regex]::Match([IO.File]::ReadAllText($pemParts.Key), '-----BEGIN (RSA )?PRIVATE KEY-----.+?-----END (RSA )?PRIVATE KEY-----', 'Singleline')
+    if (-not $keyPem.Success) {
+        Stop-CertrotateOperation -Code 'INVALID_PRIVATE_KEY' -Message 'Invalid private key file: openssl wrote no private key for Apache'
+    }
+    $ascii = New-Object Text.UTF8Encoding $false
+    [IO.File]::WriteAllText($next.ApacheCertificate, ((@($leafPem.Value) + $issuers) -join "`n") + "`n", $ascii)
+    [IO.File]::WriteAllText($next.ApacheKey, $keyPem.Value + "`n", $ascii)
+    $keyPem = $null
+
     # server.xml: change every HTTPS connector, or nothing at all.
     $xml = New-Object System.Xml.XmlDocument
     $xml.PreserveWhitespace = $true
@@ -164,13 +219,15 @@ try {
             -Message "No HTTPS connector with a keystore was found in $($paths.ServerXml); nothing was changed"
     }
 
-    # Replace both files; each by write-then-rename on the same volume.
-    Copy-Item -LiteralPath $staged -Destination "$($paths.Keystore).certrotate-new" -Force
-    Move-Item -LiteralPath "$($paths.Keystore).certrotate-new" -Destination $paths.Keystore -Force
-    $xml.Save("$($paths.ServerXml).certrotate-new")
-    Move-Item -LiteralPath "$($paths.ServerXml).certrotate-new" -Destination $paths.ServerXml -Force
+    # Replace the four files: all staged next to their targets above, then each renamed over
+    # its target (same volume). A failure between two renames is undone by the backup.
+    Copy-Item -LiteralPath $staged -Destination $next.Keystore -Force
+    $xml.Save($next.ServerXml)
+    foreach ($target in @('Keystore', 'ServerXml', 'ApacheCertificate', 'ApacheKey')) {
+        Move-Item -LiteralPath $next[$target] -Destination $paths.$target -Force
+    }
 } finally {
-    foreach ($file in @($uploaded, $staged, "$($paths.ServerXml).certrotate-new", "$($paths.Keystore).certrotate-new")) {
+    foreach ($file in @($uploaded, $staged, $p12) + @($pemParts.Values) + @($next.Values)) {
         if (Test-Path -LiteralPath $file) { Remove-Item -LiteralPath $file -Force }
     }
 }
@@ -179,6 +236,7 @@ $result = @{
     fingerprint_sha256 = $fingerprint
     alias = $alias
     connectors = $changed
+    stores = @('tomcat', 'apache')
     restart_required = @('semsrv', 'semwebsrv', 'semapisrv')
 }
 Write-CertrotateResult (Complete-Operation -StateDirectory $state -IdempotencyKey $IdempotencyKey -Operation $operation -Result $result)

@@ -1,11 +1,16 @@
 <#
 .SYNOPSIS
-    Put back the keystore.jks and server.xml saved by Backup-SepmCertificate.ps1.
+    Put back the four store files saved by Backup-SepmCertificate.ps1 (both stores, not SEPM's record).
 
 .DESCRIPTION
     Checks each saved file against the backup's manifest (sha256), then replaces
-    <SEPM>\tomcat\etc\keystore.jks and <SEPM>\tomcat\conf\server.xml with them. The old
-    certificate is served again only after restarting semsrv, semwebsrv and (14.0+) semapisrv.
+    <SEPM>\tomcat\etc\keystore.jks, <SEPM>\tomcat\conf\server.xml and
+    <SEPM>\apache\conf\ssl\server.crt + server.key with them. The old certificate is served
+    again only after restarting semsrv, semwebsrv and (14.0+) semapisrv.
+    SEPM's record of the certificate (what clients get in the management server list) is NOT
+    put back by files: give the saved keystore.jks to the console's Manage Server Certificate >
+    Update the server certificate. certrotate's WinRM driver therefore hands rollbacks to a
+    person (the manual driver) unless the site opted into file-level swaps.
     Output: CERTROTATE-RESULT {"backup_id", "restored": [...], "restart_required": [...]}.
 
     Idempotent: the same -IdempotencyKey does the restore once.
@@ -45,7 +50,9 @@ if (-not (Test-Path -LiteralPath $manifestPath)) {
 $manifest = Get-Content -LiteralPath $manifestPath -Raw -Encoding UTF8 | ConvertFrom-Json
 $paths = Get-SepmPaths -SepmHome (Get-SepmHome -SepmHome $SepmHome)
 $restored = @()
-foreach ($name in @('keystore.jks', 'server.xml')) {
+$files = Get-SepmStoreFiles -Paths $paths
+foreach ($file in $files) {
+    $name = Split-Path -Leaf $file
     $saved = Join-Path $source $name
     $expected = $manifest.files.$name.sha256
     if (-not (Test-Path -LiteralPath $saved) -or
@@ -53,11 +60,13 @@ foreach ($name in @('keystore.jks', 'server.xml')) {
         Stop-CertrotateOperation -Code 'BACKUP_CORRUPT' -Message "$saved is missing or does not match its manifest"
     }
 }
-foreach ($pair in @(@('keystore.jks', $paths.Keystore), @('server.xml', $paths.ServerXml))) {
-    $staged = "$($pair[1]).certrotate-restore"
-    Copy-Item -LiteralPath (Join-Path $source $pair[0]) -Destination $staged -Force
-    Move-Item -LiteralPath $staged -Destination $pair[1] -Force
-    $restored += $pair[1]
+# Staged next to each target (so each takes its folder's permissions), then renamed over it.
+foreach ($file in $files) {
+    Copy-Item -LiteralPath (Join-Path $source (Split-Path -Leaf $file)) -Destination "$file.certrotate-restore" -Force
+}
+foreach ($file in $files) {
+    Move-Item -LiteralPath "$file.certrotate-restore" -Destination $file -Force
+    $restored += $file
 }
 
 $result = @{

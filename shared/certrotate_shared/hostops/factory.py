@@ -21,8 +21,9 @@ def host_operations_for(
 ) -> HostOperations:
     """The driver the inventory names for this site; the caller closes it when done.
 
-    `confirmed_tasks` matters only to the manual driver: the operator-task ids a person has
-    confirmed, so the operations they cover return instead of raising ManualTaskPending.
+    `confirmed_tasks` matters to the manual driver and to the WinRM driver's console steps:
+    the operator-task ids a person has confirmed, so the operations they cover return instead
+    of raising ManualTaskPending.
     """
     driver = site.host_ops.driver
     if driver == "twin":
@@ -33,7 +34,10 @@ def host_operations_for(
             )
         return TwinHostOperations(site.host_ops.endpoint, timeout=http_timeout)
     if driver == "winrm":
-        return WinRMHostOperations(site, vault, timeout=http_timeout)
+        # The certificate swap and its rollback are a person's console task (see winrm.py's
+        # CONSOLE_REQUIRED); backups, restarts and partners go over WinRM.
+        console = ManualHostOperations(site, confirmed_tasks=confirmed_tasks)
+        return WinRMHostOperations(site, vault, timeout=http_timeout, console=console)
     if driver == "manual":
         return ManualHostOperations(site, confirmed_tasks=confirmed_tasks)
     raise HostOperationError(

@@ -100,8 +100,10 @@ class ManualHostOperations:
         self._restarted_by_operator.add(server.name)
 
     async def restore_certificate(self, server: ServerTarget, backup_ref: str, *, key: str) -> None:
-        backup_task_id, fingerprint = _parse_backup_ref(backup_ref)
-        task = restore_task(server, key, backup_task_id=backup_task_id, fingerprint=fingerprint)
+        source, backup_id, fingerprint = parse_backup_ref(backup_ref)
+        task = restore_task(
+            server, key, source=source, backup_id=backup_id, fingerprint=fingerprint
+        )
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
         if fingerprint is not None:
@@ -126,6 +128,10 @@ class ManualHostOperations:
         task = add_partner_task(site, checked_partner(partner), key)
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
+
+    def restarted_by_operator(self, server: ServerTarget) -> bool:
+        """Whether a confirmed install or rollback task on this driver restarted the services."""
+        return server.name in self._restarted_by_operator
 
     async def close(self) -> None:
         self._restarted_by_operator.clear()
@@ -173,10 +179,12 @@ def bundle_fingerprint(bundle: CertificateBundle) -> str | None:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def _parse_backup_ref(backup_ref: str) -> tuple[str | None, str | None]:
-    """(backup task id, fingerprint) from "manual:<task>:<fp>"; (None, None) otherwise."""
-    if not backup_ref.startswith(MANUAL_BACKUP_PREFIX):
-        return None, None
-    task_id, _, fingerprint = backup_ref[len(MANUAL_BACKUP_PREFIX) :].partition(":")
+def parse_backup_ref(backup_ref: str) -> tuple[str | None, str | None, str | None]:
+    """(source, backup id, fingerprint) from "manual:<task>:<fp>" or "winrm:<backup id>:<fp>"
+    (the WinRM driver's backups, rolled back through the console); Nones otherwise."""
+    source, _, rest = backup_ref.partition(":")
+    if source not in ("manual", "winrm") or not rest:
+        return None, None, None
+    backup_id, _, fingerprint = rest.rpartition(":")
     valid = len(fingerprint) == 64 and all(c in "0123456789abcdef" for c in fingerprint)
-    return task_id or None, fingerprint if valid else None
+    return source, backup_id or None, fingerprint if valid else None

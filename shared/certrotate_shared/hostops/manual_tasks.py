@@ -57,18 +57,40 @@ def _fingerprint_check(server: ServerTarget, fingerprint: str | None, which: str
     )
 
 
+def _store_files(indent: str) -> list[str]:
+    return [
+        f"{indent}{SEPM_HOME}\\tomcat\\etc\\keystore.jks      (Tomcat: ports 8443 and 8446)",
+        f"{indent}{SEPM_HOME}\\tomcat\\conf\\server.xml       (keystorePass: the keystore's password)",
+        f"{indent}{SEPM_HOME}\\apache\\conf\\ssl\\server.crt   (Apache: ports 443 and 8445)",
+        f"{indent}{SEPM_HOME}\\apache\\conf\\ssl\\server.key",
+    ]
+
+
+def _console_update(server: ServerTarget, step: int) -> list[str]:
+    """The vendor's procedure (Manage Server Certificate > Update the server certificate)."""
+    return [
+        f"{step}. In the SEPM console, logged on as a system administrator: Admin > Servers > "
+        f"expand Local Site > select {server.name}. Under Tasks, click Manage Server "
+        "Certificate, then Next.",
+        f"{step + 1}. Click Update the server certificate, then Next.",
+    ]
+
+
 def backup_task(server: ServerTarget, key: str, served: str | None) -> OperatorTask:
     now = f" It now serves sha256 {served}." if served else ""
     instructions = "\n".join(
         [
             f"Before the certificate of management server {server.name} is replaced, keep what is "
-            f"needed to put it back exactly.{now}",
-            f'1. On {server.name}, copy the folder "{SEPM_HOME}\\Server Private Key Backup" '
-            "(SEPM's own recovery backup of the server's private key) to a safe place.",
-            f"2. Also copy {SEPM_HOME}\\tomcat\\etc\\keystore.jks and "
-            f"{SEPM_HOME}\\tomcat\\conf\\server.xml to a folder named {task_id_for(key)} on a "
-            "share only administrators can read (server.xml holds the keystore password).",
-            "3. Confirm this task. Change nothing else yet.",
+            "needed to put back exactly SEPM's record of it and both of its stores." + now,
+            f"1. On {server.name}, copy these files to a folder named {task_id_for(key)} on a "
+            "share only administrators can read (they hold the private key and its password):",
+            *_store_files("       "),
+            f'2. Copy the folder "{SEPM_HOME}\\Server Private Key Backup" there too (SEPM\'s own '
+            "recovery backup of the server's private key).",
+            "3. SEPM's record of the certificate (what clients receive in the management server "
+            "list) is put back by giving the saved keystore.jks to the console again; the "
+            "rollback task says how. Nothing else needs saving for it.",
+            "4. Confirm this task. Change nothing else yet.",
         ]
     )
     return OperatorTask(
@@ -97,18 +119,22 @@ def install_task(
         "pem": "certificate file and private key file",
     }[fmt]
     lines = [
-        f"Install the new server certificate on management server {server.name}.",
+        f"Install the new server certificate on management server {server.name} with SEPM's "
+        "console. It is the only supported way that updates SEPM's record of the certificate "
+        "(which clients receive in the management server list with their policy) and both "
+        "stores: tomcat\\etc\\keystore.jks (8443, 8446) and apache\\conf\\ssl\\server.crt + "
+        "server.key (443, 8445). Do not copy files into place instead: clients would be handed "
+        "the old certificate.",
         f"1. Get {bundle} ({kind}). Its password is not shown here and certrotate never displays "
         "it: ask whoever supplied the certificate.",
         f"2. Copy the file(s) to {server.name}, for example to C:\\certrotate\\{task_id_for(key)}\\.",
-        "3. In the SEPM console: Admin > Servers > Local Site > select "
-        f"{server.name} > Tasks: Manage Server Certificate > Next > Update the server certificate "
-        f'> Next. Choose the type "{kind}", pick the file(s) copied in step 2, enter the '
-        "password, and finish. (The Management Server Configuration Wizard's "
-        '"Update the certificate" option does the same where the console is not available.) '
-        'If SEPM answers "Invalid keystore file" or a password error, stop and report it.',
-        *_restart_steps(server, 4),
-        "5. Delete the copied file(s) from the server, then confirm this task.",
+        *_console_update(server, 3),
+        f'5. Choose "{kind}", browse to the file(s) copied in step 2, enter the password and '
+        'click Next. If SEPM answers "Invalid keystore file", "Invalid private key file" or a '
+        "password error, stop and report it: nothing was changed.",
+        "6. Click Finish.",
+        *_restart_steps(server, 7),
+        "8. Delete the copied file(s) from the server, then confirm this task.",
     ]
     if fingerprint is None:
         lines.insert(
@@ -124,20 +150,37 @@ def install_task(
 
 
 def restore_task(
-    server: ServerTarget, key: str, *, backup_task_id: str | None, fingerprint: str | None
+    server: ServerTarget,
+    key: str,
+    *,
+    source: str | None,
+    backup_id: str | None,
+    fingerprint: str | None,
 ) -> OperatorTask:
-    saved = (
-        f"the folder {backup_task_id} (from the backup task)" if backup_task_id else "the backup"
-    )
+    if source == "winrm" and backup_id:
+        saved = (
+            f"%ProgramData%\\certrotate\\backups\\{backup_id} on {server.name} (certrotate's "
+            "WinRM backup)"
+        )
+    elif backup_id:
+        saved = f"the folder {backup_id} (from the backup task)"
+    else:
+        saved = "the backup taken before the rotation"
+    served = f" (sha256 {fingerprint})" if fingerprint else ""
     lines = [
-        f"Roll back the server certificate of management server {server.name} to the one it "
-        "served before the rotation.",
-        f"1. On {server.name}, put back {SEPM_HOME}\\tomcat\\etc\\keystore.jks and "
-        f"{SEPM_HOME}\\tomcat\\conf\\server.xml from {saved}. If they are lost, use SEPM's "
-        'recovery backup in "Server Private Key Backup" with the console\'s '
-        "Manage Server Certificate > Update the server certificate.",
-        *_restart_steps(server, 2),
-        "3. Confirm this task.",
+        f"Roll back management server {server.name} to the certificate it served before the "
+        f"rotation{served}: in SEPM's record and in both stores, through the console.",
+        f"1. From {saved}, take keystore.jks, and read its password in the saved server.xml "
+        "(keystorePass, or certificateKeystorePassword, of the HTTPS connector).",
+        *_console_update(server, 2),
+        '4. Choose "JKS keystore", browse to that keystore.jks, enter its password, click Next, '
+        "then Finish.",
+        "5. Only if the console cannot be used: stop the services, put the four saved files "
+        "back where they came from, and start the services. SEPM's record then still holds "
+        "the new certificate: do steps 2 to 4 as soon as the console works.",
+        *_store_files("       "),
+        *_restart_steps(server, 6),
+        "7. Confirm this task.",
     ]
     return OperatorTask(
         task_id=task_id_for(key),

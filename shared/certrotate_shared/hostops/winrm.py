@@ -1,5 +1,14 @@
 """The WinRM driver: the PowerShell scripts under deploy/winrm/, run on each management server.
 
+The certificate swap and its rollback are not done over WinRM by default: SEPM records the
+certificate in its database and hands it to clients in the management server list, and only
+the console's Manage Server Certificate > Update the server certificate changes that record
+with both stores (Broadcom KB 187099; no unattended form is documented). Those two steps go to
+the `console` driver (the manual driver, set by host_operations_for) or are refused
+(CONSOLE_REQUIRED). Backups (both stores), restarts and replication partners run here. A site
+whose administrator checked that the record follows the files on their SEPM version may opt
+in with "certificate_swap": "files" in the vault entry.
+
 How a script runs, and why secrets stay out of command lines and transcripts:
 - The command line is always the same fixed bootstrap (`powershell.exe -EncodedCommand ...`,
   see BOOTSTRAP) and never carries a parameter.
@@ -31,6 +40,7 @@ from typing import Any
 
 from certrotate_shared.hostops.arguments import checked_partner
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
+from certrotate_shared.hostops.manual import ManualHostOperations
 from certrotate_shared.hostops.winrm_script import (
     BOOTSTRAP,
     ERROR_MARK,
@@ -48,6 +58,18 @@ __all__ = ["BOOTSTRAP", "WinRMHostOperations", "keystore_for_install", "scripts_
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://{address}:5986/wsman"
+WINRM_BACKUP_PREFIX = "winrm:"
+CONSOLE_REQUIRED = (
+    "SEPM keeps the server certificate in its database and hands it to clients in the "
+    "management server list; replacing keystore.jks and the Apache server.crt/server.key "
+    "over WinRM leaves that record stale (clients would receive the old certificate with "
+    "their policy). The supported way to change the record and both stores is the console's "
+    "Admin > Servers > Manage Server Certificate > Update the server certificate (Broadcom KB "
+    "187099), and no unattended form of it is documented. Give this step to the manual "
+    "host-operations driver (host_operations_for does so for WinRM sites), or set "
+    '"certificate_swap": "files" in the WinRM vault entry only after checking on your SEPM '
+    "version that the record follows the files."
+)
 STDIN_CHUNK = 48 * 1024  # well under WinRM's default MaxEnvelopeSizekb (500)
 TRANSPORTS = ("ntlm", "kerberos", "credssp")
 SERVICE_TIMEOUT_S = 300  # semsrv can take minutes to stop on a busy server
@@ -73,6 +95,7 @@ class WinRMHostOperations:
         timeout: float = 30.0,
         scripts: Path | None = None,
         protocol_factory: ProtocolFactory = _pywinrm_protocol,
+        console: ManualHostOperations | None = None,
     ) -> None:
         self._site = site
         self._vault = vault
@@ -80,6 +103,8 @@ class WinRMHostOperations:
         self._scripts = scripts or scripts_directory()
         self._protocol_factory = protocol_factory
         self._account: dict[str, Any] | None = None
+        # Who does the certificate swap and its rollback (a person, at SEPM's console).
+        self._console = console
 
     # -- HostOperations --------------------------------------------------------------------
     async def backup_certificate(self, server: ServerTarget, *, key: str) -> CertificateBackup:
@@ -94,13 +119,20 @@ class WinRMHostOperations:
                 f"Backup-SepmCertificate.ps1 on {server.name} reported no {', '.join(sorted(missing))}",
                 code="NO_RESULT",
             )
+        fingerprint = str(result["fingerprint_sha256"]).lower()
+        # The fingerprint travels in the ref: a rollback done through the console (manual
+        # driver) is verified against it.
         return CertificateBackup(
-            backup_ref=str(result["backup_id"]), fingerprint=str(result["fingerprint_sha256"])
+            backup_ref=f"{WINRM_BACKUP_PREFIX}{result['backup_id']}:{fingerprint}",
+            fingerprint=fingerprint,
         )
 
     async def install_certificate(
         self, server: ServerTarget, bundle: CertificateBundle, *, key: str
     ) -> None:
+        if not await self._swaps_files():
+            await self._console_step().install_certificate(server, bundle, key=key)
+            return
         data, fmt, password = keystore_for_install(bundle)
         params: dict[str, str | int | bool] = {"IdempotencyKey": key, "Format": fmt}
         if bundle.fingerprint:
@@ -114,11 +146,18 @@ class WinRMHostOperations:
         )
 
     async def restore_certificate(self, server: ServerTarget, backup_ref: str, *, key: str) -> None:
+        if not await self._swaps_files():
+            await self._console_step().restore_certificate(server, backup_ref, key=key)
+            return
         await self._run(
-            server, "Restore-SepmCertificate.ps1", {"IdempotencyKey": key, "BackupId": backup_ref}
+            server,
+            "Restore-SepmCertificate.ps1",
+            {"IdempotencyKey": key, "BackupId": backup_id_of(backup_ref)},
         )
 
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
+        if self._console is not None and self._console.restarted_by_operator(server):
+            return  # the console task had the person restart them already
         await self._run(
             server,
             "Restart-SepmService.ps1",
@@ -144,6 +183,20 @@ class WinRMHostOperations:
 
     async def close(self) -> None:
         self._account = None
+        if self._console is not None:
+            await self._console.close()
+
+    # -- the certificate swap ----------------------------------------------------------------
+    async def _swaps_files(self) -> bool:
+        """Only where an administrator opted in (vault entry "certificate_swap": "files")
+        after checking, on their SEPM version, that SEPM's record follows the files."""
+        account = await self._load_account()
+        return account.get("certificate_swap") == "files"
+
+    def _console_step(self) -> ManualHostOperations:
+        if self._console is None:
+            raise HostOperationError(CONSOLE_REQUIRED, code="CONSOLE_REQUIRED")
+        return self._console
 
     # -- running a script ------------------------------------------------------------------
     def endpoint_for(self, server: ServerTarget) -> str:
@@ -290,6 +343,13 @@ def keystore_for_install(bundle: CertificateBundle) -> tuple[bytes, str, str]:
         serialization.BestAvailableEncryption(bundle.password.encode()),
     )
     return data, "pkcs12", bundle.password
+
+
+def backup_id_of(backup_ref: str) -> str:
+    """The script's backup id from "winrm:<id>:<fingerprint>" (or a bare id)."""
+    if backup_ref.startswith(WINRM_BACKUP_PREFIX):
+        return backup_ref[len(WINRM_BACKUP_PREFIX) :].split(":", 1)[0]
+    return backup_ref
 
 
 def _port(server: ServerTarget, name: str) -> int:

@@ -106,7 +106,15 @@ def site(endpoint: str | None = "http://{server}.corp.test:5985/wsman") -> SiteT
 
 
 def driver(target: SiteTarget | None = None, **account: Any) -> WinRMHostOperations:
-    entry = {"username": "svc-certrotate", "password": WINRM_PASSWORD, "domain": "CORP", **account}
+    """A site whose administrator opted into the file-level swap, so that the install and
+    restore scripts run here (the default hands them to the console: test_certificate_stores)."""
+    entry = {
+        "username": "svc-certrotate",
+        "password": WINRM_PASSWORD,
+        "domain": "CORP",
+        "certificate_swap": "files",
+        **account,
+    }
     vault = cast(Vault, FakeVault({"winrm/site-a": entry}))
     return WinRMHostOperations(target or site(), vault, protocol_factory=FakeProtocol)
 
@@ -181,7 +189,7 @@ async def test_install_sends_the_keystore_and_password_only_on_standard_input(
         ),
         (
             lambda ops, s: ops.restore_certificate(
-                s.servers[1], "20240501T101500Z-1a2b3c4d", key="k2"
+                s.servers[1], f"winrm:20240501T101500Z-1a2b3c4d:{'ef' * 32}", key="k2"
             ),
             "Restore-SepmCertificate.ps1",
             {"IdempotencyKey": "k2", "BackupId": "20240501T101500Z-1a2b3c4d"},
@@ -382,7 +390,11 @@ async def test_the_sepm_install_directory_from_the_vault_reaches_the_scripts() -
     FakeProtocol.reply = result(backup_id="20240501T101500Z-1a2b3c4d", fingerprint_sha256="ef" * 32)
     ops = driver(sepm_home="D:\\SEPM")
     backup = await ops.backup_certificate(site().servers[0], key="k1")
-    assert (backup.backup_ref, backup.fingerprint) == ("20240501T101500Z-1a2b3c4d", "ef" * 32)
+    # The fingerprint rides in the ref, so a rollback through the console can be verified.
+    assert (backup.backup_ref, backup.fingerprint) == (
+        f"winrm:20240501T101500Z-1a2b3c4d:{'ef' * 32}",
+        "ef" * 32,
+    )
     await ops.restart_service(site().servers[0], "semsrv", key="k2")
     backup, restart = (p.document()["params"] for p in FakeProtocol.made)
     assert backup["SepmHome"] == "D:\\SEPM"
