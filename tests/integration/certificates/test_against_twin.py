@@ -16,6 +16,8 @@ from certificates.bootstrap import build_runtime
 from certificates.settings import Settings
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.certificates import (
+    CheckCertificateVerification,
+    GroupVerification,
     RollbackServerCertificate,
     SetCertificateVerification,
     UpdateServerCertificate,
@@ -46,6 +48,8 @@ SCENARIO: dict[str, Any] = {
                 {"name": "My Company\\Default", "clients": 20, "locations": ["Default", "Remote"]},
                 {"name": "My Company\\Laptops", "clients": 10},
                 {"name": "My Company\\Lab", "clients": 5, "secure_communications": False},
+                # Another domain: the API account logs on to Default and must reach it too.
+                {"name": "My Company\\Paris", "domain": "EMEA", "clients": 7},
             ],
         }
     ],
@@ -80,12 +84,19 @@ class Stack:
         return response.json()
 
     async def verification_state(self) -> tuple[dict[str, str], dict[tuple[str, str], bool]]:
-        """Group id -> serial, and (group, location) -> secure_communications, as SEPM says."""
-        groups = (await self.sepm("GET", "/groups", params={"pageSize": 100}))["content"]
+        """Group id -> serial, and (group, location) -> secure_communications, as SEPM says,
+        over every domain."""
+        groups = []
+        for domain in await self.sepm("GET", "/domains"):
+            params = {"pageSize": 100, "domain": domain["id"]}
+            groups += (await self.sepm("GET", "/groups", params=params))["content"]
+        assert len({g["domain"]["id"] for g in groups}) == 2
         values = {}
         for group in groups:
             listed = await self.sepm(
-                "GET", f"/groups/{group['id']}/locations", params={"hasName": "true"}
+                "GET",
+                f"/groups/{group['id']}/locations",
+                params={"hasName": "true", "domainId": group["domain"]["id"]},
             )
             for location in locations(listed, "GET /groups/{id}/locations"):
                 settings = await self.sepm(
@@ -208,6 +219,67 @@ async def test_disable_and_restore_verification_over_every_group_and_location(st
     assert now == before
     assert {g["group_id"]: g["target_serial"] for g in restored["groups"]} == serials_on
     assert all(serials_on[g] != serials_off[g] for g in changed)
+
+
+async def test_restore_puts_back_the_orchestrators_originals_and_the_gate_sees_a_re_enable(
+    stack: Stack,
+) -> None:
+    _, before = await stack.verification_state()
+    saga = str(uuid.uuid4())
+    disable = SetCertificateVerification(
+        idempotency_key=f"{saga}:2:1", site=stack.site, mode="disable"
+    )
+    await stack.probe.emit(disable, saga)
+    disabled = (await stack.probe.wait_for("CertificateVerificationSet")).payload
+    check = CheckCertificateVerification(idempotency_key=f"{saga}:gate:1", site=stack.site)
+    await stack.probe.emit(check, saga)
+    clean = (await stack.probe.wait_for("CertificateVerificationChecked")).payload
+    assert clean["enabled"] == [] and clean["locations_checked"] == len(before)
+
+    # Another administrator turns verification back on in the other domain during the wait.
+    paris = next(g for g in disabled["groups"] if g["full_path_name"].endswith("Paris"))
+    [location_id] = paris["original_values"]
+    await stack.sepm(
+        "PATCH",
+        f"/groups/{paris['group_id']}/locations/{location_id}/settings",
+        json={
+            "configuration": {
+                "general_settings": {"security_settings": {"secure_communications": True}}
+            }
+        },
+    )
+    check = CheckCertificateVerification(idempotency_key=f"{saga}:gate:2", site=stack.site)
+    await stack.probe.emit(check, saga)
+    seen = (
+        await stack.probe.wait_for(
+            "CertificateVerificationChecked", where=lambda e: e.payload["enabled"] != []
+        )
+    ).payload
+    assert [(e["group_id"], e["location_id"]) for e in seen["enabled"]] == [
+        (paris["group_id"], location_id)
+    ]
+
+    originals = [GroupVerification.model_validate(g) for g in disabled["groups"]]
+    restore = SetCertificateVerification(
+        idempotency_key=f"{saga}:5:1", site=stack.site, mode="restore", originals=originals
+    )
+    await stack.probe.emit(restore, saga)
+    await stack.probe.wait_for(
+        "CertificateVerificationSet", where=lambda e: e.payload["mode"] == "restore"
+    )
+    _, now = await stack.verification_state()
+    assert now == before
+
+
+async def test_restore_with_nothing_recorded_fails_instead_of_completing(stack: Stack) -> None:
+    saga = str(uuid.uuid4())
+    restore = SetCertificateVerification(
+        idempotency_key=f"{saga}:5:1", site=stack.site, mode="restore", originals=[]
+    )
+    await stack.probe.emit(restore, saga)
+    failed = (await stack.probe.wait_for("CertificateVerificationFailed")).payload
+    assert failed["mode"] == "restore" and failed["retryable"] is False
+    assert "nothing to restore" in failed["reason"]
 
 
 async def test_update_serves_the_new_certificate_on_every_port_and_installs_once(

@@ -48,6 +48,22 @@ async def test_watch_reports_progress_then_policy_propagated_once_clients_check_
         assert missing.headers["content-type"] == "application/problem+json"
 
 
+async def test_clients_of_every_domain_are_watched_and_counted(make_stack):
+    # The API account logs on to the Default domain; EMEA's clients are at risk just the same.
+    emea = {"name": "My Company\\Paris", "domain": "EMEA", "clients": 40, "heartbeat_s": 300}
+    stack = await make_stack(scenario(PULL, emea))
+    await stack.start_monitor()
+    targets = await stack.disable_verification()
+    assert any(t.full_path_name.endswith("Paris") for t in targets)
+    await stack.watch(targets, deadline_in=timedelta(days=7))
+    first = await stack.probe.wait_for("PropagationProgressed")
+    assert first.payload["total"] == 280
+    assert first.payload["orphan_risk"] == 280 - first.payload["reached"]
+    await stack.advance(600)
+    done = await stack.probe.wait_for("PolicyPropagated")
+    assert done.payload["reached"] == 280
+
+
 async def test_the_watch_closes_at_the_threshold_the_command_asked_for(make_stack):
     slow = {**PULL, "heartbeat_s": 86_400}  # pull clients: a day; push clients: a minute
     stack = await make_stack(scenario(slow, PUSH))
