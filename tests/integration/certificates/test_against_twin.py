@@ -47,6 +47,9 @@ SCENARIO: dict[str, Any] = {
             "groups": [
                 {"name": "My Company\\Default", "clients": 20, "locations": ["Default", "Remote"]},
                 {"name": "My Company\\Laptops", "clients": 10},
+                # Inherits Laptops' policy: lists Laptops' locations, and the twin refuses a
+                # PATCH through it (400 naming the owner), as a real SEPM may.
+                {"name": "My Company\\Laptops\\Kiosks", "clients": 3, "inherits": True},
                 {"name": "My Company\\Lab", "clients": 5, "secure_communications": False},
                 # Another domain: the API account logs on to Default and must reach it too.
                 {"name": "My Company\\Paris", "domain": "EMEA", "clients": 7},
@@ -199,9 +202,15 @@ async def test_disable_and_restore_verification_over_every_group_and_location(st
     assert set(after.values()) == {False}
     groups = {g["group_id"]: g for g in event["groups"]}
     assert set(groups) == set(serials_before)
+    kiosks = next(g for g in event["groups"] if g["full_path_name"].endswith("Kiosks"))
+    laptops = next(g for g in event["groups"] if g["full_path_name"].endswith("Laptops"))
     for (group_id, location_id), value in before.items():
-        assert groups[group_id]["original_values"][location_id] is value
+        if group_id != kiosks["group_id"]:
+            assert groups[group_id]["original_values"][location_id] is value
         assert groups[group_id]["target_serial"] == serials_off[group_id]
+    # Changed through its owner only; its clients must reach the owner's new serial.
+    assert kiosks["original_values"] == {}
+    assert kiosks["target_serial"] == laptops["target_serial"]
     lab = next(g for g in event["groups"] if g["full_path_name"].endswith("Lab"))
     changed = {g for g in serials_before if serials_before[g] != serials_off[g]}
     assert changed == set(serials_before) - {lab["group_id"]}  # the Lab was off already
@@ -234,7 +243,8 @@ async def test_restore_puts_back_the_orchestrators_originals_and_the_gate_sees_a
     check = CheckCertificateVerification(idempotency_key=f"{saga}:gate:1", site=stack.site)
     await stack.probe.emit(check, saga)
     clean = (await stack.probe.wait_for("CertificateVerificationChecked")).payload
-    assert clean["enabled"] == [] and clean["locations_checked"] == len(before)
+    owned_locations = {location_id for _, location_id in before}  # inheriting ones list these
+    assert clean["enabled"] == [] and clean["locations_checked"] == len(owned_locations)
 
     # Another administrator turns verification back on in the other domain during the wait.
     paris = next(g for g in disabled["groups"] if g["full_path_name"].endswith("Paris"))

@@ -64,6 +64,24 @@ async def test_clients_of_every_domain_are_watched_and_counted(make_stack):
     assert done.payload["reached"] == 280
 
 
+async def test_clients_of_an_inheriting_group_must_reach_their_owners_new_policy(make_stack):
+    kiosks = {"name": "My Company\\Default\\Kiosks", "clients": 30, "inherits": True}
+    stack = await make_stack(scenario(PULL, kiosks))
+    await stack.start_monitor()
+    targets = await stack.disable_verification()
+    by_path = {t.full_path_name: t for t in targets}
+    assert by_path["My Company\\Default\\Kiosks"].target_serial == (
+        by_path["My Company\\Default"].target_serial
+    )
+    await stack.watch(targets, deadline_in=timedelta(days=7))
+    first = await stack.probe.wait_for("PropagationProgressed")
+    assert first.payload["total"] == 270
+    assert first.payload["reached"] < 270
+    await stack.advance(600)
+    done = await stack.probe.wait_for("PolicyPropagated")
+    assert done.payload["reached"] == 270
+
+
 async def test_the_watch_closes_at_the_threshold_the_command_asked_for(make_stack):
     slow = {**PULL, "heartbeat_s": 86_400}  # pull clients: a day; push clients: a minute
     stack = await make_stack(scenario(slow, PUSH))
