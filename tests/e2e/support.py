@@ -23,6 +23,7 @@ from certrotate.stack import ClockSync
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.messages.common import ServerTarget
 from certrotate_shared.secretbox import generate_master_key
+from certrotate_shared.sepm.answers import locations
 from certrotate_shared.tlsprobe import served_fingerprints
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,15 +209,23 @@ class TwinProcess:
         """'group/location' -> whether clients there verify the server certificate."""
         found: dict[str, bool] = {}
         async with self.sepm(site) as get:
-            groups = await get("/groups", pageSize=1000)
-            for group in groups["content"]:
-                for location in await get(f"/groups/{group['id']}/locations"):
-                    settings = await get(
-                        f"/groups/{group['id']}/locations/{location['id']}/settings"
+            for domain in await get("/domains"):
+                groups = await get("/groups", pageSize=1000, domain=domain["id"])
+                # Inheriting groups list their owner's locations: read each setting where it
+                # lives, once.
+                for group in (g for g in groups["content"] if not g["policyInheritanceEnabled"]):
+                    listed = await get(
+                        f"/groups/{group['id']}/locations", hasName="true", domainId=domain["id"]
                     )
-                    security = settings["configuration"]["general_settings"]["security_settings"]
-                    key = f"{group['fullPathName']}/{location['name']}"
-                    found[key] = bool(security["secure_communications"])
+                    for location in locations(listed, "GET /groups/{id}/locations"):
+                        settings = await get(
+                            f"/groups/{group['id']}/locations/{location.id}/settings"
+                        )
+                        security = settings["configuration"]["general_settings"][
+                            "security_settings"
+                        ]
+                        key = f"{domain['name']}:{group['fullPathName']}/{location.name}"
+                        found[key] = bool(security["secure_communications"])
         return found
 
     async def replication_status(self, site: str) -> dict[str, str]:
