@@ -18,7 +18,7 @@ the command gives up with 3, so a watch outlives a restart of the orchestrator.
 Modules: connection (--api/--token, API errors as exit codes), exit_codes, output, passwords,
 watch (following a rotation), rotate, rotations (status, events, list, at-risk), interventions
 (approve, decide, pause, resume, cancel), inventory (sites, servers), rehearsal (sites
-import-twin), tasks, tokens, webhooks (webhook sources), dlq.
+import-twin), tasks, tokens, webhooks (webhook sources), dlq, subscriptions (callbacks).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from certrotate.client.inventory import servers, sites
 from certrotate.client.rehearsal import import_twin  # noqa: F401 - adds `sites import-twin`
 from certrotate.client.rotate import rotate
 from certrotate.client.rotations import at_risk, events, list_rotations, status
+from certrotate.client.subscriptions import subscriptions
 from certrotate.client.tasks import tasks
 from certrotate.client.tokens import tokens
 from certrotate.client.webhooks import webhooks
@@ -53,6 +54,7 @@ CLIENT_COMMANDS: list[click.Command] = [
     tokens,
     webhooks,
     dlq,
+    subscriptions,
 ]
 
 

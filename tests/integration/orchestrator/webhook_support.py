@@ -82,6 +82,7 @@ class Hooks:
     worker: StandInWorker
     certificates: FastAPI
     settings: dict[str, Any]
+    bus: LocalTransport | None = None
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -104,6 +105,14 @@ class Hooks:
         response = await self.api.post("/v1/webhooks/sources", json={"name": name})
         assert response.status_code == 201, response.text
         return str(response.json()["secret"]["secret"])
+
+    async def restart(self) -> None:
+        """Stop the orchestrator and start a new one on the same database, bus and clock."""
+        await self.api.aclose()
+        await self.runtime.stop()
+        self.runtime = _runtime(self.settings, self.certificates, self.clock, self.bus)
+        await self.runtime.start(serve_http=False)
+        self.api = self.client(ADMIN)
 
     async def rotation(self, rotation_id: str) -> dict[str, Any]:
         response = await self.api.get(f"/v1/rotations/{rotation_id}")
@@ -135,7 +144,13 @@ def build(
     bus = LocalTransport(str(tmp_path / "bus.db"))
     certificates = certificates_app()
     clock = ManualClock()
-    runtime = build_runtime(
+    return _runtime(settings, certificates, clock, bus), settings, certificates, clock, bus
+
+
+def _runtime(
+    settings: dict[str, Any], certificates: FastAPI, clock: ManualClock, bus: Any
+) -> ServiceRuntime:
+    return build_runtime(
         Settings(**settings),
         transport=bus,
         clock=clock,
@@ -146,7 +161,6 @@ def build(
             transport=httpx.ASGITransport(app=fake_monitor_app()), base_url="http://monitor"
         ),
     )
-    return runtime, settings, certificates, clock, bus
 
 
 async def started_hooks(
@@ -180,7 +194,7 @@ async def started_hooks(
         worker.runtime.spec.handlers = handlers
     await runtime.start(serve_http=False)
     await worker.runtime.start()
-    env = Hooks(runtime, None, clock, worker, certificates, settings)  # type: ignore[arg-type]
+    env = Hooks(runtime, None, clock, worker, certificates, settings, bus)  # type: ignore[arg-type]
     env.api = env.client(ADMIN)
     await env.api.post("/v1/sites", json=site_body(partners=["site-b"]))
     for name in ("sepm-a1", "sepm-a2"):
@@ -190,7 +204,7 @@ async def started_hooks(
     finally:
         await env.api.aclose()
         await worker.runtime.stop()
-        await runtime.stop()
+        await env.runtime.stop()
 
 
 def trigger_payload(data_b64: str = "Q0VSVC1PTkU=", **fields: Any) -> dict[str, Any]:

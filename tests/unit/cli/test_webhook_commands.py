@@ -68,3 +68,33 @@ def test_remove_and_a_refusal_exits_1():
     )  # fmt: skip
     result = run(missing, "webhooks", "sources", "remove", "x")
     assert result.exit_code == 1 and "unknown_source" in result.output
+
+
+def test_subscriptions_add_sends_events_and_filters_and_prints_the_secret_once():
+    created = {"id": "sub-1", "url": "https://itsm.example.com/hook", "secret": SECRET,
+               "event_types": ["rotation.completed"], "site": None, "change_id": "CHG1",
+               "description": "", "created_at": "2026-03-01T12:00:00Z", "created_by": "admin"}  # fmt: skip
+    api = FakeApi(lambda r: httpx.Response(201, json=created))
+    result = run(
+        api, "subscriptions", "add", "https://itsm.example.com/hook",
+        "--event", "rotation.completed", "--change-id", "CHG1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == SECRET
+    assert api.bodies()[0]["event_types"] == ["rotation.completed"]
+    assert api.bodies()[0]["change_id"] == "CHG1"
+    everything = run(api, "subscriptions", "add", "https://itsm.example.com/hook")
+    assert everything.exit_code == 0 and len(api.bodies()[1]["event_types"]) == 7
+
+
+def test_subscription_deliveries_and_redeliver():
+    item = {"id": 7, "event_type": "rotation.failed", "rotation_id": "rot-1", "status": "failed",
+            "attempts": 9, "last_status_code": 503, "created_at": "2026-03-01T12:00:00Z"}  # fmt: skip
+    api = FakeApi(lambda r: httpx.Response(200, json={"items": [item], "next_after": None})
+                  if r.method == "GET" else httpx.Response(202, json=item))  # fmt: skip
+    listed = run(api, "subscriptions", "deliveries", "sub-1", "--status", "failed")
+    assert listed.exit_code == 0 and "rotation.failed" in listed.stdout
+    assert api.requests[0].url.params["status"] == "failed"
+    again = run(api, "subscriptions", "redeliver", "sub-1", "7")
+    assert again.exit_code == 0
+    assert api.requests[1].url.path == "/v1/subscriptions/sub-1/deliveries/7/redeliver"

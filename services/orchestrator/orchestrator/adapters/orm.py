@@ -36,8 +36,11 @@ sagas = Table(
     Column("state", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The ITSM change record, to look rotations up by it (migration o0005).
+    Column("change_id", String(200)),
 )
 Index("ix_sagas_created", sagas.c.created_at, sagas.c.saga_id)
+Index("ix_sagas_change_id", sagas.c.change_id)
 
 saga_history = Table(
     "saga_history",

@@ -103,7 +103,9 @@ class SagaRepository:
         return SagaState.model_validate_json(row.state), row.version
 
     async def add(self, state: SagaState) -> None:
-        await self.session.execute(insert(sagas).values(**self._columns(state), version=1))
+        await self.session.execute(
+            insert(sagas).values(**self._columns(state), change_id=state.change_id, version=1)
+        )
 
     async def save(self, state: SagaState, version: int) -> None:
         columns = self._columns(state, serialized=True)
@@ -165,9 +167,17 @@ class SagaRepository:
             await self.session.execute(_INSERT_HISTORY, rows)
 
     async def page(
-        self, *, status: str | None, site: str | None, cursor: str | None, limit: int
+        self,
+        *,
+        status: str | None,
+        site: str | None,
+        cursor: str | None,
+        limit: int,
+        change_id: str | None = None,
     ) -> tuple[list[SagaState], str | None]:
         query = select(sagas.c.state, sagas.c.created_at, sagas.c.saga_id)
+        if change_id:
+            query = query.where(sagas.c.change_id == change_id)
         if status:
             query = query.where(sagas.c.status == status)
         if site:

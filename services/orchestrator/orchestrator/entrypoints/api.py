@@ -14,7 +14,7 @@ from orchestrator.domain.inputs import (
     PauseRequested,
     ResumeRequested,
 )
-from orchestrator.entrypoints import schemas, webhooks
+from orchestrator.entrypoints import schemas, subscriptions, webhooks
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import inventory, rotations, tasks, tokens
@@ -76,6 +76,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         return check
 
     webhooks.install(app, deps, role)
+    subscriptions.install(app, deps, role)
 
     Viewer = Annotated[Principal, Depends(role("viewer"))]
     Operator = Annotated[Principal, Depends(role("operator"))]
@@ -123,9 +124,10 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         site: str | None = None,
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        change_id: Annotated[str | None, Query(max_length=200)] = None,
     ) -> dict[str, Any]:
         items, next_cursor = await rotations.list_rotations(
-            deps, status=state, site=site, cursor=cursor, limit=limit
+            deps, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
         )
         return {"items": [rotation_summary(s) for s in items], "next_cursor": next_cursor}
 

@@ -175,7 +175,8 @@ async def deliver_one(deps: Deps) -> bool:
             await _finish(uow, row.id, status="delivered", now=now, delivered_at=to_db(now),
                           **common)  # fmt: skip
         else:
-            first = from_db(row.window_start or row.last_attempt_at or now)
+            # The retry window starts at the first attempt (a redelivery starts a new one).
+            first = from_db(row.window_start) if row.window_start else now
             again = retry_at(
                 attempts=attempts, now=now, first_at=first,
                 base=settings.callback_retry_base_seconds,

@@ -367,12 +367,18 @@ async def history(
 
 
 async def list_rotations(
-    deps: Deps, *, status: str | None, site: str | None, cursor: str | None, limit: int
+    deps: Deps,
+    *,
+    status: str | None,
+    site: str | None,
+    cursor: str | None,
+    limit: int,
+    change_id: str | None = None,
 ) -> tuple[list[SagaState], str | None]:
     async with deps.rt.uow() as uow:
         try:
             return await SagaRepository(uow.session).page(
-                status=status, site=site, cursor=cursor, limit=limit
+                status=status, site=site, cursor=cursor, limit=limit, change_id=change_id
             )
         except ValueError as exc:
             raise InputRejectedError(str(exc), code="invalid_cursor") from None

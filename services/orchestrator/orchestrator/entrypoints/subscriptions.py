@@ -1,0 +1,137 @@
+"""Routes of callback subscriptions (admin): an ITSM tool hears about rotations it cares for."""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
+from pydantic import BaseModel, Field
+
+from orchestrator.domain.subscriptions import EventType
+from orchestrator.service_layer import subscriptions as service
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.tokens import Principal, Role
+
+RoleCheck = Callable[[Role], Callable[..., Awaitable[Principal]]]
+
+
+class SubscriptionIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    url: str = Field(
+        min_length=1, max_length=2000, description="https URL that receives signed callbacks"
+    )
+    event_types: list[EventType] = Field(min_length=1)
+    site: str | None = Field(None, description="Only rotations of this site")
+    change_id: str | None = Field(None, max_length=200, description="Only this change record")
+    description: str = Field("", max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    site: str | None
+    change_id: str | None
+    description: str
+    created_at: datetime
+    created_by: str
+
+
+class NewSubscriptionOut(SubscriptionOut):
+    secret: str = Field(description="Verifies our signatures (Standard Webhooks); shown once")
+
+
+class SubscriptionList(BaseModel):
+    items: list[SubscriptionOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str = Field(description="The webhook-id header; the same on every attempt")
+    event_type: str
+    rotation_id: str | None
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    response_prefix: str | None = Field(description="The start of the receiver's answer")
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
+    next_after: int | None
+
+
+def install(app: FastAPI, deps: Deps, role: RoleCheck) -> None:
+    app.include_router(_router(deps, role))
+
+
+def _router(deps: Deps, role: RoleCheck) -> APIRouter:
+    router = APIRouter(tags=["subscriptions"])
+    Admin = Annotated[Principal, Depends(role("admin"))]
+
+    @router.post("/v1/subscriptions", status_code=201, response_model=NewSubscriptionOut)
+    async def subscribe(body: SubscriptionIn, who: Admin) -> dict[str, Any]:
+        """Callbacks signed with Standard Webhooks; the URL must be https and public unless an
+        admin allowed its network (CERTROTATE_ORCHESTRATOR_CALLBACK_ALLOWED_NETWORKS)."""
+        async with deps.rt.uow() as uow:
+            created = await service.create_subscription(
+                uow.session, deps.vault, deps.settings, url=body.url,
+                event_types=list(body.event_types), site=body.site, change_id=body.change_id,
+                description=body.description, by=who.name, now=deps.now(),
+            )  # fmt: skip
+            await uow.commit()
+        return created
+
+    @router.get("/v1/subscriptions", response_model=SubscriptionList)
+    async def list_subscriptions(_: Admin) -> dict[str, Any]:
+        async with deps.rt.uow() as uow:
+            return {"items": await service.list_subscriptions(uow.session)}
+
+    @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+    async def get_subscription(subscription_id: str, _: Admin) -> dict[str, Any]:
+        async with deps.rt.uow() as uow:
+            return await service.get_subscription(uow.session, subscription_id)
+
+    @router.delete("/v1/subscriptions/{subscription_id}", status_code=204)
+    async def unsubscribe(subscription_id: str, _: Admin) -> Response:
+        async with deps.rt.uow() as uow:
+            await service.delete_subscription(uow.session, deps.vault, subscription_id)
+            await uow.commit()
+        return Response(status_code=204)
+
+    @router.get("/v1/subscriptions/{subscription_id}/deliveries", response_model=DeliveryList)
+    async def deliveries(
+        subscription_id: str,
+        _: Admin,
+        status: Literal["pending", "delivered", "failed"] | None = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Every callback of the subscription, oldest first, with its last attempt."""
+        async with deps.rt.uow() as uow:
+            items, next_after = await service.list_deliveries(
+                uow.session, subscription_id, status=status, after=after, limit=limit
+            )
+        return {"items": items, "next_after": next_after}
+
+    @router.post(
+        "/v1/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
+        status_code=202,
+        response_model=DeliveryOut,
+    )
+    async def redeliver(subscription_id: str, delivery_id: int, _: Admin) -> dict[str, Any]:
+        """Send a delivered or failed callback again (same webhook-id), with a new retry window."""
+        async with deps.rt.uow() as uow:
+            delivery = await service.redeliver(
+                uow.session, subscription_id, delivery_id, now=deps.now()
+            )
+            await uow.commit()
+        return delivery
+
+    return router
