@@ -45,6 +45,25 @@ def text_field(item: dict[str, Any], key: str, where: str) -> str:
     return str(value)
 
 
+def nested_objects(body: dict[str, Any], path: tuple[str, ...], where: str) -> None:
+    """Along `path`, each present value is an object and the last one an array of objects
+    (the services index into them: replication partners, client counts)."""
+    node: Any = body
+    for depth, key in enumerate(path):
+        node = node.get(key)
+        if node is None:
+            return
+        last = depth == len(path) - 1
+        if not last and not isinstance(node, dict):
+            raise malformed(where, f"{key} should be an object, got {_kind(node)}")
+        if last:
+            if not isinstance(node, list):
+                raise malformed(where, f"{key} should be an array, got {_kind(node)}")
+            for item in node:
+                if not isinstance(item, dict):
+                    raise malformed(where, f"{key} holds {_kind(item)}, not objects")
+
+
 def page(body: Any, where: str, *, key: str | None) -> tuple[list[dict[str, Any]], bool]:
     """A Page object's content (objects, each with a string `key` when given) and lastPage."""
     body = expect_object(body, where)

@@ -168,7 +168,10 @@ class SepmClient:
 
     async def online_status(self) -> dict[str, Any]:
         """GET /stats/client/onlinestatus."""
-        return answers.expect_object(*await self._get_json("/stats/client/onlinestatus"))
+        body, where = await self._get_json("/stats/client/onlinestatus")
+        status = answers.expect_object(body, where)
+        answers.nested_objects(status, ("clientCountStatsList",), where)
+        return status
 
     async def is_replicated(self) -> bool:
         """GET /replication/is_replicated."""
@@ -176,7 +179,10 @@ class SepmClient:
 
     async def replication_status(self) -> dict[str, Any]:
         """GET /replication/status."""
-        return answers.expect_object(*await self._get_json("/replication/status"))
+        body, where = await self._get_json("/replication/status")
+        status = answers.expect_object(body, where)
+        answers.nested_objects(status, ("replicationStatus", "replicationPartnerStatusList"), where)
+        return status
 
     async def replicate_now(self, partner_site_name: str) -> int:
         """POST /replication/replicatenow (content=false, logs=false); returns `code`."""

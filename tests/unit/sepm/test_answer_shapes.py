@@ -118,6 +118,27 @@ MALFORMED_CALLS = [
         id="lastpage-str",
     ),
     pytest.param("/replication/replicatenow", ok({"code": "zero"}), "replicate", id="code-str"),
+    pytest.param(
+        "/replication/status", ok({"replicationStatus": []}), "replication_status", id="status-list"
+    ),
+    pytest.param(
+        "/replication/status",
+        ok({"replicationStatus": {"replicationPartnerStatusList": {"id": "P"}}}),
+        "replication_status",
+        id="partners-object",
+    ),
+    pytest.param(
+        "/replication/status",
+        ok({"replicationStatus": {"replicationPartnerStatusList": ["site-b"]}}),
+        "replication_status",
+        id="partner-string",
+    ),
+    pytest.param(
+        "/stats/client/onlinestatus",
+        ok({"clientCountStatsList": [["ONLINE", 3]]}),
+        "online_status",
+        id="counts-arrays",
+    ),
 ]
 
 
@@ -147,3 +168,15 @@ async def test_every_malformed_answer_is_a_final_typed_error(sepm, clock, path, 
     assert raised.value.retryable is False
     assert path in str(raised.value)
     assert clock.slept == []
+
+
+async def test_a_well_formed_replication_status_is_returned_as_is(sepm, clock):
+    status = {
+        "replicationStatus": {
+            "id": "S1",
+            "siteName": "site-a",
+            "replicationPartnerStatusList": [{"id": "P1", "name": "site-b", "status_code": "OK"}],
+        }
+    }
+    sepm.on("/replication/status", ok(status))
+    assert await client(sepm, clock).replication_status() == status
