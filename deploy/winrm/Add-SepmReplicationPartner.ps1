@@ -24,6 +24,11 @@
       - The partner's console credentials the recipe needs: keep them out of the recipe file
         (it is readable by Administrators only, but is not a vault).
     Until then, give this site the manual driver: certrotate then asks a person to do it.
+    THE PARTNER'S SIDE: a partnership is configured on both sites of the pair, and certrotate
+    changes both (this site first; on restore, the partner only after replication from this
+    site SUCCEEDED). This script acts on this site only; the partner's side runs on the
+    partner's servers, which this site's WinRM account does not reach, so the WinRM driver
+    hands that side to a person (an operator task at the partner's console).
 
 .EXAMPLE
     .\Add-SepmReplicationPartner.ps1 -IdempotencyKey 'manual-restore-1' -PartnerSiteName site-b

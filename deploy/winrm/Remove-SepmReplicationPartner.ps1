@@ -25,6 +25,11 @@
         their SEPM version, or from Broadcom support, and tests it on a lab site.
       - That the recipe's program returns a non-zero exit code when it fails.
     Until then, give this site the manual driver: certrotate then asks a person to do it.
+    THE PARTNER'S SIDE: a partnership is configured on both sites of the pair, and certrotate
+    changes both (this site first; on restore, the partner only after replication from this
+    site SUCCEEDED). This script acts on this site only; the partner's side runs on the
+    partner's servers, which this site's WinRM account does not reach, so the WinRM driver
+    hands that side to a person (an operator task at the partner's console).
 
 .EXAMPLE
     .\Remove-SepmReplicationPartner.ps1 -IdempotencyKey 'manual-break-1' -PartnerSiteName site-b

@@ -87,12 +87,18 @@ class HostOperations(Protocol):
         ...
 
     async def delete_replication_partner(
-        self, site: SiteTarget, partner: str, *, key: str
-    ) -> None: ...
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        """Delete `partner` from `site`'s partners; with on_partner_side, delete `site` from
+        `partner`'s (partnerships are configured per site: a break does both sides)."""
+        ...
 
     async def add_replication_partner(
-        self, site: SiteTarget, partner: str, *, key: str
-    ) -> None: ...
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        """Re-add `partner` on `site` (overwrites the partner's database with the site's); with
+        on_partner_side, re-add `site` on `partner`'s side."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -41,10 +41,9 @@ from certrotate_shared.hostops.base import (
     ManualTaskPending,
     OperatorTask,
 )
+from certrotate_shared.hostops.manual_partner_tasks import add_partner_task, delete_partner_task
 from certrotate_shared.hostops.manual_tasks import (
-    add_partner_task,
     backup_task,
-    delete_partner_task,
     install_task,
     restart_task,
     restore_task,
@@ -118,14 +117,22 @@ class ManualHostOperations:
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
 
-    async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+    async def delete_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
         # It is printed in a person's instructions: no line breaks or look-alikes in there.
-        task = delete_partner_task(site, checked_partner(partner), key)
+        task = delete_partner_task(
+            site, checked_partner(partner), key, on_partner_side=on_partner_side
+        )
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
 
-    async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
-        task = add_partner_task(site, checked_partner(partner), key)
+    async def add_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        task = add_partner_task(
+            site, checked_partner(partner), key, on_partner_side=on_partner_side
+        )
         if task.task_id not in self._confirmed:
             raise ManualTaskPending(task)
 

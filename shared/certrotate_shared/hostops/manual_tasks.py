@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from certrotate_shared.hostops.base import OperatorTask, services_to_restart
-from certrotate_shared.messages.common import ServerTarget, SiteTarget
+from certrotate_shared.messages.common import ServerTarget
 
 SEPM_HOME = r"C:\Program Files (x86)\Symantec\Symantec Endpoint Protection Manager"
 SERVICE_NAMES = {
@@ -206,54 +206,4 @@ def restart_task(server: ServerTarget, service: str, key: str) -> OperatorTask:
         ),
         verification=f"certrotate checks the TLS ports of {server.name} answer again.",
         server=server.name,
-    )
-
-
-def delete_partner_task(site: SiteTarget, partner: str, key: str) -> OperatorTask:
-    return OperatorTask(
-        task_id=task_id_for(key),
-        title=f"Delete replication partner {partner} of site {site.site}",
-        instructions="\n".join(
-            [
-                f"Break replication between site {site.site} and site {partner} before the "
-                "certificate changes (partners talk HTTPS to each other).",
-                f"1. Log on to the SEPM console of site {site.site} "
-                f"({_host(site.servers[0])}) as a system administrator.",
-                f"2. Admin > Servers > Replication Partners > right-click {partner} > "
-                "Delete Replication Partner > Yes.",
-                "3. Do not delete anything else. Confirm this task.",
-            ]
-        ),
-        verification=(
-            f"certrotate reads GET /replication/status of site {site.site}: {partner} must no "
-            "longer be listed as a replication partner."
-        ),
-        server=site.servers[0].name,
-    )
-
-
-def add_partner_task(site: SiteTarget, partner: str, key: str) -> OperatorTask:
-    return OperatorTask(
-        task_id=task_id_for(key),
-        title=f"Re-add replication partner {partner} to site {site.site}",
-        instructions="\n".join(
-            [
-                f"Restore the replication between site {site.site} and site {partner} that "
-                "certrotate broke at the start of the rotation.",
-                f"1. Log on to the SEPM console of site {site.site} "
-                f"({_host(site.servers[0])}) as a system administrator.",
-                "2. Admin > Servers > right-click Local Site > Add Existing Replication Partner; "
-                f"enter a management server of site {partner}, port 8443, and a system "
-                f"administrator account of {partner}.",
-                f"3. Warning: re-adding overwrites site {partner}'s database with site "
-                f"{site.site}'s. Replicate only what was replicated before; certrotate will then "
-                "trigger replication of groups and policies (content=false, logs=false).",
-                "4. Confirm this task.",
-            ]
-        ),
-        verification=(
-            f"certrotate reads GET /replication/status of site {site.site}: {partner} must be "
-            "listed; it then runs replicatenow and waits for status SUCCEEDED."
-        ),
-        server=site.servers[0].name,
     )

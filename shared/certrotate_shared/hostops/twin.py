@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Answers that can change by asking again with the same key (the twin does not remember them).
 _RETRYABLE_STATUSES = {408, 425, 429}
+# The host agent's answer when a partner's side is already in the state asked for.
+_ALREADY = {"delete": "NOT_FOUND", "add": "ALREADY_PARTNERS"}
 
 
 class TwinHostOperations:
@@ -73,21 +75,34 @@ class TwinHostOperations:
             what=f"restart {service} on {server.name}",
         )
 
-    async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
-        partner = checked_partner(partner)  # it goes into a URL path
-        await self._post(
-            f"/sites/{site.site}/replication/partners/{partner}/delete",
-            key=key,
-            what=f"delete replication partner {partner} of {site.site}",
-        )
+    async def delete_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        await self._partner_change(site, partner, "delete", key=key, far=on_partner_side)
 
-    async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
-        partner = checked_partner(partner)
-        await self._post(
-            f"/sites/{site.site}/replication/partners/{partner}/add",
-            key=key,
-            what=f"add replication partner {partner} to {site.site}",
-        )
+    async def add_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        await self._partner_change(site, partner, "add", key=key, far=on_partner_side)
+
+    async def _partner_change(
+        self, site: SiteTarget, partner: str, action: str, *, key: str, far: bool
+    ) -> None:
+        partner = checked_partner(partner)  # it goes into a URL path
+        here, there = (partner, site.site) if far else (site.site, partner)
+        try:
+            await self._post(
+                f"/sites/{here}/replication/partners/{there}/{action}",
+                key=key,
+                what=f"{action} replication partner {there} of {here}",
+            )
+        except HostOperationError as exc:
+            # The partner's side is already as wanted when the site acts on both sides at once
+            # (SEPM may; today's twin does): nothing left to do there.
+            if far and exc.code == _ALREADY[action]:
+                log.info("twin: %s already has no change to make for %s", here, there)
+                return
+            raise
 
     async def close(self) -> None:
         await self._http.aclose()

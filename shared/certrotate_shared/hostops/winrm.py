@@ -165,21 +165,46 @@ class WinRMHostOperations:
             sepm_home=False,
         )
 
-    async def delete_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+    async def delete_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
         partner = checked_partner(partner)
+        if on_partner_side:
+            await self._partner_console(partner).delete_replication_partner(
+                site, partner, key=key, on_partner_side=True
+            )
+            return
         await self._run(
             site.servers[0],
             "Remove-SepmReplicationPartner.ps1",
             {"IdempotencyKey": key, "PartnerSiteName": partner},
         )
 
-    async def add_replication_partner(self, site: SiteTarget, partner: str, *, key: str) -> None:
+    async def add_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
         partner = checked_partner(partner)
+        if on_partner_side:
+            await self._partner_console(partner).add_replication_partner(
+                site, partner, key=key, on_partner_side=True
+            )
+            return
         await self._run(
             site.servers[0],
             "Add-SepmReplicationPartner.ps1",
             {"IdempotencyKey": key, "PartnerSiteName": partner},
         )
+
+    def _partner_console(self, partner: str) -> ManualHostOperations:
+        """The partner's side: its servers and account are not this site's WinRM entry."""
+        if self._console is None:
+            raise HostOperationError(
+                f"site {partner!r}'s side of the partnership with {self._site.site!r} must be "
+                f"changed on {partner!r}'s servers, which this site's WinRM account does not "
+                "reach; give that step to a person (the manual driver)",
+                code="PARTNER_SIDE_UNREACHABLE",
+            )
+        return self._console
 
     async def close(self) -> None:
         self._account = None

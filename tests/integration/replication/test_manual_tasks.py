@@ -101,7 +101,21 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
             await probe.send(
                 confirm.model_copy(update={"idempotency_key": f"{saga}:confirm:2"}), saga_id=saga
             )
-            broken = await next_reply(probe, 2)
+            # Then site-b's side, at site-b's console; confirmation is the check there.
+            far = await next_reply(probe, 2)
+            assert far.type == "OperatorTaskRequested"
+            assert "console of site site-b" in far.payload["instructions"]
+            assert "right-click site-a" in far.payload["instructions"]
+            await probe.send(
+                confirm.model_copy(
+                    update={
+                        "idempotency_key": f"{saga}:confirm:far",
+                        "task_id": far.payload["task_id"],
+                    }
+                ),
+                saga_id=saga,
+            )
+            broken = await next_reply(probe, 3)
             assert broken.type == "ReplicationBroken"
             assert broken.causation_id == str(broke.message_id)
             assert broken.payload["broken_partners"] == ["site-b"]
@@ -112,7 +126,7 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
                 ),
                 saga_id=saga,
             )
-            add_task = await next_reply(probe, 3)
+            add_task = await next_reply(probe, 4)
             assert add_task.type == "OperatorTaskRequested"
             await operator(http, "add")
             await probe.send(
@@ -124,7 +138,20 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
                 ),
                 saga_id=saga,
             )
-            restored = await next_reply(probe, 4)
+            # site-b re-adds site-a only once site-a's data reached it (SUCCEEDED).
+            far_add = await next_reply(probe, 5)
+            assert far_add.type == "OperatorTaskRequested", far_add.payload
+            assert "already lists site-a" in far_add.payload["instructions"]
+            await probe.send(
+                ConfirmOperatorTask(
+                    idempotency_key=f"{saga}:confirm:4",
+                    target_service="replication",
+                    task_id=far_add.payload["task_id"],
+                    confirmed_by="alice",
+                ),
+                saga_id=saga,
+            )
+            restored = await next_reply(probe, 6)
             assert restored.type == "ReplicationRestored", restored.payload
             assert restored.causation_id == str(restore.message_id)
             assert restored.payload["partners"][0]["status_code"] == "SUCCEEDED"

@@ -85,10 +85,20 @@ async def test_break_then_restore_re_adds_exactly_what_was_broken_and_waits_for_
         "site-b": "SUCCEEDED",
         "site-c": "SUCCEEDED",
     }
+    # Both sides of each pair: this site's first, then the partner's. Today's twin removes and
+    # re-adds both sides at once, so the partner's side answers "already so" (404 / 409),
+    # which is done; a SEPM (or a twin) with per-site partnerships acts there too.
     deletes = await stack.operations("replication.partner.delete")
     adds = await stack.operations("replication.partner.add")
-    assert sorted(e["target"] for e in deletes) == ["site-a/site-b", "site-a/site-c"]
-    assert sorted(e["target"] for e in adds) == ["site-a/site-b", "site-a/site-c"]
+    for partner in ("site-b", "site-c"):
+        for entries in (deletes, adds):
+            targets = [e["target"] for e in entries]
+            assert f"site-a/{partner}" in targets and f"{partner}/site-a" in targets
+            assert targets.index(f"site-a/{partner}") < targets.index(f"{partner}/site-a")
+    assert len(deletes) == len(adds) == 4
+    # The partner re-adds only after this site's data reached it (replication SUCCEEDED).
+    far_add = next(e for e in adds if e["target"] == "site-b/site-a")
+    assert far_add["idempotency_key"].endswith(":add:site-b:far")
     # What this saga broke and restored, as the service recorded it.
     from replication.adapters import repository
 
@@ -122,6 +132,7 @@ async def test_restore_fails_with_the_status_code_when_replication_fails(stack):
     assert failed.payload["retryable"] is True
     # The partnership is back (re-added once); only its replication failed.
     assert "site-b" in await stack.partners()
+    # site-b's side is not re-added before site-a's data reached it.
     assert len(await stack.operations("replication.partner.add")) == 1
 
 
@@ -151,7 +162,10 @@ async def test_a_redelivered_or_resent_break_deletes_each_partner_once(
     await asyncio.sleep(0.5)  # room for a wrong extra reply to the duplicate delivery
     assert len(stack.replies_to(original)) == 1
     deletes = await stack.operations("replication.partner.delete")
-    assert [(e["target"], e["replay"]) for e in deletes] == [("site-a/site-b", False)]
+    assert [(e["target"], e["replay"]) for e in deletes] == [
+        ("site-a/site-b", False),
+        ("site-b/site-a", False),
+    ]
 
     # A new attempt of the same step finds the partner gone: ours, reported, not deleted again.
     [retry] = await stack.send(
@@ -168,7 +182,10 @@ async def test_a_redelivered_or_resent_break_deletes_each_partner_once(
         saga_id=other,
     )
     assert (await stack.reply(foreign)).payload["broken_partners"] == []
-    assert len(await stack.operations("replication.partner.delete")) == 1
+    # The retry asked the partner's side again (its own key; already gone: nothing done);
+    # the foreign saga touched neither side.
+    deletes = await stack.operations("replication.partner.delete")
+    assert [e["target"] for e in deletes] == ["site-a/site-b", "site-b/site-a", "site-b/site-a"]
 
 
 @pytest.mark.parametrize("twin_speed", [0.0])
@@ -197,7 +214,8 @@ async def test_a_restart_resumes_the_wait_for_success(stack):
     restored = await stack.reply(restore)
     assert restored.type == "ReplicationRestored"
     assert restored.payload["partners"][0]["status_code"] == "SUCCEEDED"
-    assert len(await stack.operations("replication.partner.add")) == 1
+    adds = await stack.operations("replication.partner.add")
+    assert [e["target"] for e in adds] == ["site-a/site-c", "site-c/site-a"]
 
 
 async def test_python_m_replication_serves_commands_as_its_own_process(

@@ -8,6 +8,20 @@ Which partnerships a saga broke (and so must restore) is decided here:
 - otherwise somebody else removed it, before or during the saga, and it is not ours to re-add:
   re-adding a partner overwrites the partner's database with ours (SEPM.md), which nobody
   asked for.
+
+Both sides of a pair, in this order (partnerships are configured per site; SEPM.md):
+- Break: this site (the one being rotated) deletes the partner, then the partner deletes this
+  site. Either order stops replication; ours first, because it is the side we can observe.
+- Restore: this site re-adds the partner first, replication runs and reaches SUCCEEDED, and
+  only then does the partner re-add this site. Re-adding overwrites the partner's database
+  with the re-adding site's, so the first re-add decides whose data survives, and it must be
+  this site's: it is the database the saga changed and restored (verification off, then on,
+  with the policy serials its clients were watched to), and the other way round would hand
+  this site's clients the partner's copy of their groups, with other serials, after the fact.
+  The price, stated in the operator's task: changes made on the partner during the rotation
+  are lost. By the time the partner re-adds, its database holds this site's, so its
+  overwrite changes nothing. A SEPM that re-adds both sides at once leaves the partner's side
+  already done, which each driver treats as done.
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """The durable worker: carries out accepted Break/RestoreReplication commands, each step in its
 own transaction, and emits their outcomes. A restart resumes every open operation.
 
-Each pass over an operation reads SEPM's replication status once, then moves each partner on:
-  break:   pending → deleting (intent committed first) → broken | absent (not ours)
-  restore: pending → adding → replicating (replicatenow sent) → succeeded
-Either may stop at `operator` while a person does the host operation (the manual driver); the
-worker verifies their confirmation by observation before moving on.
+Each pass over an operation reads SEPM's replication status once, then moves each partner on.
+A partnership is configured on both sites of the pair (see domain/partners.py for the order):
+  break:   pending → deleting (intent committed first) → deleting_far (the partner's side)
+           → broken | absent (not ours)
+  restore: pending → adding → replicating (replicatenow sent) → adding_far (the partner's
+           side, once this site's data reached it) → succeeded
+Either may stop at `operator` / `operator_far` while a person does the host operation (the
+manual driver); the worker verifies their confirmation by observation where it can (this
+site's status) and takes the confirmation as the check for the partner's side.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ from replication.service_layer.connections import Connections
 from replication.settings import Settings
 
 log = logging.getLogger(__name__)
+
+OPERATOR, OPERATOR_FAR = "operator", "operator_far"
+FAR_DELETE, FAR_ADD = "deleting_far", "adding_far"
+BREAK_OPEN = frozenset({"pending", "deleting", OPERATOR, FAR_DELETE, OPERATOR_FAR})
+BROKEN_HERE = frozenset({"broken", FAR_DELETE, OPERATOR_FAR})
 
 
 class _Finished(Exception):
@@ -163,20 +172,24 @@ class _Job:
                 if decision is BreakDecision.NOT_OURS:
                     phase = await self._set(partner, "absent")
                 elif decision is BreakDecision.OURS:
-                    phase = await self._set(partner, "broken", partnership="broken")
+                    phase = await self._set(partner, FAR_DELETE, partnership="broken")
                 else:
                     # The intent is committed before the host acts: if we crash after the
                     # deletion, the next pass still knows the partnership was ours.
                     phase = await self._set(partner, "deleting", partnership="deleting")
             if phase == "deleting":
-                if not present:
-                    phase = await self._set(partner, "broken", partnership="broken")
+                if not present or await self._host(step, "delete"):
+                    phase = await self._set(partner, FAR_DELETE, partnership="broken")
                 else:
-                    phase = await self._host(step, "delete", done="broken")
-            elif phase == "operator":
-                phase = await self._verify_task(step, done_when_present=False, done="broken")
+                    phase = OPERATOR
+            elif phase == OPERATOR and await self._verify_task(step, done_when_present=False):
+                phase = await self._set(partner, FAR_DELETE, partnership="broken")
+            if phase == FAR_DELETE:
+                phase = await self._far(step, "delete", done="broken")
+            elif phase == OPERATOR_FAR:
+                phase = await self._verify_far_task(step, done="broken")
             phases[partner] = phase
-        if any(p in ("pending", "deleting", "operator") for p in phases.values()):
+        if any(p in BREAK_OPEN for p in phases.values()):
             return self.worker.later(self.runtime, 30)
         broken = [s.partner for s in steps if phases[s.partner] == "broken"]
         await self._finish(ReplicationBroken(site=self.site.site, broken_partners=broken))
@@ -195,12 +208,10 @@ class _Job:
             if phase == "pending":
                 phase = "replicate" if present else await self._set(partner, "adding")
             if phase == "adding":
-                if present:
-                    phase = "replicate"
-                else:
-                    phase = await self._host(step, "add", done="replicate")
-            elif phase == "operator":
-                phase = await self._verify_task(step, done_when_present=True, done="replicate")
+                added = present or await self._host(step, "add")
+                phase = "replicate" if added else OPERATOR
+            elif phase == OPERATOR and await self._verify_task(step, done_when_present=True):
+                phase = "replicate"
             if phase == "replicate":
                 phase = await self._replicate_now(partner, now)
                 polls.append(0)
@@ -215,9 +226,10 @@ class _Job:
                 )
                 if verdict.succeeded:
                     seen = observed[partner]
+                    # This site's data has reached the partner: its side can re-add now.
                     phase = await self._set(
                         partner,
-                        "succeeded",
+                        FAR_ADD,
                         status_code=seen.status_code,
                         last_success_ms=seen.last_success_ms,
                     )
@@ -228,6 +240,10 @@ class _Job:
                 else:
                     await self._set(partner, "replicating", polls=step.polls + 1)
                     polls.append(step.polls + 1)
+            if phase == FAR_ADD:
+                phase = await self._far(step, "add", done="succeeded")
+            elif phase == OPERATOR_FAR:
+                phase = await self._verify_far_task(step, done="succeeded")
             phases[partner] = phase
         if all(p == "succeeded" for p in phases.values()):
             final = await self._steps()
@@ -294,8 +310,8 @@ class _Job:
                 retryable=exc.retryable,
             )
 
-    async def _host(self, step: Step, action: str, *, done: str) -> str:
-        """Delete or add one partner on the host; a hand-over to a person opens a task."""
+    async def _host(self, step: Step, action: str) -> bool:
+        """Delete or add one partner on this site; False when a person now has the task."""
         # One key per operation and partner: a repeated call (a crash, a retry) acts once.
         key = f"{self.op.op_key}:{action}:{step.partner}"
         try:
@@ -305,27 +321,49 @@ class _Job:
                 else:
                     await ops.add_replication_partner(self.site, step.partner, key=key)
         except ManualTaskPending as pending:
-            await self._request_task(step.partner, action, pending)
-            return "operator"
+            await self._request_task(step.partner, action, pending, phase=OPERATOR)
+            return False
         except HostOperationError as exc:
             # The host may have done it despite the error (a timeout after the fact).
             observed = await self._observe()
-            happened = (step.partner in observed) == (action == "add")
-            if happened:
-                return await self._after_host(step.partner, done)
+            if (step.partner in observed) == (action == "add"):
+                return True
             await self._fail(
                 f"could not {action} replication partner {step.partner} of {self.site.site}: {exc}",
                 retryable=exc.retryable,
                 forget=step.partner if action == "delete" else None,
             )
-        return await self._after_host(step.partner, done)
+        return True
 
-    async def _after_host(self, partner: str, done: str) -> str:
-        if done == "broken":
-            return await self._set(partner, "broken", partnership="broken")
-        return done  # "replicate": sent in the same pass
+    async def _far(self, step: Step, action: str, *, done: str) -> str:
+        """The partner's side of the pair: delete or re-add this site there."""
+        key = f"{self.op.op_key}:{action}:{step.partner}:far"
+        try:
+            async with self.worker.connections.host_operations(self.site) as ops:
+                if action == "delete":
+                    await ops.delete_replication_partner(
+                        self.site, step.partner, key=key, on_partner_side=True
+                    )
+                else:
+                    await ops.add_replication_partner(
+                        self.site, step.partner, key=key, on_partner_side=True
+                    )
+        except ManualTaskPending as pending:
+            await self._request_task(step.partner, f"{action}_far", pending, phase=OPERATOR_FAR)
+            return OPERATOR_FAR
+        except HostOperationError as exc:
+            # This site's side is done (and recorded as broken or re-added): a retry of the
+            # step finds it so and does only the partner's side.
+            await self._fail(
+                f"could not {action} site {self.site.site} on replication partner "
+                f"{step.partner}'s side: {exc}",
+                retryable=exc.retryable,
+            )
+        return await self._set(step.partner, done)
 
-    async def _request_task(self, partner: str, action: str, pending: ManualTaskPending) -> None:
+    async def _request_task(
+        self, partner: str, action: str, pending: ManualTaskPending, *, phase: str
+    ) -> None:
         task = pending.task
         now = self.runtime.clock.now()
         async with self.runtime.uow() as uow:
@@ -355,18 +393,18 @@ class _Job:
                 self.op.op_key,
                 partner,
                 now=now,
-                phase="operator",
+                phase=phase,
                 task_id=task.task_id,
             )
             await uow.commit()
 
-    async def _verify_task(self, step: Step, *, done_when_present: bool, done: str) -> str:
+    async def _verify_task(self, step: Step, *, done_when_present: bool) -> bool:
         """A confirmed task is done when SEPM shows it; otherwise say so and keep it open."""
         assert step.task_id is not None
         async with self.runtime.uow() as uow:
             task = await repository.get_task(uow.session, step.task_id)
         if task is None or task.status != "confirmed":
-            return "operator"
+            return False
         observed = await self._observe()
         present = step.partner in observed
         now = self.runtime.clock.now()
@@ -374,7 +412,7 @@ class _Job:
             if present == done_when_present:
                 await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
                 await uow.commit()
-                return await self._after_host(step.partner, done)
+                return True
             expected = "back" if done_when_present else "gone"
             listed = "does not list" if done_when_present else "still lists"
             self._emit(
@@ -389,7 +427,20 @@ class _Job:
             )
             await repository.set_task_status(uow.session, step.task_id, "open", now=now)
             await uow.commit()
-        return "operator"
+        return False
+
+    async def _verify_far_task(self, step: Step, *, done: str) -> str:
+        """The partner's side is another site's SEPM, which this command does not reach: the
+        person's confirmation is the check (their task says so)."""
+        assert step.task_id is not None
+        now = self.runtime.clock.now()
+        async with self.runtime.uow() as uow:
+            task = await repository.get_task(uow.session, step.task_id)
+            if task is None or task.status != "confirmed":
+                return OPERATOR_FAR
+            await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
+            await uow.commit()
+        return await self._set(step.partner, done)
 
     async def _set(
         self, partner: str, phase: str, *, partnership: str | None = None, **values: Any
@@ -434,7 +485,8 @@ class _Job:
                 site=self.site.site,
                 reason=reason,
                 retryable=retryable,
-                broken_partners=[s.partner for s in steps if s.phase == "broken"],
+                # Broken on this site at least: restore must re-add them.
+                broken_partners=[s.partner for s in steps if s.phase in BROKEN_HERE],
             )
         else:
             event = ReplicationRestoreFailed(
