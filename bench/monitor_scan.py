@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -185,7 +186,11 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         opened_at=datetime.now(UTC),
         closed_at=None,
     )
-    settings = Settings(master_key=generate_master_key(), page_size=args.page_size)
+    settings = Settings(
+        master_key=generate_master_key(),
+        internal_token=secrets.token_urlsafe(32),
+        page_size=args.page_size,
+    )
     scanner = WatchScanner(
         record,
         host=BenchHost(clock),

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from certrotate.data_dir import MasterKeyMismatchError, make_private_dir, stack_secrets
+from certrotate_shared.internal_api import TOKEN_HEADER
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.transport.local import LocalTransport
 
@@ -54,10 +55,12 @@ class EmbeddedStack:
         await self.transport.stop()
 
 
-def _in_process_client(runtime: ServiceRuntime, name: str) -> httpx.AsyncClient:
+def _in_process_client(runtime: ServiceRuntime, name: str, token: str) -> httpx.AsyncClient:
     assert runtime.app is not None, f"{name} has no HTTP API"
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=runtime.app), base_url=f"http://{name}.embedded"
+        transport=httpx.ASGITransport(app=runtime.app),
+        base_url=f"http://{name}.embedded",
+        headers={TOKEN_HEADER: token},
     )
 
 
@@ -104,7 +107,10 @@ async def start_embedded(
     stack = EmbeddedStack(data_dir, runtimes, transport, admin_token=keys["admin_token"])
     try:
         runtimes["replication"] = replication_runtime(
-            ReplicationSettings(database_url=db("replication"), **common), transport=transport
+            ReplicationSettings(
+                database_url=db("replication"), internal_token=keys["internal_token"], **common
+            ),
+            transport=transport,
         )
         runtimes["certificates"] = certificates_runtime(
             CertificatesSettings(
@@ -113,12 +119,19 @@ async def start_embedded(
             transport=transport,
         )
         runtimes["client-monitor"] = monitor_runtime(
-            MonitorSettings(database_url=db("client_monitor"), **common), transport=transport
+            MonitorSettings(
+                database_url=db("client_monitor"), internal_token=keys["internal_token"], **common
+            ),
+            transport=transport,
         )
         for name in ("replication", "certificates", "client-monitor"):
             await runtimes[name].start(serve_http=False)
-        certificates = _in_process_client(runtimes["certificates"], "certificates")
-        monitor = _in_process_client(runtimes["client-monitor"], "client-monitor")
+        certificates = _in_process_client(
+            runtimes["certificates"], "certificates", keys["internal_token"]
+        )
+        monitor = _in_process_client(
+            runtimes["client-monitor"], "client-monitor", keys["internal_token"]
+        )
         stack.clients += [certificates, monitor]
         runtimes["orchestrator"] = orchestrator_runtime(
             OrchestratorSettings(

@@ -50,8 +50,8 @@ class Supervisor:
             "HTTP_PORT": self.ports[name],
             "LOG_LEVEL": c.log_level,
         }
-        if name in ("certificates", "orchestrator"):
-            values["INTERNAL_TOKEN"] = c.internal_token
+        # Every service's internal API wants it; the orchestrator sends it.
+        values["INTERNAL_TOKEN"] = c.internal_token
         if name == "orchestrator":
             values["ADMIN_TOKEN"] = c.admin_token
             values["CERTIFICATES_URL"] = self._url_of("certificates")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,22 @@ class ServiceSpec:
     batch_transactions: bool = False
     # The service's HTTP API (health probes are added to it); None for no API.
     api: Callable[[ServiceRuntime], FastAPI] | None = None
+
+
+def tls_listener_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for this service's listener: none (plain HTTP), TLS, or mTLS."""
+    if not settings.http_tls_cert_file:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": settings.http_tls_cert_file,
+        "ssl_keyfile": settings.http_tls_key_file,
+    }
+    if settings.http_tls_client_ca_file:
+        options |= {
+            "ssl_ca_certs": settings.http_tls_client_ca_file,
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        }
+    return options
 
 
 class _QuietServer(uvicorn.Server):
@@ -210,6 +227,7 @@ class ServiceRuntime:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            **tls_listener_options(self.settings),
         )
         self._http = _QuietServer(config)
         self._spawn(self._http.serve(), "http")
@@ -218,7 +236,8 @@ class ServiceRuntime:
                 raise RuntimeError(f"{self.spec.name} HTTP API could not start")
             await asyncio.sleep(0.02)
         host, port = self._http.servers[0].sockets[0].getsockname()[:2]
-        self.http_url = f"http://{host}:{port}"
+        scheme = "https" if self.settings.http_tls_cert_file else "http"
+        self.http_url = f"{scheme}://{host}:{port}"
 
     def problems(self) -> list[str]:
         """Loops that have stopped; empty when the service is healthy."""

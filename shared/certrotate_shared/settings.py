@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -69,9 +70,22 @@ class ServiceSettings(BaseSettings):
 
     # Longest pause (seconds) between restarts of a consumer that keeps failing.
     consumer_restart_max_s: float = Field(default=60.0, gt=0)
-    # Where this service's HTTP API listens (port 0 = any free port).
+    # Where this service's HTTP API listens (port 0 = any free port). Set per service with
+    # CERTROTATE_<SERVICE>_HTTP_HOST; keep 127.0.0.1 unless TLS is on or a proxy fronts it.
     http_host: str = "127.0.0.1"
     http_port: int = 0
+    # TLS for this service's HTTP listener: PEM certificate (with its chain) and its private
+    # key. Both empty = plain HTTP.
+    http_tls_cert_file: str = ""
+    http_tls_key_file: str = ""
+    # PEM CA bundle; when set, the listener requires a client certificate issued by it (mTLS).
+    http_tls_client_ca_file: str = ""
+    # PEM CA bundle that issued the other services' listener certificates, trusted when this
+    # service calls them over https (empty = the system's trust store).
+    internal_tls_ca_file: str = ""
+    # Client certificate and key this service presents to services that require mTLS.
+    internal_tls_client_cert_file: str = ""
+    internal_tls_client_key_file: str = ""
     # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
     # Accelerated time shared with the twin: simulated seconds per real second.
@@ -108,6 +122,36 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"the master key must decode to 32 bytes, not {len(key)}")
         return value
 
+    @field_validator(
+        "http_tls_cert_file",
+        "http_tls_key_file",
+        "http_tls_client_ca_file",
+        "internal_tls_ca_file",
+        "internal_tls_client_cert_file",
+        "internal_tls_client_key_file",
+    )
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> ServiceSettings:
+        prefix = env_prefix(self.service)
+        if bool(self.http_tls_cert_file) != bool(self.http_tls_key_file):
+            raise ValueError(
+                f"set both {prefix}HTTP_TLS_CERT_FILE and {prefix}HTTP_TLS_KEY_FILE, or neither"
+            )
+        if self.http_tls_client_ca_file and not self.http_tls_cert_file:
+            raise ValueError(
+                f"{prefix}HTTP_TLS_CLIENT_CA_FILE (mTLS) needs TLS: set {prefix}HTTP_TLS_CERT_FILE"
+                f" and {prefix}HTTP_TLS_KEY_FILE"
+            )
+        if self.internal_tls_client_key_file and not self.internal_tls_client_cert_file:
+            raise ValueError(f"{prefix}INTERNAL_TLS_CLIENT_KEY_FILE needs its certificate file")
+        return self
+
     def schema_name(self) -> str:
         return self.database_schema or self.service.replace("-", "_")
 
@@ -135,6 +179,9 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         lines = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
+            if not field:  # a rule over several fields: its message names the variables
+                lines.append(f"  {error['msg']}")
+                continue
             lines.append(
                 f"  {prefix}{field.upper()} (or CERTROTATE_{field.upper()}): {error['msg']}"
             )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from certrotate_shared.settings import ServiceSettings
+from certrotate_shared.internal_api import InternalApiSettings
 
 
-class Settings(ServiceSettings):
+class Settings(InternalApiSettings):
     service = "client-monitor"
     model_config = SettingsConfigDict(
         env_prefix="CERTROTATE_CLIENT_MONITOR_", extra="ignore", validate_default=True

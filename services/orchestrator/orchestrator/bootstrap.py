@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from certrotate_shared.clock import Clock
+from certrotate_shared.internal_api import internal_client
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.topics import events_topic
 from certrotate_shared.transport.base import Transport
@@ -36,9 +37,10 @@ def build_spec(
     """The orchestrator: it consumes certrotate.events, runs timers and serves the REST API."""
     deps = deps or Deps(
         settings=settings,
-        certificates=certificates_client or httpx.AsyncClient(base_url=settings.certificates_url),
+        certificates=certificates_client
+        or internal_client(settings, settings.certificates_url, settings.internal_token),
         client_monitor=client_monitor_client
-        or httpx.AsyncClient(base_url=settings.client_monitor_url),
+        or internal_client(settings, settings.client_monitor_url, settings.internal_token),
         vault=vault or Vault.from_settings(settings),
     )
 
@@ -77,9 +79,9 @@ def build_runtime(
     wiring = Deps(
         settings=settings,
         certificates=deps.pop("certificates_client", None)
-        or httpx.AsyncClient(base_url=settings.certificates_url),
+        or internal_client(settings, settings.certificates_url, settings.internal_token),
         client_monitor=deps.pop("client_monitor_client", None)
-        or httpx.AsyncClient(base_url=settings.client_monitor_url),
+        or internal_client(settings, settings.client_monitor_url, settings.internal_token),
         vault=deps.pop("vault", None) or Vault.from_settings(settings),
     )
     runtime = ServiceRuntime(

@@ -36,6 +36,9 @@ from sepm_twin import Twin
 from tests.support.twin_targets import twin_site_target
 
 ADMIN = {"username": "admin", "password": "admin", "domain": ""}
+INTERNAL_TOKEN = "internal-token-for-tests-0123456789"
+# What the orchestrator sends to the client-monitor's internal API.
+API_HEADERS = {"X-Certrotate-Internal-Token": INTERNAL_TOKEN}
 
 
 def scenario(*groups: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +219,7 @@ async def make_stack(
         await probe.runtime.start(serve_http=False)
         monitor_settings = Settings(
             database_schema=schemas["cm"],
+            internal_token=INTERNAL_TOKEN,
             scan_interval_s=0.2,
             min_scan_interval_real_s=0.2,
             progress_min_interval_real_s=0.0,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from certrotate_shared.messages.client_monitor import CancelPropagationWatch
-from tests.integration.client_monitor.conftest import scenario
+from tests.integration.client_monitor.conftest import API_HEADERS, scenario
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_watch_reports_progress_then_policy_propagated_once_clients_check_
     assert done.saga_id == saga_id
     assert done.causation_id == str(sent.message_id)
 
-    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+    async with httpx.AsyncClient(base_url=monitor.http_url, headers=API_HEADERS) as api:
         body = (await api.get(f"/v1/watches/{watch_id}")).json()
         assert body["status"] == "propagated"
         assert body["counts"]["reached"] == 300
@@ -129,7 +129,7 @@ async def test_offline_clients_beyond_the_horizon_are_stale_and_fetched_as_csv(m
     assert progress.payload["stale"] == 24
     assert progress.payload["pending_offline_by_days"]["30+"] == 24
 
-    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+    async with httpx.AsyncClient(base_url=monitor.http_url, headers=API_HEADERS) as api:
         live = await api.get(f"/v1/watches/{watch_id}/clients?status=stale&format=csv")
         assert live.status_code == 200
         assert live.headers["content-type"].startswith("text/csv")
@@ -174,7 +174,7 @@ async def test_deadline_passes_with_stragglers_and_the_watch_stalls(make_stack):
     assert stalled.payload["reached"] + pending == 100
     assert "deadline" in stalled.payload["reason"]
     assert f"{pending} stragglers" in stalled.payload["reason"]
-    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+    async with httpx.AsyncClient(base_url=monitor.http_url, headers=API_HEADERS) as api:
         listed = (await api.get(f"/v1/watches/{watch_id}/clients?status=straggler")).json()
     assert listed["watch_status"] == "stalled"
     assert len(listed["clients"]) == pending
@@ -222,7 +222,7 @@ async def test_a_restarted_service_resumes_its_open_watch(make_stack):
     assert done.saga_id == saga_id
     assert done.payload["watch_id"] == watch_id
     assert done.payload["reached"] == 240
-    async with httpx.AsyncClient(base_url=second.http_url) as api:
+    async with httpx.AsyncClient(base_url=second.http_url, headers=API_HEADERS) as api:
         assert (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "propagated"
     assert len(stack.probe.of("PolicyPropagated")) == 1
 
@@ -236,7 +236,7 @@ async def test_a_cancelled_watch_stops_and_a_closed_one_answers_a_new_attempt(ma
     await stack.probe.send(
         CancelPropagationWatch(idempotency_key=f"{saga_id}:cancel:1", watch_id=watch_id), saga_id
     )
-    async with httpx.AsyncClient(base_url=monitor.http_url) as api:
+    async with httpx.AsyncClient(base_url=monitor.http_url, headers=API_HEADERS) as api:
         for _ in range(50):
             if (await api.get(f"/v1/watches/{watch_id}")).json()["status"] == "cancelled":
                 break

@@ -155,6 +155,7 @@ async def stack(
     settings = Settings(
         **common,
         database_schema=schema,
+        internal_token="internal-token-for-tests-0123456789",
         vault_url=vault_url,
         restore_poll_initial_s=0.1,
         restore_poll_max_s=0.5,

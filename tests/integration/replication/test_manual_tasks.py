@@ -60,6 +60,7 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
         Settings(
             **common,
             database_url=f"sqlite+aiosqlite:///{tmp_path}/replication.db",
+            internal_token="internal-token-for-tests-0123456789",
             vault_url=vault_url,
             restore_poll_initial_s=0.1,
             restore_poll_max_s=0.5,

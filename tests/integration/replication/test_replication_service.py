@@ -233,6 +233,7 @@ async def test_python_m_replication_serves_commands_as_its_own_process(
         "CERTROTATE_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CERTROTATE_TOPIC_PREFIX": topic_prefix,
         "CERTROTATE_MASTER_KEY": master_key,
+        "CERTROTATE_INTERNAL_TOKEN": "internal-token-for-tests-0123456789",
     }
     process = ServiceProcess(["-m", "replication"], env, "replication")
     await process.start()

@@ -59,7 +59,9 @@ def scanner(master_key: str, **settings) -> WatchScanner:
         record,
         host=FakeHost(),
         sepm_factory=lambda site: FakeSepm(),
-        settings=Settings(master_key=master_key, **settings),
+        settings=Settings(
+            master_key=master_key, internal_token="internal-token-for-tests-0123", **settings
+        ),
         owner="me",
     )
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import StreamingResponse
 
 from certrotate_shared.http import ProblemError, install_problem_handlers
+from certrotate_shared.internal_api import InternalTokenMiddleware
 from certrotate_shared.messages.client_monitor import PropagationProgressed
 from certrotate_shared.runtime import ServiceRuntime
 from client_monitor.adapters import repository
@@ -43,6 +44,8 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
     """Routes over the watch board of this replica (live lists) and the database (closed)."""
     app = FastAPI(title="certrotate client-monitor", version="1")
     install_problem_handlers(app)
+    settings: Any = runtime.settings
+    app.add_middleware(InternalTokenMiddleware, token=settings.internal_token)
 
     async def record_or_404(watch_id: str) -> repository.WatchRecord:
         record = await repository.get_watch(runtime.engine, watch_id)

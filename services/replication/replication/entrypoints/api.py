@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from certrotate_shared.http import ProblemError, install_problem_handlers
+from certrotate_shared.internal_api import InternalTokenMiddleware
 from certrotate_shared.runtime import ServiceRuntime
 from replication.adapters import repository
 
@@ -14,6 +15,8 @@ from replication.adapters import repository
 def create_api(runtime: ServiceRuntime) -> FastAPI:
     app = FastAPI(title="certrotate replication", version="1")
     install_problem_handlers(app)
+    settings: Any = runtime.settings
+    app.add_middleware(InternalTokenMiddleware, token=settings.internal_token)
 
     @app.get("/v1/operations/{op_key}")
     async def get_operation(op_key: str) -> dict[str, Any]:
