@@ -286,3 +286,21 @@ async def test_check_that_cannot_read_sepm_fails() -> None:
     event = await check_verification(site=site(), sepm=sepm)
     assert isinstance(event, CertificateVerificationCheckFailed) and event.retryable
     assert "connection refused" in event.reason
+
+
+async def test_an_inheriting_group_without_a_listed_owner_is_a_final_failure() -> None:
+    sepm, store = FakeSepm(GROUPS, inherits={"g-kiosks": "g-laptops"}), FakeStore()
+    real_groups = sepm.iter_groups
+    listings = [0]
+
+    async def owner_gone_after_disable(*, domain_id=None, page_size: int = 25):
+        listings[0] += 1
+        async for group in real_groups(domain_id=domain_id, page_size=page_size):
+            # The owner is deleted between the change and the report of serials.
+            if listings[0] == 1 or group["id"] != "g-laptops":
+                yield group
+
+    sepm.iter_groups = owner_gone_after_disable  # type: ignore[method-assign]
+    event = await run("disable", sepm, store)
+    assert isinstance(event, CertificateVerificationFailed) and not event.retryable
+    assert "g-laptops" in event.reason

@@ -102,12 +102,11 @@ async def set_verification(
         else:
             values = await _to_restore(originals, saga_id, site, store)
             await _restore(values, sepm)
-        groups = await site_groups(sepm)
+        results, vanished = group_results(values, await site_groups(sepm))
     except SepmError as exc:
         return _failed(site, mode, str(exc), exc.retryable)
     except (SettingMissingError, NothingToRestoreError, RestoreIncompleteError) as exc:
         return _failed(site, mode, str(exc), False)
-    results, vanished = group_results(values, groups)
     if vanished:
         log.warning("site %s: groups deleted during the rotation: %s", site.site, vanished)
     return CertificateVerificationSet(site=site.site, mode=mode, groups=results)
