@@ -14,10 +14,10 @@ from orchestrator.domain.inputs import (
     PauseRequested,
     ResumeRequested,
 )
-from orchestrator.entrypoints import schemas, subscriptions, webhooks
+from orchestrator.entrypoints import audit, schemas, subscriptions, webhooks
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
-from orchestrator.service_layer import inventory, rotations, tasks, tokens
+from orchestrator.service_layer import audit_log, inventory, rotations, tasks, tokens
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import ServiceError
 from orchestrator.service_layer.tokens import Principal, Role
@@ -77,6 +77,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
 
     webhooks.install(app, deps, role)
     subscriptions.install(app, deps, role)
+    audit.install(app, deps, role)
 
     Viewer = Annotated[Principal, Depends(role("viewer"))]
     Operator = Annotated[Principal, Depends(role("operator"))]
@@ -231,16 +232,16 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     # --- inventory ---
 
     @app.post("/v1/sites", status_code=201, tags=["inventory"])
-    async def create_site(body: schemas.SiteIn, _: Admin) -> dict[str, Any]:
-        return await _put_site(body)
+    async def create_site(body: schemas.SiteIn, who: Admin) -> dict[str, Any]:
+        return await _put_site(body, who, "site.created")
 
     @app.put("/v1/sites/{name}", tags=["inventory"])
-    async def replace_site(name: str, body: schemas.SiteIn, _: Admin) -> dict[str, Any]:
+    async def replace_site(name: str, body: schemas.SiteIn, who: Admin) -> dict[str, Any]:
         if body.name != name:
             raise ProblemError(422, "Invalid request", "the body's name must match the path")
-        return await _put_site(body)
+        return await _put_site(body, who, "site.replaced")
 
-    async def _put_site(body: schemas.SiteIn) -> dict[str, Any]:
+    async def _put_site(body: schemas.SiteIn, who: Principal, action: str) -> dict[str, Any]:
         async with runtime.uow() as uow:
             site = await inventory.put_site(
                 uow.session,
@@ -255,6 +256,10 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
                 else None,
                 now=deps.now(),
             )
+            await audit_log.record(
+                uow.session, actor=who.name, action=action, target=body.name, now=deps.now(),
+                detail=audit_log.site_change(body.model_dump(mode="json")),
+            )  # fmt: skip
             await uow.commit()
         return site
 
@@ -269,27 +274,31 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             return await inventory.get_site(uow.session, name)
 
     @app.delete("/v1/sites/{name}", status_code=204, tags=["inventory"])
-    async def delete_site(name: str, _: Admin) -> Response:
+    async def delete_site(name: str, who: Admin) -> Response:
         async with runtime.uow() as uow:
             await inventory.delete_site(uow.session, deps.vault, name)
+            await audit_log.record(uow.session, actor=who.name, action="site.deleted", target=name,
+                                   now=deps.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
     @app.post("/v1/servers", status_code=201, tags=["inventory"])
-    async def create_server(body: schemas.ServerIn, _: Admin) -> dict[str, Any]:
-        return await _put_server(body)
+    async def create_server(body: schemas.ServerIn, who: Admin) -> dict[str, Any]:
+        return await _put_server(body, who, "server.created")
 
     @app.put("/v1/servers/{name}", tags=["inventory"])
-    async def replace_server(name: str, body: schemas.ServerIn, _: Admin) -> dict[str, Any]:
+    async def replace_server(name: str, body: schemas.ServerIn, who: Admin) -> dict[str, Any]:
         if body.name != name:
             raise ProblemError(422, "Invalid request", "the body's name must match the path")
-        return await _put_server(body)
+        return await _put_server(body, who, "server.replaced")
 
-    async def _put_server(body: schemas.ServerIn) -> dict[str, Any]:
+    async def _put_server(body: schemas.ServerIn, who: Principal, action: str) -> dict[str, Any]:
         async with runtime.uow() as uow:
             server = await inventory.put_server(
                 uow.session, name=body.name, spec=body.model_dump(), now=deps.now()
             )
+            await audit_log.record(uow.session, actor=who.name, action=action, target=body.name,
+                                   now=deps.now(), detail=body.model_dump(mode="json"))  # fmt: skip
             await uow.commit()
         return server
 
@@ -304,9 +313,11 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             return await inventory.get_server(uow.session, name)
 
     @app.delete("/v1/servers/{name}", status_code=204, tags=["inventory"])
-    async def delete_server(name: str, _: Admin) -> Response:
+    async def delete_server(name: str, who: Admin) -> Response:
         async with runtime.uow() as uow:
             await inventory.delete_server(uow.session, name)
+            await audit_log.record(uow.session, actor=who.name, action="server.deleted",
+                                   target=name, now=deps.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
@@ -319,6 +330,9 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             token = await tokens.create_token(
                 uow.session, name=body.name, role=body.role, by=who.name, now=deps.now()
             )
+            await audit_log.record(uow.session, actor=who.name, action="token.created",
+                                   target=token["id"], now=deps.now(),
+                                   detail={"name": body.name, "role": body.role})  # fmt: skip
             await uow.commit()
         return token
 
@@ -328,9 +342,11 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             return {"items": await tokens.list_tokens(uow.session)}
 
     @app.delete("/v1/tokens/{token_id}", status_code=204, tags=["tokens"])
-    async def revoke_token(token_id: str, _: Admin) -> Response:
+    async def revoke_token(token_id: str, who: Admin) -> Response:
         async with runtime.uow() as uow:
             await tokens.revoke_token(uow.session, token_id, now=deps.now())
+            await audit_log.record(uow.session, actor=who.name, action="token.revoked",
+                                   target=token_id, now=deps.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 

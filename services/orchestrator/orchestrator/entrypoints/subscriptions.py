@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, Field
 
 from orchestrator.domain.subscriptions import EventType
+from orchestrator.service_layer import audit_log
 from orchestrator.service_layer import subscriptions as service
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -85,6 +86,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                 event_types=list(body.event_types), site=body.site, change_id=body.change_id,
                 description=body.description, by=who.name, now=deps.now(),
             )  # fmt: skip
+            await audit_log.record(uow.session, actor=who.name, action="subscription.created",
+                                   target=created["id"], now=deps.now(),
+                                   # a query string may carry the receiver's own token
+                                   detail={**body.model_dump(mode="json"),
+                                           "url": body.url.split("?")[0]})  # fmt: skip
             await uow.commit()
         return created
 
@@ -99,9 +105,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
             return await service.get_subscription(uow.session, subscription_id)
 
     @router.delete("/v1/subscriptions/{subscription_id}", status_code=204)
-    async def unsubscribe(subscription_id: str, _: Admin) -> Response:
+    async def unsubscribe(subscription_id: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
             await service.delete_subscription(uow.session, deps.vault, subscription_id)
+            await audit_log.record(uow.session, actor=who.name, action="subscription.deleted",
+                                   target=subscription_id, now=deps.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
@@ -125,12 +133,15 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         status_code=202,
         response_model=DeliveryOut,
     )
-    async def redeliver(subscription_id: str, delivery_id: int, _: Admin) -> dict[str, Any]:
+    async def redeliver(subscription_id: str, delivery_id: int, who: Admin) -> dict[str, Any]:
         """Send a delivered or failed callback again (same webhook-id), with a new retry window."""
         async with deps.rt.uow() as uow:
             delivery = await service.redeliver(
                 uow.session, subscription_id, delivery_id, now=deps.now()
             )
+            await audit_log.record(uow.session, actor=who.name,
+                                   action="subscription.redelivered", target=subscription_id,
+                                   now=deps.now(), detail={"delivery_id": delivery_id})  # fmt: skip
             await uow.commit()
         return delivery
 

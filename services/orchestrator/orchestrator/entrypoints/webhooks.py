@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from certrotate_shared.http import problem_response
 from orchestrator.domain.state import RotationOptions
 from orchestrator.entrypoints.schemas import CertificateUploadIn
-from orchestrator.service_layer import rotations
+from orchestrator.service_layer import audit_log, rotations
 from orchestrator.service_layer import webhooks as service
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -132,6 +132,10 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                 uow.session, deps.vault, name=body.name, description=body.description,
                 by=who.name, now=deps.now(),
             )  # fmt: skip
+            await audit_log.record(uow.session, actor=who.name, action="webhook_source.created",
+                                   target=body.name, now=deps.now(),
+                                   detail={"description": body.description,
+                                           "secret_id": source["secret"]["id"]})  # fmt: skip
             await uow.commit()
         return source
 
@@ -146,28 +150,37 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
             return await service.get_source(uow.session, name, now=deps.now())
 
     @router.delete("/v1/webhooks/sources/{name}", status_code=204)
-    async def remove_source(name: str, _: Admin) -> Response:
+    async def remove_source(name: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
             await service.delete_source(uow.session, deps.vault, name)
+            await audit_log.record(uow.session, actor=who.name, action="webhook_source.deleted",
+                                   target=name, now=deps.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
     @router.post("/v1/webhooks/sources/{name}/secrets", status_code=201,
                  response_model=SourceWithSecretOut)  # fmt: skip
-    async def roll_secret(name: str, _: Admin, body: RollIn | None = None) -> dict[str, Any]:
+    async def roll_secret(name: str, who: Admin, body: RollIn | None = None) -> dict[str, Any]:
         """A new secret (shown once); the ones in use stay valid `keep_old_hours` more."""
+        keep = (body or RollIn()).keep_old_hours
         async with deps.rt.uow() as uow:
             source = await service.roll_secret(
-                uow.session, deps.vault, name,
-                keep_old_hours=(body or RollIn()).keep_old_hours, now=deps.now(),
-            )  # fmt: skip
+                uow.session, deps.vault, name, keep_old_hours=keep, now=deps.now()
+            )
+            await audit_log.record(uow.session, actor=who.name,
+                                   action="webhook_source.secret_rolled", target=name,
+                                   now=deps.now(), detail={"secret_id": source["secret"]["id"],
+                                                           "keep_old_hours": keep})  # fmt: skip
             await uow.commit()
         return source
 
     @router.delete("/v1/webhooks/sources/{name}/secrets/{secret_id}", status_code=204)
-    async def revoke_secret(name: str, secret_id: str, _: Admin) -> Response:
+    async def revoke_secret(name: str, secret_id: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
             await service.revoke_secret(uow.session, deps.vault, name, secret_id, now=deps.now())
+            await audit_log.record(uow.session, actor=who.name,
+                                   action="webhook_source.secret_revoked", target=name,
+                                   now=deps.now(), detail={"secret_id": secret_id})  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
