@@ -3,6 +3,8 @@ over the real Kafka and PostgreSQL), torn down whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -10,9 +12,35 @@ import httpx
 import pytest
 
 from certrotate.distributed import Supervisor
+from tests.e2e.secret_scan import SecretScan
 from tests.e2e.support import E2E, LOG_ROOT, TwinProcess, distributed_config
 
 MakeWorld = Callable[..., Awaitable[E2E]]
+
+
+@pytest.fixture
+async def secret_scan(
+    capfd: pytest.CaptureFixture[str], kafka_bootstrap: str, topic_prefix: str
+) -> AsyncIterator[SecretScan]:
+    """Fails the test when a secret it used shows up in a log line, message or event it produced
+    (issue 11). Fixtures that start things register their secrets and sources here."""
+    scan = SecretScan()
+    yield scan
+    out, err = capfd.readouterr()
+    # Still shown in the report of a failing test.
+    print(out, end="")
+    print(err, end="", file=sys.stderr)
+    scan.text("this process's stdout", out)
+    scan.text("this process's stderr (in-process services' logs)", err)
+    await scan.kafka_topics(kafka_bootstrap, topic_prefix)
+    findings = scan.findings()
+    print(scan.summary(), file=sys.stderr)
+    if findings:
+        pytest.fail(
+            f"{len(findings)} secret(s) leaked (secret, encoding, where):\n"
+            + "\n".join(f"  {finding}" for finding in findings[:50]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -22,6 +50,7 @@ async def world(
     kafka_bootstrap: str,
     topic_prefix: str,
     pg_schemas: list[str],
+    secret_scan: SecretScan,
 ) -> AsyncIterator[MakeWorld]:
     """`await world(scenario_dict, settings=...)` starts the twin and the services."""
     made: list[E2E] = []
@@ -34,7 +63,11 @@ async def world(
         print(f"\nlogs: {workdir}", flush=True)
         twin = TwinProcess(scenario_dict, workdir)
         twins.append(twin)
+        secret_scan.secret("SEPM account password", scenario_dict.get("admin", {}).get("password"))
+        secret_scan.log_dir(workdir)
         await twin.start()
+        assert twin.http is not None
+        secret_scan.watch_client(twin.http, "twin control", search_answers=False)
         config = distributed_config(
             pg_url=pg_url,
             kafka_bootstrap=kafka_bootstrap,
@@ -44,6 +77,7 @@ async def world(
             settings=settings,
         )
         pg_schemas.extend(config.schemas())
+        secret_scan.stack_secrets(config.master_key, config.internal_token, config.admin_token)
         supervisor = Supervisor(config)
         await supervisor.start()
         api = httpx.AsyncClient(
@@ -51,6 +85,7 @@ async def world(
             headers={"Authorization": f"Bearer {config.admin_token}"},
             timeout=30,
         )
+        secret_scan.watch_client(api)
         e2e = E2E(twin=twin, supervisor=supervisor, api=api, admin_token=config.admin_token)
         made.append(e2e)
         return e2e
@@ -59,6 +94,8 @@ async def world(
         yield make
     finally:
         for e2e in made:
+            with contextlib.suppress(httpx.HTTPError):
+                await secret_scan.rotation_events(e2e.api)
             await e2e.api.aclose()
             await e2e.supervisor.stop()
         for twin in twins:

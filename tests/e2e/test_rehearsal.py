@@ -15,8 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.e2e.secret_scan import SecretScan
 from tests.e2e.support import LOG_ROOT, SEPM_PASSWORD, TwinProcess, scenario
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +29,9 @@ CERTROTATE = str(Path(sys.executable).parent / "certrotate")
 ROTATION_WAIT_S = 150
 
 
-async def certrotate(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+async def certrotate(
+    *args: str, env: dict[str, str], timeout: float = 60, scan: SecretScan | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         CERTROTATE, *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -42,16 +46,22 @@ async def certrotate(*args: str, env: dict[str, str], timeout: float = 60) -> tu
             f"{out.decode()[-3000:]}\n{err.decode()[-3000:]}"
         ) from None
     assert proc.returncode is not None
+    if scan is not None:
+        scan.text(f"output of certrotate {' '.join(args[:2])}", out + err)
     return proc.returncode, out.decode(), err.decode()
 
 
 async def test_twin_up_follow_twin_and_import_rotate_a_site_without_orphans(
-    tmp_path: Path, topic_prefix: str
+    tmp_path: Path, topic_prefix: str, secret_scan: SecretScan
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTROTATE_")}
     workdir = LOG_ROOT / f"rehearsal-{topic_prefix}"
     twin = TwinProcess(scenario(speed=3600), workdir)
+    secret_scan.secret("SEPM account password", SEPM_PASSWORD)
+    secret_scan.log_dir(workdir)
     await twin.start()
+    assert twin.http is not None
+    secret_scan.watch_client(twin.http, "twin control", search_answers=False)
     scenario_file = workdir / "scenario.json"  # the file the twin was started from
     data_dir = tmp_path / "data"
     up = await asyncio.create_subprocess_exec(
@@ -64,18 +74,25 @@ async def test_twin_up_follow_twin_and_import_rotate_a_site_without_orphans(
         banner = (await asyncio.wait_for(up.stdout.readline(), 90)).decode()
         assert "serving http://" in banner, banner + (workdir / "up.log").read_text()[-3000:]
         api_url = banner.split("serving ", 1)[1].split()[0]
+        secret_scan.secrets_file(data_dir / "secrets.json")
+        secret_scan.transport_db(data_dir / "transport.db")
         client = ["--api", api_url, "--token-file", str(data_dir / "secrets.json")]
 
         code, out, err = await certrotate(
-            "sites", "import-twin", twin.url, "--scenario", str(scenario_file), *client, env=env
-        )
+            "sites", "import-twin", twin.url, "--scenario", str(scenario_file), *client,
+            env=env, scan=secret_scan,
+        )  # fmt: skip
         assert code == 0, out + err
-        code, out, _ = await certrotate("sites", "list", "--json", *client, env=env)
+        code, out, _ = await certrotate(
+            "sites", "list", "--json", *client, env=env, scan=secret_scan
+        )
         sites = {site["name"]: site for site in json.loads(out)}
         assert set(sites) == {"site-a", "site-b"}
         assert sites["site-a"]["replication_partners"] == ["site-b"]
         assert sites["site-a"]["credentials_set"] is True
-        code, out, _ = await certrotate("servers", "list", "--json", *client, env=env)
+        code, out, _ = await certrotate(
+            "servers", "list", "--json", *client, env=env, scan=secret_scan
+        )
         servers = {server["name"]: server for server in json.loads(out)}
         assert set(servers) == {"sepm-a1", "sepm-a2", "sepm-b1"}
         topology = await twin.topology()
@@ -94,14 +111,17 @@ async def test_twin_up_follow_twin_and_import_rotate_a_site_without_orphans(
         bundle.write_bytes(base64.b64decode(issued["install"]["data_b64"]))
         password = tmp_path / "bundle.pw"
         password.write_text(issued["install"]["password"] + "\n")
+        secret_scan.keystore("uploaded bundle", bundle.read_bytes(), issued["install"]["password"])
         code, out, err = await certrotate(
             "rotate", "--site", "site-a", "--bundle", str(bundle), "--password-file",
             str(password), "--wait", "--interval", "0.5", *client,
-            env=env, timeout=ROTATION_WAIT_S,
+            env=env, timeout=ROTATION_WAIT_S, scan=secret_scan,
         )  # fmt: skip
         assert code == 0, out + err[-3000:]
         rotation_id = out.splitlines()[0]
-        code, out, _ = await certrotate("status", rotation_id, "--json", *client, env=env)
+        code, out, _ = await certrotate(
+            "status", rotation_id, "--json", *client, env=env, scan=secret_scan
+        )
         view = json.loads(out)
         assert view["state"] == "completed"
         assert (await twin.orphans())["count"] == 0
@@ -111,7 +131,12 @@ async def test_twin_up_follow_twin_and_import_rotate_a_site_without_orphans(
         for name in ("sepm-a1", "sepm-a2"):
             served = (await twin.server(name))["served_fingerprints"]
             assert {fp.lower() for fp in served.values()} == {new_fp}
-        assert SEPM_PASSWORD not in (workdir / "up.log").read_text()
+        token = json.loads((data_dir / "secrets.json").read_text())["admin_token"]
+        async with httpx.AsyncClient(
+            base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as api:
+            secret_scan.watch_client(api)
+            await secret_scan.rotation_events(api)
     finally:
         if up.returncode is None:
             up.terminate()

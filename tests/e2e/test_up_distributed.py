@@ -12,13 +12,18 @@ import pytest
 
 from certrotate.distributed import SERVICES, ServiceStartError, Supervisor, run_distributed
 from certrotate.stack import ClockSync
+from tests.e2e.secret_scan import SecretScan
 from tests.e2e.support import LOG_ROOT, distributed_config, until
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_run_distributed_restarts_a_crashed_service_and_stops_cleanly(
-    pg_url: str, kafka_bootstrap: str, topic_prefix: str, pg_schemas: list[str]
+    pg_url: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    pg_schemas: list[str],
+    secret_scan: SecretScan,
 ) -> None:
     config = distributed_config(
         pg_url=pg_url,
@@ -27,6 +32,8 @@ async def test_run_distributed_restarts_a_crashed_service_and_stops_cleanly(
         clock=ClockSync(speed=1.0, real_ms=0, sim_ms=0),
         log_dir=LOG_ROOT / f"up-{topic_prefix}",
     )
+    secret_scan.stack_secrets(config.master_key, config.internal_token, config.admin_token)
+    secret_scan.log_dir(config.log_dir)
     pg_schemas.extend(config.schemas())
     ready: asyncio.Future[Supervisor] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -71,7 +78,11 @@ async def test_run_distributed_restarts_a_crashed_service_and_stops_cleanly(
 
 
 async def test_a_service_that_cannot_start_is_reported_with_its_log(
-    pg_url: str, kafka_bootstrap: str, topic_prefix: str, pg_schemas: list[str]
+    pg_url: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    pg_schemas: list[str],
+    secret_scan: SecretScan,
 ) -> None:
     config = distributed_config(
         pg_url=pg_url,
@@ -80,6 +91,8 @@ async def test_a_service_that_cannot_start_is_reported_with_its_log(
         clock=ClockSync(speed=1.0, real_ms=0, sim_ms=0),
         log_dir=LOG_ROOT / f"bad-{topic_prefix}",
     )
+    secret_scan.stack_secrets(config.master_key, config.internal_token, config.admin_token)
+    secret_scan.log_dir(config.log_dir)
     config.master_key = "changeme"  # a placeholder from the docs: every service refuses it
     pg_schemas.extend(config.schemas())
     supervisor = Supervisor(config)
