@@ -35,9 +35,13 @@ _local_transports: dict[str, Transport] = {}
 def make_transport(settings: ServiceSettings) -> Transport:
     """Kafka, or the process-wide durable local log (shared by services in one process)."""
     if settings.transport == "kafka":
-        from certrotate_shared.transport.kafka import KafkaTransport
+        from certrotate_shared.transport.kafka import KafkaTransport, kafka_security
 
-        return KafkaTransport(settings.kafka_bootstrap, client_id=f"certrotate-{settings.service}")
+        return KafkaTransport(
+            settings.kafka_bootstrap,
+            client_id=f"certrotate-{settings.service}",
+            security=kafka_security(settings),
+        )
     from certrotate_shared.transport.local import LocalTransport
 
     if settings.local_log_path not in _local_transports:
@@ -137,9 +141,13 @@ class ServiceRuntime:
         self.engine = make_engine(settings.database_url, self.schema)
         self.sessions = session_factory(self.engine)
         if settings.transport == "kafka":
-            from certrotate_shared.transport.kafka import ensure_topics
+            from certrotate_shared.transport.kafka import ensure_topics, kafka_security
 
-            await ensure_topics(settings.kafka_bootstrap, all_topics(settings.topic_prefix))
+            await ensure_topics(
+                settings.kafka_bootstrap,
+                all_topics(settings.topic_prefix),
+                security=kafka_security(settings),
+            )
         await self.transport.start()
         self.relay = OutboxRelay(
             engine=self.engine,

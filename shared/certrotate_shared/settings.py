@@ -43,6 +43,20 @@ class ServiceSettings(BaseSettings):
     transport: Literal["kafka", "local"] = "kafka"
     # Kafka bootstrap servers, host:port[,host:port].
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How the Kafka clients (producer, consumer, admin) reach the brokers: PLAINTEXT, SSL,
+    # SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SSL/SASL_SSL: PEM CA bundle that issued the brokers' certificates (empty = the system's
+    # trust store); the brokers' host names are checked.
+    kafka_ssl_ca_file: str = ""
+    # SSL/SASL_SSL: PEM client certificate and key, for brokers that require mTLS.
+    kafka_ssl_cert_file: str = ""
+    kafka_ssl_key_file: str = ""
+    # SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, the account, and a file holding its
+    # password (the password itself is never put in the environment).
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password_file: str = ""
     # Topics are <prefix>.<service>.commands, <prefix>.events and <prefix>.dlq.
     topic_prefix: str = "certrotate"
     # Path of the durable in-process log used by the local (embedded) transport.
@@ -123,6 +137,10 @@ class ServiceSettings(BaseSettings):
         return value
 
     @field_validator(
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        "kafka_sasl_password_file",
         "http_tls_cert_file",
         "http_tls_key_file",
         "http_tls_client_ca_file",
@@ -150,7 +168,31 @@ class ServiceSettings(BaseSettings):
             )
         if self.internal_tls_client_key_file and not self.internal_tls_client_cert_file:
             raise ValueError(f"{prefix}INTERNAL_TLS_CLIENT_KEY_FILE needs its certificate file")
+        self._check_kafka_security(prefix)
         return self
+
+    def _check_kafka_security(self, prefix: str) -> None:
+        protocol = self.kafka_security_protocol
+        tls_files = self.kafka_ssl_ca_file or self.kafka_ssl_cert_file or self.kafka_ssl_key_file
+        if tls_files and not protocol.endswith("SSL"):
+            raise ValueError(
+                f"{prefix}KAFKA_SSL_* files are set but {prefix}KAFKA_SECURITY_PROTOCOL is "
+                f"{protocol}: use SSL or SASL_SSL"
+            )
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            raise ValueError(
+                f"set both {prefix}KAFKA_SSL_CERT_FILE and {prefix}KAFKA_SSL_KEY_FILE, or neither"
+            )
+        if protocol.startswith("SASL"):
+            for field, value in (
+                ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
+            ):
+                if not value:
+                    raise ValueError(
+                        f"{prefix}KAFKA_SECURITY_PROTOCOL={protocol} needs {prefix}{field}"
+                    )
 
     def schema_name(self) -> str:
         return self.database_schema or self.service.replace("-", "_")
@@ -180,7 +222,7 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
             if not field:  # a rule over several fields: its message names the variables
-                lines.append(f"  {error['msg']}")
+                lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
                 continue
             lines.append(
                 f"  {prefix}{field.upper()} (or CERTROTATE_{field.upper()}): {error['msg']}"

@@ -5,32 +5,77 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from certrotate_shared.settings import ServiceSettings
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord
 
 log = logging.getLogger(__name__)
 
 
+def kafka_security(settings: ServiceSettings) -> dict[str, Any]:
+    """aiokafka's security options from the settings: TLS context, SASL account (the password
+    read from its file)."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_ca_file or None,
+            certfile=settings.kafka_ssl_cert_file or None,
+            keyfile=settings.kafka_ssl_key_file or None,
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = Path(settings.kafka_sasl_password_file).read_text().rstrip("\r\n")
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": _Secret(password),
+        }
+    return options
+
+
+class _Secret(str):
+    """The SASL password as aiokafka wants it (a str), without showing it in a repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
 class KafkaTransport:
-    def __init__(self, bootstrap: str, *, client_id: str = "certrotate") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "certrotate",
+        security: dict[str, Any] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self._security = security or {}
         self._producer: AIOKafkaProducer | None = None
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+    def producer(self) -> AIOKafkaProducer:
+        """A new idempotent producer with this transport's security options (not started)."""
+        return AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=0,
             request_timeout_ms=15000,
+            **self._security,
         )
+
+    async def start(self) -> None:
+        self._producer = self.producer()
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -48,11 +93,21 @@ class KafkaTransport:
         await asyncio.gather(*futures)
 
     def subscribe(self, group: str, topics: list[str]) -> KafkaSubscription:
-        return KafkaSubscription(self.bootstrap, group, topics, client_id=self.client_id)
+        return KafkaSubscription(
+            self.bootstrap, group, topics, client_id=self.client_id, security=self._security
+        )
 
 
 class KafkaSubscription:
-    def __init__(self, bootstrap: str, group: str, topics: list[str], *, client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topics: list[str],
+        *,
+        client_id: str,
+        security: dict[str, Any] | None = None,
+    ) -> None:
         self._consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=bootstrap,
@@ -67,6 +122,7 @@ class KafkaSubscription:
             max_poll_interval_ms=900_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            **(security or {}),
         )
 
     async def start(self) -> None:
@@ -130,9 +186,20 @@ def _incoming(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:
     )
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 6) -> None:
+def admin_client(bootstrap: str, security: dict[str, Any] | None = None) -> AIOKafkaAdminClient:
+    """An admin client with the same security options as the producer and consumers."""
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
+
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: list[str],
+    partitions: int = 6,
+    *,
+    security: dict[str, Any] | None = None,
+) -> None:
     """Create the topics we use with enough partitions for parallel sagas."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap, security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
