@@ -39,6 +39,8 @@ class HostOperationError(Exception):
         self.retryable = retryable
         # The host's own error code when it gave one (e.g. "ALREADY_PARTNERS", "WRONG_PASSWORD").
         self.code = code
+        # The HTTP status, when the host answered over HTTP (the twin's host agent).
+        self.status: int | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 
 # Answers that can change by asking again with the same key (the twin does not remember them).
 _RETRYABLE_STATUSES = {408, 425, 429}
+# Where a swap writes, in order: Tomcat's keystore (8443/8446), Apache's pair (443/8445),
+# then SEPM's record.
+_CERTIFICATE_PARTS = (
+    ("tomcat", "stores/tomcat"),
+    ("apache", "stores/apache"),
+    ("record", "record"),
+)
 # The host agent's answer when a partner's side is already in the state asked for.
 _ALREADY = {"delete": "NOT_FOUND", "add": "ALREADY_PARTNERS"}
 
@@ -46,6 +53,15 @@ class TwinHostOperations:
         body = await self._post(
             f"/servers/{server.name}/certificate/backup", key=key, what=f"back up {server.name}"
         )
+        parts = body.get("fingerprints")
+        if isinstance(parts, dict) and len(set(parts.values())) > 1:
+            shown = ", ".join(f"{part} {fp}" for part, fp in sorted(parts.items()))
+            raise HostOperationError(
+                f"{server.name}'s certificate stores and SEPM's record disagree before the "
+                f"rotation ({shown}); a rollback could not know which to bring back. Make "
+                "them one certificate (the console's Update the server certificate) first",
+                code="STORES_DISAGREE",
+            )
         return CertificateBackup(
             backup_ref=str(body["backup_id"]), fingerprint=str(body["fingerprint_sha256"])
         )
@@ -53,12 +69,29 @@ class TwinHostOperations:
     async def install_certificate(
         self, server: ServerTarget, bundle: CertificateBundle, *, key: str
     ) -> None:
-        await self._post(
-            f"/servers/{server.name}/certificate/install",
-            key=key,
-            what=f"install the certificate on {server.name}",
-            json=install_request(bundle),
-        )
+        """Each store, then SEPM's record (what the management server list hands out): the
+        three places a real swap must change, each visible in the twin's operation log."""
+        body = install_request(bundle)
+        base = f"/servers/{server.name}/certificate"
+        for part, path in _CERTIFICATE_PARTS:
+            try:
+                await self._post(
+                    f"{base}/{path}",
+                    key=f"{key}:{part}",
+                    what=f"install the certificate on {server.name} ({part})",
+                    json=body,
+                )
+            except HostOperationError as exc:
+                if exc.code is None and exc.status == 404 and part == "tomcat":
+                    # A twin from before per-store operations: one call writes everything.
+                    await self._post(
+                        f"{base}/install",
+                        key=key,
+                        what=f"install the certificate on {server.name}",
+                        json=body,
+                    )
+                    return
+                raise
 
     async def restore_certificate(self, server: ServerTarget, backup_ref: str, *, key: str) -> None:
         await self._post(
@@ -165,6 +198,8 @@ def _error(what: str, response: httpx.Response) -> HostOperationError:
     retry_after = response.headers.get("Retry-After")
     if status == 429 and retry_after:
         detail = f"{detail}, retry after {retry_after} s"
-    return HostOperationError(
+    error = HostOperationError(
         f"could not {what}: {text} ({detail})", retryable=retryable, code=code
     )
+    error.status = status
+    return error

@@ -128,7 +128,10 @@ class Stack:
         return [
             e
             for e in log
-            if e["operation"] == "certificate.install" and e["target"] == server and not e["replay"]
+            # One console-like install, or the record write ending a per-store swap.
+            if e["operation"] in ("certificate.install", "certificate.record")
+            and e["target"] == server
+            and not e["replay"]
         ]
 
     async def fault(self, **spec: Any) -> None:

@@ -34,9 +34,9 @@ async def test_install_posts_the_bundle_with_the_key_header() -> None:
     ops = driver(httpx.MockTransport(answer), endpoint="http://twin:1/twin/v1/")
     await ops.install_certificate(SERVER, BUNDLE, key="k-1")
     await ops.close()
-    (request,) = seen
-    assert str(request.url) == "http://twin:1/twin/v1/servers/sepm-a1/certificate/install"
-    assert request.headers["Idempotency-Key"] == "k-1"
+    request = seen[0]  # the first of the three writes (the test below has them all)
+    assert str(request.url) == "http://twin:1/twin/v1/servers/sepm-a1/certificate/stores/tomcat"
+    assert request.headers["Idempotency-Key"] == "k-1:tomcat"
     assert json.loads(request.content) == {
         "format": "pkcs12",
         "data_b64": base64.b64encode(BUNDLE.data).decode(),
@@ -57,9 +57,11 @@ async def test_pem_bundles_send_the_key_separately() -> None:
     with pytest.raises(HostOperationError, match="needs its private key"):
         await ops.install_certificate(SERVER, CertificateBundle(format="pem", data=b"C"), key="k2")
     await ops.close()
-    assert bodies == [
-        {"format": "pem", "data_b64": "Q0VSVA==", "key_b64": "S0VZ", "password": None}
-    ]
+    # The same body to each store and to SEPM's record.
+    assert (
+        bodies
+        == [{"format": "pem", "data_b64": "Q0VSVA==", "key_b64": "S0VZ", "password": None}] * 3
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,3 +147,63 @@ async def test_the_factory_refuses_a_twin_site_without_endpoint() -> None:
     ops = host_operations_for(site_target(), None)
     assert isinstance(ops, TwinHostOperations)
     await ops.close()
+
+
+async def test_install_writes_both_stores_and_sepms_record_each_with_its_own_key() -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers["Idempotency-Key"], request.content))
+        return httpx.Response(200, json={"server": "sepm-a1"})
+
+    ops = driver(httpx.MockTransport(answer))
+    await ops.install_certificate(SERVER, BUNDLE, key="k-9")
+    await ops.close()
+    base = "/twin/v1/servers/sepm-a1/certificate"
+    assert [(path, key) for path, key, _ in seen] == [
+        (f"{base}/stores/tomcat", "k-9:tomcat"),
+        (f"{base}/stores/apache", "k-9:apache"),
+        (f"{base}/record", "k-9:record"),
+    ]
+    assert len({body for _, _, body in seen}) == 1  # the same certificate everywhere
+
+
+async def test_a_twin_without_per_store_operations_gets_one_install() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if "/stores/" in request.url.path:
+            return httpx.Response(404, json={"detail": "Not Found"})  # no such route
+        return httpx.Response(200, json={})
+
+    ops = driver(httpx.MockTransport(answer))
+    await ops.install_certificate(SERVER, BUNDLE, key="k")
+    await ops.close()
+    assert seen == [
+        "/twin/v1/servers/sepm-a1/certificate/stores/tomcat",
+        "/twin/v1/servers/sepm-a1/certificate/install",
+    ]
+
+
+async def test_a_backup_of_stores_that_disagree_is_refused() -> None:
+    """A server already half-swapped (one store, or SEPM's record, on another certificate):
+    which certificate a rollback must bring back would be a guess."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        fingerprints = {"tomcat": "aa" * 32, "apache": "aa" * 32, "record": "bb" * 32}
+        return httpx.Response(
+            200,
+            json={
+                "backup_id": "b-1",
+                "fingerprint_sha256": "aa" * 32,
+                "fingerprints": fingerprints,
+            },
+        )
+
+    ops = driver(httpx.MockTransport(answer))
+    with pytest.raises(HostOperationError) as refused:
+        await ops.backup_certificate(SERVER, key="k")
+    await ops.close()
+    assert refused.value.code == "STORES_DISAGREE"
+    assert "record" in str(refused.value) and "bb" * 32 in str(refused.value)
