@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, String, Text, false
 
 from orchestrator.adapters.orm import Table, _id_type
 
@@ -56,6 +56,8 @@ subscriptions = Table(
     Column("vault_ref", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(200), nullable=False),
+    # The ITSM tool may approve rotations by a signed reply (migration o0007).
+    Column("may_approve", Boolean, nullable=False, server_default=false()),
 )
 
 # The outbox of callbacks: written in the transaction of the state change they report.

@@ -1,14 +1,16 @@
 """Routes of callback subscriptions (admin): an ITSM tool hears about rotations it cares for."""
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator.domain.subscriptions import EventType
-from orchestrator.service_layer import audit_log
+from orchestrator.service_layer import audit_log, replies
 from orchestrator.service_layer import subscriptions as service
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -25,6 +27,9 @@ class SubscriptionIn(BaseModel):
     site: str | None = Field(None, description="Only rotations of this site")
     change_id: str | None = Field(None, max_length=200, description="Only this change record")
     description: str = Field("", max_length=500)
+    may_approve: bool = Field(
+        False, description="The receiver may approve rotations by a signed reply"
+    )
 
 
 class SubscriptionOut(BaseModel):
@@ -36,6 +41,7 @@ class SubscriptionOut(BaseModel):
     description: str
     created_at: datetime
     created_by: str
+    may_approve: bool
 
 
 class NewSubscriptionOut(SubscriptionOut):
@@ -68,6 +74,30 @@ class DeliveryList(BaseModel):
     next_after: int | None
 
 
+class ReplyIn(BaseModel):
+    """An ITSM tool's answer to rotation.awaiting_approval, signed with the subscription's
+    secret (Standard Webhooks headers)."""
+
+    model_config = {"extra": "forbid"}
+    rotation_id: str = Field(min_length=1, max_length=36)
+    decision: Literal["approve"]
+    approver: str = Field(
+        min_length=1, max_length=200, description="Who approved, as the ITSM knows them"
+    )
+    change_id: str = Field(min_length=1, max_length=200, description="The rotation's change record")
+    note: str = Field("", max_length=1000)
+
+
+class ReplyOut(BaseModel):
+    outcome: Literal["approved"]
+    rotation_id: str
+    approver: str
+    change_id: str
+
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+
 def install(app: FastAPI, deps: Deps, role: RoleCheck) -> None:
     app.include_router(_router(deps, role))
 
@@ -85,6 +115,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                 uow.session, deps.vault, deps.settings, url=body.url,
                 event_types=list(body.event_types), site=body.site, change_id=body.change_id,
                 description=body.description, by=who.name, now=deps.now(),
+                may_approve=body.may_approve,
             )  # fmt: skip
             await audit_log.record(uow.session, actor=who.name, action="subscription.created",
                                    target=created["id"], now=deps.now(),
@@ -144,5 +175,38 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                                    now=deps.now(), detail={"delivery_id": delivery_id})  # fmt: skip
             await uow.commit()
         return delivery
+
+    @router.post(
+        "/v1/subscriptions/{subscription_id}/replies",
+        response_model=ReplyOut,
+        responses={401: {"description": "Not signed with the subscription's secret", **_PROBLEM},
+                   403: {"description": "Replies not allowed, or outside the filter", **_PROBLEM},
+                   404: {"description": "Unknown subscription or rotation", **_PROBLEM},
+                   409: {"description": "Wrong change id, or nothing to approve", **_PROBLEM},
+                   422: {"description": "Invalid reply", **_PROBLEM}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": ReplyIn.model_json_schema(),
+            "example": {"rotation_id": "6f1c...", "decision": "approve", "approver": "jane.doe",
+                        "change_id": "CHG0031337", "note": "CAB approved"}}}}},
+    )  # fmt: skip
+    async def reply(subscription_id: str, request: Request) -> JSONResponse:
+        """Approve a rotation by a reply signed with the subscription's secret (allowed by an
+        admin with may_approve); the approver and the change id go into its history."""
+        body = await request.body()
+        webhook_id, sub = await replies.verify_reply(deps, subscription_id, body, request.headers)
+        try:
+            parsed = ReplyIn.model_validate(json.loads(body))
+        except (ValueError, ValidationError):
+            return JSONResponse(
+                {"type": "about:blank", "title": "Invalid request", "status": 422,
+                 "detail": "the reply needs rotation_id, decision 'approve', approver and "
+                 "change_id", "code": "invalid_reply"},
+                status_code=422, media_type="application/problem+json",
+            )  # fmt: skip
+        answer = await replies.answer_reply(
+            deps, sub, webhook_id, body,
+            replies.Reply(parsed.rotation_id, parsed.approver, parsed.change_id, parsed.note),
+        )  # fmt: skip
+        return JSONResponse(answer.body, status_code=answer.status)
 
     return router

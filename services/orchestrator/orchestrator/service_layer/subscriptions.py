@@ -38,6 +38,7 @@ def _view(row: Any) -> dict[str, Any]:
         "description": row.description,
         "created_at": from_db(row.created_at),
         "created_by": row.created_by,
+        "may_approve": bool(row.may_approve),
     }
 
 
@@ -62,6 +63,7 @@ async def create_subscription(
     description: str,
     by: str,
     now: datetime,
+    may_approve: bool = False,
 ) -> dict[str, Any]:
     """A subscription and its signing secret; the secret is in this answer only."""
     await check_callback_url(url, settings)
@@ -73,7 +75,7 @@ async def create_subscription(
         insert(subscriptions).values(
             id=subscription_id, url=url, event_types=sorted(set(event_types)), site=site,
             change_id=change_id, description=description, vault_ref=_ref(subscription_id),
-            created_at=to_db(now), created_by=by,
+            created_at=to_db(now), created_by=by, may_approve=may_approve,
         )
     )  # fmt: skip
     return {**await get_subscription(session, subscription_id), "secret": secret}

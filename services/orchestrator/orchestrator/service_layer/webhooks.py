@@ -209,7 +209,7 @@ class Answer:
     body: dict[str, Any]
 
 
-def _wall_clock() -> datetime:
+def wall_clock_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -219,7 +219,7 @@ async def verify(
     body: bytes,
     headers: Mapping[str, str],
     *,
-    wall_clock: Callable[[], datetime] = _wall_clock,
+    wall_clock: Callable[[], datetime] = wall_clock_now,
 ) -> str:
     """The delivery's webhook-id once the source is known, the timestamp fresh and the
     signature made by one of the source's active secrets.
@@ -238,6 +238,15 @@ async def verify(
             ).all()
             if rules.secret_active(from_db(r.expires_at) if r.expires_at else None, now)
         ]
+    secrets = [(await deps.vault.get(ref))["secret"] for ref in refs]
+    return check_signature(body, headers, secrets, wall_clock(), whose=f"source {source!r}")
+
+
+def check_signature(
+    body: bytes, headers: Mapping[str, str], secrets: list[str], now: datetime, *, whose: str
+) -> str:
+    """The webhook-id of a delivery with a fresh timestamp signed by one of `secrets`
+    (Standard Webhooks, verified by the reference library); 401 otherwise."""
     lowered = {k.lower(): v for k, v in headers.items()}
     webhook_id = lowered.get("webhook-id", "")
     if not webhook_id or not lowered.get("webhook-signature") or len(webhook_id) > 200:
@@ -247,18 +256,17 @@ async def verify(
             code="signature_missing",
         )
     try:
-        rules.check_timestamp(lowered.get("webhook-timestamp"), wall_clock())
+        rules.check_timestamp(lowered.get("webhook-timestamp"), now)
     except rules.StaleTimestampError as exc:
         raise UnauthenticatedError(str(exc), code="stale_timestamp") from None
-    for ref in refs:
-        secret = (await deps.vault.get(ref))["secret"]
+    for secret in secrets:
         try:
             Webhook(secret).verify(body, dict(lowered), json_parse=False)
             return webhook_id
         except (WebhookVerificationError, ValueError):
             continue
     raise UnauthenticatedError(
-        f"the signature matches no active secret of source {source!r}", code="bad_signature"
+        f"the signature matches no active secret of {whose}", code="bad_signature"
     )
 
 
@@ -275,7 +283,7 @@ async def replayed(deps: Deps, source: str, webhook_id: str, body: bytes) -> Ans
         ).first()
     if row is None:
         return None
-    if row.body_sha256 != _sha256(body):
+    if row.body_sha256 != body_digest(body):
         raise ConflictError(
             f"webhook-id {webhook_id!r} was delivered before with another body; a new "
             "message needs a new webhook-id",
@@ -284,7 +292,7 @@ async def replayed(deps: Deps, source: str, webhook_id: str, body: bytes) -> Ans
     return Answer(row.status_code, dict(row.answer))
 
 
-def _sha256(body: bytes) -> str:
+def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
@@ -408,7 +416,7 @@ async def _store(
 ) -> None:
     await session.execute(
         insert(webhook_deliveries).values(
-            source=source, webhook_id=webhook_id, body_sha256=_sha256(body),
+            source=source, webhook_id=webhook_id, body_sha256=body_digest(body),
             received_at=to_db(now), status_code=answer.status, answer=answer.body,
             rotation_id=answer.body["rotation_id"],
         )
