@@ -183,11 +183,13 @@ def test_inventory_commands(live):
     server = cli(
         live, "servers", "add", "--name", "sepm-x1", "--site", "site-x", "--address", "10.1.2.3",
         "--hostname", "sepm-x1.corp", "--version", "14.3.9000", "--port", "8443=8443",
-        "--port", "443=443",
+        "--port", "443=443", "--port", "8446=8446",
     )  # fmt: skip
     assert server.exit_code == 0, server.output
     servers = json.loads(cli(live, "servers", "list", "--site", "site-x", "--json").stdout)
-    assert [(s["name"], s["ports"]) for s in servers] == [("sepm-x1", {"8443": 8443, "443": 443})]
+    assert [(s["name"], s["ports"]) for s in servers] == [
+        ("sepm-x1", {"8443": 8443, "443": 443, "8446": 8446})
+    ]
     table = cli(live, "sites", "list")
     assert table.exit_code == 0 and "site-x" in table.stdout and "site-a" in table.stdout
 

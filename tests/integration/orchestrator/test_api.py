@@ -64,9 +64,9 @@ async def test_a_rotation_requested_over_the_api_completes_and_shows_every_readi
     # The new certificate joined the trust set the workers use for TLS to SEPM.
     update = next(m for m in env.worker.seen if type(m).__name__ == "UpdateServerCertificate")
     assert CERT_PEM in update.site.trusted_certificates_pem
-    # Pre-flight sent every hostname and address of the site's servers.
+    # Pre-flight sent the names clients use (not the internal address).
     sent = env.certificates.state.requests[0]["body"]
-    assert sent["hostnames"] == ["127.0.0.1", "sepm-a1.corp", "sepm-a2.corp"]
+    assert sent["hostnames"] == ["sepm-a1.corp", "sepm-a2.corp"]
     events = (await env.api.get(f"/v1/rotations/{rotation_id}/events")).json()["items"]
     kinds = [(e["kind"], e["type"]) for e in events]
     assert ("command", "InspectSite") in kinds and ("event", "ReplicationRestored") in kinds

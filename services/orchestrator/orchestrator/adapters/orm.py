@@ -108,6 +108,9 @@ sites = Table(
     Column("host_ops_credentials_set", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # sha256 of the certificates the last completed rotation replaced: still trusted until the
+    # next rotation completes, then dropped from the trust set.
+    Column("superseded_fingerprints", JSON),
 )
 
 servers = Table(

@@ -33,6 +33,7 @@ async def holders(session: AsyncSession, sites: Collection[str]) -> dict[str, st
     return {row.site: row.saga_id for row in rows}
 
 
-async def release(session: AsyncSession, saga_id: str) -> None:
-    """Free every site the saga holds (called in the transaction that makes it terminal)."""
-    await session.execute(delete(site_locks).where(site_locks.c.saga_id == saga_id))
+async def release(session: AsyncSession, saga_id: str) -> bool:
+    """Free every site the saga holds; False if it held none (it ended before)."""
+    result = await session.execute(delete(site_locks).where(site_locks.c.saga_id == saga_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

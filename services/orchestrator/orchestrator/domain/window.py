@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from orchestrator.domain.state import MaintenanceWindow
 
@@ -14,7 +14,11 @@ class InvalidWindowError(ValueError):
     """The window cannot be evaluated (bad cron expression or unknown time zone)."""
 
 
-def check_window(window: MaintenanceWindow) -> None:
+# A window that opens less often than this would keep verification off for too long anyway.
+HORIZON = timedelta(days=366)
+
+
+def check_window(window: MaintenanceWindow, now: datetime) -> None:
     """Raise InvalidWindowError with a message an operator can act on."""
     try:
         ZoneInfo(window.timezone)
@@ -22,6 +26,15 @@ def check_window(window: MaintenanceWindow) -> None:
         raise InvalidWindowError(f"unknown time zone {window.timezone!r}") from None
     if not croniter.is_valid(window.cron):
         raise InvalidWindowError(f"invalid cron expression {window.cron!r}")
+    try:
+        opening = next_opening(window, now)
+    except (CroniterBadDateError, ValueError, OverflowError):
+        opening = None
+    if opening is None or opening - now > HORIZON:
+        raise InvalidWindowError(
+            f"the maintenance window {window.cron!r} does not open within the next year "
+            f"(from {now.date().isoformat()}); the rotation could never swap"
+        )
 
 
 def is_open(window: MaintenanceWindow, now: datetime) -> bool:

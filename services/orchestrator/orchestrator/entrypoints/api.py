@@ -107,7 +107,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             upload=rotations.CertificateUpload(
                 upload.format, upload.data_b64, upload.password, upload.key_b64
             ),
-            options=rotations.with_operator_defaults(body.options, deps.settings),
+            options=rotations.with_operator_defaults(body.options.stored(), deps.settings),
             change_id=body.change_id,
             requested_by=who.name,
             idempotency_key=idempotency_key,

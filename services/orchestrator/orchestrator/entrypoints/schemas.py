@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.domain.state import RotationOptions
+from orchestrator.domain.state import MaintenanceWindow, RetryPolicy, RotationOptions
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# The stored options ignore unknown fields (old states stay readable); a request must not:
+# a typo such as `require_aproval` would silently drop the approval gate.
+class RetryPolicyIn(RetryPolicy):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MaintenanceWindowIn(MaintenanceWindow):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RotationOptionsIn(RotationOptions):
+    model_config = ConfigDict(extra="forbid")
+
+    maintenance_window: MaintenanceWindowIn | None = None
+    retry: RetryPolicyIn = Field(default_factory=RetryPolicyIn)
+    retry_per_step: dict[str, RetryPolicyIn] = Field(default_factory=dict)
+
+    def stored(self) -> RotationOptions:
+        """The options as the saga keeps them; fields left out stay unset (defaults apply)."""
+        return RotationOptions.model_validate(self.model_dump(exclude_unset=True))
 
 
 class CertificateUploadIn(_Body):
@@ -29,7 +53,7 @@ class CertificateUploadIn(_Body):
 class RotationIn(_Body):
     site: str = Field(min_length=1)
     certificate: CertificateUploadIn
-    options: RotationOptions = Field(default_factory=RotationOptions)
+    options: RotationOptionsIn = Field(default_factory=RotationOptionsIn)
     change_id: str | None = Field(None, max_length=200)
     orphan_risk_budget_reason: str | None = Field(
         None, description="Required when options.orphan_risk_budget > 0"
@@ -93,11 +117,25 @@ class HostOpsIn(_Body):
     endpoint: str | None = None
 
 
+SITE_NAME = r"^[A-Za-z0-9._-]{1,200}$"
+# A DNS name (RFC 1123 labels) or an IPv4 address; IPv6 literals are checked separately.
+HOSTNAME = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+SiteName = Annotated[str, Field(pattern=SITE_NAME, max_length=200)]
+HostName = Annotated[str, Field(pattern=HOSTNAME, max_length=253)]
+# SEPM's listeners: 8443 clients (HTTPS), 443 clients (IIS/Apache), 8446 REST API and console,
+# 8445 reporting (where used), 8014 clients over HTTP (no certificate).
+SepmPort = Literal["8443", "443", "8446", "8445", "8014"]
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
 class SiteIn(_Body):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
     api_url: str = Field(min_length=1, description="e.g. https://sepm-a1:8446/sepm/api/v1")
     version: str = Field(min_length=1)
-    replication_partners: list[str] = Field(default_factory=list)
+    replication_partners: list[SiteName] = Field(default_factory=list, max_length=100)
     trusted_certificates_pem: list[str] = Field(default_factory=list)
     host_ops: HostOpsIn
     sepm_credentials: SepmCredentialsIn | None = None
@@ -105,12 +143,31 @@ class SiteIn(_Body):
 
 
 class ServerIn(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    site: str = Field(min_length=1)
-    address: str = Field(min_length=1)
-    hostnames: list[str] = Field(default_factory=list)
-    version: str = Field(min_length=1)
-    ports: dict[str, int] = Field(default_factory=dict, description='{"8443": 8443, ...}')
+    name: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
+    site: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
+    address: str = Field(
+        min_length=1, max_length=253, description="How certrotate reaches the host (name or IP)"
+    )
+    hostnames: list[HostName] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The names clients use to reach this server; the certificate must carry them",
+    )
+    version: str = Field(min_length=1, max_length=50)
+    ports: dict[SepmPort, PortNumber] = Field(
+        default_factory=dict,
+        description='SEPM listener -> port: {"8443": 8443, "443": 443, "8446": 8446} at least',
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _host_or_ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.fullmatch(HOSTNAME, value):
+                raise ValueError("must be a DNS name or an IP address") from None
+        return value
 
 
 class TaskConfirmIn(_Body):

@@ -139,9 +139,20 @@ async def delete_site(session: AsyncSession, vault: Vault, name: str) -> None:
     await store.delete(hostops_ref(name))
 
 
+# Every TLS listener SEPM serves the certificate on; each is verified after the install.
+REQUIRED_TLS_PORTS = ("8443", "443", "8446")
+
+
 async def put_server(
     session: AsyncSession, *, name: str, spec: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
+    missing = [p for p in REQUIRED_TLS_PORTS if p not in spec.get("ports", {})]
+    if missing:
+        raise InputRejectedError(
+            f"server {name!r} must list every SEPM TLS port; missing: {', '.join(missing)} "
+            '(e.g. "ports": {"8443": 8443, "443": 443, "8446": 8446}, and 8445 where used)',
+            code="tls_ports_missing",
+        )
     if await _site_row(session, spec["site"]) is None:
         raise InputRejectedError(
             f"no site named {spec['site']!r}; create the site first", code="unknown_site"

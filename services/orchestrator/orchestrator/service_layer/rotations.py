@@ -143,7 +143,7 @@ async def create_rotation(
             return existing, False
     if options.maintenance_window is not None:
         try:
-            check_window(options.maintenance_window)
+            check_window(options.maintenance_window, deps.now())
         except InvalidWindowError as exc:
             raise InputRejectedError(str(exc), code="invalid_window") from None
     async with runtime.uow() as uow:
@@ -152,8 +152,9 @@ async def create_rotation(
         # Refuse early (before the upload goes anywhere); the lock rows below decide races.
         if admit is None:
             _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
+    # Clients reach SEPM by these names; the address is how certrotate reaches the host.
     hostnames = sorted(
-        {name for server in target.servers for name in (*server.hostnames, server.address)}
+        {name for server in target.servers for name in (server.hostnames or [server.address])}
     )
     certificates = CertificatesClient(
         deps.certificates, deps.settings.internal_token.get_secret_value()

@@ -7,12 +7,12 @@ from typing import Any
 
 from certrotate_shared.envelope import Command, Envelope
 from certrotate_shared.unit_of_work import UnitOfWork
-from orchestrator.adapters import site_locks
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
 from orchestrator.domain.saga import Decision, decide
 from orchestrator.domain.state import SagaState
 from orchestrator.domain.subscriptions import Marks, marks_of
+from orchestrator.service_layer import trust
 from orchestrator.service_layer.callbacks import record_transition
 
 
@@ -90,8 +90,8 @@ async def persist(
         await repo.add(state)
     else:
         await repo.save(state, version)
-        if state.terminal:  # the site (and its farm) may rotate again
-            await site_locks.release(uow.session, state.saga_id)
+        if state.terminal:  # frees the site (and its farm); carries the new trust
+            await trust.rotation_ended(uow.session, state)
     if timers_before is None or timers_before != state.timers:
         sync_timers(uow, state)
     record_history(uow, state.saga_id, entries)
