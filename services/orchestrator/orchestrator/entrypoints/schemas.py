@@ -8,7 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.domain.state import MaintenanceWindow, RetryPolicy, RotationOptions
+from orchestrator.domain.state import (
+    AnswerDeadlines,
+    MaintenanceWindow,
+    RetryPolicy,
+    RotationOptions,
+)
 
 
 class _Body(BaseModel):
@@ -25,12 +30,17 @@ class MaintenanceWindowIn(MaintenanceWindow):
     model_config = ConfigDict(extra="forbid")
 
 
+class AnswerDeadlinesIn(AnswerDeadlines):
+    model_config = ConfigDict(extra="forbid")
+
+
 class RotationOptionsIn(RotationOptions):
     model_config = ConfigDict(extra="forbid")
 
     maintenance_window: MaintenanceWindowIn | None = None
     retry: RetryPolicyIn = Field(default_factory=RetryPolicyIn)
     retry_per_step: dict[str, RetryPolicyIn] = Field(default_factory=dict)
+    answer_deadlines: AnswerDeadlinesIn = Field(default_factory=AnswerDeadlinesIn)
 
     def stored(self) -> RotationOptions:
         """The options as the saga keeps them; fields left out stay unset (defaults apply)."""

@@ -1,14 +1,14 @@
 """sites.superseded_fingerprints: the certificates the last completed rotation replaced
 
-Revision ID: o0003
-Revises: o0002
+Revision ID: o0006
+Revises: o0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "o0003"
-down_revision = "o0002"
+revision = "o0006"
+down_revision = "o0005"
 branch_labels = None
 depends_on = None
 
