@@ -32,7 +32,6 @@ run on the site's first server. The account is the vault entry at `host_ops.cred
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,15 +40,17 @@ from typing import Any
 from certrotate_shared.hostops.arguments import checked_partner
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
 from certrotate_shared.hostops.manual import ManualHostOperations
+from certrotate_shared.hostops.winrm_outcome import (
+    keystore_for_install,
+    read_outcome,
+    transport_error,
+)
 from certrotate_shared.hostops.winrm_script import (
     BOOTSTRAP,
-    ERROR_MARK,
     POWERSHELL_ARGS,
-    RESULT_MARK,
     ScriptCall,
     scripts_directory,
 )
-from certrotate_shared.logs import redact
 from certrotate_shared.messages.common import ServerTarget, SiteTarget
 from certrotate_shared.vault import Vault
 
@@ -262,8 +263,8 @@ class WinRMHostOperations:
         except HostOperationError:
             raise
         except Exception as exc:
-            raise _transport_error(what, endpoint, exc) from exc
-        return _read_outcome(what, stdout, stderr, status)
+            raise transport_error(what, endpoint, exc) from exc
+        return read_outcome(what, stdout, stderr, status)
 
     async def _load_account(self) -> dict[str, Any]:
         if self._account is not None:
@@ -329,47 +330,6 @@ class WinRMHostOperations:
         return bytes(stdout), bytes(stderr), int(status)
 
 
-def keystore_for_install(bundle: CertificateBundle) -> tuple[bytes, str, str]:
-    """(keystore bytes, "jks" | "pkcs12", password) for the install script.
-
-    A PEM certificate and key become a PKCS#12 here, since Windows PowerShell cannot read PEM;
-    it keeps the bundle's password (SEPM needs a keystore password, so one is required).
-    """
-    if not bundle.password:
-        raise HostOperationError(
-            "the keystore needs a password: SEPM's server.xml cannot use an empty keystorePass",
-            code="WRONG_PASSWORD",
-        )
-    if bundle.format in ("jks", "pkcs12"):
-        return bundle.data, bundle.format, bundle.password
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
-    if bundle.key is None:
-        raise HostOperationError(
-            "a PEM certificate bundle needs its private key", code="INVALID_PRIVATE_KEY"
-        )
-    try:
-        chain = x509.load_pem_x509_certificates(bundle.data)
-    except ValueError as exc:
-        raise HostOperationError("Invalid certificate file", code="INVALID_CERTIFICATE") from exc
-    try:
-        key = serialization.load_pem_private_key(bundle.key, password=bundle.password.encode())
-    except TypeError:
-        key = serialization.load_pem_private_key(bundle.key, password=None)
-    except ValueError as exc:
-        raise HostOperationError("Invalid private key file", code="INVALID_PRIVATE_KEY") from exc
-    data = pkcs12.serialize_key_and_certificates(
-        b"sepm",
-        key,  # type: ignore[arg-type]
-        chain[0],
-        chain[1:] or None,
-        serialization.BestAvailableEncryption(bundle.password.encode()),
-    )
-    return data, "pkcs12", bundle.password
-
-
 def backup_id_of(backup_ref: str) -> str:
     """The script's backup id from "winrm:<id>:<fingerprint>" (or a bare id)."""
     if backup_ref.startswith(WINRM_BACKUP_PREFIX):
@@ -379,40 +339,3 @@ def backup_id_of(backup_ref: str) -> str:
 
 def _port(server: ServerTarget, name: str) -> int:
     return int(server.ports.get(name, int(name)))
-
-
-def _read_outcome(what: str, stdout: bytes, stderr: bytes, status: int) -> dict[str, Any]:
-    lines = stdout.decode("utf-8", "replace").splitlines()
-    for line in reversed(lines):
-        if line.startswith(ERROR_MARK):
-            failure = json.loads(line[len(ERROR_MARK) :])
-            raise HostOperationError(
-                f"could not {what}: {failure.get('message')}",
-                retryable=bool(failure.get("retryable")),
-                code=str(failure.get("code") or "SCRIPT_FAILED"),
-            )
-        if line.startswith(RESULT_MARK) and status == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            log.info("winrm: %s done%s", what, " (replayed)" if result.get("replayed") else "")
-            return result
-    tail = redact(stderr.decode("utf-8", "replace").strip())[-400:]
-    raise HostOperationError(
-        f"could not {what}: PowerShell exited with {status} without a result"
-        + (f"; stderr: {tail}" if tail else ""),
-        retryable=True,
-        code="NO_RESULT",
-    )
-
-
-def _transport_error(what: str, endpoint: str, exc: Exception) -> HostOperationError:
-    name = type(exc).__name__
-    if name == "InvalidCredentialsError":
-        return HostOperationError(
-            f"could not {what}: {endpoint} refused the WinRM account", code="ACCESS_DENIED"
-        )
-    # Connection, timeout and transport faults: the host may answer next time.
-    return HostOperationError(
-        f"could not {what}: WinRM to {endpoint} failed ({name}: {redact(str(exc))[:300]})",
-        retryable=True,
-        code="UNREACHABLE",
-    )
