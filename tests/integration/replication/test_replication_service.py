@@ -279,3 +279,46 @@ async def test_a_failed_deletion_is_reported_with_what_was_broken_and_a_retry_fi
     assert broken.payload["broken_partners"] == ["site-b", "site-c"]
     deletes = [e for e in await stack.operations("replication.partner.delete") if e["status"] < 400]
     assert sorted(e["target"] for e in deletes) == ["site-a/site-b", "site-a/site-c"]
+
+
+async def test_a_failure_on_the_partners_side_keeps_this_side_broken_and_restorable(stack):
+    """site-a's side is deleted, site-b's side fails: the break fails with site-b counted as
+    broken (this site no longer lists it), a retry does only site-b's side, and a restore
+    re-adds exactly that partnership."""
+    await stack.start_service()
+    await stack.fault(
+        kind="http_error",
+        status=500,
+        path="/sites/site-b/replication/partners/site-a/delete",
+        count=1,
+    )
+    saga = str(uuid.uuid4())
+    [first] = await stack.send(
+        BreakReplication(idempotency_key=key(saga, "break"), site=stack.site, partners=["site-b"]),
+        saga_id=saga,
+    )
+    failed = await stack.reply(first)
+    assert failed.type == "ReplicationBreakFailed"
+    assert failed.payload["broken_partners"] == ["site-b"]
+    assert failed.payload["retryable"] is True
+    assert "site-b's side" in failed.payload["reason"]
+    assert "site-b" not in await stack.partners()
+    [second] = await stack.send(
+        BreakReplication(
+            idempotency_key=key(saga, "break", 2), site=stack.site, partners=["site-b"]
+        ),
+        saga_id=saga,
+    )
+    assert (await stack.reply(second)).payload["broken_partners"] == ["site-b"]
+    deletes = await stack.operations("replication.partner.delete")
+    # site-a's side once; site-b's side twice (the failed try, then the retry's own key).
+    assert [e["target"] for e in deletes] == ["site-a/site-b", "site-b/site-a", "site-b/site-a"]
+    [restore] = await stack.send(
+        RestoreReplication(
+            idempotency_key=key(saga, "restore"), site=stack.site, partners=["site-b"]
+        ),
+        saga_id=saga,
+    )
+    restored = await stack.reply(restore)
+    assert restored.type == "ReplicationRestored", restored.payload
+    assert "site-b" in await stack.partners()
