@@ -65,6 +65,9 @@ class Settings(ServiceSettings):
     callback_allowed_networks: list[str] = []
     # Plain-http callback URLs (https only by default).
     callback_allow_http: bool = False
+    # PEM file of CA certificates trusted for https callbacks besides the system's (an internal
+    # ITSM tool behind a corporate CA).
+    callback_ca_file: str = ""
     # A failed callback is retried with exponential back-off (clock seconds) for this many hours
     # after its first attempt (at least 24), then marked failed (it can be redelivered).
     callback_retry_base_seconds: float = Field(30.0, gt=0)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,19 +32,23 @@ class Receiver:
     attempts: list[str] = field(default_factory=list)  # webhook-ids, every attempt
     forged: int = 0
     port: int = 0
+    # Serve https with this context (and name the host, which the certificate must cover).
+    tls: ssl.SSLContext | None = None
+    host: str = "127.0.0.1"
     _server: asyncio.Server | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/itsm/hook"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}/itsm/hook"
 
     async def start(self) -> None:
         if not self.port:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 self.port = probe.getsockname()[1]
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=self.tls)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -6,6 +6,8 @@ orchestrator's settings, as an admin would for an internal receiver."""
 
 from __future__ import annotations
 
+import functools
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from tests.integration.orchestrator.callback_receiver import Receiver
 from tests.integration.orchestrator.support import rotation_body, wait_until
 from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
+from tests.support.pki import TestCA
 
 pytestmark = pytest.mark.integration
 
@@ -262,3 +265,48 @@ async def test_subscriptions_are_admin_only_and_the_secret_is_shown_once(hooks, 
     assert bad.status_code == 422
     assert (await env.api.delete(f"/v1/subscriptions/{sub}")).status_code == 204
     assert (await env.api.get(f"/v1/subscriptions/{sub}")).status_code == 404
+
+
+async def first_tried(env: Hooks, subscription_id: str) -> bool:
+    items = await deliveries(env, subscription_id)
+    return bool(items) and items[0]["attempts"] >= 1
+
+
+def _tls_receiver(tmp_path) -> tuple[Receiver, str]:
+    """An https receiver for `localhost` with a certificate from a private CA (file returned)."""
+    ca = TestCA.root("ITSM Test CA")
+    issued = ca.issue(["localhost"])
+    (tmp_path / "itsm.crt").write_bytes(issued.pem_bundle())
+    (tmp_path / "itsm.key").write_bytes(issued.key_pem())
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "itsm.crt", tmp_path / "itsm.key")
+    return Receiver(tls=context, host="localhost"), str(tmp_path / "ca.pem")
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_https_callbacks_check_the_receivers_certificate_for_its_name(
+    tmp_path, master_key, trusted
+):
+    # The request goes to the checked address; the certificate must still match the URL's name.
+    receiver, ca_file = _tls_receiver(tmp_path)
+    await receiver.start()
+    settings: dict[str, Any] = {"callback_allowed_networks": ["127.0.0.0/8", "::1/128"]}
+    if trusted:
+        settings["callback_ca_file"] = ca_file
+    try:
+        async for env in started_hooks(tmp_path, master_key, **settings):
+            sub = await subscribe(env, receiver, event_types=["rotation.completed"])
+            await env.api.post("/v1/rotations", json=rotation_body())
+
+            await wait_until(functools.partial(first_tried, env, sub))
+            item = (await deliveries(env, sub))[0]
+            if trusted:
+                assert item["status"] == "delivered", item
+                got = await receiver.wait_for(1)
+                assert got[0].payload["type"] == "rotation.completed"
+            else:
+                assert item["status"] == "pending" and "ConnectError" in item["last_error"]
+                assert receiver.received == []
+    finally:
+        await receiver.stop()

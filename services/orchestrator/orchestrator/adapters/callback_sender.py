@@ -7,8 +7,10 @@ Redirects are never followed and only a short prefix of the answer is read."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +77,7 @@ async def send(
     allowed: Sequence[Network],
     allow_http: bool,
     timeout: float,
+    trust: ssl.SSLContext | None = None,
 ) -> SendResult:
     try:
         host, addresses = await resolve_checked(url, allowed=allowed, allow_http=allow_http)
@@ -91,7 +94,9 @@ async def send(
         "user-agent": "certrotate-callbacks/1",
         "host": parts.netloc,
     }
-    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as http:
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=timeout, trust_env=False, verify=trust or True
+    ) as http:
         request = http.build_request(
             "POST", target, content=body.encode(), headers=headers,
             extensions={"sni_hostname": host},
@@ -108,6 +113,16 @@ async def send(
         return SendResult(False, response.status_code, "redirects are not followed", prefix)
     ok = 200 <= response.status_code < 300
     return SendResult(ok, response.status_code, None if ok else "not a 2xx answer", prefix)
+
+
+@functools.lru_cache(maxsize=4)
+def trust_store(ca_file: str) -> ssl.SSLContext:
+    """The system's CAs, plus those of `ca_file` when given; host names are always checked
+    (against the URL's name, sent as SNI, although the connection goes to the checked address)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 async def _prefix(response: httpx.Response) -> str:

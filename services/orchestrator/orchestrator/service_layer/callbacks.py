@@ -160,6 +160,7 @@ async def deliver_one(deps: Deps) -> bool:
         allowed=_allowed(deps),
         allow_http=settings.callback_allow_http,
         timeout=settings.callback_timeout_seconds,
+        trust=callback_sender.trust_store(settings.callback_ca_file),
     )
     now = deps.now()
     attempts = row.attempts + 1
