@@ -1,14 +1,14 @@
 """sites.superseded_fingerprints: the certificates the last completed rotation replaced
 
-Revision ID: o0006
-Revises: o0005
+Revision ID: o0008
+Revises: o0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "o0006"
-down_revision = "o0005"
+revision = "o0008"
+down_revision = "o0007"
 branch_labels = None
 depends_on = None
 
