@@ -196,8 +196,20 @@ async def test_restore_uses_the_originals_the_orchestrator_sends() -> None:
     event = await restore(sepm, store, [recorded("g-lab", {"loc-default": True})])
     assert isinstance(event, CertificateVerificationSet)
     assert sepm.settings["g-lab"] == {"loc-default": True}
-    # Only those originals: the other groups stay as they are (off).
-    assert sepm.settings["g-default"] == {"loc-default": False, "loc-remote": False}
+    # What the worker recorded besides is put back too: never leave a location off.
+    assert sepm.settings["g-default"] == GROUPS["g-default"]
+
+
+async def test_a_disable_that_failed_midway_is_restored_from_the_workers_record() -> None:
+    # The orchestrator saw no CertificateVerificationSet, so it has no originals to send; the
+    # locations the failed disable turned off must come back all the same.
+    sepm, store = FakeSepm(GROUPS, fail_patch_after=2), FakeStore()
+    failed = await run("disable", sepm, store)
+    assert isinstance(failed, CertificateVerificationFailed)
+    sepm.fail_patch_after = None
+    event = await restore(sepm, store, [])
+    assert isinstance(event, CertificateVerificationSet)
+    assert sepm.settings == GROUPS
 
 
 async def test_restore_without_originals_falls_back_to_the_workers_record() -> None:

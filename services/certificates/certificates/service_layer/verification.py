@@ -5,10 +5,10 @@ every group is reported, so the watches cover the clients of inheriting groups t
 
 "disable" records each location's original value (before touching it, so a crash cannot lose
 it; the first record of a saga wins, so a re-run after someone re-enabled keeps the true
-original) and turns secure communications off where it is on. "restore" puts back exactly the
-originals the orchestrator sends (the worker's own record for older producers), and reports a
-failure when there is nothing to restore or any location could not be restored. Both look first
-and patch only what differs, so a re-run completes the rest.
+original) and turns secure communications off where it is on. "restore" puts back the originals
+the orchestrator sends, plus any this worker recorded besides (a disable that failed midway),
+and reports a failure when there is nothing to restore or any location could not be restored.
+Both look first and patch only what differs, so a re-run completes the rest.
 """
 
 from __future__ import annotations
@@ -170,10 +170,16 @@ async def _to_restore(
     site: SiteTarget,
     store: CertificateStore,
 ) -> list[LocationValue]:
-    if originals is None:
-        values = [_value(o) for o in await store.originals(saga_id, site.site)]
-    else:
-        values = from_messages(originals)
+    """The orchestrator's originals, plus what this worker recorded for the saga besides.
+
+    The orchestrator knows originals only from a disable that reported success; a disable that
+    failed midway recorded (and turned off) some locations here, and those must come back too.
+    Where both know a location, the orchestrator's value wins.
+    """
+    recorded = [_value(o) for o in await store.originals(saga_id, site.site)]
+    sent = from_messages(originals or [])
+    known = {(v.group_id, v.location_id) for v in sent}
+    values = sent + [v for v in recorded if (v.group_id, v.location_id) not in known]
     if not values:
         raise NothingToRestoreError(
             f"nothing to restore on site {site.site}: no original secure_communications value "
