@@ -20,7 +20,7 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc5652, rfc7292, rfc8018
 
 from certificates.domain.keystore import BundleRejected, Upload, open_bundle
-from certificates.domain.keystore_limits import MAX_CHAIN, MAX_KEYSTORE_BYTES
+from certificates.domain.keystore_limits import MAX_CHAIN, MAX_KDF_ITERATIONS, MAX_KEYSTORE_BYTES
 from tests.support.pki import IssuedCertificate, TestCA
 
 pytestmark = pytest.mark.unit
@@ -195,3 +195,12 @@ def test_an_encrypted_pem_key_with_an_enormous_iteration_count_is_refused_unpars
     problem = refused(Upload("pem", good.pem_bundle(), "pw", crafted))
     assert problem.code == "excessive_iterations"
     assert "private key" in problem.detail
+
+
+def test_the_iteration_cap_holds_to_the_unit(good: IssuedCertificate) -> None:
+    """One over the cap is refused; the cap itself is only as expensive as a parse allows."""
+    data = _with_mac_iterations(good.pkcs12("pw"), MAX_KDF_ITERATIONS + 1)
+    assert refused(Upload("pkcs12", data, "pw")).code == "excessive_iterations"
+    at_cap = _with_mac_iterations(good.pkcs12("pw"), MAX_KDF_ITERATIONS)
+    # Within the cap it is parsed: the altered MAC no longer verifies, so the password "fails".
+    assert refused(Upload("pkcs12", at_cap, "pw")).code == "wrong_password"
