@@ -149,7 +149,7 @@ def build_sites(
                     site=spec.name,
                     version=spec.version,
                     hostnames=hostnames,
-                    installed=pair,
+                    initial=pair,
                     index=index,
                 )
             )

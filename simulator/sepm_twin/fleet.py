@@ -119,6 +119,9 @@ class Fleet:
         self.next_checkin = np.maximum(self.offline_until, start_ms) + jitter
         self.max_offline_until = int(self.offline_until.max()) if n else 0
 
+        # The certificates of the site's management server list as SEPM records them; a
+        # client pins them when it takes a verifying policy (or a Communication Update Package).
+        self.msl_mask = np.uint64(trusted_mask)
         self.s_bit = np.zeros(max(server_count, 1), dtype=np.uint64)
         self.s_up = np.ones(max(server_count, 1), dtype=bool)
         self.now_ms = start_ms
@@ -177,7 +180,7 @@ class Fleet:
         self.orphaned_at[gone] = at[lost]
         self.last_update[gone] = at[lost]
 
-        oi, at_ok, bit_ok = idx[ok], at[ok], bit[ok]
+        oi, at_ok = idx[ok], at[ok]
         g, loc = self.group[oi], self.location[oi]
         new_time = self.g_time[g]
         new_secure = self.g_secure[g, loc]
@@ -188,8 +191,9 @@ class Fleet:
         self.applied_push[ci] = self.g_push[g, loc][changed]
         self.applied_hb_ms[ci] = self.g_hb_ms[g, loc][changed]
         self.last_update[ci] = at_ok[changed]
-        # A verifying policy pins the certificate its server presents right now.
-        self.trusted[oi[new_secure]] |= bit_ok[new_secure]
+        # A new verifying policy comes with the management server list, whose recorded
+        # certificates the client pins, whatever its server presents.
+        self.trusted[ci[new_secure[changed]]] = self.msl_mask
 
         # Several heartbeats may fall in one tick; state was constant, so one pass is enough.
         hb = self.applied_hb_ms[idx]
@@ -200,9 +204,9 @@ class Fleet:
         return (self.offline_until[idx] <= self.now_ms) & ~self.orphaned[idx]
 
     def apply_communication_update_package(self, i: int, at_ms: int) -> None:
-        """A CUP re-pins the served certificate and lets the client talk to its server again."""
+        """A CUP carries the management server list: the client pins it and talks again."""
         self.orphaned[i] = False
-        self.trusted[i] = self.s_bit[self.server[i]]
+        self.trusted[i] = self.msl_mask
         self.last_update[i] = at_ms
         self.next_checkin[i] = max(at_ms, int(self.offline_until[i])) + int(
             self._rng.random() * PUSH_NOTIFY_MS

@@ -85,7 +85,7 @@ class Replication:
 
     def _pins(self, *site_names: str) -> set[str]:
         return {
-            srv.client_facing.fingerprint_sha256
+            srv.manager_facing.fingerprint_sha256
             for name in site_names
             for srv in self._sites[name].servers
         }
@@ -147,7 +147,7 @@ class Replication:
             ("replication_failure",), {"site": a, "partner": b}
         ) or self._faults.fire(("replication_failure",), {"site": b, "partner": a})
         presented = {
-            self._sites[name].servers[0].client_facing.fingerprint_sha256 for name in (a, b)
+            self._sites[name].servers[0].manager_facing.fingerprint_sha256 for name in (a, b)
         }
         if fault is not None:
             partnership.status_code = fault.status_code

@@ -19,6 +19,10 @@ from sepm_twin.servers import Backup, ManagementServer
 from sepm_twin.site import Site
 from sepm_twin.trust import CertificateBits
 
+# The places one certificate lives on a management server: the Tomcat keystore, Apache's PEM
+# pair, and SEPM's own record (the management server list's certificate).
+ALL_PARTS = ("tomcat", "apache", "record")
+
 
 class HostError(Exception):
     """A host operation that failed the way SEPM's host would; status is the HTTP answer."""
@@ -110,24 +114,50 @@ class World:
 
     def backup_certificate(self, server: ManagementServer) -> Backup:
         self._backups += 1
-        backup = Backup(f"backup-{self._backups}", server.installed)
+        backup = Backup(f"backup-{self._backups}", dict(server.stores), server.record)
         server.backups[backup.id] = backup
         return backup
 
-    def install_certificate(self, server: ManagementServer, pair: KeyPair) -> None:
+    def install_certificate(
+        self, server: ManagementServer, pair: KeyPair, parts: tuple[str, ...] = ALL_PARTS
+    ) -> None:
+        """Write the certificate to some of the server's stores and/or SEPM's record.
+
+        All three at once is what the console's Update Server Certificate does; nothing is
+        served until the services that read a store restart.
+        """
         fault = self.faults.fire(("install_failure",), {"site": server.site, "server": server.name})
         if fault is not None:
             raise HostError(
                 500, "INSTALL_FAILED", fault.message or "Failed to update the server certificate"
             )
-        server.installed = pair
+        for part in parts:
+            if part == "record":
+                server.recorded = pair
+            else:
+                server.stores[part] = pair
+        if "record" in parts:
+            self._publish_server_list(self.sites[server.site])
 
     def restore_certificate(self, server: ManagementServer, backup_id: str) -> Backup:
         backup = server.backups.get(backup_id)
         if backup is None:
             raise HostError(404, "NOT_FOUND", f"No backup {backup_id!r} on {server.name}")
-        server.installed = backup.pair
+        server.stores = dict(backup.stores)
+        server.recorded = backup.recorded
+        self._publish_server_list(self.sites[server.site])
         return backup
+
+    def management_server_list(self, site: Site) -> list[ManagementServer]:
+        """The servers of the site's management server list, each with its recorded certificate."""
+        return list(site.servers)
+
+    def _publish_server_list(self, site: Site) -> None:
+        """The certificates clients will pin with their next verifying policy."""
+        mask = 0
+        for server in self.management_server_list(site):
+            mask |= self.bits.bit(server.record.fingerprint_sha256)
+        site.fleet.msl_mask = np.uint64(mask)
 
     # -- services -------------------------------------------------------------------------
     def check_service(self, server: ManagementServer, service: str) -> None:
@@ -151,7 +181,7 @@ class World:
         self._publish_server(server, now)
 
     def start_service(self, server: ManagementServer, service: str) -> None:
-        """Start a service; it loads the installed certificate on the ports it serves."""
+        """Start a service; it loads its store's certificate on the ports it serves."""
         now = self.sync()
         fault = self.faults.fire(
             ("service_start_failure",),
@@ -165,9 +195,7 @@ class World:
                 fault.message or f"The {service} service on {server.name} failed to start",
             )
         server.services[service] = "running"
-        for port in server.ports_of(service):
-            if port in server.served:
-                server.served[port] = server.installed
+        server.load(service)
         self._publish_server(server, now)
         self.sites[server.site].fleet.notify_server_restart(server.index, now)
 

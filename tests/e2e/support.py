@@ -390,7 +390,7 @@ async def assert_site_rotated(
     assert [s["name"] for s in servers] == ["sepm-a1", "sepm-a2"]
     for server in servers:
         handshakes = lower(await tls_fingerprints(server))
-        assert set(handshakes) == {"8443", "8446", "443"}
+        assert set(handshakes) == {"8443", "8446", "443", "8445"}
         # What our own TLS handshakes see, and what the twin says it serves, on every port.
         assert handshakes == dict.fromkeys(handshakes, new_fp)
         assert lower(server["served_fingerprints"]) == handshakes

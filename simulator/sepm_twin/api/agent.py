@@ -15,7 +15,7 @@ from fastapi import Request, Response
 from sepm_twin.api.responses import host_error, json_response
 from sepm_twin.faults import HTTP_KINDS
 from sepm_twin.keystore import KeystoreError
-from sepm_twin.servers import PORTS, ManagementServer
+from sepm_twin.servers import ManagementServer
 from sepm_twin.world import HostError, World
 
 Reconcile = Callable[[ManagementServer, set[str]], Awaitable[None]]
@@ -115,8 +115,6 @@ class HostAgent:
         world = self.world
         world.check_service(server, service)
         affected = set(server.ports_of(service))
-        if service == "semwebsrv":
-            affected = set(PORTS)
         world.stop_service(server, service)
         await self.reconcile(server, affected)
         try:
@@ -130,5 +128,8 @@ def served(server: ManagementServer) -> dict[str, Any]:
     return {
         "served_fingerprint_sha256": server.client_facing.fingerprint_sha256,
         "served_fingerprints": {p: pair.fingerprint_sha256 for p, pair in server.served.items()},
-        "installed_fingerprint_sha256": server.installed.fingerprint_sha256,
+        # The Tomcat keystore's, kept under its old name for drivers that read it.
+        "installed_fingerprint_sha256": server.stores["tomcat"].fingerprint_sha256,
+        "stores": {name: pair.fingerprint_sha256 for name, pair in server.stores.items()},
+        "recorded_fingerprint_sha256": server.record.fingerprint_sha256,
     }

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from sepm_twin.api.responses import host_error, json_response
-from sepm_twin.api.views import client_view, convergence_view, orphans_view, topology_view
+from sepm_twin.api.views import (
+    client_view,
+    convergence_view,
+    orphans_view,
+    server_list_view,
+    topology_view,
+)
 from sepm_twin.keystore_export import install_body
 from sepm_twin.world import HostError, World
 
@@ -97,6 +103,10 @@ def build_control_router(world: World, control_url: Callable[[], str]) -> APIRou
         per_minute = _number(await _body(request), "calls_per_minute", allow_none=True)
         world.site(site).rate_limit.set(per_minute or None)
         return json_response({"site": site, "calls_per_minute": per_minute or None})
+
+    @router.get("/sites/{site}/management-server-list")
+    async def management_server_list(site: str) -> Response:
+        return json_response(server_list_view(world, world.site(site)))
 
     @router.post("/sites/{site}/groups/{group_id}/touch-policy")
     async def touch_policy(site: str, group_id: str) -> Response:

@@ -14,10 +14,19 @@ from fastapi import APIRouter, Request, Response
 
 from sepm_twin.api.agent import HostAgent, served
 from sepm_twin.api.responses import host_error, json_response
-from sepm_twin.api.views import server_view
+from sepm_twin.api.views import backup_view, server_view
 from sepm_twin.keystore import read_install_request
-from sepm_twin.servers import ManagementServer
-from sepm_twin.world import HostError
+from sepm_twin.servers import STORE_OF_PORT, STORES, ManagementServer
+from sepm_twin.world import ALL_PARTS, HostError
+
+
+def restart_required(server: ManagementServer, parts: tuple[str, ...]) -> list[str]:
+    """The services that must restart to serve what was written (the record needs none)."""
+    return [
+        service
+        for service in server.services
+        if any(STORE_OF_PORT.get(port) in parts for port in server.ports_of(service))
+    ]
 
 
 async def _json(request: Request) -> Any:
@@ -47,9 +56,8 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
     @router.post("/servers/{name}/certificate/backup")
     async def backup(name: str, request: Request) -> Response:
         async def action() -> tuple[int, Any]:
-            server = find(name)
-            made = world.backup_certificate(server)
-            return 200, {"backup_id": made.id, "fingerprint_sha256": made.pair.fingerprint_sha256}
+            made = world.backup_certificate(find(name))
+            return 200, backup_view(made)
 
         return await agent.run(
             request,
@@ -60,8 +68,9 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             server=name,
         )
 
-    @router.post("/servers/{name}/certificate/install")
-    async def install(name: str, request: Request) -> Response:
+    async def write_certificate(
+        name: str, request: Request, operation: str, parts: tuple[str, ...]
+    ) -> Response:
         params: dict[str, Any] = {}
 
         async def action() -> tuple[int, Any]:
@@ -73,18 +82,36 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             pair = read_install_request(body)
             params["fingerprint_sha256"] = pair.fingerprint_sha256
             world.sync()
-            world.install_certificate(server, pair)
-            restart = [s for s in ("semwebsrv", "semapisrv") if s in server.services]
-            return 200, {"server": name, "restart_required": restart, **served(server)}
+            world.install_certificate(server, pair, parts)
+            return 200, {
+                "server": name,
+                "updated": list(parts),
+                "restart_required": restart_required(server, parts),
+                **served(server),
+            }
 
         return await agent.run(
-            request,
-            operation="certificate.install",
-            target=name,
-            params=params,
-            action=action,
-            server=name,
+            request, operation=operation, target=name, params=params, action=action, server=name
         )
+
+    @router.post("/servers/{name}/certificate/install")
+    async def install(name: str, request: Request) -> Response:
+        """Both stores and SEPM's record, as the console's Update Server Certificate does."""
+        return await write_certificate(name, request, "certificate.install", ALL_PARTS)
+
+    @router.post("/servers/{name}/certificate/stores/{store}")
+    async def install_store(name: str, store: str, request: Request) -> Response:
+        """One store only: tomcat (keystore.jks) or apache (server.crt and server.key)."""
+        if store not in STORES:
+            return host_error(
+                404, "UNKNOWN_STORE", f"Unknown store {store!r}; use tomcat or apache"
+            )
+        return await write_certificate(name, request, f"certificate.store.{store}", (store,))
+
+    @router.post("/servers/{name}/certificate/record")
+    async def record(name: str, request: Request) -> Response:
+        """SEPM's record of the certificate, which the management server list hands out."""
+        return await write_certificate(name, request, "certificate.record", ("record",))
 
     @router.post("/servers/{name}/certificate/restore")
     async def restore(name: str, request: Request) -> Response:

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from sepm_twin.servers import ManagementServer
+from sepm_twin.groups import DEFAULT_SERVER_LIST
+from sepm_twin.servers import Backup, ManagementServer
 from sepm_twin.site import Site
 from sepm_twin.world import World
 
@@ -20,11 +21,38 @@ def server_view(server: ManagementServer) -> dict[str, Any]:
         "served_fingerprint_sha256": server.client_facing.fingerprint_sha256,
         "served_certificate_pem": server.client_facing.certificate_pem.decode(),
         "served_fingerprints": {p: pair.fingerprint_sha256 for p, pair in server.served.items()},
-        "installed_fingerprint_sha256": server.installed.fingerprint_sha256,
+        "installed_fingerprint_sha256": server.stores["tomcat"].fingerprint_sha256,
+        "stores": {name: pair.fingerprint_sha256 for name, pair in server.stores.items()},
+        "recorded_fingerprint_sha256": server.record.fingerprint_sha256,
         "services": dict(server.services),
-        "backups": [
-            {"backup_id": b.id, "fingerprint_sha256": b.pair.fingerprint_sha256}
-            for b in server.backups.values()
+        "backups": [backup_view(b) for b in server.backups.values()],
+    }
+
+
+def backup_view(backup: Backup) -> dict[str, Any]:
+    return {
+        "backup_id": backup.id,
+        "fingerprint_sha256": backup.pair.fingerprint_sha256,
+        "fingerprints": {
+            **{name: pair.fingerprint_sha256 for name, pair in backup.stores.items()},
+            "record": backup.recorded.fingerprint_sha256,
+        },
+    }
+
+
+def server_list_view(world: World, site: Site) -> dict[str, Any]:
+    """The site's management server list as clients receive it with their policy."""
+    return {
+        "site": site.name,
+        "name": DEFAULT_SERVER_LIST,
+        "servers": [
+            {
+                "server": s.name,
+                "hostnames": s.hostnames,
+                "fingerprint_sha256": s.record.fingerprint_sha256,
+                "certificate_pem": s.record.certificate_pem.decode(),
+            }
+            for s in world.management_server_list(site)
         ],
     }
 

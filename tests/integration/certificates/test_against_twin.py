@@ -319,6 +319,7 @@ async def test_update_serves_the_new_certificate_on_every_port_and_installs_once
         "8443": fingerprint,
         "8446": fingerprint,
         "443": fingerprint,
+        "8445": fingerprint,
     }
     assert updated["previous_fingerprint"] == old["443"]
     assert await served_fingerprints(stack.server("sepm-a1")) == updated["ports_verified"]

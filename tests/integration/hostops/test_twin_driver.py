@@ -48,7 +48,7 @@ async def test_install_and_restart_serve_the_new_certificate_on_every_tls_port(
     server = site.server("sepm-a1")
     before = await served_fingerprints(server)
     old = before["443"]
-    assert set(before) == {"8443", "8446", "443"} and set(before.values()) == {old}
+    assert set(before) == {"8443", "8446", "443", "8445"} and set(before.values()) == {old}
 
     issued = await live_twin.issue_pem(server.hostnames)
     ops = host_operations_for(site, None)
@@ -61,7 +61,7 @@ async def test_install_and_restart_serve_the_new_certificate_on_every_tls_port(
         for service in services_to_restart(site.version):
             await ops.restart_service(server, service, key=f"saga-1:restart:sepm-a1:{service}")
         assert await served_fingerprints(server) == dict.fromkeys(
-            ("8443", "8446", "443"), issued["fingerprint_sha256"]
+            ("8443", "8446", "443", "8445"), issued["fingerprint_sha256"]
         )
         # The other server of the site is untouched.
         other = await served_fingerprints(site.server("sepm-a2"))
@@ -71,7 +71,9 @@ async def test_install_and_restart_serve_the_new_certificate_on_every_tls_port(
         await ops.restore_certificate(server, backup.backup_ref, key="saga-1:restore:sepm-a1")
         for service in services_to_restart(site.version):
             await ops.restart_service(server, service, key=f"saga-1:rb-restart:{service}")
-        assert await served_fingerprints(server) == dict.fromkeys(("8443", "8446", "443"), old)
+        assert await served_fingerprints(server) == dict.fromkeys(
+            ("8443", "8446", "443", "8445"), old
+        )
     finally:
         await ops.close()
 
@@ -184,14 +186,14 @@ async def test_host_failures_are_retryable_and_name_the_service(live_twin: LiveT
             await ops.restart_service(server, "semwebsrv", key="saga-5:restart")
         assert caught.value.retryable is True
         assert "semwebsrv service on sepm-a2 failed to start" in str(caught.value)
-        # The webserver is down: every TLS port refuses, and the probe says which.
+        # The webserver (Apache) is down: its TLS ports refuse, and the probe says which.
         with pytest.raises(TlsProbeError) as probe:
             await served_fingerprints(server)
-        assert set(probe.value.failures) == {"8443", "8446", "443"}
+        assert set(probe.value.failures) == {"443", "8445"}
         assert "refused the connection" in str(probe.value)
         # The same key tries again (the failure was not final) and this time it starts.
         await ops.restart_service(server, "semwebsrv", key="saga-5:restart")
-        assert len(await served_fingerprints(server)) == 3
+        assert len(await served_fingerprints(server)) == 4
 
         with pytest.raises(
             HostOperationError, match="Failed to update the server certificate"

@@ -136,7 +136,9 @@ async def test_a_repeated_idempotency_key_replays_without_acting_and_the_log_has
     assert issued["install"]["data_b64"][:40] not in text
 
 
-async def test_a_stopped_webserver_refuses_connections(driver: TwinDriver) -> None:
+async def test_a_stopped_webserver_refuses_connections_on_apaches_ports(
+    driver: TwinDriver,
+) -> None:
     fault = await driver.http.post(
         "/twin/v1/faults",
         json={"kind": "service_start_failure", "server": "sepm-a1", "service": "semwebsrv"},
@@ -147,9 +149,13 @@ async def test_a_stopped_webserver_refuses_connections(driver: TwinDriver) -> No
     assert "failed to start" in failed.json()["errorMessage"]
     server = driver.server("sepm-a1")
     assert server["services"]["semwebsrv"] == "stopped"
-    for port in ("8443", "8446", "443", "8014"):
+    for port in ("443", "8445", "8014"):
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", server["ports"][port])
+    # Tomcat's ports belong to other services and stay up.
+    for port in ("8443", "8446"):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server["ports"][port])
+        writer.close()
     await driver.http.delete("/twin/v1/faults")
     recovered = await driver.host("/servers/sepm-a1/services/semwebsrv/restart")
     assert recovered.status_code == 200

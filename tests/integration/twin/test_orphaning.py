@@ -38,16 +38,22 @@ async def test_swapping_the_certificate_with_verification_on_orphans_every_clien
     site_b = (await driver.http.get("/twin/v1/ground-truth/orphans?site=site-b")).json()
     assert site_b["count"] == 0
 
-    # A Communication Update Package brings one back; it trusts the new certificate.
+    # A Communication Update Package brings one back; it trusts the management server list's
+    # certificates, the new ones since the swap recorded them.
     victim = sorted(orphans)[0]
     cup = await driver.http.post(f"/twin/v1/clients/{victim}/communication-update-package")
     assert cup.status_code == 200 and cup.json()["was_orphaned"] is True
     await driver.advance(HOUR)
     assert await driver.orphans() == orphans - {victim}
     client = (await driver.http.get(f"/twin/v1/clients/{victim}")).json()
-    assert client["trusted_fingerprints"] == [
+    listed = (await driver.http.get("/twin/v1/sites/site-a/management-server-list")).json()
+    assert sorted(client["trusted_fingerprints"]) == sorted(
+        s["fingerprint_sha256"] for s in listed["servers"]
+    )
+    assert (
         driver.server(client["server"])["served_fingerprint_sha256"]
-    ]
+        in (client["trusted_fingerprints"])
+    )
 
 
 async def test_the_seven_steps_orphan_only_clients_offline_through_the_first_wait(

@@ -72,7 +72,8 @@ def test_clients_with_verification_off_survive_a_swap_and_pin_the_new_cert_later
     set_verification(fleet, group, False, START + 1)
     fleet.tick(START + 301_000)
     assert not fleet.applied_secure.any()
-    fleet.s_bit[0] = NEW
+    fleet.s_bit[0] = NEW  # a complete swap: served and recorded in the management server list
+    fleet.msl_mask = np.uint64(NEW)
     fleet.tick(START + 601_000)
     set_verification(fleet, group, True, START + 601_001)
     fleet.tick(START + 1_000_000)
@@ -129,9 +130,23 @@ def test_a_stopped_server_fails_check_ins_without_orphaning() -> None:
     assert fleet.check_ins == 0
 
 
+def test_a_swap_that_leaves_the_recorded_certificate_orphans_when_verification_returns() -> None:
+    fleet = make_fleet()
+    group = group_of(fleet)
+    set_verification(fleet, group, False, START + 1)
+    fleet.tick(START + 301_000)
+    fleet.s_bit[0] = NEW  # the files changed, SEPM's record (msl_mask) did not
+    set_verification(fleet, group, True, START + 301_001)
+    fleet.tick(START + 602_000)  # each takes the verifying policy: it pins the OLD certificate
+    assert (fleet.applied_secure & (fleet.trusted == OLD)).all()
+    fleet.tick(START + 903_000)  # and meets NEW at its next check-in
+    assert fleet.orphaned.all()
+
+
 def test_a_communication_update_package_reconnects_an_orphan() -> None:
     fleet = make_fleet(clients=3)
     fleet.s_bit[0] = NEW
+    fleet.msl_mask = np.uint64(NEW)
     fleet.tick(START + 301_000)
     fleet.apply_communication_update_package(1, START + 301_000)
     fleet.tick(START + 700_000)

@@ -77,7 +77,7 @@ def test_semapisrv_does_not_exist_before_14() -> None:
     world = make_world()
     server = world.server("c1")
     assert list(server.services) == ["semsrv", "semwebsrv"]
-    assert server.owner_of("8446") == "semwebsrv"
+    assert server.owner_of("8446") == "semsrv"  # Tomcat serves the web services itself
     with pytest.raises(HostError) as refused:
         world.check_service(server, "semapisrv")
     assert refused.value.status == 409
