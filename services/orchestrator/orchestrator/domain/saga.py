@@ -38,7 +38,7 @@ from certrotate_shared.messages.replication import (
     ReplicationRestoreFailed,
     SiteInspected,
 )
-from orchestrator.domain import liveness
+from orchestrator.domain import liveness, verification
 from orchestrator.domain.backoff import retry_delay
 from orchestrator.domain.inputs import (
     ActionRejectedError,
@@ -491,7 +491,8 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
         s.awaiting = None
         problem = _record_success(t, event)
         if problem is not None:
-            _fail_step(t, problem, retryable=False)
+            # A verification change that did not cover what it should may work when re-run.
+            _fail_step(t, problem, retryable=isinstance(event, CertificateVerificationSet))
         elif s.abort_requested and can_abort(s):
             _compensate(t, s.abort_requested)
         else:
@@ -562,12 +563,19 @@ def _record_success(t: _Transition, event: Event) -> str | None:
         if event.mode != expected:
             return f"the verification was set to {event.mode!r}, not {expected!r}"
         if expected == "disable":
-            s.disabled_groups = list(event.groups)
             s.verification_touched = True
+            problem = verification.disable_problem(event.groups)
+            if problem is not None:
+                return problem
+            # A second disable (verification found back on) must not overwrite the originals.
+            s.disabled_groups = verification.merge_disabled(s.disabled_groups, event.groups)
             s.verification_off_since = s.verification_off_since or t.now
             limit = timedelta(days=s.options.exposure_limit_days)
             s.timers["exposure"] = s.verification_off_since + limit
         else:
+            problem = verification.restore_problem(s.disabled_groups, event.groups)
+            if problem is not None:
+                return problem
             s.restored_groups = list(event.groups)
             s.verification_restored_at = t.now
             s.timers.pop("exposure", None)

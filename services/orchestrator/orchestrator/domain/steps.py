@@ -91,7 +91,13 @@ def _disable(s: SagaState, key: str, now: datetime) -> Command:
 
 
 def _restore_verification(s: SagaState, key: str, now: datetime) -> Command:
-    return SetCertificateVerification(idempotency_key=key, site=s.target, mode="restore")
+    # The originals step 2 recorded travel with the command: the worker puts back exactly these
+    # (None when the saga recorded none, e.g. a disable that failed half-way: the worker's own
+    # record is all there is).
+    originals = list(s.disabled_groups) or None
+    return SetCertificateVerification(
+        idempotency_key=key, site=s.target, mode="restore", originals=originals
+    )
 
 
 def _await(s: SagaState, key: str, now: datetime) -> Command:
