@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Envelope, Event, Message
 from certrotate_shared.messages.certificates import (
+    CheckCertificateVerification,
     PurgeCertificateBundle,
     RollbackServerCertificate,
     SetCertificateVerification,
@@ -127,6 +128,7 @@ class StandInWorker:
 
         handled = [
             InspectSite, BreakReplication, RestoreReplication, SetCertificateVerification,
+            CheckCertificateVerification,
             UpdateServerCertificate, RollbackServerCertificate, PurgeCertificateBundle,
             AwaitPolicyPropagation, CancelPropagationWatch,
         ]  # fmt: skip

@@ -110,7 +110,8 @@ async def test_a_whole_rotation_completes_over_kafka_and_postgres(stack):
     commands = [e["type"] for e in events if e["kind"] == "command"]
     assert commands == [
         "InspectSite", "BreakReplication", "SetCertificateVerification",
-        "AwaitPolicyPropagation", "UpdateServerCertificate", "UpdateServerCertificate",
+        "AwaitPolicyPropagation", "CheckCertificateVerification", "UpdateServerCertificate",
+        "UpdateServerCertificate",
         "SetCertificateVerification", "AwaitPolicyPropagation", "RestoreReplication",
         "PurgeCertificateBundle",
     ]  # fmt: skip

@@ -8,8 +8,11 @@ from typing import Any
 
 from certrotate_shared.envelope import Command, Event, Message
 from certrotate_shared.messages.certificates import (
+    CertificateVerificationChecked,
+    CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CertificateVerificationSet,
+    CheckCertificateVerification,
     GroupVerification,
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
@@ -112,6 +115,8 @@ def success(command: Message, *, partners: list[str] | None = None) -> Event:
         )
     if isinstance(command, AwaitPolicyPropagation):
         return PolicyPropagated(**counts(command.watch_id))
+    if isinstance(command, CheckCertificateVerification):
+        return CertificateVerificationChecked(site="site-a", enabled=[], locations_checked=2)
     if isinstance(command, UpdateServerCertificate):
         fp = command.expected_fingerprint
         return ServerCertificateUpdated(
@@ -146,6 +151,10 @@ def failure(command: Message, *, retryable: bool, backup: bool = True) -> Event:
     if isinstance(command, SetCertificateVerification):
         return CertificateVerificationFailed(
             site="site-a", mode=command.mode, reason="PATCH failed", retryable=retryable
+        )
+    if isinstance(command, CheckCertificateVerification):
+        return CertificateVerificationCheckFailed(
+            site="site-a", reason="GET settings failed", retryable=retryable
         )
     if isinstance(command, AwaitPolicyPropagation):
         return PropagationWatchFailed(

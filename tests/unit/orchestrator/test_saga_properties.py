@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.certificates import (
+    CertificateVerificationChecked,
     CertificateVerificationFailed,
     CertificateVerificationSet,
+    CheckCertificateVerification,
+    LocationVerification,
     RollbackServerCertificate,
     ServerCertificateUpdated,
     ServerCertificateUpdateFailed,
@@ -51,7 +54,7 @@ MOVES = ["ok"] * 12 + [
     "bad_ports", "fail_retry", "fail_retry", "fail_final", "progress", "stall", "stall",
     "duplicate", "duplicate", "late", "late", "timer", "timer", "pause", "resume", "cancel",
     "approve", "approve", "extend", "proceed", "abort", "deadline", "deadline", "parked",
-    "retry", "compensate", "mark_done",
+    "retry", "compensate", "mark_done", "reenabled", "reenabled", "reenabled", "reenabled",
 ]  # fmt: skip
 
 
@@ -64,6 +67,9 @@ class Checked(SagaDriver):
         self.disabled: set[tuple[str, str]] = set()
         self.watches: dict[str, set[tuple[str, str]]] = {}
         self.gate_passed = False
+        # The last check before the swap found verification off everywhere (or a person
+        # accepted that it is not, on the record).
+        self.check_clean = False
         self.verified: set[str] = set()
         self.changed = False
         self.rolled_back = False
@@ -79,6 +85,7 @@ class Checked(SagaDriver):
             self.watches[message.watch_id] = {(g.group_id, g.target_serial) for g in message.groups}
         if isinstance(message, UpdateServerCertificate):
             assert self.gate_passed, "UpdateServerCertificate before the propagation gate passed"
+            assert self.check_clean, "UpdateServerCertificate while verification was found on"
             assert not self.rolled_back, "UpdateServerCertificate after a rollback began"
         if isinstance(message, RollbackServerCertificate):
             self.rolled_back = True
@@ -93,7 +100,11 @@ class Checked(SagaDriver):
     def deliver(self, event: Event, causation: str | None) -> None:
         # What the event proves is credited before the decision (its commands are checked as
         # they come out) and withdrawn if the saga ignored the event.
-        before = (self.disabled, self.gate_passed, set(self.verified), self.changed)
+        before = (
+            self.disabled, self.gate_passed, set(self.verified), self.changed, self.check_clean
+        )  # fmt: skip
+        if isinstance(event, CertificateVerificationChecked):
+            self.check_clean = not event.enabled
         if isinstance(event, CertificateVerificationSet) and event.mode == "disable":
             self.disabled = {(g.group_id, g.target_serial) for g in event.groups}
             self.changed = True
@@ -115,10 +126,19 @@ class Checked(SagaDriver):
         decision = self.apply(EventArrived(event, str(uuid.uuid4()), causation))
         self.delivered.append((event, causation))
         if decision.ignored:
-            self.disabled, self.gate_passed, self.verified, self.changed = before
+            (self.disabled, self.gate_passed, self.verified, self.changed,
+             self.check_clean) = before  # fmt: skip
 
     def act(self, action: Input) -> bool:
-        before = self.gate_passed
+        before = (self.gate_passed, self.check_clean)
+        pending = self.state.pending_decision
+        if (
+            isinstance(action, DecisionMade)
+            and action.decision == "proceed"
+            and pending is not None
+            and pending.kind == "verification_reenabled"
+        ):
+            self.check_clean = True  # a person accepted it, on the record
         if (
             isinstance(action, DecisionMade)
             and action.decision == "proceed"
@@ -128,9 +148,18 @@ class Checked(SagaDriver):
         try:
             self.apply(action)
         except ActionRejectedError:
-            self.gate_passed = before
+            self.gate_passed, self.check_clean = before
             return False
         return True
+
+
+def reenabled(n: int) -> CertificateVerificationChecked:
+    """Another administrator turned verification back on in one location."""
+    location = LocationVerification(
+        group_id=f"G{n % 2}", full_path_name=f"My Company\\G{n % 2}", location_id="L1",
+        secure_communications=True,
+    )  # fmt: skip
+    return CertificateVerificationChecked(site="site-a", enabled=[location], locations_checked=2)
 
 
 def play(d: Checked, move: str, n: int) -> None:
@@ -175,6 +204,8 @@ def play(d: Checked, move: str, n: int) -> None:
         due = s.timers["deadline"]
         d.now = max(d.now, due)
         d.apply(TimerFired("deadline", due))
+    elif move == "reenabled" and isinstance(command, CheckCertificateVerification):
+        d.deliver(reenabled(n), current)
     elif move == "parked" and command is not None:
         d.deliver(parked(command, current), None)
     elif move in ("extend", "proceed", "abort", "retry", "compensate", "mark_done"):

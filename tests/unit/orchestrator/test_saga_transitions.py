@@ -62,6 +62,7 @@ def test_happy_path_runs_the_vendor_procedure_in_order_and_completes():
         "BreakReplication",
         "SetCertificateVerification(disable)",
         "AwaitPolicyPropagation",
+        "CheckCertificateVerification",
         "UpdateServerCertificate(sepm-a1)",
         "UpdateServerCertificate(sepm-a2)",
         "SetCertificateVerification(restore)",
@@ -126,20 +127,21 @@ FAILURE_ROWS = [
     ("disable_verification", 2, {}, "compensated",
      ["SetCertificateVerification(restore)", "AwaitPolicyPropagation", "RestoreReplication",
       "PurgeCertificateBundle"]),
-    ("update on the first server", 4, {}, "compensated",
+    ("update on the first server", 5, {}, "compensated",
      ["RollbackServerCertificate(sepm-a1)", "SetCertificateVerification(restore)",
       "AwaitPolicyPropagation", "RestoreReplication", "PurgeCertificateBundle"]),
-    ("update on the second server", 5, {}, "compensated",
+    ("update on the second server", 6, {}, "compensated",
      ["RollbackServerCertificate(sepm-a2)", "RollbackServerCertificate(sepm-a1)",
       "SetCertificateVerification(restore)", "AwaitPolicyPropagation", "RestoreReplication",
       "PurgeCertificateBundle"]),
-    ("update failing before any backup", 4, {"backup": False}, "compensated",
+    ("update failing before any backup", 5, {"backup": False}, "compensated",
      ["SetCertificateVerification(restore)", "AwaitPolicyPropagation", "RestoreReplication",
       "PurgeCertificateBundle"]),
     ("propagation watch (step 3)", 3, {}, "paused", []),
-    ("enable_verification (after the swap)", 6, {}, "paused", []),
-    ("propagation watch (step 6)", 7, {}, "paused", []),
-    ("restore_replication (after the swap)", 8, {}, "paused", []),
+    ("verification check before the swap", 4, {}, "paused", []),
+    ("enable_verification (after the swap)", 7, {}, "paused", []),
+    ("propagation watch (step 6)", 8, {}, "paused", []),
+    ("restore_replication (after the swap)", 9, {}, "paused", []),
 ]  # fmt: skip
 
 
@@ -261,7 +263,9 @@ def test_propagation_progress_is_recorded_and_policy_propagated_opens_the_gates(
     assert wait.reading.percent == 60 and wait.reading.orphan_risk == 40
     assert d.state.step == "await_disable_propagation"
     d.ok()
-    assert d.state.step == "update_certificate" and d.state.propagation_gate_passed
+    assert d.state.step == "check_verification" and d.state.propagation_gate_passed
+    d.ok()
+    assert d.state.step == "update_certificate"
 
 
 def test_the_maximum_wait_pauses_for_a_decision_and_extend_starts_a_new_watch():
@@ -280,7 +284,7 @@ def test_the_maximum_wait_pauses_for_a_decision_and_extend_starts_a_new_watch():
     # An answer of the old watch no longer moves the saga.
     assert d.answer(PolicyPropagated(**counts(first.watch_id)), to="old-watch").ignored
     d.ok()
-    assert d.state.step == "update_certificate"
+    assert d.state.step == "check_verification"
 
 
 def test_proceed_accepts_the_at_risk_clients_on_the_record_and_goes_to_the_swap():
@@ -294,6 +298,7 @@ def test_proceed_accepts_the_at_risk_clients_on_the_record_and_goes_to_the_swap(
                          change_id="CHG42", accepted_count=3))  # fmt: skip
     assert d.state.risk_acceptance.accepted_count == 3
     assert d.state.risk_acceptance.change_id == "CHG42"
+    d.ok()  # verification is still off everywhere
     assert isinstance(d.awaited, UpdateServerCertificate)
 
 
@@ -321,6 +326,7 @@ def test_orphan_risk_over_budget_blocks_the_swap_and_within_budget_does_not():
     d2 = SagaDriver(options=RotationOptions(propagation_threshold=0.9, orphan_risk_budget=2))
     d2.run_to("await_disable_propagation")
     d2.answer(PolicyPropagated(**counts(d2.awaited.watch_id, orphan_risk=2, reached=98)))
+    d2.ok()
     assert isinstance(d2.awaited, UpdateServerCertificate)
 
 
@@ -330,6 +336,7 @@ def test_approval_gate_waits_for_an_approver():
     assert d.state.step == "gates" and d.state.gate_waiting_for == ["approval"]
     assert d.state.awaiting is None and d.state.status == "running"
     d.apply(ApprovalGiven(by="boss", note="ok for tonight"))
+    d.ok()
     assert isinstance(d.awaited, UpdateServerCertificate)
     with pytest.raises(ActionRejectedError):
         d.apply(ApprovalGiven(by="boss"))
@@ -343,6 +350,7 @@ def test_maintenance_window_holds_the_swap_until_it_opens():
     assert d.state.gate_waiting_for == ["maintenance_window"]
     assert d.state.timers["window"].hour == 22
     d.fire("window")
+    d.ok()
     assert isinstance(d.awaited, UpdateServerCertificate)
     d.advance(hours=2)  # the window closed while the first server was updated
     d.ok()

@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from certrotate_shared.messages.certificates import (
+    CertificateVerificationChecked,
     CertificateVerificationSet,
+    CheckCertificateVerification,
     GroupVerification,
+    LocationVerification,
     SetCertificateVerification,
     UpdateServerCertificate,
 )
@@ -114,3 +117,89 @@ def test_a_second_disable_keeps_the_first_recorded_originals():
     assert merged["G0"].target_serial == "G0-disable-2"
     assert merged["G1"].original_values == first["G1"]
     assert merged["G2"].original_values == {"L9": True}
+
+
+def found_on(*group_ids: str) -> CertificateVerificationChecked:
+    return CertificateVerificationChecked(
+        site="site-a",
+        enabled=[
+            LocationVerification(group_id=g, full_path_name=f"My Company\\{g}", location_id="L1",
+                                 secure_communications=True)
+            for g in group_ids
+        ],
+        locations_checked=2,
+    )  # fmt: skip
+
+
+def test_verification_is_checked_after_the_gates_and_before_the_swap():
+    d = driver()
+    d.run_to("check_verification")
+    check = d.awaited
+    assert isinstance(check, CheckCertificateVerification)
+    assert not d.commands(UpdateServerCertificate)
+    d.ok()  # off everywhere
+    assert isinstance(d.awaited, UpdateServerCertificate)
+
+
+def test_a_re_enabled_location_sends_the_rotation_back_to_step_2_without_a_swap():
+    d = driver()
+    d.run_to("check_verification")
+    first = {g.group_id: g.original_values for g in d.state.disabled_groups}
+    d.answer(found_on("G1"))
+    assert not d.commands(UpdateServerCertificate)
+    disable = d.awaited
+    assert isinstance(disable, SetCertificateVerification) and disable.mode == "disable"
+    # A new key: the worker must do it again, not answer the first pass's outcome.
+    assert disable.idempotency_key == f"{d.state.saga_id}:disable_verification/2:1"
+    assert not d.state.propagation_gate_passed
+    finding = d.state.reenabled_findings[0]
+    assert finding.locations == ["My Company\\G1 (L1)"]
+    assert any("My Company\\G1 (L1)" in n for n in d.decisions[-1].notes)
+    # The second disable sees our own "off" as current: the first originals are kept.
+    again = [g.model_copy(update={"original_values": {"L1": False},
+                                  "target_serial": f"{g.group_id}-disable-2"})
+             for g in groups("disable")]  # fmt: skip
+    d.answer(CertificateVerificationSet(site="site-a", mode="disable", groups=again))
+    assert {g.group_id: g.original_values for g in d.state.disabled_groups} == first
+    watch = d.awaited
+    assert isinstance(watch, AwaitPolicyPropagation)
+    assert {g.target_serial for g in watch.groups} == {"G0-disable-2", "G1-disable-2"}
+    d.ok()  # propagated
+    d.ok()  # checked: off everywhere now
+    assert isinstance(d.awaited, UpdateServerCertificate)
+    finish(d)
+    assert d.state.status == "completed"
+    restore = next(c for c in d.commands(SetCertificateVerification) if c.mode == "restore")
+    assert {g.group_id: g.original_values for g in restore.originals} == first
+
+
+def test_after_the_bounded_loops_the_rotation_pauses_for_a_decision():
+    d = SagaDriver(options=RotationOptions(retry=RETRY, max_reenable_loops=2))
+    for _ in range(2):
+        d.run_to("check_verification")
+        d.answer(found_on("G0"))
+        assert d.state.step == "disable_verification"
+    d.run_to("check_verification")
+    d.answer(found_on("G0", "G1"))
+    pending = d.state.pending_decision
+    assert d.state.status == "paused" and pending.kind == "verification_reenabled"
+    assert pending.options == ["retry", "compensate", "proceed"]
+    assert "My Company\\G0 (L1), My Company\\G1 (L1)" in pending.reason
+    assert not d.commands(UpdateServerCertificate)
+    d.apply(DecisionMade(by="ops", decision="compensate", reason="someone keeps turning it on"))
+    finish(d)
+    assert d.state.status == "compensated"
+    assert len(d.state.reenabled_findings) == 3
+
+
+def test_proceed_despite_re_enabled_verification_is_a_named_risk_on_the_record():
+    d = SagaDriver(options=RotationOptions(retry=RETRY, max_reenable_loops=1))
+    d.run_to("check_verification")
+    d.answer(found_on("G0"))
+    d.run_to("check_verification")
+    d.answer(found_on("G0"))
+    d.apply(DecisionMade(by="lead", decision="proceed", reason="G0 is a lab, accepted",
+                         change_id="CHG7"))  # fmt: skip
+    assert d.state.risk_acceptance.step == "check_verification"
+    assert d.state.risk_acceptance.reason == "G0 is a lab, accepted"
+    assert isinstance(d.awaited, UpdateServerCertificate)

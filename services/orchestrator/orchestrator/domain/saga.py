@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.certificates import (
     CertificateBundlePurged,
+    CertificateVerificationChecked,
     CertificateVerificationFailed,
     CertificateVerificationSet,
     PurgeCertificateBundle,
@@ -60,6 +61,7 @@ from orchestrator.domain.state import (
     PendingDecision,
     PropagationReading,
     PropagationWait,
+    ReenabledFinding,
     RiskAcceptance,
     RotationOptions,
     SagaState,
@@ -249,6 +251,10 @@ def _server_name(s: SagaState, step: Step) -> str | None:
 def _key(s: SagaState) -> str:
     step = current_step(s)
     name = f"{s.step}@{_server_name(s, step)}" if step.per_server else s.step
+    if s.reenabled_findings:
+        # Back at step 2 after the check found verification on: new keys, or the workers would
+        # answer the first pass's recorded outcomes instead of doing the work again.
+        name = f"{name}/{len(s.reenabled_findings) + 1}"
     return f"{s.saga_id}:{name}:{s.attempt}"
 
 
@@ -490,7 +496,9 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
     if step.succeeded is not None and isinstance(event, step.succeeded):
         s.awaiting = None
         problem = _record_success(t, event)
-        if problem is not None:
+        if problem is None and isinstance(event, CertificateVerificationChecked) and event.enabled:
+            _found_reenabled(t, event)
+        elif problem is not None:
             # A verification change that did not cover what it should may work when re-run.
             _fail_step(t, problem, retryable=isinstance(event, CertificateVerificationSet))
         elif s.abort_requested and can_abort(s):
@@ -763,6 +771,38 @@ def _on_dead_letter(t: _Transition, event: MessageDeadLettered) -> None:
     _pause(t, "dead_letter", what, options)
 
 
+def _found_reenabled(t: _Transition, event: CertificateVerificationChecked) -> None:
+    """Verification is on again somewhere: no swap. Back to step 2, or a person decides."""
+    s = t.s
+    finding = ReenabledFinding(
+        at=t.now,
+        locations=verification.describe_enabled(event.enabled),
+        locations_checked=event.locations_checked,
+    )
+    s.reenabled_findings.append(finding)
+    where = ", ".join(finding.locations)
+    t.note(f"verification is on again in {len(finding.locations)} locations: {where}")
+    if len(s.reenabled_findings) > s.options.max_reenable_loops:
+        _pause(
+            t,
+            "verification_reenabled",
+            f"verification was turned back on {len(s.reenabled_findings)} times before the swap;"
+            f" now in: {where}",
+            ["retry", "compensate", "proceed"],
+        )
+        return
+    _back_to_disable(t, f"verification on again in: {where}")
+
+
+def _back_to_disable(t: _Transition, why: str) -> None:
+    s = t.s
+    _finish_record(t, "failed", why)
+    s.propagation_gate_passed = False
+    # Accepted for a propagation reading that no longer holds (the history keeps it).
+    s.risk_acceptance = None
+    _enter(t, "forward", step_index("forward", "disable_verification"))
+
+
 # --- gates ---------------------------------------------------------------------------------
 
 
@@ -802,7 +842,7 @@ def _evaluate_gates(t: _Transition) -> None:
         return
     s.timers.pop("window", None)
     _finish_record(t, "done")
-    _enter(t, "forward", step_index("forward", "update_certificate"))
+    _enter(t, "forward", step_index("forward", "gates") + 1)
 
 
 # --- operator actions ----------------------------------------------------------------------
@@ -907,6 +947,9 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
         _compensate(t, f"compensated by {action.by}: {action.reason}")
         return
     s.pending_decision = None
+    if action.decision == "retry" and pending.kind == "verification_reenabled":
+        _back_to_disable(t, f"{action.by} decided to disable verification again")
+        return
     if action.decision == "retry" and s.awaiting is not None:
         s.awaiting.resends = 0
         _resend(t, f"{action.by} decided to retry")
@@ -935,6 +978,11 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
     # proceed
     _cancel_watch(t)
     s.timers.pop("max_wait", None)
+    if pending.kind == "verification_reenabled":
+        s.risk_acceptance = RiskAcceptance(
+            by=action.by, at=t.now, reason=action.reason, change_id=action.change_id,
+            accepted_count=action.accepted_count, step=s.step,
+        )  # fmt: skip
     if s.step in ("await_disable_propagation", "gates"):
         s.risk_acceptance = RiskAcceptance(
             by=action.by,

@@ -190,6 +190,14 @@ class PendingDecision(_Model):
     since: datetime
 
 
+class ReenabledFinding(_Model):
+    """The check before the swap found verification on again (another administrator)."""
+
+    at: datetime
+    locations: list[str]  # "group path (location id)"
+    locations_checked: int
+
+
 class ExposureAlert(_Model):
     at: datetime
     verification_off_since: datetime
@@ -238,6 +246,8 @@ class SagaState(_Model):
     swap_started: bool = False
     swap_done: bool = False
     propagation_gate_passed: bool = False
+    # Each time the check before the swap found verification back on (and sent us to step 2).
+    reenabled_findings: list[ReenabledFinding] = Field(default_factory=list)
     waits: list[PropagationWait] = Field(default_factory=list)
     approval: Approval | None = None
     risk_acceptance: RiskAcceptance | None = None

@@ -13,8 +13,11 @@ from typing import Literal
 
 from certrotate_shared.envelope import Command, Event
 from certrotate_shared.messages.certificates import (
+    CertificateVerificationChecked,
+    CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CertificateVerificationSet,
+    CheckCertificateVerification,
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
     ServerCertificateRolledBack,
@@ -100,6 +103,10 @@ def _restore_verification(s: SagaState, key: str, now: datetime) -> Command:
     )
 
 
+def _check_verification(s: SagaState, key: str, now: datetime) -> Command:
+    return CheckCertificateVerification(idempotency_key=key, site=s.target)
+
+
 def _await(s: SagaState, key: str, now: datetime) -> Command:
     groups = s.disabled_groups if s.step == "await_disable_propagation" else s.restored_groups
     wait = s.current_wait(s.step)
@@ -168,6 +175,9 @@ FORWARD: tuple[Step, ...] = (
          waits_for_propagation=True),
     Step("gates", None, "Gates: propagation, orphan risk, approval, maintenance window",
          None, None, None, exhausted="pause"),
+    Step("check_verification", None, "Re-check that verification is off everywhere before the swap",
+         Send(_check_verification), CertificateVerificationChecked,
+         CertificateVerificationCheckFailed, exhausted="pause", answer="sepm_call"),
     Step("update_certificate", 4, "Update the certificate, one management server at a time",
          Send(_update), ServerCertificateUpdated, ServerCertificateUpdateFailed,
          exhausted="rollback", per_server=True, answer="host_operation"),

@@ -56,6 +56,6 @@ def recorded_in_order(
     return [g for g in recorded if g.group_id in remaining]
 
 
-def describe_enabled(enabled: list[LocationVerification]) -> str:
-    paths = sorted({f"{loc.full_path_name} ({loc.location_id})" for loc in enabled})
-    return ", ".join(paths)
+def describe_enabled(enabled: list[LocationVerification]) -> list[str]:
+    """Each location found verifying, as "group path (location id)"."""
+    return sorted({f"{loc.full_path_name} ({loc.location_id})" for loc in enabled})

@@ -8,6 +8,8 @@ from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.certificates import (
     CertificateBundlePurged,
+    CertificateVerificationChecked,
+    CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CertificateVerificationSet,
     ServerCertificateRollbackFailed,
@@ -111,6 +113,8 @@ HANDLERS: dict[type[Message], DepsHandler] = {
     ReplicationBreakFailed: advance_saga,
     CertificateVerificationSet: advance_saga,
     CertificateVerificationFailed: advance_saga,
+    CertificateVerificationChecked: advance_saga,
+    CertificateVerificationCheckFailed: advance_saga,
     PropagationProgressed: advance_saga,
     PolicyPropagated: advance_saga,
     PropagationStalled: advance_saga,
