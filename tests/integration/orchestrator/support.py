@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from certrotate_shared.consumer import Context
+from certrotate_shared.consumer import Context, MessageConsumer
 from certrotate_shared.envelope import Envelope, Event, Message
 from certrotate_shared.messages.certificates import (
     CheckCertificateVerification,
@@ -106,7 +106,8 @@ class StandInWorker:
         self.propagate = propagate
         # Commands it takes and never answers, like a worker stuck in a crash loop.
         self.silent: set[type[Message]] = set()
-        # Commands whose handler raises (the consumer parks them in the DLQ after its attempts).
+        # Commands whose handler raises and that have no typed failure here: the real consumer
+        # parks them in the DLQ and reports MessageDeadLettered, as for a message it cannot use.
         self.failing: set[type[Message]] = set()
         self.envelopes: list[Envelope] = []
         self.seen: list[Message] = []
@@ -132,7 +133,8 @@ class StandInWorker:
             UpdateServerCertificate, RollbackServerCertificate, PurgeCertificateBundle,
             AwaitPolicyPropagation, CancelPropagationWatch,
         ]  # fmt: skip
-        self.runtime = ServiceRuntime(
+        self.runtime = _ParkingRuntime(
+            self,
             StandInSettings(**settings),
             ServiceSpec(
                 name="standin",
@@ -155,6 +157,25 @@ class StandInWorker:
                 await self.arrived.wait()
 
         return await asyncio.wait_for(seen(), timeout)
+
+
+class _ParkingRuntime(ServiceRuntime):
+    """The stand-in's runtime: a failing command is parked rather than answered with its typed
+    failure (the consumer's normal path for commands that have one)."""
+
+    def __init__(self, worker: StandInWorker, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._worker = worker
+
+    def _new_consumer(self) -> MessageConsumer:
+        consumer = super()._new_consumer()
+        default = consumer._failure_for
+
+        def failure_for(message: Message, reason: str) -> Event | None:
+            return None if type(message) in self._worker.failing else default(message, reason)
+
+        consumer._failure_for = failure_for
+        return consumer
 
 
 def site_body(name: str = "site-a", partners: list[str] | None = None) -> dict[str, Any]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from certrotate_shared.clock import ManualClock
-from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.certificates import SetCertificateVerification
-from certrotate_shared.messages.dead_letters import MessageDeadLettered
-from certrotate_shared.topics import commands_topic, events_topic
-from certrotate_shared.transport.base import OutgoingRecord
 from tests.integration.orchestrator.support import StandInWorker, rotation_body, wait_until
 from tests.integration.orchestrator.test_kafka_postgres import (
     api,
@@ -37,20 +33,7 @@ async def test_a_parked_command_pauses_its_rotation_and_a_replay_resumes_it(stac
             ]
             await worker.wait_for(SetCertificateVerification, timeout=60)
             parked = next(e for e in worker.envelopes if e.type == "SetCertificateVerification")
-            # The consumer parks it and reports it on the events topic, keyed by the saga.
-            prefix = orch_settings["topic_prefix"]
-            report = MessageDeadLettered(
-                service="certificates", message_id=str(parked.message_id),
-                message_type=parked.type, idempotency_key=parked.payload["idempotency_key"],
-                topic=commands_topic("certificates", prefix), partition=0, offset=41,
-                attempts=2, error="RuntimeError: KeyError: 'groups'",
-                envelope=parked.model_dump(mode="json"),
-            )  # fmt: skip
-            envelope = Envelope.wrap(report, saga_id=rotation_id)
-            await worker.runtime.transport.publish(
-                [OutgoingRecord(topic=events_topic(prefix), key=rotation_id,
-                                value=envelope.to_bytes())]
-            )  # fmt: skip
+            # The worker's consumer gives up on it, parks it and reports it (MessageDeadLettered).
 
             async def paused() -> bool:
                 return (await state_of(client, rotation_id))["state"] == "paused"
@@ -59,7 +42,7 @@ async def test_a_parked_command_pauses_its_rotation_and_a_replay_resumes_it(stac
             view = await state_of(client, rotation_id)
             assert view["pending_decision"]["kind"] == "dead_letter"
             assert (
-                "certificates parked SetCertificateVerification"
+                "standin parked SetCertificateVerification after 2 attempts"
                 in (view["pending_decision"]["reason"])
             )
             assert "KeyError" in view["pending_decision"]["reason"]
@@ -68,6 +51,7 @@ async def test_a_parked_command_pauses_its_rotation_and_a_replay_resumes_it(stac
             assert listed.status_code == 200, listed.text
             [letter] = listed.json()["items"]
             assert letter["message_id"] == str(parked.message_id)
+            assert letter["service"] == "standin" and letter["attempts"] == 2
             assert letter["replayed_at"] is None
 
             # The cause is fixed; the operator replays it: the same message goes back.
