@@ -44,6 +44,15 @@ FAST_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# A crashed replica's work moves to the restarted one when its lease runs out: short leases
+# (real seconds) keep the crash tests quick; the defaults are 60 s, 120 s and 30 s.
+SHORT_LEASES: dict[str, dict[str, Any]] = {
+    "certificates": {"job_lease_s": 5},
+    "replication": {"lease_s": 5},
+    "client-monitor": {"lease_s": 5},
+}
+
+
 def scenario(
     *,
     speed: float = 3600,
