@@ -53,6 +53,13 @@ class Settings(ServiceSettings):
     # Times the check before the swap may find verification back on and send the rotation back
     # to step 2 before it pauses for a decision.
     max_reenable_loops: int = Field(3, ge=1, le=20)
+    # Every rotation waits for an approver, whatever the request says.
+    require_approval: bool = False
+    # The largest orphan-risk budget (clients that may be cut off) any request may set; None: no
+    # cap beyond the approver's judgement.
+    max_orphan_risk_budget: int | None = Field(None, ge=0)
+    # The budget an operator may set without the approver role (0: any budget needs one).
+    operator_orphan_risk_budget: int = Field(0, ge=0)
     # A new certificate must stay valid at least this many days to be accepted.
     min_validity_days: int = 30
     # Largest accepted request body (a certificate bundle travels base64 inside).

@@ -120,7 +120,12 @@ def test_approval_gate_stops_the_watch_until_approved(live):
     assert refused.exit_code == 1
     assert "Forbidden (403)" in refused.stderr and "approver role" in refused.stderr
 
-    approved = cli(live, "approve", rotation_id, "--note", "CAB ok")
+    # Another person approves: the token that requested a rotation may not approve it.
+    own = cli(live, "approve", rotation_id, "--note", "CAB ok")
+    assert own.exit_code == 1 and "cannot approve it" in own.stderr
+    made = cli(live, "tokens", "create", "--name", "cab", "--role", "approver")
+    cab_file = live.secret_file("cab.token", made.stdout.strip())
+    approved = cli(live, "approve", rotation_id, "--note", "CAB ok", token_file=str(cab_file))
     assert approved.exit_code == 0, approved.output
     done = cli(live, "status", rotation_id, "--watch", "--interval", "0.2")
     assert done.exit_code == 0, done.output

@@ -107,9 +107,15 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             upload=rotations.CertificateUpload(
                 upload.format, upload.data_b64, upload.password, upload.key_b64
             ),
-            options=rotations.with_operator_defaults(body.options.stored(), deps.settings),
+            options=rotations.authorize_options(
+                rotations.with_operator_defaults(body.options.stored(), deps.settings),
+                may_approve=who.may("approver"),
+                settings=deps.settings,
+            ),
             change_id=body.change_id,
             requested_by=who.name,
+            principal=who.record(),
+            budget_reason=body.orphan_risk_budget_reason,
             idempotency_key=idempotency_key,
             body=body.model_dump(mode="json"),
         )
@@ -184,6 +190,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     async def approve(
         rotation_id: str, who: Approver, body: schemas.ApproveIn | None = None
     ) -> dict[str, Any]:
+        await rotations.refuse_self_approval(deps, rotation_id, who.id)
         await rotations.act(
             deps, rotation_id, ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note)
         )

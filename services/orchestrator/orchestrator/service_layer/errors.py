@@ -21,6 +21,11 @@ class InputRejectedError(ServiceError):
     title = "Invalid request"
 
 
+class ForbiddenError(ServiceError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFoundError(ServiceError):
     status = 404
     title = "Not found"

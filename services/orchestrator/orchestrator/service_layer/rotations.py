@@ -21,7 +21,7 @@ from orchestrator.adapters.clients import (
     ClientMonitorClient,
     UpstreamUnavailableError,
 )
-from orchestrator.adapters.orm import idempotency_keys
+from orchestrator.adapters.orm import idempotency_keys, saga_history
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
 from orchestrator.domain.inputs import ActionRejectedError, DecisionMade, OperatorAction
 from orchestrator.domain.saga import start_saga
@@ -37,6 +37,7 @@ from orchestrator.service_layer import inventory
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
     ConflictError,
+    ForbiddenError,
     InputRejectedError,
     NotFoundError,
     UpstreamError,
@@ -103,6 +104,48 @@ def with_operator_defaults(requested: RotationOptions, settings: Settings) -> Ro
     )
 
 
+def authorize_options(
+    options: RotationOptions, *, may_approve: bool, settings: Settings
+) -> RotationOptions:
+    """Accepting clients at risk up front is the approver's call; settings cap it and can make
+    every rotation wait for an approval."""
+    budget = options.orphan_risk_budget
+    cap = settings.max_orphan_risk_budget
+    if cap is not None and budget > cap:
+        raise InputRejectedError(
+            f"orphan_risk_budget {budget} is above this server's maximum of {cap}",
+            code="budget_above_maximum",
+        )
+    if budget > settings.operator_orphan_risk_budget and not may_approve:
+        raise ForbiddenError(
+            f"an orphan_risk_budget of {budget} accepts clients being cut off: it needs the "
+            f"approver role (an operator may set at most {settings.operator_orphan_risk_budget})",
+            code="approver_required",
+        )
+    if settings.require_approval and not options.require_approval:
+        return options.model_copy(update={"require_approval": True})
+    return options
+
+
+async def refuse_self_approval(deps: Deps, saga_id: str, approver_token_id: str) -> None:
+    """Four eyes: the token that requested a rotation cannot approve it."""
+    async with deps.rt.uow() as uow:
+        detail = (
+            await uow.session.execute(
+                select(saga_history.c.detail).where(
+                    saga_history.c.saga_id == saga_id,
+                    saga_history.c.type == "RotationRequested",
+                )
+            )
+        ).scalar_one_or_none()
+    requester = (detail or {}).get("principal") or {}
+    if requester.get("token_id") == approver_token_id:
+        raise ForbiddenError(
+            "the token that requested this rotation cannot approve it; another approver must",
+            code="self_approval",
+        )
+
+
 def in_clock_time(options: RotationOptions, speed: float) -> RotationOptions:
     """Answer deadlines are real seconds (workers do not run faster under an accelerated clock,
     as in a rehearsal against the twin); the saga's timers run in clock time."""
@@ -131,6 +174,8 @@ async def create_rotation(
     idempotency_key: str | None,
     body: dict[str, Any],
     admit: AdmissionCheck | None = None,
+    principal: dict[str, str] | None = None,
+    budget_reason: str | None = None,
 ) -> tuple[SagaState, bool]:
     """Pre-flight, then the saga; (rotation, created). Nothing is created if pre-flight fails.
 
@@ -217,6 +262,8 @@ async def create_rotation(
                     "change_id": change_id,
                     "options": options.model_dump(mode="json"),
                     "certificate": decision.state.certificate.model_dump(mode="json"),
+                    "orphan_risk_budget_reason": budget_reason,
+                    "principal": principal,
                 },
             }
             if idempotency_key:

@@ -22,10 +22,20 @@ Role = Literal["viewer", "operator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "approver", "admin")
 
 
+# The settings' bootstrap token has no row; this id names it in the history.
+BOOTSTRAP_ID = "bootstrap-admin"
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
     role: Role
+    # The token's id: names can repeat over time, ids do not (self-approval compares these).
+    id: str = BOOTSTRAP_ID
+
+    def record(self) -> dict[str, str]:
+        """Who acted, as the history keeps it."""
+        return {"token_id": self.id, "name": self.name, "role": self.role}
 
     def may(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -40,12 +50,12 @@ async def authenticate(session: AsyncSession, token: str, *, admin_token: str) -
         return Principal(name="admin", role="admin")
     row = (
         await session.execute(
-            select(api_tokens.c.name, api_tokens.c.role).where(
+            select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role).where(
                 api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None)
             )
         )
     ).first()
-    return Principal(name=row.name, role=row.role) if row else None
+    return Principal(name=row.name, role=row.role, id=row.id) if row else None
 
 
 def _view(row: Any) -> dict[str, Any]:
