@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from certrotate_shared.envelope import utcnow
+from certrotate_shared.failures import describe, is_transient
 from client_monitor.adapters import repository
 from client_monitor.service_layer.scanning import Host, SepmFactory, WatchScanner, lease_until
 from client_monitor.settings import Settings
@@ -37,6 +38,7 @@ class WatchBoard:
         )
         self._running: dict[str, _Running] = {}
         self._crashed_at: dict[str, float] = {}
+        self._crashes: dict[str, int] = {}  # unexpected crashes per watch, in this process
         self._wake = asyncio.Event()
 
     def scanner(self, watch_id: str) -> WatchScanner | None:
@@ -71,12 +73,15 @@ class WatchBoard:
         for watch_id, running in list(self._running.items()):
             if running.task.done():
                 del self._running[watch_id]
-                if not running.task.cancelled() and running.task.exception() is not None:
+                error = None if running.task.cancelled() else running.task.exception()
+                if isinstance(error, Exception):
+                    # Also after giving up: `wanted` was read before the watch closed.
                     self._crashed_at[watch_id] = time.monotonic()
+                if isinstance(error, Exception) and not await self._gave_up(running, error):
                     log.error(
                         "watch %s stopped with an error; restarting it shortly",
                         watch_id,
-                        exc_info=running.task.exception(),
+                        exc_info=error,
                     )
             elif watch_id not in wanted:
                 # Cancelled by a command, or our lease went to another replica.
@@ -98,6 +103,21 @@ class WatchBoard:
             task = asyncio.create_task(scanner.run(), name=f"client-monitor:watch:{watch_id}")
             self._running[watch_id] = _Running(scanner, task)
             log.info("watching %s (site %s)", watch_id, record.site)
+
+    async def _gave_up(self, running: _Running, error: Exception) -> bool:
+        """A watch that crashed max_delivery_attempts times on an unexpected (not transient)
+        error ends with PropagationWatchFailed instead of being restarted for ever."""
+        watch_id = running.scanner.record.watch_id
+        if is_transient(error):
+            return False
+        crashes = self._crashes.get(watch_id, 0) + 1
+        self._crashes[watch_id] = crashes
+        if crashes < self.settings.max_delivery_attempts:
+            return False
+        self._crashes.pop(watch_id, None)
+        log.error("watch %s failed %d times; giving up", watch_id, crashes, exc_info=error)
+        await running.scanner._fail(describe(error))
+        return True
 
     async def _stop_all(self, host: Host) -> None:
         tasks = [r.task for r in self._running.values()]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from certrotate_shared.envelope import Event, Message
+from certrotate_shared.failures import describe, is_transient
 from certrotate_shared.hostops.base import HostOperationError, ManualTaskPending
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.messages.operator_tasks import (
@@ -72,6 +73,10 @@ class ReplicationWorker:
         self.connections = connections
         self.owner = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
         self._wake = asyncio.Event()
+        # Failed passes per operation: (transient, unexpected). Only unexpected ones count
+        # towards max_delivery_attempts (kept per process: a restart grants a few more).
+        self._failures: dict[str, tuple[int, int]] = {}
+        self.max_attempts = settings.max_delivery_attempts
 
     def wake(self) -> None:
         """Look for work now (called by handlers; their commit follows within milliseconds)."""
@@ -127,12 +132,40 @@ class ReplicationWorker:
             return
         except _TryLater:
             next_at = self.later(runtime, 1)
-        except Exception:
-            log.exception("replication %s %s: pass failed", operation.kind, key)
-            next_at = self.later(runtime, 0)
+        except Exception as exc:
+            if await self._give_up(job, exc):
+                return
+            next_at = self.later(runtime, sum(self._failures.get(key, (0, 0))))
+        else:
+            self._failures.pop(key, None)
         async with runtime.uow() as uow:
             await repository.release(uow.session, key, next_at=next_at)
             await uow.commit()
+
+    async def _give_up(self, job: _Job, exc: Exception) -> bool:
+        """After max_delivery_attempts passes failing with an unexpected (not transient)
+        error, end the operation with its typed failure; transient errors are waited out."""
+        key = job.op.op_key
+        transient = is_transient(exc)
+        count = self._failures.get(key, (0, 0))
+        count = (count[0] + 1, count[1]) if transient else (count[0], count[1] + 1)
+        self._failures[key] = count
+        log.warning(
+            "replication %s %s: pass failed (%s): %s",
+            job.op.kind,
+            key,
+            "transient" if transient else f"unexpected, {count[1]}/{self.max_attempts}",
+            describe(exc),
+            exc_info=None if transient else exc,
+        )
+        if transient or count[1] < self.max_attempts:
+            return False
+        self._failures.pop(key, None)
+        try:
+            await job._fail(describe(exc), retryable=False)
+        except _Finished:
+            pass
+        return True
 
     def later(self, runtime: ServiceRuntime, polls: int) -> datetime:
         """When to look at an operation again, backing off with the number of polls."""
