@@ -6,6 +6,7 @@ stand-in workers; tests/integration/orchestrator/webhook_support.py says what th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -268,3 +269,20 @@ async def test_a_newer_certificate_is_refused_once_the_swap_has_begun(stuck_swap
     assert (await env.rotation(running))["state"] == "running"
     # The refused certificate is not left behind in the certificates store.
     assert list(env.certificates.state.bundles.values()) == ["Rk9STUVS"]
+
+
+async def test_the_same_delivery_sent_twice_at_once_starts_one_rotation(hooks):
+    env = hooks
+    secret = await env.add_source("pki")
+    body, headers = signed(secret, trigger_payload())
+    first, second = await asyncio.gather(
+        deliver(env, "pki", body, headers), deliver(env, "pki", body, headers)
+    )
+    assert (first.status_code, first.json()) == (second.status_code, second.json()), (
+        first.text,
+        second.text,
+    )
+    assert first.status_code == 201
+    assert await env.rotations() == 1 and await env.deliveries() == 1
+    # Only the rotation's own copy of the certificate is left in the store.
+    assert len(env.certificates.state.bundles) == 1
