@@ -98,3 +98,14 @@ def test_subscription_deliveries_and_redeliver():
     again = run(api, "subscriptions", "redeliver", "sub-1", "7")
     assert again.exit_code == 0
     assert api.requests[1].url.path == "/v1/subscriptions/sub-1/deliveries/7/redeliver"
+
+
+def test_audit_export_writes_the_json_lines_it_gets():
+    lines = '{"id":1,"action":"site.created"}\n{"id":2,"action":"token.revoked"}\n'
+    api = FakeApi(lambda r: httpx.Response(200, text=lines,
+                                           headers={"content-type": "application/x-ndjson"}))  # fmt: skip
+    result = run(api, "audit", "export", "--action", "token.")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == lines
+    assert api.requests[0].url.path == "/v1/audit/export"
+    assert api.requests[0].url.params["action"] == "token."
