@@ -17,6 +17,7 @@ from certrotate_shared.vault import Vault
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from orchestrator.service_layer.callbacks import run_callbacks
+from orchestrator.service_layer.campaigns import run_campaigns
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.timers import run_timers
@@ -55,13 +56,17 @@ def build_spec(
         deps.runtime = runtime
         await run_callbacks(deps)
 
+    async def campaigns(runtime: ServiceRuntime) -> None:
+        deps.runtime = runtime
+        await run_campaigns(deps)
+
     return ServiceSpec(
         name=SERVICE,
         handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
         topics=lambda prefix: [events_topic(prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[timers, callbacks],
+        background=[timers, callbacks, campaigns],
         # Every handler effect is in the database, so a fetched batch can share one transaction.
         batch_transactions=True,
         api=lambda runtime: create_api(runtime, deps),

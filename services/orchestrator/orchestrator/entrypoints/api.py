@@ -15,6 +15,7 @@ from orchestrator.domain.inputs import (
     ResumeRequested,
 )
 from orchestrator.entrypoints import audit, schemas, subscriptions, webhooks
+from orchestrator.entrypoints.campaigns import campaigns_router
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import audit_log, inventory, rotations, tasks, tokens
@@ -358,5 +359,6 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(dead_letters_router(deps, role("operator")))
+    app.include_router(campaigns_router(deps, role))
 
     return app

@@ -19,6 +19,7 @@ from orchestrator.adapters.clients import (
     BundleRejectedError,
     CertificatesClient,
     ClientMonitorClient,
+    RegisteredBundle,
     UpstreamUnavailableError,
 )
 from orchestrator.adapters.orm import idempotency_keys, saga_history
@@ -167,7 +168,7 @@ async def create_rotation(
     deps: Deps,
     *,
     site: str,
-    upload: CertificateUpload,
+    upload: CertificateUpload | None,
     options: RotationOptions,
     change_id: str | None,
     requested_by: str,
@@ -176,10 +177,12 @@ async def create_rotation(
     admit: AdmissionCheck | None = None,
     principal: dict[str, str] | None = None,
     budget_reason: str | None = None,
+    bundle: RegisteredBundle | None = None,
 ) -> tuple[SagaState, bool]:
     """Pre-flight, then the saga; (rotation, created). Nothing is created if pre-flight fails.
 
-    `admit` (webhook triggers) may answer with an existing rotation or hold the new one."""
+    `admit` (webhook triggers) may answer with an existing rotation or hold the new one.
+    `bundle`: already pre-flighted for this site (a campaign did it when it was created)."""
     runtime = deps.rt
     fingerprint = request_fingerprint(deps.settings.master_key_bytes(), body)
     if idempotency_key:
@@ -197,29 +200,9 @@ async def create_rotation(
         # Refuse early (before the upload goes anywhere); the lock rows below decide races.
         if admit is None:
             _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
-    # Clients reach SEPM by these names; the address is how certrotate reaches the host.
-    hostnames = sorted(
-        {name for server in target.servers for name in (server.hostnames or [server.address])}
-    )
-    certificates = CertificatesClient(
-        deps.certificates, deps.settings.internal_token.get_secret_value()
-    )
-    try:
-        bundle = await certificates.register_bundle(
-            {
-                "site": site,
-                "format": upload.format,
-                "data_b64": upload.data_b64,
-                "password": upload.password,
-                "key_b64": upload.key_b64,
-                "hostnames": hostnames,
-                "min_validity_days": deps.settings.min_validity_days,
-            }
-        )
-    except BundleRejectedError as exc:
-        raise InputRejectedError(exc.detail, code=exc.code) from None
-    except UpstreamUnavailableError as exc:
-        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+    if bundle is None:
+        assert upload is not None, "a rotation needs an upload or a pre-flighted bundle"
+        bundle = await preflight(deps, site, upload, site_hostnames(target))
     # TLS to SEPM must keep working once the servers present the new certificate.
     trusted = [*target.trusted_certificates_pem]
     if bundle.certificate_pem and bundle.certificate_pem not in trusted:
@@ -289,6 +272,38 @@ async def create_rotation(
         raise
     deps.timers_changed.set()
     return decision.state, True
+
+
+async def preflight(
+    deps: Deps, site: str, upload: CertificateUpload, hostnames: list[str]
+) -> RegisteredBundle:
+    """The certificates service validates the upload for these names and keeps it."""
+    certificates = CertificatesClient(
+        deps.certificates, deps.settings.internal_token.get_secret_value()
+    )
+    try:
+        return await certificates.register_bundle(
+            {
+                "site": site,
+                "format": upload.format,
+                "data_b64": upload.data_b64,
+                "password": upload.password,
+                "key_b64": upload.key_b64,
+                "hostnames": hostnames,
+                "min_validity_days": deps.settings.min_validity_days,
+            }
+        )
+    except BundleRejectedError as exc:
+        raise InputRejectedError(exc.detail, code=exc.code) from None
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+
+
+def site_hostnames(target: Any) -> list[str]:
+    """Clients reach SEPM by these names; the address is how certrotate reaches the host."""
+    return sorted(
+        {name for server in target.servers for name in (server.hostnames or [server.address])}
+    )
 
 
 def _refuse_if_busy(site: str, farm: set[str], held: dict[str, str]) -> None:

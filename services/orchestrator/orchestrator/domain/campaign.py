@@ -1,0 +1,316 @@
+"""A campaign: a saga of rotation sagas over many sites, in waves, under a cap and a budget.
+
+Pure decisions on the campaign's state; the service layer loads it, applies them, saves it with
+a version check and only then starts or cancels rotations (through the rotations' own path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CampaignStatus = Literal[
+    "running", "paused", "awaiting_approval", "halted", "cancelling", "cancelled", "aborted",
+    "completed",
+]  # fmt: skip
+SiteStatus = Literal[
+    "pending", "starting", "running", "completed", "compensated", "failed", "cancelled",
+    "skipped",
+]  # fmt: skip
+TERMINAL: frozenset[str] = frozenset({"cancelled", "aborted", "completed"})
+ENDED_SITE: frozenset[str] = frozenset(
+    {"completed", "compensated", "failed", "cancelled", "skipped"}
+)
+FAILED_SITE: frozenset[str] = frozenset({"compensated", "failed"})
+ACTIVE_SITE: frozenset[str] = frozenset({"starting", "running"})
+
+
+class CampaignRejectedError(ValueError):
+    """An operator action that makes no sense in the campaign's state (HTTP 409)."""
+
+
+class InvalidPlanError(ValueError):
+    """A plan that cannot be run as given (HTTP 422)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CampaignSite(_Model):
+    site: str
+    wave: int
+    # The replication farm's name (its first site): at most one rotation per farm at a time.
+    farm: str
+    status: SiteStatus = "pending"
+    rotation_id: str | None = None
+    # The pre-flighted bundle (public parts only: reference, fingerprint, certificate PEM).
+    bundle: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
+    cancel_sent: bool = False
+
+
+class WaitingDecision(_Model):
+    kind: Literal["failure_budget", "wave_approval"]
+    wave: int
+    reason: str
+    since: datetime
+
+
+class CampaignState(_Model):
+    campaign_id: str
+    name: str
+    status: CampaignStatus = "running"
+    created_by: str
+    # The creator's token as the history keeps it; each rotation records it too.
+    principal: dict[str, str] | None = None
+    created_at: datetime
+    updated_at: datetime
+    change_id: str | None = None
+    waves: list[list[str]]
+    max_concurrent: int
+    max_failures: int
+    approve_each_wave: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    sites: dict[str, CampaignSite]
+    current_wave: int = 0
+    approved_waves: list[int] = Field(default_factory=list)
+    # Failures an approver chose to continue past ("continue" after a halt raises it).
+    tolerated_failures: int
+    decision: WaitingDecision | None = None
+    # What the campaign did, in order: starts and ends of rotations, operator actions.
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def failures(self) -> int:
+        return sum(1 for s in self.sites.values() if s.status in FAILED_SITE)
+
+    def active(self) -> list[CampaignSite]:
+        return [s for s in self.sites.values() if s.status in ACTIVE_SITE]
+
+    def record(self, now: datetime, kind: str, **detail: Any) -> None:
+        self.events.append({"seq": len(self.events) + 1, "at": now.isoformat(), "type": kind,
+                            **detail})  # fmt: skip
+
+
+def generate_waves(sites: list[str], canary: int, size: int) -> list[list[str]]:
+    """A canary wave of `canary` sites first, then waves of `size`, in the order given."""
+    if canary < 0 or size < 1:
+        raise InvalidPlanError("canary must be >= 0 and wave_size >= 1")
+    waves = [sites[:canary]] if canary else []
+    rest = sites[canary:]
+    waves += [rest[i : i + size] for i in range(0, len(rest), size)]
+    return [w for w in waves if w]
+
+
+def check_waves(waves: list[list[str]]) -> list[str]:
+    """Every site once, no empty wave; the sites in campaign order."""
+    if not waves or any(not w for w in waves):
+        raise InvalidPlanError("a plan needs at least one wave and no empty wave")
+    ordered = [site for wave in waves for site in wave]
+    repeated = sorted({s for s in ordered if ordered.count(s) > 1})
+    if repeated:
+        raise InvalidPlanError(f"sites listed more than once: {', '.join(repeated)}")
+    return ordered
+
+
+def new_campaign(
+    *,
+    campaign_id: str,
+    name: str,
+    waves: list[list[str]],
+    farms: dict[str, str],
+    bundles: dict[str, dict[str, Any]],
+    max_concurrent: int,
+    max_failures: int,
+    approve_each_wave: bool,
+    options: dict[str, Any],
+    change_id: str | None,
+    by: str,
+    now: datetime,
+    principal: dict[str, str] | None = None,
+) -> CampaignState:
+    check_waves(waves)
+    sites = {
+        site: CampaignSite(site=site, wave=index, farm=farms[site], bundle=bundles[site])
+        for index, wave in enumerate(waves)
+        for site in wave
+    }
+    state = CampaignState(
+        campaign_id=campaign_id, name=name, created_by=by, principal=principal,
+        created_at=now, updated_at=now,
+        change_id=change_id, waves=waves, max_concurrent=max_concurrent,
+        max_failures=max_failures, approve_each_wave=approve_each_wave, options=options,
+        sites=sites, tolerated_failures=max_failures,
+    )  # fmt: skip
+    state.record(now, "CampaignCreated", by=by, waves=waves)
+    return state
+
+
+def observe(state: CampaignState, ended: dict[str, str], now: datetime) -> None:
+    """Record the rotations that ended (`ended`: rotation id -> its terminal status)."""
+    for site in state.active():
+        outcome = ended.get(site.rotation_id or "")
+        if outcome is None:
+            continue
+        # A rotation the campaign cancelled was not a failure of the rotation.
+        cancelled = site.cancel_sent or state.status == "cancelling"
+        site.status = "cancelled" if cancelled and outcome == "compensated" else outcome  # type: ignore[assignment]
+        state.record(now, "SiteEnded", site=site.site, rotation_id=site.rotation_id,
+                     outcome=site.status)  # fmt: skip
+    state.updated_at = now
+
+
+def progress(state: CampaignState, now: datetime) -> list[str]:
+    """Halt, move to the next wave, finish; returns the sites to start now (marked starting)."""
+    if state.status == "cancelling":
+        for site in state.sites.values():
+            if site.status == "pending":
+                site.status = "skipped"
+        if not state.active():
+            state.status = "aborted" if _aborted(state) else "cancelled"
+            state.record(now, "CampaignEnded", status=state.status)
+        return []
+    if state.terminal:
+        return []
+    if state.status == "running" and state.failures() > state.tolerated_failures:
+        state.status = "halted"
+        state.decision = WaitingDecision(
+            kind="failure_budget", wave=state.current_wave, since=now,
+            reason=f"{state.failures()} rotation(s) ended compensated or failed; the budget "
+            f"allows {state.tolerated_failures}: continue or abort",
+        )  # fmt: skip
+        state.record(now, "CampaignHalted", failures=state.failures())
+        return []
+    if state.status != "running":
+        return []
+    wave = [state.sites[s] for s in state.waves[state.current_wave]]
+    if all(s.status in ENDED_SITE for s in wave):
+        following = state.current_wave + 1
+        if following == len(state.waves):
+            state.status = "completed"
+            state.record(now, "CampaignEnded", status="completed", failures=state.failures())
+            return []
+        if state.approve_each_wave and following not in state.approved_waves:
+            state.status = "awaiting_approval"
+            state.decision = WaitingDecision(
+                kind="wave_approval", wave=following, since=now,
+                reason=f"wave {following + 1} of {len(state.waves)} waits for an approver",
+            )  # fmt: skip
+            state.record(now, "WaveAwaitsApproval", wave=following)
+            return []
+        state.current_wave = following
+        state.record(now, "WaveStarted", wave=following)
+        wave = [state.sites[s] for s in state.waves[following]]
+    return _starts(state, wave, now)
+
+
+def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -> list[str]:
+    active = state.active()
+    busy_farms = {s.farm for s in active}
+    room = state.max_concurrent - len(active)
+    chosen: list[str] = []
+    for site in wave:
+        if room <= 0:
+            break
+        if site.status != "pending" or site.farm in busy_farms:
+            continue
+        site.status = "starting"
+        site.note = None
+        busy_farms.add(site.farm)
+        room -= 1
+        chosen.append(site.site)
+        state.record(now, "SiteStarting", site=site.site, farm=site.farm)
+    return chosen
+
+
+def _aborted(state: CampaignState) -> bool:
+    return any(e["type"] == "CampaignAborted" for e in state.events)
+
+
+def started(state: CampaignState, site: str, rotation_id: str, now: datetime) -> None:
+    entry = state.sites[site]
+    if entry.status == "starting":
+        entry.status = "running"
+        entry.rotation_id = rotation_id
+        state.record(now, "SiteStarted", site=site, rotation_id=rotation_id)
+    state.updated_at = now
+
+
+def start_deferred(state: CampaignState, site: str, note: str, now: datetime) -> None:
+    """The site cannot start now (a rotation outside the campaign holds it): try again later."""
+    entry = state.sites[site]
+    if entry.status == "starting":
+        entry.status = "pending" if state.status != "cancelling" else "skipped"
+        entry.note = note
+        state.record(now, "SiteDeferred", site=site, note=note)
+    state.updated_at = now
+
+
+def start_refused(state: CampaignState, site: str, note: str, now: datetime) -> None:
+    """The rotation was refused (bad window, site gone...): a failure for the budget."""
+    entry = state.sites[site]
+    if entry.status == "starting":
+        entry.status = "failed"
+        entry.note = note
+        state.record(now, "SiteEnded", site=site, outcome="failed", note=note)
+    state.updated_at = now
+
+
+def to_cancel(state: CampaignState) -> list[CampaignSite]:
+    if state.status != "cancelling":
+        return []
+    return [s for s in state.sites.values() if s.status == "running" and not s.cancel_sent]
+
+
+def pause(state: CampaignState, by: str, now: datetime) -> None:
+    _require(state, {"running", "awaiting_approval", "halted"}, "pause")
+    state.status = "paused"
+    state.record(now, "CampaignPaused", by=by)
+
+
+def resume(state: CampaignState, by: str, now: datetime) -> None:
+    _require(state, {"paused"}, "resume")
+    # A decision that was waiting before the pause is still waiting.
+    state.status = {"failure_budget": "halted", "wave_approval": "awaiting_approval"}.get(
+        state.decision.kind if state.decision else "", "running"
+    )  # type: ignore[assignment]
+    state.record(now, "CampaignResumed", by=by)
+
+
+def cancel(state: CampaignState, by: str, reason: str, now: datetime) -> None:
+    _require(state, {"running", "paused", "awaiting_approval", "halted"}, "cancel")
+    state.status = "cancelling"
+    state.decision = None
+    state.record(now, "CampaignCancelled", by=by, reason=reason)
+
+
+def approve(
+    state: CampaignState, by: str, decision: Literal["continue", "abort"], note: str, now: datetime
+) -> None:
+    """An approver answers the waiting decision: the next wave, or past the failure budget."""
+    waiting = state.decision
+    if waiting is None or state.status not in ("awaiting_approval", "halted"):
+        raise CampaignRejectedError(f"campaign is {state.status}: no decision is waiting")
+    if decision == "abort":
+        state.record(now, "CampaignAborted", by=by, note=note, decision=waiting.kind)
+        state.status = "cancelling"
+        state.decision = None
+        return
+    if waiting.kind == "wave_approval":
+        state.approved_waves.append(waiting.wave)
+    else:
+        state.tolerated_failures = state.failures()
+    state.record(now, "DecisionMade", by=by, note=note, decision=waiting.kind, wave=waiting.wave)
+    state.decision = None
+    state.status = "running"
+
+
+def _require(state: CampaignState, allowed: set[str], action: str) -> None:
+    if state.status not in allowed:
+        raise CampaignRejectedError(f"cannot {action} a campaign that is {state.status}")

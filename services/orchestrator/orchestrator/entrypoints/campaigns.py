@@ -1,0 +1,178 @@
+"""/v1/campaigns: many sites rotated in waves, under a cap, a farm rule and a failure budget."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestrator.domain import campaign as domain
+from orchestrator.domain.campaign import CampaignState
+from orchestrator.entrypoints.schemas import CertificateUploadIn, RotationOptionsIn
+from orchestrator.service_layer import campaigns, rotations
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.errors import InputRejectedError
+from orchestrator.service_layer.tokens import Principal
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanIn(_Body):
+    waves: list[list[str]] | None = Field(None, description="Explicit waves, in order")
+    sites: list[str] | None = Field(None, description="Sites for a generated plan, in order")
+    canary: int = Field(1, ge=0, description="Generated plan: sites in the first wave")
+    wave_size: int = Field(5, ge=1, description="Generated plan: sites per later wave")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "PlanIn":
+        if (self.waves is None) == (self.sites is None):
+            raise ValueError("give either plan.waves (explicit) or plan.sites (generated)")
+        return self
+
+    def resolved(self) -> list[list[str]]:
+        if self.waves is not None:
+            return self.waves
+        return domain.generate_waves(list(self.sites or []), self.canary, self.wave_size)
+
+
+class CampaignIn(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    plan: PlanIn
+    certificate: CertificateUploadIn | None = Field(
+        None, description="One certificate for every site its SANs cover (checked per site)"
+    )
+    certificates: dict[str, CertificateUploadIn] = Field(
+        default_factory=dict, description="site -> its own certificate"
+    )
+    options: RotationOptionsIn = Field(default_factory=RotationOptionsIn)
+    max_concurrent: int = Field(1, ge=1, description="Rotations running at once")
+    max_failures: int = Field(0, ge=0, description="Halt when more rotations fail than this")
+    approve_each_wave: bool = False
+    change_id: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _no_unaccepted_risk(self) -> "CampaignIn":
+        if self.options.orphan_risk_budget > 0:
+            raise ValueError(
+                "a campaign cannot carry an orphan-risk budget: accept risks per rotation"
+            )
+        return self
+
+
+class CampaignActionIn(_Body):
+    reason: str = Field("", max_length=2000)
+
+
+class CampaignDecisionIn(_Body):
+    decision: Literal["continue", "abort"] = "continue"
+    note: str = Field("", max_length=2000)
+
+
+def _upload(body: CertificateUploadIn) -> rotations.CertificateUpload:
+    return rotations.CertificateUpload(body.format, body.data_b64, body.password, body.key_b64)
+
+
+def campaign_summary(state: CampaignState) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for site in state.sites.values():
+        counts[site.status] = counts.get(site.status, 0) + 1
+    return {
+        "id": state.campaign_id, "name": state.name, "state": state.status,
+        "created_by": state.created_by, "created_at": state.created_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(), "change_id": state.change_id,
+        "current_wave": state.current_wave + 1, "waves": len(state.waves),
+        "sites_by_state": counts, "failures": state.failures(),
+        "failure_budget": state.max_failures, "tolerated_failures": state.tolerated_failures,
+        "max_concurrent": state.max_concurrent, "approve_each_wave": state.approve_each_wave,
+        "decision_waiting": state.decision.model_dump(mode="json") if state.decision else None,
+    }  # fmt: skip
+
+
+def campaign_view(state: CampaignState) -> dict[str, Any]:
+    keep = {"site", "status", "rotation_id", "note", "farm"}
+    waves = [
+        {"wave": i + 1, "sites": [state.sites[s].model_dump(mode="json", include=keep) for s in w]}
+        for i, w in enumerate(state.waves)
+    ]
+    return {**campaign_summary(state), "plan": waves, "events": state.events}
+
+
+def campaigns_router(
+    deps: Deps, role: Callable[[Any], Callable[..., Awaitable[Principal]]]
+) -> APIRouter:
+    router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+    Viewer = Annotated[Principal, Depends(role("viewer"))]
+    Operator = Annotated[Principal, Depends(role("operator"))]
+    Approver = Annotated[Principal, Depends(role("approver"))]
+
+    @router.post("", status_code=201)
+    async def create(
+        body: CampaignIn,
+        response: Response,
+        who: Operator,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """Pre-flight every site's certificate, then start the campaign's first wave."""
+        try:
+            waves = body.plan.resolved()
+        except domain.InvalidPlanError as exc:
+            raise InputRejectedError(str(exc), code="invalid_plan") from None
+        request = campaigns.CampaignRequest(
+            name=body.name, waves=waves,
+            uploads={site: _upload(u) for site, u in body.certificates.items()},
+            default_upload=_upload(body.certificate) if body.certificate else None,
+            options=body.options.stored(), max_concurrent=body.max_concurrent,
+            max_failures=body.max_failures, approve_each_wave=body.approve_each_wave,
+            change_id=body.change_id,
+        )  # fmt: skip
+        state, created = await campaigns.create_campaign(
+            deps, request, by=who.name, principal=who.record(), idempotency_key=idempotency_key,
+            body=body.model_dump(mode="json"),
+        )  # fmt: skip
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = f"/v1/campaigns/{state.campaign_id}"
+        return campaign_view(state)
+
+    @router.get("")
+    async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+        return {"items": [campaign_summary(s) for s in await campaigns.list_campaigns(deps, limit)]}
+
+    @router.get("/{campaign_id}")
+    async def get(campaign_id: str, _: Viewer) -> dict[str, Any]:
+        return campaign_view(await campaigns.get_campaign(deps, campaign_id))
+
+    async def _act(
+        campaign_id: str, action: campaigns.Action, who: Principal, reason: str
+    ) -> dict[str, Any]:
+        return campaign_view(await campaigns.act(deps, campaign_id, action, by=who.name,
+                                                 reason=reason))  # fmt: skip
+
+    @router.post("/{campaign_id}/pause")
+    async def pause(
+        campaign_id: str, who: Operator, body: CampaignActionIn | None = None
+    ) -> dict[str, Any]:
+        """No new rotations; the running ones go on."""
+        return await _act(campaign_id, "pause", who, (body or CampaignActionIn()).reason)
+
+    @router.post("/{campaign_id}/resume")
+    async def resume(campaign_id: str, who: Operator) -> dict[str, Any]:
+        return await _act(campaign_id, "resume", who, "")
+
+    @router.post("/{campaign_id}/cancel")
+    async def cancel(campaign_id: str, body: CampaignActionIn, who: Operator) -> dict[str, Any]:
+        """No new rotations; the running ones are cancelled (and compensated)."""
+        return await _act(campaign_id, "cancel", who, body.reason)
+
+    @router.post("/{campaign_id}/approve")
+    async def approve(
+        campaign_id: str, who: Approver, body: CampaignDecisionIn | None = None
+    ) -> dict[str, Any]:
+        """Answer the waiting decision: the next wave, or continue / abort past the budget."""
+        given = body or CampaignDecisionIn()
+        state = await campaigns.act(deps, campaign_id, "approve", by=who.name,
+                                    reason=given.note, decision=given.decision)  # fmt: skip
+        return campaign_view(state)
+
+    return router

@@ -1,0 +1,307 @@
+"""Campaigns as the API and the campaign loop see them: create, act, and drive (tick).
+
+A tick decides in one versioned transaction (two replicas: one wins, the other re-reads), then
+starts each chosen site's rotation through the rotations' own path with an Idempotency-Key
+derived from the campaign and the site: a retry after a crash, or a second replica, gets the
+same rotation back, never a second one. Site locks still refuse a site another rotation holds."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.adapters import campaign_tables as table
+from orchestrator.adapters.repository import ConcurrentUpdateError
+from orchestrator.domain import campaign as domain
+from orchestrator.domain.campaign import CampaignState
+from orchestrator.domain.inputs import CancelRequested
+from orchestrator.domain.state import TERMINAL, RotationOptions
+from orchestrator.service_layer import inventory, rotations
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.errors import (
+    ConflictError,
+    InputRejectedError,
+    NotFoundError,
+    ServiceError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CampaignRequest:
+    name: str
+    waves: list[list[str]]
+    # site -> upload; a site left out uses `default_upload` (its SANs are checked per site).
+    uploads: dict[str, rotations.CertificateUpload]
+    default_upload: rotations.CertificateUpload | None
+    options: RotationOptions
+    max_concurrent: int
+    max_failures: int
+    approve_each_wave: bool
+    change_id: str | None
+
+
+async def create_campaign(
+    deps: Deps,
+    request: CampaignRequest,
+    *,
+    by: str,
+    idempotency_key: str | None,
+    body: dict[str, Any],
+    principal: dict[str, str] | None = None,
+) -> tuple[CampaignState, bool]:
+    """Pre-flight every site's certificate, then store the campaign; (campaign, created)."""
+    fingerprint = rotations.request_fingerprint(deps.settings.master_key_bytes(), body)
+    if idempotency_key:
+        existing = await _by_key(deps, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    try:
+        ordered = domain.check_waves(request.waves)
+    except domain.InvalidPlanError as exc:
+        raise InputRejectedError(str(exc), code="invalid_plan") from None
+    unknown = sorted(set(request.uploads) - set(ordered))
+    if unknown:
+        raise InputRejectedError(
+            f"certificates given for sites not in the plan: {', '.join(unknown)}",
+            code="invalid_plan",
+        )
+    farms: dict[str, str] = {}
+    targets = {}
+    async with deps.rt.uow() as uow:
+        for site in ordered:
+            targets[site] = await inventory.site_target(uow.session, site)
+            farms[site] = min(await inventory.replication_farm(uow.session, site))
+    bundles: dict[str, dict[str, Any]] = {}
+    for site in ordered:
+        upload = request.uploads.get(site, request.default_upload)
+        if upload is None:
+            raise InputRejectedError(
+                f"no certificate for site {site!r}: give one in certificates or a default",
+                code="missing_certificate",
+            )
+        try:
+            bundle = await rotations.preflight(
+                deps, site, upload, rotations.site_hostnames(targets[site])
+            )
+        except InputRejectedError as exc:
+            raise InputRejectedError(f"site {site!r}: {exc.detail}", code=exc.code) from None
+        bundles[site] = {
+            "bundle_ref": bundle.bundle_ref, "fingerprint_sha256": bundle.fingerprint_sha256,
+            "subject": bundle.subject, "sans": bundle.sans,
+            "not_after": bundle.not_after.isoformat() if bundle.not_after else None,
+            "certificate_pem": bundle.certificate_pem,
+        }  # fmt: skip
+    options = rotations.with_operator_defaults(request.options, deps.settings)
+    state = domain.new_campaign(
+        campaign_id=str(uuid.uuid4()), name=request.name, waves=request.waves, farms=farms,
+        bundles=bundles, max_concurrent=request.max_concurrent,
+        max_failures=request.max_failures, approve_each_wave=request.approve_each_wave,
+        options=options.model_dump(mode="json"), change_id=request.change_id, by=by,
+        now=deps.now(), principal=principal,
+    )  # fmt: skip
+    try:
+        async with deps.rt.uow() as uow:
+            await table.add(uow.session, state, idempotency_key, fingerprint)
+            await uow.commit()
+    except IntegrityError:
+        if idempotency_key:
+            existing = await _by_key(deps, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        raise
+    await tick(deps, state.campaign_id)
+    return await get_campaign(deps, state.campaign_id), True
+
+
+async def _by_key(deps: Deps, key: str, fingerprint: str) -> CampaignState | None:
+    async with deps.rt.uow() as uow:
+        found = await table.by_key(uow.session, key)
+    if found is None:
+        return None
+    campaign_id, body_hash = found
+    if not hmac.compare_digest(body_hash or "", fingerprint):
+        raise ConflictError(
+            f"Idempotency-Key {key!r} was used for a different request (campaign "
+            f"{campaign_id}); use a new key for a new campaign",
+            code="idempotency_key_reused",
+        )
+    return await get_campaign(deps, campaign_id)
+
+
+async def get_campaign(deps: Deps, campaign_id: str) -> CampaignState:
+    async with deps.rt.uow() as uow:
+        loaded = await table.get(uow.session, campaign_id)
+    if loaded is None:
+        raise NotFoundError(f"no campaign {campaign_id!r}")
+    return loaded[0]
+
+
+async def list_campaigns(deps: Deps, limit: int) -> list[CampaignState]:
+    async with deps.rt.uow() as uow:
+        return await table.listing(uow.session, limit)
+
+
+Action = Literal["pause", "resume", "cancel"]
+
+
+async def act(
+    deps: Deps,
+    campaign_id: str,
+    action: Action | Literal["approve"],
+    *,
+    by: str,
+    reason: str = "",
+    decision: Literal["continue", "abort"] = "continue",
+) -> CampaignState:
+    """An operator's (or approver's) action on the whole campaign; 409 when it makes no sense."""
+    now = deps.now()
+
+    def apply(state: CampaignState) -> None:
+        if action == "pause":
+            domain.pause(state, by, now)
+        elif action == "resume":
+            domain.resume(state, by, now)
+        elif action == "cancel":
+            domain.cancel(state, by, reason, now)
+        else:
+            domain.approve(state, by, decision, reason, now)
+        state.updated_at = now
+
+    try:
+        await _update(deps, campaign_id, apply)
+    except domain.CampaignRejectedError as exc:
+        raise ConflictError(str(exc), code="action_not_possible") from None
+    await tick(deps, campaign_id)
+    return await get_campaign(deps, campaign_id)
+
+
+async def _update(
+    deps: Deps, campaign_id: str, change: Callable[[CampaignState], None]
+) -> CampaignState:
+    for _ in range(10):
+        try:
+            async with deps.rt.uow() as uow:
+                loaded = await table.get(uow.session, campaign_id)
+                if loaded is None:
+                    raise NotFoundError(f"no campaign {campaign_id!r}")
+                state, version = loaded
+                change(state)
+                await table.save(uow.session, state, version)
+                await uow.commit()
+                return state
+        except ConcurrentUpdateError:
+            continue  # the loop or another replica saved it meanwhile: decide again
+    raise ConflictError("the campaign is changing too fast; try again", code="busy")
+
+
+async def tick(deps: Deps, campaign_id: str) -> None:
+    """Record ended rotations, decide, then start and cancel what the decision says."""
+    now = deps.now()
+
+    def decide(state: CampaignState) -> None:
+        # Read inside the same transaction as the decision, so it sees what it saves over.
+        domain.observe(state, statuses, now)
+        domain.progress(state, now)
+
+    async with deps.rt.uow() as uow:
+        loaded = await table.get(uow.session, campaign_id)
+        if loaded is None or loaded[0].terminal:
+            return
+        running = [s.rotation_id for s in loaded[0].active() if s.rotation_id]
+        found = await table.rotation_statuses(uow.session, running)
+    statuses = {rid: status for rid, status in found.items() if status in TERMINAL}
+    try:
+        state = await _update(deps, campaign_id, decide)
+    except ConflictError:
+        return  # another replica is driving it right now; the next tick catches up
+    for site in [s for s in state.sites.values() if s.status == "starting"]:
+        await _start(deps, state, site)
+    for site in domain.to_cancel(state):
+        await _cancel(deps, state, site)
+
+
+def rotation_key(campaign_id: str, site: str) -> str:
+    return f"campaign:{campaign_id}:{hashlib.sha256(site.encode()).hexdigest()[:32]}"
+
+
+async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) -> None:
+    bundle = site.bundle
+    registered = rotations.RegisteredBundle(
+        bundle_ref=bundle["bundle_ref"], fingerprint_sha256=bundle["fingerprint_sha256"],
+        subject=bundle.get("subject", ""), sans=list(bundle.get("sans", [])),
+        not_after=datetime.fromisoformat(bundle["not_after"]) if bundle.get("not_after") else None,
+        certificate_pem=bundle.get("certificate_pem", ""),
+    )  # fmt: skip
+    now = deps.now()
+    try:
+        rotation, _ = await rotations.create_rotation(
+            deps, site=site.site, upload=None, bundle=registered,
+            options=RotationOptions.model_validate(state.options), change_id=state.change_id,
+            requested_by=f"{state.created_by} (campaign {state.name})", principal=state.principal,
+            idempotency_key=rotation_key(state.campaign_id, site.site),
+            body={"campaign": state.campaign_id, "site": site.site,
+                  "bundle_ref": bundle["bundle_ref"]},
+        )  # fmt: skip
+    except ConflictError as exc:
+        if exc.code != "site_busy":
+            raise
+        note = f"waiting: {exc.detail}"
+        await _update(
+            deps, state.campaign_id, lambda s: domain.start_deferred(s, site.site, note, now)
+        )
+        return
+    except (InputRejectedError, NotFoundError) as exc:
+        note = f"rotation refused: {exc.detail}"
+        await _update(
+            deps, state.campaign_id, lambda s: domain.start_refused(s, site.site, note, now)
+        )
+        return
+    except (ServiceError, IntegrityError):
+        log.warning("campaign %s: starting site %s failed; retrying", state.campaign_id, site.site)
+        return  # stays "starting": the next tick asks again with the same Idempotency-Key
+    await _update(
+        deps, state.campaign_id, lambda s: domain.started(s, site.site, rotation.saga_id, now)
+    )
+
+
+async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -> None:
+    assert site.rotation_id is not None
+    reason = f"campaign {state.name} cancelled"
+    try:
+        await rotations.act(
+            deps, site.rotation_id, CancelRequested(by=state.created_by, reason=reason)
+        )
+    except ConflictError:
+        pass  # it had ended or was compensating already: nothing more to ask
+
+    def sent(s: CampaignState) -> None:
+        s.sites[site.site].cancel_sent = True
+
+    await _update(deps, state.campaign_id, sent)
+
+
+async def run_campaigns(deps: Deps) -> None:
+    """Drive every unfinished campaign; a poll loop, so a restart simply carries on."""
+    poll = deps.rt.settings.timer_poll_seconds
+    while True:
+        try:
+            async with deps.rt.uow() as uow:
+                ids = await table.unfinished(uow.session)
+            for campaign_id in ids:
+                await tick(deps, campaign_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("campaign loop failed; retrying")
+        await asyncio.sleep(poll)

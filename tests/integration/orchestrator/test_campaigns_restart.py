@@ -1,0 +1,82 @@
+"""A campaign on PostgreSQL survives its orchestrator: a second replica carries it to the end."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from certrotate_shared.clock import ManualClock
+from certrotate_shared.transport.local import LocalTransport
+from tests.integration.orchestrator import racer
+from tests.integration.orchestrator.support import (
+    ADMIN,
+    INTERNAL,
+    StandInWorker,
+    server_body,
+    site_body,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
+    pg_url, master_key, pg_schemas, tmp_path
+):
+    schema = f"orch_{uuid.uuid4().hex[:8]}"
+    pg_schemas.append(schema)
+    settings = {
+        "database_url": pg_url, "database_schema": schema, "vault_url": pg_url,
+        "transport": "local", "local_log_path": str(tmp_path / "bus.db"),
+        "master_key": master_key, "admin_token": ADMIN, "internal_token": INTERNAL,
+        "timer_poll_seconds": 0.05,
+    }  # fmt: skip
+    clock = ManualClock()
+    first = racer.build(settings, clock)
+    await first.start(serve_http=False)
+    async with racer.client(first) as api:
+        for name, partners in (("site-a", ["site-b"]), ("site-b", []), ("site-c", []),
+                               ("site-d", [])):  # fmt: skip
+            assert (await api.post("/v1/sites", json=site_body(name, partners))).status_code == 201
+            server = await api.post("/v1/servers", json=server_body(f"{name}-s1", name))
+            assert server.status_code == 201
+        created = await api.post(
+            "/v1/campaigns",
+            json={"name": "restart", "max_concurrent": 2,
+                  "plan": {"waves": [["site-c"], ["site-a", "site-b", "site-d"]]},
+                  "certificate": {"format": "pkcs12", "data_b64": "AAAA", "password": "p"}},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["id"]
+        # No worker runs yet: the canary's rotation is started and waits for its answers.
+        assert created.json()["sites_by_state"] == {"running": 1, "pending": 3}
+    # A second replica drives the same campaign; the first one then goes away mid-rotation.
+    second = racer.build(settings, clock)
+    await second.start(serve_http=False)
+    await first.stop()
+    worker = StandInWorker(
+        bus=LocalTransport(str(tmp_path / "bus.db")),
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/standin.db",
+        transport="local", local_log_path=str(tmp_path / "bus.db"), master_key=master_key,
+    )  # fmt: skip
+    await worker.runtime.start()
+    try:
+        async with racer.client(second) as api:
+            view: dict = {}
+
+            async def ended() -> bool:
+                view.update((await api.get(f"/v1/campaigns/{campaign_id}")).json())
+                return view["state"] in ("completed", "halted", "cancelled", "aborted")
+
+            await wait_until(ended, timeout=120)
+            assert view["state"] == "completed", view
+            assert view["sites_by_state"] == {"completed": 4}
+            rotations = (await api.get("/v1/rotations", params={"limit": 50})).json()["items"]
+            # Exactly one rotation per site, although two replicas drove the campaign.
+            assert sorted(r["site"] for r in rotations) == ["site-a", "site-b", "site-c", "site-d"]
+            started = [e["site"] for e in view["events"] if e["type"] == "SiteStarted"]
+            assert sorted(started) == ["site-a", "site-b", "site-c", "site-d"]
+    finally:
+        await worker.runtime.stop()
+        await second.stop()

@@ -1,0 +1,140 @@
+"""Campaign decisions: waves and canary, the cap, one rotation per farm, the failure budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from orchestrator.domain import campaign as c
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def make(
+    waves: list[list[str]],
+    *,
+    farms: dict[str, str] | None = None,
+    cap: int = 10,
+    failures: int = 0,
+    approve: bool = False,
+) -> c.CampaignState:
+    sites = [s for w in waves for s in w]
+    return c.new_campaign(
+        campaign_id="c1", name="ca-retired", waves=waves,
+        farms={s: (farms or {}).get(s, s) for s in sites}, bundles={s: {} for s in sites},
+        max_concurrent=cap, max_failures=failures, approve_each_wave=approve, options={},
+        change_id=None, by="ops", now=NOW,
+    )  # fmt: skip
+
+
+def run(state: c.CampaignState, outcomes: dict[str, str] | None = None) -> list[list[str]]:
+    """Drive the campaign to its end: each round, start what it asks, then end all running."""
+    rounds = []
+    for n in range(100):
+        for site in c.progress(state, NOW):
+            c.started(state, site, f"rot-{site}", NOW)
+        running = [s.site for s in state.active()]
+        if not running:
+            break
+        rounds.append(sorted(running))
+        c.observe(state, {f"rot-{s}": (outcomes or {}).get(s, "completed") for s in running}, NOW)
+        assert n < 99
+    return rounds
+
+
+def test_generated_plan_puts_a_canary_first_then_waves_of_the_given_size():
+    sites = [f"s{i}" for i in range(8)]
+    assert c.generate_waves(sites, canary=1, size=3) == [
+        ["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6"], ["s7"]
+    ]  # fmt: skip
+    assert c.generate_waves(sites[:2], canary=0, size=5) == [["s0", "s1"]]
+
+
+def test_a_site_listed_twice_is_refused():
+    with pytest.raises(c.InvalidPlanError, match="s1"):
+        c.check_waves([["s0", "s1"], ["s1"]])
+
+
+def test_a_wave_starts_only_after_the_previous_one_ended():
+    state = make([["canary"], ["a", "b"], ["c"]])
+    assert run(state) == [["canary"], ["a", "b"], ["c"]]
+    assert state.status == "completed"
+    assert [e["wave"] for e in state.events if e["type"] == "WaveStarted"] == [1, 2]
+
+
+def test_the_cap_limits_rotations_running_at_once():
+    state = make([["a", "b", "c", "d", "e"]], cap=2)
+    assert run(state) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_two_sites_of_one_farm_never_rotate_at_once():
+    # a, b and c replicate with each other (farm "a"); d is alone.
+    state = make([["a", "b", "c", "d"]], farms={"a": "a", "b": "a", "c": "a"}, cap=3)
+    rounds = run(state)
+    assert rounds == [["a", "d"], ["b"], ["c"]]
+    for running in rounds:
+        farms = [state.sites[s].farm for s in running]
+        assert len(farms) == len(set(farms))
+
+
+def test_more_failures_than_the_budget_halts_with_a_decision_waiting():
+    state = make([["a", "b"], ["c"]], failures=1)
+    rounds = run(state, outcomes={"a": "compensated", "b": "failed"})
+    assert rounds == [["a", "b"]]
+    assert state.status == "halted"
+    assert state.decision is not None and state.decision.kind == "failure_budget"
+    assert state.sites["c"].status == "pending"
+    # "continue": the failures so far are accepted; the campaign goes on.
+    c.approve(state, "approver", "continue", "known flaky site", NOW)
+    assert run(state) == [["c"]]
+    assert state.status == "completed"
+
+
+def test_abort_after_a_halt_skips_what_was_left():
+    state = make([["a"], ["b"]])
+    run(state, outcomes={"a": "failed"})
+    c.approve(state, "approver", "abort", "", NOW)
+    run(state)
+    assert state.status == "aborted"
+    assert state.sites["b"].status == "skipped"
+
+
+def test_wave_approval_holds_the_next_wave_until_approved():
+    state = make([["a"], ["b"]], approve=True)
+    assert run(state) == [["a"]]
+    assert state.status == "awaiting_approval"
+    with pytest.raises(c.CampaignRejectedError):
+        c.resume(state, "ops", NOW)
+    c.approve(state, "approver", "continue", "", NOW)
+    assert run(state) == [["b"]]
+    assert state.status == "completed"
+
+
+def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
+    state = make([["a", "b"], ["c"]], cap=1)
+    for site in c.progress(state, NOW):
+        c.started(state, site, f"rot-{site}", NOW)
+    c.cancel(state, "ops", "wrong CA", NOW)
+    assert [s.site for s in c.to_cancel(state)] == ["a"]
+    state.sites["a"].cancel_sent = True
+    assert c.progress(state, NOW) == []
+    assert state.status == "cancelling"
+    c.observe(state, {"rot-a": "compensated"}, NOW)
+    c.progress(state, NOW)
+    assert state.status == "cancelled"
+    assert {s: v.status for s, v in state.sites.items()} == {
+        "a": "cancelled", "b": "skipped", "c": "skipped"
+    }  # fmt: skip
+
+
+def test_a_paused_campaign_starts_nothing_and_resumes_where_it_was():
+    state = make([["a", "b"]], cap=1)
+    run_once = c.progress(state, NOW)
+    assert run_once == ["a"]
+    c.started(state, "a", "rot-a", NOW)
+    c.pause(state, "ops", NOW)
+    c.observe(state, {"rot-a": "completed"}, NOW)
+    assert c.progress(state, NOW) == []
+    c.resume(state, "ops", NOW)
+    assert c.progress(state, NOW) == ["b"]
