@@ -1,8 +1,10 @@
 """Replication between partner sites: scheduled and on-demand runs, status codes, re-adding.
 
 Groups and policy settings always replicate. A normal run keeps, per group, the copy with the
-latest policy change. The first run after a partner is (re-)added overwrites the partner's
-database with the initiating site's, as SEPM does. Partners talk HTTPS to each other, so a run
+latest policy change. Each site keeps its own partner list: deleting the partner on one site
+leaves it listed on the other, and a run needs both to list each other. Adding a partner on a
+site makes its first run overwrite the partner's database with the site's, as SEPM does; that
+database carries the partnership, so the partner lists the site again afterwards. Partners talk HTTPS to each other, so a run
 fails to connect when either side's replicating server presents a certificate the partnership
 was not set up with: the reason the vendor breaks replication before a certificate change.
 """
@@ -33,6 +35,7 @@ class Run:
 class Partnership:
     sites: tuple[str, str]
     pinned: set[str]  # fingerprints each side accepted when the partnership was made
+    listed_by: set[str]  # the sites whose partner list names the other
     next_run_ms: int
     status_code: str = NEVER_REPLICATED
     last_run_ms: int | None = None
@@ -75,13 +78,16 @@ class Replication:
         self.before_change: Callable[[Site, int], None] = lambda site, at_ms: None
 
     def partners_of(self, site: str) -> list[Partnership]:
+        """The partnerships the site's own partner list names."""
         return sorted(
-            (p for p in self.partnerships.values() if site in p.sites),
+            (p for p in self.partnerships.values() if site in p.listed_by),
             key=lambda p: p.other(site),
         )
 
     def find(self, site: str, partner: str) -> Partnership | None:
-        return self.partnerships.get(_key(site, partner))
+        """The partnership, if the site's partner list names the partner."""
+        found = self.partnerships.get(_key(site, partner))
+        return found if found is not None and site in found.listed_by else None
 
     def _pins(self, *site_names: str) -> set[str]:
         return {
@@ -95,6 +101,7 @@ class Replication:
         partnership = Partnership(
             sites=_key(a, b),
             pinned=self._pins(a, b),
+            listed_by={a, b},
             next_run_ms=now_ms + self.interval_ms,
             status_code=SUCCEEDED,
             last_run_ms=now_ms,
@@ -105,17 +112,34 @@ class Replication:
         return partnership
 
     def delete(self, site: str, partner: str) -> bool:
-        """Deleting on one side removes the partnership on both."""
-        return self.partnerships.pop(_key(site, partner), None) is not None
+        """Take the partner off this site's list only; the partner's list is its own."""
+        partnership = self.find(site, partner)
+        if partnership is None:
+            return False
+        partnership.listed_by.discard(site)
+        if partnership.pending_overwrite_from == site:
+            partnership.pending_overwrite_from = None
+        if not partnership.listed_by:
+            del self.partnerships[partnership.sites]
+        return True
 
     def add(self, site: str, partner: str, now_ms: int) -> Partnership:
-        partnership = Partnership(
-            sites=_key(site, partner),
-            pinned=self._pins(site, partner),
-            next_run_ms=now_ms + self.interval_ms,
-            pending_overwrite_from=site,
-        )
-        self.partnerships[partnership.sites] = partnership
+        """List the partner on this site; the first run overwrites the partner's database."""
+        partnership = self.partnerships.get(_key(site, partner))
+        if partnership is None:
+            partnership = Partnership(
+                sites=_key(site, partner),
+                pinned=set(),
+                listed_by=set(),
+                next_run_ms=now_ms + self.interval_ms,
+            )
+            self.partnerships[partnership.sites] = partnership
+        # Set up with the certificates both sides present now, as the wizard's handshake.
+        partnership.pinned = self._pins(site, partner)
+        partnership.listed_by.add(site)
+        partnership.pending_overwrite_from = site
+        if partnership.run is not None:
+            partnership.run.overwrite_from = site
         self.start_run(partnership, now_ms)
         return partnership
 
@@ -149,15 +173,23 @@ class Replication:
         presented = {
             self._sites[name].servers[0].manager_facing.fingerprint_sha256 for name in (a, b)
         }
+        source = run.overwrite_from
+        if source is not None and source not in partnership.listed_by:
+            source = None  # deleted again before its first run
         if fault is not None:
             partnership.status_code = fault.status_code
             partnership.failures.append(fault.message or "injected replication failure")
+        elif source is None and partnership.listed_by != set(partnership.sites):
+            partnership.status_code = FAILED_CONNECT
+            partnership.failures.append("the partner does not list this site as a partner")
         elif not presented <= partnership.pinned:
             partnership.status_code = FAILED_CONNECT
             partnership.failures.append("partner presented an untrusted certificate")
         else:
-            if run.overwrite_from is not None:
-                self._overwrite(run.overwrite_from, partnership.other(run.overwrite_from), at_ms)
+            if source is not None:
+                self._overwrite(source, partnership.other(source), at_ms)
+                # The partner's database is now the source's, partner list included.
+                partnership.listed_by = set(partnership.sites)
                 partnership.pending_overwrite_from = None
             else:
                 self._merge(partnership, at_ms)

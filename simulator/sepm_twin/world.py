@@ -55,9 +55,11 @@ class World:
             duration_ms=int(scenario.replication.duration_s * 1000),
         )
         self.replication.before_change = lambda site, at_ms: site.fleet.tick(at_ms)
+        # A partnership set up from either side is on both sites' lists (adding a partner
+        # overwrites its database with the adding site's, partner list included).
         for spec in scenario.sites:
             for partner in spec.replication_partners:
-                if self.replication.find(spec.name, partner) is None:
+                if self.replication.partnerships.get(tuple(sorted((spec.name, partner)))) is None:
                     self.replication.establish(spec.name, partner, start_ms)
         self._backups = 0
         self._issued_keys = 1 + sum(len(s.servers) for s in scenario.sites)

@@ -147,15 +147,15 @@ async def test_replication_before_during_and_after_a_run_and_for_a_new_partner(
     )
     assert conforms(now, "ReplicationAllStatus")["code"] == 0
     conforms(await sepm.sepm("site-a", "GET", "/replication/status"), "ReplicationStatusResponse")
-    # A partner re-added and not yet replicated has run times it never had.
-    assert (await sepm.host("/sites/site-a/replication/partners/site-b/delete")).is_success
+    # A partner re-added after both sides deleted it has never replicated: its run times are 0.
+    for here, there in (("site-a", "site-b"), ("site-b", "site-a")):
+        assert (await sepm.host(f"/sites/{here}/replication/partners/{there}/delete")).is_success
     assert (await sepm.host("/sites/site-a/replication/partners/site-b/add")).is_success
     status = conforms(
-        await sepm.sepm("site-b", "GET", "/replication/status"), "ReplicationStatusResponse"
+        await sepm.sepm("site-a", "GET", "/replication/status"), "ReplicationStatusResponse"
     )
-    assert [p["name"] for p in status["replicationStatus"]["replicationPartnerStatusList"]] == [
-        "site-a"
-    ]
+    [partner] = status["replicationStatus"]["replicationPartnerStatusList"]
+    assert (partner["name"], partner["lastSuccessfulRunTime"]) == ("site-b", 0)
 
 
 async def test_errors(sepm: TwinDriver) -> None:

@@ -278,7 +278,13 @@ async def test_a_failed_deletion_is_reported_with_what_was_broken_and_a_retry_fi
     broken = await stack.reply(second)
     assert broken.payload["broken_partners"] == ["site-b", "site-c"]
     deletes = [e for e in await stack.operations("replication.partner.delete") if e["status"] < 400]
-    assert sorted(e["target"] for e in deletes) == ["site-a/site-b", "site-a/site-c"]
+    # Each side once: the twin keeps a partner list per site, as SEPM does.
+    assert sorted(e["target"] for e in deletes) == [
+        "site-a/site-b",
+        "site-a/site-c",
+        "site-b/site-a",
+        "site-c/site-a",
+    ]
 
 
 async def test_a_failure_on_the_partners_side_keeps_this_side_broken_and_restorable(stack):

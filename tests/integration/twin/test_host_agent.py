@@ -181,43 +181,6 @@ async def test_semapisrv_exists_only_from_14_0() -> None:
         await twin.stop()
 
 
-async def test_a_partnership_deleted_on_one_side_is_gone_on_both_and_re_adding_overwrites(
-    driver: TwinDriver,
-) -> None:
-    await driver.host("/sites/site-b/replication/partners/site-a/delete")
-    for site in ("site-a", "site-b"):
-        status = (await driver.sepm(site, "GET", "/replication/status")).json()
-        assert status["replicationStatus"]["replicationPartnerStatusList"] == []
-    # While apart, each side changes the same group differently.
-    servers_group = next(
-        g for g in await driver.groups("site-a") if g["fullPathName"] == "My Company\\Servers"
-    )
-    [location_id] = await driver.location_ids("site-b", servers_group["id"])
-    settings_path = f"/groups/{servers_group['id']}/locations/{location_id}/settings"
-    for site, heartbeat in (("site-a", 111), ("site-b", 222)):
-        await driver.sepm(
-            site,
-            "PATCH",
-            settings_path,
-            json={
-                "configuration": {
-                    "communication_settings": {"pull_mode_heartbeat_freq_in_seconds": heartbeat}
-                }
-            },
-        )
-    # Site A re-adds site B: B's database is overwritten with A's, although B's edit is newer.
-    readded = await driver.host("/sites/site-a/replication/partners/site-b/add")
-    assert readded.status_code == 200
-    await driver.advance(600)
-    on_b = (await driver.sepm("site-b", "GET", settings_path)).json()
-    assert (
-        on_b["configuration"]["communication_settings"]["pull_mode_heartbeat_freq_in_seconds"]
-        == 111
-    )
-    again = await driver.host("/sites/site-a/replication/partners/site-b/add")
-    assert again.status_code == 409
-
-
 async def test_a_certificate_change_without_breaking_replication_fails_it(
     driver: TwinDriver,
 ) -> None:

@@ -59,10 +59,11 @@ async def test_swapping_the_certificate_with_verification_on_orphans_every_clien
 async def test_the_seven_steps_orphan_only_clients_offline_through_the_first_wait(
     driver: TwinDriver,
 ) -> None:
-    # 1. Break replication.
+    # 1. Break replication, on both sites: each keeps its own partner list.
     assert (await driver.sepm("site-a", "GET", "/replication/is_replicated")).json() is True
-    broken = await driver.host("/sites/site-a/replication/partners/site-b/delete")
-    assert broken.status_code == 200, broken.text
+    for here, there in (("site-a", "site-b"), ("site-b", "site-a")):
+        broken = await driver.host(f"/sites/{here}/replication/partners/{there}/delete")
+        assert broken.status_code == 200, broken.text
     assert (await driver.sepm("site-b", "GET", "/replication/is_replicated")).json() is False
 
     # 2. Disable verification in every group and location.
