@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -99,6 +100,7 @@ class ServiceRuntime:
         transport: Transport | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
         clock: Clock | None = None,
+        restart_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.spec = spec
@@ -114,7 +116,9 @@ class ServiceRuntime:
         self.http_url: str | None = None
         self._http: uvicorn.Server | None = None
         self._stopping = False
-        self._consumer_error: str | None = None
+        # Loops that stopped on an error and wait to be restarted: name -> the error.
+        self._down: dict[str, str] = {}
+        self._restart_sleep = restart_sleep or asyncio.sleep
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
         self.consumer: MessageConsumer
@@ -158,9 +162,14 @@ class ServiceRuntime:
         )
         self.consumer = self._new_consumer()
         self._spawn(self.relay.run(), "relay")
-        self._spawn(self._run_consumer(), "consumer")
+        self._spawn(
+            self._keep_running("consumer", lambda: self.consumer.run(), self._renew_consumer),
+            "consumer",
+        )
         for loop in self.spec.background:
-            self._spawn(loop(self), loop.__name__)
+            self._spawn(
+                self._keep_running(loop.__name__, functools.partial(loop, self)), loop.__name__
+            )
         if self.spec.api is not None:
             self.app = self.spec.api(self)
             add_health_routes(self.app, self)
@@ -189,43 +198,56 @@ class ServiceRuntime:
             batch_transactions=self.spec.batch_transactions,
         )
 
-    async def _run_consumer(self) -> None:
-        """Run the consumer; when it stops on an error (a failed offset commit, a lost broker,
-        anything a batch raised), restart it with back-off. /readyz fails while it is down."""
+    def _renew_consumer(self) -> None:
+        self.consumer = self._new_consumer()
+
+    async def _keep_running(
+        self,
+        name: str,
+        run: Callable[[], Awaitable[None]],
+        before_restart: Callable[[], None] | None = None,
+    ) -> None:
+        """Run a loop (the consumer, a background loop); when it stops on an error (a failed
+        offset commit, a lost broker or database, anything a batch raised), restart it with
+        back-off. /readyz fails while it is down."""
         settings = self.settings
-        loop = asyncio.get_running_loop()
+        clock = asyncio.get_running_loop()
         failures = 0
         while True:
-            started = loop.time()
+            started = clock.time()
             try:
-                await self.consumer.run()
+                await run()
                 return  # stopped on request
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if self._stopping:
                     return
-                # A consumer that ran a good while before failing starts the back-off afresh.
+                # A loop that ran a good while before failing starts the back-off afresh.
                 failures = (
-                    1 if loop.time() - started > settings.consumer_restart_max_s else failures + 1
+                    1 if clock.time() - started > settings.consumer_restart_max_s else failures + 1
                 )
-                self._consumer_error = describe(exc)
+                self._down[name] = describe(exc)
                 delay = backoff_delay(
                     failures,
                     base_s=settings.consumer_restart_base_s,
                     cap_s=settings.consumer_restart_max_s,
                 )
                 log.error(
-                    "%s consumer stopped (%s); restarting in %.1f s",
+                    "%s %s stopped (%s); restarting in %.1f s",
                     self.spec.name,
-                    self._consumer_error,
+                    name,
+                    self._down[name],
                     delay,
                     exc_info=exc,
                 )
-            await asyncio.sleep(delay)
+            await self._restart_sleep(delay)
             if self._stopping:
                 return
-            self.consumer = self._new_consumer()
+            if before_restart is not None:
+                before_restart()
+            if name != "consumer":  # the consumer is up again once it is consuming
+                self._down.pop(name, None)
 
     async def _serve_http(self, app: FastAPI) -> None:
         config = uvicorn.Config(
@@ -250,9 +272,17 @@ class ServiceRuntime:
     def problems(self) -> list[str]:
         """Loops that have stopped; empty when the service is healthy."""
         problems = [f"{t.get_name()} stopped" for t in self._tasks if t.done()]
+        problems += [
+            f"{self.spec.name}:{name} down after {error}; restarting"
+            for name, error in self._down.items()
+            if name != "consumer"
+        ]
         if hasattr(self, "consumer") and not self.consumer.serving and not self._stopping:
-            why = f" after {self._consumer_error}" if self._consumer_error else ""
+            error = self._down.get("consumer")
+            why = f" after {error}" if error else ""
             problems.append(f"{self.spec.name}:consumer not consuming{why}")
+        elif "consumer" in self._down and self.consumer.serving:
+            del self._down["consumer"]
         return problems
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
