@@ -111,7 +111,6 @@ def start_saga(
     options: RotationOptions,
     now: datetime,
     requested_by: str = "",
-    requested_by_principal: str | None = None,
     change_id: str | None = None,
     hold_reason: str | None = None,
 ) -> Decision:
@@ -124,7 +123,6 @@ def start_saga(
         certificate=certificate,
         options=options,
         requested_by=requested_by,
-        requested_by_principal=requested_by_principal,
         change_id=change_id,
         servers=[ServerProgress(name=s.name) for s in target.servers],
         hold=hold_reason is not None,
@@ -901,7 +899,7 @@ def _on_approval(t: _Transition, action: ApprovalGiven) -> None:
         raise ActionRejectedError(f"already approved by {s.approval.by}")
     if s.swap_started:
         raise ActionRejectedError("the swap has already started")
-    s.approval = Approval(by=action.by, at=t.now, note=action.note)
+    s.approval = Approval(by=action.by, at=t.now, note=action.note, principal=action.principal)
     t.note(f"approved by {action.by}")
     if s.step == "gates" and s.pending_decision is None and not s.hold:
         _evaluate_gates(t)
@@ -981,7 +979,7 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
     if pending.kind == "verification_reenabled":
         s.risk_acceptance = RiskAcceptance(
             by=action.by, at=t.now, reason=action.reason, change_id=action.change_id,
-            accepted_count=action.accepted_count, step=s.step,
+            accepted_count=action.accepted_count, step=s.step, principal=action.principal,
         )  # fmt: skip
     if s.step in ("await_disable_propagation", "gates"):
         s.risk_acceptance = RiskAcceptance(
@@ -991,6 +989,7 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
             change_id=action.change_id,
             accepted_count=action.accepted_count,
             step=s.step,
+            principal=action.principal,
         )
         s.propagation_gate_passed = True
         if s.step == "gates":

@@ -173,6 +173,7 @@ class RiskAcceptance(_Model):
     change_id: str | None = None
     accepted_count: int
     step: str
+    principal: str | None = None  # the API token id of who accepted it
 
 
 DecisionKind = Literal[
@@ -211,8 +212,6 @@ class SagaState(_Model):
     certificate: CertificateInfo
     options: RotationOptions
     requested_by: str = ""
-    # The requester's API token id: an approver must be someone else (compared by token id).
-    requested_by_principal: str | None = None
     change_id: str | None = None
 
     status: Status = "running"

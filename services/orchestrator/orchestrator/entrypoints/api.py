@@ -193,7 +193,9 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     ) -> dict[str, Any]:
         await rotations.refuse_self_approval(deps, rotation_id, who.id)
         await rotations.act(
-            deps, rotation_id, ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note)
+            deps,
+            rotation_id,
+            ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note, principal=who.id),
         )
         return await view(rotation_id)
 
@@ -205,7 +207,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
             )
         decision = DecisionMade(
             by=who.name, decision=body.decision, reason=body.reason, change_id=body.change_id,
-            extend_days=body.extend_days,
+            extend_days=body.extend_days, principal=who.id,
         )  # fmt: skip
         await rotations.decide_with_at_risk_list(deps, rotation_id, decision)
         return await view(rotation_id)

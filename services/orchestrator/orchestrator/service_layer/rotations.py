@@ -398,7 +398,7 @@ async def decide_with_at_risk_list(deps: Deps, saga_id: str, decision: DecisionM
         decision = DecisionMade(
             by=decision.by, decision="proceed", reason=decision.reason,
             change_id=decision.change_id, extend_days=decision.extend_days,
-            accepted_count=len(accepted),
+            accepted_count=len(accepted), principal=decision.principal,
         )  # fmt: skip
         detail = {"accepted_clients": accepted, "watch_id": watch_id}
     return await act(deps, saga_id, decision, detail=detail)
