@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from certrotate_shared.bodylimit import DEFAULT_MAX_BODY_BYTES, limit_request_bodies
+
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
 
@@ -40,8 +42,10 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Every error leaves as problem+json, validation errors with the fields at fault."""
+def install_problem_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    """Every error leaves as problem+json, validation errors with the fields at fault; request
+    bodies above `max_body_bytes` are refused while they stream in."""
+    limit_request_bodies(app, max_body_bytes)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:

@@ -34,25 +34,12 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         version="1",
         description="Rotations of SEPM server certificates as durable sagas.",
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, max_body_bytes=deps.settings.max_body_bytes)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         extra = {"code": exc.code} if exc.code else {}
         return problem_response(exc.status, exc.title, exc.detail, **extra, **exc.extra)
-
-    max_body = deps.settings.max_body_bytes
-
-    @app.middleware("http")
-    async def _limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            return problem_response(
-                413, "Payload too large", f"the body is {length} bytes; the limit is {max_body}"
-            )
-        return await call_next(request)
 
     def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
         async def check(authorization: Annotated[str | None, Header()] = None) -> Principal:
