@@ -18,7 +18,8 @@ the command gives up with 3, so a watch outlives a restart of the orchestrator.
 Modules: connection (--api/--token, API errors as exit codes), exit_codes, output, passwords,
 watch (following a rotation), rotate, rotations (status, events, list, at-risk), interventions
 (approve, decide, pause, resume, cancel), inventory (sites, servers), rehearsal (sites
-import-twin), tasks, tokens, webhooks (webhook sources), dlq, subscriptions (callbacks), audit.
+import-twin), tasks, tokens, webhooks (webhook sources), dlq, subscriptions (callbacks), audit,
+campaigns (multi-site campaigns).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import click
 
 from certrotate.client.audit import audit
+from certrotate.client.campaigns import campaign
 from certrotate.client.dlq import dlq
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG
 from certrotate.client.interventions import approve, cancel, decide, pause, resume
@@ -57,6 +59,7 @@ CLIENT_COMMANDS: list[click.Command] = [
     dlq,
     subscriptions,
     audit,
+    campaign,
 ]
 
 

@@ -1,0 +1,133 @@
+"""`certrotate campaign`: the requests it sends and what it shows of the answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from certrotate.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def no_api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CERTROTATE_API_URL", "CERTROTATE_API_TOKEN", "CERTROTATE_API_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def campaign_view(state: str = "running", decision: dict[str, Any] | None = None) -> dict:
+    return {
+        "id": "camp-1", "name": "ca-2026", "state": state, "current_wave": 1, "waves": 2,
+        "sites_by_state": {"running": 1, "pending": 2}, "failures": 0, "tolerated_failures": 0,
+        "decision_waiting": decision,
+        "plan": [
+            {"wave": 1, "sites": [{"site": "site-c", "status": "running", "rotation_id": "rot-9",
+                                   "farm": "site-c", "note": None}]},
+            {"wave": 2, "sites": [{"site": "site-a", "status": "pending", "rotation_id": None,
+                                   "farm": "site-a", "note": None},
+                                  {"site": "site-b", "status": "pending", "rotation_id": None,
+                                   "farm": "site-a", "note": None}]},
+        ],
+    }  # fmt: skip
+
+
+class Api:
+    def __init__(self, answer: httpx.Response) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answer
+
+
+def run(api: Api, *args: str) -> Result:
+    return CliRunner().invoke(
+        main, [*args, "--token", "tok-123"], obj={"api_transport": httpx.MockTransport(api)}
+    )
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    path = tmp_path / "new.p12"
+    path.write_bytes(b"\x30\x82\x09\x99" + b"\x01" * 32)
+    return path
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pw.txt"
+    path.write_text("s3cret-pass\n")
+    return path
+
+
+def test_create_sends_the_generated_plan_the_cap_and_the_bundle(bundle, password_file):
+    api = Api(httpx.Response(201, json=campaign_view()))
+    result = run(
+        api, "campaign", "create", "ca-2026", "--sites", "site-c, site-a,site-b", "--canary",
+        "1", "--wave-size", "2", "--bundle", str(bundle), "--password-file", str(password_file),
+        "--max-concurrent", "3", "--max-failures", "1", "--approve-each-wave",
+        "--idempotency-key", "k-1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "camp-1"
+    (request,) = api.requests
+    assert request.url.path == "/v1/campaigns"
+    assert request.headers["Idempotency-Key"] == "k-1"
+    body = json.loads(request.content)
+    assert body["plan"] == {"sites": ["site-c", "site-a", "site-b"], "canary": 1, "wave_size": 2}
+    assert (body["max_concurrent"], body["max_failures"], body["approve_each_wave"]) == (3, 1, True)
+    assert body["certificate"]["format"] == "pkcs12"
+    assert body["certificate"]["password"] == "s3cret-pass"
+
+
+def test_create_with_explicit_waves_and_a_site_of_its_own(bundle, password_file):
+    api = Api(httpx.Response(201, json=campaign_view()))
+    result = run(
+        api, "campaign", "create", "ca", "--wave", "site-c", "--wave", "site-a,site-b",
+        "--site-bundle", f"site-c={bundle}", "--password-file", str(password_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = json.loads(api.requests[0].content)
+    assert body["plan"] == {"waves": [["site-c"], ["site-a", "site-b"]]}
+    assert set(body["certificates"]) == {"site-c"}
+    assert "certificate" not in body
+
+
+def test_create_without_a_plan_or_with_both_is_a_usage_error(bundle):
+    api = Api(httpx.Response(201, json=campaign_view()))
+    assert run(api, "campaign", "create", "x", "--bundle", str(bundle)).exit_code == 2
+    both = run(
+        api, "campaign", "create", "x", "--wave", "a", "--sites", "a", "--bundle", str(bundle)
+    )
+    assert both.exit_code == 2
+    assert api.requests == []
+
+
+def test_status_shows_every_site_by_wave_and_exits_5_when_a_decision_waits():
+    decision = {"kind": "failure_budget", "wave": 0, "reason": "2 rotation(s) failed"}
+    api = Api(httpx.Response(200, json=campaign_view("halted", decision)))
+    result = run(api, "campaign", "status", "camp-1")
+    assert result.exit_code == 5
+    assert "halted" in result.stdout and "2 rotation(s) failed" in result.stdout
+    for site in ("site-a", "site-b", "site-c", "rot-9"):
+        assert site in result.stdout
+    running = run(Api(httpx.Response(200, json=campaign_view())), "campaign", "status", "camp-1")
+    assert running.exit_code == 0
+
+
+def test_approve_sends_the_decision_and_cancel_needs_a_reason():
+    api = Api(httpx.Response(200, json=campaign_view()))
+    result = run(api, "campaign", "approve", "camp-1", "--decision", "abort", "--note", "stop")
+    assert result.exit_code == 0, result.output
+    assert api.requests[0].url.path == "/v1/campaigns/camp-1/approve"
+    assert json.loads(api.requests[0].content) == {"decision": "abort", "note": "stop"}
+    assert run(api, "campaign", "cancel", "camp-1").exit_code == 2
+    assert run(api, "campaign", "cancel", "camp-1", "--reason", "CA").exit_code == 0
+    assert json.loads(api.requests[-1].content) == {"reason": "CA"}
