@@ -169,3 +169,48 @@ async def test_errors(sepm: TwinDriver) -> None:
     conforms(
         await sepm.sepm("site-a", "GET", "/computers", params={"sort": "FAVOURITE"}), "Error", 400
     )
+
+
+async def test_an_estate_with_domains_and_inheriting_groups_conforms_everywhere() -> None:
+    estate = Path(__file__).parents[3] / "simulator" / "scenarios" / "estate.yaml"
+    twin = await Twin.start(estate)
+    try:
+        async with httpx.AsyncClient(base_url=twin.base_url, timeout=30) as http:
+            driver = TwinDriver(twin, http)
+            domains = conforms(await driver.sepm("hq", "GET", "/domains"), "Domains")
+            assert len(domains) == 2
+            inheriting = 0
+            for domain in domains:
+                scope = {"domain": domain["id"]}
+                groups = conforms(
+                    await driver.sepm("hq", "GET", "/groups", params={**scope, "pageSize": 50}),
+                    "GroupPage",
+                )["content"]
+                for group in groups:
+                    inheriting += group["policyInheritanceEnabled"]
+                    path = f"/groups/{group['id']}"
+                    by_id = {"domainId": domain["id"]}
+                    conforms(await driver.sepm("hq", "GET", path, params=by_id), "Group")
+                    named = conforms(
+                        await driver.sepm(
+                            "hq", "GET", f"{path}/locations", params={**by_id, "hasName": "true"}
+                        ),
+                        "LocationsWithNames",
+                    )
+                    for item in named:
+                        location = item.rsplit("/", 1)[-1]
+                        conforms(
+                            await driver.sepm("hq", "GET", f"{path}/locations/{location}/settings"),
+                            "LocationSettings",
+                        )
+                    conforms(
+                        await driver.sepm("hq", "GET", f"{path}/computers", params=scope),
+                        "ComputerPage",
+                    )
+                conforms(
+                    await driver.sepm("hq", "GET", "/computers", params={**scope, "pageSize": 500}),
+                    "ComputerPage",
+                )
+            assert inheriting == 2
+    finally:
+        await twin.stop()

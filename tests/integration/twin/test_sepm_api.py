@@ -126,6 +126,22 @@ async def test_paging_is_one_based_and_ends_on_the_last_page(driver: TwinDriver)
     assert desc["content"][0]["computerName"] > name
 
 
+async def test_computer_names_take_sepms_star_wildcard_and_ignore_case(driver: TwinDriver) -> None:
+    names = sorted(c["computerName"] for c in await driver.all_computers("site-a"))
+    prefix = names[0][:-2]  # e.g. SITEA-WS00000 covers the first hundred clients
+    wanted = [n for n in names if n.startswith(prefix)]
+    found = await driver.all_computers("site-a", computerName=f"{prefix.lower()}*")
+    assert [c["computerName"] for c in found] == wanted
+    middle = await driver.all_computers("site-a", computerName=f"*{names[42][-3:]}")
+    assert names[42] in {c["computerName"] for c in middle}
+    assert all(c["computerName"].endswith(names[42][-3:]) for c in middle)
+    by_id = await driver.sepm(
+        "site-a", "GET", "/computers", params={"sort": "COMPUTER_ID", "pageSize": 3}
+    )
+    assert by_id.json()["sort"][0]["property"] == "COMPUTER_ID"
+    assert [c["computerName"] for c in by_id.json()["content"]] == names[:3]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
