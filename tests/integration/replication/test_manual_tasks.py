@@ -35,6 +35,16 @@ async def next_reply(probe: Probe, seen: int, timeout: float = 20.0) -> Envelope
     return await asyncio.wait_for(arrived(), timeout)
 
 
+async def operator_on_site_b(http: httpx.AsyncClient, action: str) -> None:
+    """The same person at site-b's console; a twin that changes both sides at once has
+    nothing left to do there (404 / 409)."""
+    response = await http.post(
+        f"/twin/v1/sites/site-b/replication/partners/site-a/{action}",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code in (200, 404, 409), response.text
+
+
 async def operator(http: httpx.AsyncClient, action: str) -> None:
     """What the person does on the server (here: through the twin's host agent)."""
     response = await http.post(
@@ -107,6 +117,7 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
             assert far.type == "OperatorTaskRequested"
             assert "console of site site-b" in far.payload["instructions"]
             assert "right-click site-a" in far.payload["instructions"]
+            await operator_on_site_b(http, "delete")
             await probe.send(
                 confirm.model_copy(
                     update={
@@ -143,6 +154,7 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
             far_add = await next_reply(probe, 5)
             assert far_add.type == "OperatorTaskRequested", far_add.payload
             assert "already lists site-a" in far_add.payload["instructions"]
+            await operator_on_site_b(http, "add")
             await probe.send(
                 ConfirmOperatorTask(
                     idempotency_key=f"{saga}:confirm:4",
