@@ -79,6 +79,10 @@ def test_patch_merges_known_settings_and_keeps_the_rest() -> None:
             }
         },
         {"configuration": {"general_settings": 5}},
+        # Fields GroupSettingsConfiguration does not have (the twin once invented these).
+        {"configuration": {"communication_settings": {"push_mode_heartbeat_freq_in_seconds": 60}}},
+        {"configuration": {"communication_settings": {"download_randomization_enabled": True}}},
+        {"configuration": {"general_settings": {"security_settings": {"stopped_mode": "MAYBE"}}}},
     ],
 )
 def test_malformed_settings_are_rejected(body: object) -> None:
