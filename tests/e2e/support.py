@@ -422,6 +422,36 @@ async def assert_site_rotated(
     return view
 
 
+def acted(operations: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """Host operations that did something: answered with success, not a replay of a key."""
+    return Counter(
+        (op["operation"], op["target"])
+        for op in operations
+        if not op["replay"] and int(op["status"]) < 400
+    )
+
+
+def missing_operations(done: Counter[tuple[str, str]]) -> list[str]:
+    """What a rotation of site A's two servers must have done on the hosts: a backup, the new
+    certificate in every store and SEPM's record, service restarts; replication partners
+    removed and added back on the same sites."""
+    missing = []
+    for server in ("sepm-a1", "sepm-a2"):
+        ops = {op for (op, target) in done if target == server or target.startswith(f"{server}/")}
+        installed = {"certificate.store.tomcat", "certificate.store.apache", "certificate.record"}
+        if "certificate.backup" not in ops:
+            missing.append(f"backup of {server}")
+        if not installed <= ops and "certificate.install" not in ops:
+            missing.append(f"install on {server} ({sorted(installed - ops)})")
+        if "service.restart" not in ops:
+            missing.append(f"service restarts on {server}")
+    deleted = {t for (op, t) in done if op == "replication.partner.delete"}
+    added = {t for (op, t) in done if op == "replication.partner.add"}
+    if not deleted or deleted != added:
+        missing.append(f"replication partners deleted {sorted(deleted)}, added {sorted(added)}")
+    return missing
+
+
 def host_operation_duplicates(operations: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """(operation, target) pairs that acted more than once (replays of a key do not act)."""
     counts = Counter((op["operation"], op["target"]) for op in operations if not op["replay"])

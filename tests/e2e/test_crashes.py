@@ -13,8 +13,9 @@ from tests.e2e.conftest import MakeWorld
 from tests.e2e.support import (
     E2E,
     SHORT_LEASES,
+    acted,
     assert_site_rotated,
-    host_operation_duplicates,
+    missing_operations,
     scenario,
     site_servers,
     tls_fingerprints,
@@ -28,37 +29,10 @@ async def assert_rotated_cleanly(
     e2e: E2E, rotation_id: str, new_fp: str, before: dict[str, str]
 ) -> dict[str, Any]:
     view = await assert_site_rotated(e2e, rotation_id, new_fp, before, timeout=240)
-    operations = await e2e.twin.operations()
-    assert host_operation_duplicates(operations) == {}
     # Every host operation a rotation of two servers needs, each exactly once.
-    # A swap is one console-like install, or (a twin with per-store operations) each store
-    # then SEPM's record: counted by its last write either way.
-    swap = {"certificate.install", "certificate.record"}
-    acted = sorted(
-        ("certificate.install" if op["operation"] in swap else op["operation"], op["target"])
-        for op in operations
-        if not op["replay"] and not op["operation"].startswith("certificate.store.")
-    )
-    assert acted == sorted(
-        [
-            # Both sides of the pair (the partner's side answers "already so" on a twin that
-            # changes both at once).
-            ("replication.partner.delete", "site-a/site-b"),
-            ("replication.partner.delete", "site-b/site-a"),
-            ("replication.partner.add", "site-a/site-b"),
-            ("replication.partner.add", "site-b/site-a"),
-        ]
-        + [
-            (op, server)
-            for server in ("sepm-a1", "sepm-a2")
-            for op in ("certificate.backup", "certificate.install")
-        ]
-        + [
-            ("service.restart", f"{server}/{service}")
-            for server in ("sepm-a1", "sepm-a2")
-            for service in ("semsrv", "semwebsrv", "semapisrv")
-        ]
-    )
+    done = acted(await e2e.twin.operations())
+    assert [key for key, n in done.items() if n != 1] == [], done
+    assert missing_operations(done) == [], done
     return view
 
 
