@@ -110,6 +110,8 @@ class SecretScan:
     # Public material inside a registered keystore (its certificates): not a finding.
     public_parts: list[bytes] = field(default_factory=list)
     headers: dict[str, int] = field(default_factory=dict)
+    # (bootstrap, topic prefix) of the test's Kafka topics, when it has any.
+    kafka: tuple[str, str] | None = None
 
     def summary(self) -> str:
         sources, chars = self.searched
@@ -238,6 +240,10 @@ class SecretScan:
                 body = page.json()
                 self.text(f"events of rotation {rotation['id']}", json.dumps(body["items"]))
                 after = body.get("next_after")
+
+    def watch_kafka(self, bootstrap: str, prefix: str) -> None:
+        """Search the test's topics (`<prefix>.*`) at its end."""
+        self.kafka = (bootstrap, prefix)
 
     async def kafka_topics(self, bootstrap: str, prefix: str) -> None:
         """Every record (key, value, headers) on the topics whose names start with `prefix.`."""

@@ -469,6 +469,23 @@ async def until(
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete the topics named `<prefix>.*` (a test's own); a broker that is gone is left be."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        topics = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+        if topics:
+            await admin.delete_topics(topics)
+    except KafkaError as exc:
+        print(f"could not delete the test's topics {prefix}.*: {exc!r}", file=sys.stderr)
+    finally:
+        await admin.close()
+
+
 def distributed_config(
     *,
     pg_url: str,

@@ -34,6 +34,7 @@ async def test_run_distributed_restarts_a_crashed_service_and_stops_cleanly(
     )
     secret_scan.stack_secrets(config.master_key, config.internal_token, config.admin_token)
     secret_scan.log_dir(config.log_dir)
+    secret_scan.watch_kafka(kafka_bootstrap, topic_prefix)
     pg_schemas.extend(config.schemas())
     ready: asyncio.Future[Supervisor] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
