@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
 from certrotate_shared.db import make_engine
@@ -35,9 +39,31 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A private set of topics per test, so tests share one broker without crosstalk."""
-    return f"t{uuid.uuid4().hex[:10]}"
+def topic_prefix() -> Iterator[str]:
+    """A private set of topics per test, so tests share one broker without crosstalk.
+
+    The topics are deleted afterwards: each partition holds open files in the broker, and a
+    suite's worth of leftover topics exhausted the broker's file limit ("Too many open files").
+    """
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    yield prefix
+    # Its own thread and loop: the finalizer may run while a test's event loop is still set.
+    worker = threading.Thread(target=asyncio.run, args=(_delete_topics(prefix),))
+    worker.start()
+    worker.join(timeout=60)
+
+
+async def _delete_topics(prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=20_000)
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+        if mine:
+            await admin.delete_topics(mine, timeout_ms=20_000)
+    except Exception as exc:  # a unit test never touched Kafka, or the broker is gone
+        logging.getLogger(__name__).debug("topics of %s not deleted: %s", prefix, exc)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
