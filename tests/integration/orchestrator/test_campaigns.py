@@ -186,6 +186,9 @@ async def test_cancelling_the_campaign_cancels_its_running_rotations(embedded):
     for rotation_id in running.values():
         rotation = (await env.api.get(f"/v1/rotations/{rotation_id}")).json()
         assert rotation["state"] == "compensated"
+        events = (await env.api.get(f"/v1/rotations/{rotation_id}/events")).json()["items"]
+        (asked,) = [e for e in events if e["type"] == "CancelRequested"]
+        assert asked["actor"] == "admin" and "CA" in asked["detail"]["reason"]
     again = await env.api.post(f"/v1/campaigns/{view['id']}/resume")
     assert again.status_code == 409
 
@@ -216,3 +219,31 @@ async def test_a_paused_campaign_starts_no_new_rotation_until_resumed(embedded):
     # Resumed, the failure is now seen against the budget (0): halted, not started.
     halted = await until_state(env, view["id"], "halted")
     assert sites_of(halted)["site-d"]["status"] == "pending"
+
+
+async def test_a_rotation_waiting_for_an_approver_shows_among_the_campaigns_decisions(embedded):
+    env = embedded
+    await estate(env)
+    body = campaign_body({"waves": [["site-c"]]}, options={"require_approval": True})
+    view = (await env.api.post("/v1/campaigns", json=body)).json()
+    rotation_id = sites_of(view)["site-c"]["rotation_id"]
+
+    async def at_gate() -> bool:
+        rotation = (await env.api.get(f"/v1/rotations/{rotation_id}")).json()
+        return bool(rotation["gates"]["waiting_for"])
+
+    await wait_until(at_gate)
+    rotation = (await env.api.get(f"/v1/rotations/{rotation_id}")).json()
+    current = (await env.api.get(f"/v1/campaigns/{view['id']}")).json()
+    assert current["rotations_waiting"] == [
+        {"site": "site-c", "rotation_id": rotation_id, "rotation_state": rotation["state"],
+         "waiting_for": rotation["gates"]["waiting_for"]}
+    ]  # fmt: skip
+    assert sites_of(current)["site-c"]["rotation_state"] == rotation["state"]
+    # Whoever started the campaign cannot approve its rotations (four eyes): another person.
+    token = (await env.api.post("/v1/tokens", json={"name": "cab", "role": "approver"})).json()
+    async with env.client(token["token"]) as approver:
+        approved = await approver.post(f"/v1/rotations/{rotation_id}/approve", json={})
+    assert approved.status_code == 200, approved.text
+    done = await until_state(env, view["id"], "completed")
+    assert done["rotations_waiting"] == []

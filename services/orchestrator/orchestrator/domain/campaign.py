@@ -262,10 +262,14 @@ def start_refused(state: CampaignState, site: str, note: str, now: datetime) -> 
     state.updated_at = now
 
 
-def to_cancel(state: CampaignState) -> list[CampaignSite]:
+def claim_cancels(state: CampaignState) -> list[CampaignSite]:
+    """The running rotations to cancel, marked so that one replica alone asks for each."""
     if state.status != "cancelling":
         return []
-    return [s for s in state.sites.values() if s.status == "running" and not s.cancel_sent]
+    chosen = [s for s in state.sites.values() if s.status == "running" and not s.cancel_sent]
+    for site in chosen:
+        site.cancel_sent = True
+    return chosen
 
 
 def pause(state: CampaignState, by: str, now: datetime) -> None:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.domain import campaign as domain
 from orchestrator.domain.campaign import CampaignState
+from orchestrator.domain.state import SagaState
 from orchestrator.entrypoints.schemas import CertificateUploadIn, RotationOptionsIn
 from orchestrator.service_layer import campaigns, rotations
 from orchestrator.service_layer.deps import Deps
@@ -90,13 +91,28 @@ def campaign_summary(state: CampaignState) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def campaign_view(state: CampaignState) -> dict[str, Any]:
+def campaign_view(
+    state: CampaignState, rotations: dict[str, SagaState] | None = None
+) -> dict[str, Any]:
+    """Sites by wave; for running ones their rotation's state and what it waits for."""
+    running = rotations or {}
     keep = {"site", "status", "rotation_id", "note", "farm"}
-    waves = [
-        {"wave": i + 1, "sites": [state.sites[s].model_dump(mode="json", include=keep) for s in w]}
-        for i, w in enumerate(state.waves)
-    ]
-    return {**campaign_summary(state), "plan": waves, "events": state.events}
+
+    def site_row(name: str) -> dict[str, Any]:
+        row = state.sites[name].model_dump(mode="json", include=keep)
+        if name in running:
+            row["rotation_state"] = running[name].status
+        return row
+
+    waves = [{"wave": i + 1, "sites": [site_row(s) for s in w]} for i, w in enumerate(state.waves)]
+    waiting = [
+        {"site": site, "rotation_id": r.saga_id, "rotation_state": r.status,
+         "waiting_for": r.gate_waiting_for}
+        for site, r in sorted(running.items())
+        if r.status == "paused" or r.gate_waiting_for
+    ]  # fmt: skip
+    return {**campaign_summary(state), "plan": waves, "rotations_waiting": waiting,
+            "events": state.events}  # fmt: skip
 
 
 def campaigns_router(
@@ -106,6 +122,9 @@ def campaigns_router(
     Viewer = Annotated[Principal, Depends(role("viewer"))]
     Operator = Annotated[Principal, Depends(role("operator"))]
     Approver = Annotated[Principal, Depends(role("approver"))]
+
+    async def view(state: CampaignState) -> dict[str, Any]:
+        return campaign_view(state, await campaigns.rotations_of(deps, state))
 
     @router.post("", status_code=201)
     async def create(
@@ -133,7 +152,7 @@ def campaigns_router(
         )  # fmt: skip
         response.status_code = 201 if created else 200
         response.headers["Location"] = f"/v1/campaigns/{state.campaign_id}"
-        return campaign_view(state)
+        return await view(state)
 
     @router.get("")
     async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
@@ -141,12 +160,12 @@ def campaigns_router(
 
     @router.get("/{campaign_id}")
     async def get(campaign_id: str, _: Viewer) -> dict[str, Any]:
-        return campaign_view(await campaigns.get_campaign(deps, campaign_id))
+        return await view(await campaigns.get_campaign(deps, campaign_id))
 
     async def _act(
         campaign_id: str, action: campaigns.Action, who: Principal, reason: str
     ) -> dict[str, Any]:
-        return campaign_view(await campaigns.act(deps, campaign_id, action, by=who.name,
+        return await view(await campaigns.act(deps, campaign_id, action, by=who.name,
                                                  reason=reason))  # fmt: skip
 
     @router.post("/{campaign_id}/pause")
@@ -173,6 +192,6 @@ def campaigns_router(
         given = body or CampaignDecisionIn()
         state = await campaigns.act(deps, campaign_id, "approve", by=who.name,
                                     reason=given.note, decision=given.decision)  # fmt: skip
-        return campaign_view(state)
+        return await view(state)
 
     return router

@@ -20,11 +20,11 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.adapters import campaign_tables as table
-from orchestrator.adapters.repository import ConcurrentUpdateError
+from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain import campaign as domain
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
-from orchestrator.domain.state import TERMINAL, RotationOptions
+from orchestrator.domain.state import TERMINAL, RotationOptions, SagaState
 from orchestrator.service_layer import inventory, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
@@ -147,6 +147,18 @@ async def get_campaign(deps: Deps, campaign_id: str) -> CampaignState:
     return loaded[0]
 
 
+async def rotations_of(deps: Deps, state: CampaignState) -> dict[str, SagaState]:
+    """site -> its rotation, for the sites whose rotation is running (what a view shows)."""
+    found: dict[str, SagaState] = {}
+    async with deps.rt.uow() as uow:
+        repo = SagaRepository(uow.session)
+        for site in state.active():
+            loaded = await repo.get(site.rotation_id) if site.rotation_id else None
+            if loaded is not None:
+                found[site.site] = loaded[0]
+    return found
+
+
 async def list_campaigns(deps: Deps, limit: int) -> list[CampaignState]:
     async with deps.rt.uow() as uow:
         return await table.listing(uow.session, limit)
@@ -209,10 +221,12 @@ async def tick(deps: Deps, campaign_id: str) -> None:
     """Record ended rotations, decide, then start and cancel what the decision says."""
     now = deps.now()
 
+    cancels: list[domain.CampaignSite] = []
+
     def decide(state: CampaignState) -> None:
-        # Read inside the same transaction as the decision, so it sees what it saves over.
         domain.observe(state, statuses, now)
         domain.progress(state, now)
+        cancels[:] = domain.claim_cancels(state)
 
     async with deps.rt.uow() as uow:
         loaded = await table.get(uow.session, campaign_id)
@@ -227,7 +241,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
         return  # another replica is driving it right now; the next tick catches up
     for site in [s for s in state.sites.values() if s.status == "starting"]:
         await _start(deps, state, site)
-    for site in domain.to_cancel(state):
+    for site in cancels:
         await _cancel(deps, state, site)
 
 
@@ -255,7 +269,8 @@ async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) ->
         )  # fmt: skip
     except ConflictError as exc:
         if exc.code != "site_busy":
-            raise
+            log.warning("campaign %s: site %s refused: %s", state.campaign_id, site.site, exc)
+            return  # stays "starting"; the campaign's view shows it and the loop asks again
         note = f"waiting: {exc.detail}"
         await _update(
             deps, state.campaign_id, lambda s: domain.start_deferred(s, site.site, note, now)
@@ -277,18 +292,36 @@ async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) ->
 
 async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -> None:
     assert site.rotation_id is not None
-    reason = f"campaign {state.name} cancelled"
+    # The rotation's history names who stopped the campaign and why, not its creator.
+    stopped = [e for e in state.events if e["type"] in ("CampaignCancelled", "CampaignAborted")]
+    last = stopped[-1] if stopped else {}
+    why = last.get("reason") or last.get("note") or "no reason given"
+    reason = f"campaign {state.name} cancelled: {why}"
     try:
         await rotations.act(
-            deps, site.rotation_id, CancelRequested(by=state.created_by, reason=reason)
+            deps,
+            site.rotation_id,
+            CancelRequested(by=last.get("by", state.created_by), reason=reason),
         )
     except ConflictError:
-        pass  # it had ended or was compensating already: nothing more to ask
+        pass  # ended, compensating, or past its swap (only forward recovery): it runs to its end
+    except ServiceError:
+        log.warning("campaign %s: cancelling %s failed; retrying", state.campaign_id, site.site)
 
-    def sent(s: CampaignState) -> None:
-        s.sites[site.site].cancel_sent = True
+        def retry(s: CampaignState) -> None:
+            s.sites[site.site].cancel_sent = False
 
-    await _update(deps, state.campaign_id, sent)
+        await _update(deps, state.campaign_id, retry)
+
+
+async def _tick_logged(deps: Deps, campaign_id: str) -> None:
+    # One campaign that fails to advance must not hold up the others.
+    try:
+        await tick(deps, campaign_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("campaign %s: could not advance; retrying", campaign_id)
 
 
 async def run_campaigns(deps: Deps) -> None:
@@ -299,7 +332,7 @@ async def run_campaigns(deps: Deps) -> None:
             async with deps.rt.uow() as uow:
                 ids = await table.unfinished(uow.session)
             for campaign_id in ids:
-                await tick(deps, campaign_id)
+                await _tick_logged(deps, campaign_id)
         except asyncio.CancelledError:
             raise
         except Exception:
