@@ -171,7 +171,8 @@ def test_after_the_swap_a_failure_pauses_for_forward_recovery_only():
     d.fail(retryable=False)
     assert d.state.status == "paused"
     assert d.state.pending_decision is not None
-    assert d.state.pending_decision.options == ["extend"]
+    # No abort: only forward (or an approver going on without it, on the record).
+    assert d.state.pending_decision.options == ["extend", "proceed"]
     with pytest.raises(ActionRejectedError):
         d.apply(CancelRequested(by="ops", reason="give up"))
     d.apply(DecisionMade(by="ops", decision="extend", reason="SEPM is back"))

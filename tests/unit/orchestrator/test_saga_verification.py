@@ -56,7 +56,8 @@ def test_an_empty_or_partial_restore_is_retried_then_paused_never_completed(answ
     d.run_to("enable_verification")
     d.answer(restored(*answer))
     assert d.state.step == "enable_verification" and "retry" in d.state.timers
-    assert d.state.restored_groups == [] and d.state.verification_restored_at is None
+    assert [g.group_id for g in d.state.restored_groups] == list(answer)
+    assert d.state.verification_restored_at is None
     d.fire("retry")
     assert d.awaited.idempotency_key.endswith(":enable_verification:2")
     d.answer(restored(*answer))
@@ -203,3 +204,22 @@ def test_proceed_despite_re_enabled_verification_is_a_named_risk_on_the_record()
     assert d.state.risk_acceptance.step == "check_verification"
     assert d.state.risk_acceptance.reason == "G0 is a lab, accepted"
     assert isinstance(d.awaited, UpdateServerCertificate)
+
+
+def test_a_group_that_can_never_be_restored_leaves_a_named_way_out():
+    # An administrator deleted G1 during the rotation: no restore can ever cover it.
+    d = driver()
+    d.run_to("enable_verification")
+    d.answer(restored("G0"))
+    d.fire("retry")
+    d.answer(restored("G0"))
+    assert d.state.pending_decision.options == ["extend", "proceed"]
+    d.apply(DecisionMade(by="lead", decision="proceed", reason="G1 was deleted (CHG9)"))
+    # Step 6 still watches what was restored; the step says who went on and why.
+    watch = d.awaited
+    assert isinstance(watch, AwaitPolicyPropagation)
+    assert [g.group_id for g in watch.groups] == ["G0"]
+    step = [s for s in d.state.steps if s.name == "enable_verification"][-1]
+    assert step.detail == "operator proceeded: G1 was deleted (CHG9)"
+    finish(d)
+    assert d.state.status == "completed"

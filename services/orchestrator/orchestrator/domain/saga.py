@@ -532,6 +532,8 @@ def _fail_step(t: _Transition, reason: str, *, retryable: bool) -> None:
         _compensate(t, f"{step.title} failed: {reason}")
     else:
         options = ["extend", "abort"] if can_abort(s) else ["extend"]
+        if step.may_proceed:
+            options.append("proceed")
         _pause(t, "step_failed", f"{step.title} failed: {reason}", options)
 
 
@@ -579,10 +581,12 @@ def _record_success(t: _Transition, event: Event) -> str | None:
             limit = timedelta(days=s.options.exposure_limit_days)
             s.timers["exposure"] = s.verification_off_since + limit
         else:
+            # What was restored is watched by the next step, even if an approver has to go on
+            # without the rest.
+            s.restored_groups = list(event.groups)
             problem = verification.restore_problem(s.disabled_groups, event.groups)
             if problem is not None:
                 return problem
-            s.restored_groups = list(event.groups)
             s.verification_restored_at = t.now
             s.timers.pop("exposure", None)
     elif isinstance(event, PolicyPropagated):

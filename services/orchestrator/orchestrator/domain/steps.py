@@ -79,6 +79,9 @@ class Step:
     # An operator may mark the step done (with a reason) when its answer never comes: only
     # where nothing later relies on what the answer would have told the saga.
     may_mark_done: bool = False
+    # When its retries run out, an approver may go on without what it could not do (a group
+    # deleted during the rotation can never be restored), a named risk on the record.
+    may_proceed: bool = False
 
 
 def _inspect(s: SagaState, key: str, now: datetime) -> Command:
@@ -183,7 +186,7 @@ FORWARD: tuple[Step, ...] = (
          exhausted="rollback", per_server=True, answer="host_operation"),
     Step("enable_verification", 5, "Enable certificate verification again",
          Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause", answer="sepm_call"),
+         exhausted="pause", answer="sepm_call", may_proceed=True),
     Step("await_enable_propagation", 6, "Wait until the clients have the verification-on policy",
          Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
          skip=lambda s: not s.restored_groups, waits_for_propagation=True),
@@ -200,7 +203,8 @@ COMPENSATION: tuple[Step, ...] = (
          answer="host_operation"),
     Step("restore_verification", 2, "Put back each group's original verification setting",
          Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause", skip=lambda s: not s.verification_touched, answer="sepm_call"),
+         exhausted="pause", skip=lambda s: not s.verification_touched, answer="sepm_call",
+         may_proceed=True),
     Step("await_restore_propagation", 3, "Wait until the clients have the restored policy",
          Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
          skip=lambda s: not s.restored_groups, waits_for_propagation=True),
