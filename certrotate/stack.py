@@ -83,6 +83,8 @@ async def start_embedded(
     from replication.bootstrap import build_runtime as replication_runtime
     from replication.settings import Settings as ReplicationSettings
 
+    if clock is not None:  # on the twin's clock: a rehearsal, sites drive the twin
+        orchestrator_settings.setdefault("rehearsal", True)
     make_private_dir(data_dir)
     keys = stack_secrets(data_dir)
     transport = LocalTransport(str(data_dir / "transport.db"))

@@ -60,6 +60,8 @@ class Supervisor:
             values["CLOCK_SPEED"] = c.clock.speed
             values["CLOCK_REAL_ORIGIN_MS"] = c.clock.real_ms
             values["CLOCK_SIM_ORIGIN_MS"] = c.clock.sim_ms
+            if name == "orchestrator":  # on the twin's clock: a rehearsal
+                values["REHEARSAL"] = True
         for key, value in c.settings.get(name, {}).items():
             values[key.upper()] = value
         env = base | {f"{prefix}{key}": str(value) for key, value in values.items()}

@@ -53,6 +53,9 @@ class Settings(ServiceSettings):
     # Times the check before the swap may find verification back on and send the rotation back
     # to step 2 before it pauses for a decision.
     max_reenable_loops: int = Field(3, ge=1, le=20)
+    # A rehearsal against the twin: sites may use the `twin` host-operations driver (the
+    # simulator's host agent). Off in production; `--twin` rehearsals and the demo turn it on.
+    rehearsal: bool = False
     # Every rotation waits for an approver, whatever the request says.
     require_approval: bool = False
     # The largest orphan-risk budget (clients that may be cut off) any request may set; None: no

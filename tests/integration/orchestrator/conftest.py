@@ -54,6 +54,7 @@ async def embedded(tmp_path, master_key) -> AsyncIterator[Embedded]:
         "internal_token": INTERNAL,
         "timer_poll_seconds": 0.05,
         "max_body_bytes": 64 * 1024,
+        "rehearsal": True,  # the stand-in sites use the twin driver
     }
     bus = LocalTransport(str(tmp_path / "bus.db"))
     certificates = fake_certificates_app()

@@ -36,6 +36,7 @@ async def served(tmp_path, master_key) -> AsyncIterator[str]:
         "master_key": master_key,
         "admin_token": ADMIN,
         "internal_token": INTERNAL,
+        "rehearsal": True,
         "http_port": 0,
     }
     runtime = racer.build(settings, ManualClock())

@@ -116,6 +116,7 @@ async def test_two_orchestrator_processes_on_postgresql_start_one_rotation(
         "master_key": master_key,
         "admin_token": ADMIN,
         "internal_token": INTERNAL,
+        "rehearsal": True,
     }
     # Migrate and register once, then let two processes race on the same schema.
     runtime = racer.build(settings, ManualClock())

@@ -30,6 +30,7 @@ async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
         "database_url": pg_url, "database_schema": schema, "vault_url": pg_url,
         "transport": "local", "local_log_path": str(tmp_path / "bus.db"),
         "master_key": master_key, "admin_token": ADMIN, "internal_token": INTERNAL,
+        "rehearsal": True,
         "timer_poll_seconds": 0.05,
     }  # fmt: skip
     clock = ManualClock()

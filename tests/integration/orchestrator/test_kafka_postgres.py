@@ -45,6 +45,7 @@ def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
         "admin_token": ADMIN,
         "internal_token": INTERNAL,
         "timer_poll_seconds": 0.1,
+        "rehearsal": True,
     }
     worker = {**common, "database_schema": worker_schema}
     return orch, worker

@@ -136,6 +136,7 @@ def build(
         "master_key": master_key,
         "admin_token": ADMIN,
         "internal_token": INTERNAL,
+        "rehearsal": True,
         "timer_poll_seconds": 0.05,
         "callback_poll_seconds": 0.05,
         **(database or {}),

@@ -239,12 +239,14 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         return await _put_site(body, who, "site.replaced")
 
     async def _put_site(body: schemas.SiteIn, who: Principal, action: str) -> dict[str, Any]:
+        spec = body.model_dump(exclude={"sepm_credentials", "host_ops_credentials"})
+        inventory.check_site_policy(spec, rehearsal=deps.settings.rehearsal)
         async with runtime.uow() as uow:
             site = await inventory.put_site(
                 uow.session,
                 deps.vault,
                 name=body.name,
-                spec=body.model_dump(exclude={"sepm_credentials", "host_ops_credentials"}),
+                spec=spec,
                 sepm_credentials=body.sepm_credentials.model_dump()
                 if body.sepm_credentials
                 else None,

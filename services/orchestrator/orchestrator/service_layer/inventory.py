@@ -42,13 +42,16 @@ async def put_site(
     host_ops_credentials: dict[str, str] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Create or replace a site; credentials left out keep the ones already stored."""
+    """Create or replace a site; credentials left out keep the ones already stored, unless
+    the address they are sent to changes (then they must be given again)."""
     existing = await _site_row(session, name)
     if existing is None and sepm_credentials is None:
         raise InputRejectedError(
             "a new site needs sepm_credentials (username, password, domain)",
             code="credentials_missing",
         )
+    if existing is not None:
+        _refuse_credentials_moving(existing, spec, sepm_credentials, host_ops_credentials)
     store = vault
     if sepm_credentials is not None:
         await store.put(sepm_ref(name), "sepm", sepm_credentials, f"SEPM API account of {name}")
@@ -73,6 +76,48 @@ async def put_site(
     }
     await _upsert(session, sites, "name", values)
     return await get_site(session, name)
+
+
+def _refuse_credentials_moving(
+    existing: Any,
+    spec: dict[str, Any],
+    sepm_credentials: dict[str, str] | None,
+    host_ops_credentials: dict[str, str] | None,
+) -> None:
+    """Stored passwords go where the site points: never to a new place nobody re-confirmed."""
+    if spec["api_url"] != existing.api_url and sepm_credentials is None:
+        raise InputRejectedError(
+            f"the SEPM API URL changes ({existing.api_url} -> {spec['api_url']}): send "
+            "sepm_credentials again, so the stored account is not sent to the new address",
+            code="credentials_required",
+        )
+    host_ops = spec["host_ops"]
+    moved = (host_ops["driver"], host_ops.get("endpoint")) != (
+        existing.host_ops_driver,
+        existing.host_ops_endpoint,
+    )
+    if moved and existing.host_ops_credentials_set and host_ops_credentials is None:
+        raise InputRejectedError(
+            "the host-operations driver or endpoint changes: send host_ops_credentials again, "
+            "so the stored Windows account is not sent to the new endpoint",
+            code="credentials_required",
+        )
+
+
+def check_site_policy(spec: dict[str, Any], *, rehearsal: bool) -> None:
+    """Refuse what production must never do: SEPM over plain HTTP, the twin's host agent."""
+    if not str(spec["api_url"]).lower().startswith("https://"):
+        raise InputRejectedError(
+            "api_url must be https:// (the SEPM account's password travels to it)",
+            code="https_required",
+        )
+    if spec["host_ops"]["driver"] == "twin" and not rehearsal:
+        raise InputRejectedError(
+            "the twin driver drives the simulator, not SEPM hosts; it is accepted only in a "
+            "rehearsal (CERTROTATE_ORCHESTRATOR_REHEARSAL=true, set by `certrotate up --twin` "
+            "and the demo)",
+            code="twin_driver_refused",
+        )
 
 
 async def _site_row(session: AsyncSession, name: str) -> Any:
