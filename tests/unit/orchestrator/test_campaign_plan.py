@@ -116,8 +116,8 @@ def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
     for site in c.progress(state, NOW):
         c.started(state, site, f"rot-{site}", NOW)
     c.cancel(state, "ops", "wrong CA", NOW)
-    assert [s.site for s in c.claim_cancels(state)] == ["a"]
-    assert c.claim_cancels(state) == []  # asked once only
+    assert [s.site for s in c.claim_cancels(state, {})] == ["a"]
+    assert c.claim_cancels(state, {"rot-a": "compensating"}) == []  # asked once only
     assert c.progress(state, NOW) == []
     assert state.status == "cancelling"
     c.observe(state, {"rot-a": "compensated"}, NOW)
@@ -138,3 +138,17 @@ def test_a_paused_campaign_starts_nothing_and_resumes_where_it_was():
     assert c.progress(state, NOW) == []
     c.resume(state, "ops", NOW)
     assert c.progress(state, NOW) == ["b"]
+
+
+def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_swap():
+    state = make([["a", "b"]], cap=2)
+    for site in c.progress(state, NOW):
+        c.started(state, site, f"rot-{site}", NOW)
+    c.cancel(state, "ops", "wrong CA", NOW)
+    assert [s.site for s in c.claim_cancels(state, {})] == ["a", "b"]
+    # "a" was asked and is compensating; the process died before asking "b"; "a" is fine.
+    live = {"rot-a": "compensating", "rot-b": "running"}
+    assert [s.site for s in c.claim_cancels(state, live)] == ["b"]
+    # "b" refused: past its swap, only forward recovery; it is not asked again.
+    c.cancel_refused(state, "b", NOW)
+    assert c.claim_cancels(state, live) == []

@@ -50,6 +50,7 @@ class CampaignSite(_Model):
     bundle: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
     cancel_sent: bool = False
+    cancel_refused: bool = False
 
 
 class WaitingDecision(_Model):
@@ -262,14 +263,30 @@ def start_refused(state: CampaignState, site: str, note: str, now: datetime) -> 
     state.updated_at = now
 
 
-def claim_cancels(state: CampaignState) -> list[CampaignSite]:
-    """The running rotations to cancel, marked so that one replica alone asks for each."""
+def claim_cancels(state: CampaignState, live: dict[str, str]) -> list[CampaignSite]:
+    """The running rotations to ask to cancel, marked so that one replica alone asks for each.
+
+    `live`: rotation id -> its status now. One marked but still running or paused was never
+    asked (the process died in between): ask again; the rotation accepts one cancel only."""
     if state.status != "cancelling":
         return []
-    chosen = [s for s in state.sites.values() if s.status == "running" and not s.cancel_sent]
+    chosen = [
+        s for s in state.sites.values()
+        if s.status == "running" and not s.cancel_refused
+        and (not s.cancel_sent or live.get(s.rotation_id or "") in ("running", "paused"))
+    ]  # fmt: skip
     for site in chosen:
         site.cancel_sent = True
     return chosen
+
+
+def cancel_refused(state: CampaignState, site: str, now: datetime) -> None:
+    """Past its swap a rotation only recovers forward: it runs to its end, uncancelled."""
+    entry = state.sites[site]
+    entry.cancel_refused = True
+    entry.note = "past its swap: finishing (only forward recovery is possible)"
+    state.record(now, "CancelRefused", site=site, rotation_id=entry.rotation_id)
+    state.updated_at = now
 
 
 def pause(state: CampaignState, by: str, now: datetime) -> None:

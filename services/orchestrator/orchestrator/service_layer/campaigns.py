@@ -24,6 +24,7 @@ from orchestrator.adapters.repository import ConcurrentUpdateError, SagaReposito
 from orchestrator.domain import campaign as domain
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
+from orchestrator.domain.saga import can_abort
 from orchestrator.domain.state import TERMINAL, RotationOptions, SagaState
 from orchestrator.service_layer import inventory, rotations
 from orchestrator.service_layer.deps import Deps
@@ -226,7 +227,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
     def decide(state: CampaignState) -> None:
         domain.observe(state, statuses, now)
         domain.progress(state, now)
-        cancels[:] = domain.claim_cancels(state)
+        cancels[:] = domain.claim_cancels(state, found)
 
     async with deps.rt.uow() as uow:
         loaded = await table.get(uow.session, campaign_id)
@@ -304,7 +305,13 @@ async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -
             CancelRequested(by=last.get("by", state.created_by), reason=reason),
         )
     except ConflictError:
-        pass  # ended, compensating, or past its swap (only forward recovery): it runs to its end
+        rotation = await rotations.get_rotation(deps, site.rotation_id)
+        if not rotation.terminal and rotation.phase == "forward" and not can_abort(rotation):
+            now = deps.now()
+            await _update(
+                deps, state.campaign_id, lambda s: domain.cancel_refused(s, site.site, now)
+            )
+        # Otherwise it ended or is compensating already: nothing more to ask.
     except ServiceError:
         log.warning("campaign %s: cancelling %s failed; retrying", state.campaign_id, site.site)
 
