@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.orchestrator.support import server_body, site_body, wait_until
+from tests.integration.orchestrator.support import rotation_body, server_body, site_body, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +247,23 @@ async def test_a_rotation_waiting_for_an_approver_shows_among_the_campaigns_deci
     assert approved.status_code == 200, approved.text
     done = await until_state(env, view["id"], "completed")
     assert done["rotations_waiting"] == []
+
+
+async def test_a_site_another_rotation_holds_waits_and_starts_once_it_is_free(embedded):
+    env = embedded
+    await estate(env)
+    env.worker.propagate = False
+    outside = await env.api.post("/v1/rotations", json=rotation_body("site-c"))
+    assert outside.status_code == 201, outside.text
+    holder = outside.json()["id"]
+    await at_propagation_wait(env, holder)
+    view = (await env.api.post("/v1/campaigns", json=campaign_body({"waves": [["site-c"]]}))).json()
+    entry = sites_of(view)["site-c"]
+    assert entry["status"] == "pending" and entry["rotation_id"] is None
+    assert holder in entry["note"]
+    env.worker.propagate = True
+    await env.api.post(f"/v1/rotations/{holder}/cancel", json={"reason": "make way"})
+    done = await until_state(env, view["id"], "completed")
+    started = sites_of(done)["site-c"]["rotation_id"]
+    assert started not in (None, holder)
+    assert sum(e["type"] == "SiteDeferred" for e in done["events"]) == 1

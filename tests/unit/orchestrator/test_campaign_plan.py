@@ -152,3 +152,16 @@ def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_sw
     # "b" refused: past its swap, only forward recovery; it is not asked again.
     c.cancel_refused(state, "b", NOW)
     assert c.claim_cancels(state, live) == []
+
+
+def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history():
+    state = make([["a"]])
+    for _ in range(50):  # fifty ticks while a rotation outside the campaign holds the site
+        assert c.progress(state, NOW) == ["a"]
+        c.start_deferred(state, "a", "waiting: site 'a' is busy: rotation r-1", NOW)
+    assert state.sites["a"].status == "pending"
+    assert state.sites["a"].note == "waiting: site 'a' is busy: rotation r-1"
+    assert len(state.events) < 5
+    assert c.progress(state, NOW) == ["a"]
+    c.started(state, "a", "rot-a", NOW)
+    assert state.sites["a"].note is None

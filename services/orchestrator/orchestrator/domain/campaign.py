@@ -222,11 +222,11 @@ def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -
         if site.status != "pending" or site.farm in busy_farms:
             continue
         site.status = "starting"
-        site.note = None
         busy_farms.add(site.farm)
         room -= 1
         chosen.append(site.site)
-        state.record(now, "SiteStarting", site=site.site, farm=site.farm)
+        if site.note is None:  # a retry after a deferral is not news (it happens every tick)
+            state.record(now, "SiteStarting", site=site.site, farm=site.farm)
     return chosen
 
 
@@ -239,6 +239,7 @@ def started(state: CampaignState, site: str, rotation_id: str, now: datetime) ->
     if entry.status == "starting":
         entry.status = "running"
         entry.rotation_id = rotation_id
+        entry.note = None
         state.record(now, "SiteStarted", site=site, rotation_id=rotation_id)
     state.updated_at = now
 
@@ -248,8 +249,9 @@ def start_deferred(state: CampaignState, site: str, note: str, now: datetime) ->
     entry = state.sites[site]
     if entry.status == "starting":
         entry.status = "pending" if state.status != "cancelling" else "skipped"
+        if entry.note != note:
+            state.record(now, "SiteDeferred", site=site, note=note)
         entry.note = note
-        state.record(now, "SiteDeferred", site=site, note=note)
     state.updated_at = now
 
 
