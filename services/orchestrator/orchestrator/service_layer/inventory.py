@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +112,13 @@ def check_site_policy(spec: dict[str, Any], *, rehearsal: bool) -> None:
             "api_url must be https:// (the SEPM account's password travels to it)",
             code="https_required",
         )
+    for index, pem in enumerate(spec.get("trusted_certificates_pem", [])):
+        if not _parses_as_certificates(pem):
+            raise InputRejectedError(
+                f"trusted_certificates_pem[{index}] is not a PEM certificate that parses "
+                "(expected -----BEGIN CERTIFICATE----- ... of the SEPM server or its CA)",
+                code="invalid_trust_pem",
+            )
     if spec["host_ops"]["driver"] == "twin" and not rehearsal:
         raise InputRejectedError(
             "the twin driver drives the simulator, not SEPM hosts; it is accepted only in a "
@@ -118,6 +126,17 @@ def check_site_policy(spec: dict[str, Any], *, rehearsal: bool) -> None:
             "and the demo)",
             code="twin_driver_refused",
         )
+
+
+def _parses_as_certificates(pem: str) -> bool:
+    # The TLS stack that will use the trust set is the judge (it parses every certificate).
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        return False
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
 
 
 async def _site_row(session: AsyncSession, name: str) -> Any:

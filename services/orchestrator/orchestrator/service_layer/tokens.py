@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.orm import api_tokens
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.service_layer.errors import NotFoundError
+from orchestrator.service_layer.errors import ConflictError, NotFoundError
 
 Role = Literal["viewer", "operator", "approver", "admin"]
 # Each role may do everything the roles before it may.
@@ -72,6 +72,19 @@ def _view(row: Any) -> dict[str, Any]:
 async def create_token(
     session: AsyncSession, *, name: str, role: Role, by: str, now: datetime
 ) -> dict[str, Any]:
+    taken = (
+        await session.execute(
+            select(api_tokens.c.id).where(
+                api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if taken is not None:
+        # The history and the audit log name tokens: two live tokens must not share a name.
+        raise ConflictError(
+            f"a token named {name!r} exists (id {taken.id}); revoke it or choose another name",
+            code="token_name_taken",
+        )
     token = "crt_" + secrets.token_urlsafe(32)
     token_id = str(uuid.uuid4())
     await session.execute(
