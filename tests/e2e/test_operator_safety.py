@@ -8,10 +8,19 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
+from certrotate_shared.sepm.answers import locations
 from tests.e2e.conftest import MakeWorld
-from tests.e2e.support import E2E, scenario
+from tests.e2e.support import (
+    E2E,
+    SEPM_PASSWORD,
+    SEPM_USER,
+    assert_site_rotated,
+    scenario,
+    site_servers,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +137,73 @@ async def test_a_certificates_worker_that_never_answers_pauses_the_rotation_then
     assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
     assert (await e2e.twin.orphans())["count"] == 0
     assert [s["status"] for s in view["servers"]] == ["pending", "pending"]
+
+
+async def another_admin_turns_verification_on(e2e: E2E, site: str, group_path: str) -> str:
+    """What a second administrator does in the console: verification back on in the group's
+    first location (a PATCH of that one setting on SEPM's REST API). Returns the location id."""
+    async with httpx.AsyncClient(
+        base_url=f"{e2e.twin.url}/sites/{site}/sepm/api/v1", timeout=30
+    ) as http:
+        login = await http.post(
+            "/identity/authenticate",
+            json={"username": SEPM_USER, "password": SEPM_PASSWORD, "domain": ""},
+        )
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        [domain] = (await http.get("/domains", headers=headers)).json()
+        groups = (
+            await http.get(
+                "/groups", params={"pageSize": 1000, "domain": domain["id"]}, headers=headers
+            )
+        ).json()["content"]
+        [group] = [g for g in groups if g["fullPathName"] == group_path]
+        listed = (
+            await http.get(
+                f"/groups/{group['id']}/locations",
+                params={"hasName": "true", "domainId": domain["id"]},
+                headers=headers,
+            )
+        ).json()
+        location = locations(listed, "GET /groups/{id}/locations")[0]
+        body = {"configuration": {"general_settings": {"security_settings": {
+            "secure_communications": True}}}}  # fmt: skip
+        patched = await http.patch(
+            f"/groups/{group['id']}/locations/{location.id}/settings", json=body, headers=headers
+        )
+        assert patched.status_code < 300, patched.text
+        return str(location.id)
+
+
+@pytest.mark.timeout(600)
+async def test_verification_turned_back_on_during_the_wait_is_found_before_the_swap(
+    world: MakeWorld,
+) -> None:
+    # Clients check in every 8 simulated hours: the first wait lasts long enough to act in.
+    e2e = await world(scenario(heartbeat_s=8 * 3600))
+    await e2e.register()
+    before = {s["name"]: s["served_fingerprint_sha256"].lower() for s in await site_servers(e2e)}
+    rotation_id, new_fp = await e2e.rotate()
+    await e2e.wait_for(
+        rotation_id,
+        lambda v: v["current_step"]["name"] == "await_disable_propagation",
+        timeout=180,
+        what="the first propagation wait",
+    )
+    group = "My Company\\Workstations"
+    location_id = await another_admin_turns_verification_on(e2e, "site-a", group)
+    settings = await e2e.twin.verification_settings("site-a")
+    assert [k for k, on in settings.items() if on and group in k], settings
+
+    view = await assert_site_rotated(e2e, rotation_id, new_fp, before, timeout=300)
+
+    # It did not swap with verification on: the check found it and sent the rotation back to
+    # step 2, and the history says where.
+    history = json.dumps(await e2e.events(rotation_id))
+    assert "verification is on again in 1 locations" in history, history[-3000:]
+    assert location_id in history
+    forward = [s["name"] for s in view["steps"] if s["phase"] == "forward"]
+    assert forward.count("disable_verification") == 2, forward
+    assert forward.index("check_verification") < forward.index("update_certificate"), forward
+    first_update = forward.index("update_certificate")
+    assert "disable_verification" in forward[forward.index("check_verification") : first_update]
