@@ -245,6 +245,19 @@ class TwinProcess:
             for p in body["replicationStatus"]["replicationPartnerStatusList"]
         }
 
+    async def settled_replication(self, site: str, *, timeout: float = 60.0) -> dict[str, str]:
+        """The partners' status once no run is in progress (the twin replicates on a schedule,
+        so a check that lands mid-run would see PROCESSING)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.replication_status(site)
+            if time.monotonic() > deadline or not set(status.values()) & RUNNING_REPLICATION:
+                return status
+            await asyncio.sleep(0.5)
+
+
+RUNNING_REPLICATION = {"CONNECTING", "AUTHENTICATING", "SUBMITTING", "PROCESSING"}
+
 
 def server_target(server: dict[str, Any]) -> ServerTarget:
     return ServerTarget(

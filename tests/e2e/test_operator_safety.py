@@ -75,19 +75,6 @@ async def test_two_rotations_of_one_site_at_the_same_moment_one_wins_the_other_i
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: compensating while step 2's disable is abandoned in flight runs the "
-        "restore BEFORE the abandoned disable. The restarted certificates worker takes both "
-        "SetCertificateVerification jobs at once (certificates/service_layer/jobs.py, no "
-        "ordering per saga/site): the restore carries no originals (steps._restore_verification:"
-        " the saga recorded none) and the worker has none yet, so it fails 'nothing to restore'"
-        " (verification._to_restore); the late disable then turns verification OFF. The rotation"
-        " pauses at restore_verification (step_failed, options ['extend']) with verification "
-        "off and replication still broken, instead of ending compensated"
-    ),
-)
 async def test_a_certificates_worker_that_never_answers_pauses_the_rotation_then_compensate_undoes_it(
     world: MakeWorld,
 ) -> None:
@@ -99,7 +86,7 @@ async def test_a_certificates_worker_that_never_answers_pauses_the_rotation_then
     )
     await e2e.register()
     originals = await e2e.twin.verification_settings("site-a")
-    assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert await e2e.twin.settled_replication("site-a") == {"site-b": "SUCCEEDED"}
     answer = await e2e.api.post("/v1/rotations", json=await rotation_request(e2e, "site-a"))
     assert answer.status_code == 201, answer.text
     rotation_id = answer.json()["id"]
@@ -134,7 +121,7 @@ async def test_a_certificates_worker_that_never_answers_pauses_the_rotation_then
     view = await e2e.wait_terminal(rotation_id, timeout=180)
     assert view["state"] == "compensated", (view["reason"], view["pending_decision"])
     assert await e2e.twin.verification_settings("site-a") == originals
-    assert await e2e.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert await e2e.twin.settled_replication("site-a") == {"site-b": "SUCCEEDED"}
     assert (await e2e.twin.orphans())["count"] == 0
     assert [s["status"] for s in view["servers"]] == ["pending", "pending"]
 

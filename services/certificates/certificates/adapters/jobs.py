@@ -74,10 +74,31 @@ async def add_job(
 async def claim_jobs(
     sessions: async_sessionmaker[AsyncSession], *, now: datetime, lease_s: float, limit: int
 ) -> list[Job]:
-    """Take up to `limit` runnable jobs: pending ones, and running ones whose lease ran out."""
-    runnable = or_(
-        jobs.c.status == PENDING,
-        and_(jobs.c.status == RUNNING, jobs.c.lease_until < now),
+    """Take up to `limit` runnable jobs: pending ones, and running ones whose lease ran out.
+
+    One saga's jobs run one at a time, in the order they arrived: a restore queued after a
+    disable that a crashed worker never finished must not overtake it (it would find nothing
+    to restore, and the late disable would then leave verification off).
+    """
+    earlier = jobs.alias("earlier")
+    blocked = (
+        select(earlier.c.job_id)
+        .where(
+            earlier.c.saga_id == jobs.c.saga_id,
+            earlier.c.status != DONE,
+            or_(
+                earlier.c.created_at < jobs.c.created_at,
+                and_(earlier.c.created_at == jobs.c.created_at, earlier.c.job_id < jobs.c.job_id),
+            ),
+        )
+        .exists()
+    )
+    runnable = and_(
+        or_(
+            jobs.c.status == PENDING,
+            and_(jobs.c.status == RUNNING, jobs.c.lease_until < now),
+        ),
+        ~blocked,
     )
     async with sessions() as session:
         rows = (

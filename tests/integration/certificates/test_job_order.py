@@ -1,0 +1,81 @@
+"""One saga's long-running commands run in the order they arrived, even after a crash left an
+earlier one unfinished (found end to end: a restore overtook the abandoned disable, found
+nothing to restore, and the late disable then left verification off). Real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from certificates.adapters.jobs import add_job, claim_jobs, finish_job
+from certificates.adapters.orm import metadata
+from certrotate_shared.db import make_engine, session_factory
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.certificates import SetCertificateVerification
+from tests.unit.certificates.fakes import site
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sessions(
+    pg_url: str, pg_schemas: list[str]
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    schema = f"jobs_{uuid.uuid4().hex[:8]}"
+    pg_schemas.append(schema)
+    engine = make_engine(pg_url, schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def queue(
+    sessions: async_sessionmaker[AsyncSession], saga: str, mode: str, at: datetime
+) -> str:
+    key = f"{saga}/{mode}"
+    command = SetCertificateVerification(idempotency_key=key, site=site(), mode=mode)
+    async with sessions() as session:
+        await add_job(session, Envelope.wrap(command, saga_id=saga), key, at)
+        await session.commit()
+    return key
+
+
+async def claimed(sessions: async_sessionmaker[AsyncSession], now: datetime) -> list[str]:
+    return sorted(
+        j.idempotency_key for j in await claim_jobs(sessions, now=now, lease_s=60, limit=8)
+    )
+
+
+async def test_a_sagas_later_job_waits_for_its_earlier_one_others_do_not(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await queue(sessions, "saga-a", "disable", T0)
+    await queue(sessions, "saga-a", "restore", T0 + timedelta(seconds=1))
+    await queue(sessions, "saga-b", "disable", T0 + timedelta(seconds=2))
+
+    assert await claimed(sessions, T0 + timedelta(seconds=3)) == [
+        "saga-a/disable",
+        "saga-b/disable",
+    ]
+    # The disable's worker crashed: its lease runs out, and it is the one taken again.
+    later = T0 + timedelta(seconds=120)
+    assert await claimed(sessions, later) == ["saga-a/disable", "saga-b/disable"]
+
+    async with sessions() as session:
+        job_id = (
+            await session.execute(
+                text("SELECT job_id FROM jobs WHERE idempotency_key = 'saga-a/disable'")
+            )
+        ).scalar_one()
+        await finish_job(session, job_id, later)
+        await session.commit()
+    assert await claimed(sessions, later + timedelta(seconds=1)) == ["saga-a/restore"]
