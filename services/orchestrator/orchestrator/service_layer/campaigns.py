@@ -209,7 +209,10 @@ async def _update(
                 if loaded is None:
                     raise NotFoundError(f"no campaign {campaign_id!r}")
                 state, version = loaded
+                before = state.model_dump(exclude={"updated_at"})
                 change(state)
+                if state.model_dump(exclude={"updated_at"}) == before:
+                    return state  # most ticks decide nothing: no write, no version bump
                 await table.save(uow.session, state, version)
                 await uow.commit()
                 return state
