@@ -53,7 +53,17 @@ def campaign() -> None:
     multiple=True,
     help="An explicit wave: sites separated by commas; repeat in order (--wave a --wave b,c).",
 )
-@click.option("--sites", help="Sites for a generated plan, in order, separated by commas.")
+@click.option(
+    "--sites",
+    help="Sites for a generated plan, in order, separated by commas (tag:<tag> for every site "
+    "tagged so).",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Target every site carrying this tag, resolved now (repeatable; with or after --sites).",
+)
 @click.option("--canary", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--wave-size", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
@@ -96,6 +106,7 @@ def create(
     name: str,
     waves: tuple[str, ...],
     sites: str | None,
+    tags: tuple[str, ...],
     canary: int,
     wave_size: int,
     bundle: str | None,
@@ -112,12 +123,15 @@ def create(
     as_json: bool,
 ) -> None:
     """Pre-flight every site's certificate, then start the campaign; prints its id."""
-    if bool(waves) == bool(sites):
-        raise click.UsageError("give either --wave (repeated) or --sites for a generated plan")
+    generated = _sites(sites or "") + [f"tag:{t}" for t in tags]
+    if bool(waves) == bool(generated):
+        raise click.UsageError(
+            "give either --wave (repeated) or --sites / --tag for a generated plan"
+        )
     plan: dict[str, Any] = (
         {"waves": [_sites(w) for w in waves]}
         if waves
-        else {"sites": _sites(sites or ""), "canary": canary, "wave_size": wave_size}
+        else {"sites": generated, "canary": canary, "wave_size": wave_size}
     )
     per_site: dict[str, dict[str, Any]] = {}
     for given in site_bundles:

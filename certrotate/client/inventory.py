@@ -34,7 +34,16 @@ def sites_list(api: ApiClient, as_json: bool) -> None:
     print_items(
         api.get("/v1/sites")["items"],
         as_json=as_json,
-        columns=("site", "version", "api url", "partners", "servers", "driver", "credentials"),
+        columns=(
+            "site",
+            "version",
+            "api url",
+            "partners",
+            "servers",
+            "driver",
+            "credentials",
+            "tags",
+        ),
         row=_site_row,
         overflow="fold",
     )
@@ -51,6 +60,7 @@ def _site_row(site: dict[str, Any]) -> list[str]:
         ", ".join(site.get("servers") or []),
         str(host_ops.get("driver", "")),
         "—" if has_creds is None else ("set" if has_creds else "none"),
+        ", ".join(site.get("tags") or []),
     ]
 
 
@@ -109,6 +119,12 @@ def _pem_files(paths: tuple[str, ...]) -> list[str]:
     type=click.Path(exists=True, dir_okay=False),
     help="A CA certificate that signs the SEPM servers' TLS certificates (repeatable).",
 )
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    help="A label a campaign can target as tag:<tag> (repeatable); replaces the site's tags.",
+)
 @click.option("--driver", type=click.Choice(["twin", "winrm", "manual"]), required=True)
 @click.option("--endpoint", help="The host-operation endpoint (twin URL; WinRM needs none).")
 @click.option("--username", help="The SEPM API account.")
@@ -127,6 +143,7 @@ def sites_add(
     sepm_version: str,
     partners: tuple[str, ...],
     trust_pems: tuple[str, ...],
+    tags: tuple[str, ...],
     driver: str,
     endpoint: str | None,
     username: str | None,
@@ -144,6 +161,7 @@ def sites_add(
         "replication_partners": list(partners),
         "trusted_certificates_pem": _pem_files(trust_pems),
         "host_ops": {"driver": driver, "endpoint": endpoint},
+        "tags": list(tags),
     }
     password = account_password(
         username,

@@ -131,3 +131,31 @@ def test_approve_sends_the_decision_and_cancel_needs_a_reason():
     assert run(api, "campaign", "cancel", "camp-1").exit_code == 2
     assert run(api, "campaign", "cancel", "camp-1", "--reason", "CA").exit_code == 0
     assert json.loads(api.requests[-1].content) == {"reason": "CA"}
+
+
+def test_sites_add_sends_its_tags_and_sites_list_shows_them():
+    api = Api(httpx.Response(201, json={"name": "emea-1"}))
+    result = run(
+        api, "sites", "add", "--name", "emea-1", "--api-url", "https://sepm:8446/sepm/api/v1",
+        "--version", "14.3.9000", "--driver", "manual", "--tag", "emea", "--tag", "prod",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(api.requests[0].content)["tags"] == ["emea", "prod"]
+    listed = Api(httpx.Response(200, json={"items": [
+        {"name": "emea-1", "version": "14.3", "api_url": "u", "replication_partners": [],
+         "servers": [], "host_ops": {"driver": "manual"}, "credentials_set": True,
+         "tags": ["emea", "prod"]}]}))  # fmt: skip
+    result = run(listed, "sites", "list")
+    assert result.exit_code == 0, result.output
+    assert "emea, prod" in result.stdout
+
+
+def test_create_by_tag_sends_the_tag_as_a_target(bundle, password_file):
+    api = Api(httpx.Response(201, json=campaign_view()))
+    result = run(
+        api, "campaign", "create", "emea", "--tag", "emea", "--tag", "apac", "--canary", "2",
+        "--bundle", str(bundle), "--password-file", str(password_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(api.requests[0].content)["plan"]
+    assert plan == {"sites": ["tag:emea", "tag:apac"], "canary": 2, "wave_size": 5}

@@ -165,3 +165,13 @@ def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history(
     assert c.progress(state, NOW) == ["a"]
     c.started(state, "a", "rot-a", NOW)
     assert state.sites["a"].note is None
+
+
+def test_tags_expand_to_their_sites_named_sites_keep_their_place():
+    tagged = {"emea": ["e1", "e2", "e3"], "prod": ["e2", "p1"]}
+    plan = c.PlanAsked(waves=[["e3"], ["tag:emea"], ["tag:prod"]])
+    assert c.resolve_plan(plan, tagged) == [["e3"], ["e1", "e2"], ["p1"]]
+    generated = c.PlanAsked(sites=["tag:prod", "tag:emea"], canary=1, wave_size=2)
+    assert c.resolve_plan(generated, tagged) == [["e2"], ["p1", "e1"], ["e3"]]
+    with pytest.raises(c.UnknownTagError, match="apac"):
+        c.resolve_plan(c.PlanAsked(waves=[["tag:apac"]]), tagged)

@@ -111,6 +111,8 @@ sites = Table(
     # sha256 of the certificates the last completed rotation replaced: still trusted until the
     # next rotation completes, then dropped from the trust set.
     Column("superseded_fingerprints", JSON),
+    # Labels a campaign can target ("tag:emea"); NULL on rows older than migration o0010.
+    Column("tags", JSON),
 )
 
 servers = Table(

@@ -81,6 +81,8 @@ class CampaignState(_Model):
     # Failures an approver chose to continue past ("continue" after a halt raises it).
     tolerated_failures: int
     decision: WaitingDecision | None = None
+    # The plan as asked and what each tag named then: a site tagged later is not swept in.
+    targets: dict[str, Any] = Field(default_factory=dict)
     # What the campaign did, in order: starts and ends of rotations, operator actions.
     events: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -97,6 +99,58 @@ class CampaignState(_Model):
     def record(self, now: datetime, kind: str, **detail: Any) -> None:
         self.events.append({"seq": len(self.events) + 1, "at": now.isoformat(), "type": kind,
                             **detail})  # fmt: skip
+
+
+TAG_PREFIX = "tag:"
+
+
+class PlanAsked(_Model):
+    """The plan as the request gave it: explicit waves, or sites to cut into waves; either may
+    name `tag:<tag>` for every site carrying the tag when the campaign is created."""
+
+    waves: list[list[str]] | None = None
+    sites: list[str] | None = None
+    canary: int = 1
+    wave_size: int = 5
+
+
+def tags_asked(plan: PlanAsked) -> list[str]:
+    entries = [e for w in plan.waves or [] for e in w] + list(plan.sites or [])
+    return sorted({e.removeprefix(TAG_PREFIX) for e in entries if e.startswith(TAG_PREFIX)})
+
+
+def resolve_plan(plan: PlanAsked, tagged: dict[str, list[str]]) -> list[list[str]]:
+    """The waves of sites, tags expanded. A site named explicitly keeps its named place; a site
+    carrying several tags asked goes where its first tag is; a wave left empty is dropped."""
+    missing = sorted(tag for tag in tags_asked(plan) if not tagged.get(tag))
+    if missing:
+        raise UnknownTagError(missing)
+    asked = plan.waves if plan.waves is not None else [list(plan.sites or [])]
+    named = {e for w in asked for e in w if not e.startswith(TAG_PREFIX)}
+    placed: set[str] = set()
+    waves: list[list[str]] = []
+    for wave in asked:
+        sites: list[str] = []
+        for entry in wave:
+            if not entry.startswith(TAG_PREFIX):
+                sites.append(entry)
+                continue
+            for site in tagged[entry.removeprefix(TAG_PREFIX)]:
+                if site not in named and site not in placed:
+                    sites.append(site)
+                    placed.add(site)
+        waves.append(sites)
+    if plan.waves is None:
+        return generate_waves(waves[0], plan.canary, plan.wave_size)
+    return [w for w in waves if w]
+
+
+class UnknownTagError(InvalidPlanError):
+    def __init__(self, tags: list[str]) -> None:
+        super().__init__(
+            f"no site carries the tag(s) {', '.join(tags)}: tag sites in the inventory "
+            "(tags on POST/PUT /v1/sites, or `certrotate sites add --tag`) or fix the plan"
+        )
 
 
 def generate_waves(sites: list[str], canary: int, size: int) -> list[list[str]]:
@@ -135,6 +189,7 @@ def new_campaign(
     by: str,
     now: datetime,
     principal: dict[str, str] | None = None,
+    targets: dict[str, Any] | None = None,
 ) -> CampaignState:
     check_waves(waves)
     sites = {
@@ -147,9 +202,11 @@ def new_campaign(
         created_at=now, updated_at=now,
         change_id=change_id, waves=waves, max_concurrent=max_concurrent,
         max_failures=max_failures, approve_each_wave=approve_each_wave, options=options,
-        sites=sites, tolerated_failures=max_failures,
+        sites=sites, tolerated_failures=max_failures, targets=targets or {},
     )  # fmt: skip
     state.record(now, "CampaignCreated", by=by, waves=waves)
+    if state.targets.get("tags"):
+        state.record(now, "TargetsResolved", tags=state.targets["tags"])
     return state
 
 

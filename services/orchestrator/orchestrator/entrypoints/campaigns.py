@@ -12,7 +12,6 @@ from orchestrator.domain.state import SagaState
 from orchestrator.entrypoints.schemas import CertificateUploadIn, RotationOptionsIn
 from orchestrator.service_layer import campaigns, rotations
 from orchestrator.service_layer.deps import Deps
-from orchestrator.service_layer.errors import InputRejectedError
 from orchestrator.service_layer.tokens import Principal
 
 
@@ -21,8 +20,12 @@ class _Body(BaseModel):
 
 
 class PlanIn(_Body):
-    waves: list[list[str]] | None = Field(None, description="Explicit waves, in order")
-    sites: list[str] | None = Field(None, description="Sites for a generated plan, in order")
+    waves: list[list[str]] | None = Field(
+        None, description='Explicit waves, in order; "tag:<tag>" names every site tagged so'
+    )
+    sites: list[str] | None = Field(
+        None, description='Sites for a generated plan, in order; "tag:<tag>" as in waves'
+    )
     canary: int = Field(1, ge=0, description="Generated plan: sites in the first wave")
     wave_size: int = Field(5, ge=1, description="Generated plan: sites per later wave")
 
@@ -32,10 +35,8 @@ class PlanIn(_Body):
             raise ValueError("give either plan.waves (explicit) or plan.sites (generated)")
         return self
 
-    def resolved(self) -> list[list[str]]:
-        if self.waves is not None:
-            return self.waves
-        return domain.generate_waves(list(self.sites or []), self.canary, self.wave_size)
+    def asked(self) -> domain.PlanAsked:
+        return domain.PlanAsked.model_validate(self.model_dump())
 
 
 class CampaignIn(_Body):
@@ -88,6 +89,7 @@ def campaign_summary(state: CampaignState) -> dict[str, Any]:
         "failure_budget": state.max_failures, "tolerated_failures": state.tolerated_failures,
         "max_concurrent": state.max_concurrent, "approve_each_wave": state.approve_each_wave,
         "decision_waiting": state.decision.model_dump(mode="json") if state.decision else None,
+        "targets": state.targets,
     }  # fmt: skip
 
 
@@ -134,12 +136,8 @@ def campaigns_router(
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         """Pre-flight every site's certificate, then start the campaign's first wave."""
-        try:
-            waves = body.plan.resolved()
-        except domain.InvalidPlanError as exc:
-            raise InputRejectedError(str(exc), code="invalid_plan") from None
         request = campaigns.CampaignRequest(
-            name=body.name, waves=waves,
+            name=body.name, plan=body.plan.asked(),
             uploads={site: _upload(u) for site, u in body.certificates.items()},
             default_upload=_upload(body.certificate) if body.certificate else None,
             options=body.options.stored(), max_concurrent=body.max_concurrent,

@@ -134,6 +134,7 @@ HOSTNAME = (
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 SiteName = Annotated[str, Field(pattern=SITE_NAME, max_length=200)]
+SiteTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 HostName = Annotated[str, Field(pattern=HOSTNAME, max_length=253)]
 # SEPM's listeners: 8443 clients (HTTPS), 443 clients (IIS/Apache), 8446 REST API and console,
 # 8445 reporting (where used), 8014 clients over HTTP (no certificate).
@@ -148,6 +149,9 @@ class SiteIn(_Body):
     replication_partners: list[SiteName] = Field(default_factory=list, max_length=100)
     trusted_certificates_pem: list[str] = Field(default_factory=list)
     host_ops: HostOpsIn
+    tags: list[SiteTag] = Field(
+        default_factory=list, max_length=50, description='Labels a campaign targets as "tag:<tag>"'
+    )
     sepm_credentials: SepmCredentialsIn | None = None
     host_ops_credentials: HostOpsCredentialsIn | None = None
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CampaignRequest:
     name: str
-    waves: list[list[str]]
+    plan: domain.PlanAsked
     # site -> upload; a site left out uses `default_upload` (its SANs are checked per site).
     uploads: dict[str, rotations.CertificateUpload]
     default_upload: rotations.CertificateUpload | None
@@ -67,8 +67,13 @@ async def create_campaign(
         existing = await _by_key(deps, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
+    async with deps.rt.uow() as uow:
+        tagged = await inventory.sites_tagged(uow.session, domain.tags_asked(request.plan))
     try:
-        ordered = domain.check_waves(request.waves)
+        waves = domain.resolve_plan(request.plan, tagged)
+        ordered = domain.check_waves(waves)
+    except domain.UnknownTagError as exc:
+        raise InputRejectedError(str(exc), code="unknown_tag") from None
     except domain.InvalidPlanError as exc:
         raise InputRejectedError(str(exc), code="invalid_plan") from None
     unknown = sorted(set(request.uploads) - set(ordered))
@@ -105,11 +110,13 @@ async def create_campaign(
         }  # fmt: skip
     options = rotations.with_operator_defaults(request.options, deps.settings)
     state = domain.new_campaign(
-        campaign_id=str(uuid.uuid4()), name=request.name, waves=request.waves, farms=farms,
+        campaign_id=str(uuid.uuid4()), name=request.name, waves=waves, farms=farms,
         bundles=bundles, max_concurrent=request.max_concurrent,
         max_failures=request.max_failures, approve_each_wave=request.approve_each_wave,
         options=options.model_dump(mode="json"), change_id=request.change_id, by=by,
         now=deps.now(), principal=principal,
+        targets={"plan": request.plan.model_dump(mode="json", exclude_none=True),
+                 "tags": tagged},
     )  # fmt: skip
     try:
         async with deps.rt.uow() as uow:

@@ -69,6 +69,7 @@ async def put_site(
         "trusted_certificates_pem": list(spec.get("trusted_certificates_pem", [])),
         "host_ops_driver": host_ops["driver"],
         "host_ops_endpoint": host_ops.get("endpoint"),
+        "tags": sorted(set(spec.get("tags", []))),
         "credentials_set": True,
         "host_ops_credentials_set": host_ops_credentials is not None
         or bool(existing is not None and existing.host_ops_credentials_set),
@@ -158,6 +159,7 @@ def _site_view(row: Any, server_names: list[str]) -> dict[str, Any]:
         "replication_partners": row.replication_partners,
         "trusted_certificates_count": len(row.trusted_certificates_pem),
         "host_ops": {"driver": row.host_ops_driver, "endpoint": row.host_ops_endpoint},
+        "tags": list(row.tags or []),
         "credentials_set": row.credentials_set,
         "host_ops_credentials_set": row.host_ops_credentials_set,
         "servers": server_names,
@@ -286,6 +288,16 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
             credential_ref=hostops_ref(row.name) if row.host_ops_credentials_set else None,
         ),
     )
+
+
+async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list[str]]:
+    """tag -> the names of the sites carrying it now, in name order."""
+    found: dict[str, list[str]] = {tag: [] for tag in tags}
+    rows = await session.execute(select(sites.c.name, sites.c.tags).order_by(sites.c.name))
+    for name, carried in rows.all():
+        for tag in set(carried or []) & set(found):
+            found[tag].append(name)
+    return found
 
 
 async def replication_farm(session: AsyncSession, site: str) -> set[str]:
