@@ -1,0 +1,58 @@
+"""What every route depends on: the service's wiring, and the caller's role (a bearer token).
+
+A route declares its least role by the type of one parameter (`who: Operator`); the check reads
+the token before the body is used, and answers 401 / 403 as problem+json.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from certrotate_shared.http import ProblemError
+from orchestrator.service_layer import tokens
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.tokens import Principal, Role
+
+RoleCheck = Callable[[Role], Callable[..., Awaitable[Principal]]]
+
+
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+AppDeps = Annotated[Deps, Depends(get_deps)]
+
+
+def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through a token whose role is `needed` or above."""
+
+    async def check(
+        deps: AppDeps, authorization: Annotated[str | None, Header()] = None
+    ) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ProblemError(401, "Unauthorized", "send Authorization: Bearer <API token>")
+        async with deps.rt.uow() as uow:
+            principal = await tokens.authenticate(
+                uow.session, token.strip(),
+                admin_token=deps.settings.admin_token.get_secret_value(),
+            )  # fmt: skip
+        if principal is None:
+            raise ProblemError(401, "Unauthorized", "unknown or revoked API token")
+        if not principal.may(needed):
+            raise ProblemError(
+                403,
+                "Forbidden",
+                f"this action needs the {needed} role; token {principal.name!r} has {principal.role}",
+            )
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(role("viewer"))]
+Operator = Annotated[Principal, Depends(role("operator"))]
+Approver = Annotated[Principal, Depends(role("approver"))]
+Admin = Annotated[Principal, Depends(role("admin"))]

@@ -1,0 +1,166 @@
+"""/v1/rotations: start a rotation, read it, and steer it (pause, resume, cancel, approve, decide)."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+
+from certrotate_shared.http import ProblemError
+from orchestrator.domain.inputs import (
+    ApprovalGiven,
+    CancelRequested,
+    DecisionMade,
+    PauseRequested,
+    ResumeRequested,
+)
+from orchestrator.entrypoints import schemas
+from orchestrator.entrypoints.deps import AppDeps, Approver, Operator, Viewer
+from orchestrator.entrypoints.views import rotation_summary, rotation_view
+from orchestrator.service_layer import rotations as service
+from orchestrator.service_layer import tasks
+from orchestrator.service_layer.deps import Deps
+
+router = APIRouter(prefix="/v1/rotations", tags=["rotations"])
+
+
+async def view(deps: Deps, saga_id: str) -> dict[str, Any]:
+    state = await service.get_rotation(deps, saga_id)
+    async with deps.rt.uow() as uow:
+        open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
+    return rotation_view(state, now=deps.now(), tasks=open_tasks)
+
+
+@router.post("", status_code=201)
+async def create_rotation(
+    body: schemas.RotationIn,
+    response: Response,
+    who: Operator,
+    deps: AppDeps,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Pre-flight the certificate, then start the rotation saga."""
+    upload = body.certificate
+    state, created = await service.create_rotation(
+        deps,
+        site=body.site,
+        upload=service.CertificateUpload(
+            upload.format, upload.data_b64, upload.password, upload.key_b64
+        ),
+        options=service.authorize_options(
+            service.with_operator_defaults(body.options.stored(), deps.settings),
+            may_approve=who.may("approver"),
+            settings=deps.settings,
+        ),
+        change_id=body.change_id,
+        requested_by=who.name,
+        principal=who.record(),
+        budget_reason=body.orphan_risk_budget_reason,
+        idempotency_key=idempotency_key,
+        body=body.model_dump(mode="json"),
+    )
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/rotations/{state.saga_id}"
+    return await view(deps, state.saga_id)
+
+
+@router.get("")
+async def list_rotations(
+    _: Viewer,
+    deps: AppDeps,
+    state: Literal["running", "compensating", "paused", "completed", "compensated", "failed"]
+    | None = None,
+    site: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    change_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    items, next_cursor = await service.list_rotations(
+        deps, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
+    )
+    return {"items": [rotation_summary(s) for s in items], "next_cursor": next_cursor}
+
+
+@router.get("/{rotation_id}")
+async def get_rotation(rotation_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
+    return await view(deps, rotation_id)
+
+
+@router.get("/{rotation_id}/events")
+async def rotation_events(
+    rotation_id: str,
+    _: Viewer,
+    deps: AppDeps,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    items, next_after = await service.history(deps, rotation_id, after=after, limit=limit)
+    return {"items": items, "next_after": next_after}
+
+
+@router.get("/{rotation_id}/at-risk", response_model=None)
+async def at_risk(
+    rotation_id: str,
+    _: Viewer,
+    deps: AppDeps,
+    status: Literal["at_risk", "straggler", "pending"] = "at_risk",
+    format: Literal["json", "csv"] = "json",
+    watch_id: str | None = None,
+) -> Response:
+    media, content = await service.at_risk_clients(
+        deps, rotation_id, status=status, fmt=format, watch_id=watch_id
+    )
+    return Response(content=content, media_type=media)
+
+
+@router.post("/{rotation_id}/pause")
+async def pause(
+    rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
+) -> dict[str, Any]:
+    await service.act(
+        deps,
+        rotation_id,
+        PauseRequested(by=who.name, reason=(body or schemas.PauseIn()).reason),
+    )
+    return await view(deps, rotation_id)
+
+
+@router.post("/{rotation_id}/resume")
+async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> dict[str, Any]:
+    await service.act(deps, rotation_id, ResumeRequested(by=who.name))
+    return await view(deps, rotation_id)
+
+
+@router.post("/{rotation_id}/cancel")
+async def cancel(
+    rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
+) -> dict[str, Any]:
+    await service.act(deps, rotation_id, CancelRequested(by=who.name, reason=body.reason))
+    return await view(deps, rotation_id)
+
+
+@router.post("/{rotation_id}/approve")
+async def approve(
+    rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
+) -> dict[str, Any]:
+    await service.refuse_self_approval(deps, rotation_id, who.id)
+    await service.act(
+        deps,
+        rotation_id,
+        ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note, principal=who.id),
+    )
+    return await view(deps, rotation_id)
+
+
+@router.post("/{rotation_id}/decide")
+async def decide(
+    rotation_id: str, body: schemas.DecideIn, who: Operator, deps: AppDeps
+) -> dict[str, Any]:
+    if body.decision == "proceed" and not who.may("approver"):
+        raise ProblemError(
+            403, "Forbidden", "accepting at-risk clients (proceed) needs the approver role"
+        )
+    decision = DecisionMade(
+        by=who.name, decision=body.decision, reason=body.reason, change_id=body.change_id,
+        extend_days=body.extend_days, principal=who.id,
+    )  # fmt: skip
+    await service.decide_with_at_risk_list(deps, rotation_id, decision)
+    return await view(deps, rotation_id)

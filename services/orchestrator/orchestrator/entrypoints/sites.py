@@ -1,0 +1,75 @@
+"""/v1/sites: the SEPM sites certrotate may rotate, with their stored credentials (admin writes)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from certrotate_shared.http import ProblemError
+from orchestrator.entrypoints import schemas
+from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
+from orchestrator.service_layer import audit_log, inventory
+from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.tokens import Principal
+
+router = APIRouter(prefix="/v1/sites", tags=["inventory"])
+
+
+@router.post("", status_code=201)
+async def create_site(body: schemas.SiteIn, who: Admin, deps: AppDeps) -> dict[str, Any]:
+    return await _put_site(deps, body, who, "site.created")
+
+
+@router.put("/{name}")
+async def replace_site(
+    name: str, body: schemas.SiteIn, who: Admin, deps: AppDeps
+) -> dict[str, Any]:
+    if body.name != name:
+        raise ProblemError(422, "Invalid request", "the body's name must match the path")
+    return await _put_site(deps, body, who, "site.replaced")
+
+
+async def _put_site(
+    deps: Deps, body: schemas.SiteIn, who: Principal, action: str
+) -> dict[str, Any]:
+    spec = body.model_dump(exclude={"sepm_credentials", "host_ops_credentials"})
+    inventory.check_site_policy(spec, rehearsal=deps.settings.rehearsal)
+    async with deps.rt.uow() as uow:
+        site = await inventory.put_site(
+            uow.session,
+            deps.vault,
+            name=body.name,
+            spec=spec,
+            sepm_credentials=body.sepm_credentials.model_dump() if body.sepm_credentials else None,
+            host_ops_credentials=body.host_ops_credentials.model_dump()
+            if body.host_ops_credentials
+            else None,
+            now=deps.now(),
+        )
+        await audit_log.record(
+            uow.session, actor=who.name, action=action, target=body.name, now=deps.now(),
+            detail=audit_log.site_change(body.model_dump(mode="json")),
+        )  # fmt: skip
+        await uow.commit()
+    return site
+
+
+@router.get("")
+async def list_sites(_: Viewer, deps: AppDeps) -> dict[str, Any]:
+    async with deps.rt.uow() as uow:
+        return {"items": await inventory.list_sites(uow.session)}
+
+
+@router.get("/{name}")
+async def get_site(name: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
+    async with deps.rt.uow() as uow:
+        return await inventory.get_site(uow.session, name)
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_site(name: str, who: Admin, deps: AppDeps) -> Response:
+    async with deps.rt.uow() as uow:
+        await inventory.delete_site(uow.session, deps.vault, name)
+        await audit_log.record(uow.session, actor=who.name, action="site.deleted", target=name,
+                               now=deps.now())  # fmt: skip
+        await uow.commit()
+    return Response(status_code=204)
