@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from certrotate.render import add_plain_row, rotation_panel
+from certrotate.render import add_plain_row, rotation_screen
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
@@ -170,7 +170,7 @@ class Demo:
                 ).json()
                 self.events += page["items"]
                 after = page.get("next_after") or after
-                live.update(rotation_panel(view, events=self.events[-8:]))
+                live.update(rotation_screen(view, self.events, self.console))
                 if view["state"] in TERMINAL or view["state"] == "paused":
                     return view
                 await asyncio.sleep(0.25)

@@ -10,14 +10,15 @@ computer names) goes into a `Text`, never into a string Rich would read as marku
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+
+from certrotate_shared.history_text import entry_summary
 
 STATE_STYLES = {
     "running": "bold cyan",
@@ -342,13 +343,7 @@ def tasks_table(tasks: list[dict[str, Any]], *, title: str = "operator tasks") -
 
 
 def event_detail(event: dict[str, Any], *, width: int = 100) -> str:
-    detail = event.get("detail")
-    if isinstance(detail, dict) and set(detail) == {"text"}:
-        text = str(detail["text"])
-    elif detail in (None, {}, ""):
-        text = ""
-    else:
-        text = json.dumps(detail, separators=(", ", ": "), default=str)
+    text = entry_summary(event)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -361,29 +356,29 @@ def event_line(event: dict[str, Any]) -> str:
     )
 
 
-def events_table(events: list[dict[str, Any]], *, title: str = "events") -> RenderableType:
-    table = Table(title=title, title_justify="left", box=None)
-    table.add_column("#", justify="right")
-    table.add_column("at")
-    table.add_column("kind")
-    table.add_column("type")
-    table.add_column("step")
-    table.add_column("detail", overflow="fold")
+def events_table(
+    events: list[dict[str, Any]], *, title: str = "events", with_step: bool = True
+) -> RenderableType:
+    """One line per event, whatever the width: what does not fit ends in an ellipsis."""
+    table = Table(title=title, title_justify="left", box=None, expand=True)
+    table.add_column("#", justify="right", no_wrap=True, min_width=3)
+    table.add_column("at (UTC)", no_wrap=True, min_width=14)
+    table.add_column("kind", no_wrap=True, min_width=8)
+    table.add_column("type", no_wrap=True, overflow="ellipsis", min_width=18, max_width=40)
+    if with_step:
+        table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
     for event in events:
         kind = str(event.get("kind"))
         style = {"operator": "magenta", "event": "green", "command": "cyan"}.get(kind, "")
         type_ = str(event.get("type"))
         if event.get("actor"):
             type_ += f" by {event['actor']}"
-        add_plain_row(
-            table,
-            str(event.get("seq")),
-            short_time(event.get("at")),
-            Text(kind, style=style),
-            type_,
-            str(event.get("step") or ""),
-            event_detail(event, width=80),
-        )
+        at = short_time(event.get("at")).removesuffix(" UTC")
+        row: list[RenderableType] = [str(event.get("seq")), at[5:], Text(kind, style=style), type_]
+        if with_step:
+            row.append(str(event.get("step") or ""))
+        add_plain_row(table, *row, event_detail(event, width=200))
     return table
 
 
@@ -408,13 +403,24 @@ def rotation_panel(
             tasks_table(tasks, title="operator tasks (certrotate tasks confirm ID)"),
         ]
     if events:
-        parts += [Text(""), events_table(events, title="latest events")]
+        parts += [Text(""), events_table(events, title="latest events", with_step=False)]
     state = str(view.get("state"))
     return Panel(
         Group(*parts),
         title=plain(f"certrotate · {view.get('site')}"),
         border_style=STATE_STYLES.get(state, "white").replace("bold ", ""),
     )
+
+
+def rotation_screen(
+    view: dict[str, Any], events: list[dict[str, Any]], console: Console
+) -> RenderableType:
+    """The rotation panel with as many of the newest events as the console has lines left for:
+    a live display taller than the terminal loses its bottom, where the newest events are."""
+    used = len(console.render_lines(rotation_panel(view), console.options, pad=False))
+    # The events table adds a blank line, its title and its header; keep one line for the cursor.
+    room = console.height - used - 4
+    return rotation_panel(view, events=events[-room:] if room > 0 else None)
 
 
 def rotations_table(items: list[dict[str, Any]]) -> RenderableType:
