@@ -25,7 +25,11 @@ from certrotate_shared.messages.certificates import (
     SetCertificateVerification,
     UpdateServerCertificate,
 )
-from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation, CancelPropagationWatch
+from certrotate_shared.messages.client_monitor import (
+    AwaitPolicyPropagation,
+    CancelPropagationWatch,
+    PolicyPropagated,
+)
 from certrotate_shared.messages.replication import BreakReplication, InspectSite, RestoreReplication
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
@@ -104,6 +108,8 @@ class StandInWorker:
         self, *, bus: Transport | None = None, propagate: bool = True, **settings: Any
     ) -> None:
         self.propagate = propagate
+        # Clients a completed watch still reports at risk (below a threshold under 100%).
+        self.at_risk = 0
         # Commands it takes and never answers, like a worker stuck in a crash loop.
         self.silent: set[type[Message]] = set()
         # Commands whose handler raises and that have no typed failure here: the real consumer
@@ -125,7 +131,10 @@ class StandInWorker:
                 return None
             if type(message) in self.silent:
                 return None  # taken, "accepted", and never finished
-            return success(message)
+            answer = success(message)
+            if isinstance(answer, PolicyPropagated) and self.at_risk:
+                return answer.model_copy(update={"orphan_risk": self.at_risk})
+            return answer
 
         handled = [
             InspectSite, BreakReplication, RestoreReplication, SetCertificateVerification,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from orchestrator.domain import campaign as c
+from orchestrator.domain import campaign_plan as p
+from orchestrator.domain.orphans import orphaned_outside_risk
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -45,15 +48,15 @@ def run(state: c.CampaignState, outcomes: dict[str, str] | None = None) -> list[
 
 def test_generated_plan_puts_a_canary_first_then_waves_of_the_given_size():
     sites = [f"s{i}" for i in range(8)]
-    assert c.generate_waves(sites, canary=1, size=3) == [
+    assert p.generate_waves(sites, canary=1, size=3) == [
         ["s0"], ["s1", "s2", "s3"], ["s4", "s5", "s6"], ["s7"]
     ]  # fmt: skip
-    assert c.generate_waves(sites[:2], canary=0, size=5) == [["s0", "s1"]]
+    assert p.generate_waves(sites[:2], canary=0, size=5) == [["s0", "s1"]]
 
 
 def test_a_site_listed_twice_is_refused():
-    with pytest.raises(c.InvalidPlanError, match="s1"):
-        c.check_waves([["s0", "s1"], ["s1"]])
+    with pytest.raises(p.InvalidPlanError, match="s1"):
+        p.check_waves([["s0", "s1"], ["s1"]])
 
 
 def test_a_wave_starts_only_after_the_previous_one_ended():
@@ -169,9 +172,37 @@ def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history(
 
 def test_tags_expand_to_their_sites_named_sites_keep_their_place():
     tagged = {"emea": ["e1", "e2", "e3"], "prod": ["e2", "p1"]}
-    plan = c.PlanAsked(waves=[["e3"], ["tag:emea"], ["tag:prod"]])
-    assert c.resolve_plan(plan, tagged) == [["e3"], ["e1", "e2"], ["p1"]]
-    generated = c.PlanAsked(sites=["tag:prod", "tag:emea"], canary=1, wave_size=2)
-    assert c.resolve_plan(generated, tagged) == [["e2"], ["p1", "e1"], ["e3"]]
-    with pytest.raises(c.UnknownTagError, match="apac"):
-        c.resolve_plan(c.PlanAsked(waves=[["tag:apac"]]), tagged)
+    plan = p.PlanAsked(waves=[["e3"], ["tag:emea"], ["tag:prod"]])
+    assert p.resolve_plan(plan, tagged) == [["e3"], ["e1", "e2"], ["p1"]]
+    generated = p.PlanAsked(sites=["tag:prod", "tag:emea"], canary=1, wave_size=2)
+    assert p.resolve_plan(generated, tagged) == [["e2"], ["p1", "e1"], ["e3"]]
+    with pytest.raises(p.UnknownTagError, match="apac"):
+        p.resolve_plan(p.PlanAsked(waves=[["tag:apac"]]), tagged)
+
+
+def _rotation(at_risk: int, accepted: int | None, servers: list[str]) -> Any:
+    from orchestrator.domain.state import PropagationReading, PropagationWait, RiskAcceptance
+    from tests.unit.orchestrator.saga_driver import SagaDriver
+
+    state = SagaDriver(servers=len(servers)).state
+    reading = PropagationReading(
+        total=100, reached=100 - at_risk, pending_online=at_risk, pending_offline=0,
+        orphan_risk=at_risk, stale=0, percent=100.0 - at_risk, observed_at=NOW,
+    )  # fmt: skip
+    state.waits = [PropagationWait(step="await_disable_propagation", watch_id="w", target_serials={},
+                                   started_at=NOW, deadline=NOW, reading=reading)]  # fmt: skip
+    if accepted is not None:
+        state.risk_acceptance = RiskAcceptance(
+            by="cab", at=NOW, reason="kiosks", accepted_count=accepted, step="gates"
+        )
+    for progress, status in zip(state.servers, servers, strict=True):
+        progress.status = status
+    return state
+
+
+def test_clients_count_as_orphaned_only_past_a_swap_and_beyond_the_accepted_list():
+    assert orphaned_outside_risk(_rotation(3, 2, ["updated", "pending"])) == 1
+    assert orphaned_outside_risk(_rotation(3, 3, ["updated", "updated"])) == 0
+    assert orphaned_outside_risk(_rotation(3, None, ["pending", "pending"])) == 0
+    # Rolled back: the old certificate is served again, nobody is cut off.
+    assert orphaned_outside_risk(_rotation(3, None, ["rolled_back", "rolled_back"])) == 0

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.adapters.orm import Table, sagas
 from orchestrator.adapters.repository import ConcurrentUpdateError, to_db
 from orchestrator.domain.campaign import TERMINAL, CampaignState
+from orchestrator.domain.state import SagaState
 
 campaigns = Table(
     "campaigns",
@@ -88,10 +89,11 @@ async def listing(session: AsyncSession, limit: int) -> list[CampaignState]:
     return [CampaignState.model_validate(r) for r in rows.scalars()]
 
 
-async def rotation_statuses(session: AsyncSession, saga_ids: Sequence[str]) -> dict[str, str]:
+async def rotation_states(session: AsyncSession, saga_ids: Sequence[str]) -> dict[str, SagaState]:
+    """The campaign's running rotations as they stand (at most the cap: a few rows)."""
     if not saga_ids:
         return {}
     rows = await session.execute(
-        select(sagas.c.saga_id, sagas.c.status).where(sagas.c.saga_id.in_(list(saga_ids)))
+        select(sagas.c.saga_id, sagas.c.state).where(sagas.c.saga_id.in_(list(saga_ids)))
     )
-    return {r.saga_id: r.status for r in rows}
+    return {r.saga_id: SagaState.model_validate(r.state) for r in rows}

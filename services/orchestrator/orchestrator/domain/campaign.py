@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.campaign_plan import check_waves
+from orchestrator.domain.orphans import accepted_risk, orphaned_outside_risk
+from orchestrator.domain.state import SagaState
+
 CampaignStatus = Literal[
     "running", "paused", "awaiting_approval", "halted", "cancelling", "cancelled", "aborted",
     "completed",
@@ -31,10 +35,6 @@ class CampaignRejectedError(ValueError):
     """An operator action that makes no sense in the campaign's state (HTTP 409)."""
 
 
-class InvalidPlanError(ValueError):
-    """A plan that cannot be run as given (HTTP 422)."""
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -51,10 +51,14 @@ class CampaignSite(_Model):
     note: str | None = None
     cancel_sent: bool = False
     cancel_refused: bool = False
+    # Clients the rotation cut off beyond the risk an approver accepted, and how many of them
+    # an approver has since chosen to continue past.
+    orphaned_outside_risk: int = 0
+    orphans_tolerated: int = 0
 
 
 class WaitingDecision(_Model):
-    kind: Literal["failure_budget", "wave_approval"]
+    kind: Literal["failure_budget", "wave_approval", "orphaned_clients"]
     wave: int
     reason: str
     since: datetime
@@ -101,79 +105,6 @@ class CampaignState(_Model):
                             **detail})  # fmt: skip
 
 
-TAG_PREFIX = "tag:"
-
-
-class PlanAsked(_Model):
-    """The plan as the request gave it: explicit waves, or sites to cut into waves; either may
-    name `tag:<tag>` for every site carrying the tag when the campaign is created."""
-
-    waves: list[list[str]] | None = None
-    sites: list[str] | None = None
-    canary: int = 1
-    wave_size: int = 5
-
-
-def tags_asked(plan: PlanAsked) -> list[str]:
-    entries = [e for w in plan.waves or [] for e in w] + list(plan.sites or [])
-    return sorted({e.removeprefix(TAG_PREFIX) for e in entries if e.startswith(TAG_PREFIX)})
-
-
-def resolve_plan(plan: PlanAsked, tagged: dict[str, list[str]]) -> list[list[str]]:
-    """The waves of sites, tags expanded. A site named explicitly keeps its named place; a site
-    carrying several tags asked goes where its first tag is; a wave left empty is dropped."""
-    missing = sorted(tag for tag in tags_asked(plan) if not tagged.get(tag))
-    if missing:
-        raise UnknownTagError(missing)
-    asked = plan.waves if plan.waves is not None else [list(plan.sites or [])]
-    named = {e for w in asked for e in w if not e.startswith(TAG_PREFIX)}
-    placed: set[str] = set()
-    waves: list[list[str]] = []
-    for wave in asked:
-        sites: list[str] = []
-        for entry in wave:
-            if not entry.startswith(TAG_PREFIX):
-                sites.append(entry)
-                continue
-            for site in tagged[entry.removeprefix(TAG_PREFIX)]:
-                if site not in named and site not in placed:
-                    sites.append(site)
-                    placed.add(site)
-        waves.append(sites)
-    if plan.waves is None:
-        return generate_waves(waves[0], plan.canary, plan.wave_size)
-    return [w for w in waves if w]
-
-
-class UnknownTagError(InvalidPlanError):
-    def __init__(self, tags: list[str]) -> None:
-        super().__init__(
-            f"no site carries the tag(s) {', '.join(tags)}: tag sites in the inventory "
-            "(tags on POST/PUT /v1/sites, or `certrotate sites add --tag`) or fix the plan"
-        )
-
-
-def generate_waves(sites: list[str], canary: int, size: int) -> list[list[str]]:
-    """A canary wave of `canary` sites first, then waves of `size`, in the order given."""
-    if canary < 0 or size < 1:
-        raise InvalidPlanError("canary must be >= 0 and wave_size >= 1")
-    waves = [sites[:canary]] if canary else []
-    rest = sites[canary:]
-    waves += [rest[i : i + size] for i in range(0, len(rest), size)]
-    return [w for w in waves if w]
-
-
-def check_waves(waves: list[list[str]]) -> list[str]:
-    """Every site once, no empty wave; the sites in campaign order."""
-    if not waves or any(not w for w in waves):
-        raise InvalidPlanError("a plan needs at least one wave and no empty wave")
-    ordered = [site for wave in waves for site in wave]
-    repeated = sorted({s for s in ordered if ordered.count(s) > 1})
-    if repeated:
-        raise InvalidPlanError(f"sites listed more than once: {', '.join(repeated)}")
-    return ordered
-
-
 def new_campaign(
     *,
     campaign_id: str,
@@ -210,6 +141,19 @@ def new_campaign(
     return state
 
 
+def note_rotations(state: CampaignState, seen: dict[str, SagaState], now: datetime) -> None:
+    """Record what the running rotations did to their clients (`seen`: rotation id -> state)."""
+    for site in state.active():
+        rotation = seen.get(site.rotation_id or "")
+        if rotation is None:
+            continue
+        orphaned = orphaned_outside_risk(rotation)
+        if orphaned > site.orphaned_outside_risk:
+            site.orphaned_outside_risk = orphaned
+            state.record(now, "ClientsOrphaned", site=site.site, rotation_id=site.rotation_id,
+                         clients=orphaned, accepted=accepted_risk(rotation))  # fmt: skip
+
+
 def observe(state: CampaignState, ended: dict[str, str], now: datetime) -> None:
     """Record the rotations that ended (`ended`: rotation id -> its terminal status)."""
     for site in state.active():
@@ -235,6 +179,18 @@ def progress(state: CampaignState, now: datetime) -> list[str]:
             state.record(now, "CampaignEnded", status=state.status)
         return []
     if state.terminal:
+        return []
+    orphaning = [s for s in state.sites.values() if s.orphaned_outside_risk > s.orphans_tolerated]
+    if state.status == "running" and orphaning:
+        state.status = "halted"
+        named = ", ".join(f"{s.site} ({s.orphaned_outside_risk})" for s in orphaning)
+        state.decision = WaitingDecision(
+            kind="orphaned_clients", wave=state.current_wave, since=now,
+            reason=f"clients were cut off beyond the accepted risk at {named}: reconnect them "
+            "(SylinkDrop / Communication Update Package), then continue or abort",
+        )  # fmt: skip
+        state.record(now, "CampaignHalted", orphaned={s.site: s.orphaned_outside_risk
+                                                      for s in orphaning})  # fmt: skip
         return []
     if state.status == "running" and state.failures() > state.tolerated_failures:
         state.status = "halted"
@@ -357,9 +313,11 @@ def pause(state: CampaignState, by: str, now: datetime) -> None:
 def resume(state: CampaignState, by: str, now: datetime) -> None:
     _require(state, {"paused"}, "resume")
     # A decision that was waiting before the pause is still waiting.
-    state.status = {"failure_budget": "halted", "wave_approval": "awaiting_approval"}.get(
-        state.decision.kind if state.decision else "", "running"
-    )  # type: ignore[assignment]
+    state.status = {
+        "failure_budget": "halted",
+        "orphaned_clients": "halted",
+        "wave_approval": "awaiting_approval",
+    }.get(state.decision.kind if state.decision else "", "running")  # type: ignore[assignment]
     state.record(now, "CampaignResumed", by=by)
 
 
@@ -384,6 +342,9 @@ def approve(
         return
     if waiting.kind == "wave_approval":
         state.approved_waves.append(waiting.wave)
+    elif waiting.kind == "orphaned_clients":
+        for site in state.sites.values():
+            site.orphans_tolerated = site.orphaned_outside_risk
     else:
         state.tolerated_failures = state.failures()
     state.record(now, "DecisionMade", by=by, note=note, decision=waiting.kind, wave=waiting.wave)

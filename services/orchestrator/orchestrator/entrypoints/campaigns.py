@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.domain import campaign as domain
+from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.state import SagaState
 from orchestrator.entrypoints.schemas import CertificateUploadIn, RotationOptionsIn
@@ -35,8 +35,8 @@ class PlanIn(_Body):
             raise ValueError("give either plan.waves (explicit) or plan.sites (generated)")
         return self
 
-    def asked(self) -> domain.PlanAsked:
-        return domain.PlanAsked.model_validate(self.model_dump())
+    def asked(self) -> campaign_plan.PlanAsked:
+        return campaign_plan.PlanAsked.model_validate(self.model_dump())
 
 
 class CampaignIn(_Body):
@@ -98,7 +98,7 @@ def campaign_view(
 ) -> dict[str, Any]:
     """Sites by wave; for running ones their rotation's state and what it waits for."""
     running = rotations or {}
-    keep = {"site", "status", "rotation_id", "note", "farm"}
+    keep = {"site", "status", "rotation_id", "note", "farm", "orphaned_outside_risk"}
 
     def site_row(name: str) -> dict[str, Any]:
         row = state.sites[name].model_dump(mode="json", include=keep)

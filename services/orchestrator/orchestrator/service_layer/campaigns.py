@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from orchestrator.adapters import campaign_tables as table
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain import campaign as domain
+from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
 from orchestrator.domain.saga import can_abort
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CampaignRequest:
     name: str
-    plan: domain.PlanAsked
+    plan: campaign_plan.PlanAsked
     # site -> upload; a site left out uses `default_upload` (its SANs are checked per site).
     uploads: dict[str, rotations.CertificateUpload]
     default_upload: rotations.CertificateUpload | None
@@ -68,13 +69,13 @@ async def create_campaign(
         if existing is not None:
             return existing, False
     async with deps.rt.uow() as uow:
-        tagged = await inventory.sites_tagged(uow.session, domain.tags_asked(request.plan))
+        tagged = await inventory.sites_tagged(uow.session, campaign_plan.tags_asked(request.plan))
     try:
-        waves = domain.resolve_plan(request.plan, tagged)
-        ordered = domain.check_waves(waves)
-    except domain.UnknownTagError as exc:
+        waves = campaign_plan.resolve_plan(request.plan, tagged)
+        ordered = campaign_plan.check_waves(waves)
+    except campaign_plan.UnknownTagError as exc:
         raise InputRejectedError(str(exc), code="unknown_tag") from None
-    except domain.InvalidPlanError as exc:
+    except campaign_plan.InvalidPlanError as exc:
         raise InputRejectedError(str(exc), code="invalid_plan") from None
     unknown = sorted(set(request.uploads) - set(ordered))
     if unknown:
@@ -235,6 +236,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
     cancels: list[domain.CampaignSite] = []
 
     def decide(state: CampaignState) -> None:
+        domain.note_rotations(state, seen, now)
         domain.observe(state, statuses, now)
         domain.progress(state, now)
         cancels[:] = domain.claim_cancels(state, found)
@@ -244,7 +246,8 @@ async def tick(deps: Deps, campaign_id: str) -> None:
         if loaded is None or loaded[0].terminal:
             return
         running = [s.rotation_id for s in loaded[0].active() if s.rotation_id]
-        found = await table.rotation_statuses(uow.session, running)
+        seen = await table.rotation_states(uow.session, running)
+    found = {rid: rotation.status for rid, rotation in seen.items()}
     statuses = {rid: status for rid, status in found.items() if status in TERMINAL}
     try:
         state = await _update(deps, campaign_id, decide)
