@@ -19,7 +19,7 @@ Modules: connection (--api/--token, API errors as exit codes), exit_codes, outpu
 watch (following a rotation), rotate, rotations (status, events, list, at-risk), interventions
 (approve, decide, pause, resume, cancel), inventory (sites, servers), rehearsal (sites
 import-twin), tasks, tokens, webhooks (webhook sources), dlq, subscriptions (callbacks), audit,
-campaigns (multi-site campaigns).
+campaigns (multi-site campaigns), bundles (certificates uploaded once, named by id).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import click
 
 from certrotate.client.audit import audit
+from certrotate.client.bundles import bundles
 from certrotate.client.campaigns import campaign
 from certrotate.client.dlq import dlq
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG
@@ -42,6 +43,7 @@ from certrotate.client.webhooks import webhooks
 
 CLIENT_COMMANDS: list[click.Command] = [
     rotate,
+    bundles,
     status,
     events,
     list_rotations,

@@ -62,6 +62,9 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/v1/campaigns/{campaign_id}/pause"): "operator",
         ("POST", "/v1/campaigns/{campaign_id}/resume"): "operator",
         # Dead letters hold whole messages: not for viewers.
+        ("POST", "/v1/bundles"): "operator",
+        ("GET", "/v1/bundles"): "viewer",
+        ("GET", "/v1/bundles/{bundle_id}"): "viewer",
         ("GET", "/v1/dead-letters"): "operator",
         ("POST", "/v1/dead-letters/{dead_letter_id}/replay"): "operator",
         ("GET", "/v1/sites"): "viewer",
@@ -99,6 +102,7 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         **HEALTH,
         ("POST", "/internal/v1/bundles"): INTERNAL_ONLY,
         ("DELETE", "/internal/v1/bundles/{bundle_ref}"): INTERNAL_ONLY,
+        ("POST", "/internal/v1/bundles/{bundle_ref}/uses"): INTERNAL_ONLY,
     },
     # The workers' documents sit behind the internal token too (test_internal_api.py): only the
     # probes are open on an internal API.

@@ -249,3 +249,39 @@ def test_the_service_refuses_to_start_without_a_master_key() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(Settings, master_key="changeme", internal_token=TOKEN)
     assert "CERTROTATE_CERTIFICATES_MASTER_KEY" in str(caught.value)
+
+
+async def test_a_stored_bundle_is_checked_again_for_each_use_and_each_use_gets_its_own_copy(
+    stack: Stack, good: IssuedCertificate
+) -> None:
+    # Uploaded on its own (POST /v1/bundles without a site): no names to check yet.
+    upload = {"format": "jks", **good.upload("jks", PASSWORD)}
+    stored = await stack.http.post("/internal/v1/bundles", json={**upload, "site": ""})
+    assert stored.status_code == 201, stored.text
+    ref = stored.json()["bundle_ref"]
+
+    use = {"site": "site-a", "hostnames": HOSTS, "min_validity_days": 30}
+    first = await stack.http.post(f"/internal/v1/bundles/{ref}/uses", json=use)
+    assert first.status_code == 201, first.text
+    copy = first.json()
+    assert copy["fingerprint_sha256"] == good.fingerprint and copy["bundle_ref"] != ref
+    assert PASSWORD not in first.text
+    # A rotation's end purges its copy: the uploaded bundle stays usable for the next one.
+    assert (
+        await stack.http.delete(f"/internal/v1/bundles/{copy['bundle_ref']}")
+    ).status_code == 204
+    second = await stack.http.post(f"/internal/v1/bundles/{ref}/uses", json=use)
+    assert second.status_code == 201, second.text
+
+    # Another site's names are checked with the same pre-flight code as an inline upload.
+    elsewhere = {**use, "site": "site-b", "hostnames": ["sepm-b1.corp.example"]}
+    refused = await stack.http.post(f"/internal/v1/bundles/{ref}/uses", json=elsewhere)
+    assert refused.status_code == 422 and refused.json()["code"] == "san_missing"
+    # Checked against today: a bundle that has come close to its expiry is refused.
+    stack.clock.advance(timedelta(days=180).total_seconds())
+    late = await stack.http.post(f"/internal/v1/bundles/{ref}/uses", json=use)
+    assert late.status_code == 422 and late.json()["code"] == "expiring_soon"
+    assert {r[0] for r in stack.rows()} == {ref, second.json()["bundle_ref"]}
+
+    gone = await stack.http.post("/internal/v1/bundles/bnd_nothere/uses", json=use)
+    assert gone.status_code == 404 and gone.json()["code"] == "bundle_not_found"

@@ -189,7 +189,7 @@ async def test_the_payload_is_documented_in_openapi_with_an_example(hooks):
     operation = document["paths"]["/v1/webhooks/{source}"]["post"]
     body = operation["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/TriggerIn"}
-    assert body["example"]["certificate"]["format"] == "pkcs12"
+    assert body["examples"]["inline"]["value"]["certificate"]["format"] == "pkcs12"
     schema = document["components"]["schemas"]["TriggerIn"]
     assert {"site", "servers", "certificate", "change_id", "options"} <= set(schema["properties"])
     assert {"401", "404", "409", "422"} <= set(operation["responses"])

@@ -45,6 +45,7 @@ def fingerprint_of(data_b64: str) -> str:
 def certificates_app() -> FastAPI:
     app = FastAPI()
     app.state.bundles = {}
+    app.state.uses = []  # (uploaded bundle, site, names checked) per use of a stored bundle
 
     @app.post("/internal/v1/bundles")
     async def bundles(request: Request) -> JSONResponse:
@@ -61,6 +62,26 @@ def certificates_app() -> FastAPI:
         app.state.bundles[ref] = body["data_b64"]
         return JSONResponse(
             {"bundle_ref": ref, "fingerprint_sha256": fingerprint_of(body["data_b64"]),
+             "subject": "CN=sepm-a1", "not_after": "2027-01-01T00:00:00+00:00",
+             "sans": body["hostnames"], "certificate_pem": CERT_PEM},
+            status_code=201,
+        )  # fmt: skip
+
+    @app.post("/internal/v1/bundles/{stored}/uses")
+    async def use(stored: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        if stored not in app.state.bundles:
+            return JSONResponse(
+                {"title": "Not found", "status": 404, "code": "bundle_not_found",
+                 "detail": f"no bundle {stored} in the store"},
+                status_code=404, media_type="application/problem+json",
+            )  # fmt: skip
+        ref = f"bundle-{uuid.uuid4().hex[:8]}"
+        data = app.state.bundles[stored]
+        app.state.bundles[ref] = data
+        app.state.uses.append((stored, body["site"], body["hostnames"]))
+        return JSONResponse(
+            {"bundle_ref": ref, "fingerprint_sha256": fingerprint_of(data),
              "subject": "CN=sepm-a1", "not_after": "2027-01-01T00:00:00+00:00",
              "sans": body["hostnames"], "certificate_pem": CERT_PEM},
             status_code=201,

@@ -79,6 +79,15 @@ async def add_bundle(
     return bundle_ref
 
 
+async def opened_bundle(
+    session: AsyncSession, box: SecretBox, bundle_ref: str
+) -> CertificateBundle | None:
+    row = (await session.execute(select(bundles).where(bundles.c.bundle_ref == bundle_ref))).first()
+    if row is None:
+        return None
+    return open_sealed(box, bundle_ref, row.format, bytes(row.sealed))
+
+
 async def delete_bundle(session: AsyncSession, bundle_ref: str) -> bool:
     result = await session.execute(delete(bundles).where(bundles.c.bundle_ref == bundle_ref))
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -29,11 +29,22 @@ TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
 class BundleUpload(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    site: str = Field(min_length=1, max_length=200)
+    # Empty for a bundle uploaded on its own (POST /v1/bundles): each use names its site.
+    site: str = Field("", max_length=200)
     format: Literal["pkcs12", "jks", "pem"]
     data_b64: SecretStr
     password: SecretStr | None = None
     key_b64: SecretStr | None = None
+    hostnames: list[str] = Field(default_factory=list)
+    min_validity_days: int | None = Field(default=None, ge=0)
+
+
+class BundleUse(BaseModel):
+    """A stored bundle checked again for one site, now; the rotation gets its own copy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str = Field(min_length=1, max_length=200)
     hostnames: list[str] = Field(default_factory=list)
     min_validity_days: int | None = Field(default=None, ge=0)
 
@@ -106,12 +117,34 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
             password=body.password.get_secret_value() if body.password is not None else None,
             key=_decode(body.key_b64, "key_b64"),
         )
+        return await _validate_and_store(upload, body.site, body.hostnames, body.min_validity_days)
+
+    @app.post(
+        "/internal/v1/bundles/{bundle_ref}/uses",
+        status_code=201,
+        dependencies=[Depends(authorized)],
+    )
+    async def use_bundle(bundle_ref: str, body: BundleUse) -> JSONResponse:
+        """Pre-flight a stored bundle for a site as if it were uploaded again now (expiry and
+        names are checked against today and that site); the copy is the rotation's own, so a
+        rotation's end never destroys a bundle other rotations may still name."""
+        async with runtime.uow() as uow:
+            b = await store.opened_bundle(uow.session, deps.box, bundle_ref)
+        if b is None:
+            raise ProblemError(
+                404, "Not found", f"no bundle {bundle_ref} in the store (never uploaded, or purged)",
+                code="bundle_not_found",
+            )  # fmt: skip
+        upload = Upload(format=b.format, data=b.data, password=b.password, key=b.key)
+        return await _validate_and_store(upload, body.site, body.hostnames, body.min_validity_days)
+
+    async def _validate_and_store(
+        upload: Upload, site: str, hostnames: list[str], min_validity_days: int | None
+    ) -> JSONResponse:
         requirements = Requirements(
-            hostnames=body.hostnames,
+            hostnames=hostnames,
             min_validity_days=(
-                settings.min_validity_days
-                if body.min_validity_days is None
-                else body.min_validity_days
+                settings.min_validity_days if min_validity_days is None else min_validity_days
             ),
             now=deps.clock.now(),
         )
@@ -131,7 +164,7 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
             bundle_ref = await store.add_bundle(
                 uow.session,
                 deps.box,
-                site=body.site,
+                site=site,
                 upload=upload,
                 validated=validated,
                 now=deps.clock.now(),

@@ -39,9 +39,16 @@ class CertificatesClient:
         self._token = internal_token
 
     async def register_bundle(self, body: dict[str, Any]) -> RegisteredBundle:
+        return await self._stored("/internal/v1/bundles", body)
+
+    async def use_bundle(self, bundle_ref: str, body: dict[str, Any]) -> RegisteredBundle:
+        """A stored bundle pre-flighted again for one site; the answer is a copy of its own."""
+        return await self._stored(f"/internal/v1/bundles/{bundle_ref}/uses", body)
+
+    async def _stored(self, path: str, body: dict[str, Any]) -> RegisteredBundle:
         try:
             response = await self._http.post(
-                "/internal/v1/bundles",
+                path,
                 json=body,
                 headers={"X-Certrotate-Internal-Token": self._token},
                 timeout=60.0,
@@ -50,6 +57,10 @@ class CertificatesClient:
             raise UpstreamUnavailableError(
                 f"the certificates service cannot be reached ({type(exc).__name__})"
             ) from None
+        if response.status_code == 404 and _json(response).get("code") == "bundle_not_found":
+            raise BundleRejectedError(
+                code="bundle_not_found", detail=str(_json(response).get("detail"))
+            )
         if response.status_code in (400, 422):
             problem = _json(response)
             raise BundleRejectedError(

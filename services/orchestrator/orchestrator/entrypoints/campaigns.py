@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.state import SagaState
-from orchestrator.entrypoints.schemas import CertificateUploadIn, RotationOptionsIn
+from orchestrator.entrypoints.schemas import (
+    BundleIdIn,
+    CertificateUploadIn,
+    RotationOptionsIn,
+    certificate_of,
+)
 from orchestrator.service_layer import campaigns, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
@@ -42,10 +47,12 @@ class PlanIn(_Body):
 class CampaignIn(_Body):
     name: str = Field(min_length=1, max_length=200)
     plan: PlanIn
-    certificate: CertificateUploadIn | None = Field(
-        None, description="One certificate for every site its SANs cover (checked per site)"
+    certificate: CertificateUploadIn | BundleIdIn | None = Field(
+        None,
+        description="One certificate (inline, or {bundle_id} of an uploaded bundle) for every "
+        "site its SANs cover (checked per site)",
     )
-    certificates: dict[str, CertificateUploadIn] = Field(
+    certificates: dict[str, CertificateUploadIn | BundleIdIn] = Field(
         default_factory=dict, description="site -> its own certificate"
     )
     options: RotationOptionsIn = Field(default_factory=RotationOptionsIn)
@@ -72,8 +79,8 @@ class CampaignDecisionIn(_Body):
     note: str = Field("", max_length=2000)
 
 
-def _upload(body: CertificateUploadIn) -> rotations.CertificateUpload:
-    return rotations.CertificateUpload(body.format, body.data_b64, body.password, body.key_b64)
+def _upload(body: CertificateUploadIn | BundleIdIn) -> rotations.Certificate:
+    return certificate_of(body)
 
 
 def campaign_summary(state: CampaignState) -> dict[str, Any]:

@@ -38,13 +38,10 @@ async def create_rotation(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Pre-flight the certificate, then start the rotation saga."""
-    upload = body.certificate
     state, created = await service.create_rotation(
         deps,
         site=body.site,
-        upload=service.CertificateUpload(
-            upload.format, upload.data_b64, upload.password, upload.key_b64
-        ),
+        upload=schemas.certificate_of(body.certificate, body.bundle_id),
         options=service.authorize_options(
             service.with_operator_defaults(body.options.stored(), deps.settings),
             may_approve=who.may("approver"),

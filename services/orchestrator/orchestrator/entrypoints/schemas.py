@@ -14,6 +14,7 @@ from orchestrator.domain.state import (
     RetryPolicy,
     RotationOptions,
 )
+from orchestrator.service_layer.rotations import BundleReference, Certificate, CertificateUpload
 
 
 class _Body(BaseModel):
@@ -60,9 +61,43 @@ class CertificateUploadIn(_Body):
     )
 
 
+BUNDLE_ID = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    pattern=r"^[A-Za-z0-9_-]+$",
+    description="A bundle uploaded before (POST /v1/bundles), instead of an inline certificate",
+)
+
+
+class BundleIdIn(_Body):
+    bundle_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="A bundle uploaded before (POST /v1/bundles)",
+    )  # fmt: skip
+
+
+def certificate_of(
+    upload: CertificateUploadIn | BundleIdIn | None, bundle_id: str | None = None
+) -> Certificate:
+    """What the service layer pre-flights: the inline upload or the uploaded bundle's id."""
+    if isinstance(upload, BundleIdIn):
+        return BundleReference(upload.bundle_id)
+    if upload is not None:
+        return CertificateUpload(upload.format, upload.data_b64, upload.password, upload.key_b64)
+    assert bundle_id is not None, "validated: a certificate or a bundle_id"
+    return BundleReference(bundle_id)
+
+
+def one_certificate(certificate: object, bundle_id: str | None) -> None:
+    if (certificate is None) == (bundle_id is None):
+        raise ValueError("give either certificate (inline) or bundle_id (uploaded before)")
+
+
 class RotationIn(_Body):
     site: str = Field(min_length=1)
-    certificate: CertificateUploadIn
+    certificate: CertificateUploadIn | None = None
+    bundle_id: str | None = BUNDLE_ID
     options: RotationOptionsIn = Field(default_factory=RotationOptionsIn)
     change_id: str | None = Field(None, max_length=200)
     orphan_risk_budget_reason: str | None = Field(
@@ -71,6 +106,7 @@ class RotationIn(_Body):
 
     @model_validator(mode="after")
     def _budget_has_a_reason(self) -> RotationIn:
+        one_certificate(self.certificate, self.bundle_id)
         if (
             self.options.orphan_risk_budget > 0
             and not (self.orphan_risk_budget_reason or "").strip()

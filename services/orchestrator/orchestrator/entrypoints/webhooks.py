@@ -11,8 +11,13 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from certrotate_shared.http import problem_response
 from orchestrator.domain.state import RotationOptions
-from orchestrator.entrypoints.schemas import CertificateUploadIn
-from orchestrator.service_layer import audit_log, rotations
+from orchestrator.entrypoints.schemas import (
+    BUNDLE_ID,
+    CertificateUploadIn,
+    certificate_of,
+    one_certificate,
+)
+from orchestrator.service_layer import audit_log
 from orchestrator.service_layer import webhooks as service
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -29,18 +34,28 @@ _EXAMPLE: dict[str, Any] = {
     "change_id": "CHG0031337",
     "options": {"require_approval": True},
 }
+# The certificate uploaded once before (POST /v1/bundles): the delivery carries no key at all.
+_BY_REFERENCE: dict[str, Any] = {
+    "servers": ["sepm-a1", "sepm-a2"],
+    "bundle_id": "bnd_5f0c1e9a7d3b42c8a1e6f0b9d2c7a4e1",
+    "change_id": "CHG0031338",
+}
 
 
 class TriggerIn(BaseModel):
     """A certificate for the management servers of one site is ready: rotate it."""
 
-    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [_EXAMPLE]}}
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [_EXAMPLE, _BY_REFERENCE]},
+    }
 
     site: str | None = Field(None, min_length=1, description="The site, as registered")
     servers: list[str] | None = Field(
         None, min_length=1, description="Or management server names, all of one site"
     )
-    certificate: CertificateUploadIn
+    certificate: CertificateUploadIn | None = None
+    bundle_id: str | None = BUNDLE_ID
     change_id: str | None = Field(None, max_length=200, description="The ITSM change record")
     options: RotationOptions = Field(default_factory=RotationOptions)
 
@@ -48,6 +63,7 @@ class TriggerIn(BaseModel):
     def _one_target(self) -> "TriggerIn":
         if (self.site is None) == (self.servers is None):
             raise ValueError("name either site or servers")
+        one_certificate(self.certificate, self.bundle_id)
         return self
 
 
@@ -191,7 +207,10 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         responses={200: {"model": TriggerAnswer, "description": "Already known"},
                    **_DELIVERY_ERRORS},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/TriggerIn"}, "example": _EXAMPLE}}}},
+            "schema": {"$ref": "#/components/schemas/TriggerIn"},
+            "examples": {"inline": {"summary": "The keystore in the delivery", "value": _EXAMPLE},
+                         "bundle": {"summary": "A bundle uploaded before (POST /v1/bundles)",
+                                    "value": _BY_REFERENCE}}}}}},
     )  # fmt: skip
     async def deliver(source: str, request: Request) -> JSONResponse:
         """A signed trigger (Standard Webhooks): start the rotation of a site with a new
@@ -206,14 +225,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                 trigger = TriggerIn.model_validate(json.loads(body))
             except (ValueError, ValidationError) as exc:
                 return _invalid(exc)
-            upload = trigger.certificate
             answer = await service.trigger_rotation(
                 deps, source=source, webhook_id=webhook_id, body=body,
                 trigger=service.Trigger(
                     site=trigger.site, servers=trigger.servers or [],
-                    upload=rotations.CertificateUpload(
-                        upload.format, upload.data_b64, upload.password, upload.key_b64
-                    ),
+                    upload=certificate_of(trigger.certificate, trigger.bundle_id),
                     options=trigger.options, change_id=trigger.change_id,
                 ),
             )  # fmt: skip

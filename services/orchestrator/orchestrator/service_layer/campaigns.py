@@ -44,8 +44,8 @@ class CampaignRequest:
     name: str
     plan: campaign_plan.PlanAsked
     # site -> upload; a site left out uses `default_upload` (its SANs are checked per site).
-    uploads: dict[str, rotations.CertificateUpload]
-    default_upload: rotations.CertificateUpload | None
+    uploads: dict[str, rotations.Certificate]
+    default_upload: rotations.Certificate | None
     options: RotationOptions
     max_concurrent: int
     max_failures: int

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters import site_locks
+from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.clients import (
     BundleRejectedError,
     CertificatesClient,
@@ -55,6 +56,17 @@ class CertificateUpload:
     data_b64: str = field(repr=False)
     password: str | None = field(repr=False)
     key_b64: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BundleReference:
+    """A bundle uploaded before (POST /v1/bundles), named by its id instead of sent inline."""
+
+    bundle_id: str
+
+
+# What a request may carry as its certificate.
+Certificate = CertificateUpload | BundleReference
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,7 @@ async def create_rotation(
     deps: Deps,
     *,
     site: str,
-    upload: CertificateUpload | None,
+    upload: Certificate | None,
     options: RotationOptions,
     change_id: str | None,
     requested_by: str,
@@ -275,13 +287,24 @@ async def create_rotation(
 
 
 async def preflight(
-    deps: Deps, site: str, upload: CertificateUpload, hostnames: list[str]
+    deps: Deps, site: str, upload: Certificate, hostnames: list[str]
 ) -> RegisteredBundle:
-    """The certificates service validates the upload for these names and keeps it."""
+    """The certificates service validates the upload for these names and keeps it; a bundle
+    uploaded before is validated again (for this site, today) and copied for this use."""
     certificates = CertificatesClient(
         deps.certificates, deps.settings.internal_token.get_secret_value()
     )
     try:
+        if isinstance(upload, BundleReference):
+            await _require_uploaded(deps, upload.bundle_id)
+            return await certificates.use_bundle(
+                upload.bundle_id,
+                {
+                    "site": site,
+                    "hostnames": hostnames,
+                    "min_validity_days": deps.settings.min_validity_days,
+                },
+            )
         return await certificates.register_bundle(
             {
                 "site": site,
@@ -294,9 +317,32 @@ async def preflight(
             }
         )
     except BundleRejectedError as exc:
+        if exc.code == "bundle_not_found":
+            raise _unknown_bundle(upload) from None
         raise InputRejectedError(exc.detail, code=exc.code) from None
     except UpstreamUnavailableError as exc:
         raise UpstreamError(str(exc), code="certificates_unavailable") from None
+
+
+async def _require_uploaded(deps: Deps, bundle_id: str) -> None:
+    # Only bundles uploaded through the API may be named: never another rotation's own copy.
+    async with deps.rt.uow() as uow:
+        found = (
+            await uow.session.execute(
+                select(uploaded_bundles.c.id).where(uploaded_bundles.c.id == bundle_id)
+            )
+        ).first()
+    if found is None:
+        raise _unknown_bundle(BundleReference(bundle_id))
+
+
+def _unknown_bundle(reference: Certificate) -> InputRejectedError:
+    name = reference.bundle_id if isinstance(reference, BundleReference) else "?"
+    return InputRejectedError(
+        f"no bundle {name!r} (never uploaded, or purged after its retention period): upload "
+        "it with POST /v1/bundles",
+        code="unknown_bundle",
+    )
 
 
 def site_hostnames(target: Any) -> list[str]:

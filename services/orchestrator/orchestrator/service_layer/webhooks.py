@@ -198,7 +198,7 @@ class Trigger:
 
     site: str | None
     servers: list[str]
-    upload: rotations.CertificateUpload
+    upload: rotations.Certificate
     options: RotationOptions
     change_id: str | None
 
