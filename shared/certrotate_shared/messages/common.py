@@ -46,6 +46,10 @@ class SiteTarget(_Value):
     trusted_certificates_pem: list[str] = Field(default_factory=list)
     servers: list[ServerTarget]
     host_ops: HostOpsTarget
+    # Which publication of the site's target (certrotate_shared.site_directory) this copy was
+    # taken from. Workers act on the published target, never on these fields, and wait while
+    # the vault still holds an older publication than this.
+    revision: int | None = None
 
     def server(self, name: str) -> ServerTarget:
         for server in self.servers:

@@ -33,7 +33,7 @@ async def _put_server(
 ) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
         server = await inventory.put_server(
-            uow.session, name=body.name, spec=body.model_dump(), now=deps.now()
+            uow.session, deps.vault, name=body.name, spec=body.model_dump(), now=deps.now()
         )
         await audit_log.record(uow.session, actor=who.name, action=action, target=body.name,
                                now=deps.now(), detail=body.model_dump(mode="json"))  # fmt: skip
@@ -56,7 +56,7 @@ async def get_server(name: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
 @router.delete("/{name}", status_code=204)
 async def delete_server(name: str, who: Admin, deps: AppDeps) -> Response:
     async with deps.rt.uow() as uow:
-        await inventory.delete_server(uow.session, name)
+        await inventory.delete_server(uow.session, deps.vault, name)
         await audit_log.record(uow.session, actor=who.name, action="server.deleted",
                                target=name, now=deps.now())  # fmt: skip
         await uow.commit()

@@ -11,19 +11,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared import site_directory
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.site_directory import hostops_ref, sepm_ref
 from certrotate_shared.vault import Vault
 from orchestrator.adapters.orm import sagas, servers, sites
 from orchestrator.adapters.repository import from_db, to_db
+from orchestrator.domain.state import TERMINAL
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
-
-
-def sepm_ref(site: str) -> str:
-    return f"sepm/{site}"
-
-
-def hostops_ref(site: str) -> str:
-    return f"hostops/{site}"
 
 
 async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str, Any]) -> None:
@@ -77,6 +72,7 @@ async def put_site(
         "updated_at": to_db(now),
     }
     await _upsert(session, sites, "name", values)
+    await publish_target(session, vault, name)
     return await get_site(session, name)
 
 
@@ -201,6 +197,7 @@ async def delete_site(session: AsyncSession, vault: Vault, name: str) -> None:
     await session.execute(delete(servers).where(servers.c.site == name))
     await session.execute(delete(sites).where(sites.c.name == name))
     store = vault
+    await site_directory.withdraw(store, name)
     await store.delete(sepm_ref(name))
     await store.delete(hostops_ref(name))
 
@@ -210,7 +207,7 @@ REQUIRED_TLS_PORTS = ("8443", "443", "8446")
 
 
 async def put_server(
-    session: AsyncSession, *, name: str, spec: dict[str, Any], now: datetime
+    session: AsyncSession, vault: Vault, *, name: str, spec: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     missing = [p for p in REQUIRED_TLS_PORTS if p not in spec.get("ports", {})]
     if missing:
@@ -233,7 +230,12 @@ async def put_server(
         "created_at": to_db(now),
         "updated_at": to_db(now),
     }
+    previous = (
+        await session.execute(select(servers.c.site).where(servers.c.name == name))
+    ).scalar_one_or_none()
     await _upsert(session, servers, "name", values)
+    for site in {spec["site"], previous} - {None}:
+        await publish_target(session, vault, site)
     return await get_server(session, name)
 
 
@@ -248,9 +250,10 @@ async def list_servers(session: AsyncSession, site: str | None) -> list[dict[str
     return [_server_view(r) for r in await _server_rows(session, site)]
 
 
-async def delete_server(session: AsyncSession, name: str) -> None:
-    await get_server(session, name)
+async def delete_server(session: AsyncSession, vault: Vault, name: str) -> None:
+    server = await get_server(session, name)
     await session.execute(delete(servers).where(servers.c.name == name))
+    await publish_target(session, vault, server["site"])
 
 
 async def site_target(session: AsyncSession, name: str) -> SiteTarget:
@@ -266,6 +269,10 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
             f"site {name!r} has no management servers: add them with POST /v1/servers",
             code="no_servers",
         )
+    return _target(row, rows)
+
+
+def _target(row: Any, server_rows: list[Any]) -> SiteTarget:
     return SiteTarget(
         site=row.name,
         version=row.version,
@@ -280,7 +287,7 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
                 version=s.version,
                 ports={str(k): int(v) for k, v in s.ports.items()},
             )
-            for s in rows
+            for s in server_rows
         ],
         host_ops=HostOpsTarget(
             driver=row.host_ops_driver,
@@ -298,6 +305,46 @@ async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list
         for tag in set(carried or []) & set(found):
             found[tag].append(name)
     return found
+
+
+async def publish_target(
+    session: AsyncSession, vault: Vault, name: str, *, also_trusted: list[str] | None = None
+) -> int:
+    """Seal the site's target where workers look it up; its new revision.
+
+    Written before the caller commits, with the site's row locked, so the vault is never
+    behind what a committed command may name (a failed commit leaves it ahead, which the next
+    publication repairs). The trust set is the inventory's plus what every unfinished rotation
+    of the site trusts (`also_trusted`: the one being created), since workers must keep
+    reaching SEPM once it serves the new certificate."""
+    row = (
+        await session.execute(select(sites).where(sites.c.name == name).with_for_update())
+    ).first()
+    if row is None:
+        return 0
+    target = _target(row, await _server_rows(session, name))
+    trusted = list(target.trusted_certificates_pem)
+    for pem in [*await _rotations_trust(session, name), *(also_trusted or [])]:
+        if pem not in trusted:
+            trusted.append(pem)
+    revision = await site_directory.published_revision(vault, name) + 1
+    target = target.model_copy(update={"trusted_certificates_pem": trusted, "revision": revision})
+    await site_directory.publish(vault, target, revision=revision)
+    return revision
+
+
+async def _rotations_trust(session: AsyncSession, site: str) -> list[str]:
+    states = (
+        await session.execute(
+            select(sagas.c.state).where(sagas.c.site == site, sagas.c.status.not_in(TERMINAL))
+        )
+    ).scalars()
+    return [
+        pem
+        for state in states
+        if isinstance(state, dict)
+        for pem in (state.get("target") or {}).get("trusted_certificates_pem", [])
+    ]
 
 
 async def replication_farm(session: AsyncSession, site: str) -> set[str]:

@@ -236,9 +236,14 @@ async def create_rotation(
             if admission.existing is not None:
                 await uow.commit()
                 return admission.existing, False
+            # Workers act on the published target only: it must trust the new certificate
+            # before the first command of this rotation can reach them.
+            revision = await inventory.publish_target(
+                uow.session, deps.vault, site, also_trusted=trusted
+            )
             decision = start_saga(
                 saga_id=saga_id,
-                target=target,
+                target=target.model_copy(update={"revision": revision}),
                 certificate=certificate,
                 options=options,
                 now=now,
