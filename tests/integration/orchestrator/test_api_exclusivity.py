@@ -106,11 +106,12 @@ async def test_two_orchestrator_processes_on_postgresql_start_one_rotation(
     pg_url, master_key, pg_schemas, tmp_path
 ):
     schema = f"orch_{uuid.uuid4().hex[:8]}"
-    pg_schemas.append(schema)
+    pg_schemas.extend([schema, f"{schema}_vault"])
     settings = {
         "database_url": pg_url,
         "database_schema": schema,
         "vault_url": pg_url,
+        "vault_schema": f"{schema}_vault",  # its own: others' entries are under other keys
         "transport": "local",
         "local_log_path": str(tmp_path / "bus.db"),
         "master_key": master_key,

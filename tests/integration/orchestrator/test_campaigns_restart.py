@@ -25,9 +25,10 @@ async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
     pg_url, master_key, pg_schemas, tmp_path
 ):
     schema = f"orch_{uuid.uuid4().hex[:8]}"
-    pg_schemas.append(schema)
+    pg_schemas.extend([schema, f"{schema}_vault"])
     settings = {
         "database_url": pg_url, "database_schema": schema, "vault_url": pg_url,
+        "vault_schema": f"{schema}_vault",  # its own: others' entries are under other keys
         "transport": "local", "local_log_path": str(tmp_path / "bus.db"),
         "master_key": master_key, "admin_token": ADMIN, "internal_token": INTERNAL,
         "rehearsal": True,

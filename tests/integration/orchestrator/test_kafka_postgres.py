@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
     suffix = uuid.uuid4().hex[:8]
     orch_schema, worker_schema = f"orch_{suffix}", f"standin_{suffix}"
-    pg_schemas.extend([orch_schema, worker_schema])
+    pg_schemas.extend([orch_schema, worker_schema, f"{orch_schema}_vault"])
     common = {
         "transport": "kafka",
         "kafka_bootstrap": kafka_bootstrap,
@@ -42,6 +42,8 @@ def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
         **common,
         "database_schema": orch_schema,
         "vault_url": pg_url,
+        # A vault of its own: a shared one would hold other tests' entries under other keys.
+        "vault_schema": f"{orch_schema}_vault",
         "admin_token": ADMIN,
         "internal_token": INTERNAL,
         "timer_poll_seconds": 0.1,
