@@ -35,6 +35,27 @@ def _line(view: dict[str, Any]) -> str:
     )
 
 
+def window_options(command: Any) -> Any:
+    """--window-cron / --window-minutes / --window-tz, for a site's or a campaign's window."""
+    for option in reversed([
+        click.option("--window-cron", help="Maintenance window opening, cron ('0 22 * * 6')."),
+        click.option("--window-minutes", type=click.IntRange(min=1, max=7 * 24 * 60),
+                     help="How long the window stays open."),
+        click.option("--window-tz", default="UTC", show_default=True,
+                     help="The window's time zone (IANA, e.g. Europe/Paris)."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def maintenance_window(cron: str | None, minutes: int | None, tz: str) -> dict[str, Any] | None:
+    if not (cron or minutes):
+        return None
+    if not (cron and minutes):
+        raise click.UsageError("a maintenance window needs both --window-cron and --window-minutes")
+    return {"cron": cron, "duration_minutes": minutes, "timezone": tz}
+
+
 def _sites(value: str) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()]
 
@@ -99,6 +120,7 @@ def campaign() -> None:
 )
 @click.option("--change-id", help="Your change ticket, kept in every rotation's history.")
 @click.option("--idempotency-key", help="Re-sending with the same key returns the same campaign.")
+@window_options
 @json_option
 @api_command
 def create(
@@ -120,9 +142,16 @@ def create(
     threshold: float | None,
     change_id: str | None,
     idempotency_key: str | None,
+    window_cron: str | None,
+    window_minutes: int | None,
+    window_tz: str,
     as_json: bool,
 ) -> None:
-    """Pre-flight every site's certificate, then start the campaign; prints its id."""
+    """Pre-flight every site's certificate, then start the campaign; prints its id.
+
+    A window (--window-*) holds every wave: no site starts, or swaps, outside it; a site's own
+    window in the inventory holds that site too."""
+    window = maintenance_window(window_cron, window_minutes, window_tz)
     generated = _sites(sites or "") + [f"tag:{t}" for t in tags]
     if bool(waves) == bool(generated):
         raise click.UsageError(
@@ -158,6 +187,8 @@ def create(
         body["certificate"] = certificate_upload(bundle, fmt, None, password_file)
     if change_id:
         body["change_id"] = change_id
+    if window is not None:
+        body["window"] = window
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     response = api.request("POST", "/v1/campaigns", json=body, headers=headers)
     view = response.json()

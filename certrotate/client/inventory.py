@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from certrotate.api_client import ApiClient
+from certrotate.client.campaigns import maintenance_window, window_options
 from certrotate.client.connection import api_command
 from certrotate.client.output import (
     json_option,
@@ -125,6 +126,7 @@ def _pem_files(paths: tuple[str, ...]) -> list[str]:
     multiple=True,
     help="A label a campaign can target as tag:<tag> (repeatable); replaces the site's tags.",
 )
+@window_options
 @click.option("--driver", type=click.Choice(["twin", "winrm", "manual"]), required=True)
 @click.option("--endpoint", help="The host-operation endpoint (twin URL; WinRM needs none).")
 @click.option("--username", help="The SEPM API account.")
@@ -144,6 +146,9 @@ def sites_add(
     partners: tuple[str, ...],
     trust_pems: tuple[str, ...],
     tags: tuple[str, ...],
+    window_cron: str | None,
+    window_minutes: int | None,
+    window_tz: str,
     driver: str,
     endpoint: str | None,
     username: str | None,
@@ -162,6 +167,7 @@ def sites_add(
         "trusted_certificates_pem": _pem_files(trust_pems),
         "host_ops": {"driver": driver, "endpoint": endpoint},
         "tags": list(tags),
+        "maintenance_window": maintenance_window(window_cron, window_minutes, window_tz),
     }
     password = account_password(
         username,

@@ -159,3 +159,29 @@ def test_create_by_tag_sends_the_tag_as_a_target(bundle, password_file):
     assert result.exit_code == 0, result.output
     plan = json.loads(api.requests[0].content)["plan"]
     assert plan == {"sites": ["tag:emea", "tag:apac"], "canary": 2, "wave_size": 5}
+
+
+def test_sites_add_and_campaign_create_send_their_maintenance_windows(bundle, password_file):
+    api = Api(httpx.Response(201, json={"name": "tokyo-1"}))
+    result = run(
+        api, "sites", "add", "--name", "tokyo-1", "--api-url", "https://sepm:8446/sepm/api/v1",
+        "--version", "14.3.9000", "--driver", "manual", "--window-cron", "0 2 * * *",
+        "--window-minutes", "60", "--window-tz", "Asia/Tokyo",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(api.requests[0].content)["maintenance_window"] == {
+        "cron": "0 2 * * *", "duration_minutes": 60, "timezone": "Asia/Tokyo"
+    }  # fmt: skip
+    api = Api(httpx.Response(201, json=campaign_view()))
+    result = run(
+        api, "campaign", "create", "w", "--sites", "a,b", "--bundle", str(bundle),
+        "--password-file", str(password_file), "--window-cron", "0 22 * * 6",
+        "--window-minutes", "240",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = json.loads(api.requests[0].content)
+    assert body["window"] == {"cron": "0 22 * * 6", "duration_minutes": 240, "timezone": "UTC"}
+    assert "maintenance_window" not in body["options"]  # the swap follows each site's window
+    half = run(api, "campaign", "create", "w", "--sites", "a", "--bundle", str(bundle),
+               "--password-file", str(password_file), "--window-cron", "0 22 * * 6")  # fmt: skip
+    assert half.exit_code == 2 and "--window-minutes" in half.output

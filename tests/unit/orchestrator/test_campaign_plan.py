@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from orchestrator.domain import campaign as c
 from orchestrator.domain import campaign_plan as p
 from orchestrator.domain.orphans import orphaned_outside_risk
+from orchestrator.domain.state import MaintenanceWindow
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -206,3 +207,47 @@ def test_clients_count_as_orphaned_only_past_a_swap_and_beyond_the_accepted_list
     assert orphaned_outside_risk(_rotation(3, None, ["pending", "pending"])) == 0
     # Rolled back: the old certificate is served again, nobody is cut off.
     assert orphaned_outside_risk(_rotation(3, None, ["rolled_back", "rolled_back"])) == 0
+
+
+def test_a_site_starts_only_inside_its_own_window_in_its_own_time_zone():
+    paris = MaintenanceWindow(cron="0 1 * * *", duration_minutes=60, timezone="Europe/Paris")
+    tokyo = MaintenanceWindow(cron="0 2 * * *", duration_minutes=60, timezone="Asia/Tokyo")
+    state = make([["paris", "tokyo"]])
+    state.sites["paris"].window = paris
+    state.sites["tokyo"].window = tokyo
+    # 00:00 UTC is 01:00 in Paris (open) and 09:00 in Tokyo (closed until 02:00 JST).
+    assert c.progress(state, NOW) == ["paris"]
+    assert (
+        state.sites["tokyo"].note
+        == "waiting for its maintenance window (opens 2026-11-30T17:00:00+00:00)"
+    )
+    assert [e["site"] for e in state.events if e["type"] == "SiteAwaitsWindow"] == ["tokyo"]
+    c.progress(state, NOW + timedelta(hours=1))  # still closed: not recorded again
+    assert len([e for e in state.events if e["type"] == "SiteAwaitsWindow"]) == 1
+    assert c.progress(state, NOW + timedelta(hours=17, minutes=30)) == ["tokyo"]
+    assert state.sites["tokyo"].note is None
+
+
+def test_a_wave_with_a_window_starts_when_it_opens_after_the_previous_wave():
+    saturday_night = MaintenanceWindow(cron="0 22 * * 6", duration_minutes=240)
+    state = make([["a"], ["b", "c"]])
+    state.wave_windows = [None, saturday_night]
+    assert c.progress(state, NOW) == ["a"]
+    c.started(state, "a", "rot-a", NOW)
+    c.observe(state, {"rot-a": "completed"}, NOW)
+    assert c.progress(state, NOW + timedelta(hours=1)) == []
+    assert state.current_wave == 1
+    (waiting,) = [e for e in state.events if e["type"] == "WaveAwaitsWindow"]
+    assert waiting["opens_at"] == "2026-12-05T22:00:00+00:00"
+    assert c.progress(state, datetime(2026, 12, 5, 23, tzinfo=UTC)) == ["b", "c"]
+
+
+def test_the_rotation_swaps_in_the_sites_window_unless_the_options_name_one():
+    tokyo = MaintenanceWindow(cron="0 2 * * *", duration_minutes=60, timezone="Asia/Tokyo")
+    state = make([["tokyo", "other"]])
+    state.sites["tokyo"].window = tokyo
+    assert c.rotation_options(state, "tokyo")["maintenance_window"] == tokyo.model_dump()
+    assert c.rotation_options(state, "other").get("maintenance_window") is None
+    fixed = MaintenanceWindow(cron="0 3 * * 0", duration_minutes=60)
+    state.options = {"maintenance_window": fixed.model_dump()}
+    assert c.rotation_options(state, "tokyo")["maintenance_window"] == fixed.model_dump()

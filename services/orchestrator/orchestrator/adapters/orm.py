@@ -113,6 +113,8 @@ sites = Table(
     Column("superseded_fingerprints", JSON),
     # Labels a campaign can target ("tag:emea"); NULL on rows older than migration o0010.
     Column("tags", JSON),
+    # The site's own maintenance window (migration o0011): campaigns start and swap in it.
+    Column("maintenance_window", JSON),
 )
 
 servers = Table(

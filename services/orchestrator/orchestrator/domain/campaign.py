@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.campaign_plan import check_waves
 from orchestrator.domain.orphans import accepted_risk, orphaned_outside_risk
-from orchestrator.domain.state import SagaState
+from orchestrator.domain.state import MaintenanceWindow, SagaState
+from orchestrator.domain.window import is_open, next_opening
 
 CampaignStatus = Literal[
     "running", "paused", "awaiting_approval", "halted", "cancelling", "cancelled", "aborted",
@@ -55,6 +56,9 @@ class CampaignSite(_Model):
     # an approver has since chosen to continue past.
     orphaned_outside_risk: int = 0
     orphans_tolerated: int = 0
+    # The site's own maintenance window (its time zone): the rotation starts, and swaps, in it.
+    window: MaintenanceWindow | None = None
+    opens_at: datetime | None = None  # while the site waits for its window
 
 
 class WaitingDecision(_Model):
@@ -87,6 +91,9 @@ class CampaignState(_Model):
     decision: WaitingDecision | None = None
     # The plan as asked and what each tag named then: a site tagged later is not swept in.
     targets: dict[str, Any] = Field(default_factory=dict)
+    # Per wave (by index): no site of the wave starts outside it.
+    wave_windows: list[MaintenanceWindow | None] = Field(default_factory=list)
+    wave_opens_at: datetime | None = None  # while the current wave waits for its window
     # What the campaign did, in order: starts and ends of rotations, operator actions.
     events: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -99,6 +106,9 @@ class CampaignState(_Model):
 
     def active(self) -> list[CampaignSite]:
         return [s for s in self.sites.values() if s.status in ACTIVE_SITE]
+
+    def wave_window(self, wave: int) -> MaintenanceWindow | None:
+        return self.wave_windows[wave] if wave < len(self.wave_windows) else None
 
     def record(self, now: datetime, kind: str, **detail: Any) -> None:
         self.events.append({"seq": len(self.events) + 1, "at": now.isoformat(), "type": kind,
@@ -121,10 +131,18 @@ def new_campaign(
     now: datetime,
     principal: dict[str, str] | None = None,
     targets: dict[str, Any] | None = None,
+    site_windows: dict[str, MaintenanceWindow] | None = None,
+    wave_windows: list[MaintenanceWindow | None] | None = None,
 ) -> CampaignState:
     check_waves(waves)
     sites = {
-        site: CampaignSite(site=site, wave=index, farm=farms[site], bundle=bundles[site])
+        site: CampaignSite(
+            site=site,
+            wave=index,
+            farm=farms[site],
+            bundle=bundles[site],
+            window=(site_windows or {}).get(site),
+        )
         for index, wave in enumerate(waves)
         for site in wave
     }
@@ -134,6 +152,7 @@ def new_campaign(
         change_id=change_id, waves=waves, max_concurrent=max_concurrent,
         max_failures=max_failures, approve_each_wave=approve_each_wave, options=options,
         sites=sites, tolerated_failures=max_failures, targets=targets or {},
+        wave_windows=wave_windows or [],
     )  # fmt: skip
     state.record(now, "CampaignCreated", by=by, waves=waves)
     if state.targets.get("tags"):
@@ -221,6 +240,15 @@ def progress(state: CampaignState, now: datetime) -> list[str]:
         state.current_wave = following
         state.record(now, "WaveStarted", wave=following)
         wave = [state.sites[s] for s in state.waves[following]]
+    window = state.wave_window(state.current_wave)
+    if window is not None and not is_open(window, now):
+        opens = next_opening(window, now)
+        if state.wave_opens_at != opens:
+            state.wave_opens_at = opens
+            state.record(now, "WaveAwaitsWindow", wave=state.current_wave,
+                         opens_at=opens.isoformat())  # fmt: skip
+        return []
+    state.wave_opens_at = None
     return _starts(state, wave, now)
 
 
@@ -234,6 +262,8 @@ def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -
             break
         if site.status != "pending" or site.farm in busy_farms:
             continue
+        if not _window_open(state, site, now):
+            continue
         site.status = "starting"
         busy_farms.add(site.farm)
         room -= 1
@@ -241,6 +271,32 @@ def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -
         if site.note is None:  # a retry after a deferral is not news (it happens every tick)
             state.record(now, "SiteStarting", site=site.site, farm=site.farm)
     return chosen
+
+
+def _window_open(state: CampaignState, site: CampaignSite, now: datetime) -> bool:
+    """A site waits for its own window; the wait is in its row, so it outlives a restart."""
+    if site.window is None or is_open(site.window, now):
+        if site.opens_at is not None:
+            site.opens_at = None
+            site.note = None
+        return True
+    opens = next_opening(site.window, now)
+    if site.opens_at != opens:
+        site.opens_at = opens
+        site.note = f"waiting for its maintenance window (opens {opens.isoformat()})"
+        state.record(now, "SiteAwaitsWindow", site=site.site, opens_at=opens.isoformat())
+    return False
+
+
+def rotation_options(state: CampaignState, site: str) -> dict[str, Any]:
+    """The rotation's options: the campaign's, its swap held to the site's (or wave's) window
+    unless the campaign's options name a window of their own."""
+    options = dict(state.options)
+    entry = state.sites[site]
+    window = entry.window or state.wave_window(entry.wave)
+    if options.get("maintenance_window") is None and window is not None:
+        options["maintenance_window"] = window.model_dump()
+    return options
 
 
 def _aborted(state: CampaignState) -> bool:

@@ -12,6 +12,7 @@ from orchestrator.domain.state import SagaState
 from orchestrator.entrypoints.schemas import (
     BundleIdIn,
     CertificateUploadIn,
+    MaintenanceWindowIn,
     RotationOptionsIn,
     certificate_of,
 )
@@ -60,6 +61,17 @@ class CampaignIn(_Body):
     max_failures: int = Field(0, ge=0, description="Halt when more rotations fail than this")
     approve_each_wave: bool = False
     change_id: str | None = Field(None, max_length=200)
+    window: MaintenanceWindowIn | None = Field(
+        None, description="No site of any wave starts outside this window"
+    )
+    wave_windows: dict[int, MaintenanceWindowIn] = Field(
+        default_factory=dict, description="wave number (1 = first) -> its own window"
+    )
+    site_windows: dict[str, MaintenanceWindowIn] = Field(
+        default_factory=dict,
+        description="site -> its window (default: the site's own window in the inventory); "
+        "the site's rotation starts and swaps only in it",
+    )
 
     @model_validator(mode="after")
     def _no_unaccepted_risk(self) -> "CampaignIn":
@@ -97,6 +109,7 @@ def campaign_summary(state: CampaignState) -> dict[str, Any]:
         "max_concurrent": state.max_concurrent, "approve_each_wave": state.approve_each_wave,
         "decision_waiting": state.decision.model_dump(mode="json") if state.decision else None,
         "targets": state.targets,
+        "wave_opens_at": state.wave_opens_at.isoformat() if state.wave_opens_at else None,
     }  # fmt: skip
 
 
@@ -105,7 +118,8 @@ def campaign_view(
 ) -> dict[str, Any]:
     """Sites by wave; for running ones their rotation's state and what it waits for."""
     running = rotations or {}
-    keep = {"site", "status", "rotation_id", "note", "farm", "orphaned_outside_risk"}
+    keep = {"site", "status", "rotation_id", "note", "farm", "orphaned_outside_risk", "window",
+            "opens_at"}  # fmt: skip
 
     def site_row(name: str) -> dict[str, Any]:
         row = state.sites[name].model_dump(mode="json", include=keep)
@@ -149,7 +163,8 @@ def campaigns_router(
             default_upload=_upload(body.certificate) if body.certificate else None,
             options=body.options.stored(), max_concurrent=body.max_concurrent,
             max_failures=body.max_failures, approve_each_wave=body.approve_each_wave,
-            change_id=body.change_id,
+            change_id=body.change_id, window=body.window, wave_windows=dict(body.wave_windows),
+            site_windows=dict(body.site_windows),
         )  # fmt: skip
         state, created = await campaigns.create_campaign(
             deps, request, by=who.name, principal=who.record(), idempotency_key=idempotency_key,

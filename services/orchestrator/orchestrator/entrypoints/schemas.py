@@ -188,6 +188,9 @@ class SiteIn(_Body):
     tags: list[SiteTag] = Field(
         default_factory=list, max_length=50, description='Labels a campaign targets as "tag:<tag>"'
     )
+    maintenance_window: MaintenanceWindowIn | None = Field(
+        None, description="The site's own window, in its time zone: campaigns start and swap in it"
+    )
     sepm_credentials: SepmCredentialsIn | None = None
     host_ops_credentials: HostOpsCredentialsIn | None = None
 

@@ -13,7 +13,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,7 +26,8 @@ from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
 from orchestrator.domain.saga import can_abort
-from orchestrator.domain.state import TERMINAL, RotationOptions, SagaState
+from orchestrator.domain.state import TERMINAL, MaintenanceWindow, RotationOptions, SagaState
+from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import inventory, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
@@ -51,6 +52,11 @@ class CampaignRequest:
     max_failures: int
     approve_each_wave: bool
     change_id: str | None
+    # Every wave's window (None: any time), a wave's own (1-based) and a site's own, which
+    # overrides the one the inventory gives the site.
+    window: MaintenanceWindow | None = None
+    wave_windows: dict[int, MaintenanceWindow] = field(default_factory=dict)
+    site_windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
 
 
 async def create_campaign(
@@ -85,10 +91,22 @@ async def create_campaign(
         )
     farms: dict[str, str] = {}
     targets = {}
+    site_windows = dict(request.site_windows)
     async with deps.rt.uow() as uow:
         for site in ordered:
             targets[site] = await inventory.site_target(uow.session, site)
             farms[site] = min(await inventory.replication_farm(uow.session, site))
+            own = await inventory.site_window(uow.session, site)
+            if site not in site_windows and own is not None:
+                site_windows[site] = own
+    wave_windows = _wave_windows(request, waves, ordered)
+    for where, window in [*site_windows.items(), *enumerate(wave_windows, 1)]:
+        try:
+            if window is not None:
+                check_window(window, deps.now())
+        except InvalidWindowError as exc:
+            named = f"site {where!r}" if isinstance(where, str) else f"wave {where}"
+            raise InputRejectedError(f"{named}: {exc}", code="invalid_window") from None
     bundles: dict[str, dict[str, Any]] = {}
     for site in ordered:
         upload = request.uploads.get(site, request.default_upload)
@@ -118,6 +136,7 @@ async def create_campaign(
         now=deps.now(), principal=principal,
         targets={"plan": request.plan.model_dump(mode="json", exclude_none=True),
                  "tags": tagged},
+        site_windows=site_windows, wave_windows=wave_windows,
     )  # fmt: skip
     try:
         async with deps.rt.uow() as uow:
@@ -131,6 +150,20 @@ async def create_campaign(
         raise
     await tick(deps, state.campaign_id)
     return await get_campaign(deps, state.campaign_id), True
+
+
+def _wave_windows(
+    request: CampaignRequest, waves: list[list[str]], ordered: list[str]
+) -> list[MaintenanceWindow | None]:
+    beyond = sorted(n for n in request.wave_windows if not 1 <= n <= len(waves))
+    strangers = sorted(set(request.site_windows) - set(ordered))
+    if beyond or strangers:
+        raise InputRejectedError(
+            f"windows given for waves the plan does not have ({beyond}; it has {len(waves)}) "
+            f"or sites not in it ({strangers})",
+            code="invalid_plan",
+        )
+    return [request.wave_windows.get(n, request.window) for n in range(1, len(waves) + 1)]
 
 
 async def _by_key(deps: Deps, key: str, fingerprint: str) -> CampaignState | None:
@@ -275,7 +308,8 @@ async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) ->
     try:
         rotation, _ = await rotations.create_rotation(
             deps, site=site.site, upload=None, bundle=registered,
-            options=RotationOptions.model_validate(state.options), change_id=state.change_id,
+            options=RotationOptions.model_validate(domain.rotation_options(state, site.site)),
+            change_id=state.change_id,
             requested_by=f"{state.created_by} (campaign {state.name})", principal=state.principal,
             idempotency_key=rotation_key(state.campaign_id, site.site),
             body={"campaign": state.campaign_id, "site": site.site,

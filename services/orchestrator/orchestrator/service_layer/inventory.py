@@ -17,7 +17,8 @@ from certrotate_shared.site_directory import hostops_ref, sepm_ref
 from certrotate_shared.vault import Vault
 from orchestrator.adapters.orm import sagas, servers, sites
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.domain.state import TERMINAL
+from orchestrator.domain.state import TERMINAL, MaintenanceWindow
+from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
 
 
@@ -40,6 +41,12 @@ async def put_site(
 ) -> dict[str, Any]:
     """Create or replace a site; credentials left out keep the ones already stored, unless
     the address they are sent to changes (then they must be given again)."""
+    window = spec.get("maintenance_window")
+    if window is not None:
+        try:
+            check_window(MaintenanceWindow.model_validate(window), now)
+        except InvalidWindowError as exc:
+            raise InputRejectedError(f"maintenance_window: {exc}", code="invalid_window") from None
     existing = await _site_row(session, name)
     if existing is None and sepm_credentials is None:
         raise InputRejectedError(
@@ -65,6 +72,7 @@ async def put_site(
         "host_ops_driver": host_ops["driver"],
         "host_ops_endpoint": host_ops.get("endpoint"),
         "tags": sorted(set(spec.get("tags", []))),
+        "maintenance_window": window,
         "credentials_set": True,
         "host_ops_credentials_set": host_ops_credentials is not None
         or bool(existing is not None and existing.host_ops_credentials_set),
@@ -156,6 +164,7 @@ def _site_view(row: Any, server_names: list[str]) -> dict[str, Any]:
         "trusted_certificates_count": len(row.trusted_certificates_pem),
         "host_ops": {"driver": row.host_ops_driver, "endpoint": row.host_ops_endpoint},
         "tags": list(row.tags or []),
+        "maintenance_window": row.maintenance_window,
         "credentials_set": row.credentials_set,
         "host_ops_credentials_set": row.host_ops_credentials_set,
         "servers": server_names,
@@ -345,6 +354,13 @@ async def _rotations_trust(session: AsyncSession, site: str) -> list[str]:
         if isinstance(state, dict)
         for pem in (state.get("target") or {}).get("trusted_certificates_pem", [])
     ]
+
+
+async def site_window(session: AsyncSession, site: str) -> MaintenanceWindow | None:
+    """The site's own maintenance window, if the inventory gives it one."""
+    row = await _site_row(session, site)
+    window = row.maintenance_window if row is not None else None
+    return MaintenanceWindow.model_validate(window) if window else None
 
 
 async def replication_farm(session: AsyncSession, site: str) -> set[str]:
