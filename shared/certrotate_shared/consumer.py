@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from certrotate_shared import metrics
 from certrotate_shared.envelope import Command, Envelope, Event, Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
+from certrotate_shared.logs import log_context
 from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord, Subscription, Transport
 from certrotate_shared.unit_of_work import UnitOfWork
@@ -103,6 +105,10 @@ class MessageConsumer:
         """Finish the batch in hand (and commit its offsets), then return from run()."""
         self._stopping = True
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed per (topic, partition); empty while not consuming."""
+        return await self._sub.lag() if self.serving else {}
+
     async def run(self) -> None:
         await self._sub.start()
         self.serving = True
@@ -178,16 +184,17 @@ class MessageConsumer:
         handler = self._handlers.get(type(message))
         if handler is None:
             return True  # not ours: e.g. the orchestrator ignores events no saga waits for
-        try:
-            return await self._handle_with_attempts(record, envelope, message, handler)
-        except Exception as exc:
-            # Answering with a failure or parking failed too: the database or the broker.
-            if is_transient(exc):
-                log.warning(
-                    "%s: cannot conclude now (%s); will retry", envelope.type, describe(exc)
-                )
-                return False
-            raise
+        with log_context(**message_log_fields(envelope, message)):
+            try:
+                return await self._handle_with_attempts(record, envelope, message, handler)
+            except Exception as exc:
+                # Answering with a failure or parking failed too: the database or the broker.
+                if is_transient(exc):
+                    log.warning(
+                        "%s: cannot conclude now (%s); will retry", envelope.type, describe(exc)
+                    )
+                    return False
+                raise
 
     async def _handle_with_attempts(
         self, record: IncomingRecord, envelope: Envelope, message: Message, handler: Handler
@@ -259,16 +266,21 @@ class MessageConsumer:
             decoded = [Envelope.from_bytes(r.value) for r in records]
             work = [(e, e.message()) for e in decoded]
             async with self._uow_factory() as uow:
-                handled = 0
+                handled: list[str] = []
                 for envelope, message in work:
                     handler = self._handlers.get(type(message))
-                    if handler is not None:
-                        handled += await self._handle_in(uow, envelope, message, handler)
+                    if handler is None:
+                        continue
+                    with log_context(**message_log_fields(envelope, message)):
+                        if await self._handle_in(uow, envelope, message, handler):
+                            handled.append(envelope.type)
                 await uow.commit()
         except Exception as exc:
             log.debug("batch of %d fell back to one by one: %s", len(records), exc)
             return False
-        self.handled += handled
+        self.handled += len(handled)
+        for type_ in handled:
+            metrics.MESSAGES_HANDLED.labels(self._service, type_).inc()
         return True
 
     async def _handle_once(self, envelope: Envelope, message: Message, handler: Handler) -> None:
@@ -276,6 +288,8 @@ class MessageConsumer:
             handled = await self._handle_in(uow, envelope, message, handler)
             await uow.commit()
         self.handled += handled
+        if handled:
+            metrics.MESSAGES_HANDLED.labels(self._service, envelope.type).inc()
 
     async def _handle_in(
         self, uow: UnitOfWork, envelope: Envelope, message: Message, handler: Handler
@@ -335,6 +349,7 @@ class MessageConsumer:
         # between parks (and reports, under the same id) again rather than losing either.
         await self._transport.publish(parked)
         self.dead_lettered += 1
+        metrics.MESSAGES_DEAD_LETTERED.labels(self._service).inc()
 
     def _report(
         self, record: IncomingRecord, error: str, *, attempts: int, envelope: Envelope | None
@@ -363,6 +378,25 @@ class MessageConsumer:
             update={"message_id": uuid.uuid5(_DEAD_LETTER_IDS, where)}
         )
         return OutgoingRecord(topic=self._events, key=saga_id, value=report.to_bytes())
+
+
+def message_log_fields(envelope: Envelope, message: Message) -> dict[str, Any]:
+    """The ids a log line about this message carries: its saga (the rotation), the site and
+    step when the message names them, and its place in the causal chain."""
+    site = getattr(message, "site", None)
+    step = None
+    key = getattr(message, "idempotency_key", None)
+    if isinstance(key, str) and key.startswith(f"{envelope.saga_id}:"):
+        # Command keys are "<saga>:<step>[@server][/pass]:<attempt>" (the saga table's _key).
+        step = key.split(":")[1].split("@")[0].split("/")[0] or None
+    return {
+        "rotation_id": envelope.saga_id,
+        "site": getattr(site, "site", site) if site is not None else None,
+        "step": step,
+        "message_id": str(envelope.message_id),
+        "causation_id": envelope.causation_id,
+        "message_type": envelope.type,
+    }
 
 
 def _best_effort(value: bytes) -> dict[str, Any]:

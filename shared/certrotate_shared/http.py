@@ -1,17 +1,23 @@
-"""What every service's HTTP API shares: RFC 9457 problem+json errors and health probes."""
+"""What every service's HTTP API shares: RFC 9457 problem+json errors, health probes and
+/metrics."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from certrotate_shared import metrics
 from certrotate_shared.bodylimit import DEFAULT_MAX_BODY_BYTES, limit_request_bodies
+from certrotate_shared.logs import log_context
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
@@ -104,3 +110,52 @@ def add_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
         if problems:
             return problem_response(503, "Not ready", "; ".join(problems))
         return {"status": "ready", "service": runtime.spec.name}
+
+
+def add_metrics_route(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """/metrics in Prometheus' text format, for whoever settings.metrics_auth admits."""
+    settings = runtime.settings
+
+    @app.get("/metrics", tags=["health"], response_class=Response, include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        if settings.metrics_auth == "internal_token":
+            refusal = _internal_token_refusal(request, getattr(settings, "internal_token", None))
+            if refusal is not None:
+                return problem_response(401, "Unauthorized", refusal, code="metrics_unauthorized")
+        elif settings.metrics_auth == "role":
+            assert runtime.spec.metrics_access is not None  # checked when the runtime was built
+            refusal = await runtime.spec.metrics_access(
+                request.headers.get("authorization"), settings.metrics_role
+            )
+            if refusal is not None:
+                status, detail = refusal
+                return problem_response(status, _title(status), detail, code="metrics_unauthorized")
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _internal_token_refusal(request: Request, token: Any) -> str | None:
+    """Why a scrape without the internal token is refused; None when it carries it."""
+    expected = token.get_secret_value().encode() if token is not None else b""
+    if not expected:
+        return "metrics_auth is internal_token but this service has no internal token set"
+    sent = request.headers.get("x-certrotate-internal-token")
+    if sent is None:
+        scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+        sent = value.strip() if scheme.lower() == "bearer" else None
+    if sent is not None and hmac.compare_digest(sent.encode(), expected):
+        return None
+    return "send the internal token as Authorization: Bearer or X-Certrotate-Internal-Token"
+
+
+class RequestLogContext:
+    """Scopes the log fields a request binds (a rotation it advances) to that request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with log_context():
+            await self.app(scope, receive, send)

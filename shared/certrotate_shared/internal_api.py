@@ -16,8 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from certrotate_shared.settings import ServiceSettings
 
 TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
-# Probes stay open: a load balancer or supervisor checks them without credentials.
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes stay open: a load balancer or supervisor checks them without credentials. /metrics
+# checks its own access (settings.metrics_auth): Prometheus sends a bearer token, not our header.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "default", "dev", "test", "token"}
 

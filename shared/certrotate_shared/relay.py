@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC
 from typing import Any
 
 import asyncpg
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from certrotate_shared import metrics
 from certrotate_shared.db import asyncpg_dsn, is_postgres
+from certrotate_shared.envelope import utcnow
 from certrotate_shared.tables import outbox
 from certrotate_shared.transport.base import OutgoingRecord, Transport
 from certrotate_shared.unit_of_work import OutboxSignal, notify_channel
@@ -30,6 +33,7 @@ class OutboxRelay:
         schema: str,
         transport: Transport,
         signal: OutboxSignal,
+        service: str = "",
         safety_poll: float = 0.5,
         batch_size: int = 500,
     ) -> None:
@@ -43,6 +47,8 @@ class OutboxRelay:
         self._postgres = is_postgres(database_url)
         self._stopping = False
         self.published = 0
+        self._published = metrics.OUTBOX_PUBLISHED.labels(service or schema)
+        self._lag = metrics.RELAY_LAG.labels(service or schema)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from run()."""
@@ -89,6 +95,13 @@ class OutboxRelay:
             # Only the rows we sent: a lower id may commit later and must not be lost.
             await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
+        self._published.inc(len(rows))
+        sent_at = utcnow()
+        for row in rows:
+            created = row.created_at
+            if created.tzinfo is None:  # SQLite drops the zone; it was written in UTC
+                created = created.replace(tzinfo=UTC)
+            self._lag.observe(max((sent_at - created).total_seconds(), 0.0))
         return len(rows)
 
     async def _listen(self) -> None:

@@ -9,21 +9,25 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from certrotate_shared import metrics
 from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
-from certrotate_shared.envelope import Message
+from certrotate_shared.envelope import Message, utcnow
 from certrotate_shared.failures import backoff_delay, describe
-from certrotate_shared.http import add_health_routes
+from certrotate_shared.http import RequestLogContext, add_health_routes, add_metrics_route
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.relay import OutboxRelay
-from certrotate_shared.settings import ServiceSettings
+from certrotate_shared.settings import ServiceSettings, SettingsError, env_prefix
+from certrotate_shared.tables import outbox
 from certrotate_shared.topics import all_topics, dlq_topic, events_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork, notify_channel
@@ -63,8 +67,12 @@ class ServiceSpec:
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
     # One transaction per fetched batch: only when every handler's effects are in the database.
     batch_transactions: bool = False
-    # The service's HTTP API (health probes are added to it); None for no API.
+    # The service's HTTP API (health probes and /metrics are added to it); None for no API.
     api: Callable[[ServiceRuntime], FastAPI] | None = None
+    # The service's own gauges, read from its database on every scrape of /metrics.
+    gauges: Callable[[ServiceRuntime, metrics.Gauges], Awaitable[None]] | None = None
+    # metrics_auth=role: (Authorization header, least role) -> None to admit, or (status, why).
+    metrics_access: Callable[[str | None, str], Awaitable[tuple[int, str] | None]] | None = None
 
 
 def tls_listener_options(settings: ServiceSettings) -> dict[str, Any]:
@@ -104,6 +112,12 @@ class ServiceRuntime:
     ) -> None:
         self.settings = settings
         self.spec = spec
+        if settings.metrics_auth == "role" and spec.metrics_access is None:
+            prefix = env_prefix(spec.name)
+            raise SettingsError(
+                f"{prefix}METRICS_AUTH=role: only the orchestrator has API tokens and roles; "
+                f"set internal_token or open for {spec.name}"
+            )
         self.schema = settings.schema_name()
         self.transport = transport or make_transport(settings)
         self.signal = OutboxSignal()
@@ -119,6 +133,7 @@ class ServiceRuntime:
         # Loops that stopped on an error and wait to be restarted: name -> the error.
         self._down: dict[str, str] = {}
         self._restart_sleep = restart_sleep or asyncio.sleep
+        self._gauge_source = self._read_gauges  # one object, so that stop() removes this one
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
         self.consumer: MessageConsumer
@@ -159,6 +174,7 @@ class ServiceRuntime:
             schema=self.schema,
             transport=self.transport,
             signal=self.signal,
+            service=self.spec.name,
         )
         self.consumer = self._new_consumer()
         self._spawn(self.relay.run(), "relay")
@@ -170,14 +186,49 @@ class ServiceRuntime:
             self._spawn(
                 self._keep_running(loop.__name__, functools.partial(loop, self)), loop.__name__
             )
+        metrics.add_source(self.spec.name, self._gauge_source)
         if self.spec.api is not None:
             self.app = self.spec.api(self)
             add_health_routes(self.app, self)
+            add_metrics_route(self.app, self)
+            self.app.add_middleware(RequestLogContext)
             if serve_http:
                 await self._serve_http(self.app)
         log.info(
             "%s started (schema %s, %s transport)", self.spec.name, self.schema, settings.transport
         )
+
+    async def _read_gauges(self, gauges: metrics.Gauges) -> None:
+        """What every service reports at scrape time: its outbox and its consumer's lag."""
+        service = self.spec.name
+        async with self.engine.connect() as conn:
+            depth, oldest = (
+                await conn.execute(select(func.count(), func.min(outbox.c.created_at)))
+            ).one()
+        gauges.add(
+            "certrotate_outbox_messages",
+            "Messages committed to the outbox and not yet published",
+            depth,
+            service=service,
+        )
+        age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        gauges.add(
+            "certrotate_outbox_oldest_message_age_seconds",
+            "Age of the oldest unpublished outbox message (relay lag; 0 when empty)",
+            max(age, 0.0),
+            service=service,
+        )
+        for (topic, partition), lag in sorted((await self.consumer.lag()).items()):
+            gauges.add(
+                "certrotate_consumer_lag_messages",
+                "Records on a topic partition this service has not committed yet",
+                lag,
+                service=service,
+                topic=topic,
+                partition=str(partition),
+            )
+        if self.spec.gauges is not None:
+            await self.spec.gauges(self, gauges)
 
     def _new_consumer(self) -> MessageConsumer:
         settings = self.settings
@@ -299,6 +350,7 @@ class ServiceRuntime:
         """Let the relay and consumer finish what they hold (a cancelled database call can
         leave a SQLite write lock behind), then cancel whatever is still running."""
         self._stopping = True
+        metrics.remove_source(self.spec.name, self._gauge_source)
         if self._http is not None:
             self._http.should_exit = True
         if hasattr(self, "relay"):
@@ -332,7 +384,7 @@ def run_service_main(
 
     async def serve() -> None:
         settings = load_settings(settings_cls)
-        configure_logging(name, settings.log_level)
+        configure_logging(name, settings.log_level, settings.log_format)
         runtime = build_runtime(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -350,3 +402,8 @@ def run_service_main(
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
+
+
+def _aware(when: Any) -> Any:
+    # SQLite hands timestamps back without their zone; they were written in UTC.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

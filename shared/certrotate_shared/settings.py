@@ -102,6 +102,17 @@ class ServiceSettings(BaseSettings):
     internal_tls_client_key_file: str = ""
     # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
+    # json (one JSON object per line, for a log pipeline), console (readable), or auto: console
+    # when stderr is a terminal, json otherwise (services started by `certrotate up`, systemd,
+    # Kubernetes).
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Who may read /metrics: "internal_token" (the internal token, sent as
+    # X-Certrotate-Internal-Token or as Authorization: Bearer, which Prometheus can send),
+    # "open" (anyone who reaches the port; for a scrape network of its own), or "role" (the
+    # orchestrator only: an API token with at least metrics_role).
+    metrics_auth: Literal["internal_token", "open", "role"] = "internal_token"
+    # The least role an API token needs to read the orchestrator's /metrics (metrics_auth=role).
+    metrics_role: Literal["viewer", "operator", "approver", "admin"] = "viewer"
     # Accelerated time shared with the twin: simulated seconds per real second.
     clock_speed: float = 1.0
     # The real instant (epoch ms) at which the simulated clock read clock_sim_origin_ms.

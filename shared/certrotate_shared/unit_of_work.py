@@ -82,12 +82,14 @@ class UnitOfWork:
         self._channel = notify_channel
         self._pending: list[tuple[str, Envelope]] = []
         self._deferred: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._committed: list[Callable[[], None]] = []
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
         self._pending = []
         self._deferred = {}
+        self._committed = []
         return self
 
     async def __aexit__(
@@ -97,6 +99,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._deferred = {}
+        self._committed = []
         await self.session.rollback()
         await self.session.close()
 
@@ -105,6 +108,11 @@ class UnitOfWork:
 
         For writes that handlers of a batch accumulate and send as one statement."""
         self._deferred.setdefault(key, flush)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): for
+        what must count only what really happened, such as metrics."""
+        self._committed.append(callback)
 
     async def flush_deferred(self) -> None:
         """Run the deferred writes now, in the order they were first deferred."""
@@ -155,6 +163,9 @@ class UnitOfWork:
         if self._pending:
             self._pending = []
             self._signal.notify()
+        committed, self._committed = self._committed, []
+        for callback in committed:
+            callback()
 
     async def first_delivery(self, envelope: Envelope) -> bool:
         """Record the message in the inbox; False if it was handled before."""

@@ -33,7 +33,12 @@ SIGNED = "signed"  # an HMAC signature over the body (Standard Webhooks), no tok
 
 # (method, path) -> minimum role: one of RANKED, PUBLIC (anyone, no credentials), INTERNAL_ONLY
 # (the internal token in its header: the services' own APIs) or SIGNED.
-HEALTH = {("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC}
+# /metrics takes the internal token by default (CERTROTATE_METRICS_AUTH), as a bearer token too.
+HEALTH = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): INTERNAL_ONLY,
+}
 DOCS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 EXPECTED: dict[str, dict[tuple[str, str], str]] = {

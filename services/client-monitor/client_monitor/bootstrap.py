@@ -15,6 +15,7 @@ from client_monitor.entrypoints.api import create_api
 from client_monitor.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from client_monitor.service_layer.board import WatchBoard
 from client_monitor.service_layer.handlers import HANDLERS
+from client_monitor.service_layer.metrics import read_gauges
 from client_monitor.service_layer.scanning import SepmFactory
 from client_monitor.settings import Settings
 
@@ -55,6 +56,7 @@ def build_spec(
         version_table=VERSION_TABLE,
         background=[watch_board],
         api=lambda runtime: create_api(runtime, board),
+        gauges=read_gauges,
     )
     return spec
 

@@ -20,6 +20,7 @@ from orchestrator.service_layer.callbacks import run_callbacks
 from orchestrator.service_layer.campaigns import run_campaigns
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
+from orchestrator.service_layer.metrics import metrics_access, read_gauges
 from orchestrator.service_layer.timers import run_timers
 from orchestrator.settings import Settings
 
@@ -70,6 +71,10 @@ def build_spec(
         # Every handler effect is in the database, so a fetched batch can share one transaction.
         batch_transactions=True,
         api=lambda runtime: create_api(runtime, deps),
+        gauges=read_gauges,
+        metrics_access=lambda authorization, role: metrics_access(
+            deps.rt, settings.admin_token.get_secret_value(), authorization, role
+        ),
     )
 
 

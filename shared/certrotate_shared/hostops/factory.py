@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 from certrotate_shared.hostops.base import HostOperationError, HostOperations
 from certrotate_shared.hostops.manual import ManualHostOperations
+from certrotate_shared.hostops.measured import measured
 from certrotate_shared.hostops.twin import TwinHostOperations
 from certrotate_shared.hostops.winrm import WinRMHostOperations
 from certrotate_shared.messages.common import SiteTarget
@@ -25,6 +26,15 @@ def host_operations_for(
     the operator-task ids a person has confirmed, so the operations they cover return instead
     of raising ManualTaskPending.
     """
+    return measured(
+        _driver(site, vault, http_timeout=http_timeout, confirmed_tasks=confirmed_tasks),
+        site.host_ops.driver,
+    )
+
+
+def _driver(
+    site: SiteTarget, vault: Vault | None, *, http_timeout: float, confirmed_tasks: Collection[str]
+) -> HostOperations:
     driver = site.host_ops.driver
     if driver == "twin":
         if not site.host_ops.endpoint:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from certrotate_shared import metrics
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm import answers
 from certrotate_shared.sepm.api import SepmAuthError, SepmDomain, SepmError, SepmLocation
@@ -83,8 +84,11 @@ class SepmClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        site: str = "",
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        # The site names this client's metrics (a bounded label; the URL is not).
+        self._site = site or "unnamed"
         parts = urlsplit(self.api_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._credentials = credentials
@@ -415,13 +419,10 @@ class SepmClient:
 
     def _log(self, method: str, path: str, status: int | str, started: float) -> None:
         # Method, path, status and time only: never a body, never the Authorization header.
-        log.debug(
-            "SEPM %s %s -> %s in %.1f ms",
-            method,
-            path,
-            status,
-            (self._monotonic() - started) * 1000,
-        )
+        elapsed = self._monotonic() - started
+        log.debug("SEPM %s %s -> %s in %.1f ms", method, path, status, elapsed * 1000)
+        metrics.SEPM_REQUESTS.labels(self._site, method, metrics.sepm_status(status)).inc()
+        metrics.SEPM_LATENCY.labels(self._site).observe(max(elapsed, 0.0))
 
 
 def _group_domain(group: dict[str, Any]) -> Any:
@@ -481,5 +482,6 @@ async def connect_site(site: SiteTarget, vault: Vault, **options: Any) -> SepmCl
         site.api_url,
         credentials,
         trusted_certificates_pem=list(site.trusted_certificates_pem),
+        site=site.site,
         **options,
     )

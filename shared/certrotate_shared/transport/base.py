@@ -51,6 +51,10 @@ class Subscription(Protocol):
 
     def resume(self, topic: str, partition: int) -> None: ...
 
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed, per assigned (topic, partition); cheap (no handling)."""
+        ...
+
 
 class Transport(Protocol):
     async def start(self) -> None: ...

@@ -124,6 +124,7 @@ class KafkaSubscription:
             heartbeat_interval_ms=1_000,
             **(security or {}),
         )
+        self._committed: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -140,6 +141,8 @@ class KafkaSubscription:
         }
 
     async def commit(self, last: dict[tuple[str, int], IncomingRecord]) -> None:
+        for key, record in last.items():
+            self._committed[key] = record.offset + 1
         if last:
             await self._consumer.commit(
                 {
@@ -163,6 +166,19 @@ class KafkaSubscription:
         tp = TopicPartition(topic, partition)
         if tp in self._consumer.assignment():
             self._consumer.resume(tp)
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        # The high watermark comes with every fetch: no broker round trip per scrape.
+        lags: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            done = self._committed.get((tp.topic, tp.partition))
+            if done is None:
+                done = await self._consumer.position(tp)
+            lags[(tp.topic, tp.partition)] = max(end - done, 0)
+        return lags
 
 
 def _incoming(record: ConsumerRecord[bytes, bytes]) -> IncomingRecord:

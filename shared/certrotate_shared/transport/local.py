@@ -172,3 +172,19 @@ class LocalSubscription:
 
     def resume(self, topic: str, partition: int) -> None:
         self._paused.discard((topic, partition))
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        lags: dict[tuple[str, int], int] = {}
+        for topic, partition in self._positions:
+            # MAX on the primary key's prefix: one index probe per partition.
+            (end,) = self._t.db.execute(
+                "SELECT COALESCE(MAX(offset) + 1, 0) FROM records WHERE topic = ? AND partition = ?",
+                (topic, partition),
+            ).fetchone()
+            row = self._t.db.execute(
+                "SELECT next_offset FROM committed WHERE grp = ? AND topic = ? AND partition = ?",
+                (self._group, topic, partition),
+            ).fetchone()
+            if end:
+                lags[(topic, partition)] = max(end - (row[0] if row else 0), 0)
+        return lags

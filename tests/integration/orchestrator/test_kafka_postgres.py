@@ -9,6 +9,7 @@ import pytest
 
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from certrotate_shared.metrics import sample_sum
 from orchestrator.bootstrap import build_runtime
 from orchestrator.settings import Settings
 from tests.integration.orchestrator.support import (
@@ -106,10 +107,16 @@ async def test_a_whole_rotation_completes_over_kafka_and_postgres(stack):
             await wait_until(done, timeout=60)
             view = await state_of(client, rotation_id)
             events = (await client.get(f"/v1/rotations/{rotation_id}/events")).json()["items"]
+            scrape = await client.get("/metrics", headers={"Authorization": f"Bearer {INTERNAL}"})
     finally:
         await worker.runtime.stop()
         await runtime.stop()
     assert [s["status"] for s in view["servers"]] == ["updated", "updated"]
+    # /metrics reads PostgreSQL and the Kafka consumer's positions at scrape time.
+    assert scrape.status_code == 200, scrape.text
+    assert sample_sum(scrape.text, "certrotate_rotations", state="completed") == 1
+    assert sample_sum(scrape.text, "certrotate_metrics_source_up", source="orchestrator") == 1
+    assert f'topic="{orch_settings["topic_prefix"]}.events"' in scrape.text
     commands = [e["type"] for e in events if e["kind"] == "command"]
     assert commands == [
         "InspectSite", "BreakReplication", "SetCertificateVerification",

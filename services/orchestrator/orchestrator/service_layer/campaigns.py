@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
+from certrotate_shared.logs import log_context
 from orchestrator.adapters import campaign_tables as table
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain import campaign as domain
@@ -371,7 +372,8 @@ async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -
 async def _tick_logged(deps: Deps, campaign_id: str) -> None:
     # One campaign that fails to advance must not hold up the others.
     try:
-        await tick(deps, campaign_id)
+        with log_context(campaign_id=campaign_id):
+            await tick(deps, campaign_id)
     except asyncio.CancelledError:
         raise
     except Exception:

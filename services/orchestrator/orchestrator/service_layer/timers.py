@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete
 
 from certrotate_shared.db import is_postgres
+from certrotate_shared.logs import log_context
 from orchestrator.adapters.orm import timers
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain.inputs import TimerFired
@@ -47,8 +48,9 @@ async def _fire_due_timers(deps: Deps) -> tuple[int, datetime | None]:
                 await uow.commit()
                 continue
             kind, due_at = due[0]
-            await advance(uow, saga_id, TimerFired(kind, due_at), now, loaded=loaded)
-            await uow.commit()
+            with log_context(rotation_id=saga_id):
+                await advance(uow, saga_id, TimerFired(kind, due_at), now, loaded=loaded)
+                await uow.commit()
             fired += 1
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from certrotate_shared.envelope import Command, Envelope
+from certrotate_shared.logs import bind_log_fields
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
@@ -14,6 +15,7 @@ from orchestrator.domain.state import SagaState
 from orchestrator.domain.subscriptions import Marks, marks_of
 from orchestrator.service_layer import trust
 from orchestrator.service_layer.callbacks import record_transition
+from orchestrator.service_layer.metrics import first_open_step, observe_ended_steps
 
 
 async def advance(
@@ -35,8 +37,11 @@ async def advance(
     if loaded is None:
         return None
     state, version = loaded
+    # Whatever handles this input (a message, a timer, a request) scoped a log_context.
+    bind_log_fields(rotation_id=saga_id, site=state.site, step=state.step)
     timers_before = dict(state.timers)
     before = marks_of(state)
+    open_step = first_open_step(state)
     # The loaded state is ours alone (a failure rolls the transaction back and drops it).
     decision = decide(state, given, now, in_place=True)
     await persist(
@@ -48,6 +53,7 @@ async def advance(
         timers_before=timers_before,
         before=before,
     )
+    observe_ended_steps(uow, decision.state, open_step)
     return decision
 
 

@@ -1,0 +1,241 @@
+"""/metrics of every service while the four real services rotate a twin site (embedded stack in
+this process, twin in this process): the numbers an operator's dashboards read move with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from certrotate.data_dir import stack_secrets
+from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
+from certrotate.twin_inventory import register_twin
+from certrotate_shared.internal_api import TOKEN_HEADER
+from certrotate_shared.metrics import sample_sum
+from sepm_twin import Twin
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"username": "svc", "password": "pw-metrics-test-123"}
+SCENARIO = {
+    "clock": {"speed": 3600},
+    "admin": ADMIN,
+    "sites": [
+        {
+            "name": "site-a", "version": "14.3.9000",
+            "servers": [{"name": "sepm-a1"}, {"name": "sepm-a2"}],
+            "replication_partners": ["site-b"],
+            "groups": [{"name": "My Company\\Default", "clients": 60, "mode": "pull",
+                        "heartbeat_s": 300}],
+        },
+        {
+            "name": "site-b", "version": "14.2.1000",
+            "servers": [{"name": "sepm-b1"}],
+            "replication_partners": ["site-a"],
+            "groups": [{"name": "My Company\\Servers", "clients": 20, "mode": "push"}],
+        },
+        {
+            # A tenth of the clients stay away for days: the swap would cut them off.
+            "name": "site-c", "version": "14.3.9000",
+            "servers": [{"name": "sepm-c1"}],
+            "groups": [{"name": "My Company\\Laptops", "clients": 40, "mode": "pull",
+                        "heartbeat_s": 300, "offline": {"fraction": 0.1, "days": 20}}],
+        },
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class Live:
+    stack: EmbeddedStack
+    twin: Twin
+    api: httpx.AsyncClient
+    internal_token: str
+
+    async def scrape(self, service: str, **headers: str) -> httpx.Response:
+        app = self.stack.runtimes[service].app
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"
+        ) as client:
+            return await client.get("/metrics", headers=headers)
+
+    async def metrics(self, service: str = "orchestrator") -> str:
+        response = await self.scrape(service, **{TOKEN_HEADER: self.internal_token})
+        assert response.status_code == 200, response.text
+        return response.text
+
+    async def rotate(self, site: str) -> str:
+        async with httpx.AsyncClient(base_url=self.twin.base_url, timeout=30) as twin:
+            servers = next(
+                s
+                for s in (await twin.get("/twin/v1/topology")).json()["sites"]
+                if s["name"] == site
+            )["servers"]
+            hostnames = sorted({h for s in servers for h in s["hostnames"]})
+            issued = (
+                await twin.post(
+                    "/twin/v1/ca/issue",
+                    json={"hostnames": hostnames, "format": "pkcs12", "password": "pkcs-pass-1"},
+                )
+            ).json()["install"]
+        body = {
+            "site": site,
+            "certificate": {
+                "format": "pkcs12",
+                "data_b64": issued["data_b64"],
+                "password": issued["password"],
+            },
+            "change_id": f"CHG-{uuid.uuid4().hex[:6]}",
+        }
+        response = await self.api.post("/v1/rotations", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def state(self, rotation_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/rotations/{rotation_id}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+async def eventually(check: Any, *, timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition was not met in time")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    twin = await Twin.start(SCENARIO)
+    try:
+        async with httpx.AsyncClient(base_url=twin.base_url) as control:
+            clock = (await control.get("/twin/v1/clock")).json()
+        sync = ClockSync(
+            speed=clock["speed"], real_ms=int(time.time() * 1000), sim_ms=clock["now_ms"]
+        )
+        stack = await start_embedded(tmp_path / "data", api_port=0, clock=sync)
+        try:
+            headers = {"Authorization": f"Bearer {stack.admin_token}"}
+            async with httpx.AsyncClient(
+                base_url=stack.api_url, headers=headers, timeout=30
+            ) as api:
+                await register_twin(
+                    api, twin.topology(), username=ADMIN["username"], password=ADMIN["password"]
+                )
+                token = stack_secrets(tmp_path / "data")["internal_token"]
+                yield Live(stack=stack, twin=twin, api=api, internal_token=token)
+        finally:
+            await stack.stop()
+    finally:
+        await twin.stop()
+
+
+async def test_a_rotation_moves_the_numbers_of_every_service(live: Live) -> None:
+    before = await live.metrics()
+    rotation_id = await live.rotate("site-a")
+
+    async def completed() -> bool:
+        return (await live.state(rotation_id))["state"] == "completed"
+
+    await eventually(completed)
+    after = await live.metrics()
+
+    def moved(name: str, **labels: str) -> float:
+        return sample_sum(after, name, **labels) - sample_sum(before, name, **labels)
+
+    assert sample_sum(after, "certrotate_rotations", state="completed") == 1
+    assert sample_sum(after, "certrotate_rotations", state="running") == 0
+    # The seven steps, each timed once as it ended (clock seconds, whatever their length).
+    for step in ("break_replication", "disable_verification", "restore_replication"):
+        assert moved("certrotate_rotation_step_duration_seconds_count", step=step) >= 1, step
+    assert moved("certrotate_rotation_step_duration_seconds_count", step="update_certificate") == 2
+    # Two servers: each backed up, installed and restarted through the twin's host agent.
+    for kind in ("backup_certificate", "install_certificate"):
+        assert (
+            moved("certrotate_host_operations_total", kind=kind, driver="twin", outcome="ok") == 2
+        )
+    assert moved("certrotate_host_operations_total", kind="restart_service", outcome="ok") == 6
+    assert moved("certrotate_host_operations_total", outcome="failed") == 0
+    # SEPM's API was called for the site, and answered.
+    assert moved("certrotate_sepm_requests_total", site="site-a", status="2xx") > 0
+    assert moved("certrotate_sepm_request_duration_seconds_count", site="site-a") > 0
+    # Commands went out through the orchestrator's outbox and were handled by each worker.
+    assert moved("certrotate_outbox_published_total", service="orchestrator") >= 10
+    for service, command in (
+        ("replication", "BreakReplication"),
+        ("certificates", "UpdateServerCertificate"),
+        ("client-monitor", "AwaitPolicyPropagation"),
+        ("orchestrator", "ServerCertificateUpdated"),
+    ):
+        assert moved("certrotate_messages_handled_total", service=service, type=command) >= 1
+
+    # Nothing left behind: outboxes drained, every consumer caught up, no dead letter.
+    async def drained() -> bool:
+        now = await live.metrics()
+        return all(
+            sample_sum(now, "certrotate_outbox_messages", service=s) == 0
+            and sample_sum(now, "certrotate_consumer_lag_messages", service=s) == 0
+            for s in live.stack.runtimes
+        )
+
+    await eventually(drained)
+    final = await live.metrics()
+    for service in live.stack.runtimes:
+        assert sample_sum(final, "certrotate_metrics_source_up", source=service) == 1
+    assert sample_sum(final, "certrotate_dead_letters", state="open") == 0
+    assert sample_sum(final, "certrotate_verification_off_seconds", site="site-a") == 0
+    # Each worker's /metrics answers too (one process here: the same numbers).
+    for service in ("replication", "certificates", "client-monitor"):
+        text = await live.metrics(service)
+        assert sample_sum(text, "certrotate_rotations", state="completed") == 1
+
+
+async def test_a_wait_shows_its_exposure_and_the_clients_at_risk(live: Live) -> None:
+    rotation_id = await live.rotate("site-c")
+
+    async def at_risk() -> str | None:
+        text = await live.metrics()
+        risk = sample_sum(text, "certrotate_propagation_clients", site="site-c", status="at_risk")
+        return text if risk > 0 else None
+
+    text = await eventually(at_risk)
+    # Four of the forty clients are away for twenty days with verification still on.
+    assert sample_sum(text, "certrotate_propagation_clients", site="site-c", status="at_risk") == 4
+    assert (
+        sample_sum(text, "certrotate_propagation_clients", site="site-c", status="reached")
+        + sample_sum(text, "certrotate_propagation_clients", site="site-c", status="pending")
+        == 40
+    )
+    # Verification is off at site-c (and nowhere else) while the rotation waits.
+    assert sample_sum(text, "certrotate_verification_off_seconds", site="site-c") > 0
+    assert sample_sum(text, "certrotate_verification_off_seconds", site="site-a") == 0
+    assert sample_sum(text, "certrotate_rotations_active", step="await_disable_propagation") == 1
+    assert sample_sum(text, "certrotate_timers") >= 1
+    assert (await live.state(rotation_id))["state"] in ("running", "paused")
+
+
+async def test_metrics_refuse_a_scrape_without_the_internal_token(live: Live) -> None:
+    for service in live.stack.runtimes:
+        refused = await live.scrape(service)
+        assert refused.status_code == 401, service
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "metrics_unauthorized"
+        wrong = await live.scrape(service, Authorization="Bearer not-the-internal-token")
+        assert wrong.status_code == 401
+        # Prometheus' `authorization: {credentials: ...}` sends the token as a bearer token.
+        bearer = await live.scrape(service, Authorization=f"Bearer {live.internal_token}")
+        assert bearer.status_code == 200
+        assert bearer.headers["content-type"].startswith("text/plain")
+        assert "certrotate_rotations" in bearer.text
