@@ -105,14 +105,15 @@ class Live:
         return result
 
 
-async def eventually(check: Any, *, timeout: float = 120.0) -> Any:
+async def eventually(check: Any, *, timeout: float = 300.0) -> Any:
+    """Wait for a condition (generous: the machine is shared); not a timing assertion."""
     deadline = time.monotonic() + timeout
     while True:
         result = await check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError("the condition was not met in time")
+            raise AssertionError(f"{check.__name__} was not met in time")
         await asyncio.sleep(0.2)
 
 
@@ -211,6 +212,7 @@ async def test_a_wait_shows_its_exposure_and_the_clients_at_risk(live: Live) -> 
         return text if risk > 0 else None
 
     text = await eventually(at_risk)
+    print(text)  # shown if an assertion below fails
     # Four of the forty clients are away for twenty days with verification still on.
     assert sample_sum(text, "certrotate_propagation_clients", site="site-c", status="at_risk") == 4
     assert (
