@@ -30,9 +30,11 @@ _SECRET_PATTERNS = [
         r"(?i)(\"?(?:password|passwd|secret|token|private_key|key_b64|data_b64|master_key)\"?"
         r"\s*[:=]\s*)"
         # A double-quoted value runs to its closing quote, past escaped ones (\" in JSON).
-        r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,}]+)"
+        # Unquoted (or cut off) values stop before a quote or backslash, so that redacting a
+        # rendered JSON line never eats the quote that closes its field.
+        r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|\"?[^\s,}\"\\]+)"
     ),
-    re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
+    re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s\"\\,]+"),
 ]
 
 
