@@ -1,8 +1,8 @@
 """Benchmark (not a test): one campaign over an estate, in distributed mode, two replicas of
 every service as separate processes, one replica of each killed mid-campaign (issue 13 item 4).
 
-The twin (bench/counting_twin.py: `python -m sepm_twin` plus a count of SEPM calls per site)
-holds N sites and M clients: mixed SEPM versions, replication pairs, a pull and a push group
+Twins (bench/counting_twin.py: `python -m sepm_twin` plus a count of SEPM calls per site; 50
+sites each, one clock) hold N sites and M clients: mixed SEPM versions, replication pairs, a pull and a push group
 per site, 1% of the clients offline for a week. Two stacks of the four services share one set
 of schemas, topics and secrets (replicas of one deployment); the campaign is created through
 stack B's API. When a third of the sites have completed, every service of stack A is SIGKILLed
@@ -51,9 +51,14 @@ VERSIONS = ["14.3.9000", "14.3.8268", "14.2.1000"]
 SERVICES = ("orchestrator", "replication", "certificates", "client-monitor")
 
 
-def estate(*, sites: int, clients: int, pairs: int, speed: float, seed: int) -> dict[str, Any]:
+def estate(
+    *, sites: int, clients: int, pairs: int, speed: float, seed: int, per_twin: int
+) -> list[dict[str, Any]]:
     """N sites, M clients in all: versions in turn, the first 2*pairs sites replicate in pairs,
-    every fifth site has two management servers; 70% pull, 30% push; 1% offline for 7 days."""
+    every fifth site has two management servers; 70% pull, 30% push; 1% offline for 7 days.
+    One scenario per twin."""
+    if per_twin % 2:
+        raise SystemExit("--sites-per-twin must be even: replication pairs stay in one twin")
     per_site = clients // sites
     specs = []
     for i in range(sites):
@@ -78,13 +83,19 @@ def estate(*, sites: int, clients: int, pairs: int, speed: float, seed: int) -> 
                 ],
             }
         )  # fmt: skip
-    return {
-        "seed": seed,
-        "clock": {"speed": speed},
-        "admin": {"username": SEPM_USER, "password": SEPM_PASSWORD},
-        "replication": {"interval_s": 3600, "duration_s": 60},
-        "sites": specs,
-    }
+    # One twin tracks at most 64 distinct served certificates (a bit each per client): the
+    # estate is spread over twins of `per_twin` sites (pairs stay together), which share one
+    # clock once aligned.
+    return [
+        {
+            "seed": seed + n,
+            "clock": {"speed": speed},
+            "admin": {"username": SEPM_USER, "password": SEPM_PASSWORD},
+            "replication": {"interval_s": 3600, "duration_s": 60},
+            "sites": specs[start : start + per_twin],
+        }
+        for n, start in enumerate(range(0, len(specs), per_twin))
+    ]
 
 
 class Twin:
@@ -147,8 +158,8 @@ class Twin:
 class Sampler:
     """CPU seconds and peak RSS per service, over every process of it (restarts included)."""
 
-    def __init__(self, stacks: list[Supervisor], twin: Twin) -> None:
-        self.stacks, self.twin = stacks, twin
+    def __init__(self, stacks: list[Supervisor], twins: list[Twin]) -> None:
+        self.stacks, self.twins = stacks, twins
         self.cpu: dict[int, tuple[str, float]] = {}
         self.peak_rss: dict[str, int] = {}
         self.load: list[float] = []
@@ -161,8 +172,9 @@ class Sampler:
             for name, service in stack.services.items()
             if service.running and service.pid
         ]
-        if self.twin.proc is not None and self.twin.proc.returncode is None:
-            found.append(("twin", self.twin.proc.pid))
+        for twin in self.twins:
+            if twin.proc is not None and twin.proc.returncode is None:
+                found.append(("twin", twin.proc.pid))
         return found
 
     def sample(self) -> None:
@@ -259,24 +271,54 @@ def calls_per_site_hour(counts: dict[str, dict[str, int]]) -> dict[str, float]:
     }
 
 
+async def align_clocks(twins: list[Twin]) -> float:
+    """Advance every twin to the one furthest ahead; returns the spread left (simulated s)."""
+    nows = [(await twin.get("/clock"))["now_ms"] for twin in twins]
+    lead = max(nows)
+    for twin, now in zip(twins, nows, strict=True):
+        if lead > now:
+            await twin.post("/clock/advance", {"seconds": (lead - now) / 1000})
+    nows = [(await twin.get("/clock"))["now_ms"] for twin in twins]
+    return (max(nows) - min(nows)) / 1000
+
+
+async def upload_bundles(api: httpx.AsyncClient, twin: Twin, topology: dict[str, Any]) -> str:
+    """One certificate from this twin's CA for all its servers, uploaded once: its id."""
+    hosts = sorted({h for s in topology["sites"] for srv in s["servers"] for h in srv["hostnames"]})
+    issued = await twin.post(
+        "/ca/issue", {"hostnames": hosts, "format": "pkcs12", "password": "Keystore-Pass-1"}
+    )
+    install = issued["install"]
+    body = {"format": "pkcs12", "data_b64": install["data_b64"], "password": install["password"]}
+    response = await api.post("/v1/bundles", json=body)
+    if response.status_code != 201:
+        raise RuntimeError(f"bundle refused: {response.status_code} {response.text}")
+    bundle_id: str = response.json()["id"]
+    return bundle_id
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"scale{uuid.uuid4().hex[:6]}"
     workdir = REPO / "var" / "bench" / prefix
-    scenario = estate(
-        sites=args.sites, clients=args.clients, pairs=args.pairs, speed=args.speed, seed=7
-    )
-    twin = Twin(scenario, workdir / "twin")
+    scenarios = estate(
+        sites=args.sites, clients=args.clients, pairs=args.pairs, speed=args.speed, seed=7,
+        per_twin=args.sites_per_twin,
+    )  # fmt: skip
+    twins = [Twin(sc, workdir / f"twin-{n}") for n, sc in enumerate(scenarios)]
     report: dict[str, Any] = {
         "sites": args.sites, "clients": args.clients, "pairs": args.pairs,
-        "speed": args.speed, "max_concurrent": args.max_concurrent, "prefix": prefix,
+        "speed": args.speed, "max_concurrent": args.max_concurrent, "twins": len(twins),
+        "prefix": prefix,
     }  # fmt: skip
     stacks: list[Supervisor] = []
-    sampler = Sampler(stacks, twin)
+    sampler = Sampler(stacks, twins)
     sampling: asyncio.Task[None] | None = None
     try:
-        report["twin_start_s"] = round(await twin.start(), 1)
-        print(f"twin up in {report['twin_start_s']} s at {twin.url}", flush=True)
-        clock = await twin.clock()
+        starts = await asyncio.gather(*(twin.start() for twin in twins))
+        report["twin_start_s"] = round(max(starts), 1)
+        report["twin_clock_spread_s"] = await align_clocks(twins)
+        print(f"{len(twins)} twins up in {report['twin_start_s']} s", flush=True)
+        clock = await twins[0].clock()
         shared = {
             "database_url": PG_URL, "kafka_bootstrap": KAFKA, "topic_prefix": prefix,
             "schema_prefix": f"{prefix}_", "vault_schema": f"{prefix}_vault",
@@ -291,28 +333,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sampling = asyncio.ensure_future(sampler.run())
         api_url = stacks[1].api_url
         headers = {"Authorization": f"Bearer {shared['admin_token']}"}
-        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=300) as api:
-            topology = await twin.get("/topology")
+        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=600) as api:
             t0 = time.monotonic()
-            await register_twin(api, topology, username=SEPM_USER, password=SEPM_PASSWORD)
+            certificates: dict[str, dict[str, str]] = {}
+            order: list[str] = []
+            for twin in twins:
+                topology = await twin.get("/topology")
+                await register_twin(api, topology, username=SEPM_USER, password=SEPM_PASSWORD)
+                bundle_id = await upload_bundles(api, twin, topology)
+                for site in topology["sites"]:
+                    certificates[site["name"]] = {"bundle_id": bundle_id}
+                    order.append(site["name"])
             report["register_s"] = round(time.monotonic() - t0, 1)
-            hosts = sorted(
-                {h for s in topology["sites"] for srv in s["servers"] for h in srv["hostnames"]}
-            )
-            issued = await twin.post(
-                "/ca/issue",
-                {"hostnames": hosts, "format": "pkcs12", "password": "Keystore-Pass-1"},
-            )
             body = {
                 "name": f"CA retirement {prefix}",
-                "plan": {"sites": [s["name"] for s in topology["sites"]], "canary": 1,
-                         "wave_size": args.wave_size},
-                "certificate": {"format": "pkcs12", "data_b64": issued["install"]["data_b64"],
-                                "password": issued["install"]["password"]},
+                "plan": {"sites": sorted(order), "canary": 1, "wave_size": args.wave_size},
+                "certificates": certificates,
                 "max_concurrent": args.max_concurrent, "max_failures": 0,
                 "change_id": f"CHG-{prefix}",
             }  # fmt: skip
-            sim_start = (await twin.get("/clock"))["now_ms"]
+            sim_start = (await twins[0].get("/clock"))["now_ms"]
             started = time.monotonic()
             created = await api.post("/v1/campaigns", json=body)
             if created.status_code != 201:
@@ -350,15 +390,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print("  replica A of every service started again", flush=True)
                 await asyncio.sleep(5)
             wall = time.monotonic() - started
-            sim_end = (await twin.get("/clock"))["now_ms"]
+            sim_end = (await twins[0].get("/clock"))["now_ms"]
             report["wall_s"] = round(wall, 1)
             report["simulated_days"] = round((sim_end - sim_start) / 86_400_000, 2)
             report["campaign_state"] = view.get("state")
             report["sites_by_state"] = view.get("sites_by_state")
             report["decision_waiting"] = view.get("decision_waiting")
             report["rotations_waiting"] = view.get("rotations_waiting", [])[:5]
-        orphans = await twin.get("/ground-truth/orphans")
-        report["orphaned_clients"] = orphans["count"]
+        report["orphaned_clients"] = sum(
+            [(await twin.get("/ground-truth/orphans"))["count"] for twin in twins]
+        )
         sampler.sample()
         report["cpu_s"] = {k: round(v, 1) for k, v in sorted(sampler.cpu_by_service().items())}
         report["peak_rss_mb"] = {k: round(v / 2**20) for k, v in sorted(sampler.peak_rss.items())}
@@ -373,9 +414,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sampling.cancel()
         for stack in stacks:
             await stack.stop()
-        await twin.stop()
-    with contextlib.suppress(OSError, ValueError):
-        report["sepm_calls"] = calls_per_site_hour(json.loads(twin.counts_path.read_text()))
+        for twin in twins:
+            await twin.stop()
+    counts: dict[str, dict[str, int]] = {}
+    for twin in twins:
+        with contextlib.suppress(OSError, ValueError):
+            counts |= json.loads(twin.counts_path.read_text())
+    report["sepm_calls"] = calls_per_site_hour(counts)
     if not args.keep:
         await drop_everything(prefix)
     return report
@@ -389,6 +434,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=3600.0)
     parser.add_argument("--max-concurrent", type=int, default=24)
     parser.add_argument("--wave-size", type=int, default=50)
+    parser.add_argument("--sites-per-twin", type=int, default=50)
     parser.add_argument("--restart-after", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=5400.0)
     parser.add_argument("--keep", action="store_true", help="keep the schemas and topics")
