@@ -110,6 +110,8 @@ class StandInWorker:
         self.propagate = propagate
         # Clients a completed watch still reports at risk (below a threshold under 100%).
         self.at_risk = 0
+        # site -> the partners SEPM reports at inspection (None: "site-b" for every site).
+        self.partners: dict[str, list[str]] | None = None
         # Commands it takes and never answers, like a worker stuck in a crash loop.
         self.silent: set[type[Message]] = set()
         # Commands whose handler raises and that have no typed failure here: the real consumer
@@ -131,6 +133,8 @@ class StandInWorker:
                 return None
             if type(message) in self.silent:
                 return None  # taken, "accepted", and never finished
+            if isinstance(message, InspectSite) and self.partners is not None:
+                return success(message, partners=self.partners.get(message.site.site, []))
             answer = success(message)
             if isinstance(answer, PolicyPropagated) and self.at_risk:
                 return answer.model_copy(update={"orphan_risk": self.at_risk})

@@ -251,3 +251,36 @@ def test_the_rotation_swaps_in_the_sites_window_unless_the_options_name_one():
     fixed = MaintenanceWindow(cron="0 3 * * 0", duration_minutes=60)
     state.options = {"maintenance_window": fixed.model_dump()}
     assert c.rotation_options(state, "tokyo")["maintenance_window"] == fixed.model_dump()
+
+
+def test_a_farms_sites_take_their_places_leaves_first_hub_last():
+    partners = {"h": {"x", "y"}, "x": {"h"}, "y": {"h"}, "solo": set()}
+    farms = {"h": "h", "x": "h", "y": "h", "solo": "solo"}
+    waves = [["h", "solo", "y", "x"]]
+    assert p.farm_order(waves, farms, partners) == [["x", "solo", "y", "h"]]
+
+
+def test_a_farms_next_site_waiting_for_its_window_is_not_overtaken_by_a_later_one():
+    closed = MaintenanceWindow(cron="0 12 * * *", duration_minutes=60)  # noon UTC
+    state = make([["x", "h"]], farms={"x": "h", "h": "h"})
+    state.sites["x"].window = closed
+    assert c.progress(state, NOW) == []
+    assert state.sites["h"].status == "pending"
+    assert c.progress(state, NOW + timedelta(hours=12)) == ["x"]
+
+
+def test_a_rotation_that_left_partnerships_broken_holds_the_rest_of_its_farm():
+    state = make([["x", "y", "solo"]], farms={"x": "h", "y": "h", "solo": "solo"}, failures=5)
+    assert sorted(c.progress(state, NOW)) == ["solo", "x"]
+    for site in ("x", "solo"):
+        c.started(state, site, f"rot-{site}", NOW)
+    broken = _rotation(0, None, ["rolled_back", "rolled_back"])
+    broken.broken_partners = ["h"]
+    c.note_rotations(state, {"rot-x": broken}, NOW)
+    c.observe(state, {"rot-x": "failed", "rot-solo": "completed"}, NOW)
+    assert c.progress(state, NOW) == []
+    assert state.sites["y"].status == "skipped"
+    assert "x" in (state.sites["y"].note or "") and "h" in (state.sites["y"].note or "")
+    (held,) = [e for e in state.events if e["type"] == "FarmHeld"]
+    assert held["site"] == "x" and held["partners"] == ["h"] and held["skipped"] == ["y"]
+    assert state.status == "completed"

@@ -59,6 +59,8 @@ class CampaignSite(_Model):
     # The site's own maintenance window (its time zone): the rotation starts, and swaps, in it.
     window: MaintenanceWindow | None = None
     opens_at: datetime | None = None  # while the site waits for its window
+    # Partnerships the rotation broke (step 1) and has not re-added (step 7 or compensation).
+    partners_left_broken: list[str] = Field(default_factory=list)
 
 
 class WaitingDecision(_Model):
@@ -166,6 +168,10 @@ def note_rotations(state: CampaignState, seen: dict[str, SagaState], now: dateti
         rotation = seen.get(site.rotation_id or "")
         if rotation is None:
             continue
+        restored = {p.name for p in rotation.restored_partners}
+        left = sorted(set(rotation.broken_partners) - restored)
+        if left != site.partners_left_broken:
+            site.partners_left_broken = left
         orphaned = orphaned_outside_risk(rotation)
         if orphaned > site.orphaned_outside_risk:
             site.orphaned_outside_risk = orphaned
@@ -199,6 +205,7 @@ def progress(state: CampaignState, now: datetime) -> list[str]:
         return []
     if state.terminal:
         return []
+    _hold_farms(state, now)
     orphaning = [s for s in state.sites.values() if s.orphaned_outside_risk > s.orphans_tolerated]
     if state.status == "running" and orphaning:
         state.status = "halted"
@@ -252,8 +259,32 @@ def progress(state: CampaignState, now: datetime) -> list[str]:
     return _starts(state, wave, now)
 
 
+def _hold_farms(state: CampaignState, now: datetime) -> None:
+    """A rotation that ended with partnerships still broken left its site mid-procedure: a
+    partner rotated now would re-add it (overwriting its database) at its own step 7. The
+    farm's remaining sites are skipped, for a person to finish that site first."""
+    for ended in state.sites.values():
+        if ended.status not in ENDED_SITE or not ended.partners_left_broken:
+            continue
+        skipped = [
+            s for s in state.sites.values() if s.farm == ended.farm and s.status == "pending"
+        ]
+        for site in skipped:
+            site.status = "skipped"
+            site.note = (
+                f"farm held: the rotation of {ended.site} ended {ended.status} with replication "
+                f"to {', '.join(ended.partners_left_broken)} still broken; restore it, then "
+                "rotate this site in a new campaign"
+            )
+        if skipped:
+            state.record(now, "FarmHeld", site=ended.site, farm=ended.farm,
+                         partners=ended.partners_left_broken,
+                         skipped=[s.site for s in skipped])  # fmt: skip
+
+
 def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -> list[str]:
     active = state.active()
+    # A farm rotates in its order: one waiting for its window holds the farm's later sites.
     busy_farms = {s.farm for s in active}
     room = state.max_concurrent - len(active)
     chosen: list[str] = []
@@ -263,6 +294,7 @@ def _starts(state: CampaignState, wave: Iterable[CampaignSite], now: datetime) -
         if site.status != "pending" or site.farm in busy_farms:
             continue
         if not _window_open(state, site, now):
+            busy_farms.add(site.farm)
             continue
         site.status = "starting"
         busy_farms.add(site.farm)

@@ -82,3 +82,27 @@ def check_waves(waves: list[list[str]]) -> list[str]:
     if repeated:
         raise InvalidPlanError(f"sites listed more than once: {', '.join(repeated)}")
     return ordered
+
+
+def farm_order(
+    waves: list[list[str]], farms: dict[str, str], partners: dict[str, set[str]]
+) -> list[list[str]]:
+    """Within each wave, the sites of one farm take their places in the farm's order: fewest
+    partnerships first, the hub last (ties by name). `farms`: site -> its farm's name;
+    `partners`: site -> its direct partners.
+
+    Why: a farm rotates one site at a time anyway (a site re-adds its partners at its step 7,
+    which must never happen to a partner mid-rotation); leaves first means a rotation that goes
+    wrong does so where it breaks the fewest partnerships, before the hub breaks them all."""
+
+    def rank(site: str) -> tuple[int, str]:
+        return len(partners.get(site, set())), site
+
+    ordered: list[list[str]] = []
+    for wave in waves:
+        members: dict[str, list[str]] = {}
+        for site in wave:
+            members.setdefault(farms[site], []).append(site)
+        queues = {farm: sorted(sites, key=rank) for farm, sites in members.items()}
+        ordered.append([queues[farms[site]].pop(0) for site in wave])
+    return ordered

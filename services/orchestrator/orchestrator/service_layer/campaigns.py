@@ -93,13 +93,17 @@ async def create_campaign(
     farms: dict[str, str] = {}
     targets = {}
     site_windows = dict(request.site_windows)
+    partners: dict[str, set[str]] = {}
     async with deps.rt.uow() as uow:
         for site in ordered:
             targets[site] = await inventory.site_target(uow.session, site)
-            farms[site] = min(await inventory.replication_farm(uow.session, site))
+            graph = await inventory.replication_graph(uow.session, site)
+            farms[site] = min(graph)
+            partners[site] = graph[site]
             own = await inventory.site_window(uow.session, site)
             if site not in site_windows and own is not None:
                 site_windows[site] = own
+    waves = campaign_plan.farm_order(waves, farms, partners)
     wave_windows = _wave_windows(request, waves, ordered)
     for where, window in [*site_windows.items(), *enumerate(wave_windows, 1)]:
         try:

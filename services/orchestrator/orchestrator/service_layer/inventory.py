@@ -368,6 +368,11 @@ async def replication_farm(session: AsyncSession, site: str) -> set[str]:
 
     Partners come from the inventory and from what SEPM reported at each site's last
     inspection (a partnership set up in SEPM but not registered here still counts)."""
+    return set(await replication_graph(session, site))
+
+
+async def replication_graph(session: AsyncSession, site: str) -> dict[str, set[str]]:
+    """The site's farm as a graph: each of its sites -> its direct partners."""
     edges: dict[str, set[str]] = {}
 
     def link(a: str, b: str) -> None:
@@ -387,7 +392,7 @@ async def replication_farm(session: AsyncSession, site: str) -> set[str]:
         for partner in await _reported_partners(session, current):
             link(current, partner)
         frontier.extend(edges.get(current, set()) - farm)
-    return farm
+    return {member: edges.get(member, set()) & farm for member in farm}
 
 
 async def _reported_partners(session: AsyncSession, site: str) -> list[str]:
