@@ -88,9 +88,10 @@ async def test_a_site_waiting_for_its_window_starts_when_it_opens_after_a_restar
     pg_url, master_key, pg_schemas, tmp_path
 ):
     schema = f"orch_{uuid.uuid4().hex[:8]}"
-    pg_schemas.append(schema)
+    pg_schemas.extend([schema, f"{schema}_vault"])
     settings = {
         "database_url": pg_url, "database_schema": schema, "vault_url": pg_url,
+        "vault_schema": f"{schema}_vault",  # its own: others' entries are under other keys
         "transport": "local", "local_log_path": str(tmp_path / "bus.db"),
         "master_key": master_key, "admin_token": ADMIN, "internal_token": INTERNAL,
         "rehearsal": True, "timer_poll_seconds": 0.05,
