@@ -108,6 +108,8 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/internal/v1/bundles"): INTERNAL_ONLY,
         ("DELETE", "/internal/v1/bundles/{bundle_ref}"): INTERNAL_ONLY,
         ("POST", "/internal/v1/bundles/{bundle_ref}/uses"): INTERNAL_ONLY,
+        ("POST", "/internal/v1/bundles/holds"): INTERNAL_ONLY,
+        ("POST", "/internal/v1/retention/purge"): INTERNAL_ONLY,
     },
     # The workers' documents sit behind the internal token too (test_internal_api.py): only the
     # probes are open on an internal API.

@@ -21,9 +21,11 @@ class Settings(ServiceSettings):
     max_bundle_request_bytes: int = Field(default=1_048_576, gt=0)
     # Used when an upload does not say how many days of validity it needs.
     min_validity_days: int = Field(default=30, ge=0)
-    # Uploads no command ever named are destroyed after this long. It must outlast the longest
-    # rotation (two propagation waits of up to 14 days each), or a saga loses its certificate.
+    # Uploads the orchestrator never held (a request that failed after pre-flight) are
+    # destroyed after this long. Held ones (named by a live rotation, campaign or upload) never
+    # expire here: the orchestrator's retention job deletes them.
     bundle_ttl_s: float = Field(default=35 * DAY, gt=0)
+    # How often (seconds) the store looks for bundles past the TTL.
     purge_interval_s: float = Field(default=3600.0, gt=0)
     # After the restarts: how long to keep probing until every TLS port serves the new
     # certificate (services take a while to come up), and how often.

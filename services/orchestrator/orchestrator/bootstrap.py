@@ -21,6 +21,7 @@ from orchestrator.service_layer.campaigns import run_campaigns
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.metrics import metrics_access, read_gauges
+from orchestrator.service_layer.retention import run_retention
 from orchestrator.service_layer.timers import run_timers
 from orchestrator.settings import Settings
 
@@ -61,13 +62,17 @@ def build_spec(
         deps.runtime = runtime
         await run_campaigns(deps)
 
+    async def retention(runtime: ServiceRuntime) -> None:
+        deps.runtime = runtime
+        await run_retention(deps)
+
     return ServiceSpec(
         name=SERVICE,
         handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
         topics=lambda prefix: [events_topic(prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[timers, callbacks, campaigns],
+        background=[timers, callbacks, campaigns, retention],
         # Every handler effect is in the database, so a fetched batch can share one transaction.
         batch_transactions=True,
         api=lambda runtime: create_api(runtime, deps),

@@ -88,6 +88,16 @@ class Settings(ServiceSettings):
     # How often (real seconds) the delivery loop looks for due callbacks when idle.
     callback_poll_seconds: float = Field(1.0, gt=0)
 
+    # What a rotation leaves behind (the verification values it recorded, the records of the
+    # certificate backups on its servers, a campaign's unused bundles) is kept this many days
+    # after it ended, then purged. A live rotation's or campaign's bundle never expires.
+    retention_days: float = Field(30.0, gt=0)
+    # A bundle uploaded with POST /v1/bundles is destroyed this many days after its last use
+    # (or its upload, if never used).
+    uploaded_bundle_days: float = Field(35.0, gt=0)
+    # Clock seconds between two runs of the retention job (one replica runs it at a time).
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+
     @field_validator("callback_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -45,6 +45,7 @@ def fingerprint_of(data_b64: str) -> str:
 def certificates_app() -> FastAPI:
     app = FastAPI()
     app.state.bundles = {}
+    app.state.held = set()
     app.state.uses = []  # (uploaded bundle, site, names checked) per use of a stored bundle
 
     @app.post("/internal/v1/bundles")
@@ -86,6 +87,13 @@ def certificates_app() -> FastAPI:
              "sans": body["hostnames"], "certificate_pem": CERT_PEM},
             status_code=201,
         )  # fmt: skip
+
+    @app.post("/internal/v1/bundles/holds")
+    async def holds(request: Request) -> JSONResponse:
+        refs = (await request.json())["bundle_refs"]
+        app.state.held.update(r for r in refs if r in app.state.bundles)
+        missing = sorted(r for r in refs if r not in app.state.bundles)
+        return JSONResponse({"held": sorted(set(refs) - set(missing)), "missing": missing})
 
     @app.delete("/internal/v1/bundles/{ref}")
     async def discard(ref: str) -> Response:
@@ -147,6 +155,8 @@ def build(
     *,
     worker: StandInWorker | None = None,
     database: dict[str, Any] | None = None,
+    certificates: FastAPI | None = None,
+    clock: ManualClock | None = None,
     **overrides: Any,
 ) -> tuple[ServiceRuntime, dict[str, Any], FastAPI, ManualClock, LocalTransport]:
     settings = {
@@ -164,8 +174,8 @@ def build(
         **overrides,
     }
     bus = LocalTransport(str(tmp_path / "bus.db"))
-    certificates = certificates_app()
-    clock = ManualClock()
+    certificates = certificates or certificates_app()
+    clock = clock or ManualClock()
     return _runtime(settings, certificates, clock, bus), settings, certificates, clock, bus
 
 

@@ -30,7 +30,9 @@ bundles = Table(
     Column("not_after", DateTime(timezone=True), nullable=False),
     Column("sealed", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Set when a command first names the bundle; only unreferenced bundles expire by TTL.
+    # Set when the orchestrator holds the bundle (a rotation, a campaign or an upload names it)
+    # or a command first names it; only bundles never held expire by TTL (leftovers of a
+    # request that failed after pre-flight). Held ones go when their owner's retention ends.
     Column("referenced_at", DateTime(timezone=True)),
 )
 

@@ -101,6 +101,38 @@ async def mark_referenced(session: AsyncSession, bundle_ref: str, now: datetime)
     )
 
 
+async def hold_bundles(session: AsyncSession, refs: list[str], now: datetime) -> list[str]:
+    """Keep these bundles past the TTL (a rotation, a campaign or an upload names them); the
+    orchestrator deletes them when their owner's retention ends. Returns the ones found."""
+    if not refs:
+        return []
+    await session.execute(
+        update(bundles)
+        .where(bundles.c.bundle_ref.in_(refs), bundles.c.referenced_at.is_(None))
+        .values(referenced_at=now)
+    )
+    found = await session.execute(
+        select(bundles.c.bundle_ref).where(bundles.c.bundle_ref.in_(refs))
+    )
+    return list(found.scalars())
+
+
+async def purge_retained(
+    session: AsyncSession, *, saga_ids: list[str], bundle_refs: list[str]
+) -> dict[str, int]:
+    """What a rotation left behind once its retention is over: its bundles, the verification
+    values it recorded and the records of the certificate backups taken on its servers."""
+    counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0}
+    if bundle_refs:
+        done = await session.execute(delete(bundles).where(bundles.c.bundle_ref.in_(bundle_refs)))
+        counts["bundles"] = done.rowcount  # type: ignore[attr-defined]
+    if saga_ids:
+        for table in (verification_originals, server_backups):
+            done = await session.execute(delete(table).where(table.c.saga_id.in_(saga_ids)))
+            counts[table.name] = done.rowcount  # type: ignore[attr-defined]
+    return counts
+
+
 async def purge_unreferenced(session: AsyncSession, *, created_before: datetime) -> list[str]:
     """Delete bundles no command named that were uploaded before the cut-off."""
     stale = (

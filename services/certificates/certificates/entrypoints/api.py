@@ -49,6 +49,19 @@ class BundleUse(BaseModel):
     min_validity_days: int | None = Field(default=None, ge=0)
 
 
+class Holds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bundle_refs: list[str] = Field(max_length=100_000)
+
+
+class RetentionPurge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    saga_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    bundle_refs: list[str] = Field(default_factory=list, max_length=10_000)
+
+
 class StoredBundleOut(BaseModel):
     bundle_ref: str
     fingerprint_sha256: str
@@ -180,6 +193,23 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
             warnings=validated.warnings,
         )
         return JSONResponse(out.model_dump(), status_code=201)
+
+    @app.post("/internal/v1/bundles/holds", dependencies=[Depends(authorized)])
+    async def hold_bundles(body: Holds) -> dict[str, list[str]]:
+        """The bundles a live rotation, campaign or upload names: they must not expire."""
+        async with runtime.uow() as uow:
+            found = await store.hold_bundles(uow.session, body.bundle_refs, deps.clock.now())
+            await uow.commit()
+        return {"held": found, "missing": sorted(set(body.bundle_refs) - set(found))}
+
+    @app.post("/internal/v1/retention/purge", dependencies=[Depends(authorized)])
+    async def purge_retained(body: RetentionPurge) -> dict[str, int]:
+        async with runtime.uow() as uow:
+            counts = await store.purge_retained(
+                uow.session, saga_ids=body.saga_ids, bundle_refs=body.bundle_refs
+            )
+            await uow.commit()
+        return counts
 
     @app.delete(
         "/internal/v1/bundles/{bundle_ref}", status_code=204, dependencies=[Depends(authorized)]

@@ -22,4 +22,14 @@ uploaded_bundles = Table(
     Column("description", String(500), nullable=False),
     Column("uploaded_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The last time a rotation, trigger or campaign named it (migration o0013).
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+# Rotations and campaigns whose leftovers the retention job has purged (migration o0013).
+retention_purges = Table(
+    "retention_purges",
+    Column("owner_id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # rotation | campaign
+    Column("purged_at", DateTime(timezone=True), nullable=False),
 )

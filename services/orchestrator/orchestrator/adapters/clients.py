@@ -81,6 +81,32 @@ class CertificatesClient:
             certificate_pem=data.get("certificate_pem", ""),
         )
 
+    async def hold_bundles(self, bundle_refs: list[str]) -> list[str]:
+        """Keep these bundles past the store's TTL; returns the ones it no longer has."""
+        data = await self._internal_post("/internal/v1/bundles/holds", {"bundle_refs": bundle_refs})
+        return list(data.get("missing", []))
+
+    async def purge_retained(self, *, saga_ids: list[str], bundle_refs: list[str]) -> None:
+        """Delete what ended rotations left behind (their bundles and records)."""
+        await self._internal_post(
+            "/internal/v1/retention/purge", {"saga_ids": saga_ids, "bundle_refs": bundle_refs}
+        )
+
+    async def _internal_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._http.post(
+                path, json=body, headers={"X-Certrotate-Internal-Token": self._token}, timeout=60.0
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(
+                f"the certificates service cannot be reached ({type(exc).__name__})"
+            ) from None
+        if response.status_code != 200:
+            raise UpstreamUnavailableError(
+                f"the certificates service answered {response.status_code} to {path}"
+            )
+        return _json(response)
+
     async def discard_bundle(self, bundle_ref: str) -> None:
         """Drop a bundle no rotation will use (best effort: purges catch up with leftovers)."""
         try:

@@ -37,6 +37,9 @@ class BundleOut(BaseModel):
     description: str
     uploaded_by: str
     created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="Destroyed uploaded_bundle_days after this (or after created_at if unused)"
+    )
 
 
 class BundleList(BaseModel):

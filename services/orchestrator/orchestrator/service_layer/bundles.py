@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.service_layer import inventory, rotations
+from orchestrator.service_layer import inventory, retention, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import NotFoundError
 
@@ -45,10 +45,12 @@ async def upload_bundle(
         "description": description,
         "uploaded_by": by,
         "created_at": to_db(now),
+        "last_used_at": None,
     }
     async with deps.rt.uow() as uow:
         await uow.session.execute(insert(uploaded_bundles).values(**row))
         await uow.commit()
+    await retention.hold_now(deps, [bundle.bundle_ref])
     return _view_of(row)
 
 
@@ -93,4 +95,5 @@ def _view_of(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "uploaded_by": row["uploaded_by"],
         "created_at": at(row["created_at"]),
+        "last_used_at": at(row.get("last_used_at")),
     }

@@ -29,7 +29,7 @@ from orchestrator.domain.inputs import CancelRequested
 from orchestrator.domain.saga import can_abort
 from orchestrator.domain.state import TERMINAL, MaintenanceWindow, RotationOptions, SagaState
 from orchestrator.domain.window import InvalidWindowError, check_window
-from orchestrator.service_layer import inventory, rotations
+from orchestrator.service_layer import inventory, retention, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
     ConflictError,
@@ -153,6 +153,8 @@ async def create_campaign(
             if existing is not None:
                 return existing, False
         raise
+    # A site's turn may come weeks later: its bundle must not expire meanwhile.
+    await retention.hold_now(deps, [b["bundle_ref"] for b in bundles.values()])
     await tick(deps, state.campaign_id)
     return await get_campaign(deps, state.campaign_id), True
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from certrotate_shared.unit_of_work import UnitOfWork
@@ -35,7 +35,7 @@ from orchestrator.domain.state import (
     SagaState,
 )
 from orchestrator.domain.window import InvalidWindowError, check_window
-from orchestrator.service_layer import inventory
+from orchestrator.service_layer import inventory, retention
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
     ConflictError,
@@ -288,6 +288,8 @@ async def create_rotation(
             _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
         raise
     deps.timers_changed.set()
+    # However long it waits before the swap, its certificate must still be there.
+    await retention.hold_now(deps, [certificate.bundle_ref])
     return decision.state, True
 
 
@@ -332,12 +334,13 @@ async def preflight(
 async def _require_uploaded(deps: Deps, bundle_id: str) -> None:
     # Only bundles uploaded through the API may be named: never another rotation's own copy.
     async with deps.rt.uow() as uow:
-        found = (
-            await uow.session.execute(
-                select(uploaded_bundles.c.id).where(uploaded_bundles.c.id == bundle_id)
-            )
-        ).first()
-    if found is None:
+        used = await uow.session.execute(
+            update(uploaded_bundles)
+            .where(uploaded_bundles.c.id == bundle_id)
+            .values(last_used_at=to_db(deps.now()))
+        )
+        await uow.commit()
+    if not used.rowcount:
         raise _unknown_bundle(BundleReference(bundle_id))
 
 

@@ -1,0 +1,219 @@
+"""Bundle lifetime and retention, run as a durable periodic job (one replica at a time).
+
+The certificates store destroys bundles nobody holds once they are older than its TTL (the
+leftovers of a request that failed after pre-flight). Everything this service registers is
+held instead: a live rotation's or campaign's bundle must never expire, however long the
+rotation waits for its clients or the campaign for its turn. Each run holds them again (a hold
+lost to a crash is made good) and purges what ended rotations and campaigns left behind once
+the retention period is over: the verification values recorded, the records of the backups
+taken on the servers, a campaign's unused bundles, and uploaded bundles nobody used lately."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.adapters import periodic_jobs
+from orchestrator.adapters.bundle_tables import retention_purges, uploaded_bundles
+from orchestrator.adapters.campaign_tables import campaigns
+from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
+from orchestrator.adapters.orm import sagas
+from orchestrator.adapters.repository import to_db
+from orchestrator.domain import campaign as campaign_domain
+from orchestrator.domain.state import TERMINAL
+from orchestrator.service_layer.deps import Deps
+
+log = logging.getLogger(__name__)
+
+JOB = "retention"
+BATCH = 500
+# Real seconds between looks at the job's due time (the interval itself is in clock time).
+POLL_SECONDS = 30.0
+
+
+def _certificates(deps: Deps) -> CertificatesClient:
+    return CertificatesClient(deps.certificates, deps.settings.internal_token.get_secret_value())
+
+
+async def hold_now(deps: Deps, bundle_refs: list[str]) -> None:
+    """Hold new bundles at once; if the store cannot be reached, the next run holds them (far
+    inside the store's TTL)."""
+    try:
+        await _certificates(deps).hold_bundles(bundle_refs)
+    except UpstreamUnavailableError as exc:
+        log.warning("bundles not held yet (the retention job will): %s", exc)
+
+
+def _state(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+async def live_bundle_refs(session: AsyncSession) -> set[str]:
+    """Bundles of rotations that have not ended and of campaigns that have not ended."""
+    refs: set[str] = set()
+    rows = await session.execute(select(sagas.c.state).where(sagas.c.status.not_in(TERMINAL)))
+    for (state,) in rows:
+        refs.add(_state(state)["certificate"]["bundle_ref"])
+    rows = await session.execute(
+        select(campaigns.c.state).where(campaigns.c.status.not_in(campaign_domain.TERMINAL))
+    )
+    for (state,) in rows:
+        refs |= _campaign_refs(_state(state))
+    return refs
+
+
+def _campaign_refs(state: dict[str, Any]) -> set[str]:
+    return {
+        ref
+        for site in state.get("sites", {}).values()
+        if (ref := (site.get("bundle") or {}).get("bundle_ref"))
+    }
+
+
+async def sweep(deps: Deps) -> dict[str, int]:
+    """One run: hold what is live, purge what is past its retention. Safe to repeat."""
+    now = deps.now()
+    certificates = _certificates(deps)
+    async with deps.rt.uow() as uow:
+        live = await live_bundle_refs(uow.session)
+        uploaded = set((await uow.session.execute(select(uploaded_bundles.c.id))).scalars())
+    held = sorted(live | uploaded)
+    for start in range(0, len(held), 10_000):
+        await certificates.hold_bundles(held[start : start + 10_000])
+    cutoff = to_db(now - timedelta(days=deps.settings.retention_days))
+    counts = {
+        "held": len(held),
+        "rotations": await _purge_rotations(deps, certificates, cutoff, now),
+        "campaigns": await _purge_campaigns(deps, certificates, cutoff, live, now),
+        "uploaded_bundles": await _purge_uploaded(deps, certificates, now),
+    }
+    if any(counts[k] for k in ("rotations", "campaigns", "uploaded_bundles")):
+        log.info("retention: %s", counts)
+    return counts
+
+
+def _not_purged(owner: Any) -> Any:
+    return ~exists().where(retention_purges.c.owner_id == owner)
+
+
+async def _purge_rotations(
+    deps: Deps, certificates: CertificatesClient, cutoff: datetime, now: datetime
+) -> int:
+    done = 0
+    while True:
+        async with deps.rt.uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(sagas.c.saga_id, sagas.c.state)
+                    .where(
+                        sagas.c.status.in_(TERMINAL),
+                        sagas.c.updated_at < cutoff,
+                        _not_purged(sagas.c.saga_id),
+                    )
+                    .limit(BATCH)
+                )
+            ).all()
+        if not rows:
+            return done
+        ids = [r.saga_id for r in rows]
+        # The bundle went when the rotation ended; naming it again covers a lost purge command.
+        refs = [_state(r.state)["certificate"]["bundle_ref"] for r in rows]
+        await certificates.purge_retained(saga_ids=ids, bundle_refs=refs)
+        await _mark(deps, ids, "rotation", now)
+        done += len(ids)
+
+
+async def _purge_campaigns(
+    deps: Deps, certificates: CertificatesClient, cutoff: datetime, live: set[str], now: datetime
+) -> int:
+    done = 0
+    while True:
+        async with deps.rt.uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(campaigns.c.campaign_id, campaigns.c.state)
+                    .where(
+                        campaigns.c.status.in_(campaign_domain.TERMINAL),
+                        campaigns.c.updated_at < cutoff,
+                        _not_purged(campaigns.c.campaign_id),
+                    )
+                    .limit(BATCH)
+                )
+            ).all()
+        if not rows:
+            return done
+        # Sites never started keep an unused bundle; one a live rotation still uses stays.
+        refs = sorted(set().union(*(_campaign_refs(_state(r.state)) for r in rows)) - live)
+        await certificates.purge_retained(saga_ids=[], bundle_refs=refs)
+        await _mark(deps, [r.campaign_id for r in rows], "campaign", now)
+        done += len(rows)
+
+
+async def _purge_uploaded(deps: Deps, certificates: CertificatesClient, now: datetime) -> int:
+    cutoff = to_db(now - timedelta(days=deps.settings.uploaded_bundle_days))
+    last = func.coalesce(uploaded_bundles.c.last_used_at, uploaded_bundles.c.created_at)
+    async with deps.rt.uow() as uow:
+        ids = list(
+            (
+                await uow.session.execute(select(uploaded_bundles.c.id).where(last < cutoff))
+            ).scalars()
+        )
+    if ids:
+        await certificates.purge_retained(saga_ids=[], bundle_refs=ids)
+        async with deps.rt.uow() as uow:
+            await uow.session.execute(
+                delete(uploaded_bundles).where(uploaded_bundles.c.id.in_(ids))
+            )
+            await uow.commit()
+    return len(ids)
+
+
+async def _mark(deps: Deps, owners: list[str], kind: str, now: datetime) -> None:
+    async with deps.rt.uow() as uow:
+        await uow.session.execute(
+            insert(retention_purges),
+            [{"owner_id": o, "kind": kind, "purged_at": to_db(now)} for o in owners],
+        )
+        await uow.commit()
+
+
+async def run_due(deps: Deps) -> dict[str, int] | None:
+    """Run the job if it is due and no other replica holds it; None when it did not run."""
+    interval = timedelta(seconds=deps.settings.retention_interval_seconds)
+    now = deps.now()
+    async with deps.rt.uow() as uow:
+        claimed = await periodic_jobs.claim(uow.session, JOB, now, lease=interval)
+        await uow.commit()
+    if not claimed:
+        return None
+    error: str | None = None
+    counts: dict[str, int] | None = None
+    try:
+        counts = await sweep(deps)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("retention job failed; it runs again at its next interval: %s", error)
+    async with deps.rt.uow() as uow:
+        await periodic_jobs.finish(
+            uow.session, JOB, now=deps.now(), next_due=deps.now() + interval, error=error
+        )
+        await uow.commit()
+    return counts
+
+
+async def run_retention(deps: Deps) -> None:
+    """Background loop: the job's schedule is in the database, so a restart keeps it."""
+    while True:
+        try:
+            await run_due(deps)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention loop failed; retrying")
+        await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,215 @@
+"""Bundle lifetime and retention: the orchestrator with the real certificates service (its
+store, its TTL purge, its pre-flight), stand-in workers for the saga's commands, one clock.
+
+A rotation waiting weeks for its clients, and a campaign whose next site waits for an approval,
+keep their certificates past the store's TTL. What an ended rotation left behind (its bundle,
+the verification values and backup records the certificates worker kept) is purged by the
+retention job once the retention period is over, and the job's schedule survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from certificates.adapters.orm import bundles, server_backups, verification_originals
+from certificates.adapters.store import SqlCertificateStore
+from certificates.bootstrap import build_runtime as build_certificates
+from certificates.service_layer.housekeeping import purge_once
+from certificates.service_layer.store import Original
+from certificates.settings import Settings as CertificatesSettings
+from certrotate_shared.clock import ManualClock
+from certrotate_shared.hostops import CertificateBackup
+from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from certrotate_shared.runtime import ServiceRuntime
+from orchestrator.adapters import periodic_jobs
+from orchestrator.service_layer import retention
+from tests.integration.orchestrator.support import INTERNAL, server_body, site_body, wait_until
+from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
+from tests.support.pki import TestCA, now_utc
+
+pytestmark = pytest.mark.integration
+
+DAY = 86400.0
+NAMES = {"site-a": ["sepm-a1.corp", "sepm-a2.corp"], "site-c": ["site-c-s1.corp"],
+         "site-d": ["site-d-s1.corp"]}  # fmt: skip
+
+
+@dataclass
+class Estate:
+    hooks: Hooks
+    certificates: ServiceRuntime
+    clock: ManualClock
+    ca: TestCA
+
+    async def count(self, table: Any, **where: str) -> int:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        async with self.certificates.uow() as uow:
+            return int((await uow.session.execute(query)).scalar_one())
+
+    def certificate(self, *sites: str) -> dict[str, Any]:
+        names = [n for site in sites for n in NAMES[site]]
+        return self.ca.issue(names, days=400).upload("pem")
+
+    async def rotation(self, site: str = "site-a") -> dict[str, Any]:
+        body = {"site": site, "certificate": self.certificate(site)}
+        created = await self.hooks.api.post("/v1/rotations", json=body)
+        assert created.status_code == 201, created.text
+        return dict(created.json())
+
+    async def purge_by_ttl(self) -> list[str]:
+        deps = self.certificates.spec.api.keywords["deps"]
+        return await purge_once(self.certificates, deps)
+
+
+async def estate(tmp_path: Path, master_key: str, **overrides: Any) -> AsyncIterator[Estate]:
+    clock = ManualClock(now_utc())
+    certificates = build_certificates(
+        CertificatesSettings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/certificates.db",
+            vault_url=f"sqlite+aiosqlite:///{tmp_path}/cert-vault.db",
+            transport="local",
+            local_log_path=str(tmp_path / "certificates-bus.db"),
+            master_key=master_key,
+            internal_token=INTERNAL,
+        ),
+        clock=clock,
+    )
+    await certificates.start(serve_http=False)
+    try:
+        async for hooks in started_hooks(
+            tmp_path, master_key, certificates=certificates.app, clock=clock, **overrides
+        ):
+            for site in ("site-c", "site-d"):
+                await hooks.api.post("/v1/sites", json=site_body(site))
+                await hooks.api.post("/v1/servers", json=server_body(f"{site}-s1", site))
+            yield Estate(hooks, certificates, clock, TestCA.root().intermediate())
+    finally:
+        await certificates.stop()
+
+
+@pytest.fixture
+async def waiting(tmp_path, master_key) -> AsyncIterator[Estate]:
+    async for env in estate(tmp_path, master_key, propagate=False):
+        yield env
+
+
+async def test_a_long_wait_or_a_campaign_turn_outlasts_the_store_ttl(waiting):
+    env = waiting
+    rotation = await env.rotation("site-a")
+    await env.hooks.worker.wait_for(AwaitPolicyPropagation)
+    campaign = await env.hooks.api.post(
+        "/v1/campaigns",
+        json={"name": "renewal", "plan": {"waves": [["site-c"], ["site-d"]]},
+              "approve_each_wave": True,
+              "certificates": {s: env.certificate(s) for s in ("site-c", "site-d")}},
+    )  # fmt: skip
+    assert campaign.status_code == 201, campaign.text
+    assert await env.count(bundles) == 3
+
+    # Past the store's TTL: the rotation still waits for its clients (or a decision), the
+    # campaign's second site for its wave's approval. Nothing of theirs may go.
+    ttl = env.certificates.settings.bundle_ttl_s
+    env.clock.advance(ttl + DAY)
+    assert await env.purge_by_ttl() == []
+    assert await env.count(bundles) == 3
+    assert (await env.hooks.rotation(rotation["id"]))["state"] in ("running", "paused")
+
+    # A bundle pre-flighted for a request that then failed is nobody's: it still expires.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=env.certificates.app), base_url="http://certificates",
+        headers={"X-Certrotate-Internal-Token": INTERNAL},
+    ) as direct:  # fmt: skip
+        stray = await direct.post("/internal/v1/bundles", json=env.certificate("site-a"))
+    assert stray.status_code == 201, stray.text
+    env.clock.advance(ttl + DAY)
+    assert await env.purge_by_ttl() == [stray.json()["bundle_ref"]]
+    assert await env.count(bundles) == 3
+
+
+async def test_leftovers_are_purged_after_the_retention_period_by_a_durable_job(
+    tmp_path, master_key
+):
+    async for env in estate(tmp_path, master_key):
+        await _retention_scenario(env)
+
+
+async def _retention_scenario(env: Estate) -> None:
+    hooks = env.hooks
+    settings = hooks.runtime.settings
+    rotation = await env.rotation("site-a")
+
+    async def ended() -> bool:
+        return (await hooks.rotation(rotation["id"]))["state"] == "completed"
+
+    await wait_until(ended)
+    saga = rotation["id"]
+    # What the certificates worker kept for this rotation (the stand-in worker answered the
+    # commands, so the records are written here as the real worker would have).
+    store = SqlCertificateStore(env.certificates.sessions, None, env.clock)
+    await store.record_original(saga, "site-a", Original("g1", "l1", "My Company\\Default", True))
+    await store.record_backup(saga, "site-a", "sepm-a1", CertificateBackup("bk-1", "ab" * 32))
+    uploaded = await hooks.api.post(
+        "/v1/bundles", json={**env.certificate("site-a"), "description": "spare"}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert await env.count(bundles) == 2  # the rotation's own copy (its purge went to a stand-in)
+
+    deps = _deps(hooks)
+    env.clock.advance((settings.retention_days - 1) * DAY)
+    first = await retention.run_due(deps)
+    assert first is not None and first["rotations"] == 0
+    assert await env.count(server_backups, saga_id=saga) == 1
+    # Not due again until its interval has passed, on any replica, even after a restart.
+    assert await retention.run_due(deps) is None
+    await hooks.restart()
+    deps = _deps(hooks)
+    assert await retention.run_due(deps) is None
+
+    env.clock.advance(2 * DAY)
+    second = await retention.run_due(deps)
+    assert second is not None and second["rotations"] == 1
+    assert await env.count(server_backups, saga_id=saga) == 0
+    assert await env.count(verification_originals, saga_id=saga) == 0
+    assert await env.count(bundles) == 1  # the uploaded one, used 31 days ago at most
+    # The rotation itself, and its history, stay readable.
+    assert (await hooks.rotation(saga))["state"] == "completed"
+
+    env.clock.advance(settings.uploaded_bundle_days * DAY)
+    third = await retention.run_due(deps)
+    assert third is not None and third["uploaded_bundles"] == 1
+    assert await env.count(bundles) == 0
+    assert (await hooks.api.get("/v1/bundles")).json()["items"] == []
+    async with hooks.runtime.uow() as uow:
+        due = await periodic_jobs.due_at(uow.session, retention.JOB)
+    assert due == env.clock.now() + timedelta(seconds=settings.retention_interval_seconds)
+
+
+def _deps(hooks: Hooks) -> Any:
+    return hooks.runtime.app.state.deps
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_one_replica_runs_the_job_at_a_time(
+    tmp_path, master_key, pg_url, pg_schemas, database
+):
+    overrides: dict[str, Any] = {}
+    if database == "postgres":
+        schema = f"orch_{uuid.uuid4().hex[:8]}"
+        pg_schemas.append(schema)
+        overrides = {"database_url": pg_url, "database_schema": schema}
+    async for env in estate(tmp_path, master_key, **overrides):
+        deps = _deps(env.hooks)
+        env.clock.advance(10 * DAY)
+        results = await asyncio.gather(*(retention.run_due(deps) for _ in range(4)))
+        assert sum(r is not None for r in results) == 1
