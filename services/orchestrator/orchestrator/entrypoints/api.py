@@ -19,6 +19,7 @@ from orchestrator.entrypoints import (
     webhooks,
 )
 from orchestrator.entrypoints.campaigns import campaigns_router
+from orchestrator.entrypoints.dashboard import router as dashboard_router
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.deps import role
 from orchestrator.service_layer.deps import Deps
@@ -52,4 +53,5 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         app.include_router(router)
     app.include_router(dead_letters_router(deps, role("operator")))
     app.include_router(campaigns_router(deps, role))
+    app.include_router(dashboard_router)
     return app

@@ -1,0 +1,233 @@
+"""The dashboard's pages: each one reads the REST API as the signed-in person and renders it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from orchestrator.entrypoints.dashboard import presenters
+from orchestrator.entrypoints.dashboard.history import feeds_of
+from orchestrator.entrypoints.dashboard.loopback import Api, ApiError
+from orchestrator.entrypoints.dashboard.session import Session, current_session
+from orchestrator.entrypoints.dashboard.templating import SECURITY_HEADERS, Page, render
+
+router = APIRouter()
+
+Build = Callable[[Api, Session], Awaitable[Response]]
+# Beyond this many clients at risk the page offers the CSV only (the list is read whole).
+AT_RISK_SHOWN, AT_RISK_READ_MAX = 50, 5000
+STATES = ("running", "paused", "compensating", "completed", "compensated", "failed")
+
+
+def to_sign_in(request: Request) -> Response:
+    if request.headers.get("hx-request"):
+        # A poll after the session ended: htmx follows HX-Redirect.
+        return Response(
+            status_code=401, headers={**SECURITY_HEADERS, "HX-Redirect": "/dashboard/login"}
+        )
+    target = quote(request.url.path, safe="/")
+    return RedirectResponse(f"/dashboard/login?next={target}", status_code=303)
+
+
+async def guarded(request: Request, build: Build) -> Response:
+    """Signed in, or off to the sign-in page; the API's refusals become an error page."""
+    session = await current_session(request)
+    if session is None:
+        return to_sign_in(request)
+    async with Api(request, session.token) as api:
+        try:
+            return await build(api, session)
+        except ApiError as exc:
+            if request.headers.get("hx-request"):
+                return Response(status_code=204, headers=SECURITY_HEADERS)  # keep what is shown
+            return render("error.html", exc.status, session=session, error=exc)
+
+
+def wanted(request: Request, part: str) -> bool:
+    """Whether this request renders `part` (the whole page does)."""
+    return request.query_params.get("part") in (None, part)
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/dashboard/rotations", status_code=303)
+
+
+@router.get("/rotations")
+async def rotations(
+    request: Request, state: str | None = None, cursor: str | None = None
+) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        chosen = state if state in STATES else None
+        page = await api.get("/v1/rotations", state=chosen, cursor=cursor, limit=50)
+        context = {"session": session, "page": page, "state": chosen, "states": STATES}
+        return Page(request, context).respond("rotations.html")
+
+    return await guarded(request, build)
+
+
+@router.get("/campaigns")
+async def campaigns(request: Request) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        page = await api.get("/v1/campaigns", limit=200)
+        return Page(request, {"session": session, "page": page}).respond("campaigns.html")
+
+    return await guarded(request, build)
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign(request: Request, campaign_id: str) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        view = await api.get(f"/v1/campaigns/{quote(campaign_id, safe='')}")
+        context = {"session": session, "campaign": view, "message": None}
+        polling = view.get("state") not in ("completed", "cancelled", "aborted", "failed")
+        return Page(request, context, polling=polling).respond("campaign.html")
+
+    return await guarded(request, build)
+
+
+async def rotation_context(
+    request: Request, api: Api, session: Session, rotation_id: str
+) -> dict[str, Any]:
+    """Everything the rotation page shows, read for the regions this request renders."""
+    view = await api.get(f"/v1/rotations/{quote(rotation_id, safe='')}")
+    context: dict[str, Any] = {
+        "session": session, "rotation": view, "message": None,
+        "choices": presenters.decision_choices(view.get("pending_decision"), session.may),
+        "awaits_approval": presenters.awaits_approval(view),
+    }  # fmt: skip
+    if wanted(request, "rotation_status"):
+        feed = await feeds_of(request.app).read(api, view["id"])
+        context["timeline"] = presenters.timeline(view)
+        context["compensation"] = presenters.compensation(view)
+        context["waits"] = [
+            {
+                "wait": w,
+                "chart": presenters.propagation_chart(w, feed.readings.get(w["watch_id"], [])),
+            }
+            for w in view.get("propagation") or []
+        ]
+        context["servers"] = [
+            {"server": s, "ports": presenters.port_rows(s)} for s in view.get("servers") or []
+        ]
+        context["recent"] = list(reversed(feed.recent))
+    if wanted(request, "at_risk"):
+        context["at_risk"] = await at_risk_list(api, view)
+    return context
+
+
+async def at_risk_list(api: Api, view: dict[str, Any]) -> dict[str, Any]:
+    if not view.get("propagation"):
+        return {"message": "No propagation wait has started yet, so no client is listed."}
+    counted = ((view.get("gates") or {}).get("orphan_risk") or {}).get("at_risk")
+    if counted is not None and counted > AT_RISK_READ_MAX:
+        return {"total": counted, "clients": [], "message": f"{counted} clients: download the CSV."}
+    try:
+        data = await api.get(f"/v1/rotations/{quote(view['id'], safe='')}/at-risk")
+    except ApiError as exc:
+        return {"message": exc.detail}
+    clients = data.get("clients", data.get("items")) if isinstance(data, dict) else data
+    clients = list(clients or [])
+    return {"total": len(clients), "clients": clients[:AT_RISK_SHOWN], "message": None}
+
+
+@router.get("/rotations/{rotation_id}")
+async def rotation(request: Request, rotation_id: str) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        context = await rotation_context(request, api, session, rotation_id)
+        polling = context["rotation"].get("state") not in presenters.TERMINAL
+        return Page(request, context, polling=polling).respond("rotation.html")
+
+    return await guarded(request, build)
+
+
+@router.get("/rotations/{rotation_id}/history")
+async def history(request: Request, rotation_id: str, after: int = 0) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        path = f"/v1/rotations/{quote(rotation_id, safe='')}"
+        view = await api.get(path)
+        page = await api.get(f"{path}/events", after=max(after, 0), limit=200)
+        return render("history.html", session=session, rotation=view, page=page, after=after)
+
+    return await guarded(request, build)
+
+
+@router.get("/rotations/{rotation_id}/at-risk.csv")
+async def at_risk_csv(request: Request, rotation_id: str) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        path = f"/v1/rotations/{quote(rotation_id, safe='')}/at-risk"
+        answer = await api.raw("GET", path, params={"format": "csv"})
+        name = f"rotation-{rotation_id[:36]}-at-risk.csv".replace('"', "")
+        return Response(
+            answer.content,
+            media_type="text/csv; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return await guarded(request, build)
+
+
+@router.get("/decisions")
+async def decisions(request: Request) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        paused, running, camps = await asyncio.gather(
+            api.get("/v1/rotations", state="paused", limit=200),
+            api.get("/v1/rotations", state="running", limit=200),
+            api.get("/v1/campaigns", limit=200),
+        )
+        limit = asyncio.Semaphore(8)
+
+        async def view(item: dict[str, Any]) -> dict[str, Any]:
+            async with limit:
+                return dict(await api.get(f"/v1/rotations/{quote(item['id'], safe='')}"))
+
+        views = await asyncio.gather(*(view(i) for i in paused["items"] + running["items"]))
+        waiting = [v for v in views if v.get("pending_decision") or presenters.awaits_approval(v)]
+        context = {
+            "session": session,
+            "rotations": waiting,
+            "campaigns": [c for c in camps["items"] if c.get("decision_waiting")],
+        }
+        return Page(request, context).respond("decisions.html")
+
+    return await guarded(request, build)
+
+
+@router.get("/servers")
+async def servers(request: Request) -> Response:
+    async def build(api: Api, session: Session) -> Response:
+        inventory = (await api.get("/v1/servers"))["items"]
+        latest: dict[str, dict[str, Any]] = {}
+        for site in sorted({s["site"] for s in inventory}):
+            page = await api.get("/v1/rotations", site=site, limit=1)
+            if page["items"]:
+                latest[site] = await api.get(
+                    f"/v1/rotations/{quote(page['items'][0]['id'], safe='')}"
+                )
+        rows = []
+        for server in inventory:
+            rotation_view = latest.get(server["site"])
+            progress = next(
+                (
+                    p
+                    for p in (rotation_view or {}).get("servers") or []
+                    if p["name"] == server["name"]
+                ),
+                None,
+            )
+            rows.append(
+                {
+                    "server": server,
+                    "rotation": rotation_view,
+                    "progress": progress,
+                    "ports": presenters.port_rows(progress) if progress else [],
+                }
+            )
+        return Page(request, {"session": session, "rows": rows}).respond("servers.html")
+
+    return await guarded(request, build)
