@@ -71,9 +71,13 @@ async def start_embedded(
     api_port: int = 8080,
     clock: ClockSync | None = None,
     log_level: str = "WARNING",
+    service_settings: dict[str, dict[str, Any]] | None = None,
     **orchestrator_settings: Any,
 ) -> EmbeddedStack:
-    """Start every service in this event loop; only the orchestrator's API listens."""
+    """Start every service in this event loop; only the orchestrator's API listens.
+
+    `service_settings`: per worker service ("replication", "certificates", "client-monitor"),
+    settings to use instead of the defaults (tests and rehearsals tune loop intervals)."""
     from certificates.bootstrap import build_runtime as certificates_runtime
     from certificates.settings import Settings as CertificatesSettings
     from client_monitor.bootstrap import build_runtime as monitor_runtime
@@ -105,24 +109,31 @@ async def start_embedded(
     def db(name: str) -> str:
         return f"sqlite+aiosqlite:///{data_dir / (name + '.db')}"
 
+    extra = service_settings or {}
     runtimes: dict[str, ServiceRuntime] = {}
     stack = EmbeddedStack(data_dir, runtimes, transport, admin_token=keys["admin_token"])
     try:
         runtimes["replication"] = replication_runtime(
             ReplicationSettings(
-                database_url=db("replication"), internal_token=keys["internal_token"], **common
+                database_url=db("replication"),
+                internal_token=keys["internal_token"],
+                **(common | extra.get("replication", {})),
             ),
             transport=transport,
         )
         runtimes["certificates"] = certificates_runtime(
             CertificatesSettings(
-                database_url=db("certificates"), internal_token=keys["internal_token"], **common
+                database_url=db("certificates"),
+                internal_token=keys["internal_token"],
+                **(common | extra.get("certificates", {})),
             ),
             transport=transport,
         )
         runtimes["client-monitor"] = monitor_runtime(
             MonitorSettings(
-                database_url=db("client_monitor"), internal_token=keys["internal_token"], **common
+                database_url=db("client_monitor"),
+                internal_token=keys["internal_token"],
+                **(common | extra.get("client-monitor", {})),
             ),
             transport=transport,
         )
@@ -169,7 +180,7 @@ async def run_embedded(data_dir: Path, *, api_port: int, clock: ClockSync | None
         loop.add_signal_handler(sig, stop.set)
     print(
         f"certrotate (embedded) serving {stack.api_url}  (OpenAPI: {stack.api_url}/docs; "
-        f"admin token in {data_dir / 'secrets.json'})",
+        f"dashboard: {stack.api_url}/dashboard/; admin token in {data_dir / 'secrets.json'})",
         flush=True,
     )
     try:
