@@ -128,7 +128,8 @@ def _up(mode: str, port: int, data_dir: Path, twin_url: str | None) -> None:
         def announce(supervisor: Supervisor) -> None:
             click.echo(
                 f"certrotate (distributed) serving {supervisor.api_url}  (OpenAPI: "
-                f"{supervisor.api_url}/docs; admin token in {data_dir / 'secrets.json'}; "
+                f"{supervisor.api_url}/docs; dashboard: {supervisor.api_url}/dashboard/; "
+                f"admin token in {data_dir / 'secrets.json'}; "
                 f"logs in {config.log_dir})"
             )
 

@@ -276,6 +276,15 @@ def render_report(report: dict[str, Any]) -> Group:
     return Group(Panel(summary, title="report"), prints, steps)
 
 
+def where_to_look(api_url: str, secrets_file: Path) -> str:
+    """The API and the dashboard side by side, and where the token to sign in with is."""
+    return (
+        f"  API        {api_url}  (OpenAPI at {api_url}/docs)\n"
+        f"  dashboard  {api_url}/dashboard/  (sign in with the admin token, "
+        f'"admin_token" in {secrets_file})'
+    )
+
+
 def _human(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -296,6 +305,8 @@ async def run_demo(
             f"[bold]certrotate demo[/]: starting the twin ({speed:g}x time) and the services…"
         )
         await demo.start()
+        assert demo.stack is not None
+        console.print(Text(where_to_look(demo.stack.api_url, data_dir / "secrets.json")))
         report = await demo.rotate()
         console.print()
         console.print(render_report(report))
@@ -305,8 +316,10 @@ async def run_demo(
         if keep_running:
             assert demo.stack is not None
             console.print(
-                f"\nThe API stays up at [bold]{demo.stack.api_url}[/] (OpenAPI at /docs); "
-                f"the admin token is in {data_dir / 'secrets.json'}. Ctrl-C to stop."
+                Text(
+                    "\nThe API and the dashboard stay up until Ctrl-C.\n"
+                    + where_to_look(demo.stack.api_url, data_dir / "secrets.json")
+                )
             )
             await asyncio.Event().wait()
         return 0 if ok else 1

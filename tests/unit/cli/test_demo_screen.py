@@ -71,3 +71,13 @@ def test_a_short_history_is_shown_whole() -> None:
     events = RECORDED["events"][:3]
     rows = event_rows(screen(events))
     assert sorted(rows) == [1, 2, 3]
+
+
+def test_the_demo_names_the_dashboard_next_to_the_api(tmp_path: Path) -> None:
+    from certrotate.demo import where_to_look
+
+    text = where_to_look("http://127.0.0.1:8080", tmp_path / "secrets.json")
+    api, dashboard = text.splitlines()
+    assert "http://127.0.0.1:8080" in api and "/docs" in api
+    assert "http://127.0.0.1:8080/dashboard/" in dashboard
+    assert str(tmp_path / "secrets.json") in dashboard and "admin_token" in dashboard
