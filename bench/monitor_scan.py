@@ -100,6 +100,9 @@ class CountingSepm:
         self.sepm = sepm
         self.records = 0
 
+    def __getattr__(self, name: str):  # every other call goes to SEPM as is
+        return getattr(self.sepm, name)
+
     async def iter_computer_pages(self, **kwargs):
         self.records = 0
         async for page in self.sepm.iter_computer_pages(**kwargs):

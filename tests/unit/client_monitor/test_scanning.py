@@ -132,8 +132,8 @@ async def test_stale_clients_are_listed_by_days_offline(master_key):
     )
     watch = scanner(master_key)
     await watch.scan(sepm)
-    stale, _ = watch.select(ClientStatus.STALE)
-    stragglers, _ = watch.select(ClientStatus.STRAGGLER)
+    stale, _, _ = watch.select(ClientStatus.STALE)
+    stragglers, _, _ = watch.select(ClientStatus.STRAGGLER)
     assert [r.computer_name for r in watch.table.rows(stale)] == ["WS00001"]
     assert [r.computer_name for r in watch.table.rows(stragglers)] == ["WS00002"]
     saved = list(watch.pending_records())
@@ -141,3 +141,25 @@ async def test_stale_clients_are_listed_by_days_offline(master_key):
         ("WS00001", True, 40.0),
         ("WS00002", False, 0.0),
     ]
+
+
+async def test_a_live_list_pages_in_unique_id_order_and_every_client_comes_once(master_key):
+    sepm = FakeSepm()
+    # SEPM hands clients out in its own order; the list's order is the uniqueId.
+    numbers = [9, 3, 14, 1, 7, 12, 5, 2, 11]
+    sepm.put(*(computer(n) for n in numbers), computer(4, serial_no=TARGET_A))
+    watch = scanner(master_key)
+    await watch.scan(sepm)
+    pages, after = [], None
+    while True:
+        rows, _, after = watch.select(ClientStatus.AT_RISK, after=after, limit=4)
+        pages.append([watch.table.unique_id(i) for i in rows.tolist()])
+        if after is None:
+            break
+    assert [len(p) for p in pages] == [4, 4, 1]
+    assert [uid for page in pages for uid in page] == [f"{n:032X}" for n in sorted(numbers)]
+    # A client that appears between two pages is listed in its place, not lost.
+    sepm.put(computer(13))
+    await watch.scan(sepm)
+    rows, _, _ = watch.select(ClientStatus.AT_RISK, after=pages[1][-1], limit=4)
+    assert [watch.table.unique_id(i) for i in rows.tolist()] == [f"{n:032X}" for n in (13, 14)]

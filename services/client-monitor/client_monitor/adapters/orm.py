@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -41,6 +42,8 @@ watches = Table(
     # Which replica scans it, until when (real time): two replicas never scan one watch.
     Column("owner", String(200)),
     Column("lease_until", DateTime(timezone=True)),
+    # Where the owning replica's API answers: other replicas forward live reads there.
+    Column("owner_url", String(500)),
 )
 
 # The clients still pending when a watch closed, for remediation after a stall or a restart.
@@ -57,4 +60,38 @@ pending_clients = Table(
     Column("days_offline", Float, nullable=False),
     Column("profile_serial", String(100), nullable=False),
     Column("stale", Boolean, nullable=False),
+    Index("ix_watch_pending_clients_unique_id", "watch_id", "unique_id"),
+)
+
+
+def _client_columns() -> list[Column[object]]:
+    return [
+        Column("computer_name", String(300), nullable=False),
+        Column("group_path", String(1000), nullable=False),
+        Column("online", Boolean, nullable=False),
+        Column("last_update_ms", BigInteger, nullable=False),
+        Column("days_offline", Float, nullable=False),
+        Column("profile_serial", String(100), nullable=False),
+    ]
+
+
+# At-risk lists an operator accepted (a "proceed"), frozen as they were at that moment: the
+# orchestrator's history names the list by id, count and digest instead of holding the rows.
+accepted_lists = Table(
+    "accepted_lists",
+    metadata,
+    Column("list_id", String(64), primary_key=True),
+    Column("watch_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("client_count", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+accepted_list_clients = Table(
+    "accepted_list_clients",
+    metadata,
+    Column("list_id", String(64), primary_key=True),
+    Column("unique_id", String(100), primary_key=True),
+    *_client_columns(),
 )

@@ -7,6 +7,7 @@ Policy serials are interned: a fleet holds a handful of distinct ones per group.
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class ClientTable:
         self.last_update = np.zeros(capacity, dtype=np.int64)
         self._name_at = np.zeros(capacity, dtype=np.int64)
         self._name_len = np.zeros(capacity, dtype=np.int32)
+        self._order: tuple[IndexArray, list[str]] | None = None
 
     # -- ingest ---------------------------------------------------------------------------
     def ingest(self, computers: Iterable[Mapping[str, Any]]) -> int:
@@ -172,6 +174,24 @@ class ClientTable:
             last_update_ms=int(self.last_update[i]),
             profile_serial=self._serials[int(self.serial[i])],
         )
+
+    def unique_id(self, i: int) -> str:
+        return self._ids[i]
+
+    def id_order(self) -> IndexArray:
+        """Every row, ordered by uniqueId: the lists' stable order (kept until a client is added)."""
+        return self._sorted()[0]
+
+    def position_after(self, unique_id: str) -> int:
+        """Where in `id_order()` the first client after this uniqueId is."""
+        return bisect.bisect_right(self._sorted()[1], unique_id)
+
+    def _sorted(self) -> tuple[IndexArray, list[str]]:
+        if self._order is None or self._order[0].size != self.size:
+            ids = self._ids
+            order = sorted(range(self.size), key=ids.__getitem__)
+            self._order = (np.array(order, dtype=np.int64), [ids[i] for i in order])
+        return self._order
 
     def rows(self, indices: IndexArray) -> Iterator[ClientRow]:
         for i in indices.tolist():

@@ -2,42 +2,38 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from certrotate_shared.http import ProblemError, install_problem_handlers
 from certrotate_shared.internal_api import InternalTokenMiddleware
 from certrotate_shared.messages.client_monitor import PropagationProgressed
 from certrotate_shared.runtime import ServiceRuntime
 from client_monitor.adapters import repository
-from client_monitor.domain.clients import ClientRow
+from client_monitor.domain.listing import exported
 from client_monitor.domain.propagation import ClientStatus
+from client_monitor.entrypoints.exports import ListFormat, after_of, list_response
+from client_monitor.service_layer.accepting import freeze_list
 from client_monitor.service_layer.board import WatchBoard
-
-COLUMNS = (
-    "uniqueId",
-    "computerName",
-    "groupFullPathName",
-    "onlineStatus",
-    "lastUpdateTime",
-    "lastUpdateTimeUtc",
-    "daysOffline",
-    "profileSerialNo",
-)
-CHUNK = 1000
+from client_monitor.service_layer.scanning import WatchScanner
 
 
-class ListFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
+class AcceptIn(BaseModel):
+    status: ClientStatus = ClientStatus.AT_RISK
+
+
+class AcceptedListOut(BaseModel):
+    list_id: str
+    watch_id: str
+    status: str
+    count: int
+    sha256: str
+    created_at: datetime
 
 
 def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
@@ -52,6 +48,29 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         if record is None:
             raise ProblemError(404, "Not found", f"no propagation watch {watch_id!r}")
         return record
+
+    def live_scanner(record: repository.WatchRecord) -> WatchScanner | None:
+        """This replica's scanner of an open watch with a first scan done; None when closed."""
+        scanner = board.scanner(record.watch_id)
+        if scanner is not None:
+            if scanner.tally is None:
+                raise ProblemError(
+                    409,
+                    "First scan in progress",
+                    f"watch {record.watch_id} has not finished its first scan of the fleet; "
+                    "try again shortly",
+                    code="first_scan_in_progress",
+                )
+            return scanner
+        if record.status == "open":
+            raise ProblemError(
+                409,
+                "Watch not loaded here",
+                f"watch {record.watch_id} is open but not scanned by this replica yet; "
+                "try again shortly",
+                code="watch_not_loaded",
+            )
+        return None
 
     @app.get("/v1/watches/{watch_id}")
     async def get_watch(watch_id: str) -> dict[str, Any]:
@@ -87,118 +106,86 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         watch_id: str,
         status: ClientStatus = Query(ClientStatus.AT_RISK),
         format: ListFormat = Query(ListFormat.JSON),
-        limit: int | None = Query(None, ge=1),
+        limit: int | None = Query(None, ge=1, description="page size; none: the whole list"),
+        cursor: str | None = Query(None, description="X-Next-Cursor of the previous page"),
     ) -> StreamingResponse:
+        """The watch's clients in that status, by uniqueId; paged when `limit` is given."""
+        after = after_of(cursor)
         record = await record_or_404(watch_id)
-        scanner = board.scanner(watch_id)
+        scanner = live_scanner(record)
         rows: AsyncIterator[dict[str, Any]]
         if scanner is not None:
-            if scanner.tally is None:
-                raise ProblemError(
-                    409,
-                    "First scan in progress",
-                    f"watch {watch_id} has not finished its first scan of the fleet; "
-                    "try again shortly",
-                )
-            selected, now_ms = scanner.select(status, limit=limit)
-            rows = _live_rows(scanner.table.rows(selected), now_ms)
-        elif record.status == "open":
-            raise ProblemError(
-                409,
-                "Watch not loaded here",
-                f"watch {watch_id} is open but not scanned by this replica yet; try again shortly",
-            )
+            selected, now_ms, next_after = scanner.select(status, after=after, limit=limit)
+            rows = _exported(scanner.stored_rows(selected, now_ms))
         else:
-            rows = _saved_rows(
-                repository.stream_pending_clients(
-                    runtime.engine, watch_id, status=status.value, limit=limit
-                )
+            stored, next_after = await repository.pending_clients_page(
+                runtime.engine, watch_id, status=status.value, after=after, limit=limit
             )
-        filename = f"{watch_id}-{status.value}"
-        if format is ListFormat.CSV:
-            return StreamingResponse(
-                _csv(rows),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-            )
-        return StreamingResponse(
-            _json(rows, watch_id=watch_id, status=status.value, watch_status=record.status),
-            media_type="application/json",
+            rows = _exported_async(stored)
+        head = {"watch_id": watch_id, "watch_status": record.status, "status": status.value}
+        return list_response(
+            rows,
+            fmt=format,
+            next_after=next_after,
+            filename=f"{watch_id}-{status.value}",
+            head=head,
+        )
+
+    @app.post("/v1/watches/{watch_id}/accepted-lists", status_code=201)
+    async def accept_list(watch_id: str, body: AcceptIn | None = None) -> AcceptedListOut:
+        """Freeze the watch's list (at risk by default) as it is now, for the record."""
+        record = await record_or_404(watch_id)
+        status = (body or AcceptIn()).status
+        accepted = await freeze_list(runtime, record, live_scanner(record), status)
+        return AcceptedListOut(**accepted.__dict__)
+
+    async def accepted_or_404(list_id: str) -> repository.AcceptedList:
+        accepted = await repository.get_accepted_list(runtime.engine, list_id)
+        if accepted is None:
+            raise ProblemError(404, "Not found", f"no accepted list {list_id!r}")
+        return accepted
+
+    @app.get("/v1/accepted-lists/{list_id}")
+    async def get_accepted_list(list_id: str) -> AcceptedListOut:
+        return AcceptedListOut(**(await accepted_or_404(list_id)).__dict__)
+
+    @app.get("/v1/accepted-lists/{list_id}/clients", response_model=None)
+    async def accepted_clients(
+        list_id: str,
+        format: ListFormat = Query(ListFormat.JSON),
+        limit: int | None = Query(None, ge=1, description="page size; none: the whole list"),
+        cursor: str | None = Query(None, description="X-Next-Cursor of the previous page"),
+    ) -> StreamingResponse:
+        """The accepted clients exactly as frozen; the JSON-lines export of the whole list has
+        the list's sha256."""
+        after = after_of(cursor)
+        accepted = await accepted_or_404(list_id)
+        stored, next_after = await repository.accepted_clients_page(
+            runtime.engine, list_id, after=after, limit=limit
+        )
+        head = {
+            "list_id": list_id,
+            "watch_id": accepted.watch_id,
+            "status": accepted.status,
+            "count": accepted.count,
+            "sha256": accepted.sha256,
+        }
+        return list_response(
+            _exported_async(stored),
+            fmt=format,
+            next_after=next_after,
+            filename=f"{list_id}-accepted",
+            head=head,
         )
 
     return app
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
-async def _live_rows(rows: Iterable[ClientRow], now_ms: int) -> AsyncIterator[dict[str, Any]]:
+async def _exported(rows: Iterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     for row in rows:
-        yield {
-            "uniqueId": row.unique_id,
-            "computerName": row.computer_name,
-            "groupFullPathName": row.group,
-            "onlineStatus": 1 if row.online else 0,
-            "lastUpdateTime": row.last_update_ms,
-            "lastUpdateTimeUtc": _iso(row.last_update_ms),
-            "daysOffline": round(row.days_offline(now_ms), 2),
-            "profileSerialNo": row.profile_serial,
-        }
+        yield exported(row)
 
 
-async def _saved_rows(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _exported_async(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     async for row in rows:
-        yield {
-            "uniqueId": row["unique_id"],
-            "computerName": row["computer_name"],
-            "groupFullPathName": row["group_path"],
-            "onlineStatus": 1 if row["online"] else 0,
-            "lastUpdateTime": row["last_update_ms"],
-            "lastUpdateTimeUtc": _iso(row["last_update_ms"]),
-            "daysOffline": row["days_offline"],
-            "profileSerialNo": row["profile_serial"],
-        }
-
-
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection");
-# computer and group names are chosen by whoever names the machine.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """Text a spreadsheet would evaluate, prefixed with a quote so it stays text; numbers as is."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    count = 0
-    async for row in rows:
-        writer.writerow({key: _cell(value) for key, value in row.items()})
-        count += 1
-        if count % CHUNK == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-async def _json(
-    rows: AsyncIterator[dict[str, Any]], *, watch_id: str, status: str, watch_status: str
-) -> AsyncIterator[str]:
-    head = json.dumps({"watch_id": watch_id, "watch_status": watch_status, "status": status})
-    yield head[:-1] + ', "clients": ['
-    parts: list[str] = []
-    first = True
-    async for row in rows:
-        parts.append(("" if first else ",") + json.dumps(row))
-        first = False
-        if len(parts) >= CHUNK:
-            yield "".join(parts)
-            parts = []
-    yield "".join(parts) + "]}"
+        yield exported(row)

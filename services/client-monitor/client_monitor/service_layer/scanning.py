@@ -269,18 +269,26 @@ class WatchScanner:
         log.error("watch %s failed: %s", self.record.watch_id, reason)
 
     # -- lists ----------------------------------------------------------------------------
-    def select(self, status: ClientStatus, *, limit: int | None = None) -> tuple[np.ndarray, int]:
-        """Rows of clients in that status now, and the SEPM-time instant they were judged at."""
+    def select(
+        self, status: ClientStatus, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[np.ndarray, int, str | None]:
+        """Rows of clients in that status now, in uniqueId order after the client `after`, at
+        most `limit` of them; the SEPM-time instant they were judged at; the uniqueId a next
+        page starts after (None when this is the last page)."""
         now_ms = _ms(self.host.clock.now())
         m = masks(self.table, now_ms=now_ms, stale_horizon_days=self.command.stale_horizon_days)
-        rows = np.flatnonzero(m.of(status))
-        return (rows if limit is None else rows[:limit]), now_ms
+        order = self.table.id_order()
+        if after is not None:
+            order = order[self.table.position_after(after) :]
+        rows = order[m.of(status)[order]]
+        if limit is None or rows.size <= limit:
+            return rows, now_ms, None
+        rows = rows[:limit]
+        return rows, now_ms, self.table.unique_id(int(rows[-1]))
 
-    def pending_records(self) -> Iterator[dict[str, Any]]:
-        """The pending clients as rows of the table saved when a watch closes."""
-        now_ms = _ms(self.host.clock.now())
-        m = masks(self.table, now_ms=now_ms, stale_horizon_days=self.command.stale_horizon_days)
-        for i in np.flatnonzero(m.pending).tolist():
+    def stored_rows(self, rows: np.ndarray, now_ms: int) -> Iterator[dict[str, Any]]:
+        """Those rows as the tables store them (the saved and the accepted lists)."""
+        for i in rows.tolist():
             row: ClientRow = self.table.row(i)
             yield {
                 "unique_id": row.unique_id,
@@ -290,8 +298,15 @@ class WatchScanner:
                 "last_update_ms": row.last_update_ms,
                 "days_offline": round(row.days_offline(now_ms), 2),
                 "profile_serial": row.profile_serial,
-                "stale": not bool(m.seen[i]),
             }
+
+    def pending_records(self) -> Iterator[dict[str, Any]]:
+        """The pending clients as rows of the table saved when a watch closes."""
+        now_ms = _ms(self.host.clock.now())
+        m = masks(self.table, now_ms=now_ms, stale_horizon_days=self.command.stale_horizon_days)
+        rows = np.flatnonzero(m.pending)
+        for i, stored in zip(rows.tolist(), self.stored_rows(rows, now_ms), strict=True):
+            yield {**stored, "stale": not bool(m.seen[i])}
 
 
 async def read_ahead(pages: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
