@@ -114,6 +114,11 @@ def list_rotations(api: ApiClient, state: str | None, site: str | None, as_json:
     show_default=True,
 )
 @click.option("--watch-id", help="An earlier propagation watch of this rotation.")
+@click.option(
+    "--accepted",
+    is_flag=True,
+    help="The clients an approver accepted with proceed, exactly as recorded.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (for a spreadsheet or ITSM).")
 @json_option
 @api_command
@@ -122,12 +127,16 @@ def at_risk(
     rotation_id: str,
     client_status: str,
     watch_id: str | None,
+    accepted: bool,
     as_csv: bool,
     as_json: bool,
 ) -> None:
     """Clients that have not got the awaited policy (at risk of being orphaned)."""
     path = f"/v1/rotations/{rotation_id}/at-risk"
-    params = {"status": client_status, "watch_id": watch_id}
+    params: dict[str, str | None] = {"status": client_status, "watch_id": watch_id}
+    if accepted:
+        path, params = f"/v1/rotations/{rotation_id}/accepted-clients", {}
+        client_status = "accepted at risk"
     if as_csv:
         click.echo(api.text(path, format="csv", **params), nl=False)
         return

@@ -3,6 +3,9 @@ own OS process over Kafka and PostgreSQL, against the twin in its own process.""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from tests.e2e.conftest import MakeWorld
@@ -92,10 +95,15 @@ async def test_clients_offline_through_the_wait_stop_the_saga_and_exactly_they_a
     assert orphans["by_site"] == {"site-a": 10, "site-b": 0}
     # ...and the rotation's history names them as the accepted risk.
     events = await e2e.events(rotation_id)
-    accepted = [e for e in events if (e.get("detail") or {}).get("accepted_clients") is not None]
+    accepted = [e for e in events if (e.get("detail") or {}).get("accepted_list")]
     assert len(accepted) == 1
-    named = sorted(c["id"] for c in accepted[0]["detail"]["accepted_clients"])
-    assert named == offline
+    reference = accepted[0]["detail"]["accepted_list"]
+    export = await e2e.api.get(
+        f"/v1/rotations/{rotation_id}/accepted-clients", params={"format": "jsonl"}
+    )
+    named = sorted(json.loads(line)["uniqueId"] for line in export.text.splitlines())
+    assert named == offline and reference["count"] == len(offline)
+    assert hashlib.sha256(export.content).hexdigest() == reference["sha256"]
 
 
 async def test_a_failed_install_on_the_second_server_rolls_the_first_back(

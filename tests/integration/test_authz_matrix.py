@@ -50,6 +50,7 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("GET", "/v1/rotations/{rotation_id}"): "viewer",
         ("GET", "/v1/rotations/{rotation_id}/events"): "viewer",
         ("GET", "/v1/rotations/{rotation_id}/at-risk"): "viewer",
+        ("GET", "/v1/rotations/{rotation_id}/accepted-clients"): "viewer",
         ("POST", "/v1/rotations/{rotation_id}/pause"): "operator",
         ("POST", "/v1/rotations/{rotation_id}/resume"): "operator",
         ("POST", "/v1/rotations/{rotation_id}/cancel"): "operator",
@@ -124,6 +125,9 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         **{("GET", path): INTERNAL_ONLY for path in DOCS},
         ("GET", "/v1/watches/{watch_id}"): INTERNAL_ONLY,
         ("GET", "/v1/watches/{watch_id}/clients"): INTERNAL_ONLY,
+        ("POST", "/v1/watches/{watch_id}/accepted-lists"): INTERNAL_ONLY,
+        ("GET", "/v1/accepted-lists/{list_id}"): INTERNAL_ONLY,
+        ("GET", "/v1/accepted-lists/{list_id}/clients"): INTERNAL_ONLY,
     },
 }
 

@@ -211,6 +211,6 @@ async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls
     deps = next(iter(spec.handlers.values())).keywords["deps"]
     # Through TLS, the client certificate and the token, the client-monitor itself answers.
     with pytest.raises(UpstreamUnavailableError, match="knows no watch 'no-such-watch'"):
-        await ClientMonitorClient(deps.client_monitor).at_risk("no-such-watch")
+        await ClientMonitorClient(deps.client_monitor).accept_list("no-such-watch")
     await deps.client_monitor.aclose()
     await deps.certificates.aclose()

@@ -227,4 +227,6 @@ def test_proceed_names_the_accepted_clients_and_completes(live):
         if line
     ]
     decision = next(e for e in history if e["type"] == "DecisionMade")
-    assert {c["id"] for c in decision["detail"]["accepted_clients"]} == at_risk
+    assert decision["detail"]["accepted_list"]["count"] == 5
+    named = cli(live, "at-risk", rotation_id, "--accepted", "--json")
+    assert {c["uniqueId"] for c in json.loads(named.stdout)["clients"]} == at_risk

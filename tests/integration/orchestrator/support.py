@@ -93,6 +93,17 @@ def fake_monitor_app() -> FastAPI:
             return PlainTextResponse(text, media_type="text/csv")
         return {"watch_id": watch_id, "status": status, "clients": rows}
 
+    @app.post("/v1/watches/{watch_id}/accepted-lists", status_code=201)
+    async def accept(watch_id: str) -> Any:
+        return {
+            "list_id": "al-1", "watch_id": watch_id, "status": "at_risk", "count": 2,
+            "sha256": "0" * 64, "created_at": "2026-01-01T00:00:00Z",
+        }  # fmt: skip
+
+    @app.get("/v1/accepted-lists/{list_id}/clients")
+    async def accepted(list_id: str) -> Any:
+        return {"list_id": list_id, "clients": (await clients("w"))["clients"]}
+
     return app
 
 

@@ -217,7 +217,11 @@ async def test_waiting_rotation_pauses_at_max_wait_and_proceed_names_the_accepte
     events = (await env.api.get(f"/v1/rotations/{rotation_id}/events")).json()["items"]
     decision = next(e for e in events if e["type"] == "DecisionMade")
     assert decision["actor"] == "admin"
-    assert [c["name"] for c in decision["detail"]["accepted_clients"]] == ["laptop-1", "laptop-2"]
+    # The history names the frozen list; the clients are read back through the rotation.
+    assert decision["detail"]["accepted_list"]["list_id"] == "al-1"
+    assert decision["detail"]["accepted_list"]["count"] == 2
+    named = await env.api.get(f"/v1/rotations/{rotation_id}/accepted-clients")
+    assert [c["computerName"] for c in named.json()["clients"]] == ["laptop-1", "laptop-2"]
 
 
 async def test_cancel_compensates_and_problem_json_for_unknown_rotation(embedded):

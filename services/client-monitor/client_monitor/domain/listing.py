@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 COLUMNS = (
     "uniqueId",
@@ -66,9 +67,9 @@ def exported(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def jsonl_line(row: dict[str, Any]) -> str:
+def jsonl_line(row: dict[str, Any]) -> bytes:
     """One client of a JSON-lines export (also what the digest is computed over)."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return orjson.dumps(row) + b"\n"
 
 
 class ListDigest:
@@ -79,7 +80,7 @@ class ListDigest:
         self.count = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        self._sha.update(jsonl_line(row).encode())
+        self._sha.update(jsonl_line(row))
         self.count += 1
 
     @property

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from fastapi.responses import StreamingResponse
 
 from certrotate_shared.http import ProblemError
@@ -96,26 +96,26 @@ async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
     yield buffer.getvalue()
 
 
-async def _jsonl(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    parts: list[str] = []
+async def _jsonl(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    parts: list[bytes] = []
     async for row in rows:
         parts.append(jsonl_line(row))
         if len(parts) >= CHUNK:
-            yield "".join(parts)
+            yield b"".join(parts)
             parts = []
-    yield "".join(parts)
+    yield b"".join(parts)
 
 
 async def _json(
     rows: AsyncIterator[dict[str, Any]], *, head: dict[str, Any], next_cursor: str | None
-) -> AsyncIterator[str]:
-    yield json.dumps(head)[:-1] + ', "clients": ['
-    parts: list[str] = []
-    first = True
+) -> AsyncIterator[bytes]:
+    yield orjson.dumps(head)[:-1] + b',"clients":['
+    parts: list[bytes] = []
+    separator = b""
     async for row in rows:
-        parts.append(("" if first else ",") + json.dumps(row))
-        first = False
+        parts.append(orjson.dumps(row))
         if len(parts) >= CHUNK:
-            yield "".join(parts)
-            parts = []
-    yield "".join(parts) + "], " + json.dumps({"next_cursor": next_cursor})[1:]
+            yield separator + b",".join(parts)
+            parts, separator = [], b","
+    last = separator + b",".join(parts) if parts else b""
+    yield last + b"]," + orjson.dumps({"next_cursor": next_cursor})[1:]

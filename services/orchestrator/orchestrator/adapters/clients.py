@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,35 +120,95 @@ class CertificatesClient:
             pass
 
 
+@dataclass(frozen=True)
+class ListStream:
+    """A client list on its way from the client-monitor, relayed as it arrives."""
+
+    media_type: str
+    next_cursor: str | None
+    body: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
 class ClientMonitorClient:
-    """The at-risk, straggler and pending lists of a propagation watch."""
+    """The at-risk, straggler and pending lists of a propagation watch, and accepted lists."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
-    async def clients(self, watch_id: str, *, status: str, fmt: str) -> tuple[str, bytes]:
+    async def clients(
+        self, watch_id: str, *, status: str, fmt: str, cursor: str | None, limit: int | None
+    ) -> ListStream:
+        """A watch's list (a page of it with `limit`), streamed, never held whole here."""
+        params = _list_params(fmt=fmt, cursor=cursor, limit=limit, status=status)
+        return await self._stream(f"/v1/watches/{watch_id}/clients", params, f"watch {watch_id!r}")
+
+    async def accepted_clients(
+        self, list_id: str, *, fmt: str, cursor: str | None, limit: int | None
+    ) -> ListStream:
+        params = _list_params(fmt=fmt, cursor=cursor, limit=limit)
+        path = f"/v1/accepted-lists/{list_id}/clients"
+        return await self._stream(path, params, f"accepted list {list_id!r}")
+
+    async def accept_list(self, watch_id: str) -> dict[str, Any]:
+        """Freeze the watch's at-risk list as it is now; its id, count and sha256 come back."""
         try:
-            response = await self._http.get(
-                f"/v1/watches/{watch_id}/clients",
-                params={"status": status, "format": fmt},
-                timeout=60.0,
+            response = await self._http.post(
+                f"/v1/watches/{watch_id}/accepted-lists",
+                json={"status": "at_risk"},
+                timeout=600.0,  # a million clients are copied in one transaction
             )
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailableError(
-                f"the client-monitor service cannot be reached ({type(exc).__name__})"
-            ) from None
-        if response.status_code == 404:
-            raise UpstreamUnavailableError(f"the client-monitor knows no watch {watch_id!r}")
-        if response.status_code != 200:
-            detail = _json(response).get("detail") or f"status {response.status_code}"
-            raise UpstreamUnavailableError(f"the client-monitor service answered: {detail}")
-        return response.headers.get("content-type", "application/json"), response.content
+            raise _unreachable(exc) from None
+        _raise_for(response, f"watch {watch_id!r}", ok=(201,))
+        data = _json(response)
+        return {k: data[k] for k in ("list_id", "watch_id", "status", "count", "sha256")}
 
-    async def at_risk(self, watch_id: str) -> list[dict[str, Any]]:
-        _, body = await self.clients(watch_id, status="at_risk", fmt="json")
-        data = httpx.Response(200, content=body).json()
-        items = data.get("clients", data.get("items")) if isinstance(data, dict) else data
-        return [dict(item) for item in items or []]
+    async def _stream(self, path: str, params: dict[str, Any], what: str) -> ListStream:
+        request = self._http.build_request("GET", path, params=params, timeout=60.0)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from None
+        if response.status_code != 200:
+            await response.aread()
+            await response.aclose()
+            _raise_for(response, what, ok=(200,))
+        return ListStream(
+            media_type=response.headers.get("content-type", "application/json"),
+            next_cursor=response.headers.get(NEXT_CURSOR_HEADER),
+            body=response.aiter_raw(),
+            close=response.aclose,
+        )
+
+
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+
+
+def _list_params(**given: Any) -> dict[str, Any]:
+    return {("format" if k == "fmt" else k): v for k, v in given.items() if v is not None}
+
+
+def _unreachable(exc: httpx.HTTPError) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(
+        f"the client-monitor service cannot be reached ({type(exc).__name__})"
+    )
+
+
+def _raise_for(response: httpx.Response, what: str, *, ok: tuple[int, ...]) -> None:
+    if response.status_code in ok:
+        return
+    if response.status_code == 404:
+        raise UpstreamUnavailableError(f"the client-monitor knows no {what}")
+    problem = _json(response)
+    if response.status_code == 400 and problem.get("code") == "invalid_cursor":
+        raise InvalidListRequestError(str(problem.get("detail") or "invalid cursor"))
+    detail = problem.get("detail") or f"status {response.status_code}"
+    raise UpstreamUnavailableError(f"the client-monitor service answered: {detail}")
+
+
+class InvalidListRequestError(ValueError):
+    """The client-monitor refused the paging parameters (a cursor it never handed out)."""
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

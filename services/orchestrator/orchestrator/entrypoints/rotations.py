@@ -3,8 +3,11 @@
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from certrotate_shared.http import ProblemError
+from orchestrator.adapters.clients import NEXT_CURSOR_HEADER, ListStream
 from orchestrator.domain.inputs import (
     ApprovalGiven,
     CancelRequested,
@@ -15,6 +18,7 @@ from orchestrator.domain.inputs import (
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import AppDeps, Approver, Operator, Viewer
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
+from orchestrator.service_layer import at_risk as at_risk_service
 from orchestrator.service_layer import rotations as service
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
@@ -93,19 +97,61 @@ async def rotation_events(
     return {"items": items, "next_after": next_after}
 
 
+ListFormat = Literal["json", "jsonl", "csv"]
+PageSize = Annotated[
+    int | None, Query(ge=1, le=100_000, description="page size; none: the whole list, streamed")
+]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="X-Next-Cursor of the previous page")
+]
+
+
+def relay(stream: ListStream) -> StreamingResponse:
+    """Pass a client list on as it arrives (a million rows are never held here)."""
+    headers = {} if stream.next_cursor is None else {NEXT_CURSOR_HEADER: stream.next_cursor}
+    return StreamingResponse(
+        stream.body,
+        media_type=stream.media_type,
+        headers=headers,
+        background=BackgroundTask(stream.close),
+    )
+
+
 @router.get("/{rotation_id}/at-risk", response_model=None)
 async def at_risk(
     rotation_id: str,
     _: Viewer,
     deps: AppDeps,
     status: Literal["at_risk", "straggler", "pending"] = "at_risk",
-    format: Literal["json", "csv"] = "json",
+    format: ListFormat = "json",
     watch_id: str | None = None,
-) -> Response:
-    media, content = await service.at_risk_clients(
-        deps, rotation_id, status=status, fmt=format, watch_id=watch_id
+    limit: PageSize = None,
+    cursor: Cursor = None,
+) -> StreamingResponse:
+    """The watch's clients by uniqueId, streamed; in pages with `limit` (next: X-Next-Cursor)."""
+    stream = await at_risk_service.at_risk_clients(
+        deps, rotation_id, status=status, fmt=format, watch_id=watch_id, cursor=cursor, limit=limit
     )
-    return Response(content=content, media_type=media)
+    return relay(stream)
+
+
+@router.get("/{rotation_id}/accepted-clients", response_model=None)
+async def accepted_clients(
+    rotation_id: str,
+    _: Viewer,
+    deps: AppDeps,
+    list_id: Annotated[str | None, Query(max_length=64)] = None,
+    format: ListFormat = "json",
+    limit: PageSize = None,
+    cursor: Cursor = None,
+) -> StreamingResponse:
+    """The at-risk clients an approver accepted ("proceed"), exactly as accepted: the
+    JSON-lines export of the whole list has the SHA-256 the history records."""
+    return relay(
+        await at_risk_service.accepted_clients(
+            deps, rotation_id, list_id=list_id, fmt=format, cursor=cursor, limit=limit
+        )
+    )
 
 
 @router.post("/{rotation_id}/pause")
@@ -159,5 +205,5 @@ async def decide(
         by=who.name, decision=body.decision, reason=body.reason, change_id=body.change_id,
         extend_days=body.extend_days, principal=who.id,
     )  # fmt: skip
-    await service.decide_with_at_risk_list(deps, rotation_id, decision)
+    await at_risk_service.decide_with_at_risk_list(deps, rotation_id, decision)
     return await view(deps, rotation_id)

@@ -19,13 +19,12 @@ from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.clients import (
     BundleRejectedError,
     CertificatesClient,
-    ClientMonitorClient,
     RegisteredBundle,
     UpstreamUnavailableError,
 )
 from orchestrator.adapters.orm import idempotency_keys, saga_history
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
-from orchestrator.domain.inputs import ActionRejectedError, DecisionMade, OperatorAction
+from orchestrator.domain.inputs import ActionRejectedError, OperatorAction
 from orchestrator.domain.saga import start_saga
 from orchestrator.domain.state import (
     AnswerDeadlines,
@@ -419,60 +418,6 @@ async def act(
         except ConcurrentUpdateError:
             continue  # an event moved the saga meanwhile: decide again on the new state
     raise ConflictError("the rotation is changing too fast; try again", code="busy")
-
-
-def current_watch_id(state: SagaState) -> str | None:
-    wait = state.current_wait()
-    return wait.watch_id if wait else None
-
-
-async def decide_with_at_risk_list(deps: Deps, saga_id: str, decision: DecisionMade) -> SagaState:
-    """A "proceed" names the clients it accepts: fetch them first and keep them on record."""
-    detail: dict[str, Any] = {}
-    if decision.decision == "proceed":
-        state = await get_rotation(deps, saga_id)
-        watch_id = current_watch_id(state)
-        accepted: list[dict[str, Any]] = []
-        if watch_id is not None and state.step in ("await_disable_propagation", "gates"):
-            try:
-                clients = await ClientMonitorClient(deps.client_monitor).at_risk(watch_id)
-            except UpstreamUnavailableError as exc:
-                raise UpstreamError(
-                    f"{exc}; a 'proceed' must name the clients it accepts, so it cannot be "
-                    "recorded now",
-                    code="client_monitor_unavailable",
-                ) from None
-            accepted = [
-                {
-                    "id": c.get("uniqueId") or c.get("id"),
-                    "name": c.get("computerName") or c.get("name"),
-                }
-                for c in clients
-            ]
-        decision = DecisionMade(
-            by=decision.by, decision="proceed", reason=decision.reason,
-            change_id=decision.change_id, extend_days=decision.extend_days,
-            accepted_count=len(accepted), principal=decision.principal,
-        )  # fmt: skip
-        detail = {"accepted_clients": accepted, "watch_id": watch_id}
-    return await act(deps, saga_id, decision, detail=detail)
-
-
-async def at_risk_clients(
-    deps: Deps, saga_id: str, *, status: str, fmt: str, watch_id: str | None
-) -> tuple[str, bytes]:
-    state = await get_rotation(deps, saga_id)
-    watch = watch_id or current_watch_id(state)
-    if watch is None:
-        raise ConflictError(
-            "this rotation has not started a propagation watch yet", code="no_watch"
-        )
-    if watch not in {w.watch_id for w in state.waits}:
-        raise NotFoundError(f"rotation {saga_id} has no watch {watch!r}")
-    try:
-        return await ClientMonitorClient(deps.client_monitor).clients(watch, status=status, fmt=fmt)
-    except UpstreamUnavailableError as exc:
-        raise UpstreamError(str(exc), code="client_monitor_unavailable") from None
 
 
 async def history(
