@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from certrotate_shared.clock import Clock
 from certrotate_shared.messages.common import SiteTarget
@@ -35,6 +37,18 @@ def sepm_connector(settings: Settings, vault: Vault | None = None) -> SepmFactor
     return connect
 
 
+def advertised_url(settings: Settings, listening: str | None) -> str | None:
+    """Where other replicas reach this one: the setting, else the address it listens on."""
+    if settings.advertise_url:
+        return settings.advertise_url
+    if listening is None:
+        return None
+    parts = urlsplit(listening)
+    if parts.hostname in ("0.0.0.0", "::"):
+        return parts._replace(netloc=f"{socket.gethostname()}:{parts.port}").geturl()
+    return listening
+
+
 def build_spec(
     settings: Settings,
     *,
@@ -46,6 +60,7 @@ def build_spec(
     board = WatchBoard(settings, sepm_factory or sepm_connector(settings, vault))
 
     async def watch_board(runtime: ServiceRuntime) -> None:
+        board.locate(lambda: advertised_url(settings, runtime.http_url))
         await board.run(runtime)
 
     spec = ServiceSpec(

@@ -36,3 +36,7 @@ class Settings(InternalApiSettings):
     lease_s: float = Field(default=30.0, gt=0)
     # Identity of this replica for leases; empty = host name and process id.
     instance_id: str = ""
+    # The URL other replicas reach this one's API at: they forward reads of the watches it
+    # scans here. Empty: the address it listens on (with the host name when it listens on
+    # every interface). Behind Kubernetes, the pod's address (status.podIP).
+    advertise_url: str = ""

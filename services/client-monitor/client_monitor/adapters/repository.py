@@ -36,6 +36,8 @@ class WatchRecord:
     outcome: dict[str, Any] | None
     opened_at: datetime
     closed_at: datetime | None
+    # Where the replica that scans it answers (open watches only).
+    owner_url: str | None = None
 
     @property
     def command(self) -> AwaitPolicyPropagation:
@@ -57,6 +59,7 @@ def _record(row: Any) -> WatchRecord:
         outcome=row.outcome,
         opened_at=row.opened_at,
         closed_at=row.closed_at,
+        owner_url=row.owner_url if row.status == OPEN else None,
     )
 
 
@@ -96,14 +99,16 @@ async def cancel_watch(session: AsyncSession, watch_id: str, *, now: datetime) -
 
 
 async def claim_open_watches(
-    session: AsyncSession, *, owner: str, now: datetime, until: datetime
+    session: AsyncSession, *, owner: str, url: str | None, now: datetime, until: datetime
 ) -> list[WatchRecord]:
     """Lease every open watch that nobody else holds; returns all open watches this replica holds."""
     claimable = and_(
         watches.c.status == OPEN,
         or_(watches.c.owner.is_(None), watches.c.owner == owner, watches.c.lease_until < now),
     )
-    await session.execute(update(watches).where(claimable).values(owner=owner, lease_until=until))
+    await session.execute(
+        update(watches).where(claimable).values(owner=owner, owner_url=url, lease_until=until)
+    )
     rows = await session.execute(
         select(watches).where(watches.c.status == OPEN, watches.c.owner == owner)
     )
@@ -112,7 +117,9 @@ async def claim_open_watches(
 
 async def release_watches(session: AsyncSession, *, owner: str) -> None:
     await session.execute(
-        update(watches).where(watches.c.owner == owner).values(owner=None, lease_until=None)
+        update(watches)
+        .where(watches.c.owner == owner)
+        .values(owner=None, owner_url=None, lease_until=None)
     )
 
 

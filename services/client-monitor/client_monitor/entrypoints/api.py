@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -18,6 +19,7 @@ from client_monitor.adapters import repository
 from client_monitor.domain.listing import exported
 from client_monitor.domain.propagation import ClientStatus
 from client_monitor.entrypoints.exports import ListFormat, after_of, list_response
+from client_monitor.entrypoints.forwarding import Forwarder
 from client_monitor.service_layer.accepting import freeze_list
 from client_monitor.service_layer.board import WatchBoard
 from client_monitor.service_layer.scanning import WatchScanner
@@ -42,6 +44,7 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
     install_problem_handlers(app)
     settings: Any = runtime.settings
     app.add_middleware(InternalTokenMiddleware, token=settings.internal_token)
+    app.state.board = board  # which watches this replica scans (operations, tests)
 
     async def record_or_404(watch_id: str) -> repository.WatchRecord:
         record = await repository.get_watch(runtime.engine, watch_id)
@@ -49,32 +52,30 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
             raise ProblemError(404, "Not found", f"no propagation watch {watch_id!r}")
         return record
 
+    forwarder = Forwarder(settings, board.owner)
+
+    def scanned_elsewhere(record: repository.WatchRecord) -> bool:
+        return record.status == "open" and board.scanner(record.watch_id) is None
+
     def live_scanner(record: repository.WatchRecord) -> WatchScanner | None:
         """This replica's scanner of an open watch with a first scan done; None when closed."""
         scanner = board.scanner(record.watch_id)
-        if scanner is not None:
-            if scanner.tally is None:
-                raise ProblemError(
-                    409,
-                    "First scan in progress",
-                    f"watch {record.watch_id} has not finished its first scan of the fleet; "
-                    "try again shortly",
-                    code="first_scan_in_progress",
-                )
-            return scanner
-        if record.status == "open":
+        if scanner is not None and scanner.tally is None:
             raise ProblemError(
                 409,
-                "Watch not loaded here",
-                f"watch {record.watch_id} is open but not scanned by this replica yet; "
+                "First scan in progress",
+                f"watch {record.watch_id} has not finished its first scan of the fleet; "
                 "try again shortly",
-                code="watch_not_loaded",
+                code="first_scan_in_progress",
             )
-        return None
+        return scanner
 
-    @app.get("/v1/watches/{watch_id}")
-    async def get_watch(watch_id: str) -> dict[str, Any]:
+    @app.get("/v1/watches/{watch_id}", response_model=None)
+    async def get_watch(request: Request, watch_id: str) -> dict[str, Any] | StreamingResponse:
         record = await record_or_404(watch_id)
+        if scanned_elsewhere(record):
+            with contextlib.suppress(ProblemError):  # else the counts saved last answer
+                return await forwarder.forward(request, record)
         body: dict[str, Any] = {
             "watch_id": record.watch_id,
             "saga_id": record.saga_id,
@@ -103,6 +104,7 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
 
     @app.get("/v1/watches/{watch_id}/clients", response_model=None)
     async def list_clients(
+        request: Request,
         watch_id: str,
         status: ClientStatus = Query(ClientStatus.AT_RISK),
         format: ListFormat = Query(ListFormat.JSON),
@@ -112,6 +114,8 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         """The watch's clients in that status, by uniqueId; paged when `limit` is given."""
         after = after_of(cursor)
         record = await record_or_404(watch_id)
+        if scanned_elsewhere(record):
+            return await forwarder.forward(request, record)
         scanner = live_scanner(record)
         rows: AsyncIterator[dict[str, Any]]
         if scanner is not None:
@@ -131,10 +135,14 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
             head=head,
         )
 
-    @app.post("/v1/watches/{watch_id}/accepted-lists", status_code=201)
-    async def accept_list(watch_id: str, body: AcceptIn | None = None) -> AcceptedListOut:
+    @app.post("/v1/watches/{watch_id}/accepted-lists", status_code=201, response_model=None)
+    async def accept_list(
+        request: Request, watch_id: str, body: AcceptIn | None = None
+    ) -> AcceptedListOut | StreamingResponse:
         """Freeze the watch's list (at risk by default) as it is now, for the record."""
         record = await record_or_404(watch_id)
+        if scanned_elsewhere(record):
+            return await forwarder.forward(request, record)
         status = (body or AcceptIn()).status
         accepted = await freeze_list(runtime, record, live_scanner(record), status)
         return AcceptedListOut(**accepted.__dict__)

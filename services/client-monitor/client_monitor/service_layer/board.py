@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from certrotate_shared.envelope import utcnow
@@ -36,15 +37,22 @@ class WatchBoard:
         self.owner = (
             settings.instance_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
+        # Where this replica's API answers, recorded with its leases (set once it listens).
+        self.url: str | None = settings.advertise_url or None
         self._running: dict[str, _Running] = {}
         self._crashed_at: dict[str, float] = {}
         self._crashes: dict[str, int] = {}  # unexpected crashes per watch, in this process
         self._wake = asyncio.Event()
+        self._where: Callable[[], str | None] = lambda: None
 
     def scanner(self, watch_id: str) -> WatchScanner | None:
         """The live scanner of an open watch run by this replica."""
         running = self._running.get(watch_id)
         return None if running is None else running.scanner
+
+    def locate(self, where: Callable[[], str | None]) -> None:
+        """How to learn this replica's API address once it listens (unless advertised)."""
+        self._where = where
 
     def wake(self) -> None:
         self._wake.set()
@@ -61,10 +69,12 @@ class WatchBoard:
             await self._stop_all(host)
 
     async def _reconcile(self, host: Host) -> None:
+        self.url = self.url or self._where()
         async with host.uow() as uow:
             held = await repository.claim_open_watches(
                 uow.session,
                 owner=self.owner,
+                url=self.url,
                 now=utcnow(),
                 until=lease_until(self.settings.lease_s),
             )
