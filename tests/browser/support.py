@@ -5,6 +5,7 @@ and Debian's Chromium driven by Debian's chromedriver (no browser download)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import shutil
 import threading
@@ -71,12 +72,29 @@ def scenario(password: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class RawLog(logging.Handler):
+    """Every log line the services write, before redaction: a token must not get even there."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = f"{record.msg} {record.args}"
+        self.lines.append(f"{record.name} {message} {record.exc_text or ''}")
+
+
 class LiveStack:
     """The twin and certrotate embedded, served on real ports from a background event loop."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.password = secrets.token_urlsafe(12)
+        self.log = RawLog()
+        self.tokens: list[str] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.twin: Any = None
@@ -104,6 +122,7 @@ class LiveStack:
             self.data_dir,
             api_port=0,
             clock=sync,
+            log_level="INFO",
             timer_poll_seconds=0.2,
             # Progress every half second (real): a wait of a few seconds draws a curve.
             service_settings={
@@ -115,12 +134,22 @@ class LiveStack:
                 }
             },
         )
+        # Everything from INFO up, as a service run by `certrotate up` logs it.
+        root = logging.getLogger()
+        self._level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(self.log)
+        self.tokens.append(self.stack.admin_token)
         async with self.api() as api:
             await register_twin(
                 api, self.twin.topology(), username=SEPM_USER, password=self.password
             )
 
     def stop(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.log)
+        root.setLevel(getattr(self, "_level", root.level))
+
         async def stop() -> None:
             if self.stack is not None:
                 await self.stack.stop()
@@ -162,7 +191,8 @@ class LiveStack:
         with self.client() as api:
             made = api.post("/v1/tokens", json={"name": name, "role": role})
             made.raise_for_status()
-            return str(made.json()["token"])
+            self.tokens.append(str(made.json()["token"]))
+            return self.tokens[-1]
 
     def rotate(self, site: str, **options: Any) -> str:
         """Issue a certificate from the twin's CA for the site's servers, start a rotation."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -44,13 +45,23 @@ def test_sign_in_with_a_token(driver: WebDriver, live: LiveStack) -> None:
     field = driver.find_element(By.ID, "token")
     assert field.get_attribute("type") == "password"
     screenshot(driver, "login")
-    field.send_keys("crt_not-a-token")
-    field.submit()
+    # Keyboard only: the field has the focus, Enter signs in.
+    assert driver.switch_to.active_element == field
+    field.send_keys("crt_not-a-token", Keys.ENTER)
     wait(driver, 10, "an error for a wrong token", lambda d: text_of(d, "#login-error"))
     assert text_of(driver, "#login-error") == "Unknown or revoked API token."
     assert driver.find_element(By.ID, "token").get_attribute("value") == ""
-    sign_in(driver, live.url, token)
+    driver.switch_to.active_element.send_keys(token, Keys.ENTER)
+    wait(driver, 10, "the rotations page", lambda d: "/dashboard/rotations" in d.current_url)
     assert driver.find_element(By.TAG_NAME, "h1").text == "Rotations"
+    # Tab reaches the skip link first, then the navigation, each with a visible focus ring.
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.text == "Skip to content"
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    focused = driver.switch_to.active_element
+    assert focused.text == "Rotations"
+    assert focused.value_of_css_property("outline-style") == "solid"
     assert "Signed in as ops-desk (operator)" in driver.find_element(By.CLASS_NAME, "who").text
     cookie = driver.get_cookie("certrotate_dashboard")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -152,3 +163,10 @@ def test_the_at_risk_list_downloads_as_csv(
     with files[0].open(newline="") as handle:
         names = {row["computerName"] for row in csv.DictReader(handle)}
     assert shown <= names, "the page lists clients the CSV does not have"
+
+
+def test_no_token_reaches_the_services_logs(live: LiveStack) -> None:
+    """Every token the suite signed in with or used, against every line logged meanwhile."""
+    assert len(live.log.lines) > 10, "too little was logged for this check to mean anything"
+    leaked = [line for line in live.log.lines for t in live.tokens if t in line]
+    assert not leaked, leaked[:3]

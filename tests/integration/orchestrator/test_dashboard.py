@@ -14,7 +14,12 @@ import httpx
 import pytest
 
 from orchestrator.entrypoints.dashboard.session import COOKIE
-from tests.integration.orchestrator.support import rotation_body, wait_until
+from tests.integration.orchestrator.support import (
+    rotation_body,
+    server_body,
+    site_body,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +198,47 @@ async def test_the_at_risk_csv_downloads_as_an_attachment(embedded):
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.headers["content-disposition"].startswith("attachment;")
     assert csv.text.splitlines()[1:] == ["C1,laptop-1", "C2,laptop-2"]
+
+
+async def test_a_campaign_waiting_for_the_next_wave_is_answered_by_an_approver_only(embedded):
+    for name in ("site-c", "site-d"):
+        assert (await embedded.api.post("/v1/sites", json=site_body(name))).status_code == 201
+        made = await embedded.api.post("/v1/servers", json=server_body(f"{name}-s1", name))
+        assert made.status_code == 201, made.text
+    created = await embedded.api.post(
+        "/v1/campaigns",
+        json={
+            "name": "ca-2026",
+            "plan": {"waves": [["site-c"], ["site-d"]]},
+            "certificate": {"format": "pkcs12", "data_b64": "AAAA", "password": "pfx-pass"},
+            "approve_each_wave": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+
+    async def awaits_wave_two() -> bool:
+        view = (await embedded.api.get(f"/v1/campaigns/{campaign_id}")).json()
+        return view["state"] == "awaiting_approval"
+
+    await wait_until(awaits_wave_two)
+    viewer = await token(embedded, "watcher", "viewer")
+    async with browser(embedded, viewer) as client:
+        listing = await client.get("/dashboard/campaigns")
+        assert "ca-2026" in listing.text and "wave approval" in listing.text
+        decisions = await client.get("/dashboard/decisions")
+        assert "ca-2026" in decisions.text
+        page = await client.get(f"/dashboard/campaigns/{campaign_id}")
+        assert "Waiting for an approver" in page.text and 'value="continue"' not in page.text
+    approver = await token(embedded, "cab-chair", "approver")
+    async with browser(embedded, approver) as client:
+        page = await client.get(f"/dashboard/campaigns/{campaign_id}")
+        assert 'value="continue"' in page.text
+        answer = await client.post(
+            f"/dashboard/campaigns/{campaign_id}/approve",
+            data={"csrf_token": csrf_of(page.text), "decision": "continue", "note": "wave 1 ok"},
+            headers={"HX-Request": "true"},
+        )
+    assert answer.status_code == 200 and "Answered: continue." in answer.text
+    view = (await embedded.api.get(f"/v1/campaigns/{campaign_id}")).json()
+    assert view["decision_waiting"] is None and view["current_wave"] == 2

@@ -4,6 +4,7 @@ fingerprints per port and the buttons a role gets (pure; the pages are tested in
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,25 @@ def test_the_buttons_follow_the_role(role: str, offered: list[str]) -> None:
     pending = {"options": ["extend", "proceed", "abort"]}
     who = Principal(name="x", role=role)
     assert [c["value"] for c in presenters.decision_choices(pending, who.may)] == offered
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_text_colour_is_readable_on_its_background() -> None:
+    """WCAG AA: at least 4.5:1 for text, on the page, on panels and on buttons."""
+    css = (Path(presenters.__file__).parent / "static" / "dashboard.css").read_text()
+    colours = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-f]{6});", css))
+    texts = ("ink", "muted", "accent", "ok", "warn", "bad", "wait")
+    pairs = [(colours[t], colours[bg]) for t in texts for bg in ("paper", "panel")]
+    pairs += [("#ffffff", colours["accent"]), ("#ffffff", colours["bad"]), ("#ffffff", "#10243e")]
+    weak = [(fg, bg, round(contrast(fg, bg), 2)) for fg, bg in pairs if contrast(fg, bg) < 4.5]
+    assert not weak, weak
