@@ -33,6 +33,48 @@ def keygen() -> None:
     click.echo(generate_master_key())
 
 
+@main.group()
+def vault() -> None:
+    """The sealed secrets (SEPM and WinRM accounts, webhook secrets, certificate bundles)."""
+
+
+@vault.command(name="rekey")
+@click.option(
+    "--certificates-database-url",
+    envvar="CERTROTATE_CERTIFICATES_DATABASE_URL",
+    help="The certificates service's database, to re-seal its stored bundles too.",
+)
+@click.option(
+    "--certificates-schema",
+    envvar="CERTROTATE_CERTIFICATES_DATABASE_SCHEMA",
+    default="certificates",
+    show_default=True,
+)
+def vault_rekey(certificates_database_url: str | None, certificates_schema: str) -> None:
+    """Seal every secret again under CERTROTATE_MASTER_KEY (after a key rotation: the old key
+    is in CERTROTATE_PREVIOUS_MASTER_KEYS until this has run)."""
+    import asyncio
+
+    from certrotate.rekey import RekeySettings, rekey
+    from certrotate_shared.secretbox import SecretBoxError
+    from certrotate_shared.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(RekeySettings)
+        done = asyncio.run(
+            rekey(
+                settings,
+                certificates_url=certificates_database_url,
+                certificates_schema=certificates_schema,
+            )
+        )
+    except (SettingsError, SecretBoxError) as exc:
+        click.echo(f"certrotate: vault rekey: {exc}", err=True)
+        sys.exit(1)
+    bundles = "" if done.bundles is None else f", bundles: {done.bundles}"
+    click.echo(f"re-sealed under key {done.key_id}: vault entries: {done.vault_entries}{bundles}")
+
+
 @main.command()
 @click.option("--scenario", "scenario", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)

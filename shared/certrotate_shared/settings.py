@@ -21,6 +21,21 @@ from certrotate_shared.clock import Clock, make_clock
 _PLACEHOLDER_KEYS = {"", "changeme", "change-me", "secret", "default", "dev", "test"}
 
 
+def _check_master_key(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    if raw.strip().lower() in _PLACEHOLDER_KEYS:
+        raise ValueError(
+            "a master key is required: generate one with `certrotate keygen` and set it"
+        )
+    try:
+        key = base64.urlsafe_b64decode(raw.encode())
+    except (binascii.Error, ValueError):
+        raise ValueError("the master key must be base64 (urlsafe) of 32 bytes") from None
+    if len(key) != 32:
+        raise ValueError(f"the master key must decode to 32 bytes, not {len(key)}")
+    return value
+
+
 class SettingsError(RuntimeError):
     """Settings a person must fix; the message names each environment variable."""
 
@@ -67,6 +82,9 @@ class ServiceSettings(BaseSettings):
     vault_schema: str = "vault"
     # 32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all.
     master_key: SecretStr = SecretStr("")
+    # Master keys replaced by master_key (a JSON list, newest first): what they sealed stays
+    # readable until `certrotate vault rekey` has sealed it again under the current key.
+    previous_master_keys: list[SecretStr] = []
     # Attempts at a message (or a worker's long-running job) that fails with a permanent or
     # unknown error, before the command is answered with its typed failure event (a message
     # without one is parked in the DLQ, and that is reported to its saga).
@@ -134,17 +152,13 @@ class ServiceSettings(BaseSettings):
     @field_validator("master_key")
     @classmethod
     def _real_key(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if raw.strip().lower() in _PLACEHOLDER_KEYS:
-            raise ValueError(
-                "a master key is required: generate one with `certrotate keygen` and set it"
-            )
-        try:
-            key = base64.urlsafe_b64decode(raw.encode())
-        except (binascii.Error, ValueError):
-            raise ValueError("the master key must be base64 (urlsafe) of 32 bytes") from None
-        if len(key) != 32:
-            raise ValueError(f"the master key must decode to 32 bytes, not {len(key)}")
+        return _check_master_key(value)
+
+    @field_validator("previous_master_keys")
+    @classmethod
+    def _real_previous_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            _check_master_key(key)
         return value
 
     @field_validator(
@@ -213,6 +227,12 @@ class ServiceSettings(BaseSettings):
 
     def master_key_bytes(self) -> bytes:
         return base64.urlsafe_b64decode(self.master_key.get_secret_value().encode())
+
+    def previous_master_key_bytes(self) -> list[bytes]:
+        return [
+            base64.urlsafe_b64decode(k.get_secret_value().encode())
+            for k in self.previous_master_keys
+        ]
 
 
 S = TypeVar("S", bound=ServiceSettings)

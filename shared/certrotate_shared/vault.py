@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,17 +32,29 @@ class Vault:
     """Opens itself on first use (a service that never needs a secret never connects), and
     again after stop(), so whoever holds it can stop it without breaking other holders."""
 
-    def __init__(self, url: str, master_key: bytes, *, schema: str = "vault") -> None:
+    def __init__(
+        self,
+        url: str,
+        master_key: bytes,
+        *,
+        schema: str = "vault",
+        previous_keys: Sequence[bytes] = (),
+    ) -> None:
         self._url = url
         self._schema = schema
-        self._box = SecretBox(master_key)
+        self._box = SecretBox(master_key, previous_keys)
         self._engine: AsyncEngine | None = None
         self._opening = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Vault:
         """The vault every service shares, as its settings locate it."""
-        return cls(settings.vault_url, settings.master_key_bytes(), schema=settings.vault_schema)
+        return cls(
+            settings.vault_url,
+            settings.master_key_bytes(),
+            schema=settings.vault_schema,
+            previous_keys=settings.previous_master_key_bytes(),
+        )
 
     async def start(self) -> None:
         async with self._opening:
@@ -90,6 +103,23 @@ class Vault:
         async with (await self._ready()).connect() as conn:
             row = await conn.execute(select(vault_secrets.c.ref).where(vault_secrets.c.ref == ref))
             return row.first() is not None
+
+    async def rekey(self) -> int:
+        """Seal every entry again under the current master key (after a key rotation, so the
+        previous key can be dropped); returns how many were re-sealed. Safe to repeat."""
+        done = 0
+        async with (await self._ready()).begin() as conn:
+            rows = (await conn.execute(select(vault_secrets.c.ref, vault_secrets.c.sealed))).all()
+            for row in rows:
+                sealed = bytes(row.sealed)
+                if self._box.sealed_by_current(sealed):
+                    continue
+                again = self._box.seal(self._box.open(sealed, row.ref), row.ref)
+                await conn.execute(
+                    update(vault_secrets).where(vault_secrets.c.ref == row.ref).values(sealed=again)
+                )
+                done += 1
+        return done
 
     async def delete(self, ref: str) -> None:
         async with (await self._ready()).begin() as conn:

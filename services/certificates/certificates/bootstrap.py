@@ -49,7 +49,7 @@ def build_dependencies(
         vault = Vault.from_settings(settings)
     return Dependencies(
         settings=settings,
-        box=SecretBox(settings.master_key_bytes()),
+        box=SecretBox(settings.master_key_bytes(), settings.previous_master_key_bytes()),
         clock=clock or SystemClock(),
         sepm_factory=sepm_factory,
         hostops_factory=hostops_factory,

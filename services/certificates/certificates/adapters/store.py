@@ -79,6 +79,23 @@ async def add_bundle(
     return bundle_ref
 
 
+async def rekey_bundles(session: AsyncSession, box: SecretBox) -> int:
+    """Seal every stored bundle again under the current master key; returns how many."""
+    done = 0
+    rows = (await session.execute(select(bundles.c.bundle_ref, bundles.c.sealed))).all()
+    for row in rows:
+        sealed = bytes(row.sealed)
+        if box.sealed_by_current(sealed):
+            continue
+        context = f"bundle:{row.bundle_ref}"
+        again = box.seal(box.open(sealed, context), context)
+        await session.execute(
+            update(bundles).where(bundles.c.bundle_ref == row.bundle_ref).values(sealed=again)
+        )
+        done += 1
+    return done
+
+
 async def opened_bundle(
     session: AsyncSession, box: SecretBox, bundle_ref: str
 ) -> CertificateBundle | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import uuid
 from collections.abc import Callable
@@ -70,9 +69,9 @@ async def create_campaign(
     principal: dict[str, str] | None = None,
 ) -> tuple[CampaignState, bool]:
     """Pre-flight every site's certificate, then store the campaign; (campaign, created)."""
-    fingerprint = rotations.request_fingerprint(deps.settings.master_key_bytes(), body)
+    fingerprint = rotations.request_fingerprint(deps.settings, body)
     if idempotency_key:
-        existing = await _by_key(deps, idempotency_key, fingerprint)
+        existing = await _by_key(deps, idempotency_key, body)
         if existing is not None:
             return existing, False
     async with deps.rt.uow() as uow:
@@ -149,7 +148,7 @@ async def create_campaign(
             await uow.commit()
     except IntegrityError:
         if idempotency_key:
-            existing = await _by_key(deps, idempotency_key, fingerprint)
+            existing = await _by_key(deps, idempotency_key, body)
             if existing is not None:
                 return existing, False
         raise
@@ -173,13 +172,13 @@ def _wave_windows(
     return [request.wave_windows.get(n, request.window) for n in range(1, len(waves) + 1)]
 
 
-async def _by_key(deps: Deps, key: str, fingerprint: str) -> CampaignState | None:
+async def _by_key(deps: Deps, key: str, body: dict[str, Any]) -> CampaignState | None:
     async with deps.rt.uow() as uow:
         found = await table.by_key(uow.session, key)
     if found is None:
         return None
     campaign_id, body_hash = found
-    if not hmac.compare_digest(body_hash or "", fingerprint):
+    if not rotations.same_request(deps.settings, body, body_hash):
         raise ConflictError(
             f"Idempotency-Key {key!r} was used for a different request (campaign "
             f"{campaign_id}); use a new key for a new campaign",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import uuid
@@ -13,6 +12,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from certrotate_shared import secretbox
+from certrotate_shared.settings import ServiceSettings
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters import site_locks
 from orchestrator.adapters.bundle_tables import uploaded_bundles
@@ -85,10 +86,23 @@ class Admission:
 AdmissionCheck = Callable[[UnitOfWork, str, CertificateInfo], Awaitable[Admission]]
 
 
-def request_fingerprint(secret: bytes, body: dict[str, Any]) -> str:
-    """A keyed hash of the request (it holds a password: a plain hash could be brute-forced)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest()
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def request_fingerprint(settings: ServiceSettings, body: dict[str, Any]) -> str:
+    """A keyed hash of the request (it holds a password: a plain hash could be brute-forced),
+    under the key derived for fingerprints, never the sealing key."""
+    return secretbox.request_fingerprint(settings.master_key_bytes(), _canonical(body))
+
+
+def same_request(settings: ServiceSettings, body: dict[str, Any], stored: str | None) -> bool:
+    """Whether a stored fingerprint is this request's, under the current master key, a previous
+    one, or the raw key older records were hashed with."""
+    accepted = secretbox.fingerprints_accepted(
+        settings.master_key_bytes(), settings.previous_master_key_bytes(), _canonical(body)
+    )
+    return any(hmac.compare_digest(stored or "", f) for f in accepted)
 
 
 def with_operator_defaults(requested: RotationOptions, settings: Settings) -> RotationOptions:
@@ -195,9 +209,9 @@ async def create_rotation(
     `admit` (webhook triggers) may answer with an existing rotation or hold the new one.
     `bundle`: already pre-flighted for this site (a campaign did it when it was created)."""
     runtime = deps.rt
-    fingerprint = request_fingerprint(deps.settings.master_key_bytes(), body)
+    fingerprint = request_fingerprint(deps.settings, body)
     if idempotency_key:
-        existing = await _by_idempotency_key(deps, idempotency_key, fingerprint)
+        existing = await _by_idempotency_key(deps, idempotency_key, body)
         if existing is not None:
             return existing, False
     if options.maintenance_window is not None:
@@ -280,7 +294,7 @@ async def create_rotation(
         # The same key raced us to it: answer like a replay. Or another rotation took the
         # site or a partner first (SQLite may report that as a lock conflict).
         if idempotency_key:
-            existing = await _by_idempotency_key(deps, idempotency_key, fingerprint)
+            existing = await _by_idempotency_key(deps, idempotency_key, body)
             if existing is not None:
                 return existing, False
         async with runtime.uow() as uow:
@@ -375,14 +389,14 @@ def _refuse_if_busy(site: str, farm: set[str], held: dict[str, str]) -> None:
     )
 
 
-async def _by_idempotency_key(deps: Deps, key: str, fingerprint: str) -> SagaState | None:
+async def _by_idempotency_key(deps: Deps, key: str, body: dict[str, Any]) -> SagaState | None:
     async with deps.rt.uow() as uow:
         row = (
             await uow.session.execute(select(idempotency_keys).where(idempotency_keys.c.key == key))
         ).first()
         if row is None:
             return None
-        if not hmac.compare_digest(row.body_hash, fingerprint):
+        if not same_request(deps.settings, body, row.body_hash):
             raise ConflictError(
                 f"Idempotency-Key {key!r} was used for a different request (rotation "
                 f"{row.saga_id}); use a new key for a new rotation",
