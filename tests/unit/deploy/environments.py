@@ -45,7 +45,7 @@ REQUIRED["orchestrator"] |= {"admin_token", "certificates_url", "client_monitor_
 # Variables that are not certrotate settings but are read by a library underneath: asyncpg
 # (PostgreSQL's own convention) takes the password from PGPASSWORD when the URL has none, so
 # the database URL can be plain configuration and the password a secret.
-FOREIGN = {"PGPASSWORD"}
+FOREIGN = {"PGPASSWORD", "POD_IP"}
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z0-9_]+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 

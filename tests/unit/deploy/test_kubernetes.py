@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -80,10 +81,14 @@ def resolved_environment(deployment: dict[str, Any], secret: dict[str, str]) -> 
             env |= secret
     for item in spec.get("env", []):
         if "value" in item:
-            env[item["name"]] = item["value"]
+            # $(NAME) refers to a variable defined before it, as Kubernetes expands it.
+            expand = lambda m: env.get(m[1], m[0])  # noqa: E731
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", expand, item["value"])
             continue
         ref = item["valueFrom"]
-        if "configMapKeyRef" in ref:
+        if "fieldRef" in ref:  # filled in by Kubernetes, e.g. the pod's own address
+            env[item["name"]] = "10.0.0.7"
+        elif "configMapKeyRef" in ref:
             key = ref["configMapKeyRef"]
             env[item["name"]] = config_maps[key["name"]][key["key"]]
         else:
