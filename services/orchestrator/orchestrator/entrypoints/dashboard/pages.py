@@ -15,12 +15,15 @@ from orchestrator.entrypoints.dashboard.history import feeds_of
 from orchestrator.entrypoints.dashboard.loopback import Api, ApiError
 from orchestrator.entrypoints.dashboard.session import Session, current_session
 from orchestrator.entrypoints.dashboard.templating import SECURITY_HEADERS, Page, render
+from orchestrator.entrypoints.rotations import relay
+from orchestrator.service_layer import at_risk as at_risk_service
+from orchestrator.service_layer.errors import ServiceError
 
 router = APIRouter()
 
 Build = Callable[[Api, Session], Awaitable[Response]]
-# Beyond this many clients at risk the page offers the CSV only (the list is read whole).
-AT_RISK_SHOWN, AT_RISK_READ_MAX = 50, 5000
+# Clients at risk listed on the page; the CSV download has them all.
+AT_RISK_SHOWN = 50
 STATES = ("running", "paused", "compensating", "completed", "compensated", "failed")
 
 
@@ -122,18 +125,21 @@ async def rotation_context(
 
 
 async def at_risk_list(api: Api, view: dict[str, Any]) -> dict[str, Any]:
-    if not view.get("propagation"):
+    """The first clients at risk of the current wait (the CSV has them all)."""
+    waits = view.get("propagation") or []
+    if not waits:
         return {"message": "No propagation wait has started yet, so no client is listed."}
-    counted = ((view.get("gates") or {}).get("orphan_risk") or {}).get("at_risk")
-    if counted is not None and counted > AT_RISK_READ_MAX:
-        return {"total": counted, "clients": [], "message": f"{counted} clients: download the CSV."}
     try:
-        data = await api.get(f"/v1/rotations/{quote(view['id'], safe='')}/at-risk")
+        data = await api.get(
+            f"/v1/rotations/{quote(view['id'], safe='')}/at-risk", limit=AT_RISK_SHOWN
+        )
     except ApiError as exc:
         return {"message": exc.detail}
     clients = data.get("clients", data.get("items")) if isinstance(data, dict) else data
     clients = list(clients or [])
-    return {"total": len(clients), "clients": clients[:AT_RISK_SHOWN], "message": None}
+    counted = waits[-1].get("orphan_risk")
+    total = counted if isinstance(counted, int) and counted >= len(clients) else len(clients)
+    return {"total": total, "clients": clients, "message": None}
 
 
 @router.get("/rotations/{rotation_id}")
@@ -159,17 +165,25 @@ async def history(request: Request, rotation_id: str, after: int = 0) -> Respons
 
 @router.get("/rotations/{rotation_id}/at-risk.csv")
 async def at_risk_csv(request: Request, rotation_id: str) -> Response:
-    async def build(api: Api, session: Session) -> Response:
-        path = f"/v1/rotations/{quote(rotation_id, safe='')}/at-risk"
-        answer = await api.raw("GET", path, params={"format": "csv"})
-        name = f"rotation-{rotation_id[:36]}-at-risk.csv".replace('"', "")
-        return Response(
-            answer.content,
-            media_type="text/csv; charset=utf-8",
-            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
-        )
-
-    return await guarded(request, build)
+    """Streamed by the service function the API's at-risk route streams (every role may read
+    it, as there): a list of a million clients is never held in memory here."""
+    session = await current_session(request)
+    if session is None:
+        return to_sign_in(request)
+    try:
+        stream = await at_risk_service.at_risk_clients(
+            request.app.state.deps, rotation_id, status="at_risk", fmt="csv",
+            watch_id=None, cursor=None, limit=None,
+        )  # fmt: skip
+    except ServiceError as exc:
+        error = ApiError(exc.status, exc.title, exc.detail, exc.code)
+        return render("error.html", exc.status, session=session, error=error)
+    response = relay(stream)
+    name = f"rotation-{rotation_id[:36]}-at-risk.csv".replace('"', "")
+    response.headers.update(
+        {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    )
+    return response
 
 
 @router.get("/decisions")
