@@ -17,6 +17,7 @@ from orchestrator.entrypoints.dashboard.session import Session, current_session
 from orchestrator.entrypoints.dashboard.templating import SECURITY_HEADERS, Page, render
 from orchestrator.entrypoints.rotations import relay
 from orchestrator.service_layer import at_risk as at_risk_service
+from orchestrator.service_layer import rotations as rotations_service
 from orchestrator.service_layer.errors import ServiceError
 
 router = APIRouter()
@@ -24,6 +25,7 @@ router = APIRouter()
 Build = Callable[[Api, Session], Awaitable[Response]]
 # Clients at risk listed on the page; the CSV download has them all.
 AT_RISK_SHOWN = 50
+RISK_STEP = "await_disable_propagation"
 STATES = ("running", "paused", "compensating", "completed", "compensated", "failed")
 
 
@@ -124,22 +126,33 @@ async def rotation_context(
     return context
 
 
+def risk_wait(view: dict[str, Any]) -> dict[str, Any] | None:
+    """The wait whose stragglers the swap would cut off: step 3's (the gate reads it too)."""
+    waits = [w for w in view.get("propagation") or [] if w.get("step") == RISK_STEP]
+    return waits[-1] if waits else None
+
+
 async def at_risk_list(api: Api, view: dict[str, Any]) -> dict[str, Any]:
-    """The first clients at risk of the current wait (the CSV has them all)."""
-    waits = view.get("propagation") or []
-    if not waits:
-        return {"message": "No propagation wait has started yet, so no client is listed."}
+    """The first clients at risk (the CSV has them all), while step 3 waits or as it ended."""
+    wait = risk_wait(view)
+    if wait is None:
+        return {"message": "Step 3 has not started its wait yet, so no client is listed."}
     try:
         data = await api.get(
-            f"/v1/rotations/{quote(view['id'], safe='')}/at-risk", limit=AT_RISK_SHOWN
+            f"/v1/rotations/{quote(view['id'], safe='')}/at-risk",
+            limit=AT_RISK_SHOWN,
+            watch_id=wait["watch_id"],
         )
     except ApiError as exc:
-        return {"message": exc.detail}
+        return {"message": exc.detail, "waiting": wait.get("outcome") == "waiting"}
     clients = data.get("clients", data.get("items")) if isinstance(data, dict) else data
     clients = list(clients or [])
-    counted = waits[-1].get("orphan_risk")
+    counted = wait.get("orphan_risk")
     total = counted if isinstance(counted, int) and counted >= len(clients) else len(clients)
-    return {"total": total, "clients": clients, "message": None}
+    return {
+        "total": total, "clients": clients, "message": None,
+        "waiting": wait.get("outcome") == "waiting",
+    }  # fmt: skip
 
 
 @router.get("/rotations/{rotation_id}")
@@ -170,10 +183,13 @@ async def at_risk_csv(request: Request, rotation_id: str) -> Response:
     session = await current_session(request)
     if session is None:
         return to_sign_in(request)
+    deps = request.app.state.deps
     try:
+        state = await rotations_service.get_rotation(deps, rotation_id)
+        wait = state.current_wait(RISK_STEP)
         stream = await at_risk_service.at_risk_clients(
-            request.app.state.deps, rotation_id, status="at_risk", fmt="csv",
-            watch_id=None, cursor=None, limit=None,
+            deps, rotation_id, status="at_risk", fmt="csv",
+            watch_id=wait.watch_id if wait else None, cursor=None, limit=None,
         )  # fmt: skip
     except ServiceError as exc:
         error = ApiError(exc.status, exc.title, exc.detail, exc.code)
