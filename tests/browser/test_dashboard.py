@@ -164,6 +164,12 @@ def test_the_at_risk_list_downloads_as_csv(
         names = {row["computerName"] for row in csv.DictReader(handle)}
     assert shown <= names, "the page lists clients the CSV does not have"
 
+    # The token is revoked while the page polls: the next poll sends the browser to sign in.
+    with live.client() as api:
+        [mine] = [t for t in api.get("/v1/tokens").json()["items"] if t["name"] == "desk-2"]
+        assert api.delete(f"/v1/tokens/{mine['id']}").status_code == 204
+    wait(driver, 20, "the sign-in page", lambda d: "/dashboard/login" in d.current_url)
+
 
 def test_no_token_reaches_the_services_logs(live: LiveStack) -> None:
     """Every token the suite signed in with or used, against every line logged meanwhile."""

@@ -242,3 +242,39 @@ async def test_a_campaign_waiting_for_the_next_wave_is_answered_by_an_approver_o
     assert answer.status_code == 200 and "Answered: continue." in answer.text
     view = (await embedded.api.get(f"/v1/campaigns/{campaign_id}")).json()
     assert view["decision_waiting"] is None and view["current_wave"] == 2
+
+
+async def test_a_paused_rotation_is_answered_with_a_reason_and_change_id_by_role(embedded):
+    rotation_id = await waiting_rotation(embedded)
+    embedded.clock.advance(14 * 86400)  # the wait's maximum: the rotation asks what to do
+
+    async def paused() -> bool:
+        view = (await embedded.api.get(f"/v1/rotations/{rotation_id}")).json()
+        return view["state"] == "paused"
+
+    await wait_until(paused)
+    operator = await token(embedded, "ops", "operator")
+    async with browser(embedded, operator) as client:
+        page = (await client.get(f"/dashboard/rotations/{rotation_id}")).text
+    assert "A decision is waiting" in page
+    assert 'value="extend"' in page and 'value="abort"' in page
+    assert 'value="proceed"' not in page and "needs the approver role" in page
+    assert 'id="reason"' in page and 'id="change_id"' in page
+
+    approver = await token(embedded, "cab-chair", "approver")
+    async with browser(embedded, approver) as client:
+        page = (await client.get(f"/dashboard/rotations/{rotation_id}")).text
+        url = f"/dashboard/rotations/{rotation_id}/decide"
+        form = {"csrf_token": csrf_of(page), "decision": "proceed", "change_id": "CHG0042"}
+        refused = await client.post(url, data={**form, "reason": " "}, headers={"HX-Request": "1"})
+        assert "a proceed decision needs a reason" in refused.text
+        assert "A decision is waiting" in refused.text  # still there, to answer again
+        answered = await client.post(
+            url, data={**form, "reason": "two lab laptops, re-imaged"}, headers={"HX-Request": "1"}
+        )
+    assert "Decision recorded: proceed." in answered.text
+    accepted = (await embedded.api.get(f"/v1/rotations/{rotation_id}")).json()["gates"][
+        "orphan_risk"
+    ]["accepted"]
+    assert accepted["by"] == "cab-chair" and accepted["change_id"] == "CHG0042"
+    assert accepted["reason"] == "two lab laptops, re-imaged"
