@@ -35,9 +35,9 @@ def build_dependencies(
 
         sepm_factory = connect_site
     if hostops_factory is None:
-        from certrotate_shared.hostops import host_operations_for
+        from certrotate_shared.hostops import open_host_operations
 
-        hostops_factory = host_operations_for
+        hostops_factory = open_host_operations
     if probe is None:
         from certrotate_shared.tlsprobe import served_fingerprints
 

@@ -41,12 +41,12 @@ def sepm_connector(settings: Settings, vault: Vault) -> SepmFactory:
 
 
 def host_operations(settings: Settings, vault: Vault) -> HostOpsFactory:
-    """The driver the site's inventory entry names (twin, WinRM or manual)."""
+    """The driver the site's published inventory entry names (twin, WinRM or manual)."""
 
     async def open_driver(site: SiteTarget) -> HostOperations:
-        from certrotate_shared.hostops import host_operations_for
+        from certrotate_shared.hostops import open_host_operations
 
-        return host_operations_for(site, vault, http_timeout=settings.hostops_timeout_s)
+        return await open_host_operations(site, vault, http_timeout=settings.hostops_timeout_s)
 
     return open_driver
 

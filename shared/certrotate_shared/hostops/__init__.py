@@ -20,14 +20,14 @@ from certrotate_shared.hostops.base import (
 from certrotate_shared.hostops.manual_tasks import task_id_for
 
 if TYPE_CHECKING:
-    from certrotate_shared.hostops.factory import host_operations_for
+    from certrotate_shared.hostops.factory import host_operations_for, open_host_operations
 
 
 def __getattr__(name: str) -> Any:
-    if name == "host_operations_for":
-        from certrotate_shared.hostops.factory import host_operations_for
+    if name in ("host_operations_for", "open_host_operations"):
+        from certrotate_shared.hostops import factory
 
-        return host_operations_for
+        return getattr(factory, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -41,6 +41,7 @@ __all__ = [
     "ManualTaskPending",
     "OperatorTask",
     "host_operations_for",
+    "open_host_operations",
     "services_to_restart",
     "task_id_for",
 ]

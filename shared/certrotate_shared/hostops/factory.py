@@ -1,9 +1,14 @@
-"""Choosing a site's host-operations driver from its inventory entry (`site.host_ops.driver`)."""
+"""Choosing a site's host-operations driver from its inventory entry (`site.host_ops.driver`).
+
+Workers open drivers with `open_host_operations`, which takes the site from what the
+orchestrator published (certrotate_shared.site_directory), never from the command.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from certrotate_shared import site_directory
 from certrotate_shared.hostops.base import HostOperationError, HostOperations
 from certrotate_shared.hostops.manual import ManualHostOperations
 from certrotate_shared.hostops.measured import measured
@@ -11,6 +16,27 @@ from certrotate_shared.hostops.twin import TwinHostOperations
 from certrotate_shared.hostops.winrm import WinRMHostOperations
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.vault import Vault
+
+
+async def open_host_operations(
+    site: SiteTarget,
+    vault: Vault,
+    *,
+    http_timeout: float = 30.0,
+    confirmed_tasks: Collection[str] = (),
+) -> HostOperations:
+    """The driver of the site a command names, as the orchestrator published it: the endpoint
+    and the account the stored Windows password goes to are the inventory's, not the
+    command's."""
+    try:
+        published = await site_directory.resolve(site, vault)
+    except site_directory.StaleSiteTargetError as exc:
+        raise HostOperationError(str(exc), retryable=True, code="SITE_TARGET_STALE") from None
+    except site_directory.UnknownSiteTargetError as exc:
+        raise HostOperationError(str(exc), code="SITE_UNKNOWN") from None
+    return host_operations_for(
+        published, vault, http_timeout=http_timeout, confirmed_tasks=confirmed_tasks
+    )
 
 
 def host_operations_for(
@@ -21,6 +47,8 @@ def host_operations_for(
     confirmed_tasks: Collection[str] = (),
 ) -> HostOperations:
     """The driver the inventory names for this site; the caller closes it when done.
+
+    `site` must already be the published one (workers go through `open_host_operations`).
 
     `confirmed_tasks` matters to the manual driver and to the WinRM driver's console steps:
     the operator-task ids a person has confirmed, so the operations they cover return instead

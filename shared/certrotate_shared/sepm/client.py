@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from certrotate_shared import metrics
+from certrotate_shared import metrics, site_directory
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm import answers
 from certrotate_shared.sepm.api import SepmAuthError, SepmDomain, SepmError, SepmLocation
@@ -465,7 +465,15 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 async def connect_site(site: SiteTarget, vault: Vault, **options: Any) -> SepmClient:
-    """A connector for a site, with its account from the vault (it logs in on first use)."""
+    """A connector for the site a command names, as the orchestrator published it (address,
+    trust set, account reference: never the command's own), with its account from the vault
+    (it logs in on first use)."""
+    try:
+        site = await site_directory.resolve(site, vault)
+    except site_directory.StaleSiteTargetError as exc:
+        raise SepmError(str(exc), retryable=True) from None
+    except site_directory.UnknownSiteTargetError as exc:
+        raise SepmError(str(exc), retryable=False) from None
     try:
         secret = await vault.get(site.credential_ref)
     except SecretNotFoundError:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from certificates.bootstrap import build_runtime
 from certificates.settings import Settings
+from certrotate_shared import site_directory
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.certificates import (
     CheckCertificateVerification,
@@ -32,6 +34,7 @@ from certrotate_shared.transport.kafka import KafkaTransport
 from certrotate_shared.vault import Vault
 from sepm_twin import Twin
 from tests.integration.certificates.conftest import TOKEN, EventProbe, api_client, twin_site
+from tests.support.rogue import Rogue
 
 pytestmark = pytest.mark.integration
 
@@ -61,15 +64,25 @@ SCENARIO: dict[str, Any] = {
 
 class Stack:
     def __init__(
-        self, twin: Twin, runtime: ServiceRuntime, probe: EventProbe, http: httpx.AsyncClient
+        self,
+        twin: Twin,
+        runtime: ServiceRuntime,
+        probe: EventProbe,
+        http: httpx.AsyncClient,
+        vault: Vault,
     ) -> None:
         self.twin, self.runtime, self.probe, self.twin_http = twin, runtime, probe, http
+        self.vault = vault
         self.site: SiteTarget = twin_site(twin.topology(), "site-a")
         self.api = api_client(runtime)
         self._token: str | None = None
 
     def server(self, name: str) -> Any:
         return self.site.server(name)
+
+    async def publish(self, site: SiteTarget, *, revision: int) -> None:
+        """What the orchestrator does for a site of its inventory."""
+        await site_directory.publish(self.vault, site, revision=revision)
 
     async def sepm(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._token is None:
@@ -161,6 +174,7 @@ async def stack(
     vault = Vault(pg_url, base64.urlsafe_b64decode(master_key), schema=schemas["vault"])
     await vault.start()
     await vault.put("sepm/site-a", "sepm", ADMIN)
+    await site_directory.publish(vault, twin_site(twin.topology(), "site-a"), revision=1)
     common = {
         "database_url": pg_url,
         "transport": "kafka",
@@ -181,7 +195,7 @@ async def stack(
     probe = EventProbe(**common, database_schema=schemas["probe"])
     await probe.runtime.start()
     http = httpx.AsyncClient(base_url=twin.base_url, timeout=30)
-    s = Stack(twin, runtime, probe, http)
+    s = Stack(twin, runtime, probe, http, vault)
     try:
         yield s
     finally:
@@ -392,3 +406,50 @@ async def test_rollback_after_a_successful_update(stack: Stack) -> None:
     await stack.probe.emit(rollback, saga)
     await stack.probe.wait_for("ServerCertificateRolledBack", timeout=60)
     assert await served_fingerprints(stack.server("sepm-a2")) == old
+
+
+async def test_a_command_naming_other_endpoints_reaches_the_inventorys_site_only(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The API URL, trust set, host agent and server ports of a forged command are not
+    followed: the SEPM password and the keystore go to the published site (the twin), and
+    the attacker's relaying listeners hear nothing."""
+    site = stack.site
+    ca = site.trusted_certificates_pem[0]
+    api = httpx.URL(site.api_url)
+    sepm_rogue = await Rogue.start(
+        f"https://{api.host}:{api.port}", tls_dir=tmp_path, upstream_ca_pem=ca
+    )
+    agent_rogue = await Rogue.start(str(site.host_ops.endpoint))
+    try:
+        await stack.publish(site, revision=5)
+        forged = site.model_copy(
+            update={
+                "api_url": sepm_rogue.steer(site.api_url),
+                "trusted_certificates_pem": [ca, sepm_rogue.ca_pem],
+                "host_ops": site.host_ops.model_copy(update={"endpoint": agent_rogue.url}),
+                "revision": 5,
+            }
+        )
+        rogue_port = int(httpx.URL(sepm_rogue.url).port or 0)
+        server = stack.server("sepm-a1").model_copy(
+            update={"ports": dict.fromkeys(("8443", "8446", "443"), rogue_port)}
+        )
+        ref, fingerprint = await stack.new_bundle("sepm-a1", fmt="jks")
+        saga = str(uuid.uuid4())
+        await stack.probe.emit(
+            SetCertificateVerification(idempotency_key=f"{saga}:2:1", site=forged, mode="disable"),
+            saga,
+        )
+        disabled = await stack.probe.wait_for("CertificateVerificationSet", timeout=60)
+        assert disabled.payload["groups"], disabled.payload
+        update = stack.update(saga, "sepm-a1", ref, fingerprint)
+        await stack.probe.emit(update.model_copy(update={"site": forged, "server": server}), saga)
+        updated = (await stack.probe.wait_for("ServerCertificateUpdated", timeout=60)).payload
+        assert set(updated["ports_verified"].values()) == {fingerprint}
+        assert len(await stack.installs("sepm-a1")) == 1
+        assert sepm_rogue.heard == []
+        assert agent_rogue.heard == []
+    finally:
+        await sepm_rogue.stop()
+        await agent_rogue.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from certificates.bootstrap import build_runtime
 from certificates.settings import Settings
+from certrotate_shared import site_directory
 from certrotate_shared.messages.certificates import SetCertificateVerification
 from certrotate_shared.vault import Vault
 from tests.integration.certificates.conftest import TOKEN, EventProbe
@@ -46,6 +47,7 @@ async def start(
     schemas = {name: f"{name}_{suffix}" for name in ("certs", "probe", "vault")}
     pg_schemas.extend(schemas.values())
     vault = Vault(pg_url, base64.urlsafe_b64decode(master_key), schema=schemas["vault"])
+    await site_directory.publish(vault, site(), revision=1)  # as the orchestrator does
     common = {
         "database_url": pg_url,
         "transport": "kafka",

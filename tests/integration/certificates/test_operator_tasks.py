@@ -12,10 +12,12 @@ import pytest
 
 from certificates.bootstrap import build_runtime
 from certificates.settings import Settings
+from certrotate_shared import site_directory
 from certrotate_shared.hostops import CertificateBackup, ManualTaskPending, OperatorTask
 from certrotate_shared.messages.certificates import UpdateServerCertificate
 from certrotate_shared.messages.common import ServerTarget
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
+from certrotate_shared.vault import Vault
 from tests.integration.certificates.conftest import TOKEN, EventProbe, api_client
 from tests.support.pki import TestCA
 from tests.unit.certificates.fakes import server, site
@@ -89,6 +91,9 @@ async def embedded(tmp_path: Path, master_key: str) -> AsyncIterator[tuple[Any, 
         verify_interval_s=0.1,
         job_poll_interval_s=0.1,
     )
+    vault = Vault.from_settings(settings)
+    await site_directory.publish(vault, site(), revision=1)  # as the orchestrator does
+    await vault.stop()
     runtime = build_runtime(settings, hostops_factory=hostops, probe=world.probe)
     await runtime.start(serve_http=False)
     probe = EventProbe(

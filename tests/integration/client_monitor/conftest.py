@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from certrotate_shared import site_directory
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Envelope, Event, Message
 from certrotate_shared.messages.client_monitor import (
@@ -208,6 +209,7 @@ async def make_stack(
         await vault.start()
         await vault.put("sepm/site-a", "sepm-account", ADMIN)
         site = twin_site_target(topology, site_view["name"], credential_ref="sepm/site-a")
+        await site_directory.publish(vault, site, revision=1)  # as the orchestrator does
         common = {
             "database_url": pg_url,
             "transport": "kafka",

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from certrotate_shared import site_directory
 from certrotate_shared.envelope import Envelope, Event, registered_messages
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.runtime import ServiceRuntime
@@ -141,9 +142,18 @@ async def stack(
     await vault.put(
         CREDENTIAL_REF, "sepm", {"username": "admin", "password": "admin", "domain": ""}
     )
-    await vault.put("sepm/wrong", "sepm", {"username": "admin", "password": "nope", "domain": ""})
-    await vault.stop()
+    # site-c's account is refused by SEPM; site-b is published at an address nobody answers.
+    await vault.put("sepm/site-c", "sepm", {"username": "admin", "password": "nope", "domain": ""})
+    await vault.put("sepm/site-b", "sepm", {"username": "admin", "password": "admin", "domain": ""})
     twin = await Twin.start(scenario(twin_speed))
+    topology = twin.topology()
+    for name in ("site-a", "site-c"):
+        await site_directory.publish(vault, twin_site_target(topology, name), revision=1)
+    unreachable = twin_site_target(topology, "site-b").model_copy(
+        update={"api_url": "https://127.0.0.1:1/sepm/api/v1"}
+    )
+    await site_directory.publish(vault, unreachable, revision=1)
+    await vault.stop()
     http = httpx.AsyncClient(base_url=twin.base_url, timeout=30)
     common = {
         "transport": "kafka",

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 
+from certrotate_shared import site_directory
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.common import HostOpsTarget
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
@@ -80,6 +81,9 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
     )
     await service.start(serve_http=False)
     site = site_target(twin, host_ops=HostOpsTarget(driver="manual"))
+    vault = Vault(vault_url, base64.urlsafe_b64decode(master_key.encode()))
+    await site_directory.publish(vault, site, revision=1)  # as the orchestrator does
+    await vault.stop()
     saga = str(uuid.uuid4())
     probe = widen(
         Probe(bus=transport, database_url=f"sqlite+aiosqlite:///{tmp_path}/probe.db", **common)

@@ -29,13 +29,15 @@ async def test_inspect_reports_version_and_partners_or_a_precise_reason(stack):
     saga = str(uuid.uuid4())
     good, refused, unreachable = await stack.send(
         InspectSite(idempotency_key=key(saga, "inspect"), site=stack.site),
+        # What the inventory says of these sites (see conftest): a refused account, and an
+        # address nobody answers.
         InspectSite(
             idempotency_key=key(saga, "inspect", 2),
-            site=stack.site.model_copy(update={"credential_ref": "sepm/wrong"}),
+            site=stack.site.model_copy(update={"site": "site-c"}),
         ),
         InspectSite(
             idempotency_key=key(saga, "inspect", 3),
-            site=stack.site.model_copy(update={"api_url": "https://127.0.0.1:1/sepm/api/v1"}),
+            site=stack.site.model_copy(update={"site": "site-b"}),
         ),
         saga_id=saga,
     )

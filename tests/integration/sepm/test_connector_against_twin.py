@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from certrotate_shared import site_directory
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
 from certrotate_shared.sepm.api import SepmAuthError, SepmError
 from certrotate_shared.sepm.client import SepmCredentials, connect_site
@@ -227,10 +228,22 @@ async def test_connect_site_reads_the_account_from_the_vault(twin, tmp_path, mas
         servers=[ServerTarget(name="sepm-a1", address="127.0.0.1", version="14.3.9000")],
         host_ops=HostOpsTarget(driver="twin", endpoint=twin.twin.base_url),
     )
+    await site_directory.publish(vault, site, revision=1)  # as the orchestrator does
     async with await connect_site(site, vault) as api:
         assert await api.is_replicated() is True
+    # The account follows the site's name, not a reference the command names.
+    steered = site.model_copy(update={"credential_ref": "sepm/nowhere"})
+    async with await connect_site(steered, vault) as api:
+        assert await api.is_replicated() is True
+    await vault.delete("sepm/site-a")
     with pytest.raises(SepmAuthError, match="no SEPM API account"):
-        await connect_site(site.model_copy(update={"credential_ref": "sepm/nowhere"}), vault)
+        await connect_site(site, vault)
+    with pytest.raises(SepmError, match="no target published") as unknown:
+        await connect_site(site.model_copy(update={"site": "site-z"}), vault)
+    assert unknown.value.retryable is False
+    with pytest.raises(SepmError, match="publication 2") as stale:
+        await connect_site(site.model_copy(update={"revision": 2}), vault)
+    assert stale.value.retryable is True
     await vault.stop()
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from certificates.service_layer.server_certificate import Probe
 from certificates.settings import Settings
+from certrotate_shared import site_directory
 from certrotate_shared.clock import Clock
 from certrotate_shared.hostops import HostOperations
 from certrotate_shared.messages.common import SiteTarget
@@ -18,7 +19,7 @@ from certrotate_shared.sepm import SepmApi
 
 # (site, vault) -> SepmApi, sync or async (certrotate_shared.sepm.client.connect_site).
 SepmFactory = Callable[[SiteTarget, Any], Any]
-# (site, vault, *, confirmed_tasks) -> HostOperations (certrotate_shared.hostops.host_operations_for).
+# (site, vault, *, confirmed_tasks) -> HostOperations (certrotate_shared.hostops.open_host_operations).
 HostOpsFactory = Callable[..., Any]
 
 
@@ -54,6 +55,10 @@ class Dependencies:
     def wake_jobs(self) -> None:
         """A job was queued: the runner looks now instead of at its next poll."""
         self.jobs_waiting.set()
+
+    async def published_site(self, site: SiteTarget) -> site_directory.AuthoritativeSite:
+        """The site a command names, as the orchestrator published it (never its fields)."""
+        return await site_directory.resolve(site, await self.ready_vault())
 
     async def connect_sepm(self, site: SiteTarget) -> SepmApi:
         return await _resolved(self.sepm_factory(site, await self.ready_vault()))

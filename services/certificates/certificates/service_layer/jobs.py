@@ -24,6 +24,7 @@ from certificates.service_layer.server_certificate import (
     update_server_certificate,
 )
 from certificates.service_layer.verification import perform_verification, verification_failed
+from certrotate_shared import site_directory
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
 from certrotate_shared.hostops import HostOperationError, ManualTaskPending, OperatorTask
@@ -176,6 +177,14 @@ class JobRunner:
 
     async def perform(self, job: job_table.Job, command: Message) -> Event:
         """Run one command to its outcome event (raises ManualTaskPending)."""
+        try:
+            command = await self._as_published(command)
+        except site_directory.UnknownSiteTargetError as exc:
+            if isinstance(command, UpdateServerCertificate | RollbackServerCertificate):
+                return _cannot_reach_host(command, str(exc), False)
+            if isinstance(command, SetCertificateVerification | CheckCertificateVerification):
+                return verification_failed(command, str(exc), False)
+            raise
         if isinstance(command, SetCertificateVerification | CheckCertificateVerification):
             try:
                 sepm = await self.deps.connect_sepm(command.site)
@@ -209,6 +218,24 @@ class JobRunner:
             finally:
                 await hostops.close()
         raise TypeError(f"no job procedure for {type(command).__name__}")
+
+    async def _as_published(self, command: Message) -> Message:
+        """The command with its site and server as the orchestrator published them: the SEPM
+        account, the keystore and the TLS probes go there, not where the message says."""
+        site = getattr(command, "site", None)
+        if site is None:
+            return command
+        published = await self.deps.published_site(site)
+        update: dict[str, object] = {"site": published}
+        server = getattr(command, "server", None)
+        if server is not None:
+            try:
+                update["server"] = published.server(server.name)
+            except KeyError:
+                raise site_directory.UnknownSiteTargetError(
+                    f"server {server.name!r} is not registered for site {published.site!r}"
+                ) from None
+        return command.model_copy(update=update)
 
     async def _conclude(self, job: job_table.Job, result: Event | OperatorTask) -> None:
         now = self.deps.clock.now()

@@ -25,7 +25,9 @@ class Connections:
     async def sepm(self, site: SiteTarget) -> AsyncIterator[SepmApi]:
         """The site's SEPM API; a session that failed is dropped so the next use starts afresh
         (the account or the trusted certificates may have changed in between)."""
-        key = (site.site, site.api_url, site.credential_ref, *site.trusted_certificates_pem)
+        # The factory connects to the published site (never the message's fields); a session
+        # is kept per publication the command was built from, so a newer one starts afresh.
+        key = (site.site, str(site.revision), site.api_url, *site.trusted_certificates_pem)
         client = self._sepm.get(key)
         if client is None:
             client = await self._sepm_factory(site)
