@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from certrotate.api_client import ApiClient
+from certrotate.client.campaign_view import WAITING, headline, render_campaign, watch_campaign
 from certrotate.client.connection import api_command
 from certrotate.client.output import (
     json_option,
@@ -19,20 +18,9 @@ from certrotate.client.output import (
     stdout_console,
 )
 from certrotate.client.rotate import certificate_upload, rotation_options
-from certrotate.render import add_plain_row, plain
+from certrotate.client.watch import interval_option
 
-# Campaign states a script may want to tell apart by exit code (see the exit codes table).
-_WAITING = {"paused", "awaiting_approval", "halted"}
-
-
-def _line(view: dict[str, Any]) -> str:
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(view["sites_by_state"].items()))
-    decision = view.get("decision_waiting")
-    waiting = f" · waiting: {decision['reason']}" if decision else ""
-    return (
-        f"{view['id']} {view['name']}: {view['state']}, wave {view['current_wave']}/"
-        f"{view['waves']} ({counts}){waiting}"
-    )
+_line = headline
 
 
 def window_options(command: Any) -> Any:
@@ -222,37 +210,27 @@ def list_campaigns(api: ApiClient, as_json: bool) -> None:
 
 @campaign.command(name="status")
 @click.argument("campaign_id")
+@click.option("--watch", is_flag=True, help="Keep showing it live until it ends or waits.")
+@interval_option
 @json_option
 @api_command
-def status(api: ApiClient, campaign_id: str, as_json: bool) -> None:
-    """Progress: sites by state per wave, and any decision waiting for an approver.
+def status(api: ApiClient, campaign_id: str, watch: bool, interval: float, as_json: bool) -> None:
+    """Progress: sites by state per wave, clients summed, the forecast end, decisions waiting.
 
-    Exit 5 when the campaign waits for someone (paused, halted, or a wave to approve)."""
+    Exit 5 when the campaign waits for someone (paused, halted, or a wave to approve); with
+    --watch, 0 when it completed and 4 when it was cancelled or aborted."""
+    if watch:
+        raise click.exceptions.Exit(
+            watch_campaign(
+                api, campaign_id, interval=interval, as_json=as_json, console=stdout_console()
+            )
+        )
     view = api.get(f"/v1/campaigns/{campaign_id}")
     if as_json:
         print_json(view)
     else:
-        console = stdout_console()
-        console.print(plain(_line(view)))
-        table = Table(box=None)
-        for column in ("WAVE", "SITE", "STATE", "ROTATION", "FARM", "NOTE"):
-            table.add_column(column)
-        for wave in view["plan"]:
-            for site in wave["sites"]:
-                add_plain_row(
-                    table, str(wave["wave"]), site["site"], site["status"],
-                    site.get("rotation_id") or "", site["farm"], site.get("note") or "",
-                )  # fmt: skip
-        console.print(table)
-        if view.get("decision_waiting"):
-            console.print(
-                Text(
-                    "an approver decides with `certrotate campaign approve "
-                    f"{view['id']} --decision continue|abort`",
-                    style="yellow",
-                )
-            )
-    if view["state"] in _WAITING:
+        stdout_console().print(render_campaign(view))
+    if view["state"] in WAITING:
         raise click.exceptions.Exit(5)
 
 

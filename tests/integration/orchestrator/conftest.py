@@ -32,6 +32,7 @@ class Embedded:
     certificates: FastAPI
     worker: StandInWorker
     settings: dict[str, Any]
+    monitor: FastAPI | None = None  # the stand-in client-monitor (its at-risk rows)
 
     def client(self, token: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,6 +59,7 @@ async def embedded(tmp_path, master_key) -> AsyncIterator[Embedded]:
     }
     bus = LocalTransport(str(tmp_path / "bus.db"))
     certificates = fake_certificates_app()
+    monitor = fake_monitor_app()
     clock = ManualClock()
     runtime = build_runtime(
         Settings(**settings),
@@ -67,7 +69,7 @@ async def embedded(tmp_path, master_key) -> AsyncIterator[Embedded]:
             transport=httpx.ASGITransport(app=certificates), base_url="http://certificates"
         ),
         client_monitor_client=httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake_monitor_app()), base_url="http://monitor"
+            transport=httpx.ASGITransport(app=monitor), base_url="http://monitor"
         ),
     )
     worker = StandInWorker(
@@ -79,7 +81,7 @@ async def embedded(tmp_path, master_key) -> AsyncIterator[Embedded]:
     )
     await runtime.start(serve_http=False)
     await worker.runtime.start()
-    env = Embedded(runtime, None, clock, certificates, worker, settings)  # type: ignore[arg-type]
+    env = Embedded(runtime, None, clock, certificates, worker, settings, monitor)  # type: ignore[arg-type]
     env.api = env.client(ADMIN)
     await env.api.post("/v1/sites", json=site_body(partners=["site-b"]))
     for name in ("sepm-a1", "sepm-a2"):

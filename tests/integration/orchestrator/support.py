@@ -78,12 +78,16 @@ def fake_certificates_app() -> FastAPI:
 def fake_monitor_app() -> FastAPI:
     app = FastAPI()
 
+    app.state.rows = [
+        {"uniqueId": "C1", "computerName": "laptop-1"},
+        {"uniqueId": "C2", "computerName": "laptop-2"},
+    ]
+    app.state.asked = []
+
     @app.get("/v1/watches/{watch_id}/clients")
     async def clients(watch_id: str, status: str = "at_risk", format: str = "json") -> Any:
-        rows = [
-            {"uniqueId": "C1", "computerName": "laptop-1"},
-            {"uniqueId": "C2", "computerName": "laptop-2"},
-        ]
+        app.state.asked.append(watch_id)
+        rows = app.state.rows
         if format == "csv":
             from fastapi.responses import PlainTextResponse
 

@@ -185,3 +185,69 @@ def test_sites_add_and_campaign_create_send_their_maintenance_windows(bundle, pa
     half = run(api, "campaign", "create", "w", "--sites", "a", "--bundle", str(bundle),
                "--password-file", str(password_file), "--window-cron", "0 22 * * 6")  # fmt: skip
     assert half.exit_code == 2 and "--window-minutes" in half.output
+
+
+def progressed_view(state: str = "running") -> dict:
+    view = campaign_view(state)
+    view["plan"][0]["sites"][0]["clients"] = {
+        "step": "await_disable_propagation", "total": 200, "reached": 190, "pending": 10,
+        "at_risk": 3, "observed_at": "2026-11-30T06:00:00+00:00",
+    }  # fmt: skip
+    view["progress"] = {
+        "clients": {"total": 200, "reached": 190, "pending": 10, "at_risk": 3,
+                    "orphaned_outside_risk": 0, "sites_reporting": 1},
+        "forecast_end": "2026-12-14T06:00:00+00:00",
+        "decisions_waiting": [
+            {"scope": "rotation", "site": "site-c", "rotation_id": "rot-9", "kind": "orphan_risk",
+             "reason": "3 clients would be cut off by the swap (budget 0)",
+             "options": ["extend", "proceed", "abort"]},
+        ],
+    }  # fmt: skip
+    return view
+
+
+def test_the_live_view_shows_sums_forecast_sites_and_decisions():
+    from rich.console import Console
+
+    from certrotate.client.campaign_view import render_campaign
+
+    console = Console(record=True, width=140, color_system=None)
+    console.print(render_campaign(progressed_view()))
+    text = console.export_text()
+    assert "camp-1 ca-2026: running, wave 1/2" in text
+    assert "190/200 clients reached · 10 pending · 3 at risk" in text
+    assert "forecast end 2026-12-14 06:00:00 UTC" in text
+    row = next(line for line in text.splitlines() if "site-c" in line and "rot-9" in line)
+    assert "190/200" in row and "3 at risk" in row
+    assert "site-c (rot-9) orphan_risk: 3 clients would be cut off" in text
+    assert "certrotate decide rot-9 --decision extend|proceed|abort" in text
+    before = render_campaign(campaign_view())  # a view without progress yet still renders
+    console.print(before)
+    assert "forecast end: after the first rotation completes" in console.export_text()
+
+
+def test_status_watch_follows_until_the_campaign_ends():
+    answers = iter([progressed_view(), progressed_view(), progressed_view("completed")])
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=next(answers))
+
+    result = run(handler, "campaign", "status", "camp-1", "--watch", "--interval", "0.05")  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    assert len(requests) == 3
+    # Off a terminal: one line per change, then the final picture and how it ended.
+    assert result.stdout.count("ca-2026: running") == 1
+    assert "ca-2026: completed" in result.stdout
+    assert "campaign camp-1 completed" in result.stderr
+
+
+def test_status_watch_stops_with_5_when_the_campaign_waits_for_someone():
+    halted = progressed_view("halted")
+    halted["decision_waiting"] = {"kind": "failure_budget", "wave": 0, "reason": "2 failed",
+                                  "since": "2026-11-30T06:00:00Z"}  # fmt: skip
+    api = Api(httpx.Response(200, json=halted))
+    result = run(api, "campaign", "status", "camp-1", "--watch", "--interval", "0.05")
+    assert result.exit_code == 5, result.output
+    assert "certrotate campaign approve camp-1" in result.stderr

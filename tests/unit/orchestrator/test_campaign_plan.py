@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.domain import campaign as c
 from orchestrator.domain import campaign_plan as p
+from orchestrator.domain import campaign_progress as cp
 from orchestrator.domain.orphans import orphaned_outside_risk
 from orchestrator.domain.state import MaintenanceWindow
 
@@ -120,8 +121,8 @@ def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
     for site in c.progress(state, NOW):
         c.started(state, site, f"rot-{site}", NOW)
     c.cancel(state, "ops", "wrong CA", NOW)
-    assert [s.site for s in c.claim_cancels(state, {})] == ["a"]
-    assert c.claim_cancels(state, {"rot-a": "compensating"}) == []  # asked once only
+    assert [s.site for s in c.claim_cancels(state, {}, NOW)] == ["a"]
+    assert c.claim_cancels(state, {"rot-a": "compensating"}, NOW) == []  # asked once only
     assert c.progress(state, NOW) == []
     assert state.status == "cancelling"
     c.observe(state, {"rot-a": "compensated"}, NOW)
@@ -149,13 +150,17 @@ def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_sw
     for site in c.progress(state, NOW):
         c.started(state, site, f"rot-{site}", NOW)
     c.cancel(state, "ops", "wrong CA", NOW)
-    assert [s.site for s in c.claim_cancels(state, {})] == ["a", "b"]
-    # "a" was asked and is compensating; the process died before asking "b"; "a" is fine.
+    assert [s.site for s in c.claim_cancels(state, {}, NOW)] == ["a", "b"]
     live = {"rot-a": "compensating", "rot-b": "running"}
-    assert [s.site for s in c.claim_cancels(state, live)] == ["b"]
+    # A tick at once (another replica's, or the loop's beside the API's): "b"'s ask is merely
+    # on its way, not lost; asking again would put a second cancel in its history.
+    assert c.claim_cancels(state, live, NOW) == []
+    # "a" was asked and is compensating; the process died before asking "b"; "a" is fine.
+    later = NOW + c.CANCEL_RETRY
+    assert [s.site for s in c.claim_cancels(state, live, later)] == ["b"]
     # "b" refused: past its swap, only forward recovery; it is not asked again.
-    c.cancel_refused(state, "b", NOW)
-    assert c.claim_cancels(state, live) == []
+    c.cancel_refused(state, "b", later)
+    assert c.claim_cancels(state, live, later + c.CANCEL_RETRY) == []
 
 
 def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history():
@@ -284,3 +289,27 @@ def test_a_rotation_that_left_partnerships_broken_holds_the_rest_of_its_farm():
     (held,) = [e for e in state.events if e["type"] == "FarmHeld"]
     assert held["site"] == "x" and held["partners"] == ["h"] and held["skipped"] == ["y"]
     assert state.status == "completed"
+
+
+def test_progress_sums_the_clients_of_every_rotation_and_forecasts_the_end():
+    state = make([["a", "b", "c", "d"]], cap=2)
+    for site in c.progress(state, NOW):
+        c.started(state, site, f"rot-{site}", NOW)
+    c.note_rotations(
+        state,
+        {"rot-a": _rotation(10, None, ["pending", "pending"]),
+         "rot-b": _rotation(0, None, ["pending", "pending"])},
+        NOW,
+    )  # fmt: skip
+    assert cp.clients(state) == {
+        "total": 200, "reached": 190, "pending": 10, "at_risk": 10, "orphaned_outside_risk": 0,
+        "sites_reporting": 2,
+    }  # fmt: skip
+    assert cp.forecast_end(state, NOW) is None  # nothing has finished to learn from
+    later = NOW + timedelta(days=2)
+    c.observe(state, {"rot-a": "completed"}, later)
+    # One rotation took two days; b, c, d remain with two lanes: two more rounds of two days.
+    assert cp.forecast_end(state, later) == later + timedelta(days=4)
+    # Past the swap (or the end) clients are no longer "at risk": they were reached or cut off.
+    c.note_rotations(state, {"rot-b": _rotation(3, 3, ["updated", "updated"])}, later)
+    assert cp.clients(state)["at_risk"] == 0

@@ -6,13 +6,13 @@ a version check and only then starts or cancels rotations (through the rotations
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.campaign_plan import check_waves
-from orchestrator.domain.orphans import accepted_risk, orphaned_outside_risk
+from orchestrator.domain.orphans import accepted_risk, orphaned_outside_risk, site_clients
 from orchestrator.domain.state import MaintenanceWindow, SagaState
 from orchestrator.domain.window import is_open, next_opening
 
@@ -51,6 +51,7 @@ class CampaignSite(_Model):
     bundle: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
     cancel_sent: bool = False
+    cancel_sent_at: datetime | None = None
     cancel_refused: bool = False
     # Clients the rotation cut off beyond the risk an approver accepted, and how many of them
     # an approver has since chosen to continue past.
@@ -61,6 +62,10 @@ class CampaignSite(_Model):
     opens_at: datetime | None = None  # while the site waits for its window
     # Partnerships the rotation broke (step 1) and has not re-added (step 7 or compensation).
     partners_left_broken: list[str] = Field(default_factory=list)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    # The rotation's latest reading of its fleet (campaign_progress.site_clients).
+    clients: dict[str, Any] | None = None
 
 
 class WaitingDecision(_Model):
@@ -172,6 +177,9 @@ def note_rotations(state: CampaignState, seen: dict[str, SagaState], now: dateti
         left = sorted(set(rotation.broken_partners) - restored)
         if left != site.partners_left_broken:
             site.partners_left_broken = left
+        reading = site_clients(rotation)
+        if reading is not None and reading != site.clients:
+            site.clients = reading
         orphaned = orphaned_outside_risk(rotation)
         if orphaned > site.orphaned_outside_risk:
             site.orphaned_outside_risk = orphaned
@@ -188,6 +196,7 @@ def observe(state: CampaignState, ended: dict[str, str], now: datetime) -> None:
         # A rotation the campaign cancelled was not a failure of the rotation.
         cancelled = site.cancel_sent or state.status == "cancelling"
         site.status = "cancelled" if cancelled and outcome == "compensated" else outcome  # type: ignore[assignment]
+        site.ended_at = now
         state.record(now, "SiteEnded", site=site.site, rotation_id=site.rotation_id,
                      outcome=site.status)  # fmt: skip
     state.updated_at = now
@@ -340,6 +349,7 @@ def started(state: CampaignState, site: str, rotation_id: str, now: datetime) ->
     if entry.status == "starting":
         entry.status = "running"
         entry.rotation_id = rotation_id
+        entry.started_at = now
         entry.note = None
         state.record(now, "SiteStarted", site=site, rotation_id=rotation_id)
     state.updated_at = now
@@ -366,20 +376,32 @@ def start_refused(state: CampaignState, site: str, note: str, now: datetime) -> 
     state.updated_at = now
 
 
-def claim_cancels(state: CampaignState, live: dict[str, str]) -> list[CampaignSite]:
+# A claimed cancel whose rotation still runs after this long was never asked (a crash between
+# the claim and the ask); sooner, the ask is merely still on its way (another tick's).
+CANCEL_RETRY = timedelta(minutes=2)
+
+
+def claim_cancels(state: CampaignState, live: dict[str, str], now: datetime) -> list[CampaignSite]:
     """The running rotations to ask to cancel, marked so that one replica alone asks for each.
 
-    `live`: rotation id -> its status now. One marked but still running or paused was never
-    asked (the process died in between): ask again; the rotation accepts one cancel only."""
+    `live`: rotation id -> its status now. One marked long ago but still running or paused was
+    never asked (the process died in between): ask again."""
     if state.status != "cancelling":
         return []
+
+    def unasked(site: CampaignSite) -> bool:
+        if not site.cancel_sent:
+            return True
+        stale = site.cancel_sent_at is None or now - site.cancel_sent_at >= CANCEL_RETRY
+        return stale and live.get(site.rotation_id or "") in ("running", "paused")
+
     chosen = [
         s for s in state.sites.values()
-        if s.status == "running" and not s.cancel_refused
-        and (not s.cancel_sent or live.get(s.rotation_id or "") in ("running", "paused"))
+        if s.status == "running" and not s.cancel_refused and unasked(s)
     ]  # fmt: skip
     for site in chosen:
         site.cancel_sent = True
+        site.cancel_sent_at = now
     return chosen
 
 

@@ -1,6 +1,8 @@
-"""Clients a rotation cut off: those still verifying the old certificate when it was swapped."""
+"""A rotation's clients: reached, pending, at risk before its swap, and cut off by it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from orchestrator.domain.state import SagaState
 
@@ -23,3 +25,22 @@ def orphaned_outside_risk(rotation: SagaState) -> int:
 def accepted_risk(rotation: SagaState) -> int:
     acceptance = rotation.risk_acceptance
     return acceptance.accepted_count if acceptance else rotation.options.orphan_risk_budget
+
+
+def site_clients(rotation: SagaState) -> dict[str, Any] | None:
+    """The rotation's latest reading of its fleet; None before its first watch reported."""
+    wait = rotation.current_wait()
+    reading = wait.reading if wait else None
+    if wait is None or reading is None:
+        return None
+    swapped = any(server.status == "updated" for server in rotation.servers)
+    # Only before the swap is a pending client "at risk"; after it, it was reached or cut off.
+    before_swap = wait.step == "await_disable_propagation" and not swapped
+    return {
+        "step": wait.step,
+        "total": reading.total,
+        "reached": reading.reached,
+        "pending": reading.pending_online + reading.pending_offline,
+        "at_risk": reading.orphan_risk if before_swap else 0,
+        "observed_at": reading.observed_at.isoformat(),
+    }

@@ -4,11 +4,19 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
-from orchestrator.domain.state import SagaState
+from orchestrator.entrypoints.campaign_views import (
+    at_risk_csv,
+    at_risk_json,
+    campaign_summary,
+    campaign_view,
+    site_view,
+    wave_view,
+)
 from orchestrator.entrypoints.schemas import (
     BundleIdIn,
     CertificateUploadIn,
@@ -16,8 +24,9 @@ from orchestrator.entrypoints.schemas import (
     RotationOptionsIn,
     certificate_of,
 )
-from orchestrator.service_layer import campaigns, rotations
+from orchestrator.service_layer import campaign_export, campaigns, rotations
 from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.errors import NotFoundError
 from orchestrator.service_layer.tokens import Principal
 
 
@@ -95,49 +104,6 @@ def _upload(body: CertificateUploadIn | BundleIdIn) -> rotations.Certificate:
     return certificate_of(body)
 
 
-def campaign_summary(state: CampaignState) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for site in state.sites.values():
-        counts[site.status] = counts.get(site.status, 0) + 1
-    return {
-        "id": state.campaign_id, "name": state.name, "state": state.status,
-        "created_by": state.created_by, "created_at": state.created_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(), "change_id": state.change_id,
-        "current_wave": state.current_wave + 1, "waves": len(state.waves),
-        "sites_by_state": counts, "failures": state.failures(),
-        "failure_budget": state.max_failures, "tolerated_failures": state.tolerated_failures,
-        "max_concurrent": state.max_concurrent, "approve_each_wave": state.approve_each_wave,
-        "decision_waiting": state.decision.model_dump(mode="json") if state.decision else None,
-        "targets": state.targets,
-        "wave_opens_at": state.wave_opens_at.isoformat() if state.wave_opens_at else None,
-    }  # fmt: skip
-
-
-def campaign_view(
-    state: CampaignState, rotations: dict[str, SagaState] | None = None
-) -> dict[str, Any]:
-    """Sites by wave; for running ones their rotation's state and what it waits for."""
-    running = rotations or {}
-    keep = {"site", "status", "rotation_id", "note", "farm", "orphaned_outside_risk", "window",
-            "opens_at"}  # fmt: skip
-
-    def site_row(name: str) -> dict[str, Any]:
-        row = state.sites[name].model_dump(mode="json", include=keep)
-        if name in running:
-            row["rotation_state"] = running[name].status
-        return row
-
-    waves = [{"wave": i + 1, "sites": [site_row(s) for s in w]} for i, w in enumerate(state.waves)]
-    waiting = [
-        {"site": site, "rotation_id": r.saga_id, "rotation_state": r.status,
-         "waiting_for": r.gate_waiting_for}
-        for site, r in sorted(running.items())
-        if r.status == "paused" or r.gate_waiting_for
-    ]  # fmt: skip
-    return {**campaign_summary(state), "plan": waves, "rotations_waiting": waiting,
-            "events": state.events}  # fmt: skip
-
-
 def campaigns_router(
     deps: Deps, role: Callable[[Any], Callable[..., Awaitable[Principal]]]
 ) -> APIRouter:
@@ -147,7 +113,7 @@ def campaigns_router(
     Approver = Annotated[Principal, Depends(role("approver"))]
 
     async def view(state: CampaignState) -> dict[str, Any]:
-        return campaign_view(state, await campaigns.rotations_of(deps, state))
+        return campaign_view(state, await campaigns.rotations_of(deps, state), deps.now())
 
     @router.post("", status_code=201)
     async def create(
@@ -180,7 +146,45 @@ def campaigns_router(
 
     @router.get("/{campaign_id}")
     async def get(campaign_id: str, _: Viewer) -> dict[str, Any]:
+        """Sites by wave and state, clients summed over every rotation, a forecast of the end,
+        and every decision waiting (the campaign's and its rotations')."""
         return await view(await campaigns.get_campaign(deps, campaign_id))
+
+    @router.get("/{campaign_id}/waves/{wave}")
+    async def wave(campaign_id: str, wave: int, _: Viewer) -> dict[str, Any]:
+        """One wave (1 = the first): its sites, their clients summed, its window."""
+        state = await campaigns.get_campaign(deps, campaign_id)
+        if not 1 <= wave <= len(state.waves):
+            raise NotFoundError(
+                f"campaign {campaign_id} has waves 1 to {len(state.waves)}", code="not_found"
+            )
+        return wave_view(state, wave - 1, await campaigns.rotations_of(deps, state))
+
+    @router.get("/{campaign_id}/sites/{site}")
+    async def site(campaign_id: str, site: str, _: Viewer) -> dict[str, Any]:
+        """One site: its place in the plan, its rotation's state and clients, its events."""
+        state = await campaigns.get_campaign(deps, campaign_id)
+        if site not in state.sites:
+            raise NotFoundError(f"site {site!r} is not in campaign {campaign_id}", code="not_found")
+        rotation_id = state.sites[site].rotation_id
+        rotation = await rotations.get_rotation(deps, rotation_id) if rotation_id else None
+        return site_view(state, site, rotation)
+
+    @router.get("/{campaign_id}/at-risk", response_model=None)
+    async def at_risk(
+        campaign_id: str, _: Viewer, format: Literal["json", "csv"] = "json"
+    ) -> StreamingResponse:
+        """Every at-risk client of every rotation of the campaign (the step-3 watch's list),
+        one site after another, streamed; CSV cells a spreadsheet would run are quoted."""
+        state = await campaigns.get_campaign(deps, campaign_id)
+        rows = campaign_export.at_risk_rows(deps, state)
+        name = f"campaign-{campaign_id}-at-risk.{format}"
+        body, media = (at_risk_csv(rows), "text/csv") if format == "csv" else (
+            at_risk_json(rows, campaign_id), "application/json")  # fmt: skip
+        return StreamingResponse(
+            body, media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )  # fmt: skip
 
     async def _act(
         campaign_id: str, action: campaigns.Action, who: Principal, reason: str

@@ -278,7 +278,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
         domain.note_rotations(state, seen, now)
         domain.observe(state, statuses, now)
         domain.progress(state, now)
-        cancels[:] = domain.claim_cancels(state, found)
+        cancels[:] = domain.claim_cancels(state, found, now)
 
     async with deps.rt.uow() as uow:
         loaded = await table.get(uow.session, campaign_id)
