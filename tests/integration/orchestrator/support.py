@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -95,6 +96,11 @@ def fake_monitor_app() -> FastAPI:
                 f"{r['uniqueId']},{r['computerName']}\n" for r in rows
             )
             return PlainTextResponse(text, media_type="text/csv")
+        if format == "jsonl":
+            from fastapi.responses import PlainTextResponse
+
+            lines = "".join(json.dumps(r) + "\n" for r in rows)
+            return PlainTextResponse(lines, media_type="application/jsonl")
         return {"watch_id": watch_id, "status": status, "clients": rows}
 
     @app.post("/v1/watches/{watch_id}/accepted-lists", status_code=201)

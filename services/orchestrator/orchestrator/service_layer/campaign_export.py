@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,8 +22,9 @@ async def at_risk_rows(deps: Deps, state: CampaignState) -> AsyncIterator[dict[s
     """One row per client at risk at a site's step-3 watch (the clients a swap cuts off), in
     plan order; a site whose list cannot be read gets one row with a note instead.
 
-    One site's list is held at a time (a site has up to tens of thousands of clients); the
-    campaign's whole export is never in memory."""
+    Each site's list is read as JSON lines while it streams from the client-monitor: no list,
+    and never the campaign's whole export, is held in memory. A list that breaks off midway
+    ends the export there (the response is already under way; the client sees it truncated)."""
     monitor = ClientMonitorClient(deps.client_monitor)
     for name in [s for wave in state.waves for s in wave]:
         site = state.sites[name]
@@ -40,9 +42,27 @@ async def at_risk_rows(deps: Deps, state: CampaignState) -> AsyncIterator[dict[s
             "swapped": any(s.status == "updated" for s in rotation.servers),
         }  # fmt: skip
         try:
-            clients = await monitor.at_risk(wait.watch_id)
+            stream = await monitor.clients(
+                wait.watch_id, status="at_risk", fmt="jsonl", cursor=None, limit=None
+            )
         except UpstreamUnavailableError as exc:
             yield {**base, "note": f"at-risk list unavailable: {exc}"}
             continue
-        for client in clients:
-            yield {**base, **{k: client.get(k) for k in AT_RISK_COLUMNS[4:-1]}}
+        try:
+            async for client in _json_lines(stream.body):
+                yield {**base, **{k: client.get(k) for k in AT_RISK_COLUMNS[4:-1]}}
+        finally:
+            await stream.close()
+
+
+async def _json_lines(body: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """The client-monitor's JSON-lines export, one client at a time as the bytes arrive."""
+    pending = b""
+    async for chunk in body:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if pending.strip():
+        yield json.loads(pending)
