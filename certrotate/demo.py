@@ -168,8 +168,10 @@ class Demo:
                 page = (
                     await api.get(f"/v1/rotations/{rotation_id}/events", params={"after": after})
                 ).json()
-                self.events += page["items"]
-                after = page.get("next_after") or after
+                # `after` is the last entry seen: next_after is only set when the answer paged.
+                fresh = [e for e in page["items"] if e["seq"] > after]
+                self.events += fresh
+                after = max([after, *(e["seq"] for e in fresh)])
                 live.update(rotation_screen(view, self.events, self.console))
                 if view["state"] in TERMINAL or view["state"] == "paused":
                     return view

@@ -8,6 +8,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -81,3 +82,31 @@ def test_the_demo_names_the_dashboard_next_to_the_api(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8080" in api and "/docs" in api
     assert "http://127.0.0.1:8080/dashboard/" in dashboard
     assert str(tmp_path / "secrets.json") in dashboard and "admin_token" in dashboard
+
+
+async def test_the_demo_follows_the_history_without_repeating_an_event(tmp_path: Path) -> None:
+    """The API answers `after=N` with what came after N (next_after only when it paged): the
+    demo used to ask from 0 again on every poll and showed each event many times."""
+    from certrotate.demo import Demo
+
+    history = RECORDED["events"]
+    polls = {"n": 0}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            after = int(request.url.params.get("after", 0))
+            return httpx.Response(200, json={"items": [e for e in history if e["seq"] > after][:10],
+                                             "next_after": None})  # fmt: skip
+        polls["n"] += 1
+        state = "completed" if polls["n"] > 6 else "running"
+        return httpx.Response(200, json={**RECORDED["view"], "state": state})
+
+    console = Console(width=120, height=45, file=StringIO(), color_system=None)
+    demo = Demo(console, speed=3600, port=0, data_dir=tmp_path)
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(answer), base_url="http://api"
+    ) as api:
+        await demo.follow(api, RECORDED["view"]["id"])
+    seqs = [e["seq"] for e in demo.events]
+    assert seqs == sorted(set(seqs)), "an event was shown twice or out of order"
+    assert seqs[-1] == history[-1]["seq"]
