@@ -282,8 +282,7 @@ def where_to_look(api_url: str, secrets_file: Path) -> str:
     """The API and the dashboard side by side, and where the token to sign in with is."""
     return (
         f"  API        {api_url}  (OpenAPI at {api_url}/docs)\n"
-        f"  dashboard  {api_url}/dashboard/  (sign in with the admin token, "
-        f'"admin_token" in {secrets_file})'
+        f'  dashboard  {api_url}/dashboard/  (sign in: "admin_token" in {secrets_file})'
     )
 
 
