@@ -22,11 +22,20 @@ def tokens() -> None:
 @click.option(
     "--role", required=True, type=click.Choice(["viewer", "operator", "approver", "admin"])
 )
+@click.option(
+    "--expires-at",
+    help="Refuse it from this instant on (ISO 8601 with a time zone, e.g. 2027-01-31T00:00Z).",
+)
 @json_option
 @api_command
-def tokens_create(api: ApiClient, name: str, role: str, as_json: bool) -> None:
+def tokens_create(
+    api: ApiClient, name: str, role: str, expires_at: str | None, as_json: bool
+) -> None:
     """Create a token; it is printed once (stdout), only its hash is kept."""
-    token = api.post("/v1/tokens", {"name": name, "role": role})
+    body = {"name": name, "role": role}
+    if expires_at:
+        body["expires_at"] = expires_at
+    token = api.post("/v1/tokens", body)
     if as_json:
         print_json(token)
         return
@@ -44,7 +53,7 @@ def tokens_list(api: ApiClient, as_json: bool) -> None:
     print_items(
         api.get("/v1/tokens")["items"],
         as_json=as_json,
-        columns=("id", "name", "role", "created", "revoked"),
+        columns=("id", "name", "role", "created", "expires", "revoked"),
         row=_token_row,
     )
 
@@ -55,6 +64,7 @@ def _token_row(token: dict[str, Any]) -> list[str]:
         str(token.get("name")),
         str(token.get("role")),
         render.short_time(token.get("created_at")),
+        render.short_time(token.get("expires_at")) if token.get("expires_at") else "",
         render.short_time(token.get("revoked_at")) if token.get("revoked_at") else "",
     ]
 
@@ -63,6 +73,7 @@ def _token_row(token: dict[str, Any]) -> list[str]:
 @click.argument("token_id")
 @api_command
 def tokens_revoke(api: ApiClient, token_id: str) -> None:
-    """Revoke a token: it stops working at once."""
+    """Revoke a token: it stops working at once (`bootstrap-admin`: the settings' admin token,
+    once another admin token exists)."""
     api.delete(f"/v1/tokens/{token_id}")
     click.echo(f"token {token_id} revoked")

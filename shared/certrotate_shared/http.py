@@ -31,21 +31,35 @@ class ProblemError(Exception):
     """An error a client can act on, sent as problem+json."""
 
     def __init__(
-        self, status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.type = type_
+        self.headers = headers
         self.extra = extra
 
 
 def problem_response(
-    status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
@@ -55,7 +69,9 @@ def install_problem_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, type_=exc.type, **exc.extra)
+        return problem_response(
+            exc.status, exc.title, exc.detail, type_=exc.type, headers=exc.headers, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -88,6 +88,12 @@ class Settings(ServiceSettings):
     # How often (real seconds) the delivery loop looks for due callbacks when idle.
     callback_poll_seconds: float = Field(1.0, gt=0)
 
+    # A client address whose API tokens failed this many times within the window (real
+    # seconds) is answered 429 with Retry-After until the oldest failure leaves the window.
+    auth_failure_limit: int = Field(10, ge=1)
+    # The window of auth_failure_limit (real seconds; the client address is the TCP peer's,
+    # so behind a proxy every client shares the proxy's).
+    auth_failure_window_seconds: float = Field(60.0, gt=0)
     # What a rotation leaves behind (the verification values it recorded, the records of the
     # certificate backups on its servers, a campaign's unused bundles) is kept this many days
     # after it ended, then purged. A live rotation's or campaign's bundle never expires.

@@ -93,6 +93,16 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    # After this instant the token is refused (migration o0014); None: until revoked.
+    Column("expires_at", DateTime(timezone=True)),
+)
+# The history and the audit log name tokens: two live tokens never share a name (o0014).
+Index(
+    "uq_api_tokens_live_name",
+    api_tokens.c.name,
+    unique=True,
+    postgresql_where=api_tokens.c.revoked_at.is_(None),
+    sqlite_where=api_tokens.c.revoked_at.is_(None),
 )
 
 sites = Table(

@@ -29,18 +29,31 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through a token whose role is `needed` or above."""
 
     async def check(
-        deps: AppDeps, authorization: Annotated[str | None, Header()] = None
+        request: Request, deps: AppDeps, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
+        failures = deps.failed_logins
+        assert failures is not None
+        address = request.client.host if request.client else "unknown"
+        wait = failures.retry_after(address, deps.wall_clock())
+        if wait is not None:
+            raise ProblemError(
+                429, "Too many failed authentications",
+                f"{failures.limit} requests from this address failed authentication within "
+                f"{failures.window:g} s; try again in {wait} s",
+                code="too_many_failed_authentications", headers={"Retry-After": str(wait)},
+            )  # fmt: skip
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            # No token is a client to fix, not a guess: it is not counted.
             raise ProblemError(401, "Unauthorized", "send Authorization: Bearer <API token>")
         async with deps.rt.uow() as uow:
             principal = await tokens.authenticate(
                 uow.session, token.strip(),
-                admin_token=deps.settings.admin_token.get_secret_value(),
+                admin_token=deps.settings.admin_token.get_secret_value(), now=deps.now(),
             )  # fmt: skip
         if principal is None:
-            raise ProblemError(401, "Unauthorized", "unknown or revoked API token")
+            failures.failed(address, deps.wall_clock())
+            raise ProblemError(401, "Unauthorized", "unknown, revoked or expired API token")
         if not principal.may(needed):
             raise ProblemError(
                 403,

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.domain.state import (
     AnswerDeadlines,
@@ -145,6 +145,9 @@ class DecideIn(_Body):
 class TokenIn(_Body):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["viewer", "operator", "approver", "admin"]
+    expires_at: AwareDatetime | None = Field(
+        None, description="Refused (401) from this instant on; with a time zone"
+    )
 
 
 class SepmCredentialsIn(_Body):

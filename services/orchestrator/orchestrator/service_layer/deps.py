@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from certrotate_shared.vault import Vault
+from orchestrator.service_layer.auth_failures import FailedAuthentications
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,6 +30,17 @@ class Deps:
     timers_changed: asyncio.Event = field(default_factory=asyncio.Event)
     # The due time the timer loop sleeps until (None: it sleeps a whole poll, or is starting).
     timer_wake_at: datetime | None = None
+    # Failed bearer tokens per client address, counted in real (monotonic) seconds: guessing
+    # is a real-world attack even under a rehearsal's accelerated clock.
+    failed_logins: FailedAuthentications | None = None
+    wall_clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.failed_logins is None:
+            self.failed_logins = FailedAuthentications(
+                limit=self.settings.auth_failure_limit,
+                window=self.settings.auth_failure_window_seconds,
+            )
 
     @property
     def rt(self) -> ServiceRuntime:

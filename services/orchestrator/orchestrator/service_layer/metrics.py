@@ -149,7 +149,9 @@ async def metrics_access(
     if scheme.lower() != "bearer" or not token.strip():
         return 401, "send Authorization: Bearer <API token>"
     async with runtime.uow() as uow:
-        principal = await tokens.authenticate(uow.session, token.strip(), admin_token=admin_token)
+        principal = await tokens.authenticate(
+            uow.session, token.strip(), admin_token=admin_token, now=runtime.clock.now()
+        )
     if principal is None:
         return 401, "unknown or revoked API token"
     if not principal.may(least_role):

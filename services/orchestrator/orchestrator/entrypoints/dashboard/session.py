@@ -50,8 +50,9 @@ async def principal_of(deps: Deps, token: str) -> Principal | None:
     """The same check as the API's bearer tokens (revoked ones are refused)."""
     async with deps.rt.uow() as uow:
         return await tokens.authenticate(
-            uow.session, token, admin_token=deps.settings.admin_token.get_secret_value()
-        )
+            uow.session, token, admin_token=deps.settings.admin_token.get_secret_value(),
+            now=deps.now(),
+        )  # fmt: skip
 
 
 async def current_session(request: Request) -> Session | None:
