@@ -238,6 +238,7 @@ def chromium(download_dir: Path) -> WebDriver:
         "--window-size=1280,1000", "--force-device-scale-factor=1", "--lang=en-US",
     ):  # fmt: skip
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (CSP)
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": str(download_dir), "download.prompt_for_download": False},

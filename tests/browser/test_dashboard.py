@@ -81,6 +81,7 @@ def test_a_rotation_reaches_completed_on_the_page_without_a_reload(
     driver.find_element(By.CSS_SELECTOR, link).click()
     wait(driver, 10, "the rotation page", lambda d: text_of(d, "#rotation-state"))
     driver.execute_script("window.loadedOnce = true")
+    driver.get_log("browser")  # from here on the console must stay clean
     wait(
         driver, 60, "a propagation chart with a reading and a forecast",
         lambda d: "forecast: all reached by" in text_of(d, "figure.chart figcaption"),
@@ -93,6 +94,14 @@ def test_a_rotation_reaches_completed_on_the_page_without_a_reload(
         lambda d: text_of(d, "#rotation-state") == "completed",
     )
     assert driver.execute_script("return window.loadedOnce === true"), "the page was reloaded"
+    # Every asset came from this origin and the CSP refused nothing (no inline style or script).
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    sources = driver.execute_script(
+        "return [...document.scripts, ...document.querySelectorAll('link')]"
+        ".map(e => e.src || e.href)"
+    )
+    assert sources and all(s.startswith(f"{live.url}/dashboard/static/") for s in sources)
     assert live.view(rotation_id)["state"] == "completed"
 
     steps = driver.find_elements(By.CSS_SELECTOR, "ol.timeline > li")
