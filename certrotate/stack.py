@@ -173,7 +173,13 @@ async def run_embedded(data_dir: Path, *, api_port: int, clock: ClockSync | None
     import asyncio
     import signal
 
+    from certrotate_shared.logs import configure_logging
+    from certrotate_shared.tracing import configure_tracing, shutdown_tracing
+
     stack = await start_embedded(data_dir, api_port=api_port, clock=clock, log_level="INFO")
+    settings = stack.runtimes["orchestrator"].settings
+    configure_logging("embedded", settings.log_level, settings.log_format)
+    configure_tracing("embedded", settings.otlp_endpoint)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,3 +193,4 @@ async def run_embedded(data_dir: Path, *, api_port: int, clock: ClockSync | None
         await stop.wait()
     finally:
         await stack.stop()
+        shutdown_tracing()

@@ -14,11 +14,12 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from certrotate_shared import metrics
+from certrotate_shared import metrics, tracing
 from certrotate_shared.envelope import Command, Envelope, Event, Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
 from certrotate_shared.logs import log_context
@@ -184,7 +185,7 @@ class MessageConsumer:
         handler = self._handlers.get(type(message))
         if handler is None:
             return True  # not ours: e.g. the orchestrator ignores events no saga waits for
-        with log_context(**message_log_fields(envelope, message)):
+        with handling(self._service, envelope, message):
             try:
                 return await self._handle_with_attempts(record, envelope, message, handler)
             except Exception as exc:
@@ -271,7 +272,7 @@ class MessageConsumer:
                     handler = self._handlers.get(type(message))
                     if handler is None:
                         continue
-                    with log_context(**message_log_fields(envelope, message)):
+                    with handling(self._service, envelope, message):
                         if await self._handle_in(uow, envelope, message, handler):
                             handled.append(envelope.type)
                 await uow.commit()
@@ -380,7 +381,35 @@ class MessageConsumer:
         return OutgoingRecord(topic=self._events, key=saga_id, value=report.to_bytes())
 
 
-def message_log_fields(envelope: Envelope, message: Message) -> dict[str, Any]:
+@contextmanager
+def handling(
+    service: str, envelope: Envelope, message: Message | None = None, *, verb: str = "handle"
+) -> Iterator[None]:
+    """Where a service works on a message (its handler, or a job it started later): log lines
+    carry the message's ids, and a span continues the trace of the span that sent it."""
+    if message is None:
+        try:
+            message = envelope.message()
+        except Exception:
+            message = None
+    attributes = {
+        "certrotate.service": service,
+        "certrotate.rotation_id": envelope.saga_id,
+        "messaging.message.id": str(envelope.message_id),
+    }
+    with (
+        log_context(**message_log_fields(envelope, message)),
+        tracing.span(
+            f"{verb} {envelope.type}",
+            kind=tracing.CONSUMER if verb == "handle" else tracing.INTERNAL,
+            parent=envelope.headers,
+            attributes=attributes,
+        ),
+    ):
+        yield
+
+
+def message_log_fields(envelope: Envelope, message: Message | None) -> dict[str, Any]:
     """The ids a log line about this message carries: its saga (the rotation), the site and
     step when the message names them, and its place in the causal chain."""
     site = getattr(message, "site", None)

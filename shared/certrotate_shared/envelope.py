@@ -96,6 +96,9 @@ class Envelope(BaseModel):
     causation_id: str | None = None
     occurred_at: datetime = Field(default_factory=utcnow)
     payload: dict[str, Any]
+    # Transport-independent metadata: the W3C trace context (traceparent, tracestate) of the
+    # span that sent it, when tracing is on. Never anything a handler decides on.
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def wrap(
@@ -106,6 +109,7 @@ class Envelope(BaseModel):
         correlation_id: str | None = None,
         causation: Envelope | None = None,
         occurred_at: datetime | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Envelope:
         """Put a message in an envelope; causation links it to the message that caused it."""
         return cls(
@@ -116,6 +120,7 @@ class Envelope(BaseModel):
             causation_id=str(causation.message_id) if causation else None,
             occurred_at=occurred_at or utcnow(),
             payload=message.model_dump(mode="json"),
+            headers=headers or {},
         )
 
     def message(self) -> Message:

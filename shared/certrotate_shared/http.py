@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from certrotate_shared import metrics
+from certrotate_shared import metrics, tracing
 from certrotate_shared.bodylimit import DEFAULT_MAX_BODY_BYTES, limit_request_bodies
 from certrotate_shared.logs import log_context
 
@@ -163,8 +163,9 @@ def _internal_token_refusal(request: Request, token: Any) -> str | None:
     return "send the internal token as Authorization: Bearer or X-Certrotate-Internal-Token"
 
 
-class RequestLogContext:
-    """Scopes the log fields a request binds (a rotation it advances) to that request."""
+class RequestContext:
+    """Scopes the log fields a request binds (a rotation it advances) to that request, and
+    traces it (a child of the caller's traceparent, if it sent one) when tracing is on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -174,4 +175,18 @@ class RequestLogContext:
             await self.app(scope, receive, send)
             return
         with log_context():
-            await self.app(scope, receive, send)
+            if not tracing.enabled():
+                await self.app(scope, receive, send)
+                return
+            headers = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope.get("headers", [])
+                if k in (b"traceparent", b"tracestate")
+            }
+            method = scope.get("method", "")
+            with tracing.span(f"{method}", kind=tracing.SERVER, parent=headers) as span:
+                await self.app(scope, receive, send)
+                route = scope.get("route")
+                # The route's template, never the path: ids in a span name defeat grouping.
+                if span is not None and route is not None:
+                    span.update_name(f"{method} {getattr(route, 'path', '')}")

@@ -23,7 +23,7 @@ from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
 from certrotate_shared.envelope import Message, utcnow
 from certrotate_shared.failures import backoff_delay, describe
-from certrotate_shared.http import RequestLogContext, add_health_routes, add_metrics_route
+from certrotate_shared.http import RequestContext, add_health_routes, add_metrics_route
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings, SettingsError, env_prefix
@@ -191,7 +191,7 @@ class ServiceRuntime:
             self.app = self.spec.api(self)
             add_health_routes(self.app, self)
             add_metrics_route(self.app, self)
-            self.app.add_middleware(RequestLogContext)
+            self.app.add_middleware(RequestContext)
             if serve_http:
                 await self._serve_http(self.app)
         log.info(
@@ -381,10 +381,12 @@ def run_service_main(
 
     from certrotate_shared.logs import configure_logging
     from certrotate_shared.settings import SettingsError, load_settings
+    from certrotate_shared.tracing import configure_tracing, shutdown_tracing
 
     async def serve() -> None:
         settings = load_settings(settings_cls)
         configure_logging(name, settings.log_level, settings.log_format)
+        configure_tracing(name, settings.otlp_endpoint)
         runtime = build_runtime(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -396,6 +398,7 @@ def run_service_main(
             await stop.wait()
         finally:
             await runtime.stop()
+            shutdown_tracing()
 
     try:
         asyncio.run(serve())

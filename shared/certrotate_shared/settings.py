@@ -129,6 +129,9 @@ class ServiceSettings(BaseSettings):
     # "open" (anyone who reaches the port; for a scrape network of its own), or "role" (the
     # orchestrator only: an API token with at least metrics_role).
     metrics_auth: Literal["internal_token", "open", "role"] = "internal_token"
+    # OpenTelemetry: where to export spans over OTLP/HTTP (e.g.
+    # http://otel-collector:4318/v1/traces). Empty = no tracing at all (nothing recorded).
+    otlp_endpoint: str = ""
     # The least role an API token needs to read the orchestrator's /metrics (metrics_auth=role).
     metrics_role: Literal["viewer", "operator", "approver", "admin"] = "viewer"
     # Accelerated time shared with the twin: simulated seconds per real second.

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from certrotate_shared import tracing
 from certrotate_shared.envelope import Envelope, Event, Message, message_class, utcnow
 from certrotate_shared.tables import command_outcomes, inbox, outbox
 from certrotate_shared.topics import topic_for
@@ -129,10 +130,24 @@ class UnitOfWork:
         correlation_id: str | None = None,
     ) -> Envelope:
         """Queue a message for the outbox; it is written by commit(), in the same transaction."""
-        envelope = Envelope.wrap(
-            message, saga_id=saga_id, causation=causation, correlation_id=correlation_id
+        topic = topic_for(message, self._prefix)
+        headers = (
+            tracing.message_headers(
+                f"send {message.type_name()}",
+                cause=causation.headers if causation else None,
+                attributes={"certrotate.rotation_id": saga_id, "messaging.destination.name": topic},
+            )
+            if tracing.enabled()
+            else None
         )
-        self._pending.append((topic_for(message, self._prefix), envelope))
+        envelope = Envelope.wrap(
+            message,
+            saga_id=saga_id,
+            causation=causation,
+            correlation_id=correlation_id,
+            headers=headers,
+        )
+        self._pending.append((topic, envelope))
         return envelope
 
     def republish(self, envelope: Envelope, topic: str) -> None:

@@ -97,4 +97,5 @@ def test_the_envelope_has_the_fields_of_the_design():
         "causation_id",
         "occurred_at",
         "payload",
+        "headers",  # the trace context (W3C traceparent), when tracing is on
     }

@@ -25,6 +25,7 @@ from certificates.service_layer.server_certificate import (
 )
 from certificates.service_layer.verification import perform_verification, verification_failed
 from certrotate_shared import site_directory
+from certrotate_shared.consumer import handling
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
 from certrotate_shared.hostops import HostOperationError, ManualTaskPending, OperatorTask
@@ -112,6 +113,10 @@ class JobRunner:
         self._running = {k: t for k, t in self._running.items() if t is not task}
 
     async def _execute(self, job: job_table.Job) -> None:
+        with handling("certificates", job.envelope, verb="work"):
+            await self._execute_logged(job)
+
+    async def _execute_logged(self, job: job_table.Job) -> None:
         try:
             command = job.envelope.message()
             try:

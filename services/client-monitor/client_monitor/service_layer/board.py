@@ -13,8 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from certrotate_shared.consumer import message_log_fields
 from certrotate_shared.envelope import utcnow
 from certrotate_shared.failures import describe, is_transient
+from certrotate_shared.logs import log_context
 from client_monitor.adapters import repository
 from client_monitor.service_layer.scanning import Host, SepmFactory, WatchScanner, lease_until
 from client_monitor.settings import Settings
@@ -110,7 +112,9 @@ class WatchBoard:
                 settings=self.settings,
                 owner=self.owner,
             )
-            task = asyncio.create_task(scanner.run(), name=f"client-monitor:watch:{watch_id}")
+            # The task copies the context: its lines carry the watch's rotation, site and step.
+            with log_context(**message_log_fields(record.envelope, scanner.command)):
+                task = asyncio.create_task(scanner.run(), name=f"client-monitor:watch:{watch_id}")
             self._running[watch_id] = _Running(scanner, task)
             log.info("watching %s (site %s)", watch_id, record.site)
 

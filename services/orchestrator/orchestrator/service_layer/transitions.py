@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from certrotate_shared import tracing
 from certrotate_shared.envelope import Command, Envelope
 from certrotate_shared.logs import bind_log_fields
 from certrotate_shared.unit_of_work import UnitOfWork
@@ -42,17 +43,26 @@ async def advance(
     timers_before = dict(state.timers)
     before = marks_of(state)
     open_step = first_open_step(state)
-    # The loaded state is ours alone (a failure rolls the transaction back and drops it).
-    decision = decide(state, given, now, in_place=True)
-    await persist(
-        uow,
-        decision,
-        version=version,
-        cause=cause,
-        entry=_input_entry(given, decision, now, actor, detail),
-        timers_before=timers_before,
-        before=before,
-    )
+    attributes = {
+        "certrotate.rotation_id": saga_id,
+        "certrotate.step": state.step,
+        "certrotate.input": given.event.type_name() if isinstance(given, EventArrived) else None,
+    }
+    # The commands it sends are children of this span (their headers carry it on).
+    with tracing.span(f"saga transition {type(given).__name__}", attributes=attributes) as span:
+        # The loaded state is ours alone (a failure rolls the transaction back and drops it).
+        decision = decide(state, given, now, in_place=True)
+        await persist(
+            uow,
+            decision,
+            version=version,
+            cause=cause,
+            entry=_input_entry(given, decision, now, actor, detail),
+            timers_before=timers_before,
+            before=before,
+        )
+        if span is not None:
+            span.set_attribute("certrotate.step_after", decision.state.step)
     observe_ended_steps(uow, decision.state, open_step)
     return decision
 

@@ -21,6 +21,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
+from certrotate_shared.consumer import handling
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.failures import describe, is_transient
 from certrotate_shared.hostops.base import HostOperationError, ManualTaskPending
@@ -125,6 +126,10 @@ class ReplicationWorker:
             await uow.commit()
         if operation is None:
             return
+        with handling("replication", operation.envelope, verb="work"):
+            await self._work(runtime, key, operation)
+
+    async def _work(self, runtime: ServiceRuntime, key: str, operation: Operation) -> None:
         job = _Job(self, runtime, operation)
         try:
             next_at = await (job.work_break() if operation.kind == "break" else job.work_restore())
