@@ -13,6 +13,7 @@ import httpx
 from pydantic import SecretStr, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from certrotate_shared import tracing
 from certrotate_shared.settings import ServiceSettings
 
 TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
@@ -113,5 +114,11 @@ def internal_client(
         base_url=base_url,
         headers={TOKEN_HEADER: token.get_secret_value()},
         verify=verify,
+        event_hooks={"request": [_send_trace_context]},
         **options,
     )
+
+
+async def _send_trace_context(request: httpx.Request) -> None:
+    # The called service's request span joins the caller's trace (a rotation's pre-flight).
+    request.headers.update(tracing.current_headers())

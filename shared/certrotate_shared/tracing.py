@@ -86,6 +86,14 @@ def span(
         yield current
 
 
+def current_headers() -> dict[str, str]:
+    """The current span's trace context as HTTP headers (empty while tracing is off)."""
+    headers: dict[str, str] = {}
+    if _tracer is not None:
+        _propagator.inject(carrier=headers)
+    return headers
+
+
 def message_headers(
     name: str, *, cause: Mapping[str, str] | None, attributes: Mapping[str, Any]
 ) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from certrotate_shared import tracing
@@ -40,3 +41,31 @@ def test_an_endpoint_turns_tracing_on_and_messages_carry_a_w3c_traceparent() -> 
         provider = tracing._provider
         tracing.use_provider(None)
         getattr(provider, "shutdown", lambda: None)()  # nothing listens on port 9: drop spans
+
+
+async def test_a_call_to_another_service_carries_the_callers_trace() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from pydantic import SecretStr
+
+    from certrotate_shared.internal_api import internal_client
+    from certrotate_shared.settings import ServiceSettings
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    settings = ServiceSettings(master_key=SecretStr("A" * 43 + "="))
+    client = internal_client(
+        settings, "http://certificates", SecretStr("t" * 20), transport=httpx.MockTransport(answer)
+    )
+    tracing.use_provider(TracerProvider())
+    try:
+        with tracing.span("POST /v1/rotations", kind=tracing.SERVER):
+            caller = tracing.current_headers()["traceparent"]
+            await client.get("/internal/v1/bundles/x")
+    finally:
+        tracing.use_provider(None)
+        await client.aclose()
+    assert seen[0].headers["traceparent"] == caller
