@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver import Chrome as WebDriver  # Chromium: it has the console log
 
 from tests.browser.support import LiveStack, chromium
 

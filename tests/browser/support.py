@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 from selenium import webdriver
+from selenium.webdriver import Chrome as WebDriver  # Chromium: it has the console log
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded

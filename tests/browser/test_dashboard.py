@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver import Chrome as WebDriver  # Chromium: it has the console log
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.support import LiveStack, screenshot, sign_in, sign_out
