@@ -16,6 +16,7 @@ from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
+from orchestrator.service_layer import site_targets
 from orchestrator.service_layer.callbacks import run_callbacks
 from orchestrator.service_layer.campaigns import run_campaigns
 from orchestrator.service_layer.deps import Deps
@@ -50,6 +51,10 @@ def build_spec(
     async def timers(runtime: ServiceRuntime) -> None:
         deps.runtime = runtime
         try:
+            # Before any saga moves: workers act only on published sites.
+            async with runtime.uow() as uow:
+                await site_targets.publish_missing_targets(uow.session, deps.vault)
+                await uow.commit()
             await run_timers(deps)
         finally:
             await asyncio.shield(deps.vault.stop())

@@ -110,3 +110,33 @@ async def test_a_command_newer_than_the_vault_waits(embedded):
     ahead = FORGED.model_copy(update={"revision": current.revision + 1})
     with pytest.raises(site_directory.StaleSiteTargetError):
         await published(env, ahead)
+
+
+async def test_a_site_registered_before_targets_were_published_is_published_at_start(embedded):
+    """An upgrade: sites exist, their targets do not. The orchestrator publishes them when it
+    starts, before any saga moves, so their rotations' commands find them."""
+    env = embedded
+    vault = Vault(env.settings["vault_url"], env.runtime.settings.master_key_bytes())
+    await vault.delete(site_directory.target_ref("site-a"))
+    with pytest.raises(site_directory.UnknownSiteTargetError):
+        await site_directory.resolve(FORGED, vault)
+    await vault.stop()
+    await env.runtime.stop()
+    await env.runtime.start(serve_http=False)
+    restored = await wait_until_published(env)
+    assert restored.api_url == "https://site-a:8446/sepm/api/v1"
+    assert [s.name for s in restored.servers] == ["sepm-a1", "sepm-a2"]
+
+
+async def wait_until_published(env) -> site_directory.AuthoritativeSite:
+    found: list[site_directory.AuthoritativeSite] = []
+
+    async def published_again() -> bool:
+        try:
+            found.append(await published(env))
+        except site_directory.UnknownSiteTargetError:
+            return False
+        return True
+
+    await wait_until(published_again)
+    return found[-1]

@@ -12,13 +12,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared import site_directory
-from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
+from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.site_directory import hostops_ref, sepm_ref
 from certrotate_shared.vault import Vault
 from orchestrator.adapters.orm import sagas, servers, sites
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.domain.state import TERMINAL, MaintenanceWindow
+from orchestrator.domain.state import MaintenanceWindow
 from orchestrator.domain.window import InvalidWindowError, check_window
+from orchestrator.service_layer import site_targets
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
 
 
@@ -80,7 +81,7 @@ async def put_site(
         "updated_at": to_db(now),
     }
     await _upsert(session, sites, "name", values)
-    await publish_target(session, vault, name)
+    await site_targets.publish_target(session, vault, name)
     return await get_site(session, name)
 
 
@@ -244,7 +245,7 @@ async def put_server(
     ).scalar_one_or_none()
     await _upsert(session, servers, "name", values)
     for site in {spec["site"], previous} - {None}:
-        await publish_target(session, vault, site)
+        await site_targets.publish_target(session, vault, site)
     return await get_server(session, name)
 
 
@@ -262,7 +263,7 @@ async def list_servers(session: AsyncSession, site: str | None) -> list[dict[str
 async def delete_server(session: AsyncSession, vault: Vault, name: str) -> None:
     server = await get_server(session, name)
     await session.execute(delete(servers).where(servers.c.name == name))
-    await publish_target(session, vault, server["site"])
+    await site_targets.publish_target(session, vault, server["site"])
 
 
 async def site_target(session: AsyncSession, name: str) -> SiteTarget:
@@ -278,32 +279,7 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
             f"site {name!r} has no management servers: add them with POST /v1/servers",
             code="no_servers",
         )
-    return _target(row, rows)
-
-
-def _target(row: Any, server_rows: list[Any]) -> SiteTarget:
-    return SiteTarget(
-        site=row.name,
-        version=row.version,
-        api_url=row.api_url,
-        credential_ref=sepm_ref(row.name),
-        trusted_certificates_pem=list(row.trusted_certificates_pem),
-        servers=[
-            ServerTarget(
-                name=s.name,
-                address=s.address,
-                hostnames=list(s.hostnames),
-                version=s.version,
-                ports={str(k): int(v) for k, v in s.ports.items()},
-            )
-            for s in server_rows
-        ],
-        host_ops=HostOpsTarget(
-            driver=row.host_ops_driver,
-            endpoint=row.host_ops_endpoint,
-            credential_ref=hostops_ref(row.name) if row.host_ops_credentials_set else None,
-        ),
-    )
+    return site_targets.target_of(row, rows)
 
 
 async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list[str]]:
@@ -314,46 +290,6 @@ async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list
         for tag in set(carried or []) & set(found):
             found[tag].append(name)
     return found
-
-
-async def publish_target(
-    session: AsyncSession, vault: Vault, name: str, *, also_trusted: list[str] | None = None
-) -> int:
-    """Seal the site's target where workers look it up; its new revision.
-
-    Written before the caller commits, with the site's row locked, so the vault is never
-    behind what a committed command may name (a failed commit leaves it ahead, which the next
-    publication repairs). The trust set is the inventory's plus what every unfinished rotation
-    of the site trusts (`also_trusted`: the one being created), since workers must keep
-    reaching SEPM once it serves the new certificate."""
-    row = (
-        await session.execute(select(sites).where(sites.c.name == name).with_for_update())
-    ).first()
-    if row is None:
-        return 0
-    target = _target(row, await _server_rows(session, name))
-    trusted = list(target.trusted_certificates_pem)
-    for pem in [*await _rotations_trust(session, name), *(also_trusted or [])]:
-        if pem not in trusted:
-            trusted.append(pem)
-    revision = await site_directory.published_revision(vault, name) + 1
-    target = target.model_copy(update={"trusted_certificates_pem": trusted, "revision": revision})
-    await site_directory.publish(vault, target, revision=revision)
-    return revision
-
-
-async def _rotations_trust(session: AsyncSession, site: str) -> list[str]:
-    states = (
-        await session.execute(
-            select(sagas.c.state).where(sagas.c.site == site, sagas.c.status.not_in(TERMINAL))
-        )
-    ).scalars()
-    return [
-        pem
-        for state in states
-        if isinstance(state, dict)
-        for pem in (state.get("target") or {}).get("trusted_certificates_pem", [])
-    ]
 
 
 async def site_window(session: AsyncSession, site: str) -> MaintenanceWindow | None:

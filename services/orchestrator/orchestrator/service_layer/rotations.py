@@ -35,7 +35,7 @@ from orchestrator.domain.state import (
     SagaState,
 )
 from orchestrator.domain.window import InvalidWindowError, check_window
-from orchestrator.service_layer import inventory, retention
+from orchestrator.service_layer import inventory, retention, site_targets
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
     ConflictError,
@@ -251,7 +251,7 @@ async def create_rotation(
                 return admission.existing, False
             # Workers act on the published target only: it must trust the new certificate
             # before the first command of this rotation can reach them.
-            revision = await inventory.publish_target(
+            revision = await site_targets.publish_target(
                 uow.session, deps.vault, site, also_trusted=trusted
             )
             decision = start_saga(
