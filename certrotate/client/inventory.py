@@ -28,12 +28,13 @@ def sites() -> None:
 
 
 @sites.command(name="list")
+@click.option("--tag", help="Only the sites carrying this tag.")
 @json_option
 @api_command
-def sites_list(api: ApiClient, as_json: bool) -> None:
-    """Every site."""
+def sites_list(api: ApiClient, tag: str | None, as_json: bool) -> None:
+    """Every site (or those carrying a tag)."""
     print_items(
-        api.get("/v1/sites")["items"],
+        api.get("/v1/sites", tag=tag)["items"],
         as_json=as_json,
         columns=(
             "site",
@@ -191,6 +192,25 @@ def sites_add(
         api.post("/v1/sites", body),
         as_json=as_json,
         line=lambda site: f"site {site.get('name', name)} saved",
+    )
+
+
+@sites.command(name="tag")
+@click.argument("name")
+@click.option("--add", "added", multiple=True, help="A tag to add (repeatable).")
+@click.option("--remove", "removed", multiple=True, help="A tag to remove (repeatable).")
+@json_option
+@api_command
+def sites_tag(
+    api: ApiClient, name: str, added: tuple[str, ...], removed: tuple[str, ...], as_json: bool
+) -> None:
+    """Add or remove a site's tags, leaving the rest of the site as it is."""
+    current = api.get(f"/v1/sites/{name}").get("tags") or []
+    tags = sorted((set(current) | set(added)) - set(removed))
+    print_result(
+        api.put(f"/v1/sites/{name}/tags", {"tags": tags}),
+        as_json=as_json,
+        line=lambda site: f"site {name} tags: {', '.join(site.get('tags') or []) or '—'}",
     )
 
 

@@ -72,3 +72,28 @@ async def test_a_tag_no_site_carries_is_refused_and_creates_nothing(embedded):
     assert refused.json()["code"] == "unknown_tag"
     assert "emae" in refused.json()["detail"]
     assert (await env.api.get("/v1/campaigns")).json()["items"] == []
+
+
+async def test_tags_alone_are_set_without_resending_the_site_and_sites_list_by_tag(embedded):
+    env = embedded
+    await register(env, "emea-1", ["emea"])
+    await register(env, "emea-2", ["emea", "prod"])
+    before = (await env.api.get("/v1/sites/emea-1")).json()
+    changed = await env.api.put("/v1/sites/emea-1/tags", json={"tags": ["prod", "emea"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["tags"] == ["emea", "prod"]
+    after = (await env.api.get("/v1/sites/emea-1")).json()
+    # Nothing else about the site moved (its trust set, driver, credentials).
+    assert {k: v for k, v in after.items() if k not in ("tags", "updated_at")} == {
+        k: v for k, v in before.items() if k not in ("tags", "updated_at")
+    }
+    prod = (await env.api.get("/v1/sites", params={"tag": "prod"})).json()["items"]
+    assert [s["name"] for s in prod] == ["emea-1", "emea-2"]
+    audit = (await env.api.get("/v1/audit", params={"limit": 50})).json()["items"]
+    assert any(a["action"] == "site.tags_set" and a["target"] == "emea-1" for a in audit)
+    unknown = await env.api.put("/v1/sites/nowhere/tags", json={"tags": ["x"]})
+    assert unknown.status_code == 404
+    token = (await env.api.post("/v1/tokens", json={"name": "ops", "role": "operator"})).json()
+    async with env.client(token["token"]) as operator:
+        refused = await operator.put("/v1/sites/emea-1/tags", json={"tags": []})
+    assert refused.status_code == 403

@@ -251,3 +251,20 @@ def test_status_watch_stops_with_5_when_the_campaign_waits_for_someone():
     result = run(api, "campaign", "status", "camp-1", "--watch", "--interval", "0.05")
     assert result.exit_code == 5, result.output
     assert "certrotate campaign approve camp-1" in result.stderr
+
+
+def test_sites_tag_adds_and_removes_tags_without_resending_the_site():
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.method == "GET":
+            return httpx.Response(200, json={"name": "emea-1", "tags": ["emea", "old"]})
+        return httpx.Response(200, json={"name": "emea-1", **json.loads(request.content)})
+
+    result = run(handler, "sites", "tag", "emea-1", "--add", "prod", "--remove", "old")  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    put = requests[-1]
+    assert (put.method, put.url.path) == ("PUT", "/v1/sites/emea-1/tags")
+    assert json.loads(put.content) == {"tags": ["emea", "prod"]}
+    assert "emea, prod" in result.stdout

@@ -198,6 +198,12 @@ class SiteIn(_Body):
     host_ops_credentials: HostOpsCredentialsIn | None = None
 
 
+class SiteTagsIn(_Body):
+    tags: list[SiteTag] = Field(
+        max_length=50, description='Labels a campaign targets as "tag:<tag>"'
+    )
+
+
 class ServerIn(_Body):
     name: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
     site: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)

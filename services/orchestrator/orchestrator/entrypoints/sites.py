@@ -54,9 +54,26 @@ async def _put_site(
 
 
 @router.get("")
-async def list_sites(_: Viewer, deps: AppDeps) -> dict[str, Any]:
+async def list_sites(
+    _: Viewer, deps: AppDeps, tag: schemas.SiteTag | None = None
+) -> dict[str, Any]:
+    """Every site, or those carrying `tag`."""
     async with deps.rt.uow() as uow:
-        return {"items": await inventory.list_sites(uow.session)}
+        items = await inventory.list_sites(uow.session)
+    return {"items": [s for s in items if tag is None or tag in s["tags"]]}
+
+
+@router.put("/{name}/tags")
+async def set_tags(
+    name: str, body: schemas.SiteTagsIn, who: Admin, deps: AppDeps
+) -> dict[str, Any]:
+    """Replace the site's tags alone (nothing else of the site is sent again or changed)."""
+    async with deps.rt.uow() as uow:
+        site = await inventory.set_tags(uow.session, name, body.tags, now=deps.now())
+        await audit_log.record(uow.session, actor=who.name, action="site.tags_set", target=name,
+                               now=deps.now(), detail={"tags": site["tags"]})  # fmt: skip
+        await uow.commit()
+    return site
 
 
 @router.get("/{name}")

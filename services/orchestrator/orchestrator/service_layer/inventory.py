@@ -6,7 +6,7 @@ import ssl
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -280,6 +280,18 @@ async def site_target(session: AsyncSession, name: str) -> SiteTarget:
             code="no_servers",
         )
     return site_targets.target_of(row, rows)
+
+
+async def set_tags(
+    session: AsyncSession, name: str, tags: list[str], *, now: datetime
+) -> dict[str, Any]:
+    await get_site(session, name)
+    await session.execute(
+        update(sites)
+        .where(sites.c.name == name)
+        .values(tags=sorted(set(tags)), updated_at=to_db(now))
+    )
+    return await get_site(session, name)
 
 
 async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list[str]]:
