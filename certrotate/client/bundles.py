@@ -89,3 +89,12 @@ def _bundle_row(bundle: dict[str, Any]) -> list[str]:
         ", ".join(bundle.get("sans") or []),
         f"{render.short_time(bundle.get('created_at'))} by {bundle.get('uploaded_by')}",
     ]
+
+
+@bundles.command(name="delete")
+@click.argument("bundle_id")
+@api_command
+def bundles_delete(api: ApiClient, bundle_id: str) -> None:
+    """Destroy an uploaded bundle now (rotations already using it keep their own copy)."""
+    api.delete(f"/v1/bundles/{bundle_id}")
+    click.echo(f"bundle {bundle_id} destroyed")

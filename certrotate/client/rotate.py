@@ -122,10 +122,10 @@ def rotation_options(
 @click.option("--site", required=True, help="The site to rotate (see `certrotate sites list`).")
 @click.option(
     "--bundle",
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
     help="The new certificate with its private key: PKCS#12, JKS or PEM.",
 )
+@click.option("--bundle-id", help="Or a bundle uploaded before (`certrotate bundles upload`).")
 @click.option(
     "--format",
     "fmt",
@@ -167,7 +167,8 @@ def rotation_options(
 def rotate(
     api: ApiClient,
     site: str,
-    bundle: str,
+    bundle: str | None,
+    bundle_id: str | None,
     fmt: str,
     key: str | None,
     password_file: str | None,
@@ -188,6 +189,8 @@ def rotate(
     """Start rotating a site's certificate; prints the rotation id."""
     if orphan_risk_budget and not (reason or "").strip():
         raise click.UsageError("--orphan-risk-budget above 0 needs --reason")
+    if (bundle is None) == (bundle_id is None):
+        raise click.UsageError("give either --bundle FILE or --bundle-id ID")
     body: dict[str, Any] = {
         "site": site,
         "options": rotation_options(
@@ -200,8 +203,11 @@ def rotate(
             window_minutes=window_minutes,
             window_tz=window_tz,
         ),
-        "certificate": certificate_upload(bundle, fmt, key, password_file),
     }
+    if bundle is not None:
+        body["certificate"] = certificate_upload(bundle, fmt, key, password_file)
+    else:
+        body["bundle_id"] = bundle_id
     if change_id:
         body["change_id"] = change_id
     if orphan_risk_budget:

@@ -74,6 +74,7 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/v1/bundles"): "operator",
         ("GET", "/v1/bundles"): "viewer",
         ("GET", "/v1/bundles/{bundle_id}"): "viewer",
+        ("DELETE", "/v1/bundles/{bundle_id}"): "operator",
         ("GET", "/v1/dead-letters"): "operator",
         ("POST", "/v1/dead-letters/{dead_letter_id}/replay"): "operator",
         ("GET", "/v1/sites"): "viewer",

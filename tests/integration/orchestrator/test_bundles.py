@@ -154,3 +154,22 @@ async def test_the_trigger_payload_documents_the_bundle_reference(hooks):
     assert "bundle_id" in schema["properties"]
     assert "/v1/bundles" in document["paths"]
     assert "password" not in json.dumps(document["components"]["schemas"]["BundleOut"])
+
+
+async def test_an_uploaded_bundle_is_destroyed_on_request_and_can_no_longer_be_named(hooks):
+    env = hooks
+    bundle = await upload(env)
+    used = await env.api.post("/v1/rotations", json={"site": "site-a", "bundle_id": bundle["id"]})
+    assert used.status_code == 201, used.text
+    (own_copy,) = set(env.certificates.state.bundles) - {bundle["id"]}
+    # A rotation's own copy is not an uploaded bundle: it cannot be destroyed through here.
+    assert (await env.api.delete(f"/v1/bundles/{own_copy}")).status_code == 404
+
+    assert (await env.api.delete(f"/v1/bundles/{bundle['id']}")).status_code == 204
+    assert bundle["id"] not in env.certificates.state.bundles
+    assert (await env.api.get(f"/v1/bundles/{bundle['id']}")).status_code == 404
+    await until_state(env, used.json()["id"], "completed")  # its copy was its own
+    again = await env.api.post("/v1/rotations", json={"site": "site-a", "bundle_id": bundle["id"]})
+    assert again.status_code == 422 and again.json()["code"] == "unknown_bundle"
+    audit = (await env.api.get("/v1/audit")).json()["items"]
+    assert any(e["action"] == "bundle.deleted" and e["target"] == bundle["id"] for e in audit)

@@ -95,6 +95,12 @@ def certificates_app() -> FastAPI:
         missing = sorted(r for r in refs if r not in app.state.bundles)
         return JSONResponse({"held": sorted(set(refs) - set(missing)), "missing": missing})
 
+    @app.post("/internal/v1/retention/purge")
+    async def purge(request: Request) -> JSONResponse:
+        refs = (await request.json())["bundle_refs"]
+        gone = [r for r in refs if app.state.bundles.pop(r, None) is not None]
+        return JSONResponse({"bundles": len(gone)})
+
     @app.delete("/internal/v1/bundles/{ref}")
     async def discard(ref: str) -> Response:
         app.state.bundles.pop(ref, None)

@@ -46,3 +46,24 @@ def test_list_shows_ids_and_names_never_secrets():
     assert "bnd_0123abcd" in table.stdout and "sepm-a1.corp" in table.stdout
     as_json = run(api, "bundles", "list", "--json")
     assert json.loads(as_json.stdout)[0]["id"] == "bnd_0123abcd"
+
+
+def test_rotate_names_an_uploaded_bundle_instead_of_a_file():
+    view = {"id": "rot-1", "state": "running"}
+    api = FakeApi(lambda r: httpx.Response(201, json=view))
+    result = run(api, "rotate", "--site", "site-a", "--bundle-id", "bnd_0123abcd")
+    assert result.exit_code == 0, result.output
+    (sent,) = api.bodies()
+    assert sent["bundle_id"] == "bnd_0123abcd" and "certificate" not in sent
+    neither = run(api, "rotate", "--site", "site-a")
+    assert neither.exit_code == 2 and "--bundle-id" in neither.output
+
+
+def test_delete_destroys_the_bundle():
+    api = FakeApi(lambda r: httpx.Response(204))
+    result = run(api, "bundles", "delete", "bnd_0123abcd")
+    assert result.exit_code == 0, result.output
+    assert (api.requests[0].method, api.requests[0].url.path) == (
+        "DELETE",
+        "/v1/bundles/bnd_0123abcd",
+    )

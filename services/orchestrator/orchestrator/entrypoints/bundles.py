@@ -82,3 +82,12 @@ async def list_all(_: Viewer, deps: AppDeps) -> dict[str, Any]:
 async def get_one(bundle_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
         return await bundles.get_bundle(uow.session, bundle_id)
+
+
+@router.delete("/{bundle_id}", status_code=204,
+               responses={404: {"description": "No such bundle", **_PROBLEM}})  # fmt: skip
+async def destroy(bundle_id: str, who: Operator, deps: AppDeps) -> Response:
+    """Destroy an uploaded bundle now (a wrong key, a leaked password). Rotations that already
+    use it keep their own copy; new ones can no longer name it."""
+    await bundles.delete_bundle(deps, bundle_id, by=who.name)
+    return Response(status_code=204)

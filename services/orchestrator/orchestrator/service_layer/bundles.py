@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.bundle_tables import uploaded_bundles
+from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.service_layer import inventory, retention, rotations
+from orchestrator.service_layer import audit_log, inventory, retention, rotations
 from orchestrator.service_layer.deps import Deps
-from orchestrator.service_layer.errors import NotFoundError
+from orchestrator.service_layer.errors import NotFoundError, UpstreamError
 
 
 async def upload_bundle(
@@ -68,6 +69,29 @@ async def get_bundle(session: AsyncSession, bundle_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFoundError(f"no bundle {bundle_id!r}", code="unknown_bundle")
     return _view(row)
+
+
+async def delete_bundle(deps: Deps, bundle_id: str, *, by: str) -> None:
+    """Destroy it in the store, then forget it here. Only uploaded bundles can be named: never
+    a rotation's own copy."""
+    async with deps.rt.uow() as uow:
+        if await _row(uow.session, bundle_id) is None:
+            raise NotFoundError(f"no bundle {bundle_id!r}", code="unknown_bundle")
+    token = deps.settings.internal_token.get_secret_value()
+    try:
+        await CertificatesClient(deps.certificates, token).purge_retained(
+            saga_ids=[], bundle_refs=[bundle_id]
+        )
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(f"{exc}; the bundle is kept", code="certificates_unavailable") from None
+    async with deps.rt.uow() as uow:
+        await uow.session.execute(
+            delete(uploaded_bundles).where(uploaded_bundles.c.id == bundle_id)
+        )
+        await audit_log.record(
+            uow.session, actor=by, action="bundle.deleted", target=bundle_id, now=deps.now()
+        )
+        await uow.commit()
 
 
 async def _row(session: AsyncSession, bundle_id: str) -> Any:
