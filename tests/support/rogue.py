@@ -32,11 +32,14 @@ class Heard:
 class Rogue:
     """`await Rogue.start(upstream, ...)`; `.url` is its origin, `.heard` what reached it."""
 
-    def __init__(self, upstream: str, upstream_ca_pem: str | None) -> None:
+    def __init__(self, upstream: str | None, upstream_ca_pem: str | None) -> None:
         verify: Any = (
             ssl.create_default_context(cadata=upstream_ca_pem) if upstream_ca_pem else True
         )
-        self._upstream = httpx.AsyncClient(base_url=upstream, verify=verify, timeout=30)
+        # Without an upstream it only listens, and asks every caller to authenticate.
+        self._upstream = (
+            httpx.AsyncClient(base_url=upstream, verify=verify, timeout=30) if upstream else None
+        )
         self.heard: list[Heard] = []
         self.url = ""
         self.ca = TestCA.root("Attacker Root CA", slot=7)
@@ -45,7 +48,11 @@ class Rogue:
 
     @classmethod
     async def start(
-        cls, upstream: str, *, tls_dir: Path | None = None, upstream_ca_pem: str | None = None
+        cls,
+        upstream: str | None,
+        *,
+        tls_dir: Path | None = None,
+        upstream_ca_pem: str | None = None,
     ) -> Rogue:
         """Listen on a free loopback port; with `tls_dir`, over TLS under the attacker's CA."""
         rogue = cls(upstream, upstream_ca_pem)
@@ -90,7 +97,8 @@ class Rogue:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
-        await self._upstream.aclose()
+        if self._upstream is not None:
+            await self._upstream.aclose()
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""
@@ -101,6 +109,11 @@ class Rogue:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.heard.append(Heard(scope["method"], scope["path"], headers, body))
+        if self._upstream is None:
+            challenge = [(b"www-authenticate", b"Negotiate"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 401, "headers": challenge})
+            await send({"type": "http.response.body", "body": b""})
+            return
         target = scope["path"] + (
             f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
         )
