@@ -196,6 +196,32 @@ class LiveStack:
 
     def rotate(self, site: str, **options: Any) -> str:
         """Issue a certificate from the twin's CA for the site's servers, start a rotation."""
+        body = {
+            "site": site,
+            "change_id": f"CHG-{secrets.token_hex(3).upper()}",
+            "certificate": self.certificate(site),
+            "options": options,
+        }
+        with self.client() as api:
+            created = api.post("/v1/rotations", json=body)
+            assert created.status_code == 201, created.text
+            return str(created.json()["id"])
+
+    def campaign(self, name: str, waves: list[list[str]]) -> str:
+        sites = [site for wave in waves for site in wave]
+        body = {
+            "name": name,
+            "plan": {"waves": waves},
+            "certificates": {site: self.certificate(site) for site in sites},
+            "change_id": "CHG-CAMPAIGN-1",
+        }
+        with self.client() as api:
+            created = api.post("/v1/campaigns", json=body)
+            assert created.status_code == 201, created.text
+            return str(created.json()["id"])
+
+    def certificate(self, site: str) -> dict[str, Any]:
+        """A new certificate from the twin's CA for every hostname of the site's servers."""
         topology = self.twin.topology()
         [entry] = [s for s in topology["sites"] if s["name"] == site]
         hosts = sorted({h for server in entry["servers"] for h in server["hostnames"]})
@@ -206,17 +232,11 @@ class LiveStack:
             )
             issued.raise_for_status()
         install = issued.json()["install"]
-        body = {
-            "site": site,
-            "change_id": f"CHG-{secrets.token_hex(3).upper()}",
-            "certificate": {"format": "pkcs12", "data_b64": install["data_b64"],
-                            "password": install["password"]},
-            "options": options,
-        }  # fmt: skip
-        with self.client() as api:
-            created = api.post("/v1/rotations", json=body)
-            assert created.status_code == 201, created.text
-            return str(created.json()["id"])
+        return {
+            "format": "pkcs12",
+            "data_b64": install["data_b64"],
+            "password": install["password"],
+        }
 
     def view(self, rotation_id: str) -> dict[str, Any]:
         with self.client() as api:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver import Chrome as WebDriver  # Chromium: it has the console log
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -22,8 +23,25 @@ pytestmark = pytest.mark.browser
 
 
 def text_of(driver: WebDriver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text.strip() if found else ""
+    """The element's text, or "" while it is absent or being replaced by a poll."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text.strip() if found else ""
+    except StaleElementReferenceException:
+        return ""
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click what a poll may replace at any moment: retried until it holds still."""
+
+    def clicked(d: WebDriver) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+
+    wait(driver, 20, f"a click on {css}", clicked)
 
 
 def wait(driver: WebDriver, seconds: float, what: str, until: Callable[[WebDriver], Any]) -> None:
@@ -78,7 +96,7 @@ def test_a_rotation_reaches_completed_on_the_page_without_a_reload(
     wait(
         driver, 20, "the new rotation in the list", lambda d: d.find_elements(By.CSS_SELECTOR, link)
     )
-    driver.find_element(By.CSS_SELECTOR, link).click()
+    click(driver, link)
     wait(driver, 10, "the rotation page", lambda d: text_of(d, "#rotation-state"))
     driver.execute_script("window.loadedOnce = true")
     driver.get_log("browser")  # from here on the console must stay clean
@@ -117,7 +135,14 @@ def test_a_rotation_reaches_completed_on_the_page_without_a_reload(
     wait(driver, 10, "the servers page", lambda d: d.find_elements(By.CSS_SELECTOR, "td.mono"))
     assert "sepm-a1" in driver.page_source and new[:8] in driver.page_source
     screenshot(driver, "servers")
+    campaign_id = live.campaign("branches-2026", [["site-b"]])
+    driver.get(f"{live.url}/dashboard/campaigns")
+    row = f"a[href='/dashboard/campaigns/{campaign_id}']"
+    click(driver, row)
+    wait(driver, 20, "site-b's rotation", lambda d: "site-b" in text_of(d, "#live-campaign_status"))
+    screenshot(driver, "campaign")
     driver.get(f"{live.url}/dashboard/rotations")
+    wait(driver, 10, "both rotations", lambda d: "site-b" in text_of(d, "#live-rotations_table"))
     screenshot(driver, "rotations")
 
 

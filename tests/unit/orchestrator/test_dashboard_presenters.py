@@ -109,3 +109,8 @@ def test_every_text_colour_is_readable_on_its_background() -> None:
     pairs += [("#ffffff", colours["accent"]), ("#ffffff", colours["bad"]), ("#ffffff", "#10243e")]
     weak = [(fg, bg, round(contrast(fg, bg), 2)) for fg, bg in pairs if contrast(fg, bg) < 4.5]
     assert not weak, weak
+
+
+def test_history_values_read_as_text_not_python() -> None:
+    assert presenters.readable([["site-c"], ["site-a", "site-b"]]) == "site-c / site-a, site-b"
+    assert presenters.readable({"wave": 2, "sites": ["x"]}) == "wave 2, sites x"

@@ -21,6 +21,16 @@ DECISION_LABELS = {
 }
 
 
+def readable(value: Any) -> str:
+    """A value of a history entry as text: lists joined, waves separated, no Python repr."""
+    if isinstance(value, list | tuple):
+        nested = any(isinstance(v, list | tuple) for v in value)
+        return (" / " if nested else ", ").join(readable(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
+    return str(value)
+
+
 def when(value: str | None) -> str:
     """'2026-11-30T10:35:01.23Z' -> '2026-11-30 10:35 UTC' (the API's clock, maybe simulated)."""
     if not value:

@@ -44,6 +44,7 @@ env.filters.update(
     duration=presenters.duration,
     fingerprint=short_fingerprint,
     summary=entry_summary,
+    readable=presenters.readable,
 )
 
 
