@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import structlog
-from structlog.contextvars import bind_contextvars, merge_contextvars, reset_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    get_contextvars,
+    merge_contextvars,
+    reset_contextvars,
+)
 from structlog.typing import EventDict, WrappedLogger
 
 LOG_FIELDS = ("rotation_id", "campaign_id", "site", "step", "message_id", "causation_id")
@@ -67,6 +72,11 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         reset_contextvars(**tokens)
+
+
+def current_log_fields() -> dict[str, Any]:
+    """The fields bound now (to log later, e.g. after a commit, as if still here)."""
+    return get_contextvars()
 
 
 def bind_log_fields(**fields: Any) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import httpx
 import pytest
 
+from certrotate_shared.metrics import sample_sum
 from tests.e2e.conftest import MakeWorld
 from tests.e2e.support import (
+    E2E,
     TERMINAL,
     assert_site_rotated,
     lower,
@@ -30,6 +33,51 @@ async def test_a_site_with_two_servers_and_a_partner_rotates_without_orphaning_a
     rotation_id, new_fp = await e2e.rotate()
 
     await assert_site_rotated(e2e, rotation_id, new_fp, before)
+    await assert_each_process_reports_the_rotation(e2e, rotation_id)
+
+
+async def assert_each_process_reports_the_rotation(e2e: E2E, rotation_id: str) -> None:
+    """Each service's own /metrics counts its part, and its log (JSON lines, as a log pipeline
+    reads them) names the rotation: one rotation followed across four processes."""
+    token = e2e.supervisor.config.internal_token
+    scrapes = {}
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        for name in e2e.supervisor.services:
+            response = await http.get(f"{e2e.supervisor.url(name)}/metrics")
+            assert response.status_code == 200, (name, response.text)
+            scrapes[name] = response.text
+    assert sample_sum(scrapes["orchestrator"], "certrotate_rotations", state="completed") == 1
+    assert (
+        sample_sum(
+            scrapes["replication"], "certrotate_messages_handled_total", type="BreakReplication"
+        )
+        == 1
+    )
+    assert (
+        sample_sum(
+            scrapes["certificates"],
+            "certrotate_host_operations_total",
+            kind="install_certificate",
+            driver="twin",
+            outcome="ok",
+        )
+        == 2
+    )
+    assert (
+        sample_sum(scrapes["client-monitor"], "certrotate_sepm_requests_total", site="site-a") > 0
+    )
+    # A process counts only what it did: the orchestrator never calls SEPM.
+    assert sample_sum(scrapes["orchestrator"], "certrotate_sepm_requests_total") == 0
+    for name, service in e2e.supervisor.services.items():
+        lines = [
+            json.loads(line)
+            for line in service.log_path.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert lines, f"{name} wrote no JSON log line"
+        about = [line for line in lines if line.get("rotation_id") == rotation_id]
+        assert about, f"no line of {name} names rotation {rotation_id}"
+        assert all(line["service"] == name for line in lines)
 
 
 async def test_clients_offline_through_the_wait_stop_the_saga_and_exactly_they_are_orphaned(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from certrotate_shared import tracing
 from certrotate_shared.envelope import Command, Envelope
-from certrotate_shared.logs import bind_log_fields
+from certrotate_shared.logs import bind_log_fields, current_log_fields, log_context
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
@@ -17,6 +18,8 @@ from orchestrator.domain.subscriptions import Marks, marks_of
 from orchestrator.service_layer import trust
 from orchestrator.service_layer.callbacks import record_transition
 from orchestrator.service_layer.metrics import first_open_step, observe_ended_steps
+
+log = logging.getLogger(__name__)
 
 
 async def advance(
@@ -43,6 +46,7 @@ async def advance(
     timers_before = dict(state.timers)
     before = marks_of(state)
     open_step = first_open_step(state)
+    before_step, before_status = state.step, state.status
     attributes = {
         "certrotate.rotation_id": saga_id,
         "certrotate.step": state.step,
@@ -64,7 +68,29 @@ async def advance(
         if span is not None:
             span.set_attribute("certrotate.step_after", decision.state.step)
     observe_ended_steps(uow, decision.state, open_step)
+    _log_progress(uow, before_step, before_status, decision.state)
     return decision
+
+
+def _log_progress(uow: UnitOfWork, step_before: str, status_before: str, state: SagaState) -> None:
+    """One line per step a rotation enters or state it takes, once committed: what an operator
+    reads to follow it, with the rotation's ids bound by log_context."""
+    if state.step == step_before and state.status == status_before:
+        return
+    step, status, reason, ended = state.step, state.status, state.reason, state.terminal
+    # A batch commits after its messages' log contexts closed: keep this one's fields.
+    fields = current_log_fields()
+
+    def note() -> None:
+        with log_context(**fields):
+            if ended:
+                log.info(
+                    "rotation %s after %s%s", status, step_before, f": {reason}" if reason else ""
+                )
+            else:
+                log.info("rotation at %s (%s), from %s", step, status, step_before)
+
+    uow.on_commit(note)
 
 
 async def persist(
