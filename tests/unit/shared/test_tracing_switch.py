@@ -25,10 +25,24 @@ def test_without_an_endpoint_no_span_is_made_and_messages_carry_no_trace_headers
     assert Envelope.wrap(command, saga_id="r").headers == {}
 
 
-def test_an_endpoint_turns_tracing_on_and_messages_carry_a_w3c_traceparent() -> None:
+def test_an_endpoint_turns_tracing_on_with_an_otlp_exporter() -> None:
+    tracing.configure_tracing("orchestrator", "http://127.0.0.1:9/v1/traces")
+    provider = tracing._provider
     try:
-        tracing.configure_tracing("orchestrator", "http://127.0.0.1:9/v1/traces")
         assert tracing.enabled()
+        resource = getattr(provider, "resource", None)
+        assert resource is not None
+        assert resource.attributes["service.name"] == "certrotate-orchestrator"
+    finally:
+        tracing.use_provider(None)
+        getattr(provider, "shutdown", lambda: None)()  # no span was made: nothing to send
+
+
+def test_messages_carry_a_w3c_traceparent_that_continues_their_causes_trace() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracing.use_provider(TracerProvider())
+    try:
         with tracing.span("request", kind=tracing.SERVER):
             headers = tracing.message_headers("send X", cause=None, attributes={})
         version, trace_id, span_id, flags = headers["traceparent"].split("-")
@@ -38,9 +52,7 @@ def test_an_endpoint_turns_tracing_on_and_messages_carry_a_w3c_traceparent() -> 
         again = tracing.message_headers("send Y", cause=headers, attributes={})
         assert again["traceparent"].split("-")[1] == trace_id
     finally:
-        provider = tracing._provider
         tracing.use_provider(None)
-        getattr(provider, "shutdown", lambda: None)()  # nothing listens on port 9: drop spans
 
 
 async def test_a_call_to_another_service_carries_the_callers_trace() -> None:
