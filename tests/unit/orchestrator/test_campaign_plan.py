@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.domain import campaign as c
+from orchestrator.domain import campaign_actions as a
 from orchestrator.domain import campaign_plan as p
 from orchestrator.domain import campaign_progress as cp
 from orchestrator.domain.orphans import orphaned_outside_risk
@@ -91,7 +92,7 @@ def test_more_failures_than_the_budget_halts_with_a_decision_waiting():
     assert state.decision is not None and state.decision.kind == "failure_budget"
     assert state.sites["c"].status == "pending"
     # "continue": the failures so far are accepted; the campaign goes on.
-    c.approve(state, "approver", "continue", "known flaky site", NOW)
+    a.approve(state, "approver", "continue", "known flaky site", NOW)
     assert run(state) == [["c"]]
     assert state.status == "completed"
 
@@ -99,7 +100,7 @@ def test_more_failures_than_the_budget_halts_with_a_decision_waiting():
 def test_abort_after_a_halt_skips_what_was_left():
     state = make([["a"], ["b"]])
     run(state, outcomes={"a": "failed"})
-    c.approve(state, "approver", "abort", "", NOW)
+    a.approve(state, "approver", "abort", "", NOW)
     run(state)
     assert state.status == "aborted"
     assert state.sites["b"].status == "skipped"
@@ -109,9 +110,9 @@ def test_wave_approval_holds_the_next_wave_until_approved():
     state = make([["a"], ["b"]], approve=True)
     assert run(state) == [["a"]]
     assert state.status == "awaiting_approval"
-    with pytest.raises(c.CampaignRejectedError):
-        c.resume(state, "ops", NOW)
-    c.approve(state, "approver", "continue", "", NOW)
+    with pytest.raises(a.CampaignRejectedError):
+        a.resume(state, "ops", NOW)
+    a.approve(state, "approver", "continue", "", NOW)
     assert run(state) == [["b"]]
     assert state.status == "completed"
 
@@ -120,9 +121,9 @@ def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
     state = make([["a", "b"], ["c"]], cap=1)
     for site in c.progress(state, NOW):
         c.started(state, site, f"rot-{site}", NOW)
-    c.cancel(state, "ops", "wrong CA", NOW)
-    assert [s.site for s in c.claim_cancels(state, {}, NOW)] == ["a"]
-    assert c.claim_cancels(state, {"rot-a": "compensating"}, NOW) == []  # asked once only
+    a.cancel(state, "ops", "wrong CA", NOW)
+    assert [s.site for s in a.claim_cancels(state, {}, NOW)] == ["a"]
+    assert a.claim_cancels(state, {"rot-a": "compensating"}, NOW) == []  # asked once only
     assert c.progress(state, NOW) == []
     assert state.status == "cancelling"
     c.observe(state, {"rot-a": "compensated"}, NOW)
@@ -138,10 +139,10 @@ def test_a_paused_campaign_starts_nothing_and_resumes_where_it_was():
     run_once = c.progress(state, NOW)
     assert run_once == ["a"]
     c.started(state, "a", "rot-a", NOW)
-    c.pause(state, "ops", NOW)
+    a.pause(state, "ops", NOW)
     c.observe(state, {"rot-a": "completed"}, NOW)
     assert c.progress(state, NOW) == []
-    c.resume(state, "ops", NOW)
+    a.resume(state, "ops", NOW)
     assert c.progress(state, NOW) == ["b"]
 
 
@@ -149,18 +150,18 @@ def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_sw
     state = make([["a", "b"]], cap=2)
     for site in c.progress(state, NOW):
         c.started(state, site, f"rot-{site}", NOW)
-    c.cancel(state, "ops", "wrong CA", NOW)
-    assert [s.site for s in c.claim_cancels(state, {}, NOW)] == ["a", "b"]
+    a.cancel(state, "ops", "wrong CA", NOW)
+    assert [s.site for s in a.claim_cancels(state, {}, NOW)] == ["a", "b"]
     live = {"rot-a": "compensating", "rot-b": "running"}
     # A tick at once (another replica's, or the loop's beside the API's): "b"'s ask is merely
     # on its way, not lost; asking again would put a second cancel in its history.
-    assert c.claim_cancels(state, live, NOW) == []
+    assert a.claim_cancels(state, live, NOW) == []
     # "a" was asked and is compensating; the process died before asking "b"; "a" is fine.
-    later = NOW + c.CANCEL_RETRY
-    assert [s.site for s in c.claim_cancels(state, live, later)] == ["b"]
+    later = NOW + a.CANCEL_RETRY
+    assert [s.site for s in a.claim_cancels(state, live, later)] == ["b"]
     # "b" refused: past its swap, only forward recovery; it is not asked again.
-    c.cancel_refused(state, "b", later)
-    assert c.claim_cancels(state, live, later + c.CANCEL_RETRY) == []
+    a.cancel_refused(state, "b", later)
+    assert a.claim_cancels(state, live, later + a.CANCEL_RETRY) == []
 
 
 def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history():

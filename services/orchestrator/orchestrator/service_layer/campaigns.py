@@ -22,6 +22,7 @@ from certrotate_shared.logs import log_context
 from orchestrator.adapters import campaign_tables as table
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain import campaign as domain
+from orchestrator.domain import campaign_actions as actions
 from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
@@ -229,18 +230,18 @@ async def act(
 
     def apply(state: CampaignState) -> None:
         if action == "pause":
-            domain.pause(state, by, now)
+            actions.pause(state, by, now)
         elif action == "resume":
-            domain.resume(state, by, now)
+            actions.resume(state, by, now)
         elif action == "cancel":
-            domain.cancel(state, by, reason, now)
+            actions.cancel(state, by, reason, now)
         else:
-            domain.approve(state, by, decision, reason, now)
+            actions.approve(state, by, decision, reason, now)
         state.updated_at = now
 
     try:
         await _update(deps, campaign_id, apply)
-    except domain.CampaignRejectedError as exc:
+    except actions.CampaignRejectedError as exc:
         raise ConflictError(str(exc), code="action_not_possible") from None
     await tick(deps, campaign_id)
     return await get_campaign(deps, campaign_id)
@@ -278,7 +279,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
         domain.note_rotations(state, seen, now)
         domain.observe(state, statuses, now)
         domain.progress(state, now)
-        cancels[:] = domain.claim_cancels(state, found, now)
+        cancels[:] = actions.claim_cancels(state, found, now)
 
     async with deps.rt.uow() as uow:
         loaded = await table.get(uow.session, campaign_id)
@@ -362,7 +363,7 @@ async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -
         if not rotation.terminal and rotation.phase == "forward" and not can_abort(rotation):
             now = deps.now()
             await _update(
-                deps, state.campaign_id, lambda s: domain.cancel_refused(s, site.site, now)
+                deps, state.campaign_id, lambda s: actions.cancel_refused(s, site.site, now)
             )
         # Otherwise it ended or is compensating already: nothing more to ask.
     except ServiceError:
