@@ -1,13 +1,15 @@
 """The configuration reference in the README, generated from the services' Settings classes.
 
-`python -m certrotate.settings_doc` prints it as Markdown; a test checks the README has every
-variable, so a new setting cannot ship undocumented.
+Each setting's meaning is its `Field(description=...)`. `python -m certrotate.settings_doc`
+prints the reference as Markdown; `python -m certrotate.settings_doc --write` rewrites it in the
+README between its markers. A test fails when a setting has no description or when the README's
+reference differs from the generated one, so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic.fields import FieldInfo
@@ -35,38 +37,13 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def field_comments(cls: type) -> dict[str, str]:
-    """The comment block above each field in the class body: the settings' own documentation."""
-    comments: dict[str, str] = {}
-    pending: list[str] = []
-    previous = ""  # a comment also covers the fields right below it, until a blank line
-    for line in inspect.getsource(cls).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("# ").strip())
-            continue
-        match = re.match(r"^    (\w+)\s*:", line)
-        if match and (pending or previous):
-            previous = " ".join(pending) or previous
-            comments[match.group(1)] = previous
-        else:
-            previous = ""
-        pending = []
-    return comments
-
-
-def _described(cls: type) -> dict[str, str]:
-    described: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if issubclass(klass, ServiceSettings):
-            described |= field_comments(klass)
-    return {k: v.replace("|", "\\|") for k, v in described.items()}
+def _meaning(field: FieldInfo) -> str:
+    return (field.description or "").replace("|", "\\|")
 
 
 def reference() -> str:
     """Markdown: shared settings once, then each service's own."""
     shared = ServiceSettings.model_fields
-    shared_docs = _described(ServiceSettings)
     lines = [
         "Every variable can be set per service (`CERTROTATE_<SERVICE>_<NAME>`) or for all "
         "services at once (`CERTROTATE_<NAME>`); the service-specific one wins.",
@@ -77,17 +54,14 @@ def reference() -> str:
         "|---|---|---|",
     ]
     for name, field in shared.items():
-        lines.append(
-            f"| `CERTROTATE_{name.upper()}` | {_default(field)} | {shared_docs.get(name, '')} |"
-        )
+        lines.append(f"| `CERTROTATE_{name.upper()}` | {_default(field)} | {_meaning(field)} |")
     for cls in settings_classes():
         prefix = env_prefix(cls.service)
         own = {n: f for n, f in cls.model_fields.items() if n not in shared}
-        docs = _described(cls)
         lines += ["", f"**{cls.service}** (`{prefix}*`)", ""]
         lines += ["| variable | default | meaning |", "|---|---|---|"]
         for name, field in own.items():
-            lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {docs.get(name, '')} |")
+            lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {_meaning(field)} |")
     return "\n".join(lines)
 
 
@@ -104,5 +78,42 @@ def variables() -> list[str]:
     return names
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+BEGIN = "<!-- BEGIN configuration reference: python -m certrotate.settings_doc --write -->"
+END = "<!-- END configuration reference -->"
+
+
+def readme_reference(text: str) -> str:
+    """The reference as committed in the README (between the markers)."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:end].strip("\n")
+
+
+def with_reference(text: str) -> str:
+    """The README text with its reference replaced by the generated one."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return f"{text[:start]}\n{reference()}\n{text[end:]}"
+
+
+def undescribed() -> list[str]:
+    """Settings (as their variables) that have no description."""
+    missing = [
+        f"CERTROTATE_{n.upper()}"
+        for n, f in ServiceSettings.model_fields.items()
+        if not (f.description or "").strip()
+    ]
+    for cls in settings_classes():
+        prefix = env_prefix(cls.service)
+        missing += [
+            f"{prefix}{n.upper()}"
+            for n, f in cls.model_fields.items()
+            if n not in ServiceSettings.model_fields and not (f.description or "").strip()
+        ]
+    return missing
+
+
 if __name__ == "__main__":
-    print(reference())
+    if "--write" in sys.argv[1:]:
+        README.write_text(with_reference(README.read_text()))
+    else:
+        print(reference())

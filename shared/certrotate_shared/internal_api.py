@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from certrotate_shared import tracing
@@ -40,9 +40,14 @@ def check_internal_token(value: SecretStr) -> SecretStr:
 class InternalApiSettings(ServiceSettings):
     """Settings of a service whose HTTP API only certrotate's own services call."""
 
-    # Shared secret the orchestrator sends in X-Certrotate-Internal-Token; every route but
-    # /healthz and /readyz refuses a request without it (401). Same value for every service.
-    internal_token: SecretStr = SecretStr("")
+    internal_token: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Shared secret the orchestrator sends in X-Certrotate-Internal-Token; every route"
+            " but /healthz and /readyz refuses a request without it (401). Same value for "
+            "every service."
+        ),
+    )
 
     @field_validator("internal_token")
     @classmethod

@@ -49,96 +49,238 @@ class ServiceSettings(BaseSettings):
         extra="ignore", validate_default=True, hide_input_in_errors=True
     )
 
-    # This service's database: postgresql://... (distributed) or sqlite:///path (embedded).
-    database_url: str = "sqlite+aiosqlite:///var/certrotate.db"
-    # PostgreSQL schema owned by this service (database per service on one server); empty =
-    # the service's name.
-    database_schema: str = ""
-    # kafka (distributed) or local (the durable in-process log of embedded mode).
-    transport: Literal["kafka", "local"] = "kafka"
-    # Kafka bootstrap servers, host:port[,host:port].
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    # How the Kafka clients (producer, consumer, admin) reach the brokers: PLAINTEXT, SSL,
-    # SASL_PLAINTEXT or SASL_SSL.
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    # SSL/SASL_SSL: PEM CA bundle that issued the brokers' certificates (empty = the system's
-    # trust store); the brokers' host names are checked.
-    kafka_ssl_ca_file: str = ""
-    # SSL/SASL_SSL: PEM client certificate and key, for brokers that require mTLS.
-    kafka_ssl_cert_file: str = ""
-    kafka_ssl_key_file: str = ""
-    # SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, the account, and a file holding its
-    # password (the password itself is never put in the environment).
-    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
-    kafka_sasl_username: str = ""
-    kafka_sasl_password_file: str = ""
-    # Topics are <prefix>.<service>.commands, <prefix>.events and <prefix>.dlq.
-    topic_prefix: str = "certrotate"
-    # Path of the durable in-process log used by the local (embedded) transport.
-    local_log_path: str = "var/transport.db"
-    # Where the vault keeps sealed SEPM and WinRM accounts (same URL for every service).
-    vault_url: str = "sqlite+aiosqlite:///var/vault.db"
-    # PostgreSQL schema of the vault (shared by every service that reads secrets).
-    vault_schema: str = "vault"
-    # 32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all.
-    master_key: SecretStr = SecretStr("")
-    # Master keys replaced by master_key (a JSON list, newest first): what they sealed stays
-    # readable until `certrotate vault rekey` has sealed it again under the current key.
-    previous_master_keys: list[SecretStr] = []
-    # Attempts at a message (or a worker's long-running job) that fails with a permanent or
-    # unknown error, before the command is answered with its typed failure event (a message
-    # without one is parked in the DLQ, and that is reported to its saga).
-    # Transient errors (network, timeouts, SEPM 5xx/429, database or vault unavailable) are
-    # not counted: they are waited out with back-off.
-    max_delivery_attempts: int = Field(default=5, ge=1)
-    # First pause (seconds) between attempts at a failing message; doubles with each attempt.
-    retry_base_delay_s: float = Field(default=0.2, gt=0)
-    # Longest pause (seconds) before a message held by a transient error is tried again; its
-    # partition waits meanwhile, other partitions flow.
-    transient_retry_max_delay_s: float = Field(default=30.0, gt=0)
-    # First pause (seconds) before a consumer that stopped on an error (a failed offset commit,
-    # a lost broker) is restarted; doubles with each failure. /readyz fails while it is down.
-    consumer_restart_base_s: float = Field(default=1.0, gt=0)
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/certrotate.db",
+        description=(
+            "This service's database: postgresql://... (distributed) or sqlite:///path (embedded)."
+        ),
+    )
+    database_schema: str = Field(
+        default="",
+        description=(
+            "PostgreSQL schema owned by this service (database per service on one server); "
+            "empty = the service's name."
+        ),
+    )
+    transport: Literal["kafka", "local"] = Field(
+        default="kafka",
+        description="kafka (distributed) or local (the durable in-process log of embedded mode).",
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers, host:port[,host:port].",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description=(
+            "How the Kafka clients (producer, consumer, admin) reach the brokers: PLAINTEXT, "
+            "SSL, SASL_PLAINTEXT or SASL_SSL."
+        ),
+    )
+    kafka_ssl_ca_file: str = Field(
+        default="",
+        description=(
+            "SSL/SASL_SSL: PEM CA bundle that issued the brokers' certificates (empty = the "
+            "system's trust store); the brokers' host names are checked."
+        ),
+    )
+    kafka_ssl_cert_file: str = Field(
+        default="",
+        description=(
+            "SSL/SASL_SSL: PEM client certificate, for brokers that require mTLS (set with "
+            "kafka_ssl_key_file)."
+        ),
+    )
+    kafka_ssl_key_file: str = Field(
+        default="",
+        description="SSL/SASL_SSL: PEM private key of kafka_ssl_cert_file (set both or neither).",
+    )
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="",
+        description="SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str = Field(
+        default="",
+        description="SASL_*: the account certrotate signs in to the brokers with.",
+    )
+    kafka_sasl_password_file: str = Field(
+        default="",
+        description=(
+            "SASL_*: a file holding the account's password (the password itself is never put "
+            "in the environment)."
+        ),
+    )
+    topic_prefix: str = Field(
+        default="certrotate",
+        description="Topics are <prefix>.<service>.commands, <prefix>.events and <prefix>.dlq.",
+    )
+    local_log_path: str = Field(
+        default="var/transport.db",
+        description="Path of the durable in-process log used by the local (embedded) transport.",
+    )
+    vault_url: str = Field(
+        default="sqlite+aiosqlite:///var/vault.db",
+        description=(
+            "Where the vault keeps sealed SEPM and WinRM accounts (same URL for every service)."
+        ),
+    )
+    vault_schema: str = Field(
+        default="vault",
+        description="PostgreSQL schema of the vault (shared by every service that reads secrets).",
+    )
+    master_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "32 random bytes, base64 (`certrotate keygen`); seals secrets at rest. Same for all."
+        ),
+    )
+    previous_master_keys: list[SecretStr] = Field(
+        default=[],
+        description=(
+            "Master keys replaced by master_key (a JSON list, newest first): what they sealed"
+            " stays readable until `certrotate vault rekey` has sealed it again under the "
+            "current key."
+        ),
+    )
+    max_delivery_attempts: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Attempts at a message (or a worker's long-running job) that fails with a "
+            "permanent or unknown error, before the command is answered with its typed "
+            "failure event (a message without one is parked in the DLQ, and that is reported "
+            "to its saga). Transient errors (network, timeouts, SEPM 5xx/429, database or "
+            "vault unavailable) are not counted: they are waited out with back-off."
+        ),
+    )
+    retry_base_delay_s: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "First pause (seconds) between attempts at a failing message; doubles with each "
+            "attempt."
+        ),
+    )
+    transient_retry_max_delay_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest pause (seconds) before a message held by a transient error is tried "
+            "again; its partition waits meanwhile, other partitions flow."
+        ),
+    )
+    consumer_restart_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "First pause (seconds) before a consumer that stopped on an error (a failed "
+            "offset commit, a lost broker) is restarted; doubles with each failure. /readyz "
+            "fails while it is down."
+        ),
+    )
 
-    # Longest pause (seconds) between restarts of a consumer that keeps failing.
-    consumer_restart_max_s: float = Field(default=60.0, gt=0)
-    # Where this service's HTTP API listens (port 0 = any free port). Set per service with
-    # CERTROTATE_<SERVICE>_HTTP_HOST; keep 127.0.0.1 unless TLS is on or a proxy fronts it.
-    http_host: str = "127.0.0.1"
-    http_port: int = 0
-    # TLS for this service's HTTP listener: PEM certificate (with its chain) and its private
-    # key. Both empty = plain HTTP.
-    http_tls_cert_file: str = ""
-    http_tls_key_file: str = ""
-    # PEM CA bundle; when set, the listener requires a client certificate issued by it (mTLS).
-    http_tls_client_ca_file: str = ""
-    # PEM CA bundle that issued the other services' listener certificates, trusted when this
-    # service calls them over https (empty = the system's trust store).
-    internal_tls_ca_file: str = ""
-    # Client certificate and key this service presents to services that require mTLS.
-    internal_tls_client_cert_file: str = ""
-    internal_tls_client_key_file: str = ""
-    # DEBUG, INFO, WARNING or ERROR.
-    log_level: str = "INFO"
-    # json (one JSON object per line, for a log pipeline), console (readable), or auto: console
-    # when stderr is a terminal, json otherwise (services started by `certrotate up`, systemd,
-    # Kubernetes).
-    log_format: Literal["auto", "json", "console"] = "auto"
-    # Who may read /metrics: "internal_token" (the internal token, sent as
-    # X-Certrotate-Internal-Token or as Authorization: Bearer, which Prometheus can send),
-    # "open" (anyone who reaches the port; for a scrape network of its own), or "role" (the
-    # orchestrator only: an API token with at least metrics_role).
-    metrics_auth: Literal["internal_token", "open", "role"] = "internal_token"
-    # OpenTelemetry: where to export spans over OTLP/HTTP (e.g.
-    # http://otel-collector:4318/v1/traces). Empty = no tracing at all (nothing recorded).
-    otlp_endpoint: str = ""
-    # The least role an API token needs to read the orchestrator's /metrics (metrics_auth=role).
-    metrics_role: Literal["viewer", "operator", "approver", "admin"] = "viewer"
-    # Accelerated time shared with the twin: simulated seconds per real second.
-    clock_speed: float = 1.0
-    # The real instant (epoch ms) at which the simulated clock read clock_sim_origin_ms.
-    clock_real_origin_ms: int | None = None
-    clock_sim_origin_ms: int | None = None
+    consumer_restart_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest pause (seconds) between restarts of a consumer that keeps failing.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Where this service's HTTP API listens. Set per service with "
+            "CERTROTATE_<SERVICE>_HTTP_HOST; keep 127.0.0.1 unless TLS is on or a proxy "
+            "fronts it."
+        ),
+    )
+    http_port: int = Field(
+        default=0,
+        description=(
+            "The port this service's HTTP API listens on (0 = any free port). Set per service"
+            " with CERTROTATE_<SERVICE>_HTTP_PORT."
+        ),
+    )
+    http_tls_cert_file: str = Field(
+        default="",
+        description=(
+            "TLS for this service's HTTP listener: PEM certificate with its chain. Empty "
+            "(with http_tls_key_file) = plain HTTP."
+        ),
+    )
+    http_tls_key_file: str = Field(
+        default="",
+        description="PEM private key of http_tls_cert_file (set both or neither).",
+    )
+    http_tls_client_ca_file: str = Field(
+        default="",
+        description=(
+            "PEM CA bundle; when set, the listener requires a client certificate issued by it"
+            " (mTLS)."
+        ),
+    )
+    internal_tls_ca_file: str = Field(
+        default="",
+        description=(
+            "PEM CA bundle that issued the other services' listener certificates, trusted "
+            "when this service calls them over https (empty = the system's trust store)."
+        ),
+    )
+    internal_tls_client_cert_file: str = Field(
+        default="",
+        description="Client certificate this service presents to services that require mTLS.",
+    )
+    internal_tls_client_key_file: str = Field(
+        default="",
+        description="PEM private key of internal_tls_client_cert_file.",
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="DEBUG, INFO, WARNING or ERROR.",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description=(
+            "json (one JSON object per line, for a log pipeline), console (readable), or "
+            "auto: console when stderr is a terminal, json otherwise (services started by "
+            "`certrotate up`, systemd, Kubernetes)."
+        ),
+    )
+    metrics_auth: Literal["internal_token", "open", "role"] = Field(
+        default="internal_token",
+        description=(
+            'Who may read /metrics: "internal_token" (the internal token, sent as '
+            "X-Certrotate-Internal-Token or as Authorization: Bearer, which Prometheus can "
+            'send), "open" (anyone who reaches the port; for a scrape network of its own), or'
+            ' "role" (the orchestrator only: an API token with at least metrics_role).'
+        ),
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        description=(
+            "OpenTelemetry: where to export spans over OTLP/HTTP (e.g. http://otel-"
+            "collector:4318/v1/traces). Empty = no tracing at all (nothing recorded)."
+        ),
+    )
+    metrics_role: Literal["viewer", "operator", "approver", "admin"] = Field(
+        default="viewer",
+        description=(
+            "The least role an API token needs to read the orchestrator's /metrics "
+            "(metrics_auth=role)."
+        ),
+    )
+    clock_speed: float = Field(
+        default=1.0,
+        description="Accelerated time shared with the twin: simulated seconds per real second.",
+    )
+    clock_real_origin_ms: int | None = Field(
+        default=None,
+        description=(
+            "The real instant (epoch ms) at which the simulated clock read clock_sim_origin_ms."
+        ),
+    )
+    clock_sim_origin_ms: int | None = Field(
+        default=None,
+        description="The simulated instant (epoch ms) the clock read at clock_real_origin_ms.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -15,27 +15,73 @@ class Settings(ServiceSettings):
     service = "certificates"
     model_config = SettingsConfigDict(env_prefix="CERTROTATE_CERTIFICATES_", extra="ignore")
 
-    # Shared secret the orchestrator sends in X-Certrotate-Internal-Token.
-    internal_token: SecretStr = SecretStr("")
-    # Largest accepted POST /internal/v1/bundles body (JSON with base64 inside).
-    max_bundle_request_bytes: int = Field(default=1_048_576, gt=0)
-    # Used when an upload does not say how many days of validity it needs.
-    min_validity_days: int = Field(default=30, ge=0)
-    # Uploads the orchestrator never held (a request that failed after pre-flight) are
-    # destroyed after this long. Held ones (named by a live rotation, campaign or upload) never
-    # expire here: the orchestrator's retention job deletes them.
-    bundle_ttl_s: float = Field(default=35 * DAY, gt=0)
-    # How often (seconds) the store looks for bundles past the TTL.
-    purge_interval_s: float = Field(default=3600.0, gt=0)
-    # After the restarts: how long to keep probing until every TLS port serves the new
-    # certificate (services take a while to come up), and how often.
-    verify_timeout_s: float = Field(default=60.0, ge=0)
-    verify_interval_s: float = Field(default=1.0, gt=0)
-    probe_timeout_s: float = Field(default=5.0, gt=0)
-    # Long-running commands run as jobs outside the consumer's transaction.
-    job_poll_interval_s: float = Field(default=0.5, gt=0)
-    job_lease_s: float = Field(default=60.0, gt=0)
-    max_concurrent_jobs: int = Field(default=8, gt=0)
+    internal_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret the orchestrator sends in X-Certrotate-Internal-Token.",
+    )
+    max_bundle_request_bytes: int = Field(
+        default=1_048_576,
+        gt=0,
+        description="Largest accepted POST /internal/v1/bundles body (JSON with base64 inside).",
+    )
+    min_validity_days: int = Field(
+        default=30,
+        ge=0,
+        description="Used when an upload does not say how many days of validity it needs.",
+    )
+    bundle_ttl_s: float = Field(
+        default=35 * DAY,
+        gt=0,
+        description=(
+            "Uploads the orchestrator never held (a request that failed after pre-flight) are"
+            " destroyed after this long. Held ones (named by a live rotation, campaign or "
+            "upload) never expire here: the orchestrator's retention job deletes them."
+        ),
+    )
+    purge_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often (seconds) the store looks for bundles past the TTL.",
+    )
+    verify_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "After the restarts: how long (seconds) to keep probing until every TLS port "
+            "serves the new certificate (services take a while to come up)."
+        ),
+    )
+    verify_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Pause (seconds) between two probes of the TLS ports after the restarts.",
+    )
+    probe_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long (seconds) one TLS probe of one port may take.",
+    )
+    job_poll_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "How often (real seconds) the job runner looks for due long-running jobs "
+            "(commands run outside the consumer's transaction)."
+        ),
+    )
+    job_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A replica's claim on a long-running job (clock seconds); a crashed replica's job "
+            "moves after it."
+        ),
+    )
+    max_concurrent_jobs: int = Field(
+        default=8,
+        gt=0,
+        description="Long-running jobs worked on at once by one replica.",
+    )
 
     @field_validator("internal_token")
     @classmethod

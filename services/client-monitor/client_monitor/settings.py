@@ -14,29 +14,85 @@ class Settings(InternalApiSettings):
         env_prefix="CERTROTATE_CLIENT_MONITOR_", extra="ignore", validate_default=True
     )
 
-    # Between incremental scans, in clock seconds (accelerated with the clock in a demo).
-    scan_interval_s: float = Field(default=300.0, gt=0)
-    # ...but never more often than this in real seconds, to spare SEPM's API.
-    min_scan_interval_real_s: float = Field(default=1.0, ge=0)
-    # A full scan now and then (clock seconds) refreshes online status and drops nothing.
-    full_rescan_interval_s: float = Field(default=86_400.0, gt=0)
-    # ...but not more often than this in real seconds: a full scan of 1M clients costs ~25 s.
-    full_rescan_min_real_s: float = Field(default=1800.0, ge=0)
-    page_size: int = Field(default=1000, ge=1, le=10_000)
-    # Incremental scans ask for lastUpdate >= (newest lastUpdateTime seen - overlap).
-    last_update_overlap_ms: int = Field(default=300_000, ge=0)
-    # PropagationProgressed: at most this often (real seconds) and on a change of >= N points.
-    progress_min_interval_real_s: float = Field(default=5.0, ge=0)
-    progress_min_change_percent: float = Field(default=1.0, ge=0)
-    # Scans over which the check-in rate behind the completion forecast is measured.
-    forecast_window_scans: int = Field(default=12, ge=2)
-    # How often open watches are looked up (real seconds), and how long a replica's claim on
-    # a watch lasts without renewal (a crashed replica's watches move after this).
-    watch_poll_s: float = Field(default=0.5, gt=0)
-    lease_s: float = Field(default=30.0, gt=0)
-    # Identity of this replica for leases; empty = host name and process id.
-    instance_id: str = ""
-    # The URL other replicas reach this one's API at: they forward reads of the watches it
-    # scans here. Empty: the address it listens on (with the host name when it listens on
-    # every interface). Behind Kubernetes, the pod's address (status.podIP).
-    advertise_url: str = ""
+    scan_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Between incremental scans, in clock seconds (accelerated with the clock in a demo)."
+        ),
+    )
+    min_scan_interval_real_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="...but never more often than this in real seconds, to spare SEPM's API.",
+    )
+    full_rescan_interval_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description=(
+            "A full scan now and then (clock seconds) refreshes online status and drops nothing."
+        ),
+    )
+    full_rescan_min_real_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description=(
+            "...but not more often than this in real seconds: a full scan of 1M clients costs"
+            " ~25 s."
+        ),
+    )
+    page_size: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Clients asked of SEPM per page of a scan (1 to 10000).",
+    )
+    last_update_overlap_ms: int = Field(
+        default=300_000,
+        ge=0,
+        description="Incremental scans ask for lastUpdate >= (newest lastUpdateTime seen - overlap).",
+    )
+    progress_min_interval_real_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="PropagationProgressed is published at most this often (real seconds).",
+    )
+    progress_min_change_percent: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "PropagationProgressed is published only on a change of at least this many "
+            "percentage points."
+        ),
+    )
+    forecast_window_scans: int = Field(
+        default=12,
+        ge=2,
+        description="Scans over which the check-in rate behind the completion forecast is measured.",
+    )
+    watch_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often (real seconds) open watches are looked up.",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a replica's claim on a watch lasts without renewal (real seconds); a "
+            "crashed replica's watches move after this."
+        ),
+    )
+    instance_id: str = Field(
+        default="",
+        description="Identity of this replica for leases; empty = host name and process id.",
+    )
+    advertise_url: str = Field(
+        default="",
+        description=(
+            "The URL other replicas reach this one's API at: they forward reads of the "
+            "watches it scans here. Empty: the address it listens on (with the host name when"
+            " it listens on every interface). Behind Kubernetes, the pod's address "
+            "(status.podIP)."
+        ),
+    )
