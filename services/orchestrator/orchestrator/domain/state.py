@@ -253,6 +253,9 @@ class SagaState(_Model):
     gate_waiting_for: list[str] = Field(default_factory=list)
     timers: dict[str, datetime] = Field(default_factory=dict)
     steps: list[StepRecord] = Field(default_factory=list)
+    # The W3C trace context of the last transition (observability only; no decision reads it),
+    # so that a timer's transition continues the rotation's trace.
+    trace_context: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
 

@@ -53,7 +53,11 @@ async def advance(
         "certrotate.input": given.event.type_name() if isinstance(given, EventArrived) else None,
     }
     # The commands it sends are children of this span (their headers carry it on).
-    with tracing.span(f"saga transition {type(given).__name__}", attributes=attributes) as span:
+    # A timer has no message to carry the trace on: it continues the saga's last transition's.
+    parent = state.trace_context if isinstance(given, TimerFired) else None
+    with tracing.span(
+        f"saga transition {type(given).__name__}", parent=parent or None, attributes=attributes
+    ) as span:
         # The loaded state is ours alone (a failure rolls the transaction back and drops it).
         decision = decide(state, given, now, in_place=True)
         await persist(
@@ -110,6 +114,8 @@ async def persist(
     state = decision.state
     repo = SagaRepository(uow.session)
     now = state.updated_at
+    if tracing.enabled():
+        state.trace_context = tracing.current_headers()
     entries = [entry] if entry else []
     for out in decision.outgoing:
         envelope = uow.emit(out.message, saga_id=state.saga_id, causation=cause)
