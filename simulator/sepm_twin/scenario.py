@@ -1,4 +1,4 @@
-"""The scenario file: the fleet a twin simulates (DESIGN.md's minimum schema, extended)."""
+"""The scenario file: the fleet a twin simulates (a minimum schema, extended; simulator/README.md)."""
 
 from __future__ import annotations
 

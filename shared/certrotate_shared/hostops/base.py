@@ -106,6 +106,6 @@ class HostOperations(Protocol):
 
 
 def services_to_restart(version: str) -> list[str]:
-    """semsrv and semwebsrv always; semapisrv only on 14.0 and later (SEPM.md)."""
+    """semsrv and semwebsrv always; semapisrv only on 14.0 and later (the vendor procedure, step 4)."""
     major = int(version.split(".", 1)[0]) if version[:1].isdigit() else 0
     return list(SEPM_SERVICES) if major >= 14 else list(SEPM_SERVICES[:2])

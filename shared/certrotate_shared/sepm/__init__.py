@@ -1,4 +1,5 @@
-"""Talking to SEPM's REST API (SEPM.md): the interface services depend on, and its connector."""
+"""Talking to SEPM's REST API (as its REST definition has it; sources in docs/design.md): the
+interface services depend on, and its connector."""
 
 from certrotate_shared.sepm.api import (
     SepmApi,

@@ -1,5 +1,5 @@
 """What the services need from one SEPM site. The httpx connector implements it for real
-servers and the twin; unit tests use fakes. Field names are SEPM's (SEPM.md)."""
+servers and the twin; unit tests use fakes. Field names are SEPM's own REST definition's."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ class SepmVersion:
 
     @property
     def has_api_service(self) -> bool:
-        """semapisrv (the REST API service) exists from 14.0 on (SEPM.md, step 4)."""
+        """semapisrv (the REST API service) exists from 14.0 on (the vendor procedure, step 4)."""
         return self.major >= 14
 
     def __str__(self) -> str:

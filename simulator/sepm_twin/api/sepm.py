@@ -1,4 +1,4 @@
-"""SEPM's REST API (`/sepm/api/v1`) for one site, field for field as SEPM.md describes it."""
+"""SEPM's REST API (`/sepm/api/v1`) for one site, field for field as SEPM's REST definition has it."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class FakeSepm:
 
     `groups` maps a group id to its own locations (location id -> secure_communications).
     `inherits` maps a child group id to its parent: the child lists the parent's locations and
-    has the parent's serial (SEPM.md, Corrections). `domain_of` puts a group in another domain
+    has the parent's serial (SEPM's REST definition; docs/design.md). `domain_of` puts a group in another domain
     than the Default one; GET /groups without a domain answers the login (Default) domain only.
     Every PATCH changes the serial of the group that owns the location, as SEPM does.
     """

@@ -40,7 +40,7 @@ def test_clock_never_goes_back() -> None:
 
 
 def test_policy_serial_has_sepm_format() -> None:
-    # 2012-01-30 23:50:54.284 GMT, the example in SEPM.md.
+    # 2012-01-30 23:50:54.284 GMT, the example of SEPM's own documentation.
     assert policy_serial("A3AF0123" + "0" * 24, 1327967454284) == "A3AF-01/30/2012 23:50:54 284"
     assert policy_serial("A3AF" + "0" * 28, 1327967454004).endswith(" 004")
 
@@ -117,7 +117,7 @@ def test_the_estate_scenario_has_domains_inheritance_versions_and_stale_clients(
 def test_designs_minimum_scenario_is_accepted() -> None:
     from sepm_twin.scenario import load_scenario
 
-    # DESIGN.md's scenario format, verbatim in substance.
+    # The minimum scenario format (simulator/README.md), verbatim in substance.
     scenario = load_scenario(
         {
             "clock": {"speed": 3600},

@@ -1,4 +1,4 @@
-"""The secure-communications setting (SEPM.md, steps 2 and 5): where it lives in a location's
+"""The secure-communications setting (the vendor procedure, steps 2 and 5): where it lives in a location's
 settings, what each mode wants, and what the orchestrator is told afterwards."""
 
 from __future__ import annotations

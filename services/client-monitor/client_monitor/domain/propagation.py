@@ -1,6 +1,6 @@
 """How far a policy has reached the fleet, and what that means for the watch.
 
-Definitions (DESIGN.md, gates before step 4):
+Definitions (docs/design.md, "SEPM facts"; the gates before steps 4 and 7):
 - reached: the client's serial is its group's target or a later serial of the same group;
 - pending: every watched client that has not reached, online or offline;
 - stale: pending and not seen within the stale horizon (offline for longer): listed, not

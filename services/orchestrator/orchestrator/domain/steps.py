@@ -65,7 +65,7 @@ class Send:
 @dataclass(frozen=True)
 class Step:
     name: str
-    number: int | None  # the vendor procedure's step number (SEPM.md), None for the gates
+    number: int | None  # the vendor procedure's step number (docs/design.md), None for the gates
     title: str
     send: Send | None
     succeeded: type[Event] | None

@@ -6,10 +6,10 @@ Which partnerships a saga broke (and so must restore) is decided here:
   recorded that it set out to delete it (the record is written *before* the host operation, so
   a crash between the deletion and our commit cannot lose it);
 - otherwise somebody else removed it, before or during the saga, and it is not ours to re-add:
-  re-adding a partner overwrites the partner's database with ours (SEPM.md), which nobody
+  re-adding a partner overwrites the partner's database with ours (the vendor procedure), which nobody
   asked for.
 
-Both sides of a pair, in this order (partnerships are configured per site; SEPM.md):
+Both sides of a pair, in this order (partnerships are configured per site: the vendor procedure):
 - Break: this site (the one being rotated) deletes the partner, then the partner deletes this
   site. Either order stops replication; ours first, because it is the side we can observe.
 - Restore: this site re-adds the partner first, replication runs and reaches SUCCEEDED, and
@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any
 
 SUCCEEDED = "SUCCEEDED"
-# Terminal failures of a replication run (SEPM.md's status codes).
+# Terminal failures of a replication run (status codes of SEPM's REST definition).
 FAILED_CODES = frozenset({"FAILED_CONNECT", "CANCELED"})
 
 
