@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from certrotate_shared import metrics, tracing
@@ -55,9 +57,11 @@ def problem_response(
     detail: str,
     *,
     type_: str = "about:blank",
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """A problem+json answer; without a `code` of its own it gets the status's default one."""
+    extra.setdefault("code", default_code(status))
     body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
@@ -84,13 +88,52 @@ def install_problem_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_
         return problem_response(422, "Invalid request", fields, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:  # Allow (RFC 9110): every method the path has, not one route's
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return problem_response(
+            exc.status_code, _title(exc.status_code), str(exc.detail), headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s in API", type(exc).__name__, exc_info=exc)
         return problem_response(500, "Internal error", "the server failed; see its log")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route fully matches at this path (routes differ only by method)."""
+    return [
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "upstream_failed",
+    503: "unavailable",
+}
+
+
+def default_code(status: int) -> str:
+    """The `code` of an error that has none more precise: one per status."""
+    return _CODES.get(status, "error")
 
 
 def _title(status: int) -> str:

@@ -22,6 +22,7 @@ from orchestrator.entrypoints.campaigns import campaigns_router
 from orchestrator.entrypoints.dashboard import router as dashboard_router
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.deps import role
+from orchestrator.entrypoints.problems import document_problems
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import ServiceError
 
@@ -54,4 +55,5 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     app.include_router(dead_letters_router(deps, role("operator")))
     app.include_router(campaigns_router(deps, role))
     app.include_router(dashboard_router)
+    document_problems(app)
     return app

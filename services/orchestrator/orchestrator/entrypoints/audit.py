@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from orchestrator.entrypoints.deps import MAX_ID
 from orchestrator.service_layer import audit_log as audit
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -39,7 +40,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.get("/v1/audit", response_model=AuditPage)
     async def read(
         _: Admin,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         action: Annotated[str | None, Query(max_length=60)] = None,
         actor: Annotated[str | None, Query(max_length=200)] = None,
@@ -60,7 +61,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     )  # fmt: skip
     async def export(
         _: Admin,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         action: Annotated[str | None, Query(max_length=60)] = None,
         actor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> StreamingResponse:

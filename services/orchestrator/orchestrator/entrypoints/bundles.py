@@ -8,11 +8,10 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from orchestrator.entrypoints.deps import AppDeps, Operator, Viewer
+from orchestrator.entrypoints.problems import PREFLIGHT, problem
 from orchestrator.entrypoints.schemas import CertificateUploadIn
 from orchestrator.service_layer import bundles
 from orchestrator.service_layer.rotations import CertificateUpload
-
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class BundleIn(CertificateUploadIn):
@@ -53,8 +52,10 @@ router = APIRouter(prefix="/v1/bundles", tags=["bundles"])
     "",
     status_code=201,
     response_model=BundleOut,
-    responses={422: {"description": "Invalid body, or the certificate failed pre-flight "
-                     "(`code` names the check)", **_PROBLEM}},
+    responses={422: problem("Invalid body, or the certificate failed pre-flight (`code` names "
+                            "the check)", "unknown_site", *PREFLIGHT),
+               502: problem("The certificates service could not check the certificate",
+                            "certificates_unavailable")},
 )  # fmt: skip
 async def upload(
     body: BundleIn, response: Response, who: Operator, deps: AppDeps
@@ -78,14 +79,14 @@ async def list_all(_: Viewer, deps: AppDeps) -> dict[str, Any]:
 
 
 @router.get("/{bundle_id}", response_model=BundleOut,
-            responses={404: {"description": "No such bundle", **_PROBLEM}})  # fmt: skip
+            responses={404: problem("No such bundle", "unknown_bundle")})  # fmt: skip
 async def get_one(bundle_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
         return await bundles.get_bundle(uow.session, bundle_id)
 
 
 @router.delete("/{bundle_id}", status_code=204,
-               responses={404: {"description": "No such bundle", **_PROBLEM}})  # fmt: skip
+               responses={404: problem("No such bundle", "unknown_bundle")})  # fmt: skip
 async def destroy(bundle_id: str, who: Operator, deps: AppDeps) -> Response:
     """Destroy an uploaded bundle now (a wrong key, a leaked password). Rotations that already
     use it keep their own copy; new ones can no longer name it."""

@@ -17,6 +17,7 @@ from orchestrator.entrypoints.campaign_views import (
     site_view,
     wave_view,
 )
+from orchestrator.entrypoints.problems import Responses, problem
 from orchestrator.entrypoints.schemas import (
     BundleIdIn,
     CertificateUploadIn,
@@ -35,6 +36,16 @@ class _Body(BaseModel):
 
 
 class PlanIn(_Body):
+    # Exactly one of waves and sites (the validator below), stated for clients.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["waves"], "properties": {"waves": {"type": "array"}}},
+                {"required": ["sites"], "properties": {"sites": {"type": "array"}}},
+            ]
+        },
+    )
     waves: list[list[str]] | None = Field(
         None, description='Explicit waves, in order; "tag:<tag>" names every site tagged so'
     )
@@ -54,7 +65,16 @@ class PlanIn(_Body):
         return campaign_plan.PlanAsked.model_validate(self.model_dump())
 
 
+def _no_budget(schema: dict[str, Any]) -> None:
+    """State the rule below: a campaign's options carry no orphan-risk budget."""
+    options = schema["properties"]["options"]
+    schema["properties"]["options"] = {
+        "allOf": [options, {"properties": {"orphan_risk_budget": {"maximum": 0}}}]
+    }
+
+
 class CampaignIn(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_budget)
     name: str = Field(min_length=1, max_length=200)
     plan: PlanIn
     certificate: CertificateUploadIn | BundleIdIn | None = Field(
@@ -74,7 +94,9 @@ class CampaignIn(_Body):
         None, description="No site of any wave starts outside this window"
     )
     wave_windows: dict[int, MaintenanceWindowIn] = Field(
-        default_factory=dict, description="wave number (1 = first) -> its own window"
+        default_factory=dict,
+        description="wave number (1 = first) -> its own window",
+        json_schema_extra={"propertyNames": {"pattern": "^[1-9][0-9]{0,5}$"}},
     )
     site_windows: dict[str, MaintenanceWindowIn] = Field(
         default_factory=dict,
@@ -104,6 +126,15 @@ def _upload(body: CertificateUploadIn | BundleIdIn) -> rotations.Certificate:
     return certificate_of(body)
 
 
+_ACTION: Responses = {
+    409: problem(
+        "The campaign's state does not allow this now, or it changed meanwhile (retry)",
+        "action_not_possible",
+        "busy",
+    )
+}
+
+
 def campaigns_router(
     deps: Deps, role: Callable[[Any], Callable[..., Awaitable[Principal]]]
 ) -> APIRouter:
@@ -115,12 +146,24 @@ def campaigns_router(
     async def view(state: CampaignState) -> dict[str, Any]:
         return campaign_view(state, await campaigns.rotations_of(deps, state), deps.now())
 
-    @router.post("", status_code=201)
+    @router.post(
+        "",
+        status_code=201,
+        responses={
+            200: {"description": "Already started with this Idempotency-Key: the same campaign"},
+            409: problem("The Idempotency-Key was used for another request",
+                         "idempotency_key_reused"),
+            422: problem("A plan that cannot run (unknown site or tag, a site twice), a site "
+                         "without a certificate, or a certificate that failed pre-flight",
+                         "invalid_plan", "unknown_tag", "unknown_site", "missing_certificate",
+                         "unknown_bundle"),
+        },
+    )  # fmt: skip
     async def create(
         body: CampaignIn,
         response: Response,
         who: Operator,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     ) -> dict[str, Any]:
         """Pre-flight every site's certificate, then start the campaign's first wave."""
         request = campaigns.CampaignRequest(
@@ -192,23 +235,23 @@ def campaigns_router(
         return await view(await campaigns.act(deps, campaign_id, action, by=who.name,
                                                  reason=reason))  # fmt: skip
 
-    @router.post("/{campaign_id}/pause")
+    @router.post("/{campaign_id}/pause", responses=_ACTION)
     async def pause(
         campaign_id: str, who: Operator, body: CampaignActionIn | None = None
     ) -> dict[str, Any]:
         """No new rotations; the running ones go on."""
         return await _act(campaign_id, "pause", who, (body or CampaignActionIn()).reason)
 
-    @router.post("/{campaign_id}/resume")
+    @router.post("/{campaign_id}/resume", responses=_ACTION)
     async def resume(campaign_id: str, who: Operator) -> dict[str, Any]:
         return await _act(campaign_id, "resume", who, "")
 
-    @router.post("/{campaign_id}/cancel")
+    @router.post("/{campaign_id}/cancel", responses=_ACTION)
     async def cancel(campaign_id: str, body: CampaignActionIn, who: Operator) -> dict[str, Any]:
         """No new rotations; the running ones are cancelled (and compensated)."""
         return await _act(campaign_id, "cancel", who, body.reason)
 
-    @router.post("/{campaign_id}/approve")
+    @router.post("/{campaign_id}/approve", responses=_ACTION)
     async def approve(
         campaign_id: str, who: Approver, body: CampaignDecisionIn | None = None
     ) -> dict[str, Any]:

@@ -2,16 +2,15 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import dead_letters
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
-
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class DeadLetterOut(BaseModel):
@@ -56,7 +55,13 @@ def dead_letters_router(deps: Deps, operator: Callable[..., Awaitable[Principal]
     @router.post(
         "/{dead_letter_id}/replay",
         response_model=DeadLetterOut,
-        responses={404: _PROBLEM, 409: _PROBLEM},
+        responses={
+            409: problem(
+                "Replayed already, or its rotation no longer waits for it",
+                "already_replayed",
+                "replay_not_awaited",
+            )
+        },
     )
     async def replay_dead_letter(dead_letter_id: str, who: Operator) -> DeadLetterOut:
         """Re-publish the parked message to its original topic, once, and tell its rotation."""

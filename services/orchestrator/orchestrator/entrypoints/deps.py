@@ -16,6 +16,9 @@ from orchestrator.service_layer.tokens import Principal, Role
 
 RoleCheck = Callable[[Role], Callable[..., Awaitable[Principal]]]
 
+# Ids and positions are 64-bit integers in the database: a larger one names nothing.
+MAX_ID = 2**63 - 1
+
 
 def get_deps(request: Request) -> Deps:
     deps: Deps = request.app.state.deps
@@ -45,7 +48,12 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             # No token is a client to fix, not a guess: it is not counted.
-            raise ProblemError(401, "Unauthorized", "send Authorization: Bearer <API token>")
+            raise ProblemError(
+                401,
+                "Unauthorized",
+                "send Authorization: Bearer <API token>",
+                code="token_required",
+            )
         async with deps.rt.uow() as uow:
             principal = await tokens.authenticate(
                 uow.session, token.strip(),
@@ -53,12 +61,15 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
             )  # fmt: skip
         if principal is None:
             failures.failed(address, deps.wall_clock())
-            raise ProblemError(401, "Unauthorized", "unknown, revoked or expired API token")
+            raise ProblemError(
+                401, "Unauthorized", "unknown, revoked or expired API token", code="token_invalid"
+            )
         if not principal.may(needed):
             raise ProblemError(
                 403,
                 "Forbidden",
                 f"this action needs the {needed} role; token {principal.name!r} has {principal.role}",
+                code="role_required",
             )
         return principal
 

@@ -16,7 +16,8 @@ from orchestrator.domain.inputs import (
     ResumeRequested,
 )
 from orchestrator.entrypoints import schemas
-from orchestrator.entrypoints.deps import AppDeps, Approver, Operator, Viewer
+from orchestrator.entrypoints.deps import MAX_ID, AppDeps, Approver, Operator, Viewer
+from orchestrator.entrypoints.problems import PREFLIGHT, Responses, problem
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import at_risk as at_risk_service
 from orchestrator.service_layer import rotations as service
@@ -24,6 +25,14 @@ from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
 
 router = APIRouter(prefix="/v1/rotations", tags=["rotations"])
+
+_ACTION: Responses = {
+    409: problem(
+        "The rotation's state does not allow this now, or it changed meanwhile (retry)",
+        "action_not_possible",
+        "busy",
+    )
+}
 
 
 async def view(deps: Deps, saga_id: str) -> dict[str, Any]:
@@ -33,13 +42,32 @@ async def view(deps: Deps, saga_id: str) -> dict[str, Any]:
     return rotation_view(state, now=deps.now(), tasks=open_tasks)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        200: {"description": "Already started with this Idempotency-Key: the same rotation"},
+        403: problem("An orphan-risk budget above the operator's needs the approver role",
+                     "approver_required"),
+        409: problem("The site (or its replication farm) is being rotated, or the "
+                     "Idempotency-Key was used for another request", "site_busy",
+                     "idempotency_key_reused"),
+        422: problem("Unknown site, a site without servers or credentials, a bad window or "
+                     "budget, or the certificate failed pre-flight (its own code, e.g. "
+                     + ", ".join(PREFLIGHT) + ")", "unknown_site", "no_servers",
+                     "credentials_missing", "invalid_window", "budget_above_maximum",
+                     "unknown_bundle",
+                     *PREFLIGHT),
+        502: problem("The certificates service could not check the certificate",
+                     "certificates_unavailable"),
+    },
+)  # fmt: skip
 async def create_rotation(
     body: schemas.RotationIn,
     response: Response,
     who: Operator,
     deps: AppDeps,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> dict[str, Any]:
     """Pre-flight the certificate, then start the rotation saga."""
     state, created = await service.create_rotation(
@@ -63,7 +91,7 @@ async def create_rotation(
     return await view(deps, state.saga_id)
 
 
-@router.get("")
+@router.get("", responses={422: problem("A cursor this server did not give", "invalid_cursor")})
 async def list_rotations(
     _: Viewer,
     deps: AppDeps,
@@ -90,7 +118,7 @@ async def rotation_events(
     rotation_id: str,
     _: Viewer,
     deps: AppDeps,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     items, next_after = await service.history(deps, rotation_id, after=after, limit=limit)
@@ -117,7 +145,14 @@ def relay(stream: ListStream) -> StreamingResponse:
     )
 
 
-@router.get("/{rotation_id}/at-risk", response_model=None)
+@router.get(
+    "/{rotation_id}/at-risk",
+    response_model=None,
+    responses={
+        409: problem("No propagation watch started yet (or not that one)", "no_watch"),
+        502: problem("The client monitor did not answer", "client_monitor_unavailable"),
+    },
+)
 async def at_risk(
     rotation_id: str,
     _: Viewer,
@@ -154,7 +189,7 @@ async def accepted_clients(
     )
 
 
-@router.post("/{rotation_id}/pause")
+@router.post("/{rotation_id}/pause", responses=_ACTION)
 async def pause(
     rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
 ) -> dict[str, Any]:
@@ -166,13 +201,13 @@ async def pause(
     return await view(deps, rotation_id)
 
 
-@router.post("/{rotation_id}/resume")
+@router.post("/{rotation_id}/resume", responses=_ACTION)
 async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> dict[str, Any]:
     await service.act(deps, rotation_id, ResumeRequested(by=who.name))
     return await view(deps, rotation_id)
 
 
-@router.post("/{rotation_id}/cancel")
+@router.post("/{rotation_id}/cancel", responses=_ACTION)
 async def cancel(
     rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
 ) -> dict[str, Any]:
@@ -180,7 +215,13 @@ async def cancel(
     return await view(deps, rotation_id)
 
 
-@router.post("/{rotation_id}/approve")
+@router.post(
+    "/{rotation_id}/approve",
+    responses={
+        **_ACTION,
+        403: problem("An approver may not approve a rotation they started", "self_approval"),
+    },
+)
 async def approve(
     rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
 ) -> dict[str, Any]:
@@ -193,13 +234,25 @@ async def approve(
     return await view(deps, rotation_id)
 
 
-@router.post("/{rotation_id}/decide")
+@router.post(
+    "/{rotation_id}/decide",
+    responses={
+        **_ACTION,
+        403: problem("Accepting at-risk clients (proceed) needs the approver role",
+                     "approver_required"),
+        502: problem("The client monitor did not answer; a proceed must name the clients it "
+                     "accepts", "client_monitor_unavailable"),
+    },
+)  # fmt: skip
 async def decide(
     rotation_id: str, body: schemas.DecideIn, who: Operator, deps: AppDeps
 ) -> dict[str, Any]:
     if body.decision == "proceed" and not who.may("approver"):
         raise ProblemError(
-            403, "Forbidden", "accepting at-risk clients (proceed) needs the approver role"
+            403,
+            "Forbidden",
+            "accepting at-risk clients (proceed) needs the approver role",
+            code="approver_required",
         )
     decision = DecisionMade(
         by=who.name, decision=body.decision, reason=body.reason, change_id=body.change_id,

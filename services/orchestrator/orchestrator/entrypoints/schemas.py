@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,6 +14,7 @@ from orchestrator.domain.state import (
     RetryPolicy,
     RotationOptions,
 )
+from orchestrator.service_layer.inventory import REQUIRED_TLS_PORTS
 from orchestrator.service_layer.rotations import BundleReference, Certificate, CertificateUpload
 
 
@@ -89,12 +90,39 @@ def certificate_of(
     return BundleReference(bundle_id)
 
 
+# The rule of one_certificate, stated for clients of RotationIn.
+ONE_CERTIFICATE: list[Any] = [
+    {"required": ["certificate"], "properties": {"certificate": {"type": "object"}}},
+    {"required": ["bundle_id"], "properties": {"bundle_id": {"type": "string"}}},
+]
+
+
 def one_certificate(certificate: object, bundle_id: str | None) -> None:
     if (certificate is None) == (bundle_id is None):
         raise ValueError("give either certificate (inline) or bundle_id (uploaded before)")
 
 
 class RotationIn(_Body):
+    # The rule of the validator below, stated for clients.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": ONE_CERTIFICATE,
+            "if": {
+                "required": ["options"],
+                "properties": {
+                    "options": {
+                        "required": ["orphan_risk_budget"],
+                        "properties": {"orphan_risk_budget": {"exclusiveMinimum": 0}},
+                    }
+                },
+            },
+            "then": {
+                "required": ["orphan_risk_budget_reason"],
+                "properties": {"orphan_risk_budget_reason": {"type": "string", "pattern": r"\S"}},
+            },
+        },
+    )
     site: str = Field(min_length=1)
     certificate: CertificateUploadIn | None = None
     bundle_id: str | None = BUNDLE_ID
@@ -127,7 +155,19 @@ class ApproveIn(_Body):
     note: str = ""
 
 
+REASON_NEEDED = ("proceed", "abort", "compensate", "mark_done")
+# A reason with something in it besides blanks (what the validator below checks).
+NOT_BLANK = r"\S"
+
+
 class DecideIn(_Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"decision": {"enum": list(REASON_NEEDED)}}},
+            "then": {"required": ["reason"], "properties": {"reason": {"pattern": NOT_BLANK}}},
+        },
+    )
     decision: Literal["extend", "proceed", "abort", "retry", "compensate", "mark_done"]
     reason: str = ""
     change_id: str | None = None
@@ -135,9 +175,7 @@ class DecideIn(_Body):
 
     @model_validator(mode="after")
     def _reason_when_needed(self) -> DecideIn:
-        if self.decision in ("proceed", "abort", "compensate", "mark_done") and not (
-            self.reason.strip()
-        ):
+        if self.decision in REASON_NEEDED and not (self.reason.strip()):
             raise ValueError(f"a {self.decision} decision needs a reason")
         return self
 
@@ -181,9 +219,18 @@ SepmPort = Literal["8443", "443", "8446", "8445", "8014"]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
 
 
+# The SEPM account's password travels to api_url: https only (the service checks it too).
+HTTPS_URL = r"^[Hh][Tt][Tt][Pp][Ss]://[^/?#\s]+"
+
+
 class SiteIn(_Body):
     name: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
-    api_url: str = Field(min_length=1, description="e.g. https://sepm-a1:8446/sepm/api/v1")
+    api_url: str = Field(
+        min_length=1,
+        description="e.g. https://sepm-a1:8446/sepm/api/v1",
+        # Stated, not enforced here: the service refuses it with its own code (https_required).
+        json_schema_extra={"pattern": HTTPS_URL},
+    )
     version: str = Field(min_length=1)
     replication_partners: list[SiteName] = Field(default_factory=list, max_length=100)
     trusted_certificates_pem: list[str] = Field(default_factory=list)
@@ -204,11 +251,22 @@ class SiteTagsIn(_Body):
     )
 
 
+def _ports_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", []), "ports"]
+    schema["properties"]["ports"]["required"] = list(REQUIRED_TLS_PORTS)
+
+
 class ServerIn(_Body):
+    # Left out, the ports are refused with their own code (tls_ports_missing) and an example,
+    # so the schema states the rule rather than the model enforcing it.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ports_required)
     name: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
     site: str = Field(min_length=1, max_length=200, pattern=SITE_NAME)
     address: str = Field(
-        min_length=1, max_length=253, description="How certrotate reaches the host (name or IP)"
+        min_length=1,
+        max_length=253,
+        description="How certrotate reaches the host (name or IP)",
+        json_schema_extra={"anyOf": [{"pattern": HOSTNAME}, {"format": "ipv6"}]},
     )
     hostnames: list[HostName] = Field(
         default_factory=list,

@@ -7,24 +7,40 @@ from fastapi import APIRouter, Response
 from certrotate_shared.http import ProblemError
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
+from orchestrator.entrypoints.problems import Responses, problem
 from orchestrator.service_layer import audit_log, inventory
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
 
 router = APIRouter(prefix="/v1/servers", tags=["inventory"])
 
+_PUT: Responses = {
+    422: problem(
+        "Unknown site, or the server does not list every SEPM TLS port",
+        "unknown_site", "tls_ports_missing",
+    ),
+}  # fmt: skip
 
-@router.post("", status_code=201)
+
+@router.post("", status_code=201, responses=_PUT)
 async def create_server(body: schemas.ServerIn, who: Admin, deps: AppDeps) -> dict[str, Any]:
     return await _put_server(deps, body, who, "server.created")
 
 
-@router.put("/{name}")
+@router.put(
+    "/{name}",
+    responses={
+        **_PUT,
+        409: problem("The body names another " + "server" + " than the path", "name_mismatch"),
+    },
+)
 async def replace_server(
     name: str, body: schemas.ServerIn, who: Admin, deps: AppDeps
 ) -> dict[str, Any]:
     if body.name != name:
-        raise ProblemError(422, "Invalid request", "the body's name must match the path")
+        raise ProblemError(
+            409, "Conflict", "the body's name must match the path", code="name_mismatch"
+        )
     return await _put_server(deps, body, who, "server.replaced")
 
 

@@ -7,24 +7,41 @@ from fastapi import APIRouter, Response
 from certrotate_shared.http import ProblemError
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
+from orchestrator.entrypoints.problems import Responses, problem
 from orchestrator.service_layer import audit_log, inventory
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
 
 router = APIRouter(prefix="/v1/sites", tags=["inventory"])
 
+_PUT: Responses = {
+    422: problem(
+        "The site breaks a policy: https api_url, credentials (again when the endpoint moves), "
+        "parseable trust PEMs, no twin driver outside a rehearsal",
+        "https_required", "credentials_required", "invalid_trust_pem", "twin_driver_refused",
+    ),
+}  # fmt: skip
 
-@router.post("", status_code=201)
+
+@router.post("", status_code=201, responses=_PUT)
 async def create_site(body: schemas.SiteIn, who: Admin, deps: AppDeps) -> dict[str, Any]:
     return await _put_site(deps, body, who, "site.created")
 
 
-@router.put("/{name}")
+@router.put(
+    "/{name}",
+    responses={
+        **_PUT,
+        409: problem("The body names another " + "site" + " than the path", "name_mismatch"),
+    },
+)
 async def replace_site(
     name: str, body: schemas.SiteIn, who: Admin, deps: AppDeps
 ) -> dict[str, Any]:
     if body.name != name:
-        raise ProblemError(422, "Invalid request", "the body's name must match the path")
+        raise ProblemError(
+            409, "Conflict", "the body's name must match the path", code="name_mismatch"
+        )
     return await _put_site(deps, body, who, "site.replaced")
 
 

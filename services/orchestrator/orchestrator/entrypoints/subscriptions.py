@@ -5,11 +5,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator.domain.subscriptions import EventType
+from orchestrator.entrypoints.deps import MAX_ID
+from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import audit_log, replies
 from orchestrator.service_layer import subscriptions as service
 from orchestrator.service_layer.deps import Deps
@@ -95,9 +97,6 @@ class ReplyOut(BaseModel):
     change_id: str
 
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
-
 def install(app: FastAPI, deps: Deps, role: RoleCheck) -> None:
     app.include_router(_router(deps, role))
 
@@ -106,7 +105,13 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     router = APIRouter(tags=["subscriptions"])
     Admin = Annotated[Principal, Depends(role("admin"))]
 
-    @router.post("/v1/subscriptions", status_code=201, response_model=NewSubscriptionOut)
+    @router.post(
+        "/v1/subscriptions",
+        status_code=201,
+        response_model=NewSubscriptionOut,
+        responses={422: problem("Not https, or a host in a network not allowed",
+                                "url_not_allowed")},
+    )  # fmt: skip
     async def subscribe(body: SubscriptionIn, who: Admin) -> dict[str, Any]:
         """Callbacks signed with Standard Webhooks; the URL must be https and public unless an
         admin allowed its network (CERTROTATE_ORCHESTRATOR_CALLBACK_ALLOWED_NETWORKS)."""
@@ -130,7 +135,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         async with deps.rt.uow() as uow:
             return {"items": await service.list_subscriptions(uow.session)}
 
-    @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+    @router.get(
+        "/v1/subscriptions/{subscription_id}",
+        response_model=SubscriptionOut,
+        responses={404: problem("No such subscription", "unknown_subscription")},
+    )
     async def get_subscription(subscription_id: str, _: Admin) -> dict[str, Any]:
         async with deps.rt.uow() as uow:
             return await service.get_subscription(uow.session, subscription_id)
@@ -149,7 +158,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         subscription_id: str,
         _: Admin,
         status: Literal["pending", "delivered", "failed"] | None = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         """Every callback of the subscription, oldest first, with its last attempt."""
@@ -163,8 +172,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         "/v1/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
         status_code=202,
         response_model=DeliveryOut,
+        responses={409: problem("The delivery is still being tried", "delivery_pending")},
     )
-    async def redeliver(subscription_id: str, delivery_id: int, who: Admin) -> dict[str, Any]:
+    async def redeliver(
+        subscription_id: str, delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], who: Admin
+    ) -> dict[str, Any]:
         """Send a delivered or failed callback again (same webhook-id), with a new retry window."""
         async with deps.rt.uow() as uow:
             delivery = await service.redeliver(
@@ -179,11 +191,16 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.post(
         "/v1/subscriptions/{subscription_id}/replies",
         response_model=ReplyOut,
-        responses={401: {"description": "Not signed with the subscription's secret", **_PROBLEM},
-                   403: {"description": "Replies not allowed, or outside the filter", **_PROBLEM},
-                   404: {"description": "Unknown subscription or rotation", **_PROBLEM},
-                   409: {"description": "Wrong change id, or nothing to approve", **_PROBLEM},
-                   422: {"description": "Invalid reply", **_PROBLEM}},
+        responses={401: problem("Not signed with the subscription's secret, or a stale "
+                                "timestamp", "signature_missing", "bad_signature",
+                                "stale_timestamp"),
+                   403: problem("Replies not allowed, or outside the filter",
+                                "replies_not_allowed", "outside_subscription"),
+                   404: problem("Unknown subscription or rotation", "unknown_subscription",
+                                "not_found"),
+                   409: problem("Wrong change id, nothing to approve, or a reused webhook-id",
+                                "change_mismatch", "action_not_possible", "webhook_id_reused"),
+                   422: problem("Invalid reply", "invalid_reply")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": ReplyIn.model_json_schema(),
             "example": {"rotation_id": "6f1c...", "decision": "approve", "approver": "jane.doe",

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import AppDeps, Operator, Viewer
+from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import tasks as service
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
@@ -23,7 +24,10 @@ async def list_tasks(
     return {"items": items}
 
 
-@router.post("/{task_id}/confirm")
+@router.post(
+    "/{task_id}/confirm",
+    responses={409: problem("The task is not open (confirmed or done already)", "conflict")},
+)
 async def confirm_task(
     task_id: str, who: Operator, deps: AppDeps, body: schemas.TaskConfirmIn | None = None
 ) -> dict[str, Any]:

@@ -6,13 +6,21 @@ from fastapi import APIRouter, Response
 
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps
+from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import audit_log
 from orchestrator.service_layer import tokens as service
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        409: problem("A live token has this name already", "token_name_taken"),
+        422: problem("An expiry that is not in the future", "expiry_in_past"),
+    },
+)
 async def create_token(body: schemas.TokenIn, who: Admin, deps: AppDeps) -> dict[str, Any]:
     """The token is in this response only; it is stored hashed."""
     async with deps.rt.uow() as uow:
@@ -35,7 +43,11 @@ async def list_tokens(_: Admin, deps: AppDeps) -> dict[str, Any]:
         return {"items": await service.list_tokens(uow.session)}
 
 
-@router.delete("/{token_id}", status_code=204)
+@router.delete(
+    "/{token_id}",
+    status_code=204,
+    responses={409: problem("The last live admin token cannot be revoked", "last_admin_token")},
+)
 async def revoke_token(token_id: str, who: Admin, deps: AppDeps) -> Response:
     """Revoke a token at once; `bootstrap-admin` revokes the settings' admin token (once
     another admin token exists)."""

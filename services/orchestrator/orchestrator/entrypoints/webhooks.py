@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from certrotate_shared.http import problem_response
 from orchestrator.domain.state import RotationOptions
+from orchestrator.entrypoints.problems import problem
 from orchestrator.entrypoints.schemas import (
     BUNDLE_ID,
     CertificateUploadIn,
@@ -86,7 +87,11 @@ class SourceIn(BaseModel):
 class RollIn(BaseModel):
     model_config = {"extra": "forbid"}
     keep_old_hours: float = Field(
-        24.0, ge=0, le=24 * 30, description="How long the secrets in use stay valid (0: now)"
+        24.0,
+        ge=0,
+        strict=True,
+        le=24 * 30,
+        description="How long the secrets in use stay valid (0: now)",
     )
 
 
@@ -120,13 +125,19 @@ class SourceList(BaseModel):
     items: list[SourceOut]
 
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _DELIVERY_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Signature missing or wrong, or a stale timestamp", **_PROBLEM},
-    404: {"description": "Unknown source", **_PROBLEM},
-    409: {"description": "site_busy (past the swap) or a reused webhook-id", **_PROBLEM},
-    422: {"description": "Invalid payload, or the certificate failed pre-flight", **_PROBLEM},
-}
+    401: problem("Signature missing or wrong, or a stale timestamp", "signature_missing",
+                 "bad_signature", "stale_timestamp"),
+    404: problem("Unknown source", "unknown_source"),
+    409: problem("The site is past the swap with another certificate, or a reused webhook-id",
+                 "site_busy", "webhook_id_reused"),
+    422: problem("Invalid payload, servers unknown or of several sites, or the certificate "
+                 "failed pre-flight (its own code)", "invalid_payload", "unknown_server",
+                 "several_sites", "unknown_site", "no_servers", "credentials_missing",
+                 "unknown_bundle"),
+    502: problem("The certificates service could not check the certificate",
+                 "certificates_unavailable"),
+}  # fmt: skip
 
 
 def install(app: FastAPI, deps: Deps, role: RoleCheck) -> None:
@@ -140,7 +151,15 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
     Admin = Annotated[Principal, Depends(role("admin"))]
 
-    @router.post("/v1/webhooks/sources", status_code=201, response_model=SourceWithSecretOut)
+    @router.post(
+        "/v1/webhooks/sources",
+        status_code=201,
+        response_model=SourceWithSecretOut,
+        responses={
+            409: problem("A source of that name exists", "source_exists"),
+            422: problem("A name that cannot be a URL path segment", "invalid_source_name"),
+        },
+    )
     async def add_source(body: SourceIn, who: Admin) -> dict[str, Any]:
         """Register a sender; its first secret is in this answer only."""
         async with deps.rt.uow() as uow:

@@ -8,6 +8,7 @@ rotation has moved past would repeat a step (a certificate install, a partner de
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,8 @@ async def list_dead_letters(
 
 
 async def _row(session: AsyncSession, dead_letter_id: str) -> Any:
-    if not dead_letter_id.isdigit():
+    # Ids are 64-bit integers (str.isdigit() would also pass "²", and 20 digits overflow).
+    if not re.fullmatch(r"[0-9]{1,18}", dead_letter_id):
         raise NotFoundError(f"no dead letter {dead_letter_id!r}")
     row = (
         await session.execute(select(dead_letters).where(dead_letters.c.id == int(dead_letter_id)))
