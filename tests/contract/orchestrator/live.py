@@ -32,6 +32,12 @@ def live_orchestrator(data_dir: Path, master_key: str) -> Iterator[str]:
     url: list[str] = []
     failure: list[BaseException] = []
 
+    certificates = fake_certificates_app()
+
+    @certificates.post("/internal/v1/retention/purge")
+    async def purge() -> dict[str, str]:  # what deleting an uploaded bundle asks of the store
+        return {}
+
     async def serve() -> None:
         nonlocal stop, loop
         stop, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -50,7 +56,7 @@ def live_orchestrator(data_dir: Path, master_key: str) -> Iterator[str]:
             ),
             clock=ManualClock(),
             certificates_client=httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=fake_certificates_app()),
+                transport=httpx.ASGITransport(app=certificates),
                 base_url="http://certificates",
             ),
             client_monitor_client=httpx.AsyncClient(

@@ -86,7 +86,9 @@ async def get_one(bundle_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
 
 
 @router.delete("/{bundle_id}", status_code=204,
-               responses={404: problem("No such bundle", "unknown_bundle")})  # fmt: skip
+               responses={404: problem("No such bundle", "unknown_bundle"),
+                          502: problem("The certificates service did not destroy it: kept",
+                                       "certificates_unavailable")})  # fmt: skip
 async def destroy(bundle_id: str, who: Operator, deps: AppDeps) -> Response:
     """Destroy an uploaded bundle now (a wrong key, a leaked password). Rotations that already
     use it keep their own copy; new ones can no longer name it."""
