@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from certrotate_shared.internal_api import TOKEN_HEADER
 from certrotate_shared.runtime import ServiceRuntime
+from orchestrator.entrypoints.dashboard.session import COOKIE, csrf_token
 from tests.integration.orchestrator.support import ADMIN, INTERNAL
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,12 @@ RANKED = ("viewer", "operator", "approver", "admin")
 PUBLIC, INTERNAL_ONLY = "public", "internal"
 
 SIGNED = "signed"  # an HMAC signature over the body (Standard Webhooks), no token at all
+# The dashboard's pages: a signed-in session cookie (any role), else off to the sign-in page.
+# What a role may DO there is the API's decision: each dashboard action calls its /v1 route in
+# process with the session's own token, and those routes are checked above by role
+# (tests/integration/orchestrator/test_dashboard.py shows a viewer's forged approve refused).
+SESSION = "session"
+SIGN_IN = "sign-in"  # the token comes in the sign-in form's body: no form, no session (401)
 
 # (method, path) -> minimum role: one of RANKED, PUBLIC (anyone, no credentials), INTERNAL_ONLY
 # (the internal token in its header: the services' own APIs) or SIGNED.
@@ -107,6 +114,27 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/v1/webhooks/sources/{name}/secrets"): "admin",
         ("DELETE", "/v1/webhooks/sources/{name}/secrets/{secret_id}"): "admin",
         ("POST", "/v1/webhooks/{source}"): SIGNED,
+        ("GET", "/dashboard/login"): PUBLIC,
+        ("POST", "/dashboard/login"): SIGN_IN,
+        ("POST", "/dashboard/logout"): PUBLIC,
+        ("GET", "/dashboard/static/{name}"): PUBLIC,
+        ("GET", "/dashboard/"): PUBLIC,  # a redirect to the rotations page, which is guarded
+        **{
+            ("GET", "/dashboard" + page): SESSION
+            for page in (
+                "/rotations",
+                "/rotations/{rotation_id}",
+                "/rotations/{rotation_id}/history",
+                "/rotations/{rotation_id}/at-risk.csv",
+                "/campaigns",
+                "/campaigns/{campaign_id}",
+                "/decisions",
+                "/servers",
+            )
+        },
+        ("POST", "/dashboard/rotations/{rotation_id}/approve"): SESSION,
+        ("POST", "/dashboard/rotations/{rotation_id}/decide"): SESSION,
+        ("POST", "/dashboard/campaigns/{campaign_id}/approve"): SESSION,
     },
     # No OpenAPI document at all: the bundle API carries keystores and passwords.
     "certificates": {
@@ -213,15 +241,31 @@ def expected_answer(minimum: str, role: str) -> str:
         return "allowed"
     if minimum == INTERNAL_ONLY:
         return "allowed" if role == "internal" else "401"
-    if minimum == SIGNED:
+    if minimum in (SIGNED, SIGN_IN):
         return "401"  # neither an API token nor the internal token signs a body
+    if minimum == SESSION:  # the internal token is no API token, so no session either
+        return "401" if role in ("none", "internal") else "allowed"
     if role in ("none", "internal"):  # the internal token is no API token
         return "401"
     return "allowed" if RANKED.index(role) >= RANKED.index(minimum) else "403"
 
 
-def verdict(status: int) -> str:
-    return str(status) if status in (401, 403) else "allowed"
+def verdict(response: httpx.Response, minimum: str) -> str:
+    if minimum == SESSION and response.status_code == 303:
+        # The dashboard sends whoever has no session to its sign-in page.
+        return "401" if response.headers["location"].startswith("/dashboard/login") else "allowed"
+    return str(response.status_code) if response.status_code in (401, 403) else "allowed"
+
+
+def session_request(role: str, tokens: dict[str, str], method: str) -> dict[str, Any]:
+    """A browser's request: the role's token as the session cookie, a form with its CSRF token."""
+    token = (
+        {"none": "", "internal": INTERNAL}[role] if role in ("none", "internal") else tokens[role]
+    )
+    request: dict[str, Any] = {"headers": {"Cookie": f"{COOKIE}={token}"} if token else {}}
+    if method == "POST":
+        request["data"] = {"csrf_token": csrf_token(token)}
+    return request
 
 
 @pytest.fixture
@@ -307,12 +351,17 @@ async def test_each_role_gets_the_expected_auth_decision_on_every_route(
             minimum = EXPECTED[service].get((method, path))
             if minimum is None:
                 continue  # test_every_route_is_classified_in_the_matrix fails for it
-            body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
             # Real ids only where a signature is checked; elsewhere an id nobody has, so that an
             # allowed DELETE removes nothing the later cells need.
             ids = stack["ids"] if minimum == SIGNED else {}
-            response = await http.request(method, concrete(path, ids), json=body)
-            got, want = verdict(response.status_code), expected_answer(minimum, role)
+            if minimum == SESSION:
+                asked = session_request(role, stack["tokens"], method)
+                async with client(runtime, {}) as browser:
+                    response = await browser.request(method, concrete(path, ids), **asked)
+            else:
+                body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
+                response = await http.request(method, concrete(path, ids), json=body)
+            got, want = verdict(response, minimum), expected_answer(minimum, role)
             cell = f"{method} {path}: {want} expected, got {response.status_code}"
             known = (service, method, path, role) in KNOWN_WRONG
             if got != want and not known:
