@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from certrotate_shared import metrics, site_directory
 from certrotate_shared.messages.common import SiteTarget
@@ -436,7 +437,8 @@ def _computer_domain(computer: dict[str, Any]) -> Any:
 
 def _json(response: httpx.Response, where: str) -> Any:
     try:
-        return response.json()
+        # orjson: a page of 1,000 computers decodes several times faster than with json.
+        return orjson.loads(response.content)
     except ValueError:
         # A login page or a proxy's error page served with 200: not SEPM's API answering.
         content_type = response.headers.get("content-type", "no content type")

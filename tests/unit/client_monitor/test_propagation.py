@@ -128,3 +128,27 @@ def test_propagated_wins_over_a_deadline_passed_in_the_same_scan():
 def test_an_empty_fleet_has_nothing_to_wait_for():
     t = tally(ClientTable(TARGETS), now_ms=T0_MS, stale_horizon_days=30)
     assert t.total == 0 and t.threshold_met(1.0) and t.percent == 100.0
+
+
+def test_clients_whose_ids_share_an_index_key_stay_distinct(monkeypatch):
+    from client_monitor.domain import clients
+
+    # Every id gets the same key: each is still found by its own text, page after page.
+    monkeypatch.setattr(clients, "_key", lambda unique_id: 42)
+    table = ClientTable(TARGETS)
+    table.ingest([computer(1), computer(2, serial_no=TARGET_A)])
+    table.ingest([computer(3), computer(1, serial_no=TARGET_A), computer(3)])
+    table.ingest([computer(2), computer(3, serial_no=LATER_A)])
+    assert len(table) == 3
+    assert [table.unique_id(i) for i in range(3)] == [f"{n:032X}" for n in (1, 2, 3)]
+    assert table.reached[:3].tolist() == [True, False, True]
+
+
+def test_a_large_fleet_is_found_again_after_its_index_is_merged():
+    table = ClientTable(TARGETS)
+    for start in range(0, 150_000, 1000):
+        table.ingest([computer(n) for n in range(start, start + 1000)])
+    table.ingest([computer(n, serial_no=TARGET_A) for n in range(0, 150_000, 7)])
+    assert len(table) == 150_000
+    assert int(table.reached[: len(table)].sum()) == len(range(0, 150_000, 7))
+    assert table.unique_id(149_999) == f"{149_999:032X}"

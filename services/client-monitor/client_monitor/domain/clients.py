@@ -1,14 +1,18 @@
-"""Every client a watch follows, held in columns so a million of them fit in a few hundred MB.
+"""Every client a watch follows, held in columns so a million of them fit in about 100 MB.
 
-A client is a row number. One dict maps uniqueId to the row (the one per-client Python object
-besides its id string); everything else lives in numpy columns and one byte buffer of names.
-Policy serials are interned: a fleet holds a handful of distinct ones per group.
+A client is a row number. Its uniqueId is kept as bytes in a numpy column and found again
+through an index of the ids' hashes: sorted numpy arrays, a large one and a small one of the
+latest additions merged into it now and then (so an addition never copies the large one). A
+hash that two ids share is caught by comparing the ids, and the second id is then looked up by
+its text. No per-client Python object lives between scans. The other fields are numpy columns
+and one byte buffer of computer names. A page is taken with a few passes over its records and
+numpy operations, not a loop of statements per client. Policy serials are interned: a fleet
+holds a handful of distinct ones per group.
 """
 
 from __future__ import annotations
 
 import bisect
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +25,8 @@ from client_monitor.domain.serials import is_target_or_later
 
 DAY_MS = 86_400_000
 IndexArray = npt.NDArray[np.int64]
+_key = hash  # a uniqueId's index key (64 bits; ids that share one are told apart by text)
+_MERGE_AT = 65_536  # recent additions kept in a small index before they join the large one
 
 
 class MalformedComputerError(ValueError):
@@ -43,13 +49,11 @@ class ClientRow:
 
 
 class ClientTable:
-    """Per-client state of one watch: group, serial, reached, online, lastUpdateTime, name."""
+    """Per-client state of one watch: id, group, serial, reached, online, lastUpdateTime, name."""
 
     def __init__(self, groups: Sequence[GroupTarget], capacity: int = 1024) -> None:
         self.groups = list(groups)
         self._group_row = {g.group_id.upper(): i for i, g in enumerate(self.groups)}
-        self._rows: dict[str, int] = {}
-        self._ids: list[str] = []
         self._serials: list[str] = []
         self._serial_ids: dict[str, int] = {}
         # reached[group row, serial id]: does that serial satisfy that group's target?
@@ -58,6 +62,7 @@ class ClientTable:
         self.size = 0
         self.max_last_update_ms = 0
         capacity = max(capacity, 16)
+        self.ids = np.zeros(capacity, dtype="S32")  # uniqueId, UTF-8
         self.group = np.full(capacity, -1, dtype=np.int16)  # -1: left the watched groups
         self.serial = np.zeros(capacity, dtype=np.int32)
         self.reached = np.zeros(capacity, dtype=bool)
@@ -65,87 +70,147 @@ class ClientTable:
         self.last_update = np.zeros(capacity, dtype=np.int64)
         self._name_at = np.zeros(capacity, dtype=np.int64)
         self._name_len = np.zeros(capacity, dtype=np.int32)
-        self._order: tuple[IndexArray, list[str]] | None = None
+        # hash(uniqueId) -> row: sorted arrays, the latest additions, ids whose hash is taken.
+        self._index = _HashIndex()
+        self._recent = _HashIndex()
+        self._collided: dict[str, int] = {}
+        self._order: IndexArray | None = None
 
     # -- ingest ---------------------------------------------------------------------------
     def ingest(self, computers: Iterable[Mapping[str, Any]]) -> int:
         """Take one page of SEPM computer records; returns how many were watched clients."""
-        rows: array[int] = array("q")
-        groups: array[int] = array("h")
-        serials: array[int] = array("i")
-        online: array[int] = array("b")
-        updated: array[int] = array("q")
-        group_row, known, serial_ids = self._group_row, self._rows, self._serial_ids
-        for record in computers:
-            unique_id = record.get("uniqueId")
-            if not unique_id:
-                continue
-            try:
-                group = record.get("group") or {}
-                g = group_row.get(str(group.get("id") or "").upper(), -1)
-                serial = record.get("profileSerialNo") or ""
-                status = record.get("onlineStatus")
-                last_update = int(record.get("lastUpdateTime") or 0)
-                if not isinstance(serial, str) or status not in (0, 1, None):
-                    raise TypeError("profileSerialNo or onlineStatus")
-            except (AttributeError, TypeError, ValueError) as exc:
-                # Counting such a client as "not reached" or "offline" would be a guess, and
-                # the same server answers the same way on the next scan: refuse, once.
-                raise MalformedComputerError(
-                    f"computer {unique_id}: unexpected field types ({exc})"
-                ) from None
-            row = known.get(unique_id)
-            if row is None:
-                if g < 0:
-                    continue  # a client of a group we do not watch
-                row = self._add(unique_id, str(record.get("computerName") or ""))
-            sid = serial_ids.get(serial)
-            if sid is None:
-                sid = self._intern(serial)
-            rows.append(row)
-            groups.append(g)
-            serials.append(sid)
-            online.append(1 if status == 1 else 0)
-            updated.append(last_update)
-        if not rows:
+        records = [r for r in computers if r.get("uniqueId")]
+        if not records:
             return 0
-        idx = np.frombuffer(rows, dtype=np.int64)
-        g_col = np.frombuffer(groups, dtype=np.int16)
-        s_col = np.frombuffer(serials, dtype=np.int32)
-        u_col = np.frombuffer(updated, dtype=np.int64)
+        ids = [r["uniqueId"] for r in records]
+        try:
+            group_ids = [(r.get("group") or {}).get("id") for r in records]
+            serials = [r.get("profileSerialNo") or "" for r in records]
+            statuses = [r.get("onlineStatus") for r in records]
+            updated = np.array([r.get("lastUpdateTime") or 0 for r in records], dtype=np.int64)
+            gmap = {g: self._group_row.get(str(g or "").upper(), -1) for g in set(group_ids)}
+            if set(map(type, ids)) - {str} or set(map(type, serials)) - {str}:
+                raise TypeError("uniqueId or profileSerialNo")
+            if set(statuses) - {0, 1, None}:
+                raise TypeError("onlineStatus")
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            # Counting such a client as "not reached" or "offline" would be a guess, and
+            # the same server answers the same way on the next scan: refuse, once.
+            culprit = _first_malformed(records)
+            raise MalformedComputerError(
+                f"computer {culprit}: unexpected field types ({exc})"
+            ) from None
+        n = len(records)
+        groups = np.fromiter(map(gmap.__getitem__, group_ids), dtype=np.int16, count=n)
+        rows = self._rows_of(ids, records, groups)
+        keep = rows >= 0  # known clients, and new ones of watched groups
+        if not keep.any():
+            return 0
+        for serial in set(serials) - self._serial_ids.keys():
+            self._intern(serial)
+        sids = np.fromiter(map(self._serial_ids.__getitem__, serials), dtype=np.int32, count=n)
+        idx, g_col, s_col, u_col = rows[keep], groups[keep], sids[keep], updated[keep]
         self.group[idx] = g_col
         self.serial[idx] = s_col
-        self.online[idx] = np.frombuffer(online, dtype=np.int8) != 0
+        self.online[idx] = np.array([s == 1 for s in statuses], dtype=bool)[keep]
         self.last_update[idx] = u_col
         self.reached[idx] = (g_col >= 0) & self._reach[np.maximum(g_col, 0), s_col]
         self.max_last_update_ms = max(self.max_last_update_ms, int(u_col.max()))
-        return len(rows)
+        return int(keep.sum())
 
-    def _add(self, unique_id: str, name: str) -> int:
-        row = self.size
-        if row == self.group.size:
+    def _rows_of(
+        self, ids: list[str], records: list[Mapping[str, Any]], groups: npt.NDArray[np.int16]
+    ) -> IndexArray:
+        """Each record's row: found by hash and confirmed by id, added when new and watched,
+        -1 for a new client of a group we do not watch."""
+        n = len(ids)
+        encoded = [u.encode() for u in ids]
+        self._fit_ids(max(map(len, encoded)))
+        page_ids = np.array(encoded, dtype=self.ids.dtype)
+        hashes = list(map(_key, ids))
+        keys = np.array(hashes, dtype=np.int64)
+        rows = np.full(n, -1, dtype=np.int64)
+        self._index.find(keys, rows)
+        self._recent.find(keys, rows)
+        seen_hash = rows >= 0
+        confirmed = seen_hash & (self.ids[np.maximum(rows, 0)] == page_ids)
+        if confirmed.all():
+            return rows
+        unconfirmed = ~confirmed
+        if not (seen_hash & unconfirmed).any() and not self._collided and len(set(hashes)) == n:
+            # The usual page of a first scan: new clients only, each once, no shared hash.
+            fresh = np.flatnonzero(unconfirmed & (groups >= 0))
+            rows[fresh] = self.size + np.arange(fresh.size)
+            self._recent.add(keys[fresh], rows[fresh])
+            self._append(fresh.tolist(), page_ids, records)
+            self._merge_if_due()
+            return rows
+        # New clients (added together below), and ids that met another id's hash.
+        found = rows.tolist()
+        watched, known_hash = (groups >= 0).tolist(), seen_hash.tolist()
+        page_new: dict[str, int] = {}
+        page_keys: dict[int, int] = {}
+        added: list[int] = []
+        for i in np.flatnonzero(~confirmed).tolist():
+            unique_id = ids[i]
+            row = self._collided.get(unique_id)
+            if row is None:
+                row = page_new.get(unique_id)  # the same client twice in one page
+            if row is None:
+                if not watched[i]:
+                    found[i] = -1  # a client of a group we do not watch
+                    continue
+                row = page_new[unique_id] = self.size + len(added)
+                added.append(i)
+                if known_hash[i] or hashes[i] in page_keys:
+                    self._collided[unique_id] = row
+                else:
+                    page_keys[hashes[i]] = row
+            found[i] = row
+        self._append(added, page_ids, records)
+        if page_keys:
+            new_keys = np.fromiter(page_keys.keys(), dtype=np.int64, count=len(page_keys))
+            new_rows = np.fromiter(page_keys.values(), dtype=np.int64, count=len(page_keys))
+            self._recent.add(new_keys, new_rows)
+        self._merge_if_due()
+        return np.array(found, dtype=np.int64)
+
+    def _merge_if_due(self) -> None:
+        if self._recent.size >= max(_MERGE_AT, self._index.size // 8):
+            self._index.add(self._recent.keys, self._recent.rows)
+            self._recent = _HashIndex()
+
+    def _append(
+        self, added: list[int], page_ids: npt.NDArray[Any], records: list[Mapping[str, Any]]
+    ) -> None:
+        """New rows for these records of the page, in order, with their ids and names."""
+        if not added:
+            return
+        start, end = self.size, self.size + len(added)
+        while end > self.group.size:
             self._grow()
-        encoded = name.encode()
-        self._name_at[row] = len(self._names)
-        self._name_len[row] = len(encoded)
-        self._names += encoded
-        self._rows[unique_id] = row
-        self._ids.append(unique_id)
-        self.size = row + 1
-        return row
+        self.ids[start:end] = page_ids[added]
+        names = [str(records[i].get("computerName") or "").encode() for i in added]
+        lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+        self._name_len[start:end] = lengths
+        self._name_at[start:end] = len(self._names) + np.cumsum(lengths) - lengths
+        self._names += b"".join(names)
+        self.size = end
+
+    def _fit_ids(self, width: int) -> None:
+        if width > self.ids.dtype.itemsize:
+            self.ids = self.ids.astype(f"S{width}")
 
     def _grow(self) -> None:
         capacity = self.group.size * 2
-        for column in ("group", "serial", "reached", "online", "last_update", "_name_at"):
+        columns = ("ids", "group", "serial", "reached", "online", "last_update", "_name_at")
+        for column in (*columns, "_name_len"):
             old = getattr(self, column)
             new = np.full(capacity, -1, dtype=old.dtype) if column == "group" else None
             if new is None:
                 new = np.zeros(capacity, dtype=old.dtype)
             new[: old.size] = old
             setattr(self, column, new)
-        name_len = np.zeros(capacity, dtype=np.int32)
-        name_len[: self._name_len.size] = self._name_len
-        self._name_len = name_len
 
     def _intern(self, serial: str) -> int:
         sid = len(self._serials)
@@ -163,11 +228,14 @@ class ClientTable:
         """Mask of rows that belong to a watched group right now."""
         return self.group[: self.size] >= 0
 
+    def unique_id(self, i: int) -> str:
+        return bytes(self.ids[i]).decode()
+
     def row(self, i: int) -> ClientRow:
         at, length = int(self._name_at[i]), int(self._name_len[i])
         g = int(self.group[i])
         return ClientRow(
-            unique_id=self._ids[i],
+            unique_id=self.unique_id(i),
             computer_name=self._names[at : at + length].decode(errors="replace"),
             group=self.groups[g].full_path_name if g >= 0 else "",
             online=bool(self.online[i]),
@@ -175,27 +243,64 @@ class ClientTable:
             profile_serial=self._serials[int(self.serial[i])],
         )
 
-    def unique_id(self, i: int) -> str:
-        return self._ids[i]
-
-    def id_order(self) -> IndexArray:
-        """Every row, ordered by uniqueId: the lists' stable order (kept until a client is added)."""
-        return self._sorted()[0]
-
-    def position_after(self, unique_id: str) -> int:
-        """Where in `id_order()` the first client after this uniqueId is."""
-        return bisect.bisect_right(self._sorted()[1], unique_id)
-
-    def _sorted(self) -> tuple[IndexArray, list[str]]:
-        if self._order is None or self._order[0].size != self.size:
-            ids = self._ids
-            order = sorted(range(self.size), key=ids.__getitem__)
-            self._order = (np.array(order, dtype=np.int64), [ids[i] for i in order])
-        return self._order
-
     def rows(self, indices: IndexArray) -> Iterator[ClientRow]:
         for i in indices.tolist():
             yield self.row(i)
 
+    def id_order(self) -> IndexArray:
+        """Every row, ordered by uniqueId in code-point order (UTF-8 byte order): the lists'
+        stable order, kept until a client is added."""
+        if self._order is None or self._order.size != self.size:
+            self._order = np.argsort(self.ids[: self.size], kind="stable").astype(np.int64)
+        return self._order
+
+    def position_after(self, unique_id: str) -> int:
+        """Where in `id_order()` the first client after this uniqueId is."""
+        order, ids, target = self.id_order(), self.ids, unique_id.encode()
+        return bisect.bisect_right(range(order.size), target, key=lambda k: bytes(ids[order[k]]))
+
     def __len__(self) -> int:
         return self.size
+
+
+def _first_malformed(records: list[Mapping[str, Any]]) -> object:
+    """The uniqueId of the first record whose fields have unexpected types (for the message)."""
+    for record in records:
+        try:
+            int(record.get("lastUpdateTime") or 0)
+            (record.get("group") or {}).get("id")
+            serial = record.get("profileSerialNo") or ""
+            if not isinstance(serial, str) or record.get("onlineStatus") not in (0, 1, None):
+                return record.get("uniqueId")
+            if not isinstance(record.get("uniqueId"), str):
+                return record.get("uniqueId")
+        except (AttributeError, TypeError, ValueError):
+            return record.get("uniqueId")
+    return records[0].get("uniqueId")
+
+
+class _HashIndex:
+    """hash(uniqueId) -> row, as two sorted numpy arrays (12 bytes a client)."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.rows = np.zeros(0, dtype=np.int32)
+
+    @property
+    def size(self) -> int:
+        return int(self.keys.size)
+
+    def find(self, keys: IndexArray, rows: IndexArray) -> None:
+        """Fill in `rows` where it is still -1 and the key is here."""
+        if not self.keys.size:
+            return
+        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        hit = (self.keys[at] == keys) & (rows < 0)
+        rows[hit] = self.rows[at[hit]]
+
+    def add(self, keys: IndexArray, rows: npt.NDArray[np.integer[Any]]) -> None:
+        order = np.argsort(keys)
+        keys, rows = keys[order], rows[order]
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.rows = np.insert(self.rows, at, rows.astype(np.int32))
