@@ -29,10 +29,15 @@ async def site_groups(sepm: SepmApi, *, page_size: int = 25) -> list[SepmGroup]:
 
 
 async def iter_fleet_pages(
-    sepm: SepmApi, *, last_update_ms: int = 0, page_size: int = 1000
+    sepm: SepmApi,
+    *,
+    last_update_ms: int = 0,
+    page_size: int = 1000,
+    domains: list[SepmDomain] | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of /computers of every domain, with the same lastUpdate filter."""
-    for domain in await site_domains(sepm):
+    """Pages of /computers of every domain (those given, else asked for), with the same
+    lastUpdate filter."""
+    for domain in domains if domains is not None else await site_domains(sepm):
         async for page in sepm.iter_computer_pages(
             last_update_ms=last_update_ms, page_size=page_size, domain_id=domain.id
         ):

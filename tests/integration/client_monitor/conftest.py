@@ -225,6 +225,9 @@ async def make_stack(
             scan_interval_s=0.2,
             min_scan_interval_real_s=0.2,
             progress_min_interval_real_s=0.0,
+            # Paced, but well above what these small fleets need: the tests stay fast.
+            sepm_calls_per_minute=1200.0,
+            sepm_call_burst=20.0,
             **{**common, **settings},
         )
         stack = Stack(

@@ -69,7 +69,11 @@ async def test_a_100k_at_risk_list_is_paged_streamed_and_accepted_by_reference(
         sync = ClockSync(
             speed=clock["speed"], real_ms=int(time.time() * 1000), sim_ms=clock["now_ms"]
         )
-        stack = await start_embedded(tmp_path / "data", api_port=0, clock=sync)
+        # The twin here does not throttle: no pacing, or the 100 pages take minutes.
+        unpaced = {"client-monitor": {"sepm_calls_per_minute": 0}}
+        stack = await start_embedded(
+            tmp_path / "data", api_port=0, clock=sync, service_settings=unpaced
+        )
         try:
             headers = {"Authorization": f"Bearer {stack.admin_token}"}
             async with httpx.AsyncClient(

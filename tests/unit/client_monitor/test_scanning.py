@@ -66,7 +66,9 @@ def scanner(master_key: str, **settings) -> WatchScanner:
     )
 
 
-async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen(master_key):
+async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen_or_the_start(
+    master_key,
+):
     sepm = FakeSepm()
     sepm.put(*(computer(n, last_update_ms=T0_MS - n * 1000) for n in range(2500)))
     watch = scanner(master_key, page_size=1000, last_update_overlap_ms=60_000)
@@ -77,7 +79,26 @@ async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen(ma
     assert sepm.scans == [0, T0_MS - 60_000]
     assert watch.tally.reached == 1
     await watch.scan(sepm)
-    assert sepm.scans[-1] == T0_MS + 5000 - 60_000
+    assert sepm.scans[-1] == T0_MS - 60_000  # the update seen is newer than the pass's start
+    watch.host.clock.advance(30 * 60)
+    await watch.scan(sepm)
+    await watch.scan(sepm)
+    assert sepm.scans[-1] == T0_MS + 5000 - 60_000  # newest seen, older than the last start
+
+
+async def test_a_client_changing_during_a_long_full_scan_is_caught_by_the_next_pass(master_key):
+    sepm = FakeSepm()
+    early = computer(1)  # read on the first page, still on the old policy
+    # ...while a client on a later page took the policy an hour into the (paced) scan.
+    sepm.put(early, computer(2, serial_no=TARGET_A, last_update_ms=T0_MS + 3_600_000))
+    watch = scanner(master_key, page_size=1)
+    await watch.scan(sepm)
+    assert watch.tally is not None and watch.tally.reached == 1
+    # The first client took it ten minutes in, after its page was read.
+    sepm.put(computer(1, serial_no=TARGET_A, last_update_ms=T0_MS + 600_000))
+    watch.host.clock.advance(2 * 3600)
+    await watch.scan(sepm)
+    assert watch.tally.reached == 2
 
 
 async def test_an_interrupted_scan_is_redone_from_the_previous_mark(master_key):

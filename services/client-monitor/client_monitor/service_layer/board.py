@@ -18,6 +18,7 @@ from certrotate_shared.envelope import utcnow
 from certrotate_shared.failures import describe, is_transient
 from certrotate_shared.logs import log_context
 from client_monitor.adapters import repository
+from client_monitor.domain.budget import CallBudget
 from client_monitor.service_layer.scanning import Host, SepmFactory, WatchScanner, lease_until
 from client_monitor.settings import Settings
 
@@ -42,6 +43,7 @@ class WatchBoard:
         # Where this replica's API answers, recorded with its leases (set once it listens).
         self.url: str | None = settings.advertise_url or None
         self._running: dict[str, _Running] = {}
+        self._budgets: dict[str, CallBudget] = {}
         self._crashed_at: dict[str, float] = {}
         self._crashes: dict[str, int] = {}  # unexpected crashes per watch, in this process
         self._wake = asyncio.Event()
@@ -51,6 +53,14 @@ class WatchBoard:
         """The live scanner of an open watch run by this replica."""
         running = self._running.get(watch_id)
         return None if running is None else running.scanner
+
+    def _budget(self, site: str) -> CallBudget | None:
+        per_minute = self.settings.sepm_calls_per_minute
+        if not per_minute:
+            return None
+        if site not in self._budgets:
+            self._budgets[site] = CallBudget(per_minute, burst=self.settings.sepm_call_burst)
+        return self._budgets[site]
 
     def locate(self, where: Callable[[], str | None]) -> None:
         """How to learn this replica's API address once it listens (unless advertised)."""
@@ -111,6 +121,7 @@ class WatchBoard:
                 sepm_factory=self.sepm_factory,
                 settings=self.settings,
                 owner=self.owner,
+                budget=self._budget(record.site),
             )
             # The task copies the context: its lines carry the watch's rotation, site and step.
             with log_context(**message_log_fields(record.envelope, scanner.command)):

@@ -23,11 +23,12 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
-from certrotate_shared.sepm.api import SepmApi, SepmError, SepmMalformedAnswerError
-from certrotate_shared.sepm.domains import iter_fleet_pages
+from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError, SepmMalformedAnswerError
+from certrotate_shared.sepm.domains import iter_fleet_pages, site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
 from client_monitor.adapters.repository import WatchRecord
+from client_monitor.domain.budget import CallBudget
 from client_monitor.domain.clients import ClientRow, ClientTable, MalformedComputerError
 from client_monitor.domain.progress import ProgressThrottle, RateTracker
 from client_monitor.domain.propagation import (
@@ -39,6 +40,7 @@ from client_monitor.domain.propagation import (
     stall_reason,
     tally,
 )
+from client_monitor.service_layer.pacing import PacedSepm
 from client_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,11 @@ class WatchScanner:
         sepm_factory: SepmFactory,
         settings: Settings,
         owner: str,
+        budget: CallBudget | None = None,
     ) -> None:
         self.record = record
+        # The site's SEPM call budget, shared by the watches of the site in this replica.
+        self.budget = budget
         self.command = record.command
         self.deadline = as_utc(self.command.deadline)
         self.host = host
@@ -91,6 +96,7 @@ class WatchScanner:
         self.scans = 0
         self.last_error: str | None = None
         self._since_ms: int | None = None  # None: the next scan is a full scan
+        self._domains: list[SepmDomain] | None = None
         self._full_at: tuple[datetime, float] | None = None  # (clock time, real monotonic)
         self._rates = RateTracker(window=settings.forecast_window_scans)
         self._throttle = ProgressThrottle(
@@ -105,6 +111,8 @@ class WatchScanner:
                 try:
                     if sepm is None:
                         sepm = await connect(self._factory, self.command.site)
+                        if self.budget is not None:
+                            sepm = PacedSepm(sepm, self.budget)
                     await self.scan(sepm)
                 except SepmError as exc:
                     if not exc.retryable:
@@ -133,7 +141,15 @@ class WatchScanner:
         full = self._since_ms is None or self._full_rescan_due(now)
         since = 0 if full else self._since_ms
         # Every domain: clients of another domain than the API account's are clients too.
-        pages = iter_fleet_pages(sepm, last_update_ms=since or 0, page_size=self.settings.page_size)
+        # Domains are asked for on full scans only: one SEPM call less per incremental scan.
+        if full or self._domains is None:
+            self._domains = await site_domains(sepm)
+        pages = iter_fleet_pages(
+            sepm,
+            last_update_ms=since or 0,
+            page_size=self.settings.page_size,
+            domains=self._domains,
+        )
         async for page in read_ahead(pages):
             try:
                 self.table.ingest(page)
@@ -141,9 +157,10 @@ class WatchScanner:
                 raise SepmMalformedAnswerError(f"SEPM GET /computers: {exc}") from None
             await asyncio.sleep(0)  # let the API and the consumer breathe during a big scan
         # Only a completed pass moves the mark: an interrupted one is re-done from the old one.
-        self._since_ms = max(
-            0, self.table.max_last_update_ms - self.settings.last_update_overlap_ms
-        )
+        # Not past the pass's start: a client read early in a long (paced) pass that changes
+        # later has a lastUpdateTime after the start, and maybe before the newest one seen.
+        newest = min(self.table.max_last_update_ms, _ms(now))
+        self._since_ms = max(0, newest - self.settings.last_update_overlap_ms)
         if full:
             self._full_at = (now, time.monotonic())
         self.scans += 1
