@@ -68,7 +68,7 @@ class ClientTable:
         self.reached = np.zeros(capacity, dtype=bool)
         self.online = np.zeros(capacity, dtype=bool)
         self.last_update = np.zeros(capacity, dtype=np.int64)
-        self._name_at = np.zeros(capacity, dtype=np.int64)
+        self._name_at = np.zeros(capacity, dtype=np.int32)  # the names stay far below 2 GiB
         self._name_len = np.zeros(capacity, dtype=np.int32)
         # hash(uniqueId) -> row: sorted arrays, the latest additions, ids whose hash is taken.
         self._index = _HashIndex()
