@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from certrotate_shared.problem import problem_response
+
 # Large enough for a keystore travelling base64 inside JSON; services may set their own.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -48,8 +50,6 @@ class BodyLimit:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    from certrotate_shared.http import problem_response
-
     response: Any = problem_response(
         413, "Payload too large", f"the request body is larger than the limit of {limit} bytes"
     )

@@ -1,81 +1,30 @@
-"""The message envelope and the registry from (type, version) to message class."""
+"""The message envelope: identity, causality and a typed payload.
+
+The message classes and their registry live in `registry` and `messages`; they are re-exported
+here, where most code has always imported them from."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from certrotate_shared.messages import message_class, registered_messages
+from certrotate_shared.registry import Command, Event, Message, UnknownMessageError, register
 
-class Message(BaseModel):
-    """A command or event payload: frozen, and tolerant of fields added by newer producers."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: ClassVar[int] = 1
-    topic_kind: ClassVar[str] = "events"
-
-    @classmethod
-    def type_name(cls) -> str:
-        """The wire name of this message: the class name (VerbNoun or NounVerbed)."""
-        return cls.__name__
-
-
-class Command(Message):
-    """A request to one worker service; carries the key that makes its side effect happen once."""
-
-    service: ClassVar[str]
-    topic_kind: ClassVar[str] = "commands"
-
-    # saga id + step + attempt: workers report the recorded outcome when they see it again.
-    idempotency_key: str
-
-    def route(self) -> str:
-        """The service whose commands topic carries this command."""
-        return self.service
-
-
-class Event(Message):
-    """A fact a service reports; the orchestrator advances sagas on these."""
-
-
-class UnknownMessageError(LookupError):
-    """Raised for a (type, version) pair no class is registered for."""
-
-
-_REGISTRY: dict[tuple[str, int], type[Message]] = {}
-
-M = TypeVar("M", bound=type[Message])
-
-
-def register(cls: M) -> M:
-    """Class decorator: make a message class known to the envelope decoder."""
-    key = (cls.type_name(), cls.schema_version)
-    existing = _REGISTRY.get(key)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"message {key} registered twice ({existing!r} and {cls!r})")
-    _REGISTRY[key] = cls
-    return cls
-
-
-def registered_messages() -> dict[tuple[str, int], type[Message]]:
-    """Every registered message class, keyed by (type, version)."""
-    from certrotate_shared import messages  # noqa: F401  (importing registers them all)
-
-    return dict(_REGISTRY)
-
-
-def message_class(type_: str, version: int) -> type[Message]:
-    """The class registered for (type, version)."""
-    registered_messages()
-    try:
-        return _REGISTRY[(type_, version)]
-    except KeyError:
-        raise UnknownMessageError(
-            f"no message class for type={type_!r} version={version}"
-        ) from None
+__all__ = [
+    "Command",
+    "Envelope",
+    "Event",
+    "Message",
+    "UnknownMessageError",
+    "message_class",
+    "register",
+    "registered_messages",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:

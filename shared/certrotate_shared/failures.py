@@ -47,6 +47,7 @@ from certrotate_shared.messages.replication import (
     RestoreReplication,
     SiteInspectionFailed,
 )
+from certrotate_shared.retryable import TransientError
 from certrotate_shared.sepm.api import SepmError
 
 MAX_REASON = 500
@@ -59,10 +60,6 @@ _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 _TRANSIENT_SQLSTATES = ("55P03",)
 # SQLite's own "not now": another writer holds the file.
 _TRANSIENT_SQLITE = ("database is locked", "database table is locked", "disk i/o error")
-
-
-class TransientError(Exception):
-    """Raise to say: nothing is wrong with the request, try the same thing again later."""
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,12 +22,16 @@ from certrotate_shared import metrics, tracing
 from certrotate_shared.bodylimit import DEFAULT_MAX_BODY_BYTES, limit_request_bodies
 from certrotate_shared.logs import log_context
 
-if TYPE_CHECKING:
-    from certrotate_shared.runtime import ServiceRuntime
+# Re-exported: routes have always imported the problem+json helpers from here.
+from certrotate_shared.problem import PROBLEM as PROBLEM
+from certrotate_shared.problem import default_code as default_code
+from certrotate_shared.problem import problem_response
+from certrotate_shared.settings import ServiceSettings
+
+# Answers a scrape's Authorization header for a least role: None, or (status, detail) to refuse.
+MetricsAccess = Callable[[str | None, str], Awaitable[tuple[int, str] | None]]
 
 log = logging.getLogger(__name__)
-
-PROBLEM = "application/problem+json"
 
 
 class ProblemError(Exception):
@@ -49,21 +54,6 @@ class ProblemError(Exception):
         self.type = type_
         self.headers = headers
         self.extra = extra
-
-
-def problem_response(
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    type_: str = "about:blank",
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    """A problem+json answer; without a `code` of its own it gets the status's default one."""
-    extra.setdefault("code", default_code(status))
-    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
@@ -114,28 +104,6 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "too_many_requests",
-    500: "internal_error",
-    502: "upstream_failed",
-    503: "unavailable",
-}
-
-
-def default_code(status: int) -> str:
-    """The `code` of an error that has none more precise: one per status."""
-    return _CODES.get(status, "error")
-
-
 def _title(status: int) -> str:
     return {
         400: "Bad request",
@@ -151,29 +119,32 @@ def _title(status: int) -> str:
     }.get(status, "Error")
 
 
-def add_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
+def add_health_routes(
+    app: FastAPI, *, service: str, engine: AsyncEngine, problems: Callable[[], list[str]]
+) -> None:
     """/healthz: the process answers; /readyz: its database answers and its loops run."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.spec.name}
+        return {"status": "ok", "service": service}
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz() -> dict[str, Any] | JSONResponse:
-        problems = runtime.problems()
+        found = problems()
         try:
-            async with runtime.engine.connect() as conn:
+            async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
-            problems.append(f"database: {type(exc).__name__}")
-        if problems:
-            return problem_response(503, "Not ready", "; ".join(problems))
-        return {"status": "ready", "service": runtime.spec.name}
+            found.append(f"database: {type(exc).__name__}")
+        if found:
+            return problem_response(503, "Not ready", "; ".join(found))
+        return {"status": "ready", "service": service}
 
 
-def add_metrics_route(app: FastAPI, runtime: ServiceRuntime) -> None:
+def add_metrics_route(
+    app: FastAPI, *, settings: ServiceSettings, metrics_access: MetricsAccess | None
+) -> None:
     """/metrics in Prometheus' text format, for whoever settings.metrics_auth admits."""
-    settings = runtime.settings
 
     @app.get("/metrics", tags=["health"], response_class=Response, include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
@@ -182,12 +153,12 @@ def add_metrics_route(app: FastAPI, runtime: ServiceRuntime) -> None:
             if refusal is not None:
                 return problem_response(401, "Unauthorized", refusal, code="metrics_unauthorized")
         elif settings.metrics_auth == "role":
-            assert runtime.spec.metrics_access is not None  # checked when the runtime was built
-            refusal = await runtime.spec.metrics_access(
+            assert metrics_access is not None  # checked when the runtime was built
+            denied = await metrics_access(
                 request.headers.get("authorization"), settings.metrics_role
             )
-            if refusal is not None:
-                status, detail = refusal
+            if denied is not None:
+                status, detail = denied
                 return problem_response(status, _title(status), detail, code="metrics_unauthorized")
         return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -23,7 +23,12 @@ from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
 from certrotate_shared.envelope import Message, utcnow
 from certrotate_shared.failures import backoff_delay, describe
-from certrotate_shared.http import RequestContext, add_health_routes, add_metrics_route
+from certrotate_shared.http import (
+    MetricsAccess,
+    RequestContext,
+    add_health_routes,
+    add_metrics_route,
+)
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings, SettingsError, env_prefix
@@ -72,7 +77,7 @@ class ServiceSpec:
     # The service's own gauges, read from its database on every scrape of /metrics.
     gauges: Callable[[ServiceRuntime, metrics.Gauges], Awaitable[None]] | None = None
     # metrics_auth=role: (Authorization header, least role) -> None to admit, or (status, why).
-    metrics_access: Callable[[str | None, str], Awaitable[tuple[int, str] | None]] | None = None
+    metrics_access: MetricsAccess | None = None
 
 
 def tls_listener_options(settings: ServiceSettings) -> dict[str, Any]:
@@ -189,8 +194,12 @@ class ServiceRuntime:
         metrics.add_source(self.spec.name, self._gauge_source)
         if self.spec.api is not None:
             self.app = self.spec.api(self)
-            add_health_routes(self.app, self)
-            add_metrics_route(self.app, self)
+            add_health_routes(
+                self.app, service=self.spec.name, engine=self.engine, problems=self.problems
+            )
+            add_metrics_route(
+                self.app, settings=self.settings, metrics_access=self.spec.metrics_access
+            )
             self.app.add_middleware(RequestContext)
             if serve_http:
                 await self._serve_http(self.app)

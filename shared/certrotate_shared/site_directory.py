@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from certrotate_shared.failures import TransientError
 from certrotate_shared.messages.common import HostOpsTarget, SiteTarget
+from certrotate_shared.retryable import TransientError
 from certrotate_shared.vault import SecretNotFoundError, Vault
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from certrotate_shared.envelope import Command, Event, register
 from certrotate_shared.messages.common import GroupTarget, SiteTarget
+from certrotate_shared.registry import Command, Event, register
 
 
 class _MonitorCommand(Command):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certrotate_shared.envelope import Event, register
+from certrotate_shared.registry import Event, register
 
 
 @register

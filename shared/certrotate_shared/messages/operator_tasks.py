@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from certrotate_shared.envelope import Command, Event, register
+from certrotate_shared.registry import Command, Event, register
 
 
 @register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from certrotate_shared.envelope import Event, register
+from certrotate_shared.registry import Event, register
 
 
 @register

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from certrotate_shared.envelope import Command, Event, register
 from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.registry import Command, Event, register
 
 
 class _ReplicationCommand(Command):
