@@ -12,8 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -120,9 +118,10 @@ def _title(status: int) -> str:
 
 
 def add_health_routes(
-    app: FastAPI, *, service: str, engine: AsyncEngine, problems: Callable[[], list[str]]
+    app: FastAPI, *, service: str, readiness: Callable[[], Awaitable[list[str]]]
 ) -> None:
-    """/healthz: the process answers; /readyz: its database answers and its loops run."""
+    """/healthz: the process answers; /readyz: `readiness` finds nothing wrong (the runtime's
+    checks its database and its loops)."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -130,12 +129,7 @@ def add_health_routes(
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz() -> dict[str, Any] | JSONResponse:
-        found = problems()
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            found.append(f"database: {type(exc).__name__}")
+        found = await readiness()
         if found:
             return problem_response(503, "Not ready", "; ".join(found))
         return {"status": "ready", "service": service}

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from certrotate_shared import metrics
@@ -194,9 +194,7 @@ class ServiceRuntime:
         metrics.add_source(self.spec.name, self._gauge_source)
         if self.spec.api is not None:
             self.app = self.spec.api(self)
-            add_health_routes(
-                self.app, service=self.spec.name, engine=self.engine, problems=self.problems
-            )
+            add_health_routes(self.app, service=self.spec.name, readiness=self.readiness)
             add_metrics_route(
                 self.app, settings=self.settings, metrics_access=self.spec.metrics_access
             )
@@ -328,6 +326,16 @@ class ServiceRuntime:
         host, port = self._http.servers[0].sockets[0].getsockname()[:2]
         scheme = "https" if self.settings.http_tls_cert_file else "http"
         self.http_url = f"{scheme}://{host}:{port}"
+
+    async def readiness(self) -> list[str]:
+        """What keeps this service from being ready: stopped loops, an unreachable database."""
+        found = self.problems()
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            found.append(f"database: {type(exc).__name__}")
+        return found
 
     def problems(self) -> list[str]:
         """Loops that have stopped; empty when the service is healthy."""

@@ -41,7 +41,7 @@ def app(tmp_path: Path, master_key: str) -> FastAPI:
     )  # fmt: skip
     assert runtime.spec.api is not None
     api = runtime.spec.api(runtime)
-    add_health_routes(api, runtime)
+    add_health_routes(api, service=runtime.spec.name, readiness=runtime.readiness)
     return api
 
 
