@@ -24,7 +24,10 @@ HOUR_MS = 3_600_000
 _counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
 _clock: list[Any] = []
 _original_take = RateLimit.take
-_original_start = Twin.start.__func__
+# Twin.start is a classmethod: keep the plain function under it, to call with the class.
+_original_start = Twin.__dict__["start"].__func__
+# The periodic dump tasks, held so that they are not garbage-collected while they run.
+_dumpers: list[asyncio.Future[None]] = []
 
 
 def _counted_take(self: RateLimit) -> int | None:
@@ -53,18 +56,19 @@ def main() -> None:
         twin: Twin = await _original_start(cls, *a, **kw)
         _clock.append(twin.world.clock)
         for name, site in twin.world.sites.items():
-            site.rate_limit.site_name = name
+            setattr(site.rate_limit, "site_name", name)  # noqa: B010  (not a RateLimit field)
 
         async def dump() -> None:
             while True:
                 await asyncio.sleep(5)
                 _write(args.counts)
 
-        twin._count_dumper = asyncio.ensure_future(dump())
+        _dumpers.append(asyncio.ensure_future(dump()))
         return twin
 
-    RateLimit.take = _counted_take
-    Twin.start = classmethod(start)
+    # Patched on the classes, as the twin's CLI builds its own instances.
+    setattr(RateLimit, "take", _counted_take)  # noqa: B010
+    setattr(Twin, "start", classmethod(start))  # noqa: B010
     try:
         cli.run(args.scenario, args.host, args.port)
     finally:

@@ -30,12 +30,13 @@ import httpx
 import psutil
 import yaml
 
-from certrotate_shared.clock import ScaledClock
+from certrotate_shared.clock import Clock, ScaledClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.messages.common import GroupTarget, HostOpsTarget, SiteTarget
 from certrotate_shared.secretbox import generate_master_key
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
+from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor import bootstrap  # noqa: F401  (load what the service process loads)
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.service_layer.scanning import WatchScanner
@@ -122,9 +123,9 @@ async def set_verification(sepm: SepmClient, group_id: str, enabled: bool) -> No
 
 class BenchHost:
     def __init__(self, clock: ScaledClock) -> None:
-        self.clock = clock
+        self.clock: Clock = clock
 
-    def uow(self):  # the benchmark reports nothing
+    def uow(self) -> UnitOfWork:  # the benchmark reports nothing
         raise NotImplementedError
 
 

@@ -24,10 +24,10 @@ from certrotate_shared.logs import log_context
 from certrotate_shared.problem import PROBLEM as PROBLEM
 from certrotate_shared.problem import default_code as default_code
 from certrotate_shared.problem import problem_response
-from certrotate_shared.settings import ServiceSettings
+from certrotate_shared.settings import MetricsRole, ServiceSettings
 
 # Answers a scrape's Authorization header for a least role: None, or (status, detail) to refuse.
-MetricsAccess = Callable[[str | None, str], Awaitable[tuple[int, str] | None]]
+MetricsAccess = Callable[[str | None, MetricsRole], Awaitable[tuple[int, str] | None]]
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,10 @@ def _check_master_key(value: SecretStr) -> SecretStr:
     return value
 
 
+# The orchestrator's API roles, least to most; metrics_role names the least that reads /metrics.
+MetricsRole = Literal["viewer", "operator", "approver", "admin"]
+
+
 class SettingsError(RuntimeError):
     """Settings a person must fix; the message names each environment variable."""
 
@@ -260,7 +264,7 @@ class ServiceSettings(BaseSettings):
             "collector:4318/v1/traces). Empty = no tracing at all (nothing recorded)."
         ),
     )
-    metrics_role: Literal["viewer", "operator", "approver", "admin"] = Field(
+    metrics_role: MetricsRole = Field(
         default="viewer",
         description=(
             "The least role an API token needs to read the orchestrator's /metrics "

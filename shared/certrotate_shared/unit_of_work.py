@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -206,7 +206,8 @@ class UnitOfWork:
         if row.outcome_type is None:
             return True, None
         cls = message_class(row.outcome_type, row.outcome_version)
-        return True, cls.model_validate(row.outcome_payload)
+        # record_outcome() stores only a command's answer, always an event.
+        return True, cast(Event, cls.model_validate(row.outcome_payload))
 
     async def record_outcome(
         self, idempotency_key: str, command_type: str, outcome: Event | None

@@ -125,12 +125,16 @@ def build_sites(
         farm = farm_of[site.name]
         tree = farm_groups.setdefault(farm, {})
         domains = farm_domains.setdefault(farm, {})
-        for spec in _with_ancestors(site.groups):
-            domain = domains.get(spec.domain.lower())
+        for group_spec in _with_ancestors(site.groups):
+            domain = domains.get(group_spec.domain.lower())
             if domain is None:
-                domain = _domain(spec.domain, farm=farm, seed=scenario.seed, start_ms=start_ms)
-                domains[spec.domain.lower()] = domain
-            group = _group(spec, domain=domain, farm=farm, seed=scenario.seed, start_ms=start_ms)
+                domain = _domain(
+                    group_spec.domain, farm=farm, seed=scenario.seed, start_ms=start_ms
+                )
+                domains[group_spec.domain.lower()] = domain
+            group = _group(
+                group_spec, domain=domain, farm=farm, seed=scenario.seed, start_ms=start_ms
+            )
             tree.setdefault(group.id, group)  # the first site to define a group wins
 
     sites: dict[str, Site] = {}

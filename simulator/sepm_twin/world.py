@@ -59,7 +59,8 @@ class World:
         # overwrites its database with the adding site's, partner list included).
         for spec in scenario.sites:
             for partner in spec.replication_partners:
-                if self.replication.partnerships.get(tuple(sorted((spec.name, partner)))) is None:
+                first, second = sorted((spec.name, partner))
+                if self.replication.partnerships.get((first, second)) is None:
                     self.replication.establish(spec.name, partner, start_ms)
         self._backups = 0
         self._issued_keys = 1 + sum(len(s.servers) for s in scenario.sites)

@@ -4,6 +4,7 @@ minutes); the job runner reports their outcome. Purging is immediate."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from certificates.adapters import jobs as job_table
 from certificates.adapters import store
@@ -64,7 +65,7 @@ async def confirm_operator_task(message: Message, ctx: Context, deps: Dependenci
     return None
 
 
-HANDLERS = {
+HANDLERS: dict[type[Message], Callable[..., Awaitable[Event | None]]] = {
     SetCertificateVerification: queue_job,
     CheckCertificateVerification: queue_job,
     UpdateServerCertificate: queue_job,

@@ -5,7 +5,7 @@ a version check and only then starts or cancels rotations (through the rotations
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -183,7 +183,7 @@ def note_rotations(state: CampaignState, seen: dict[str, SagaState], now: dateti
                          clients=orphaned, accepted=accepted_risk(rotation))  # fmt: skip
 
 
-def observe(state: CampaignState, ended: dict[str, str], now: datetime) -> None:
+def observe(state: CampaignState, ended: Mapping[str, str], now: datetime) -> None:
     """Record the rotations that ended (`ended`: rotation id -> its terminal status)."""
     for site in state.active():
         outcome = ended.get(site.rotation_id or "")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
-from orchestrator.domain.campaign import CampaignSite, CampaignState
+from orchestrator.domain.campaign import CampaignSite, CampaignState, CampaignStatus
 
 
 class CampaignRejectedError(ValueError):
@@ -17,7 +18,9 @@ class CampaignRejectedError(ValueError):
 CANCEL_RETRY = timedelta(minutes=2)
 
 
-def claim_cancels(state: CampaignState, live: dict[str, str], now: datetime) -> list[CampaignSite]:
+def claim_cancels(
+    state: CampaignState, live: Mapping[str, str], now: datetime
+) -> list[CampaignSite]:
     """The running rotations to ask to cancel, marked so that one replica alone asks for each.
 
     `live`: rotation id -> its status now. One marked long ago but still running or paused was
@@ -59,11 +62,12 @@ def pause(state: CampaignState, by: str, now: datetime) -> None:
 def resume(state: CampaignState, by: str, now: datetime) -> None:
     _require(state, {"paused"}, "resume")
     # A decision that was waiting before the pause is still waiting.
-    state.status = {
+    waiting: dict[str, CampaignStatus] = {
         "failure_budget": "halted",
         "orphaned_clients": "halted",
         "wave_approval": "awaiting_approval",
-    }.get(state.decision.kind if state.decision else "", "running")
+    }
+    state.status = waiting.get(state.decision.kind if state.decision else "", "running")
     state.record(now, "CampaignResumed", by=by)
 
 

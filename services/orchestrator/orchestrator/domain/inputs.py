@@ -16,9 +16,12 @@ class EventArrived:
     causation_id: str | None
 
 
+TimerKind = Literal["retry", "max_wait", "window", "exposure", "deadline"]
+
+
 @dataclass(frozen=True)
 class TimerFired:
-    kind: Literal["retry", "max_wait", "window", "exposure", "deadline"]
+    kind: TimerKind
     due_at: datetime
 
 

@@ -57,6 +57,8 @@ from orchestrator.domain.state import (
     Approval,
     Awaiting,
     CertificateInfo,
+    DecisionKind,
+    DecisionOption,
     ExposureAlert,
     PendingDecision,
     PropagationReading,
@@ -66,7 +68,9 @@ from orchestrator.domain.state import (
     RotationOptions,
     SagaState,
     ServerProgress,
+    Status,
     StepRecord,
+    StepStatus,
 )
 from orchestrator.domain.steps import TABLES, Step, previous_fingerprint, step_index, step_named
 from orchestrator.domain.window import is_open, next_opening
@@ -229,7 +233,7 @@ def _record(
     )
 
 
-def _finish_record(t: _Transition, status: str, detail: str | None = None) -> None:
+def _finish_record(t: _Transition, status: StepStatus, detail: str | None = None) -> None:
     record = t.s.current_step_record()
     if record is not None and record.finished_at is None:
         record.status = status
@@ -336,7 +340,7 @@ def _resend(t: _Transition, why: str) -> None:
     t.note(f"{why}; {awaiting.command} re-sent with the same idempotency key")
 
 
-def _set_record_status(s: SagaState, status: str) -> None:
+def _set_record_status(s: SagaState, status: StepStatus) -> None:
     record = s.current_step_record()
     if record is not None and record.finished_at is None:
         record.status = status
@@ -360,7 +364,7 @@ def _advance(t: _Transition) -> None:
     _enter(t, s.phase, step_index(s.phase, s.step) + 1)
 
 
-def _end(t: _Transition, status: str, reason: str | None) -> None:
+def _end(t: _Transition, status: Status, reason: str | None) -> None:
     s = t.s
     _finish_record(t, "done" if status == "completed" else "failed")
     _cancel_watch(t)
@@ -418,7 +422,7 @@ def _compensate(t: _Transition, reason: str) -> None:
     _enter(t, "compensation", 0)
 
 
-def _pause(t: _Transition, kind: str, reason: str, options: list[str]) -> None:
+def _pause(t: _Transition, kind: DecisionKind, reason: str, options: list[DecisionOption]) -> None:
     s = t.s
     s.pending_decision = PendingDecision(
         kind=kind,
@@ -434,7 +438,9 @@ def _pause(t: _Transition, kind: str, reason: str, options: list[str]) -> None:
 def _pause_wait(t: _Transition, reason: str) -> None:
     s = t.s
     if s.step == "await_disable_propagation":
-        options = ["extend", "proceed", "abort"] if can_abort(s) else ["extend", "proceed"]
+        options: list[DecisionOption] = (
+            ["extend", "proceed", "abort"] if can_abort(s) else ["extend", "proceed"]
+        )
         _pause(t, "propagation_wait", reason, options)
     elif s.step == "await_enable_propagation":
         _pause(t, "after_swap_wait", reason, ["extend", "proceed"])
@@ -531,7 +537,7 @@ def _fail_step(t: _Transition, reason: str, *, retryable: bool) -> None:
     elif step.exhausted in ("compensate", "rollback"):
         _compensate(t, f"{step.title} failed: {reason}")
     else:
-        options = ["extend", "abort"] if can_abort(s) else ["extend"]
+        options: list[DecisionOption] = ["extend", "abort"] if can_abort(s) else ["extend"]
         if step.may_proceed:
             options.append("proceed")
         _pause(t, "step_failed", f"{step.title} failed: {reason}", options)

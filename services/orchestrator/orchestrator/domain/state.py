@@ -14,6 +14,7 @@ from certrotate_shared.messages.replication import PartnerStatus
 Status = Literal["running", "compensating", "paused", "completed", "compensated", "failed"]
 TERMINAL: frozenset[str] = frozenset({"completed", "compensated", "failed"})
 Phase = Literal["forward", "compensation"]
+StepStatus = Literal["running", "done", "failed", "skipped", "waiting"]
 
 
 class _Model(BaseModel):
@@ -110,7 +111,7 @@ class StepRecord(_Model):
     number: int | None
     title: str
     phase: Phase
-    status: Literal["running", "done", "failed", "skipped", "waiting"] = "running"
+    status: StepStatus = "running"
     attempts: int = 0
     started_at: datetime
     finished_at: datetime | None = None

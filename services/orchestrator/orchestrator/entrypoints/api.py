@@ -1,7 +1,7 @@
 """The REST API (FastAPI, /v1): one router per resource; routes translate HTTP into service-layer
 calls, nothing more. A new route goes into its resource's module (or a new one listed here)."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -42,7 +42,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        extra = {"code": exc.code} if exc.code else {}
+        extra: dict[str, Any] = {"code": exc.code} if exc.code else {}
         return problem_response(exc.status, exc.title, exc.detail, **extra, **exc.extra)
 
     # Order matters where paths overlap: /v1/webhooks/sources before /v1/webhooks/{source}.

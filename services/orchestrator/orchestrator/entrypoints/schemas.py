@@ -41,7 +41,9 @@ class RotationOptionsIn(RotationOptions):
 
     maintenance_window: MaintenanceWindowIn | None = None
     retry: RetryPolicyIn = Field(default_factory=RetryPolicyIn)
-    retry_per_step: dict[str, RetryPolicyIn] = Field(default_factory=dict)
+    # Narrower than the base's dict[str, RetryPolicy] on purpose (unknown fields refused);
+    # the API only reads it, so dict's invariance does not bite.
+    retry_per_step: dict[str, RetryPolicyIn] = Field(default_factory=dict)  # type: ignore[assignment]
     answer_deadlines: AnswerDeadlinesIn = Field(default_factory=AnswerDeadlinesIn)
 
     def stored(self) -> RotationOptions:

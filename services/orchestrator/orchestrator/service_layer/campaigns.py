@@ -388,7 +388,7 @@ async def _tick_logged(deps: Deps, campaign_id: str) -> None:
 
 async def run_campaigns(deps: Deps) -> None:
     """Drive every unfinished campaign; a poll loop, so a restart simply carries on."""
-    poll = deps.rt.settings.timer_poll_seconds
+    poll = deps.settings.timer_poll_seconds
     while True:
         try:
             async with deps.rt.uow() as uow:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,10 +102,14 @@ async def replay(uow: UnitOfWork, dead_letter_id: str, *, by: str, now: datetime
     """Put the parked message back on its topic, once, and tell its rotation."""
     session = uow.session
     row = await _row(session, dead_letter_id)
-    claimed = await session.execute(
-        update(dead_letters)
-        .where(dead_letters.c.id == row.id, dead_letters.c.replayed_at.is_(None))
-        .values(replayed_at=to_db(now), replayed_by=by)
+    # An UPDATE answers a CursorResult (it has rowcount); execute() is typed as Result.
+    claimed = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(dead_letters)
+            .where(dead_letters.c.id == row.id, dead_letters.c.replayed_at.is_(None))
+            .values(replayed_at=to_db(now), replayed_by=by)
+        ),
     )
     if claimed.rowcount != 1:
         raise ConflictError(

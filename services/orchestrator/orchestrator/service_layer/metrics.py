@@ -142,7 +142,10 @@ def first_open_step(state: SagaState) -> int:
 
 
 async def metrics_access(
-    runtime: ServiceRuntime, admin_token: str, authorization: str | None, least_role: str
+    runtime: ServiceRuntime,
+    admin_token: str,
+    authorization: str | None,
+    least_role: tokens.Role,
 ) -> tuple[int, str] | None:
     """None if the bearer token's role may read /metrics, else (status, what to do)."""
     scheme, _, token = (authorization or "").partition(" ")

@@ -7,9 +7,9 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from certrotate_shared import secretbox
@@ -347,10 +347,14 @@ async def preflight(
 async def _require_uploaded(deps: Deps, bundle_id: str) -> None:
     # Only bundles uploaded through the API may be named: never another rotation's own copy.
     async with deps.rt.uow() as uow:
-        used = await uow.session.execute(
-            update(uploaded_bundles)
-            .where(uploaded_bundles.c.id == bundle_id)
-            .values(last_used_at=to_db(deps.now()))
+        # An UPDATE answers a CursorResult (it has rowcount); execute() is typed as Result.
+        used = cast(
+            CursorResult[Any],
+            await uow.session.execute(
+                update(uploaded_bundles)
+                .where(uploaded_bundles.c.id == bundle_id)
+                .values(last_used_at=to_db(deps.now()))
+            ),
         )
         await uow.commit()
     if not used.rowcount:

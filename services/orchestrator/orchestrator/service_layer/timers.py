@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete
 
@@ -13,7 +14,7 @@ from certrotate_shared.db import is_postgres
 from certrotate_shared.logs import log_context
 from orchestrator.adapters.orm import timers
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
-from orchestrator.domain.inputs import TimerFired
+from orchestrator.domain.inputs import TimerFired, TimerKind
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.transitions import advance
 
@@ -49,7 +50,9 @@ async def _fire_due_timers(deps: Deps) -> tuple[int, datetime | None]:
                 continue
             kind, due_at = due[0]
             with log_context(rotation_id=saga_id):
-                await advance(uow, saga_id, TimerFired(kind, due_at), now, loaded=loaded)
+                # The saga's timers are keyed by the kinds it sets (saga.py); JSON keeps them str.
+                timer = TimerFired(cast(TimerKind, kind), due_at)
+                await advance(uow, saga_id, timer, now, loaded=loaded)
                 await uow.commit()
             fired += 1
 
@@ -62,7 +65,7 @@ async def run_timers(deps: Deps) -> None:
     """Wake at the next due time (in the clock's time, maybe accelerated) or within a poll."""
     runtime = deps.rt
     speed = float(getattr(runtime.clock, "speed", 1.0))
-    poll = runtime.settings.timer_poll_seconds
+    poll = deps.settings.timer_poll_seconds
     while True:
         try:
             _, next_due = await _fire_due_timers(deps)
