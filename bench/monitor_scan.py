@@ -30,7 +30,7 @@ import httpx
 import psutil
 import yaml
 
-from certrotate_shared.clock import Clock, ScaledClock
+from certrotate_shared.clock import ScaledClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.messages.common import GroupTarget, HostOpsTarget, SiteTarget
@@ -123,7 +123,7 @@ async def set_verification(sepm: SepmClient, group_id: str, enabled: bool) -> No
 
 class BenchHost:
     def __init__(self, clock: ScaledClock) -> None:
-        self.clock: Clock = clock
+        self.clock = clock
 
     def uow(self) -> UnitOfWork:  # the benchmark reports nothing
         raise NotImplementedError

@@ -59,6 +59,7 @@ class Live:
 
     async def scrape(self, service: str, **headers: str) -> httpx.Response:
         app = self.stack.runtimes[service].app
+        assert app is not None
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"
         ) as client:

@@ -81,12 +81,14 @@ async def serve(
 
 def _build(service: str, **settings: Any) -> ServiceRuntime:
     if service == "replication":
-        from replication.bootstrap import build_runtime
-        from replication.settings import Settings
-    else:
-        from client_monitor.bootstrap import build_runtime
-        from client_monitor.settings import Settings
-    return build_runtime(load_settings(Settings, **settings))
+        from replication.bootstrap import build_runtime as replication_runtime
+        from replication.settings import Settings as ReplicationSettings
+
+        return replication_runtime(load_settings(ReplicationSettings, **settings))
+    from client_monitor.bootstrap import build_runtime as monitor_runtime
+    from client_monitor.settings import Settings as MonitorSettings
+
+    return monitor_runtime(load_settings(MonitorSettings, **settings))
 
 
 # One read route of each internal API (every route sits behind the same middleware).
@@ -208,7 +210,9 @@ async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls
         internal_tls_client_key_file=pki["client_key"],
     )
     spec = build_spec(settings)
-    deps = next(iter(spec.handlers.values())).keywords["deps"]
+    handler = next(iter(spec.handlers.values()))
+    assert isinstance(handler, functools.partial)  # each handler is bound to its deps
+    deps = handler.keywords["deps"]
     # Through TLS, the client certificate and the token, the client-monitor itself answers.
     with pytest.raises(UpstreamUnavailableError, match="knows no watch 'no-such-watch'"):
         await ClientMonitorClient(deps.client_monitor).accept_list("no-such-watch")

@@ -175,7 +175,7 @@ async def stack(
     await vault.start()
     await vault.put("sepm/site-a", "sepm", ADMIN)
     await site_directory.publish(vault, twin_site(twin.topology(), "site-a"), revision=1)
-    common = {
+    common: dict[str, Any] = {
         "database_url": pg_url,
         "transport": "kafka",
         "kafka_bootstrap": kafka_bootstrap,

@@ -4,6 +4,7 @@ transport): what the orchestrator sees for good and bad uploads, and what is kep
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import sqlite3
 import uuid
@@ -193,6 +194,7 @@ async def test_the_api_wants_the_internal_token(stack: Stack, good: IssuedCertif
 
 
 async def test_an_oversized_upload_is_refused(stack: Stack) -> None:
+    assert isinstance(stack.runtime.settings, Settings)
     limit = stack.runtime.settings.max_bundle_request_bytes
     response = await stack.upload({"format": "pkcs12", "data_b64": "A" * limit, "password": "x"})
     assert response.status_code == 413
@@ -217,7 +219,9 @@ async def test_delete_and_purge_destroy_the_bundle(stack: Stack, good: IssuedCer
 
 async def test_unused_bundles_expire_after_the_ttl(stack: Stack, good: IssuedCertificate) -> None:
     ref = (await stack.upload(good.upload("pem"))).json()["bundle_ref"]
+    assert isinstance(stack.runtime.settings, Settings)
     ttl = stack.runtime.settings.bundle_ttl_s
+    assert isinstance(stack.runtime.spec.api, functools.partial)  # built with its deps
     deps = stack.runtime.spec.api.keywords["deps"]
     stack.clock.advance(ttl - 60)
     assert await purge_once(stack.runtime, deps) == []

@@ -48,7 +48,7 @@ async def start(
     pg_schemas.extend(schemas.values())
     vault = Vault(pg_url, base64.urlsafe_b64decode(master_key), schema=schemas["vault"])
     await site_directory.publish(vault, site(), revision=1)  # as the orchestrator does
-    common = {
+    common: dict[str, Any] = {
         "database_url": pg_url,
         "transport": "kafka",
         "kafka_bootstrap": kafka_bootstrap,

@@ -36,6 +36,7 @@ class Embedded:
 
     def client(self, token: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        assert self.runtime.app is not None
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.runtime.app), base_url="http://orch",
             headers=headers,

@@ -35,6 +35,7 @@ def build(settings: dict[str, Any], clock: ManualClock) -> ServiceRuntime:
 
 
 def client(runtime: ServiceRuntime) -> httpx.AsyncClient:
+    assert runtime.app is not None
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=runtime.app),
         base_url="http://orch",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -41,6 +41,8 @@ from tests.unit.orchestrator.saga_driver import NEW_FP, success
 ADMIN = "admin-token-for-tests-0123456789"
 INTERNAL = "internal-token-for-tests-0123456789"
 CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBnew\n-----END CERTIFICATE-----\n"
+
+M = TypeVar("M", bound=Message)
 
 
 def fake_certificates_app() -> FastAPI:
@@ -161,7 +163,7 @@ class StandInWorker:
                 return answer.model_copy(update={"orphan_risk": self.at_risk})
             return answer
 
-        handled = [
+        handled: list[type[Message]] = [
             InspectSite, BreakReplication, RestoreReplication, SetCertificateVerification,
             CheckCertificateVerification,
             UpdateServerCertificate, RollbackServerCertificate, PurgeCertificateBundle,
@@ -181,8 +183,8 @@ class StandInWorker:
             transport=bus,
         )
 
-    async def wait_for(self, kind: type[Message], timeout: float = 30.0) -> Message:
-        async def seen() -> Message:
+    async def wait_for(self, kind: type[M], timeout: float = 30.0) -> M:
+        async def seen() -> M:
             while True:
                 found = [m for m in self.seen if isinstance(m, kind)]
                 if found:

@@ -42,6 +42,7 @@ async def served(tmp_path, master_key) -> AsyncIterator[str]:
     runtime = racer.build(settings, ManualClock())
     await runtime.start(serve_http=True)
     try:
+        assert runtime.http_url is not None  # serve_http=True binds a port
         yield runtime.http_url
     finally:
         await runtime.stop()

@@ -39,6 +39,7 @@ async def test_role_mode_admits_tokens_with_the_role_and_refuses_the_rest(
 
         def client(token: str | None) -> httpx.AsyncClient:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
+            assert runtime.app is not None
             return httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=runtime.app),
                 base_url="http://orch",

@@ -9,6 +9,7 @@ retention job once the retention period is over, and the job's schedule survives
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ from certrotate_shared.clock import ManualClock
 from certrotate_shared.hostops import CertificateBackup
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.runtime import ServiceRuntime
+from certrotate_shared.secretbox import SecretBox
 from orchestrator.adapters import periodic_jobs
 from orchestrator.service_layer import retention
+from orchestrator.settings import Settings as OrchestratorSettings
 from tests.integration.orchestrator.support import INTERNAL, server_body, site_body, wait_until
 from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
 from tests.support.pki import TestCA, now_utc
@@ -68,6 +71,7 @@ class Estate:
         return dict(created.json())
 
     async def purge_by_ttl(self) -> list[str]:
+        assert isinstance(self.certificates.spec.api, functools.partial)  # built with its deps
         deps = self.certificates.spec.api.keywords["deps"]
         return await purge_once(self.certificates, deps)
 
@@ -147,6 +151,7 @@ async def test_leftovers_are_purged_after_the_retention_period_by_a_durable_job(
 async def _retention_scenario(env: Estate) -> None:
     hooks = env.hooks
     settings = hooks.runtime.settings
+    assert isinstance(settings, OrchestratorSettings)
     rotation = await env.rotation("site-a")
 
     async def ended() -> bool:
@@ -156,7 +161,8 @@ async def _retention_scenario(env: Estate) -> None:
     saga = rotation["id"]
     # What the certificates worker kept for this rotation (the stand-in worker answered the
     # commands, so the records are written here as the real worker would have).
-    store = SqlCertificateStore(env.certificates.sessions, None, env.clock)
+    # The store's box seals uploaded bundles only; none is stored through it here.
+    store = SqlCertificateStore(env.certificates.sessions, SecretBox(bytes(32)), env.clock)
     await store.record_original(saga, "site-a", Original("g1", "l1", "My Company\\Default", True))
     await store.record_backup(saga, "site-a", "sepm-a1", CertificateBackup("bk-1", "ab" * 32))
     uploaded = await hooks.api.post(
@@ -196,6 +202,7 @@ async def _retention_scenario(env: Estate) -> None:
 
 
 def _deps(hooks: Hooks) -> Any:
+    assert hooks.runtime.app is not None
     return hooks.runtime.app.state.deps
 
 

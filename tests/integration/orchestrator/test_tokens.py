@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 def client(env: Embedded, token: str | None, address: str = "10.1.1.1") -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    assert env.runtime.app is not None
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=env.runtime.app, client=(address, 40000)),
         base_url="http://orch", headers=headers,

@@ -121,6 +121,7 @@ class Hooks:
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        assert self.runtime.app is not None
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.runtime.app), base_url="http://orch",
             headers=headers,

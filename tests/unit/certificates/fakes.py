@@ -154,6 +154,17 @@ class FakeHost:
         self.fail = fail or {}
         self.seen_keys: set[str] = set()
 
+    # The certificates worker never touches replication; these complete HostOperations.
+    async def delete_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        raise AssertionError("the certificates worker does not change replication")
+
+    async def add_replication_partner(
+        self, site: SiteTarget, partner: str, *, key: str, on_partner_side: bool = False
+    ) -> None:
+        raise AssertionError("the certificates worker does not change replication")
+
     def _call(self, name: str, key: str) -> None:
         self.calls.append(name)
         if name in self.fail:

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certificates.domain.keystore import BundleRejected, Upload
+from certificates.domain.keystore import BundleFormat, BundleRejected, Upload
 from certificates.domain.validation import Requirements, ValidatedCertificate, validate
 from tests.support.pki import IssuedCertificate, TestCA, make_key, now_utc
 
@@ -73,7 +73,7 @@ def test_a_leaf_without_its_issuers_is_accepted_with_a_warning(good: IssuedCerti
 
 
 @pytest.mark.parametrize("fmt", ["pkcs12", "jks"])
-def test_wrong_password(good: IssuedCertificate, fmt: str) -> None:
+def test_wrong_password(good: IssuedCertificate, fmt: BundleFormat) -> None:
     data = good.pkcs12("right") if fmt == "pkcs12" else good.jks("right")
     problem = rejected(Upload(fmt, data, "wrong"))
     assert problem.code == "wrong_password"
@@ -177,7 +177,7 @@ def test_a_certificate_without_any_san(issuing: TestCA) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["pkcs12", "jks", "pem"])
-def test_truncated_file(good: IssuedCertificate, fmt: str) -> None:
+def test_truncated_file(good: IssuedCertificate, fmt: BundleFormat) -> None:
     whole = {"pkcs12": good.pkcs12("pw"), "jks": good.jks("pw"), "pem": good.pem_bundle()}[fmt]
     for cut in (len(whole) // 2, len(whole) - 7):
         upload = Upload(fmt, whole[:cut], "pw", good.key_pem() if fmt == "pem" else None)

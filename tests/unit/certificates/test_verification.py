@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 import pytest
 
 from certificates.service_layer.verification import check_verification, set_verification
@@ -13,7 +15,14 @@ from certrotate_shared.messages.certificates import (
     GroupVerification,
 )
 from certrotate_shared.sepm import SepmError, SepmMalformedAnswerError
+from certrotate_shared.sepm.api import SepmApi
 from tests.unit.certificates.fakes import FakeSepm, FakeStore, site
+
+
+def api(fake: FakeSepm) -> SepmApi:
+    """The fake answers the part of SEPM's API that verification calls."""
+    return cast(SepmApi, fake)
+
 
 pytestmark = pytest.mark.unit
 
@@ -24,8 +33,10 @@ GROUPS = {
 }
 
 
-async def run(mode: str, sepm: FakeSepm, store: FakeStore, saga: str = "saga-1"):
-    return await set_verification(site=site(), mode=mode, saga_id=saga, sepm=sepm, store=store)
+async def run(
+    mode: Literal["disable", "restore"], sepm: FakeSepm, store: FakeStore, saga: str = "saga-1"
+):
+    return await set_verification(site=site(), mode=mode, saga_id=saga, sepm=api(sepm), store=store)
 
 
 async def test_disable_turns_off_every_location_and_reports_originals_and_new_serials() -> None:
@@ -176,7 +187,7 @@ async def test_restore_puts_back_every_domain_and_reports_every_group() -> None:
 
 async def restore(sepm: FakeSepm, store: FakeStore, originals, saga: str = "saga-1"):
     return await set_verification(
-        site=site(), mode="restore", saga_id=saga, sepm=sepm, store=store, originals=originals
+        site=site(), mode="restore", saga_id=saga, sepm=api(sepm), store=store, originals=originals
     )
 
 
@@ -274,7 +285,7 @@ async def test_check_reports_every_location_turned_back_on_in_every_domain() -> 
     sepm, store = tree(), FakeStore()
     await run("disable", sepm, store)
     sepm.settings["g-emea"]["loc-emea"] = True  # re-enabled during the wait
-    event = await check_verification(site=site(), sepm=sepm)
+    event = await check_verification(site=site(), sepm=api(sepm))
     assert isinstance(event, CertificateVerificationChecked)
     assert event.locations_checked == 4  # owned locations only, each once
     assert [(e.group_id, e.location_id) for e in event.enabled] == [("g-emea", "loc-emea")]
@@ -284,7 +295,7 @@ async def test_check_reports_every_location_turned_back_on_in_every_domain() -> 
 async def test_check_with_everything_off_reports_nothing_enabled() -> None:
     sepm, store = tree(), FakeStore()
     await run("disable", sepm, store)
-    event = await check_verification(site=site(), sepm=sepm)
+    event = await check_verification(site=site(), sepm=api(sepm))
     assert isinstance(event, CertificateVerificationChecked) and event.enabled == []
 
 
@@ -295,7 +306,7 @@ async def test_check_that_cannot_read_sepm_fails() -> None:
         raise SepmError("cannot reach sepm-a1: connection refused")
 
     sepm.get_location_settings = unreachable  # type: ignore[method-assign]
-    event = await check_verification(site=site(), sepm=sepm)
+    event = await check_verification(site=site(), sepm=api(sepm))
     assert isinstance(event, CertificateVerificationCheckFailed) and event.retryable
     assert "connection refused" in event.reason
 

@@ -1,11 +1,12 @@
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
-from certrotate_shared.sepm.api import SepmError, SepmMalformedAnswerError
+from certrotate_shared.sepm.api import SepmApi, SepmError, SepmMalformedAnswerError
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.propagation import ClientStatus
 from client_monitor.service_layer.scanning import WatchScanner
@@ -33,6 +34,11 @@ class FakeHost:
         raise AssertionError("no database in unit tests")
 
 
+def api(fake: FakeSepm) -> SepmApi:
+    """The fake answers the part of SEPM's API that a scan calls."""
+    return cast(SepmApi, fake)
+
+
 def scanner(master_key: str, **settings) -> WatchScanner:
     command = AwaitPolicyPropagation(
         idempotency_key="saga-1:await:1",
@@ -58,7 +64,7 @@ def scanner(master_key: str, **settings) -> WatchScanner:
     return WatchScanner(
         record,
         host=FakeHost(),
-        sepm_factory=lambda site: FakeSepm(),
+        sepm_factory=lambda site: api(FakeSepm()),
         settings=Settings(
             master_key=master_key, internal_token="internal-token-for-tests-0123", **settings
         ),
@@ -72,17 +78,17 @@ async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen_or
     sepm = FakeSepm()
     sepm.put(*(computer(n, last_update_ms=T0_MS - n * 1000) for n in range(2500)))
     watch = scanner(master_key, page_size=1000, last_update_overlap_ms=60_000)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert watch.tally is not None and watch.tally.total == 2500 and watch.tally.reached == 0
     sepm.put(computer(7, serial_no=TARGET_A, last_update_ms=T0_MS + 5000))
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert sepm.scans == [0, T0_MS - 60_000]
     assert watch.tally.reached == 1
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert sepm.scans[-1] == T0_MS - 60_000  # the update seen is newer than the pass's start
     watch.host.clock.advance(30 * 60)
-    await watch.scan(sepm)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
+    await watch.scan(api(sepm))
     assert sepm.scans[-1] == T0_MS + 5000 - 60_000  # newest seen, older than the last start
 
 
@@ -92,12 +98,12 @@ async def test_a_client_changing_during_a_long_full_scan_is_caught_by_the_next_p
     # ...while a client on a later page took the policy an hour into the (paced) scan.
     sepm.put(early, computer(2, serial_no=TARGET_A, last_update_ms=T0_MS + 3_600_000))
     watch = scanner(master_key, page_size=1)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert watch.tally is not None and watch.tally.reached == 1
     # The first client took it ten minutes in, after its page was read.
     sepm.put(computer(1, serial_no=TARGET_A, last_update_ms=T0_MS + 600_000))
     watch.host.clock.advance(2 * 3600)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert watch.tally.reached == 2
 
 
@@ -105,12 +111,12 @@ async def test_an_interrupted_scan_is_redone_from_the_previous_mark(master_key):
     sepm = FakeSepm()
     sepm.put(*(computer(n) for n in range(50)))
     watch = scanner(master_key, page_size=10)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     sepm.put(*(computer(n, serial_no=TARGET_A, last_update_ms=T0_MS + n) for n in range(50)))
     sepm.fail_after_pages = 2
     with pytest.raises(SepmError):
-        await watch.scan(sepm)
-    await watch.scan(sepm)
+        await watch.scan(api(sepm))
+    await watch.scan(api(sepm))
     assert sepm.scans[1] == sepm.scans[2], "the retry must not skip clients the failed pass missed"
     assert watch.tally is not None and watch.tally.reached == 50
 
@@ -130,7 +136,7 @@ async def test_a_malformed_computer_record_fails_the_scan_for_good(master_key, b
     sepm.put(computer(1), {**computer(2), **broken})
     watch = scanner(master_key)
     with pytest.raises(SepmMalformedAnswerError) as raised:
-        await watch.scan(sepm)
+        await watch.scan(api(sepm))
     assert raised.value.retryable is False
     assert f"{2:032X}" in str(raised.value)
 
@@ -140,7 +146,7 @@ async def test_clients_of_every_domain_are_counted(master_key):
     sepm.put(*(computer(n) for n in range(20)))
     sepm.put(computer(15, serial_no=TARGET_A))
     watch = scanner(master_key)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     assert watch.tally is not None and watch.tally.total == 20 and watch.tally.reached == 1
 
 
@@ -152,7 +158,7 @@ async def test_stale_clients_are_listed_by_days_offline(master_key):
         computer(3, serial_no=TARGET_A),
     )
     watch = scanner(master_key)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     stale, _, _ = watch.select(ClientStatus.STALE)
     stragglers, _, _ = watch.select(ClientStatus.STRAGGLER)
     assert [r.computer_name for r in watch.table.rows(stale)] == ["WS00001"]
@@ -170,7 +176,7 @@ async def test_a_live_list_pages_in_unique_id_order_and_every_client_comes_once(
     numbers = [9, 3, 14, 1, 7, 12, 5, 2, 11]
     sepm.put(*(computer(n) for n in numbers), computer(4, serial_no=TARGET_A))
     watch = scanner(master_key)
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     pages, after = [], None
     while True:
         rows, _, after = watch.select(ClientStatus.AT_RISK, after=after, limit=4)
@@ -181,6 +187,6 @@ async def test_a_live_list_pages_in_unique_id_order_and_every_client_comes_once(
     assert [uid for page in pages for uid in page] == [f"{n:032X}" for n in sorted(numbers)]
     # A client that appears between two pages is listed in its place, not lost.
     sepm.put(computer(13))
-    await watch.scan(sepm)
+    await watch.scan(api(sepm))
     rows, _, _ = watch.select(ClientStatus.AT_RISK, after=pages[1][-1], limit=4)
     assert [watch.table.unique_id(i) for i in rows.tolist()] == [f"{n:032X}" for n in (13, 14)]

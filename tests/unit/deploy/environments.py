@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic_settings import BaseSettings
 
 from certificates.settings import Settings as CertificatesSettings
 from certrotate_shared.secretbox import generate_master_key
-from certrotate_shared.settings import env_prefix
+from certrotate_shared.settings import ServiceSettings, env_prefix
 from client_monitor.settings import Settings as ClientMonitorSettings
 from orchestrator.settings import Settings as OrchestratorSettings
 from replication.settings import Settings as ReplicationSettings
@@ -20,7 +19,7 @@ from replication.settings import Settings as ReplicationSettings
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[ServiceSettings]] = {
     "orchestrator": OrchestratorSettings,
     "replication": ReplicationSettings,
     "certificates": CertificatesSettings,
@@ -109,7 +108,7 @@ def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.load_all(path.read_text(), Loader=_Loader) if doc]
 
 
-def load_settings_from(service: str, environment: dict[str, str]) -> BaseSettings:
+def load_settings_from(service: str, environment: dict[str, str]) -> ServiceSettings:
     """The service's settings built from exactly this environment (nothing inherited)."""
     import os
     from unittest import mock

@@ -102,9 +102,9 @@ def test_each_service_gets_exactly_its_settings_and_starts_with_them(
         given = {setting_of(name, v) for v in env}
         assert REQUIRED[name] <= given, f"{name} lacks {sorted(REQUIRED[name] - given)}"
         settings = load_settings_from(name, env)
-        assert settings.transport == "kafka"  # type: ignore[attr-defined]
+        assert settings.transport == "kafka"
         # The vault is one store every service reads: the same URL everywhere.
-        assert settings.vault_url == settings.database_url  # type: ignore[attr-defined]
+        assert settings.vault_url == settings.database_url
 
 
 def test_compose_refuses_to_start_without_the_operators_secrets() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from certrotate_shared.envelope import Command, Event, Message
 from certrotate_shared.messages.certificates import (
@@ -43,9 +43,12 @@ from certrotate_shared.messages.replication import (
     SiteInspected,
     SiteInspectionFailed,
 )
-from orchestrator.domain.inputs import EventArrived, Input, TimerFired
+from orchestrator.domain.inputs import EventArrived, Input, TimerFired, TimerKind
 from orchestrator.domain.saga import Decision, decide, start_saga
 from orchestrator.domain.state import CertificateInfo, RotationOptions, SagaState
+
+C = TypeVar("C", bound=Command)
+M = TypeVar("M", bound=Message)
 
 NEW_FP = "aa" * 32
 OLD_FP = "bb" * 32
@@ -239,6 +242,12 @@ class SagaDriver:
         assert isinstance(command, Command)
         return command
 
+    def awaited_as(self, kind: type[C]) -> C:
+        """The awaited command, which the test knows to be a `kind`."""
+        command = self.awaited
+        assert isinstance(command, kind), f"awaiting {type(command).__name__}, not {kind.__name__}"
+        return command
+
     def answer(self, event: Event, *, to: str | None = None) -> Decision:
         causation = to or (self.state.awaiting.message_id if self.state.awaiting else None)
         return self.apply(EventArrived(event, str(uuid.uuid4()), causation))
@@ -254,7 +263,7 @@ class SagaDriver:
         assert self.state.awaiting is not None
         return self.answer(parked(self.awaited, self.state.awaiting.message_id, **kwargs), to=None)
 
-    def fire(self, kind: str) -> Decision:
+    def fire(self, kind: TimerKind) -> Decision:
         due = self.state.timers[kind]
         self.now = max(self.now, due)
         return self.apply(TimerFired(kind, due))
@@ -262,7 +271,11 @@ class SagaDriver:
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
 
-    def commands(self, kind: type[Message] | None = None) -> list[Message]:
+    @overload
+    def commands(self) -> list[Message]: ...
+    @overload
+    def commands(self, kind: type[M]) -> list[M]: ...
+    def commands(self, kind: type[Message] | None = None) -> list[Any]:
         return [m for _, m in self.sent if kind is None or isinstance(m, kind)]
 
     def run_to(self, step: str, **kwargs: Any) -> None:

@@ -12,7 +12,7 @@ from orchestrator.domain import campaign_actions as a
 from orchestrator.domain import campaign_plan as p
 from orchestrator.domain import campaign_progress as cp
 from orchestrator.domain.orphans import orphaned_outside_risk
-from orchestrator.domain.state import MaintenanceWindow
+from orchestrator.domain.state import MaintenanceWindow, ServerStatus
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -187,7 +187,7 @@ def test_tags_expand_to_their_sites_named_sites_keep_their_place():
         p.resolve_plan(p.PlanAsked(waves=[["tag:apac"]]), tagged)
 
 
-def _rotation(at_risk: int, accepted: int | None, servers: list[str]) -> Any:
+def _rotation(at_risk: int, accepted: int | None, servers: list[ServerStatus]) -> Any:
     from orchestrator.domain.state import PropagationReading, PropagationWait, RiskAcceptance
     from tests.unit.orchestrator.saga_driver import SagaDriver
 

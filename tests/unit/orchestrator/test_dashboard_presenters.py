@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.entrypoints.dashboard import presenters
-from orchestrator.service_layer.tokens import Principal
+from orchestrator.service_layer.tokens import Principal, Role
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +83,7 @@ def test_each_verified_port_shows_the_fingerprint_before_and_after() -> None:
         ("approver", ["extend", "proceed", "abort"]),
     ],
 )
-def test_the_buttons_follow_the_role(role: str, offered: list[str]) -> None:
+def test_the_buttons_follow_the_role(role: Role, offered: list[str]) -> None:
     pending = {"options": ["extend", "proceed", "abort"]}
     who = Principal(name="x", role=role)
     assert [c["value"] for c in presenters.decision_choices(pending, who.may)] == offered

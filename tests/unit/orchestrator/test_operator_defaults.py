@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orchestrator.domain.state import RotationOptions
@@ -9,7 +11,7 @@ from orchestrator.settings import Settings
 pytestmark = pytest.mark.unit
 
 
-def settings(**values: object) -> Settings:
+def settings(**values: Any) -> Settings:
     return Settings(
         master_key="A" * 43 + "=",
         admin_token="an-admin-token-long-enough",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from certrotate_shared.messages.certificates import UpdateServerCertificate
+from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from orchestrator.domain.inputs import ApprovalGiven, DecisionMade
 from orchestrator.domain.state import RotationOptions
 from tests.unit.orchestrator.saga_driver import SagaDriver, stalled
@@ -26,7 +27,7 @@ def test_an_approval_keeps_the_approvers_token_and_note():
 def test_a_proceed_keeps_the_reason_and_the_token_that_accepted_the_risk():
     d = SagaDriver()
     d.run_to("await_disable_propagation")
-    d.answer(stalled(d.awaited, orphan_risk=3))
+    d.answer(stalled(d.awaited_as(AwaitPolicyPropagation), orphan_risk=3))
     d.apply(DecisionMade(by="lead", decision="proceed", reason="laptops in storage",
                          accepted_count=3, principal="tok-lead"))  # fmt: skip
     accepted = d.state.risk_acceptance

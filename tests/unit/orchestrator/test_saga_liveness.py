@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from certrotate_shared.envelope import Command
 from certrotate_shared.messages.certificates import (
     RollbackServerCertificate,
     SetCertificateVerification,
@@ -92,6 +93,7 @@ def test_a_late_update_after_cancel_means_that_server_is_rolled_back():
     d = driver()
     d.run_to("update_certificate")
     update = d.awaited
+    assert d.state.awaiting is not None
     update_id = d.state.awaiting.message_id
     d.apply(CancelRequested(by="ops", reason="users complain"))
     d.fire("deadline")
@@ -106,7 +108,7 @@ def test_a_late_update_after_cancel_means_that_server_is_rolled_back():
     assert d.state.step == "rollback_certificate"  # the late answer did not move the saga
     d.fail(retryable=False)  # the first rollback went out before the backup was known
     d.apply(DecisionMade(by="ops", decision="extend", reason="backup known now"))
-    assert d.awaited.backup_ref == "backup-sepm-a1"
+    assert d.awaited_as(RollbackServerCertificate).backup_ref == "backup-sepm-a1"
     finish(d)
     assert d.state.status == "compensated"
     assert d.state.server("sepm-a1").status == "rolled_back"
@@ -117,8 +119,10 @@ def test_a_late_update_after_cancel_means_that_server_is_rolled_back():
 
 def test_a_late_answer_to_a_resent_command_still_counts():
     d = driver()
+    assert d.state.awaiting is not None
     first_id = d.state.awaiting.message_id
     d.fire("deadline")
+    assert d.state.awaiting is not None
     assert d.state.awaiting.message_id != first_id
     d.answer(success(d.commands()[0]), to=first_id)  # the first send's answer, late
     assert d.state.step == "break_replication"
@@ -128,6 +132,7 @@ def test_an_answer_after_the_no_answer_pause_moves_the_saga_on():
     d = driver()
     for _ in range(3):
         d.fire("deadline")
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.kind == "no_answer"
     d.ok()
     assert d.state.pending_decision is None and d.state.step == "break_replication"
@@ -139,8 +144,9 @@ def test_retry_resends_with_the_same_key_and_a_fresh_budget():
     for _ in range(3):
         d.fire("deadline")
     d.apply(DecisionMade(by="ops", decision="retry", reason="worker restarted"))
+    assert d.state.awaiting is not None
     assert d.state.status == "running" and d.state.awaiting.resends == 1
-    assert {c.idempotency_key for c in d.commands()} == {f"{d.state.saga_id}:inspect:1"}
+    assert {c.idempotency_key for c in d.commands(Command)} == {f"{d.state.saga_id}:inspect:1"}
     d.ok()
     assert d.state.step == "break_replication"
 
@@ -150,6 +156,7 @@ def test_mark_done_is_offered_only_where_nothing_later_relies_on_the_answer():
     d.run_to("restore_replication")
     for _ in range(3):
         d.fire("deadline")
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.options == ["retry", "mark_done"]  # after the swap
     with pytest.raises(ActionRejectedError, match="reason"):
         d.apply(DecisionMade(by="ops", decision="mark_done", reason=""))
@@ -162,6 +169,7 @@ def test_mark_done_is_offered_only_where_nothing_later_relies_on_the_answer():
     early.run_to("update_certificate")
     for _ in range(3):
         early.fire("deadline")
+    assert early.state.pending_decision is not None
     assert early.state.pending_decision.options == ["retry", "compensate"]
     with pytest.raises(ActionRejectedError):
         early.apply(DecisionMade(by="ops", decision="mark_done", reason="I did it by hand"))
@@ -186,6 +194,7 @@ def test_a_parked_command_pauses_the_rotation_with_the_reason():
     d.run_to("disable_verification")
     d.park()
     pending = d.state.pending_decision
+    assert pending is not None
     assert d.state.status == "paused" and pending.kind == "dead_letter"
     assert pending.reason.startswith("certificates parked SetCertificateVerification after 5")
     assert "KeyError" in pending.reason
@@ -205,7 +214,9 @@ def test_a_parked_message_the_rotation_does_not_wait_for_only_goes_in_the_histor
 def test_replay_of_the_parked_command_resumes_waiting_for_its_answer():
     d = driver()
     d.run_to("disable_verification")
+    assert d.state.awaiting is not None
     message_id = d.state.awaiting.message_id
+    assert message_id is not None
     d.park()
     d.apply(
         ReplayRequested(

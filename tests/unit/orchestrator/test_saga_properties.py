@@ -4,6 +4,7 @@ make the saga swap a certificate too early, re-enable verification too early, or
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,9 +35,15 @@ from orchestrator.domain.inputs import (
     PauseRequested,
     ResumeRequested,
     TimerFired,
+    TimerKind,
 )
 from orchestrator.domain.saga import Decision
-from orchestrator.domain.state import MaintenanceWindow, RetryPolicy, RotationOptions
+from orchestrator.domain.state import (
+    DecisionOption,
+    MaintenanceWindow,
+    RetryPolicy,
+    RotationOptions,
+)
 from tests.unit.orchestrator.saga_driver import (
     OLD_FP,
     SagaDriver,
@@ -191,7 +198,7 @@ def play(d: Checked, move: str, n: int) -> None:
         kind = sorted(s.timers)[n % len(s.timers)]
         due = s.timers[kind]
         d.now = max(d.now, due)
-        d.apply(TimerFired(kind, due))
+        d.apply(TimerFired(cast(TimerKind, kind), due))  # the saga's timers use these keys
     elif move == "pause":
         d.act(PauseRequested(by="ops"))
     elif move == "resume":
@@ -209,7 +216,8 @@ def play(d: Checked, move: str, n: int) -> None:
     elif move == "parked" and command is not None:
         d.deliver(parked(command, current), None)
     elif move in ("extend", "proceed", "abort", "retry", "compensate", "mark_done"):
-        d.act(DecisionMade(by="ops", decision=move, reason="random", accepted_count=n % 4))
+        decision = cast(DecisionOption, move)  # one of the options, just tested
+        d.act(DecisionMade(by="ops", decision=decision, reason="random", accepted_count=n % 4))
 
 
 def drain(d: Checked) -> None:
@@ -233,7 +241,7 @@ def drain(d: Checked) -> None:
         elif s.timers:
             kind = min(s.timers, key=lambda k: s.timers[k])
             d.now = max(d.now, s.timers[kind])
-            d.apply(TimerFired(kind, s.timers[kind]))
+            d.apply(TimerFired(cast(TimerKind, kind), s.timers[kind]))
         elif "approval" in s.gate_waiting_for:
             d.act(ApprovalGiven(by="boss"))
         else:
@@ -268,6 +276,7 @@ def test_random_histories_keep_the_safety_properties_and_always_end(options, ser
     assert d.state.status in ("completed", "compensated", "failed")
     if d.state.status == "failed":
         assert not d.changed, "a rotation that changed something must compensate, not fail"
+        assert d.state.reason is not None
         assert d.state.reason.endswith("nothing was changed")
     if d.state.status == "completed":
         assert d.verified == d.all_servers

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from certrotate_shared.envelope import Command
 from certrotate_shared.messages.certificates import (
     PurgeCertificateBundle,
     RollbackServerCertificate,
+    ServerCertificateUpdated,
     SetCertificateVerification,
     UpdateServerCertificate,
 )
@@ -82,7 +84,7 @@ def test_commands_carry_the_saga_step_attempt_key_and_the_right_payloads():
     d = SagaDriver()
     d.run_to("await_disable_propagation")
     saga = d.state.saga_id
-    keys = [m.idempotency_key for m in d.commands()]
+    keys = [m.idempotency_key for m in d.commands(Command)]
     assert keys == [
         f"{saga}:inspect:1",
         f"{saga}:break_replication:1",
@@ -187,6 +189,7 @@ def test_a_rollback_that_fails_pauses_and_can_be_retried():
     d.fail(retryable=False)
     assert d.state.step == "rollback_certificate"
     d.fail(retryable=False)
+    assert d.state.pending_decision is not None
     assert d.state.status == "paused" and d.state.pending_decision.kind == "step_failed"
     d.apply(DecisionMade(by="ops", decision="extend", reason=""))
     assert isinstance(d.awaited, RollbackServerCertificate)
@@ -213,6 +216,7 @@ def test_a_server_that_does_not_serve_the_new_certificate_on_every_port_is_rolle
     d = SagaDriver()
     d.run_to("update_certificate")
     good = success(d.awaited)
+    assert isinstance(good, ServerCertificateUpdated)
     bad = good.model_copy(update={"ports_verified": {**good.ports_verified, "443": OLD_FP}})
     d.answer(bad)
     assert d.state.phase == "compensation"
@@ -243,6 +247,7 @@ def test_retryable_failures_back_off_then_resend_with_the_next_attempt():
 def test_stale_and_duplicate_answers_are_ignored():
     options = RotationOptions(retry=RetryPolicy(base_seconds=1, max_seconds=1, max_attempts=3))
     d = SagaDriver(options=options)
+    assert d.state.awaiting is not None
     first_id = d.state.awaiting.message_id
     d.fail(retryable=True)
     d.fire("retry")
@@ -259,8 +264,10 @@ def test_stale_and_duplicate_answers_are_ignored():
 def test_propagation_progress_is_recorded_and_policy_propagated_opens_the_gates():
     d = SagaDriver()
     d.run_to("await_disable_propagation")
-    d.answer(progressed(d.awaited, reached=60, orphan_risk=40))
+    d.answer(progressed(d.awaited_as(AwaitPolicyPropagation), reached=60, orphan_risk=40))
     wait = d.state.current_wait()
+    assert wait is not None
+    assert wait.reading is not None
     assert wait.reading.percent == 60 and wait.reading.orphan_risk == 40
     assert d.state.step == "await_disable_propagation"
     d.ok()
@@ -272,15 +279,16 @@ def test_propagation_progress_is_recorded_and_policy_propagated_opens_the_gates(
 def test_the_maximum_wait_pauses_for_a_decision_and_extend_starts_a_new_watch():
     d = SagaDriver()
     d.run_to("await_disable_propagation")
-    first = d.awaited
+    first = d.awaited_as(AwaitPolicyPropagation)
     d.fire("max_wait")
     assert d.now - d.state.created_at >= timedelta(days=14)
     assert d.state.status == "paused"
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.options == ["extend", "proceed", "abort"]
     d.apply(DecisionMade(by="ops", decision="extend", reason="", extend_days=3))
     cancels = d.commands(CancelPropagationWatch)
     assert [c.watch_id for c in cancels] == [first.watch_id]
-    assert d.awaited.deadline == d.now + timedelta(days=3)
+    assert d.awaited_as(AwaitPolicyPropagation).deadline == d.now + timedelta(days=3)
     assert d.state.status == "running"
     # An answer of the old watch no longer moves the saga.
     assert d.answer(PolicyPropagated(**counts(first.watch_id)), to="old-watch").ignored
@@ -291,12 +299,14 @@ def test_the_maximum_wait_pauses_for_a_decision_and_extend_starts_a_new_watch():
 def test_proceed_accepts_the_at_risk_clients_on_the_record_and_goes_to_the_swap():
     d = SagaDriver()
     d.run_to("await_disable_propagation")
-    d.answer(stalled(d.awaited, orphan_risk=3))
+    d.answer(stalled(d.awaited_as(AwaitPolicyPropagation), orphan_risk=3))
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.kind == "propagation_wait"
     with pytest.raises(ActionRejectedError):
         d.apply(DecisionMade(by="ops", decision="proceed", reason=" "))
     d.apply(DecisionMade(by="lead", decision="proceed", reason="laptops in storage",
                          change_id="CHG42", accepted_count=3))  # fmt: skip
+    assert d.state.risk_acceptance is not None
     assert d.state.risk_acceptance.accepted_count == 3
     assert d.state.risk_acceptance.change_id == "CHG42"
     d.ok()  # verification is still off everywhere
@@ -319,14 +329,23 @@ def test_orphan_risk_over_budget_blocks_the_swap_and_within_budget_does_not():
     options = RotationOptions(propagation_threshold=0.9)
     d = SagaDriver(options=options)
     d.run_to("await_disable_propagation")
-    d.answer(PolicyPropagated(**counts(d.awaited.watch_id, orphan_risk=2, reached=98)))
+    d.answer(
+        PolicyPropagated(
+            **counts(d.awaited_as(AwaitPolicyPropagation).watch_id, orphan_risk=2, reached=98)
+        )
+    )
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.kind == "orphan_risk"
     assert "2 clients" in d.state.pending_decision.reason
     assert not d.commands(UpdateServerCertificate)
 
     d2 = SagaDriver(options=RotationOptions(propagation_threshold=0.9, orphan_risk_budget=2))
     d2.run_to("await_disable_propagation")
-    d2.answer(PolicyPropagated(**counts(d2.awaited.watch_id, orphan_risk=2, reached=98)))
+    d2.answer(
+        PolicyPropagated(
+            **counts(d2.awaited_as(AwaitPolicyPropagation).watch_id, orphan_risk=2, reached=98)
+        )
+    )
     d2.ok()
     assert isinstance(d2.awaited, UpdateServerCertificate)
 

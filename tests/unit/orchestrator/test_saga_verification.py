@@ -62,6 +62,7 @@ def test_an_empty_or_partial_restore_is_retried_then_paused_never_completed(answ
     assert d.awaited.idempotency_key.endswith(":enable_verification:2")
     d.answer(restored(*answer))
     assert d.state.status == "paused"
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.kind == "step_failed"
     assert why in d.state.pending_decision.reason
     assert not d.commands(AwaitPolicyPropagation)[1:], "step 6 must not start"
@@ -83,6 +84,7 @@ def test_a_partial_restore_during_compensation_pauses_instead_of_compensated():
     d.fire("retry")
     d.answer(restored("G1"))
     assert d.state.status == "paused" and d.state.phase == "compensation"
+    assert d.state.pending_decision is not None
     assert "My Company\\G0" in d.state.pending_decision.reason
 
 
@@ -95,7 +97,7 @@ def test_a_disable_that_changed_no_group_is_a_failure_not_a_wait():
     d.fire("retry")
     d.answer(empty)
     assert d.state.phase == "compensation"
-    assert "no group" in d.state.reason
+    assert "no group" in (d.state.reason or "")
     finish(d)
     assert d.state.status == "compensated"
     assert not d.commands(UpdateServerCertificate)
@@ -171,6 +173,7 @@ def test_a_re_enabled_location_sends_the_rotation_back_to_step_2_without_a_swap(
     finish(d)
     assert d.state.status == "completed"
     restore = next(c for c in d.commands(SetCertificateVerification) if c.mode == "restore")
+    assert restore.originals is not None
     assert {g.group_id: g.original_values for g in restore.originals} == first
 
 
@@ -183,6 +186,7 @@ def test_after_the_bounded_loops_the_rotation_pauses_for_a_decision():
     d.run_to("check_verification")
     d.answer(found_on("G0", "G1"))
     pending = d.state.pending_decision
+    assert pending is not None
     assert d.state.status == "paused" and pending.kind == "verification_reenabled"
     assert pending.options == ["retry", "compensate", "proceed"]
     assert "My Company\\G0 (L1), My Company\\G1 (L1)" in pending.reason
@@ -201,6 +205,7 @@ def test_proceed_despite_re_enabled_verification_is_a_named_risk_on_the_record()
     d.answer(found_on("G0"))
     d.apply(DecisionMade(by="lead", decision="proceed", reason="G0 is a lab, accepted",
                          change_id="CHG7"))  # fmt: skip
+    assert d.state.risk_acceptance is not None
     assert d.state.risk_acceptance.step == "check_verification"
     assert d.state.risk_acceptance.reason == "G0 is a lab, accepted"
     assert isinstance(d.awaited, UpdateServerCertificate)
@@ -213,6 +218,7 @@ def test_a_group_that_can_never_be_restored_leaves_a_named_way_out():
     d.answer(restored("G0"))
     d.fire("retry")
     d.answer(restored("G0"))
+    assert d.state.pending_decision is not None
     assert d.state.pending_decision.options == ["extend", "proceed"]
     d.apply(DecisionMade(by="lead", decision="proceed", reason="G1 was deleted (CHG9)"))
     # Step 6 still watches what was restored; the step says who went on and why.

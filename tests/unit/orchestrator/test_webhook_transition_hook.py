@@ -4,10 +4,11 @@ hears about changed, and otherwise costs the hot path no database statement."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.domain.inputs import PauseRequested
 from orchestrator.domain.subscriptions import marks_of
 from orchestrator.service_layer.callbacks import record_transition
@@ -25,13 +26,18 @@ class CountingSession:
         return SimpleNamespace(all=lambda: [])  # no subscriptions
 
 
+def uow_of(session: CountingSession) -> UnitOfWork:
+    """record_transition only reaches the unit of work's session."""
+    return cast(UnitOfWork, SimpleNamespace(session=session))
+
+
 async def test_a_transition_with_no_news_runs_no_statement():
     saga = SagaDriver()
     before = marks_of(saga.state)
     decision = saga.answer(success(saga.awaited))
     assert decision.state.status == "running"  # InspectSite answered: on to the next step
     session = CountingSession()
-    await record_transition(SimpleNamespace(session=session), before, decision)
+    await record_transition(uow_of(session), before, decision)
     assert session.statements == []
 
 
@@ -41,5 +47,5 @@ async def test_a_pause_looks_up_the_subscribers_in_the_same_transaction():
     decision = saga.apply(PauseRequested(by="ops", reason="change freeze"))
     assert decision.state.status == "paused"
     session = CountingSession()
-    await record_transition(SimpleNamespace(session=session), before, decision)
+    await record_transition(uow_of(session), before, decision)
     assert len(session.statements) == 1  # the subscriptions; none, so nothing is queued

@@ -11,7 +11,11 @@ import pytest
 
 from certrotate_shared.runtime import make_transport
 from certrotate_shared.settings import SettingsError, load_settings
-from certrotate_shared.transport.kafka import admin_client, kafka_security
+from certrotate_shared.transport.kafka import (
+    KafkaTransport,
+    admin_client,
+    kafka_security,
+)
 from tests.support.echo_worker import EchoSettings
 from tests.support.pki import TestCA
 
@@ -58,6 +62,7 @@ async def test_sasl_over_tls_reaches_the_producer_the_consumer_and_the_admin_cli
         kafka_sasl_password_file=files["password"],
     )
     transport = make_transport(settings)
+    assert isinstance(transport, KafkaTransport)
     producer = transport.producer()
     consumer = transport.subscribe("g", ["t"])._consumer
     admin = admin_client(settings.kafka_bootstrap, kafka_security(settings))

@@ -55,6 +55,7 @@ async def test_a_background_loop_that_raises_is_restarted_and_readiness_fails_me
 
     runtime = ServiceRuntime(settings, spec, transport=transport, restart_sleep=restart_pause)
     await runtime.start(serve_http=False)
+    assert runtime.app is not None
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=runtime.app), base_url="http://worker"

@@ -52,7 +52,8 @@ SepmFactory = Callable[[SiteTarget], "Awaitable[SepmApi] | SepmApi"]
 class Host(Protocol):
     """What a watch needs from its service: time, transactions, SEPM."""
 
-    clock: Clock
+    @property
+    def clock(self) -> Clock: ...  # read only: a host may hold any Clock (manual, scaled)
 
     def uow(self) -> UnitOfWork: ...
 

@@ -15,6 +15,9 @@ Status = Literal["running", "compensating", "paused", "completed", "compensated"
 TERMINAL: frozenset[str] = frozenset({"completed", "compensated", "failed"})
 Phase = Literal["forward", "compensation"]
 StepStatus = Literal["running", "done", "failed", "skipped", "waiting"]
+ServerStatus = Literal[
+    "pending", "updating", "updated", "failed", "rolling_back", "rolled_back", "rollback_failed"
+]
 
 
 class _Model(BaseModel):
@@ -121,9 +124,7 @@ class StepRecord(_Model):
 
 class ServerProgress(_Model):
     name: str
-    status: Literal[
-        "pending", "updating", "updated", "failed", "rolling_back", "rolled_back", "rollback_failed"
-    ] = "pending"
+    status: ServerStatus = "pending"
     fingerprint_before: str | None = None
     fingerprint_after: str | None = None
     ports_verified: dict[str, str] = Field(default_factory=dict)
