@@ -86,6 +86,7 @@ async def test_a_full_scan_then_incremental_scans_from_the_newest_update_seen_or
     assert watch.tally.reached == 1
     await watch.scan(api(sepm))
     assert sepm.scans[-1] == T0_MS - 60_000  # the update seen is newer than the pass's start
+    assert isinstance(watch.host, FakeHost)  # its clock is a ManualClock
     watch.host.clock.advance(30 * 60)
     await watch.scan(api(sepm))
     await watch.scan(api(sepm))
@@ -102,6 +103,7 @@ async def test_a_client_changing_during_a_long_full_scan_is_caught_by_the_next_p
     assert watch.tally is not None and watch.tally.reached == 1
     # The first client took it ten minutes in, after its page was read.
     sepm.put(computer(1, serial_no=TARGET_A, last_update_ms=T0_MS + 600_000))
+    assert isinstance(watch.host, FakeHost)  # its clock is a ManualClock
     watch.host.clock.advance(2 * 3600)
     await watch.scan(api(sepm))
     assert watch.tally.reached == 2
