@@ -216,6 +216,17 @@ class ApiClient:
     def text(self, path: str, **params: Any) -> str:
         return self.request("GET", path, params=params).text
 
+    def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged listing (sites, servers, tokens, tasks), following
+        `next_cursor` from page to page."""
+        cursor: str | None = None
+        while True:
+            page = self.get(path, **params, cursor=cursor, limit=500)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     def rotations(self, *, state: str | None, site: str | None) -> Iterator[dict[str, Any]]:
         """Every rotation that matches, following the cursor from page to page."""
         cursor: str | None = None

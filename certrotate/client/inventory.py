@@ -34,7 +34,7 @@ def sites() -> None:
 def sites_list(api: ApiClient, tag: str | None, as_json: bool) -> None:
     """Every site (or those carrying a tag)."""
     print_items(
-        api.get("/v1/sites", tag=tag)["items"],
+        list(api.pages("/v1/sites", tag=tag)),
         as_json=as_json,
         columns=(
             "site",
@@ -235,7 +235,7 @@ def servers() -> None:
 def servers_list(api: ApiClient, site: str | None, as_json: bool) -> None:
     """Every server (or one site's)."""
     print_items(
-        api.get("/v1/servers", site=site)["items"],
+        list(api.pages("/v1/servers", site=site)),
         as_json=as_json,
         columns=("server", "site", "address", "hostnames", "version", "ports"),
         row=_server_row,

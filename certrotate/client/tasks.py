@@ -29,7 +29,7 @@ from certrotate.render import plain
 @api_command
 def tasks(api: ApiClient, rotation_id: str | None, task_status: str | None, as_json: bool) -> None:
     """Manual steps waiting for a person (manual host-operation driver)."""
-    items = api.get("/v1/tasks", rotation_id=rotation_id, status=task_status)["items"]
+    items = list(api.pages("/v1/tasks", rotation_id=rotation_id, status=task_status))
     if as_json:
         print_json(items)
         return

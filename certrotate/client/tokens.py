@@ -51,7 +51,7 @@ def tokens_create(
 def tokens_list(api: ApiClient, as_json: bool) -> None:
     """Every token (never the token itself)."""
     print_items(
-        api.get("/v1/tokens")["items"],
+        list(api.pages("/v1/tokens")),
         as_json=as_json,
         columns=("id", "name", "role", "created", "expires", "revoked"),
         row=_token_row,

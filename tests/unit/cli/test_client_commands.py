@@ -393,6 +393,25 @@ def test_list_follows_the_cursor_across_pages():
     assert all(r.url.params["state"] == "running" for r in api.requests)
 
 
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [(["sites", "list"], "/v1/sites"), (["servers", "list"], "/v1/servers"),
+     (["tokens", "list"], "/v1/tokens"), (["tasks"], "/v1/tasks")],
+)  # fmt: skip
+def test_inventory_tokens_and_tasks_lists_follow_the_cursor_across_pages(command, path):
+    def answer(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        item = {"name": "second" if cursor else "first", "task_id": "T2" if cursor else "T1"}
+        return httpx.Response(200, json={"items": [item], "next_cursor": None if cursor else "c2"})
+
+    api = FakeApi(answer)
+    result = run(api, *command, "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)] == ["first", "second"]
+    assert [r.url.path for r in api.requests] == [path, path]
+    assert api.requests[1].url.params["cursor"] == "c2"
+
+
 def test_decide_proceed_needs_a_reason_before_anything_is_sent():
     api = FakeApi(lambda r: httpx.Response(200, json=view()))
     result = run(api, "decide", "rot-1", "--decision", "proceed")

@@ -1,18 +1,51 @@
 """/v1/sites: the SEPM sites certrotate may rotate, with their stored credentials (admin writes)."""
 
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from certrotate_shared.http import ProblemError
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
+from orchestrator.entrypoints.paging import PAGED, Cursor, Limit, link_next
 from orchestrator.entrypoints.problems import Responses, problem
 from orchestrator.service_layer import audit_log, inventory
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
 
 router = APIRouter(prefix="/v1/sites", tags=["inventory"])
+
+
+class HostOpsOut(BaseModel):
+    driver: str
+    endpoint: str | None
+
+
+class SiteOut(BaseModel):
+    """A site as stored; its passwords are never shown, only whether they are set."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    api_url: str
+    version: str
+    replication_partners: list[str]
+    trusted_certificates_count: int
+    host_ops: HostOpsOut
+    tags: list[str] = Field(default_factory=list)
+    maintenance_window: dict[str, Any] | None = None
+    credentials_set: bool
+    host_ops_credentials_set: bool
+    servers: list[str] = Field(description="Its management servers' names")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SitePage(BaseModel):
+    items: list[SiteOut]
+    next_cursor: str | None = Field(description="The next page's cursor; null on the last page")
+
 
 _PUT: Responses = {
     422: problem(
@@ -23,13 +56,14 @@ _PUT: Responses = {
 }  # fmt: skip
 
 
-@router.post("", status_code=201, responses=_PUT)
+@router.post("", status_code=201, response_model=SiteOut, responses=_PUT)
 async def create_site(body: schemas.SiteIn, who: Admin, deps: AppDeps) -> dict[str, Any]:
     return await _put_site(deps, body, who, "site.created")
 
 
 @router.put(
     "/{name}",
+    response_model=SiteOut,
     responses={
         **_PUT,
         409: problem("The body names another " + "site" + " than the path", "name_mismatch"),
@@ -70,17 +104,26 @@ async def _put_site(
     return site
 
 
-@router.get("")
+@router.get("", response_model=SitePage, responses=PAGED)
 async def list_sites(
-    _: Viewer, deps: AppDeps, tag: schemas.SiteTag | None = None
+    _: Viewer,
+    deps: AppDeps,
+    request: Request,
+    response: Response,
+    tag: schemas.SiteTag | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
-    """Every site, or those carrying `tag`."""
+    """Sites by name (or those carrying `tag`), a page at a time: follow `next_cursor` or the
+    `Link` header. Filtered by tag, a page may hold fewer than `limit` sites."""
     async with deps.rt.uow() as uow:
-        items = await inventory.list_sites(uow.session)
-    return {"items": [s for s in items if tag is None or tag in s["tags"]]}
+        items, next_cursor = await inventory.page_sites(uow.session, cursor=cursor, limit=limit)
+    link_next(request, response, next_cursor)
+    items = [s for s in items if tag is None or tag in s["tags"]]
+    return {"items": items, "next_cursor": next_cursor}
 
 
-@router.put("/{name}/tags")
+@router.put("/{name}/tags", response_model=SiteOut)
 async def set_tags(
     name: str, body: schemas.SiteTagsIn, who: Admin, deps: AppDeps
 ) -> dict[str, Any]:
@@ -93,7 +136,7 @@ async def set_tags(
     return site
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=SiteOut)
 async def get_site(name: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
         return await inventory.get_site(uow.session, name)

@@ -1,11 +1,14 @@
 """/v1/tokens: API tokens and their roles (admin); a token is shown once, stored hashed."""
 
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps
+from orchestrator.entrypoints.paging import PAGED, Cursor, Limit, link_next
 from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import audit_log
 from orchestrator.service_layer import tokens as service
@@ -13,9 +16,32 @@ from orchestrator.service_layer import tokens as service
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
 
+class TokenOut(BaseModel):
+    """A token's record; the token itself is stored hashed and never shown again."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    expires_at: datetime | None = None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="The bearer token: in this answer only")
+
+
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None = Field(description="The next page's cursor; null on the last page")
+
+
 @router.post(
     "",
     status_code=201,
+    response_model=NewTokenOut,
     responses={
         409: problem("A live token has this name already", "token_name_taken"),
         422: problem("An expiry that is not in the future", "expiry_in_past"),
@@ -37,10 +63,20 @@ async def create_token(body: schemas.TokenIn, who: Admin, deps: AppDeps) -> dict
     return token
 
 
-@router.get("")
-async def list_tokens(_: Admin, deps: AppDeps) -> dict[str, Any]:
+@router.get("", response_model=TokenPage, responses=PAGED)
+async def list_tokens(
+    _: Admin,
+    deps: AppDeps,
+    request: Request,
+    response: Response,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Tokens (revoked ones too) in the order they were made, a page at a time."""
     async with deps.rt.uow() as uow:
-        return {"items": await service.list_tokens(uow.session)}
+        items, next_cursor = await service.page_tokens(uow.session, cursor=cursor, limit=limit)
+    link_next(request, response, next_cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.delete(

@@ -16,11 +16,13 @@ from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.site_directory import hostops_ref, sepm_ref
 from certrotate_shared.vault import Vault
 from orchestrator.adapters.orm import sagas, servers, sites
+from orchestrator.adapters.paging import Key
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.domain.state import MaintenanceWindow
 from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import site_targets
 from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
+from orchestrator.service_layer.paging import page
 
 
 async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str, Any]) -> None:
@@ -202,6 +204,22 @@ async def list_sites(session: AsyncSession) -> list[dict[str, Any]]:
     return [_site_view(r, names.get(r.name, [])) for r in rows]
 
 
+async def page_sites(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Sites by name, `limit` at a time after `cursor`."""
+    rows, next_cursor = await page(session, select(sites), [Key(sites.c.name)], cursor=cursor,
+                                   limit=limit)  # fmt: skip
+    names: dict[str, list[str]] = {}
+    if rows:
+        query = select(servers.c.site, servers.c.name).where(
+            servers.c.site.in_([r.name for r in rows])
+        )
+        for server in (await session.execute(query.order_by(servers.c.name))).all():
+            names.setdefault(server.site, []).append(server.name)
+    return [_site_view(r, names.get(r.name, [])) for r in rows], next_cursor
+
+
 async def delete_site(session: AsyncSession, vault: Vault, name: str) -> None:
     await get_site(session, name)
     await session.execute(delete(servers).where(servers.c.site == name))
@@ -258,6 +276,18 @@ async def get_server(session: AsyncSession, name: str) -> dict[str, Any]:
 
 async def list_servers(session: AsyncSession, site: str | None) -> list[dict[str, Any]]:
     return [_server_view(r) for r in await _server_rows(session, site)]
+
+
+async def page_servers(
+    session: AsyncSession, site: str | None, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Management servers by name (of one site, or all), `limit` at a time after `cursor`."""
+    query = select(servers)
+    if site is not None:
+        query = query.where(servers.c.site == site)
+    rows, next_cursor = await page(session, query, [Key(servers.c.name)], cursor=cursor,
+                                   limit=limit)  # fmt: skip
+    return [_server_view(r) for r in rows], next_cursor
 
 
 async def delete_server(session: AsyncSession, vault: Vault, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, OperatorTaskRequested
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.orm import operator_tasks
+from orchestrator.adapters.paging import Key, moment
 from orchestrator.adapters.repository import SagaRepository, from_db, to_db
 from orchestrator.service_layer.errors import ConflictError, NotFoundError
+from orchestrator.service_layer.paging import page
 
 
 async def record_task(
@@ -94,14 +96,35 @@ def task_view(row: Any) -> dict[str, Any]:
 async def list_tasks(
     session: AsyncSession, *, rotation_id: str | None, status: str | None
 ) -> list[dict[str, Any]]:
-    query = select(operator_tasks).order_by(operator_tasks.c.requested_at)
+    query = _tasks(rotation_id, status).order_by(operator_tasks.c.requested_at)
+    return [task_view(r) for r in (await session.execute(query)).all()]
+
+
+async def page_tasks(
+    session: AsyncSession,
+    *,
+    rotation_id: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Tasks in the order they were asked for, `limit` at a time after `cursor`."""
+    keys = [moment(operator_tasks.c.requested_at), Key(operator_tasks.c.task_id)]
+    rows, next_cursor = await page(
+        session, _tasks(rotation_id, status), keys, cursor=cursor, limit=limit
+    )
+    return [task_view(r) for r in rows], next_cursor
+
+
+def _tasks(rotation_id: str | None, status: str | None) -> Select[Any]:
+    query = select(operator_tasks)
     if rotation_id:
         query = query.where(operator_tasks.c.saga_id == rotation_id)
     if status != "all":
         query = query.where(
             operator_tasks.c.status.in_([status] if status else ["open", "confirmed"])
         )
-    return [task_view(r) for r in (await session.execute(query)).all()]
+    return query
 
 
 async def confirm_task(

@@ -15,8 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.orm import api_tokens
+from orchestrator.adapters.paging import Key, moment
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.service_layer.errors import ConflictError, InputRejectedError, NotFoundError
+from orchestrator.service_layer.paging import page
 
 Role = Literal["viewer", "operator", "approver", "admin"]
 # Each role may do everything the roles before it may.
@@ -175,6 +177,15 @@ async def create_token(
 async def list_tokens(session: AsyncSession) -> list[dict[str, Any]]:
     rows = (await session.execute(select(api_tokens).order_by(api_tokens.c.created_at))).all()
     return [_view(r) for r in rows]
+
+
+async def page_tokens(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Tokens in the order they were made, `limit` at a time after `cursor`."""
+    keys = [moment(api_tokens.c.created_at), Key(api_tokens.c.id)]
+    rows, next_cursor = await page(session, select(api_tokens), keys, cursor=cursor, limit=limit)
+    return [_view(r) for r in rows], next_cursor
 
 
 async def revoke_token(
