@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 
 async def every_page(api, path: str, **params) -> tuple[list[dict], list[str]]:
-    items, links = [], []
+    items: list[dict] = []
+    links: list[str] = []
     answer = await api.get(path, params={**params, "limit": 2})
     while True:
         assert answer.status_code == 200, answer.text
