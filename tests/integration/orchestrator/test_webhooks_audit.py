@@ -65,7 +65,9 @@ async def test_admin_changes_are_logged_with_who_and_what_and_no_secret(hooks):
     ]
     by_action = {e["action"]: e for e in page["items"][3:]}
     assert by_action["site.created"]["detail"]["sepm_credentials_replaced"] is True
-    assert by_action["token.created"]["detail"] == {"name": "ops-lead", "role": "admin"}
+    assert by_action["token.created"]["detail"] == {
+        "name": "ops-lead", "role": "admin", "expires_at": None
+    }  # fmt: skip
     assert by_action["webhook_source.secret_rolled"]["detail"]["keep_old_hours"] == 0
     everything = json.dumps(page)
     for secret in ("pa55-never-logged", token, source.json()["secret"]["secret"],
