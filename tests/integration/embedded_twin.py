@@ -20,34 +20,10 @@ from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.internal_api import TOKEN_HEADER
 from sepm_twin import Twin
+from tests.support.fleets import partner_fleet
 
 ADMIN = {"username": "svc", "password": "pw-metrics-test-123"}
-SCENARIO = {
-    "clock": {"speed": 3600},
-    "admin": ADMIN,
-    "sites": [
-        {
-            "name": "site-a", "version": "14.3.9000",
-            "servers": [{"name": "sepm-a1"}, {"name": "sepm-a2"}],
-            "replication_partners": ["site-b"],
-            "groups": [{"name": "My Company\\Default", "clients": 60, "mode": "pull",
-                        "heartbeat_s": 300}],
-        },
-        {
-            "name": "site-b", "version": "14.2.1000",
-            "servers": [{"name": "sepm-b1"}],
-            "replication_partners": ["site-a"],
-            "groups": [{"name": "My Company\\Servers", "clients": 20, "mode": "push"}],
-        },
-        {
-            # A tenth of the clients stay away for days: the swap would cut them off.
-            "name": "site-c", "version": "14.3.9000",
-            "servers": [{"name": "sepm-c1"}],
-            "groups": [{"name": "My Company\\Laptops", "clients": 40, "mode": "pull",
-                        "heartbeat_s": 300, "offline": {"fraction": 0.1, "days": 20}}],
-        },
-    ],
-}  # fmt: skip
+SCENARIO = partner_fleet(ADMIN)
 
 
 @dataclass

@@ -19,36 +19,12 @@ import pytest
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from sepm_twin import Twin
+from tests.support.fleets import partner_fleet
 
 T = TypeVar("T")
 
 ADMIN = {"username": "svc", "password": "pw-cli-test-123"}
-SCENARIO = {
-    "clock": {"speed": 3600},
-    "admin": ADMIN,
-    "sites": [
-        {
-            "name": "site-a", "version": "14.3.9000",
-            "servers": [{"name": "sepm-a1"}, {"name": "sepm-a2"}],
-            "replication_partners": ["site-b"],
-            "groups": [{"name": "My Company\\Default", "clients": 120, "mode": "pull",
-                        "heartbeat_s": 300}],
-        },
-        {
-            "name": "site-b", "version": "14.2.1000",
-            "servers": [{"name": "sepm-b1"}],
-            "replication_partners": ["site-a"],
-            "groups": [{"name": "My Company\\Servers", "clients": 30, "mode": "push"}],
-        },
-        {
-            # A few clients stay away for days: the swap would cut them off.
-            "name": "site-c", "version": "14.3.9000",
-            "servers": [{"name": "sepm-c1"}],
-            "groups": [{"name": "My Company\\Laptops", "clients": 50, "mode": "pull",
-                        "heartbeat_s": 300, "offline": {"fraction": 0.1, "days": 20}}],
-        },
-    ],
-}  # fmt: skip
+SCENARIO = partner_fleet(ADMIN, clients=(120, 30), away_site_clients=50)
 
 
 class BackgroundLoop:

@@ -20,29 +20,12 @@ from sepm_twin import Twin
 from tests.integration.orchestrator.callback_receiver import Receiver
 from tests.integration.orchestrator.support import wait_until
 from tests.integration.orchestrator.webhook_support import signed
+from tests.support.fleets import partner_fleet
 
 pytestmark = pytest.mark.integration
 
 ACCOUNT = {"username": "svc", "password": "pw-webhook-test-1"}
-SCENARIO = {
-    "clock": {"speed": 3600},
-    "admin": ACCOUNT,
-    "sites": [
-        {
-            "name": "site-a", "version": "14.3.9000",
-            "servers": [{"name": "sepm-a1"}, {"name": "sepm-a2"}],
-            "replication_partners": ["site-b"],
-            "groups": [{"name": "My Company\\Default", "clients": 60, "mode": "pull",
-                        "heartbeat_s": 300}],
-        },
-        {
-            "name": "site-b", "version": "14.2.1000",
-            "servers": [{"name": "sepm-b1"}],
-            "replication_partners": ["site-a"],
-            "groups": [{"name": "My Company\\Servers", "clients": 20, "mode": "push"}],
-        },
-    ],
-}  # fmt: skip
+SCENARIO = partner_fleet(ACCOUNT, away_site_clients=None)
 
 
 @dataclass

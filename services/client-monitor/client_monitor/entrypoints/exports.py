@@ -14,6 +14,7 @@ import orjson
 from fastapi.responses import StreamingResponse
 
 from certrotate_shared.http import ProblemError
+from certrotate_shared.spreadsheet import safe_cell
 from client_monitor.domain.listing import (
     COLUMNS,
     InvalidCursorError,
@@ -69,25 +70,13 @@ def list_response(
     )
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection");
-# computer and group names are chosen by whoever names the machine.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """Text a spreadsheet would evaluate, prefixed with a quote so it stays text; numbers as is."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     count = 0
     async for row in rows:
-        writer.writerow({key: _cell(value) for key, value in row.items()})
+        writer.writerow({key: safe_cell(value) for key, value in row.items()})
         count += 1
         if count % CHUNK == 0:
             yield buffer.getvalue()

@@ -53,7 +53,7 @@ async def create_server(body: schemas.ServerIn, who: Admin, deps: AppDeps) -> di
     response_model=ServerOut,
     responses={
         **_PUT,
-        409: problem("The body names another " + "server" + " than the path", "name_mismatch"),
+        409: problem("The body names another server than the path", "name_mismatch"),
     },
 )
 async def replace_server(

@@ -66,7 +66,7 @@ async def create_site(body: schemas.SiteIn, who: Admin, deps: AppDeps) -> dict[s
     response_model=SiteOut,
     responses={
         **_PUT,
-        409: problem("The body names another " + "site" + " than the path", "name_mismatch"),
+        409: problem("The body names another site than the path", "name_mismatch"),
     },
 )
 async def replace_site(
