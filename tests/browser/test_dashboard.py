@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium): sign in, watch a rotation complete
 without reloading, approve as an approver (a viewer has no button and the API refuses it),
-download the at-risk CSV. Screenshots of the pages go to docs/screenshots/."""
+download the at-risk CSV. Screenshots of the pages go to var/screenshots/ (to docs/screenshots/
+with CERTROTATE_REFRESH_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
