@@ -188,6 +188,23 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="Longest pause (seconds) between restarts of a consumer that keeps failing.",
     )
+    sepm_connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long (real seconds) connecting to a SEPM REST API may take.",
+    )
+    sepm_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long (real seconds) a SEPM REST answer may take once connected.",
+    )
+    instance_id: str = Field(
+        default="",
+        description=(
+            "Identity of this replica in the leases of long-running work; empty = host name,"
+            " process id and a random suffix."
+        ),
+    )
     http_host: str = Field(
         default="127.0.0.1",
         description=(

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from certificates.service_layer.dependencies import Dependencies, HostOpsFactory, SepmFactory
+from certificates.service_layer.dependencies import Dependencies, HostOpsFactory
 from certificates.service_layer.handlers import HANDLERS
 from certificates.service_layer.housekeeping import purge_stale_bundles
 from certificates.service_layer.jobs import run_jobs
@@ -15,6 +15,7 @@ from certificates.settings import Settings
 from certrotate_shared.clock import Clock, SystemClock
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.secretbox import SecretBox
+from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 
@@ -24,16 +25,12 @@ MIGRATIONS = str(Path(__file__).parent / "migrations")
 def build_dependencies(
     settings: Settings,
     *,
-    sepm_factory: SepmFactory | None = None,
+    sepm_factory: SepmConnector | None = None,
     hostops_factory: HostOpsFactory | None = None,
     probe: Probe | None = None,
     vault: Any = None,
     clock: Clock | None = None,
 ) -> Dependencies:
-    if sepm_factory is None:
-        from certrotate_shared.sepm.client import connect_site
-
-        sepm_factory = connect_site
     if hostops_factory is None:
         from certrotate_shared.hostops import open_host_operations
 
@@ -51,7 +48,7 @@ def build_dependencies(
         settings=settings,
         box=SecretBox(settings.master_key_bytes(), settings.previous_master_key_bytes()),
         clock=clock or SystemClock(),
-        sepm_factory=sepm_factory,
+        sepm=sepm_factory or sepm_connector(settings, vault),
         hostops_factory=hostops_factory,
         probe=probe,
         vault=vault,

@@ -7,9 +7,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certrotate_shared.clock import Clock
-from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
-from certrotate_shared.sepm.api import SepmApi
+from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
@@ -18,23 +17,9 @@ from client_monitor.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from client_monitor.service_layer.board import WatchBoard
 from client_monitor.service_layer.handlers import HANDLERS
 from client_monitor.service_layer.metrics import read_gauges
-from client_monitor.service_layer.scanning import SepmFactory
 from client_monitor.settings import Settings
 
 SERVICE = "client-monitor"
-
-
-def sepm_connector(settings: Settings, vault: Vault | None = None) -> SepmFactory:
-    """The real SEPM connector, reading the site's account from the vault on first use."""
-    secrets = vault or Vault.from_settings(settings)
-
-    async def connect(site: SiteTarget) -> SepmApi:
-        from certrotate_shared.sepm.client import connect_site  # the shared httpx connector
-
-        client: SepmApi = await connect_site(site, secrets)
-        return client
-
-    return connect
 
 
 def advertised_url(settings: Settings, listening: str | None) -> str | None:
@@ -52,12 +37,14 @@ def advertised_url(settings: Settings, listening: str | None) -> str | None:
 def build_spec(
     settings: Settings,
     *,
-    sepm_factory: SepmFactory | None = None,
+    sepm_factory: SepmConnector | None = None,
     vault: Vault | None = None,
     **_: Any,
 ) -> ServiceSpec:
     """The client-monitor: its commands, its tables, the watch board and its HTTP API."""
-    board = WatchBoard(settings, sepm_factory or sepm_connector(settings, vault))
+    board = WatchBoard(
+        settings, sepm_factory or sepm_connector(settings, vault or Vault.from_settings(settings))
+    )
 
     async def watch_board(runtime: ServiceRuntime) -> None:
         board.locate(lambda: advertised_url(settings, runtime.http_url))

@@ -100,10 +100,6 @@ class Settings(InternalApiSettings):
             "crashed replica's watches move after this."
         ),
     )
-    instance_id: str = Field(
-        default="",
-        description="Identity of this replica for leases; empty = host name and process id.",
-    )
     advertise_url: str = Field(
         default="",
         description=(

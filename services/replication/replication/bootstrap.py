@@ -9,35 +9,18 @@ from certrotate_shared.clock import Clock
 from certrotate_shared.hostops.base import HostOperations
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
-from certrotate_shared.sepm.api import SepmApi
+from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from replication.entrypoints.api import create_api
 from replication.migrations import SCRIPT_LOCATION, VERSION_TABLE
-from replication.service_layer.connections import Connections, HostOpsFactory, SepmFactory
+from replication.service_layer.connections import Connections, HostOpsFactory
 from replication.service_layer.handlers import HANDLERS, Deps
 from replication.service_layer.worker import ReplicationWorker
 from replication.settings import Settings
 
 SERVICE = "replication"
-
-
-def sepm_connector(settings: Settings, vault: Vault) -> SepmFactory:
-    """The shared httpx connector, with the site's account from the vault."""
-
-    async def connect(site: SiteTarget) -> SepmApi:
-        from certrotate_shared.sepm.client import connect_site
-
-        client: SepmApi = await connect_site(
-            site,
-            vault,
-            connect_timeout=settings.sepm_connect_timeout_s,
-            read_timeout=settings.sepm_read_timeout_s,
-        )
-        return client
-
-    return connect
 
 
 def host_operations(settings: Settings, vault: Vault) -> HostOpsFactory:
@@ -54,7 +37,7 @@ def host_operations(settings: Settings, vault: Vault) -> HostOpsFactory:
 def build_spec(
     settings: Settings,
     *,
-    sepm_factory: SepmFactory | None = None,
+    sepm_factory: SepmConnector | None = None,
     hostops_factory: HostOpsFactory | None = None,
     vault: Vault | None = None,
     **_: Any,

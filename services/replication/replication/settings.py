@@ -52,20 +52,6 @@ class Settings(InternalApiSettings):
             " after it."
         ),
     )
-    instance_id: str = Field(
-        default="",
-        description="Identity of this replica for leases; empty = host name and process id.",
-    )
-    sepm_connect_timeout_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="How long (real seconds) connecting to a SEPM REST API may take.",
-    )
-    sepm_read_timeout_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="How long (real seconds) a SEPM REST answer may take once connected.",
-    )
     hostops_timeout_s: float = Field(
         default=300.0,
         gt=0,

@@ -31,7 +31,7 @@ class Sepm:
         self.connects = 0
         self.fake = FakeSepm({"1A2B": {"L1": True}, "3C4D": {"L2": True}})
 
-    async def __call__(self, _site: Any, _vault: Any) -> FakeSepm:
+    async def __call__(self, _site: Any) -> FakeSepm:
         self.connects += 1
         error = self.failures(self.connects)
         if error is not None:

@@ -16,9 +16,8 @@ from certrotate_shared.hostops import HostOperations
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.secretbox import SecretBox
 from certrotate_shared.sepm import SepmApi
+from certrotate_shared.sepm.connector import SepmConnector
 
-# (site, vault) -> SepmApi, sync or async (certrotate_shared.sepm.client.connect_site).
-SepmFactory = Callable[[SiteTarget, Any], Any]
 # (site, vault, *, confirmed_tasks) -> HostOperations (certrotate_shared.hostops.open_host_operations).
 HostOpsFactory = Callable[..., Any]
 
@@ -28,7 +27,7 @@ class Dependencies:
     settings: Settings
     box: SecretBox
     clock: Clock  # real time: certificate validity, bundle TTL and job leases
-    sepm_factory: SepmFactory
+    sepm: SepmConnector
     hostops_factory: HostOpsFactory
     probe: Probe
     vault: Any = None  # certrotate_shared.vault.Vault
@@ -61,7 +60,7 @@ class Dependencies:
         return await site_directory.resolve(site, await self.ready_vault())
 
     async def connect_sepm(self, site: SiteTarget) -> SepmApi:
-        return await _resolved(self.sepm_factory(site, await self.ready_vault()))
+        return await self.sepm(site)
 
     async def host_operations(
         self, site: SiteTarget, confirmed_tasks: Collection[str]

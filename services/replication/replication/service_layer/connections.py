@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from certrotate_shared.hostops.base import HostOperations
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm.api import SepmApi, SepmError
+from certrotate_shared.sepm.connector import SepmConnector
 
-SepmFactory = Callable[[SiteTarget], Awaitable[SepmApi]]
 HostOpsFactory = Callable[[SiteTarget], Awaitable[HostOperations]]
 
 
 class Connections:
     """One SEPM session per site (logins are rate-limited and slow), host operations per use."""
 
-    def __init__(self, sepm_factory: SepmFactory, hostops_factory: HostOpsFactory) -> None:
+    def __init__(self, sepm_factory: SepmConnector, hostops_factory: HostOpsFactory) -> None:
         self._sepm_factory = sepm_factory
         self._hostops_factory = hostops_factory
         self._sepm: dict[tuple[str, ...], SepmApi] = {}
