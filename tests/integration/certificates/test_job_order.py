@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from certificates.adapters.jobs import add_job, claim_jobs, finish_job
+from certificates.adapters.jobs import JOBS, add_job, claim_jobs, finish_job
 from certificates.adapters.orm import metadata
 from certrotate_shared.db import make_engine, session_factory
+from certrotate_shared.clock import ManualClock
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.leases import Lease
 from certrotate_shared.messages.certificates import SetCertificateVerification
 from tests.unit.certificates.fakes import site
 
@@ -49,26 +51,33 @@ async def queue(
     return key
 
 
-async def claimed(sessions: async_sessionmaker[AsyncSession], now: datetime) -> list[str]:
-    return sorted(
-        j.idempotency_key for j in await claim_jobs(sessions, now=now, lease_s=60, limit=8)
-    )
+async def claimed(
+    sessions: async_sessionmaker[AsyncSession], lease: Lease, now: datetime
+) -> list[str]:
+    jobs = await claim_jobs(sessions, lease, now=now, limit=8)
+    return sorted(j.idempotency_key for j in jobs)
 
 
 async def test_a_sagas_later_job_waits_for_its_earlier_one_others_do_not(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    wall = ManualClock(T0)
+    killed = Lease(JOBS, owner="replica-1", seconds=60, clock=wall)
+    survivor = Lease(JOBS, owner="replica-2", seconds=60, clock=wall)
     await queue(sessions, "saga-a", "disable", T0)
     await queue(sessions, "saga-a", "restore", T0 + timedelta(seconds=1))
     await queue(sessions, "saga-b", "disable", T0 + timedelta(seconds=2))
 
-    assert await claimed(sessions, T0 + timedelta(seconds=3)) == [
+    assert await claimed(sessions, killed, T0 + timedelta(seconds=3)) == [
         "saga-a/disable",
         "saga-b/disable",
     ]
-    # The disable's worker crashed: its lease runs out, and it is the one taken again.
+    assert await claimed(sessions, survivor, T0 + timedelta(seconds=3)) == []
+    # The disable's replica was killed: its lease runs out, and the disable is the one taken
+    # over by the other replica.
+    wall.advance(120)
     later = T0 + timedelta(seconds=120)
-    assert await claimed(sessions, later) == ["saga-a/disable", "saga-b/disable"]
+    assert await claimed(sessions, survivor, later) == ["saga-a/disable", "saga-b/disable"]
 
     async with sessions() as session:
         job_id = (
@@ -78,4 +87,4 @@ async def test_a_sagas_later_job_waits_for_its_earlier_one_others_do_not(
         ).scalar_one()
         await finish_job(session, job_id, later)
         await session.commit()
-    assert await claimed(sessions, later + timedelta(seconds=1)) == ["saga-a/restore"]
+    assert await claimed(sessions, survivor, later + timedelta(seconds=1)) == ["saga-a/restore"]

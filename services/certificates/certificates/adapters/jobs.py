@@ -1,11 +1,11 @@
-"""The jobs table: long-running commands, claimed with a lease so replicas share the work and a
-crashed worker's job is picked up again when its lease runs out."""
+"""The jobs table: long-running commands, held with the shared lease so replicas share the work
+and a killed replica's job is taken over when its lease runs out."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certificates.adapters.orm import jobs
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.leases import Lease, LeasedTable
 
 PENDING, RUNNING, AWAITING_OPERATOR, DONE = "pending", "running", "awaiting_operator", "done"
 
@@ -63,7 +64,9 @@ async def add_job(
         task_id=None,
         confirmed_tasks=[],
         resumed_by_task=None,
+        owner=None,
         lease_until=None,
+        next_at=None,
         attempts=0,
         created_at=now,
         updated_at=now,
@@ -71,10 +74,14 @@ async def add_job(
     await session.execute(stmt.on_conflict_do_nothing())
 
 
+JOBS = LeasedTable(jobs, "job_id", open=lambda: jobs.c.status.in_([PENDING, RUNNING]))
+
+
 async def claim_jobs(
-    sessions: async_sessionmaker[AsyncSession], *, now: datetime, lease_s: float, limit: int
+    sessions: async_sessionmaker[AsyncSession], lease: Lease, *, now: datetime, limit: int
 ) -> list[Job]:
-    """Take up to `limit` runnable jobs: pending ones, and running ones whose lease ran out.
+    """Take up to `limit` runnable jobs: due ones nobody holds, and those whose holder's lease
+    ran out (a killed replica's).
 
     One saga's jobs run one at a time, in the order they arrived: a restore queued after a
     disable that a crashed worker never finished must not overtake it (it would find nothing
@@ -94,10 +101,9 @@ async def claim_jobs(
         .exists()
     )
     runnable = and_(
-        or_(
-            jobs.c.status == PENDING,
-            and_(jobs.c.status == RUNNING, jobs.c.lease_until < now),
-        ),
+        JOBS.open(),
+        lease.free(),
+        or_(jobs.c.next_at.is_(None), jobs.c.next_at <= now),
         ~blocked,
     )
     async with sessions() as session:
@@ -108,22 +114,14 @@ async def claim_jobs(
         ).all()
         claimed = []
         for row in rows:
-            # Conditional on the row being unchanged, so two replicas never both win it.
-            result = await session.execute(
-                update(jobs)
-                .where(
-                    jobs.c.job_id == row.job_id,
-                    jobs.c.status == row.status,
-                    or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
-                )
-                .values(
-                    status=RUNNING,
-                    lease_until=now + timedelta(seconds=lease_s),
-                    attempts=jobs.c.attempts + 1,
-                    updated_at=now,
-                )
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            if await lease.take(
+                session,
+                row.job_id,
+                status=RUNNING,
+                next_at=None,
+                attempts=jobs.c.attempts + 1,
+                updated_at=now,
+            ):
                 claimed.append(_job(row, claimed=True))
         await session.commit()
     return claimed
@@ -131,43 +129,38 @@ async def claim_jobs(
 
 async def retry_later(
     sessions: async_sessionmaker[AsyncSession],
+    lease: Lease,
     job_id: str,
     *,
     at: datetime,
     count_attempt: bool,
     now: datetime,
 ) -> None:
-    """Run the job again at `at` (its lease runs until then); a transient failure does not
-    count towards the attempts that end it with a failure."""
-    values: dict[str, Any] = {"lease_until": at, "updated_at": now}
+    """Let the job go until `at`; a transient failure does not count towards the attempts
+    that end it with a failure."""
+    values: dict[str, Any] = {"status": PENDING, "next_at": at, "updated_at": now}
     if not count_attempt:
         values["attempts"] = jobs.c.attempts - 1
     async with sessions() as session:
-        await session.execute(
-            update(jobs).where(jobs.c.job_id == job_id, jobs.c.status == RUNNING).values(**values)
-        )
+        await lease.release(session, job_id, **values)
         await session.commit()
 
 
 async def renew_leases(
-    sessions: async_sessionmaker[AsyncSession], job_ids: list[str], *, until: datetime
-) -> None:
-    if not job_ids:
-        return
+    sessions: async_sessionmaker[AsyncSession], lease: Lease, job_ids: list[str]
+) -> set[str]:
+    """Extend the holds on running jobs; returns the ones still held."""
     async with sessions() as session:
-        await session.execute(
-            update(jobs)
-            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING)
-            .values(lease_until=until)
-        )
+        held = await lease.renew(session, job_ids)
         await session.commit()
+    return held
 
 
 async def finish_job(session: AsyncSession, job_id: str, now: datetime) -> None:
     await session.execute(
         update(jobs)
         .where(jobs.c.job_id == job_id)
-        .values(status=DONE, lease_until=None, resumed_by_task=None, updated_at=now)
+        .values(status=DONE, owner=None, lease_until=None, resumed_by_task=None, updated_at=now)
     )
 
 
@@ -187,6 +180,7 @@ async def await_operator(
             task_id=task_id,
             confirmed_tasks=confirmed_tasks,
             resumed_by_task=None,
+            owner=None,
             lease_until=None,
             updated_at=now,
         )
@@ -213,7 +207,9 @@ async def resume_after_confirmation(
             status=PENDING,
             confirmed_tasks=sorted({*job.confirmed_tasks, task_id}),
             resumed_by_task=task_id,
+            owner=None,
             lease_until=None,
+            next_at=None,
             updated_at=now,
         )
     )

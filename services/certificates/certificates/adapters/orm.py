@@ -76,7 +76,9 @@ jobs = Table(
     Column("task_id", String(200), index=True),
     Column("confirmed_tasks", JSON, nullable=False),
     Column("resumed_by_task", String(200)),
+    Column("owner", String(200)),  # the replica holding the job (certrotate_shared.leases)
     Column("lease_until", DateTime(timezone=True)),
+    Column("next_at", DateTime(timezone=True)),  # a job that failed for now is due again then
     Column("attempts", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -29,6 +29,7 @@ from certrotate_shared.consumer import handling
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient, typed_failure
 from certrotate_shared.hostops import HostOperationError, ManualTaskPending, OperatorTask
+from certrotate_shared.leases import Lease, replica_name
 from certrotate_shared.messages.certificates import (
     CertificateVerificationFailed,
     CheckCertificateVerification,
@@ -62,6 +63,11 @@ class JobRunner:
         self.deps = deps
         self.store = SqlCertificateStore(runtime.sessions, deps.box, deps.clock)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self.lease = Lease(
+            job_table.JOBS,
+            owner=replica_name(deps.settings.instance_id),
+            seconds=deps.settings.job_lease_s,
+        )
 
     def verifier(self) -> Verifier:
         settings = self.deps.settings
@@ -80,10 +86,7 @@ class JobRunner:
                 free = settings.max_concurrent_jobs - len(self._running)
                 if free > 0:
                     for job in await job_table.claim_jobs(
-                        self.runtime.sessions,
-                        now=self.deps.clock.now(),
-                        lease_s=settings.job_lease_s,
-                        limit=free,
+                        self.runtime.sessions, self.lease, now=self.deps.clock.now(), limit=free
                     ):
                         task = asyncio.create_task(self._execute(job), name=f"job:{job.job_id}")
                         self._running[job.job_id] = task
@@ -91,11 +94,7 @@ class JobRunner:
                 now = asyncio.get_running_loop().time()
                 if now - last_renewal >= renew_every:
                     last_renewal = now
-                    await job_table.renew_leases(
-                        self.runtime.sessions,
-                        list(self._running),
-                        until=self.deps.clock.now() + timedelta(seconds=settings.job_lease_s),
-                    )
+                    await self._renew()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self.deps.jobs_waiting.wait(), settings.job_poll_interval_s
@@ -108,6 +107,17 @@ class JobRunner:
             for task in list(self._running.values()):
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _renew(self) -> None:
+        """Keep holding the running jobs; stop working on any another replica took over
+        (this one stalled past its lease) so the two never act on one job at once."""
+        running = list(self._running)
+        held = await job_table.renew_leases(self.runtime.sessions, self.lease, running)
+        for job_id in running:
+            task = self._running.get(job_id)
+            if job_id not in held and task is not None:
+                log.warning("job %s is no longer ours (lease lost); stopping it", job_id)
+                task.cancel()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._running = {k: t for k, t in self._running.items() if t is not task}
@@ -173,6 +183,7 @@ class JobRunner:
         now = self.deps.clock.now()
         await job_table.retry_later(
             self.runtime.sessions,
+            self.lease,
             job.job_id,
             at=now + timedelta(seconds=delay),
             count_attempt=not transient,
