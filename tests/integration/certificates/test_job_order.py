@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certificates.adapters.jobs import JOBS, add_job, claim_jobs, finish_job
 from certificates.adapters.orm import metadata
-from certrotate_shared.db import make_engine, session_factory
 from certrotate_shared.clock import ManualClock
+from certrotate_shared.db import make_engine, session_factory
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease
 from certrotate_shared.messages.certificates import SetCertificateVerification
