@@ -159,3 +159,22 @@ def test_compatibility_check_catches_what_breaks_a_client():
     assert incompatibilities(old, {"paths": {}, "components": {}}) == [
         "POST /v1/x: operation removed", "schema In: removed", "schema Out: removed",
     ]  # fmt: skip
+
+
+# The health probes (shared by every service) and the audit export (JSON lines): no model.
+UNMODELLED = {"/healthz", "/readyz", "/v1/audit/export"}
+
+
+def test_every_json_answer_has_a_named_model_a_client_can_be_generated_from(app: FastAPI):
+    document = app.openapi()
+    schemas = document["components"]["schemas"]
+    free_form = []
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if not status.startswith("2") or status == "204" or path in UNMODELLED:
+                continue
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            name = schema.get("$ref", "").rsplit("/", 1)[-1]
+            if name not in schemas or not schemas[name].get("properties"):
+                free_form.append(f"{method} {path} {status}")
+    assert free_form == []

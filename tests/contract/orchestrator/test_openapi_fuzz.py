@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.contract.orchestrator.fuzz_hooks import SITE
+from tests.contract.orchestrator.fuzz_hooks import SERVER, SITE
 from tests.contract.orchestrator.live import live_orchestrator
 from tests.integration.orchestrator.support import ADMIN, server_body, site_body
 
@@ -31,7 +31,7 @@ def test_schemathesis_finds_no_failure_and_no_server_error(tmp_path: Path, maste
     with live_orchestrator(tmp_path, master_key) as url:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}) as api:
             assert api.post("/v1/sites", json=site_body(SITE)).status_code == 201
-            assert api.post("/v1/servers", json=server_body("fuzz-mgr", SITE)).status_code == 201
+            assert api.post("/v1/servers", json=server_body(SERVER, SITE)).status_code == 201
         run = subprocess.run(
             [
                 str(st), "run", f"{url}/openapi.json", "--checks", "all",

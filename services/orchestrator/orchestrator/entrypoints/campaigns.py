@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.domain import campaign_plan
 from orchestrator.domain.campaign import CampaignState
+from orchestrator.entrypoints.campaign_models import (
+    CampaignAtRiskOut,
+    CampaignList,
+    CampaignOut,
+    CampaignSiteViewOut,
+    CampaignWaveOut,
+)
 from orchestrator.entrypoints.campaign_views import (
     at_risk_csv,
     at_risk_json,
@@ -18,6 +25,7 @@ from orchestrator.entrypoints.campaign_views import (
     wave_view,
 )
 from orchestrator.entrypoints.problems import Responses, problem
+from orchestrator.entrypoints.rotation_models import streamed_list
 from orchestrator.entrypoints.schemas import (
     BundleIdIn,
     CertificateUploadIn,
@@ -143,14 +151,15 @@ def campaigns_router(
     Operator = Annotated[Principal, Depends(role("operator"))]
     Approver = Annotated[Principal, Depends(role("approver"))]
 
-    async def view(state: CampaignState) -> dict[str, Any]:
+    async def view(state: CampaignState) -> CampaignOut:
         return campaign_view(state, await campaigns.rotations_of(deps, state), deps.now())
 
     @router.post(
         "",
         status_code=201,
         responses={
-            200: {"description": "Already started with this Idempotency-Key: the same campaign"},
+            200: {"description": "Already started with this Idempotency-Key: the same campaign",
+                  "model": CampaignOut},
             409: problem("The Idempotency-Key was used for another request",
                          "idempotency_key_reused"),
             422: problem("A plan that cannot run (unknown site or tag, a site twice), a site "
@@ -164,7 +173,7 @@ def campaigns_router(
         response: Response,
         who: Operator,
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-    ) -> dict[str, Any]:
+    ) -> CampaignOut:
         """Pre-flight every site's certificate, then start the campaign's first wave."""
         request = campaigns.CampaignRequest(
             name=body.name, plan=body.plan.asked(),
@@ -184,17 +193,19 @@ def campaigns_router(
         return await view(state)
 
     @router.get("")
-    async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
-        return {"items": [campaign_summary(s) for s in await campaigns.list_campaigns(deps, limit)]}
+    async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> CampaignList:
+        return CampaignList(
+            items=[campaign_summary(s) for s in await campaigns.list_campaigns(deps, limit)]
+        )
 
     @router.get("/{campaign_id}")
-    async def get(campaign_id: str, _: Viewer) -> dict[str, Any]:
+    async def get(campaign_id: str, _: Viewer) -> CampaignOut:
         """Sites by wave and state, clients summed over every rotation, a forecast of the end,
         and every decision waiting (the campaign's and its rotations')."""
         return await view(await campaigns.get_campaign(deps, campaign_id))
 
     @router.get("/{campaign_id}/waves/{wave}")
-    async def wave(campaign_id: str, wave: int, _: Viewer) -> dict[str, Any]:
+    async def wave(campaign_id: str, wave: int, _: Viewer) -> CampaignWaveOut:
         """One wave (1 = the first): its sites, their clients summed, its window."""
         state = await campaigns.get_campaign(deps, campaign_id)
         if not 1 <= wave <= len(state.waves):
@@ -204,7 +215,7 @@ def campaigns_router(
         return wave_view(state, wave - 1, await campaigns.rotations_of(deps, state))
 
     @router.get("/{campaign_id}/sites/{site}")
-    async def site(campaign_id: str, site: str, _: Viewer) -> dict[str, Any]:
+    async def site(campaign_id: str, site: str, _: Viewer) -> CampaignSiteViewOut:
         """One site: its place in the plan, its rotation's state and clients, its events."""
         state = await campaigns.get_campaign(deps, campaign_id)
         if site not in state.sites:
@@ -213,7 +224,11 @@ def campaigns_router(
         rotation = await rotations.get_rotation(deps, rotation_id) if rotation_id else None
         return site_view(state, site, rotation)
 
-    @router.get("/{campaign_id}/at-risk", response_model=None)
+    @router.get(
+        "/{campaign_id}/at-risk",
+        response_model=None,
+        responses={200: streamed_list(CampaignAtRiskOut, "text/csv")},
+    )
     async def at_risk(
         campaign_id: str, _: Viewer, format: Literal["json", "csv"] = "json"
     ) -> StreamingResponse:
@@ -231,30 +246,30 @@ def campaigns_router(
 
     async def _act(
         campaign_id: str, action: campaigns.Action, who: Principal, reason: str
-    ) -> dict[str, Any]:
+    ) -> CampaignOut:
         return await view(await campaigns.act(deps, campaign_id, action, by=who.name,
                                                  reason=reason))  # fmt: skip
 
     @router.post("/{campaign_id}/pause", responses=_ACTION)
     async def pause(
         campaign_id: str, who: Operator, body: CampaignActionIn | None = None
-    ) -> dict[str, Any]:
+    ) -> CampaignOut:
         """No new rotations; the running ones go on."""
         return await _act(campaign_id, "pause", who, (body or CampaignActionIn()).reason)
 
     @router.post("/{campaign_id}/resume", responses=_ACTION)
-    async def resume(campaign_id: str, who: Operator) -> dict[str, Any]:
+    async def resume(campaign_id: str, who: Operator) -> CampaignOut:
         return await _act(campaign_id, "resume", who, "")
 
     @router.post("/{campaign_id}/cancel", responses=_ACTION)
-    async def cancel(campaign_id: str, body: CampaignActionIn, who: Operator) -> dict[str, Any]:
+    async def cancel(campaign_id: str, body: CampaignActionIn, who: Operator) -> CampaignOut:
         """No new rotations; the running ones are cancelled (and compensated)."""
         return await _act(campaign_id, "cancel", who, body.reason)
 
     @router.post("/{campaign_id}/approve", responses=_ACTION)
     async def approve(
         campaign_id: str, who: Approver, body: CampaignDecisionIn | None = None
-    ) -> dict[str, Any]:
+    ) -> CampaignOut:
         """Answer the waiting decision: the next wave, or continue / abort past the budget."""
         given = body or CampaignDecisionIn()
         state = await campaigns.act(deps, campaign_id, "approve", by=who.name,

@@ -1,6 +1,6 @@
 """/v1/rotations: start a rotation, read it, and steer it (pause, resume, cancel, approve, decide)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
@@ -18,6 +18,13 @@ from orchestrator.domain.inputs import (
 from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import MAX_ID, AppDeps, Approver, Operator, Viewer
 from orchestrator.entrypoints.problems import PREFLIGHT, Responses, problem
+from orchestrator.entrypoints.rotation_models import (
+    ClientListOut,
+    HistoryPage,
+    RotationOut,
+    RotationPage,
+    streamed_list,
+)
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import at_risk as at_risk_service
 from orchestrator.service_layer import rotations as service
@@ -35,7 +42,7 @@ _ACTION: Responses = {
 }
 
 
-async def view(deps: Deps, saga_id: str) -> dict[str, Any]:
+async def view(deps: Deps, saga_id: str) -> RotationOut:
     state = await service.get_rotation(deps, saga_id)
     async with deps.rt.uow() as uow:
         open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
@@ -46,7 +53,8 @@ async def view(deps: Deps, saga_id: str) -> dict[str, Any]:
     "",
     status_code=201,
     responses={
-        200: {"description": "Already started with this Idempotency-Key: the same rotation"},
+        200: {"description": "Already started with this Idempotency-Key: the same rotation",
+              "model": RotationOut},
         403: problem("An orphan-risk budget above the operator's needs the approver role",
                      "approver_required"),
         409: problem("The site (or its replication farm) is being rotated, or the "
@@ -68,7 +76,7 @@ async def create_rotation(
     who: Operator,
     deps: AppDeps,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> dict[str, Any]:
+) -> RotationOut:
     """Pre-flight the certificate, then start the rotation saga."""
     state, created = await service.create_rotation(
         deps,
@@ -101,15 +109,15 @@ async def list_rotations(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     change_id: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> RotationPage:
     items, next_cursor = await service.list_rotations(
         deps, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
     )
-    return {"items": [rotation_summary(s) for s in items], "next_cursor": next_cursor}
+    return RotationPage(items=[rotation_summary(s) for s in items], next_cursor=next_cursor)
 
 
 @router.get("/{rotation_id}")
-async def get_rotation(rotation_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
+async def get_rotation(rotation_id: str, _: Viewer, deps: AppDeps) -> RotationOut:
     return await view(deps, rotation_id)
 
 
@@ -120,12 +128,14 @@ async def rotation_events(
     deps: AppDeps,
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> dict[str, Any]:
+) -> HistoryPage:
     items, next_after = await service.history(deps, rotation_id, after=after, limit=limit)
-    return {"items": items, "next_after": next_after}
+    return HistoryPage.model_validate({"items": items, "next_after": next_after})
 
 
 ListFormat = Literal["json", "jsonl", "csv"]
+# As the client monitor streams them (format=jsonl, format=csv).
+STREAMED_FORMATS = ("application/jsonl", "text/csv")
 PageSize = Annotated[
     int | None, Query(ge=1, le=100_000, description="page size; none: the whole list, streamed")
 ]
@@ -149,6 +159,7 @@ def relay(stream: ListStream) -> StreamingResponse:
     "/{rotation_id}/at-risk",
     response_model=None,
     responses={
+        200: streamed_list(ClientListOut, *STREAMED_FORMATS),
         409: problem("No propagation watch started yet (or not that one)", "no_watch"),
         502: problem("The client monitor did not answer", "client_monitor_unavailable"),
     },
@@ -170,7 +181,11 @@ async def at_risk(
     return relay(stream)
 
 
-@router.get("/{rotation_id}/accepted-clients", response_model=None)
+@router.get(
+    "/{rotation_id}/accepted-clients",
+    response_model=None,
+    responses={200: streamed_list(ClientListOut, *STREAMED_FORMATS)},
+)
 async def accepted_clients(
     rotation_id: str,
     _: Viewer,
@@ -192,7 +207,7 @@ async def accepted_clients(
 @router.post("/{rotation_id}/pause", responses=_ACTION)
 async def pause(
     rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
-) -> dict[str, Any]:
+) -> RotationOut:
     await service.act(
         deps,
         rotation_id,
@@ -202,7 +217,7 @@ async def pause(
 
 
 @router.post("/{rotation_id}/resume", responses=_ACTION)
-async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> dict[str, Any]:
+async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
     await service.act(deps, rotation_id, ResumeRequested(by=who.name))
     return await view(deps, rotation_id)
 
@@ -210,7 +225,7 @@ async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> dict[str, An
 @router.post("/{rotation_id}/cancel", responses=_ACTION)
 async def cancel(
     rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
-) -> dict[str, Any]:
+) -> RotationOut:
     await service.act(deps, rotation_id, CancelRequested(by=who.name, reason=body.reason))
     return await view(deps, rotation_id)
 
@@ -224,7 +239,7 @@ async def cancel(
 )
 async def approve(
     rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
-) -> dict[str, Any]:
+) -> RotationOut:
     await service.refuse_self_approval(deps, rotation_id, who.id)
     await service.act(
         deps,
@@ -246,7 +261,7 @@ async def approve(
 )  # fmt: skip
 async def decide(
     rotation_id: str, body: schemas.DecideIn, who: Operator, deps: AppDeps
-) -> dict[str, Any]:
+) -> RotationOut:
     if body.decision == "proceed" and not who.may("approver"):
         raise ProblemError(
             403,
