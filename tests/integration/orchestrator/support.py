@@ -48,9 +48,23 @@ M = TypeVar("M", bound=Message)
 def fake_certificates_app() -> FastAPI:
     app = FastAPI()
     app.state.requests = []
+    # Pre-flights being answered at once, and the most seen together.
+    app.state.in_flight = 0
+    app.state.most_in_flight = 0
 
     @app.post("/internal/v1/bundles")
     async def bundles(request: Request) -> JSONResponse:
+        app.state.in_flight += 1
+        app.state.most_in_flight = max(app.state.most_in_flight, app.state.in_flight)
+        try:
+            # A few turns of the loop, as a real validation takes: callers that overlap do.
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return await answer(request)
+        finally:
+            app.state.in_flight -= 1
+
+    async def answer(request: Request) -> JSONResponse:
         body = await request.json()
         app.state.requests.append(
             {"headers": dict(request.headers), "body": {k: v for k, v in body.items()}}

@@ -129,6 +129,38 @@ async def test_a_certificate_the_preflight_rejects_creates_nothing(embedded):
     assert (await env.api.get("/v1/rotations")).json()["items"] == []
 
 
+async def test_the_sites_are_pre_flighted_several_at_once_within_the_bound(embedded, monkeypatch):
+    # 200 sites pre-flighted one after another held POST /v1/campaigns for minutes.
+    from orchestrator.service_layer import campaigns
+
+    monkeypatch.setattr(campaigns, "PREFLIGHT_CONCURRENCY", 2)
+    env = embedded
+    await estate(env)
+    sites = ["site-c", "site-a", "site-b", "site-d", "site-e"]
+    created = await env.api.post("/v1/campaigns", json=campaign_body({"waves": [sites]}))
+    assert created.status_code == 201, created.text
+    assert env.certificates.state.most_in_flight == 2
+    # Each site still has its own pre-flight, for its own names.
+    asked = sorted(tuple(r["body"]["hostnames"]) for r in env.certificates.state.requests)
+    assert len(asked) == 5
+    assert {r["body"]["site"] for r in env.certificates.state.requests} == set(sites)
+
+
+async def test_with_several_sites_refused_the_first_in_plan_order_is_named(embedded):
+    env = embedded
+    await estate(env)
+    wrong = {**CERT, "password": "wrong"}
+    body = campaign_body(
+        {"waves": [["site-c", "site-e", "site-d"]]},
+        certificates={"site-e": wrong, "site-d": wrong},
+    )
+    refused = await env.api.post("/v1/campaigns", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "wrong_password"
+    assert refused.json()["detail"].startswith("site 'site-e': ")
+    assert (await env.api.get("/v1/campaigns")).json()["items"] == []
+
+
 async def test_a_plan_naming_an_unknown_site_is_refused(embedded):
     env = embedded
     refused = await env.api.post("/v1/campaigns", json=campaign_body({"waves": [["nowhere"]]}))
