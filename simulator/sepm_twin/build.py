@@ -115,9 +115,7 @@ def _with_ancestors(specs: list[GroupSpec]) -> list[GroupSpec]:
     return out
 
 
-def build_sites(
-    scenario: Scenario, *, ca: CertificateAuthority, bits: CertificateBits, start_ms: int
-) -> dict[str, Site]:
+def build_sites(scenario: Scenario, *, ca: CertificateAuthority, start_ms: int) -> dict[str, Site]:
     farm_of = farms(scenario)
     farm_groups: dict[str, dict[str, Group]] = {}
     farm_domains: dict[str, dict[str, Domain]] = {}
@@ -172,6 +170,7 @@ def build_sites(
             )
             for g in spec.groups
         ]
+        bits = CertificateBits()
         mask = 0
         for server in servers:
             mask |= bits.bit(server.client_facing.fingerprint_sha256)
@@ -181,6 +180,7 @@ def build_sites(
             start_ms=start_ms,
             trusted_mask=mask,
             rng=np.random.default_rng([scenario.seed, number]),
+            bits=bits,
         )
         fleet.agent_versions[0] = full_version(spec)
         for server in servers:

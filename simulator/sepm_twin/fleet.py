@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sepm_twin.groups import Group
+from sepm_twin.trust import CertificateBits
 
 PUSH_NOTIFY_MS = 60_000  # push clients fetch a change within 0–60 s
 DAY_MS = 86_400_000
@@ -51,8 +52,11 @@ class Fleet:
         start_ms: int,
         trusted_mask: int,
         rng: np.random.Generator,
+        bits: CertificateBits | None = None,
     ) -> None:
         self._rng = rng
+        # This site's certificates: its clients only ever meet its own servers.
+        self.bits = bits if bits is not None else CertificateBits()
         self.group_ids = [fg.group.id for fg in groups]
         self.group_index = {gid: i for i, gid in enumerate(self.group_ids)}
         n = sum(fg.clients for fg in groups)

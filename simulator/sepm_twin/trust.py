@@ -1,4 +1,7 @@
-"""Certificates as bits, so a client's trusted set is one uint64 column in the fleet."""
+"""Certificates as bits, so a client's trusted set is one uint64 column in the fleet.
+
+Bits are numbered per site (a client only meets its own site's servers): 64 distinct served
+certificates per site, as many sites per twin as memory allows."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ class CertificateBits:
         if fingerprint not in self._bits:
             if len(self._bits) >= MAX_CERTIFICATES:
                 raise RuntimeError(
-                    f"the twin tracks at most {MAX_CERTIFICATES} distinct served certificates"
+                    f"the twin tracks at most {MAX_CERTIFICATES} distinct served certificates "
+                    "per site"
                 )
             self._bits[fingerprint] = 1 << len(self._bits)
         return self._bits[fingerprint]

@@ -17,7 +17,6 @@ from sepm_twin.replication import Replication
 from sepm_twin.scenario import Scenario
 from sepm_twin.servers import Backup, ManagementServer
 from sepm_twin.site import Site
-from sepm_twin.trust import CertificateBits
 
 # The places one certificate lives on a management server: the Tomcat keystore, Apache's PEM
 # pair, and SEPM's own record (the management server list's certificate).
@@ -40,14 +39,11 @@ class World:
         start_ms = scenario.start_ms()
         self.clock = SimClock(start_ms=start_ms, speed=scenario.clock.speed)
         self.ca = CertificateAuthority(now=certificate_time())
-        self.bits = CertificateBits()
         self.faults = FaultBook()
         for fault in scenario.faults:
             self.faults.add(fault)
         self.oplog = OperationLog()
-        self.sites: dict[str, Site] = build_sites(
-            scenario, ca=self.ca, bits=self.bits, start_ms=start_ms
-        )
+        self.sites: dict[str, Site] = build_sites(scenario, ca=self.ca, start_ms=start_ms)
         self.replication = Replication(
             sites=self.sites,
             faults=self.faults,
@@ -159,7 +155,7 @@ class World:
         """The certificates clients will pin with their next verifying policy."""
         mask = 0
         for server in self.management_server_list(site):
-            mask |= self.bits.bit(server.record.fingerprint_sha256)
+            mask |= site.fleet.bits.bit(server.record.fingerprint_sha256)
         site.fleet.msl_mask = np.uint64(mask)
 
     # -- services -------------------------------------------------------------------------
@@ -207,7 +203,7 @@ class World:
         fleet = self.sites[server.site].fleet
         fleet.s_up[server.index] = server.accepts_clients
         fleet.s_bit[server.index] = np.uint64(
-            self.bits.bit(server.client_facing.fingerprint_sha256)
+            fleet.bits.bit(server.client_facing.fingerprint_sha256)
         )
 
     # -- replication partners -------------------------------------------------------------

@@ -164,7 +164,7 @@ def client_view(world: World, site: Site, index: int) -> dict[str, Any]:
         "verifies_server_certificate": bool(fleet.applied_secure[index]),
         "mode": "PUSH" if fleet.applied_push[index] else "PULL",
         "heartbeat_s": int(fleet.applied_hb_ms[index]) // 1000,
-        "trusted_fingerprints": world.bits.fingerprints(int(fleet.trusted[index])),
+        "trusted_fingerprints": fleet.bits.fingerprints(int(fleet.trusted[index])),
         "next_checkin_ms": int(fleet.next_checkin[index]),
         "lastUpdateTime": int(fleet.last_update[index]),
     }

@@ -90,3 +90,24 @@ def test_issued_certificates_are_new_each_time() -> None:
     one = world.issue_certificate(hostnames=["x"], common_name="x", days=30)
     two = world.issue_certificate(hostnames=["x"], common_name="x", days=30)
     assert one.fingerprint_sha256 != two.fingerprint_sha256
+
+
+def test_one_twin_holds_an_estate_of_more_than_64_served_certificates() -> None:
+    # Each site's clients trust only their own servers: 70 sites, 70 certificates, one twin
+    # (it used to refuse a 65th distinct certificate across all its sites).
+    world = World(
+        load_scenario(
+            {
+                "seed": 5,
+                "clock": {"speed": 0},
+                "sites": [
+                    {"name": f"s{i}", "servers": [{"name": f"s{i}-1"}],
+                     "groups": [{"name": "My Company\\Default", "clients": 2}]}
+                    for i in range(70)
+                ],
+            }
+        )
+    )  # fmt: skip
+    last = world.sites["s69"]
+    served = last.servers[0].client_facing.fingerprint_sha256
+    assert last.fleet.bits.fingerprints(int(last.fleet.trusted[0])) == [served]
