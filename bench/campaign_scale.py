@@ -83,9 +83,8 @@ def estate(
                 ],
             }
         )  # fmt: skip
-    # One twin tracks at most 64 distinct served certificates (a bit each per client): the
-    # estate is spread over twins of `per_twin` sites (pairs stay together), which share one
-    # clock once aligned.
+    # The estate is spread over twins of `per_twin` sites (pairs stay together), which share
+    # one clock once aligned: separate processes, as SEPM sites are separate machines.
     return [
         {
             "seed": seed + n,
@@ -349,14 +348,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.monotonic()
             certificates: dict[str, dict[str, str]] = {}
             order: list[str] = []
+            entries = 0
             for twin in twins:
                 topology = await twin.get("/topology")
                 await register_twin(api, topology, username=SEPM_USER, password=SEPM_PASSWORD)
+                entries += len(topology["sites"]) + sum(
+                    len(s["servers"]) for s in topology["sites"]
+                )
                 bundle_id = await upload_bundles(api, twin, topology)
                 for site in topology["sites"]:
                     certificates[site["name"]] = {"bundle_id": bundle_id}
                     order.append(site["name"])
             report["register_s"] = round(time.monotonic() - t0, 1)
+            report["registered_entries"] = entries
+            report["load_at_register"] = round(os.getloadavg()[0], 2)
+            print(f"{entries} sites and servers registered in {report['register_s']} s", flush=True)
             body = {
                 "name": f"CA retirement {prefix}",
                 "plan": {"sites": sorted(order), "canary": 1, "wave_size": args.wave_size},
@@ -371,6 +377,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"campaign refused: {created.status_code} {created.text}")
             campaign_id = created.json()["id"]
             report["create_s"] = round(time.monotonic() - started, 1)
+            report["load_at_create"] = round(os.getloadavg()[0], 2)
             print(f"campaign {campaign_id} created in {report['create_s']} s", flush=True)
             killed = False
             view: dict[str, Any] = {}
@@ -384,7 +391,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 line = f"{view.get('state')} {view.get('sites_by_state')}"
                 if line != last_line:
                     elapsed = time.monotonic() - started
-                    print(f"  {elapsed:7.1f} s  {line}", flush=True)
+                    load = os.getloadavg()[0]
+                    print(f"  {elapsed:7.1f} s  load {load:5.2f}  {line}", flush=True)
                     last_line = line
                 if view.get("state") in ("completed", "cancelled", "aborted", "halted"):
                     break
@@ -416,6 +424,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["cpu_s"] = {k: round(v, 1) for k, v in sorted(sampler.cpu_by_service().items())}
         report["peak_rss_mb"] = {k: round(v / 2**20) for k, v in sorted(sampler.peak_rss.items())}
         report["load_average_mean"] = round(sum(sampler.load) / max(1, len(sampler.load)), 2)
+        report["load_average_max"] = round(max(sampler.load, default=0.0), 2)
         report["postgres_bytes"] = await database_size(prefix)
         report["kafka_bytes"] = kafka_size(prefix)
         report["restarts"] = {
