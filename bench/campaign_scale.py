@@ -12,13 +12,15 @@ calls per site per simulated hour, the Kafka topics' and PostgreSQL schemas' siz
 result (sites by state, the twin's orphaned clients). Needs deploy/local/up.sh running.
 
     .venv/bin/python bench/campaign_scale.py [--sites 200] [--clients 1000000] [--speed 3600]
-        [--pairs 60] [--max-concurrent 24] [--wave-size 50] [--timeout 5400] [--json FILE]
+        [--pairs 60] [--max-concurrent 24] [--wave-size 50] [--timeout 5400] [--stop-at HH:MM]
+        [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import contextlib
 import json
 import os
@@ -382,7 +384,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             killed = False
             view: dict[str, Any] = {}
             last_line = ""
-            while time.monotonic() - started < args.timeout:
+            stop_at = started + args.timeout
+            if args.stop_at is not None:
+                stop_at = min(stop_at, time.monotonic() + (args.stop_at - time.time()))
+            while time.monotonic() < stop_at:
                 with contextlib.suppress(httpx.HTTPError):
                     response = await api.get(f"/v1/campaigns/{campaign_id}")
                     if response.status_code == 200:
@@ -448,6 +453,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _utc_time(value: str) -> float:
+    """HH:MM today (UTC) as a Unix time."""
+    hours, minutes = (int(part) for part in value.split(":"))
+    now = time.gmtime()
+    return calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, hours, minutes, 0, 0, 0, 0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=200)
@@ -459,6 +471,9 @@ def main() -> None:
     parser.add_argument("--sites-per-twin", type=int, default=50)
     parser.add_argument("--restart-after", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=5400.0)
+    parser.add_argument(
+        "--stop-at", type=_utc_time, help="stop watching the campaign at this UTC time (HH:MM)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the schemas and topics")
     parser.add_argument("--json", type=Path, help="write the report here too")
     args = parser.parse_args()
