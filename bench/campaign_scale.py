@@ -401,7 +401,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     last_line = line
                 if view.get("state") in ("completed", "cancelled", "aborted", "halted"):
                     break
-                if not killed and done >= args.sites // 3:
+                due = done >= args.sites // 3 or time.monotonic() - started >= args.kill_after
+                if not killed and due:
                     killed = True
                     report["killed_at_s"] = round(time.monotonic() - started, 1)
                     report["killed_at_completed"] = done
@@ -470,6 +471,10 @@ def main() -> None:
     parser.add_argument("--wave-size", type=int, default=50)
     parser.add_argument("--sites-per-twin", type=int, default=50)
     parser.add_argument("--restart-after", type=float, default=5.0)
+    parser.add_argument(
+        "--kill-after", type=float, default=float("inf"),
+        help="kill replica A after this many seconds even if a third has not completed yet",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=5400.0)
     parser.add_argument(
         "--stop-at", type=_utc_time, help="stop watching the campaign at this UTC time (HH:MM)"
