@@ -25,7 +25,9 @@ from certrotate_shared.messages.certificates import (
     CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CheckCertificateVerification,
+    DeleteServerBackup,
     RollbackServerCertificate,
+    ServerBackupDeletionFailed,
     ServerCertificateRollbackFailed,
     ServerCertificateUpdateFailed,
     SetCertificateVerification,
@@ -169,6 +171,10 @@ _FAILURES: dict[type[Message], Callable[[Any, str], Event]] = {
         site=_site(c), watch_id=c.watch_id, reason=r, retryable=False
     ),
     ConfirmOperatorTask: lambda c, r: OperatorTaskVerificationFailed(task_id=c.task_id, reason=r),
+    # The backup_ref is the record's, which the command does not carry: the reason names it.
+    DeleteServerBackup: lambda c, r: ServerBackupDeletionFailed(
+        site=c.site, server=c.server, backup_ref="", reason=r, retryable=False
+    ),
 }
 
 

@@ -75,7 +75,15 @@ async def resolve(requested: SiteTarget, vault: Vault) -> AuthoritativeSite:
     compared (a difference is logged, never followed)."""
     if isinstance(requested, AuthoritativeSite):
         return requested
-    name = requested.site
+    site = await resolve_named(requested.site, vault, revision=requested.revision)
+    _warn_if_steered(requested, site)
+    return site
+
+
+async def resolve_named(
+    name: str, vault: Vault, *, revision: int | None = None
+) -> AuthoritativeSite:
+    """The published target of a site a worker knows by name only (from its own records)."""
     try:
         entry = await vault.get(target_ref(name))
     except SecretNotFoundError:
@@ -83,17 +91,17 @@ async def resolve(requested: SiteTarget, vault: Vault) -> AuthoritativeSite:
             f"site {name!r} has no target published by the orchestrator; save the site again "
             f"(PUT /v1/sites/{name}) so workers learn where it is"
         ) from None
-    revision = int(entry["revision"])
+    current = int(entry["revision"])
     if entry.get("target") is None:
         raise UnknownSiteTargetError(f"site {name!r} was removed from the inventory")
-    if requested.revision is not None and revision < requested.revision:
+    if revision is not None and current < revision:
         raise StaleSiteTargetError(
-            f"site {name!r}: the command was built from publication {requested.revision} of "
-            f"its target, the vault holds {revision} so far"
+            f"site {name!r}: the command was built from publication {revision} of "
+            f"its target, the vault holds {current} so far"
         )
     published = SiteTarget.model_validate(entry["target"])
     host_ops = published.host_ops
-    site = AuthoritativeSite(
+    return AuthoritativeSite(
         **published.model_dump(exclude={"credential_ref", "host_ops", "revision"}),
         # References follow from the name alone: no message picks which account is used.
         credential_ref=sepm_ref(name),
@@ -102,10 +110,8 @@ async def resolve(requested: SiteTarget, vault: Vault) -> AuthoritativeSite:
             endpoint=host_ops.endpoint,
             credential_ref=hostops_ref(name) if host_ops.credential_ref else None,
         ),
-        revision=revision,
+        revision=current,
     )
-    _warn_if_steered(requested, site)
-    return site
 
 
 _COMPARED = ("version", "api_url", "credential_ref", "trusted_certificates_pem", "host_ops")

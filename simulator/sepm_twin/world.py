@@ -117,6 +117,10 @@ class World:
         server.backups[backup.id] = backup
         return backup
 
+    def delete_backup(self, server: ManagementServer, backup_id: str) -> bool:
+        """Remove a backup's files from the server; False when they were already gone."""
+        return server.backups.pop(backup_id, None) is not None
+
     def install_certificate(
         self, server: ManagementServer, pair: KeyPair, parts: tuple[str, ...] = ALL_PARTS
     ) -> None:

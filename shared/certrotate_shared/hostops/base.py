@@ -1,5 +1,6 @@
-"""The host-operations interface: certificate backup/install/restore, service restarts and
-replication partner delete/re-add, on the Windows host of a management server."""
+"""The host-operations interface: certificate backup/install/restore (and the backup's deletion
+after retention), service restarts and replication partner delete/re-add, on the Windows host
+of a management server."""
 
 from __future__ import annotations
 
@@ -83,6 +84,14 @@ class HostOperations(Protocol):
     async def restore_certificate(
         self, server: ServerTarget, backup_ref: str, *, key: str
     ) -> None: ...
+
+    async def delete_certificate_backup(
+        self, server: ServerTarget, backup_ref: str, *, key: str
+    ) -> bool:
+        """Delete a backup this driver made (its rotation's retention is over): True when it
+        was deleted now, False when it was already gone (both mean it is gone). A reference
+        of another shape is refused (code NOT_A_CERTROTATE_BACKUP) before anything is done."""
+        ...
 
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
         """Stop then start one of SEPM_SERVICES; raises HostOperationError if it fails to start."""

@@ -20,6 +20,8 @@ The flow, for a worker (certificates or replication service):
      ManualTaskNotVerified (the task stays open: emit OperatorTaskVerificationFailed) if not.
      The following restart_service calls for that server, on the same driver instance, then
      return at once: the operator already restarted them.
+   - delete a backup (after its rotation's retention): returns; the files are on the server
+     or on a share certrotate cannot see, so the confirmation is the record.
    - restart (on its own), replication partner delete/add: returns; the replication service
      verifies the partner list and replication status over the REST API, which this driver
      does not hold.
@@ -34,6 +36,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 
 from certrotate_shared.hostops.arguments import checked_partner
+from certrotate_shared.hostops.backup_refs import read_backup_ref
 from certrotate_shared.hostops.base import (
     CertificateBackup,
     CertificateBundle,
@@ -44,6 +47,7 @@ from certrotate_shared.hostops.base import (
 from certrotate_shared.hostops.manual_partner_tasks import add_partner_task, delete_partner_task
 from certrotate_shared.hostops.manual_tasks import (
     backup_task,
+    delete_backup_task,
     install_task,
     restart_task,
     restore_task,
@@ -108,6 +112,15 @@ class ManualHostOperations:
         if fingerprint is not None:
             await self._expect(server, task, fingerprint)
         self._restarted_by_operator.add(server.name)
+
+    async def delete_certificate_backup(
+        self, server: ServerTarget, backup_ref: str, *, key: str
+    ) -> bool:
+        # Printed in a person's instructions as a path: only the exact shapes certrotate makes.
+        task = delete_backup_task(server, key, read_backup_ref(backup_ref))
+        if task.task_id not in self._confirmed:
+            raise ManualTaskPending(task)
+        return True
 
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
         if server.name in self._restarted_by_operator:

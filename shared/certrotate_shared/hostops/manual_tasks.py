@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
+from certrotate_shared.hostops.backup_refs import BackupRef
 from certrotate_shared.hostops.base import OperatorTask, services_to_restart
 from certrotate_shared.messages.common import ServerTarget
 
 SEPM_HOME = r"C:\Program Files (x86)\Symantec\Symantec Endpoint Protection Manager"
+WINRM_BACKUPS = r"C:\ProgramData\certrotate\backups"
+BACKUP_FILES = ("keystore.jks", "server.xml", "server.crt", "server.key")
 SERVICE_NAMES = {
     "semsrv": "Symantec Endpoint Protection Manager",
     "semwebsrv": "Symantec Endpoint Protection Manager Webserver",
@@ -205,5 +208,51 @@ def restart_task(server: ServerTarget, service: str, key: str) -> OperatorTask:
             ]
         ),
         verification=f"certrotate checks the TLS ports of {server.name} answer again.",
+        server=server.name,
+    )
+
+
+def delete_backup_task(server: ServerTarget, key: str, backup: BackupRef) -> OperatorTask:
+    """Delete one backup after its rotation's retention: exactly these files, nothing else."""
+    keep = (
+        f'Do not touch "{SEPM_HOME}\\Server Private Key Backup" on {server.name} (SEPM\'s own '
+        "recovery backup) or the live files under tomcat\\ and apache\\: only the backup below."
+    )
+    holds = f"It holds the certificate with sha256 {backup.fingerprint} and its private key."
+    if backup.source == "winrm":
+        folder = f"{WINRM_BACKUPS}\\{backup.backup_id}"
+        lines = [
+            f"The retention period of the rotation that backed up management server "
+            f"{server.name} is over. Delete that backup from {server.name} ({_host(server)}). "
+            + holds,
+            keep,
+            f"1. On {server.name}, from an elevated PowerShell, delete these five files (if "
+            "certrotate's scripts were given another state directory, the same names under it):",
+            *(f"       {folder}\\{name}" for name in (*BACKUP_FILES, "manifest.json")),
+            f"2. Then delete the folder {folder} itself, which must now be empty. If it holds "
+            "anything else, stop and report it: that is not certrotate's.",
+            "3. Confirm this task. A file already gone counts as deleted.",
+        ]
+    else:
+        lines = [
+            f"The retention period of the rotation whose backup task {backup.backup_id} backed "
+            f"up management server {server.name} is over. Delete that backup. " + holds,
+            keep,
+            f"1. On the administrators-only share used for that task, open the folder named "
+            f"{backup.backup_id} and delete these files:",
+            *(f"       {name}" for name in BACKUP_FILES),
+            '       the copy of "Server Private Key Backup" made in the backup task (the copy '
+            f"in that folder, not SEPM's folder on {server.name})",
+            f"2. Delete the folder {backup.backup_id}, then confirm this task. A file already "
+            "gone counts as deleted.",
+        ]
+    return OperatorTask(
+        task_id=task_id_for(key),
+        title=f"Delete the expired certificate backup of {server.name}",
+        instructions="\n".join(lines),
+        verification=(
+            "certrotate cannot see those files; it records your confirmation and then forgets "
+            "the backup."
+        ),
         server=server.name,
     )

@@ -17,6 +17,7 @@ KINDS = (
     "backup_certificate",
     "install_certificate",
     "restore_certificate",
+    "delete_certificate_backup",
     "restart_service",
     "delete_replication_partner",
     "add_replication_partner",

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from certrotate_shared.hostops.arguments import checked_partner
+from certrotate_shared.hostops.backup_refs import twin_backup_id
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
 from certrotate_shared.messages.common import ServerTarget, SiteTarget
 
@@ -100,6 +101,17 @@ class TwinHostOperations:
             what=f"restore backup {backup_ref} on {server.name}",
             json={"backup_id": backup_ref},
         )
+
+    async def delete_certificate_backup(
+        self, server: ServerTarget, backup_ref: str, *, key: str
+    ) -> bool:
+        backup_id = twin_backup_id(backup_ref)
+        body = await self._post(
+            f"/servers/{server.name}/certificate/backups/{backup_id}/delete",
+            key=key,
+            what=f"delete backup {backup_id} on {server.name}",
+        )
+        return bool(body.get("deleted"))
 
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
         await self._post(

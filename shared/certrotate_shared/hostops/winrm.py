@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from certrotate_shared.hostops.arguments import checked_partner
+from certrotate_shared.hostops.backup_refs import read_backup_ref
 from certrotate_shared.hostops.base import CertificateBackup, CertificateBundle, HostOperationError
 from certrotate_shared.hostops.manual import ManualHostOperations
 from certrotate_shared.hostops.winrm_outcome import (
@@ -155,6 +156,20 @@ class WinRMHostOperations:
             "Restore-SepmCertificate.ps1",
             {"IdempotencyKey": key, "BackupId": backup_id_of(backup_ref)},
         )
+
+    async def delete_certificate_backup(
+        self, server: ServerTarget, backup_ref: str, *, key: str
+    ) -> bool:
+        """Only a folder Backup-SepmCertificate.ps1 made: the id is checked here and again by
+        the script, which also refuses links and anything its manifest does not list."""
+        backup = read_backup_ref(backup_ref, sources=("winrm",))
+        result = await self._run(
+            server,
+            "Remove-SepmCertificateBackup.ps1",
+            {"IdempotencyKey": key, "BackupId": backup.backup_id},
+            sepm_home=False,
+        )
+        return bool(result.get("deleted"))
 
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
         if self._console is not None and self._console.restarted_by_operator(server):

@@ -7,6 +7,7 @@ from certrotate_shared.messages import (
     operator_tasks,
     orchestrator,
     replication,
+    retention,
 )
 from certrotate_shared.registry import Message, UnknownMessageError, registered
 
@@ -35,4 +36,5 @@ __all__ = [
     "orchestrator",
     "registered_messages",
     "replication",
+    "retention",
 ]

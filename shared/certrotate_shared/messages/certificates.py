@@ -167,3 +167,38 @@ class PurgeCertificateBundle(_CertificatesCommand):
 @register
 class CertificateBundlePurged(Event):
     bundle_ref: str
+
+
+@register
+class DeleteServerBackup(_CertificatesCommand):
+    """A rotation's retention is over: delete one server's certificate backup from its host.
+
+    The certificates service queues it itself from its own backup records when the
+    orchestrator's retention job asks (POST /internal/v1/retention/purge); sites and servers
+    are names, resolved from what the orchestrator published, and the backup is the record's.
+    """
+
+    site: str
+    server: str
+
+
+@register
+class ServerBackupDeleted(Event):
+    """The backup's files are gone from the host (already_gone: an earlier run, or a person,
+    deleted them) and certrotate's record of it is purged."""
+
+    site: str
+    server: str
+    backup_ref: str
+    already_gone: bool = False
+
+
+@register
+class ServerBackupDeletionFailed(Event):
+    """The backup could not be deleted; its record stays, naming where it is."""
+
+    site: str
+    server: str
+    backup_ref: str
+    reason: str
+    retryable: bool

@@ -1,7 +1,7 @@
 """The host agent (`/twin/v1/servers/...`, `/twin/v1/sites/.../replication/partners/...`).
 
-It stands in for what SEPM has no REST call for: certificate backup/install/restore, service
-restarts, replication partner delete/re-add. Passwords and keys never reach the log: only the
+It stands in for what SEPM has no REST call for: certificate backup/install/restore (and a
+backup's deletion), service restarts, replication partner delete/re-add. Passwords and keys never reach the log: only the
 format and the resulting fingerprint are recorded.
 """
 
@@ -64,6 +64,23 @@ def build_host_agent_router(agent: HostAgent) -> APIRouter:
             operation="certificate.backup",
             target=name,
             params={},
+            action=action,
+            server=name,
+        )
+
+    @router.post("/servers/{name}/certificate/backups/{backup_id}/delete")
+    async def delete_backup(name: str, backup_id: str, request: Request) -> Response:
+        """A backup whose files are already gone answers deleted: false (nothing to do)."""
+
+        async def action() -> tuple[int, Any]:
+            deleted = world.delete_backup(find(name), backup_id)
+            return 200, {"server": name, "backup_id": backup_id, "deleted": deleted}
+
+        return await agent.run(
+            request,
+            operation="certificate.backup.delete",
+            target=name,
+            params={"backup_id": backup_id},
             action=action,
             server=name,
         )

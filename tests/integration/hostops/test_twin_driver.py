@@ -235,3 +235,36 @@ async def test_the_probe_names_a_port_where_nothing_listens() -> None:
     server = ServerTarget(name="gone", address="127.0.0.1", version="14.3", ports={"443": 1})
     with pytest.raises(TlsProbeError, match=r"port 443: 127.0.0.1:1 refused the connection"):
         await served_fingerprints(server)
+
+
+async def test_a_backup_is_deleted_from_the_host_once_and_a_second_delete_finds_it_gone(
+    live_twin: LiveTwin,
+) -> None:
+    site = live_twin.site("site-a")
+    server = site.server("sepm-a1")
+    ops = host_operations_for(site, None)
+    try:
+        kept = await ops.backup_certificate(server, key="saga-9:backup:keep")
+        doomed = await ops.backup_certificate(server, key="saga-9:backup:doomed")
+        held = {b["backup_id"] for b in live_twin.server_view("sepm-a1")["backups"]}
+        assert {kept.backup_ref, doomed.backup_ref} <= held
+
+        assert await ops.delete_certificate_backup(server, doomed.backup_ref, key="d-1") is True
+        # A retried command (same key) and a later one (a crash after the host deleted it)
+        # both find the work done; neither touches another backup.
+        assert await ops.delete_certificate_backup(server, doomed.backup_ref, key="d-1") is True
+        assert await ops.delete_certificate_backup(server, doomed.backup_ref, key="d-2") is False
+        with pytest.raises(HostOperationError) as refused:
+            await ops.delete_certificate_backup(server, "../sepm-a2", key="d-3")
+        assert refused.value.code == "NOT_A_CERTROTATE_BACKUP" and not refused.value.retryable
+    finally:
+        await ops.close()
+
+    left = {b["backup_id"] for b in live_twin.server_view("sepm-a1")["backups"]}
+    assert doomed.backup_ref not in left and kept.backup_ref in left
+    deletes = [
+        (e["idempotency_key"], e["replay"])
+        for e in await live_twin.operations()
+        if e["operation"] == "certificate.backup.delete"
+    ]
+    assert deletes == [("d-1", False), ("d-1", True), ("d-2", False)]

@@ -32,6 +32,7 @@ from certrotate_shared.messages.client_monitor import (
     PolicyPropagated,
 )
 from certrotate_shared.messages.replication import BreakReplication, InspectSite, RestoreReplication
+from certrotate_shared.messages.retention import PurgeRotationRecords
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
 from certrotate_shared.topics import commands_topic
@@ -164,7 +165,9 @@ class StandInWorker:
             self.arrived.set()
             if type(message) in self.failing:
                 raise RuntimeError("KeyError: 'groups' (a bug in the stand-in worker)")
-            if isinstance(message, PurgeCertificateBundle | CancelPropagationWatch):
+            if isinstance(
+                message, PurgeCertificateBundle | CancelPropagationWatch | PurgeRotationRecords
+            ):
                 return None
             if isinstance(message, AwaitPolicyPropagation) and not self.propagate:
                 return None
@@ -181,7 +184,7 @@ class StandInWorker:
             InspectSite, BreakReplication, RestoreReplication, SetCertificateVerification,
             CheckCertificateVerification,
             UpdateServerCertificate, RollbackServerCertificate, PurgeCertificateBundle,
-            AwaitPolicyPropagation, CancelPropagationWatch,
+            AwaitPolicyPropagation, CancelPropagationWatch, PurgeRotationRecords,
         ]  # fmt: skip
         self.runtime = _ParkingRuntime(
             self,

@@ -70,6 +70,13 @@ class Estate:
         assert created.status_code == 201, created.text
         return dict(created.json())
 
+    async def deletion_requested(self, saga: str) -> list[Any]:
+        query = select(server_backups.c.deletion_requested_at).where(
+            server_backups.c.saga_id == saga
+        )
+        async with self.certificates.uow() as uow:
+            return list((await uow.session.execute(query)).scalars())
+
     async def purge_by_ttl(self) -> list[str]:
         assert isinstance(self.certificates.spec.api, functools.partial)  # built with its deps
         deps = self.certificates.spec.api.keywords["deps"]
@@ -185,8 +192,13 @@ async def _retention_scenario(env: Estate) -> None:
     env.clock.advance(2 * DAY)
     second = await retention.run_due(deps)
     assert second is not None and second["rotations"] == 1
-    assert await env.count(server_backups, saga_id=saga) == 0
+    # The backup's record stays until its files are deleted from the host (a job of the
+    # certificates service: tests/integration/certificates/test_backup_retention.py).
+    [requested] = await env.deletion_requested(saga)
+    assert requested is not None
     assert await env.count(verification_originals, saga_id=saga) == 0
+    # The workers are told in the same transaction that marked the rotation purged.
+    await wait_until(functools.partial(_told, hooks, saga, {"replication", "client-monitor"}))
     assert await env.count(bundles) == 1  # the uploaded one, used 31 days ago at most
     # The rotation itself, and its history, stay readable.
     assert (await hooks.rotation(saga))["state"] == "completed"
@@ -199,6 +211,15 @@ async def _retention_scenario(env: Estate) -> None:
     async with hooks.runtime.uow() as uow:
         due = await periodic_jobs.due_at(uow.session, retention.JOB)
     assert due == env.clock.now() + timedelta(seconds=settings.retention_interval_seconds)
+
+
+async def _told(hooks: Hooks, saga: str, services: set[str]) -> bool:
+    told = {
+        (e.saga_id, e.message().target_service)  # type: ignore[attr-defined]
+        for e in hooks.worker.envelopes
+        if e.type == "PurgeRotationRecords"
+    }
+    return told == {(saga, s) for s in services}
 
 
 def _deps(hooks: Hooks) -> Any:

@@ -186,6 +186,12 @@ class FakeHost:
         self._call("restore", key)
         self.installed = self.backups[backup_ref]
 
+    async def delete_certificate_backup(
+        self, server: ServerTarget, backup_ref: str, *, key: str
+    ) -> bool:
+        self._call("delete_backup", key)
+        return self.backups.pop(backup_ref, None) is not None
+
     async def restart_service(self, server: ServerTarget, service: str, *, key: str) -> None:
         self._call(f"restart:{service}", key)
         ports = {"semwebsrv": ("8443", "443"), "semapisrv": ("8446",)}.get(service, ())
@@ -227,6 +233,9 @@ class FakeStore:
         self, saga_id: str, site: str, server: str, backup: CertificateBackup
     ) -> CertificateBackup:
         return self.backups.setdefault((saga_id, site, server), backup)
+
+    async def forget_backup(self, saga_id: str, site: str, server: str) -> None:
+        self.backups.pop((saga_id, site, server), None)
 
 
 def new_bundle() -> StoredBundle:

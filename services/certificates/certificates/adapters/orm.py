@@ -50,7 +50,9 @@ verification_originals = Table(
 )
 
 # The first backup taken for a server in a saga: the one rollback must restore, even when a
-# later attempt runs after the new certificate was already installed.
+# later attempt runs after the new certificate was already installed. After the rotation's
+# retention the row stays until the backup's files are deleted from the host (a
+# DeleteServerBackup job), so a crash between the two never loses track of them.
 server_backups = Table(
     "server_backups",
     metadata,
@@ -60,6 +62,7 @@ server_backups = Table(
     Column("backup_ref", String(200), nullable=False),
     Column("fingerprint_sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deletion_requested_at", DateTime(timezone=True)),
 )
 
 # Long-running commands, run outside the consumer's transaction and resumed after a crash.

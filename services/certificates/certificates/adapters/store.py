@@ -12,11 +12,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from certificates.adapters.jobs import add_job
 from certificates.adapters.orm import bundles, server_backups, verification_originals
 from certificates.domain.keystore import BundleFormat, Upload
 from certificates.domain.validation import ValidatedCertificate
 from certificates.service_layer.store import BundleUnavailableError, Original, StoredBundle
+from certrotate_shared.envelope import Envelope
 from certrotate_shared.hostops import CertificateBackup, CertificateBundle
+from certrotate_shared.messages.certificates import DeleteServerBackup
 from certrotate_shared.secretbox import SecretBox
 
 
@@ -135,19 +138,61 @@ async def hold_bundles(session: AsyncSession, refs: list[str], now: datetime) ->
 
 
 async def purge_retained(
-    session: AsyncSession, *, saga_ids: list[str], bundle_refs: list[str]
+    session: AsyncSession,
+    *,
+    saga_ids: list[str],
+    bundle_refs: list[str],
+    keep_backups: dict[str, list[str]] | None = None,
+    now: datetime,
 ) -> dict[str, int]:
-    """What a rotation left behind once its retention is over: its bundles, the verification
-    values it recorded and the records of the certificate backups taken on its servers."""
-    counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0}
+    """What a rotation left behind once its retention is over: its bundles and the
+    verification values it recorded go now; each certificate backup taken on its servers is
+    queued for deletion from its host (its record goes when the files are gone), except those
+    in `keep_backups` (saga -> servers whose rollback may still need them)."""
+    counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0,
+              "server_backups_kept": 0}  # fmt: skip
     if bundle_refs:
         done = await session.execute(delete(bundles).where(bundles.c.bundle_ref.in_(bundle_refs)))
         counts["bundles"] = done.rowcount  # type: ignore[attr-defined]
-    if saga_ids:
-        for table in (verification_originals, server_backups):
-            done = await session.execute(delete(table).where(table.c.saga_id.in_(saga_ids)))
-            counts[table.name] = done.rowcount  # type: ignore[attr-defined]
+    if not saga_ids:
+        return counts
+    done = await session.execute(
+        delete(verification_originals).where(verification_originals.c.saga_id.in_(saga_ids))
+    )
+    counts["verification_originals"] = done.rowcount  # type: ignore[attr-defined]
+    keep = keep_backups or {}
+    rows = (
+        await session.execute(
+            select(server_backups).where(
+                server_backups.c.saga_id.in_(saga_ids),
+                server_backups.c.deletion_requested_at.is_(None),
+            )
+        )
+    ).all()
+    for row in rows:
+        if row.server in keep.get(row.saga_id, ()):
+            counts["server_backups_kept"] += 1
+            continue
+        command = DeleteServerBackup(
+            idempotency_key=f"{row.saga_id}:retention:delete-backup:{row.site}:{row.server}",
+            site=row.site,
+            server=row.server,
+        )
+        await add_job(
+            session, Envelope.wrap(command, saga_id=row.saga_id), command.idempotency_key, now
+        )
+        await session.execute(
+            update(server_backups)
+            .where(_backup_row(row.saga_id, row.site, row.server))
+            .values(deletion_requested_at=now)
+        )
+        counts["server_backups"] += 1
     return counts
+
+
+def _backup_row(saga_id: str, site: str, server: str) -> Any:
+    t = server_backups
+    return (t.c.saga_id == saga_id) & (t.c.site == site) & (t.c.server == server)
 
 
 async def purge_unreferenced(session: AsyncSession, *, created_before: datetime) -> list[str]:
@@ -241,3 +286,9 @@ class SqlCertificateStore:
         kept = await self.backup_for(saga_id, site, server)
         assert kept is not None
         return kept
+
+    async def forget_backup(self, saga_id: str, site: str, server: str) -> None:
+        """The backup's files are gone from the host: its record goes too."""
+        async with self._sessions() as session:
+            await session.execute(delete(server_backups).where(_backup_row(saga_id, site, server)))
+            await session.commit()

@@ -60,6 +60,9 @@ class RetentionPurge(BaseModel):
 
     saga_ids: list[str] = Field(default_factory=list, max_length=10_000)
     bundle_refs: list[str] = Field(default_factory=list, max_length=10_000)
+    # saga id -> servers whose backup stays on the host: the rotation ended with them not
+    # back on a known certificate, so a rollback by hand may still need it.
+    keep_backups: dict[str, list[str]] = Field(default_factory=dict, max_length=10_000)
 
 
 class StoredBundleOut(BaseModel):
@@ -206,9 +209,15 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
     async def purge_retained(body: RetentionPurge) -> dict[str, int]:
         async with runtime.uow() as uow:
             counts = await store.purge_retained(
-                uow.session, saga_ids=body.saga_ids, bundle_refs=body.bundle_refs
+                uow.session,
+                saga_ids=body.saga_ids,
+                bundle_refs=body.bundle_refs,
+                keep_backups=body.keep_backups,
+                now=deps.clock.now(),
             )
             await uow.commit()
+        if counts["server_backups"]:
+            deps.wake_jobs()
         return counts
 
     @app.delete(

@@ -59,6 +59,10 @@ class Dependencies:
         """The site a command names, as the orchestrator published it (never its fields)."""
         return await site_directory.resolve(site, await self.ready_vault())
 
+    async def published_site_named(self, site: str) -> site_directory.AuthoritativeSite:
+        """A site this service knows by name only (its own records), as published."""
+        return await site_directory.resolve_named(site, await self.ready_vault())
+
     async def connect_sepm(self, site: SiteTarget) -> SepmApi:
         return await self.sepm(site)
 

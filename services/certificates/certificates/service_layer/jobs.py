@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from certificates.adapters import jobs as job_table
 from certificates.adapters.store import SqlCertificateStore
+from certificates.service_layer.backup_retention import delete_server_backup
 from certificates.service_layer.dependencies import Dependencies
 from certificates.service_layer.server_certificate import (
     Verifier,
@@ -33,6 +34,7 @@ from certrotate_shared.leases import Lease, replica_name
 from certrotate_shared.messages.certificates import (
     CertificateVerificationFailed,
     CheckCertificateVerification,
+    DeleteServerBackup,
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
     ServerCertificateUpdateFailed,
@@ -193,6 +195,15 @@ class JobRunner:
 
     async def perform(self, job: job_table.Job, command: Message) -> Event:
         """Run one command to its outcome event (raises ManualTaskPending)."""
+        if isinstance(command, DeleteServerBackup):
+            return await delete_server_backup(
+                command,
+                saga_id=job.saga_id,
+                store=self.store,
+                resolve_site=self.deps.published_site_named,
+                host_operations=self.deps.host_operations,
+                confirmed_tasks=job.confirmed_tasks,
+            )
         try:
             command = await self._as_published(command)
         except site_directory.UnknownSiteTargetError as exc:
@@ -301,7 +312,7 @@ def _task_requested(job: job_table.Job, task: OperatorTask) -> OperatorTaskReque
     return OperatorTaskRequested(
         task_id=task.task_id,
         service="certificates",
-        site=site.site if site is not None else "",
+        site=site if isinstance(site, str) else site.site if site is not None else "",
         server=task.server,
         title=task.title,
         instructions=task.instructions,

@@ -46,3 +46,7 @@ class CertificateStore(Protocol):
     ) -> CertificateBackup:
         """Keep the first backup of a server in a saga; returns the one kept."""
         ...
+
+    async def forget_backup(self, saga_id: str, site: str, server: str) -> None:
+        """The backup's files are gone from its host: drop its record."""
+        ...

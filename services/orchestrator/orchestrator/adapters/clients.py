@@ -87,11 +87,21 @@ class CertificatesClient:
         data = await self._internal_post("/internal/v1/bundles/holds", {"bundle_refs": bundle_refs})
         return list(data.get("missing", []))
 
-    async def purge_retained(self, *, saga_ids: list[str], bundle_refs: list[str]) -> None:
-        """Delete what ended rotations left behind (their bundles and records)."""
-        await self._internal_post(
-            "/internal/v1/retention/purge", {"saga_ids": saga_ids, "bundle_refs": bundle_refs}
-        )
+    async def purge_retained(
+        self,
+        *,
+        saga_ids: list[str],
+        bundle_refs: list[str],
+        keep_backups: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Delete what ended rotations left behind (their bundles and records) and have the
+        backups on their servers deleted, except `keep_backups` (saga -> servers)."""
+        body = {
+            "saga_ids": saga_ids,
+            "bundle_refs": bundle_refs,
+            "keep_backups": keep_backups or {},
+        }
+        await self._internal_post("/internal/v1/retention/purge", body)
 
     async def _internal_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -12,6 +12,8 @@ from certrotate_shared.messages.certificates import (
     CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CertificateVerificationSet,
+    ServerBackupDeleted,
+    ServerBackupDeletionFailed,
     ServerCertificateRollbackFailed,
     ServerCertificateRolledBack,
     ServerCertificateUpdated,
@@ -36,6 +38,7 @@ from certrotate_shared.messages.replication import (
     SiteInspected,
     SiteInspectionFailed,
 )
+from certrotate_shared.messages.retention import RotationRecordsPurged
 from orchestrator.domain.inputs import EventArrived
 from orchestrator.service_layer import dead_letters, tasks
 from orchestrator.service_layer.deps import Deps
@@ -87,6 +90,16 @@ async def reopen_operator_task(message: Message, ctx: Context, *, deps: Deps) ->
     return None
 
 
+async def record_retention_outcome(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+    """After an ended rotation's retention, what a worker deleted of it (or could not) goes
+    into its history: the record an auditor reads says where each piece went, and when."""
+    assert isinstance(message, Event)
+    await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
+    tasks.close_tasks_answered_by(ctx.uow, ctx.envelope.causation_id)  # a manual deletion
+    _history(ctx, deps.now(), "event", message)
+    return None
+
+
 def _history(ctx: Context, now: object, kind: str, message: Event) -> None:
     record_history(
         ctx.uow,
@@ -129,4 +142,7 @@ HANDLERS: dict[type[Message], DepsHandler] = {
     MessageDeadLettered: surface_dead_letter,
     OperatorTaskRequested: record_operator_task,
     OperatorTaskVerificationFailed: reopen_operator_task,
+    ServerBackupDeleted: record_retention_outcome,
+    ServerBackupDeletionFailed: record_retention_outcome,
+    RotationRecordsPurged: record_retention_outcome,
 }

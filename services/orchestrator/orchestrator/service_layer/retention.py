@@ -5,8 +5,16 @@ leftovers of a request that failed after pre-flight). Everything this service re
 held instead: a live rotation's or campaign's bundle must never expire, however long the
 rotation waits for its clients or the campaign for its turn. Each run holds them again (a hold
 lost to a crash is made good) and purges what ended rotations and campaigns left behind once
-the retention period is over: the verification values recorded, the records of the backups
-taken on the servers, a campaign's unused bundles, and uploaded bundles nobody used lately."""
+the retention period is over: the verification values recorded, the backups taken on the
+servers (deleted from the hosts by the certificates service, then from its records), the
+replication and client-monitor services' records of the rotation (each purges on its own
+retention, told by a PurgeRotationRecords command sent with the purge mark), a campaign's
+unused bundles, and uploaded bundles nobody used lately.
+
+A server the rotation left between certificates (its swap or its rollback unfinished) keeps
+its backup: a person may still need it to roll the server back by hand. The rotation's
+record and history stay, and so do the at-risk lists an approver accepted (the history names
+them as the evidence of the accepted risk)."""
 
 from __future__ import annotations
 
@@ -14,17 +22,18 @@ import asyncio
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared.messages.retention import PurgeRotationRecords
 from orchestrator.adapters import periodic_jobs
 from orchestrator.adapters.bundle_tables import retention_purges, uploaded_bundles
 from orchestrator.adapters.campaign_tables import campaigns
 from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
 from orchestrator.adapters.orm import sagas
-from orchestrator.adapters.repository import to_db
+from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.domain import campaign as campaign_domain
 from orchestrator.domain.state import TERMINAL
 from orchestrator.service_layer.deps import Deps
@@ -33,6 +42,9 @@ log = logging.getLogger(__name__)
 
 JOB = "retention"
 BATCH = 500
+# Server states in which the backup may still be the way back to a known certificate.
+_BACKUP_STILL_NEEDED = frozenset({"updating", "failed", "rolling_back", "rollback_failed"})
+WORKERS: tuple[Literal["replication", "client-monitor"], ...] = ("replication", "client-monitor")
 # Real seconds between looks at the job's due time (the interval itself is in clock time).
 POLL_SECONDS = 30.0
 
@@ -110,7 +122,7 @@ async def _purge_rotations(
         async with deps.rt.uow() as uow:
             rows = (
                 await uow.session.execute(
-                    select(sagas.c.saga_id, sagas.c.state)
+                    select(sagas.c.saga_id, sagas.c.state, sagas.c.updated_at)
                     .where(
                         sagas.c.status.in_(TERMINAL),
                         sagas.c.updated_at < cutoff,
@@ -122,11 +134,22 @@ async def _purge_rotations(
         if not rows:
             return done
         ids = [r.saga_id for r in rows]
+        states = {r.saga_id: _state(r.state) for r in rows}
         # The bundle went when the rotation ended; naming it again covers a lost purge command.
-        refs = [_state(r.state)["certificate"]["bundle_ref"] for r in rows]
-        await certificates.purge_retained(saga_ids=ids, bundle_refs=refs)
-        await _mark(deps, ids, "rotation", now)
+        refs = [state["certificate"]["bundle_ref"] for state in states.values()]
+        keep = {saga: kept for saga, state in states.items() if (kept := _backups_kept(state))}
+        await certificates.purge_retained(saga_ids=ids, bundle_refs=refs, keep_backups=keep)
+        ended = {r.saga_id: from_db(r.updated_at) for r in rows}
+        await _mark(deps, ids, "rotation", now, ended=ended)
         done += len(ids)
+
+
+def _backups_kept(state: dict[str, Any]) -> list[str]:
+    return [
+        server["name"]
+        for server in state.get("servers", [])
+        if server.get("status") in _BACKUP_STILL_NEEDED
+    ]
 
 
 async def _purge_campaigns(
@@ -174,12 +197,31 @@ async def _purge_uploaded(deps: Deps, certificates: CertificatesClient, now: dat
     return len(ids)
 
 
-async def _mark(deps: Deps, owners: list[str], kind: str, now: datetime) -> None:
+async def _mark(
+    deps: Deps,
+    owners: list[str],
+    kind: str,
+    now: datetime,
+    *,
+    ended: dict[str, datetime] | None = None,
+) -> None:
+    """Mark the owners purged; for rotations, tell the workers in the same transaction (the
+    outbox), so a crash can neither lose their purge nor send it for an unmarked rotation."""
     async with deps.rt.uow() as uow:
         await uow.session.execute(
             insert(retention_purges),
             [{"owner_id": o, "kind": kind, "purged_at": to_db(now)} for o in owners],
         )
+        for saga_id, ended_at in (ended or {}).items():
+            for service in WORKERS:
+                uow.emit(
+                    PurgeRotationRecords(
+                        idempotency_key=f"{saga_id}:retention:{service}",
+                        target_service=service,
+                        ended_at=ended_at,
+                    ),
+                    saga_id=saga_id,
+                )
         await uow.commit()
 
 
