@@ -7,16 +7,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certrotate_shared.clock import Clock
+from certrotate_shared.record_retention import run_purges
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
+from client_monitor.adapters.orm import retention_requests
 from client_monitor.entrypoints.api import create_api
 from client_monitor.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from client_monitor.service_layer.board import WatchBoard
 from client_monitor.service_layer.handlers import HANDLERS
 from client_monitor.service_layer.metrics import read_gauges
+from client_monitor.service_layer.retention import purge_rotation
 from client_monitor.settings import Settings
 
 SERVICE = "client-monitor"
@@ -50,13 +53,23 @@ def build_spec(
         board.locate(lambda: advertised_url(settings, runtime.http_url))
         await board.run(runtime)
 
+    async def record_retention(runtime: ServiceRuntime) -> None:
+        await run_purges(
+            runtime,
+            retention_requests,
+            service="client-monitor",
+            retention_days=settings.retention_days,
+            interval_s=settings.retention_interval_s,
+            purge=purge_rotation,
+        )
+
     spec = ServiceSpec(
         name=SERVICE,
         handlers=HANDLERS,
         topics=lambda prefix: [commands_topic(SERVICE, prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[watch_board],
+        background=[watch_board, record_retention],
         api=lambda runtime: create_api(runtime, board),
         gauges=read_gauges,
     )

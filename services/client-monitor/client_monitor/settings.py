@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from certrotate_shared.internal_api import InternalApiSettings
+from certrotate_shared.record_retention import retention_days_field, retention_interval_field
 
 
 class Settings(InternalApiSettings):
@@ -109,3 +110,5 @@ class Settings(InternalApiSettings):
             "(status.podIP)."
         ),
     )
+    retention_days: float = retention_days_field()
+    retention_interval_s: float = retention_interval_field()

@@ -230,10 +230,13 @@ class Settings(ServiceSettings):
         30.0,
         gt=0,
         description=(
-            "What a rotation leaves behind (the verification values it recorded, the records "
-            "of the certificate backups on its servers, a campaign's unused bundles) is kept "
-            "this many days after it ended, then purged. A live rotation's or campaign's "
-            "bundle never expires."
+            "What a rotation leaves behind (the verification values it recorded, the "
+            "certificate backups on its servers, deleted from the hosts, and a campaign's "
+            "unused bundles) is kept this many days after it ended, then purged; the "
+            "replication and client-monitor services are told then and purge their records "
+            "on their own retention_days. A backup a rollback by hand may still need (a server "
+            "left between certificates) and the at-risk lists an approver accepted are kept. "
+            "A live rotation's or campaign's bundle never expires."
         ),
     )
     uploaded_bundle_days: float = Field(

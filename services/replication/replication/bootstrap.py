@@ -8,15 +8,18 @@ from typing import Any
 from certrotate_shared.clock import Clock
 from certrotate_shared.hostops.base import HostOperations
 from certrotate_shared.messages.common import SiteTarget
+from certrotate_shared.record_retention import run_purges
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
+from replication.adapters.orm import retention_requests
 from replication.entrypoints.api import create_api
 from replication.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from replication.service_layer.connections import Connections, HostOpsFactory
 from replication.service_layer.handlers import HANDLERS, Deps
+from replication.service_layer.retention import purge_rotation
 from replication.service_layer.worker import ReplicationWorker
 from replication.settings import Settings
 
@@ -54,13 +57,23 @@ def build_spec(
     async def replication_worker(runtime: ServiceRuntime) -> None:
         await worker.run(runtime)
 
+    async def record_retention(runtime: ServiceRuntime) -> None:
+        await run_purges(
+            runtime,
+            retention_requests,
+            service="replication",
+            retention_days=settings.retention_days,
+            interval_s=settings.retention_interval_s,
+            purge=purge_rotation,
+        )
+
     return ServiceSpec(
         name=SERVICE,
         handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
         topics=lambda prefix: [commands_topic(SERVICE, prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[replication_worker],
+        background=[replication_worker, record_retention],
         api=create_api,
     )
 

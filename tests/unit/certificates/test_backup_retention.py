@@ -9,6 +9,7 @@ import pytest
 
 from certificates.service_layer.backup_retention import delete_server_backup
 from certrotate_shared import site_directory
+from certrotate_shared.envelope import Event
 from certrotate_shared.hostops import HostOperationError, HostOperations
 from certrotate_shared.messages.certificates import (
     DeleteServerBackup,
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.unit
 COMMAND = DeleteServerBackup(idempotency_key="s1:retention", site="site-a", server="sepm-a1")
 
 
-async def run(host: FakeHost, store: FakeStore, *, known: bool = True):  # type: ignore[no-untyped-def]
+async def run(host: FakeHost, store: FakeStore, *, known: bool = True) -> Event:
     async def resolve(name: str) -> SiteTarget:
         if not known:
             raise site_directory.UnknownSiteTargetError(f"site {name!r} was removed")

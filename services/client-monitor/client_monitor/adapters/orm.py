@@ -21,6 +21,8 @@ from sqlalchemy import (
     Text,
 )
 
+from certrotate_shared.record_retention import requests_table
+
 metadata = MetaData()
 
 watches = Table(
@@ -95,3 +97,6 @@ accepted_list_clients = Table(
     Column("unique_id", String(100), primary_key=True),
     *_client_columns(),
 )
+
+# Rotations the orchestrator reported ended, until purged here (record_retention).
+retention_requests = requests_table(metadata)

@@ -10,7 +10,10 @@ from certrotate_shared.messages.client_monitor import (
     CancelPropagationWatch,
     PropagationWatchFailed,
 )
+from certrotate_shared.messages.retention import PurgeRotationRecords
+from certrotate_shared.record_retention import record_request
 from client_monitor.adapters import repository
+from client_monitor.adapters.orm import retention_requests
 
 
 def _refusal(message: AwaitPolicyPropagation) -> str | None:
@@ -49,7 +52,15 @@ async def cancel_propagation_watch(message: Message, ctx: Context) -> Event | No
     return None
 
 
+async def purge_rotation_records(message: Message, ctx: Context) -> Event | None:
+    """Kept until this service's own retention is over; the purge loop answers then."""
+    assert isinstance(message, PurgeRotationRecords)
+    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=utcnow())
+    return None
+
+
 HANDLERS: dict[type[Message], Handler] = {
     AwaitPolicyPropagation: await_policy_propagation,
     CancelPropagationWatch: cancel_propagation_watch,
+    PurgeRotationRecords: purge_rotation_records,
 }

@@ -6,6 +6,8 @@
 - `replication_broken_partnerships`: exactly which partnerships each saga broke; written
   *before* the host operation runs, so a crash cannot forget a deletion it made.
 - `replication_operator_tasks`: host operations handed to a person (the manual driver).
+- `retention_requests`: rotations the orchestrator reported ended, until purged here
+  (certrotate_shared.record_retention).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from certrotate_shared.record_retention import requests_table
 
 metadata = MetaData()
 
@@ -87,3 +91,5 @@ operator_tasks = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True)),
 )
+
+retention_requests = requests_table(metadata)

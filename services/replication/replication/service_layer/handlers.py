@@ -28,8 +28,11 @@ from certrotate_shared.messages.replication import (
     SiteInspected,
     SiteInspectionFailed,
 )
+from certrotate_shared.messages.retention import PurgeRotationRecords
+from certrotate_shared.record_retention import record_request
 from certrotate_shared.sepm.api import SepmError
 from replication.adapters import repository
+from replication.adapters.orm import retention_requests
 from replication.domain.partners import observe_partners
 from replication.service_layer.connections import Connections
 
@@ -106,6 +109,14 @@ async def confirm_operator_task(
     return None
 
 
+async def purge_rotation_records(
+    message: PurgeRotationRecords, ctx: Context, deps: Deps
+) -> Event | None:
+    """Kept until this service's own retention is over; the purge loop answers then."""
+    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=utcnow())
+    return None
+
+
 async def _open(
     message: BreakReplication | RestoreReplication, ctx: Context, *, kind: str, partners: list[str]
 ) -> None:
@@ -126,4 +137,5 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     BreakReplication: break_replication,
     RestoreReplication: restore_replication,
     ConfirmOperatorTask: confirm_operator_task,
+    PurgeRotationRecords: purge_rotation_records,
 }
