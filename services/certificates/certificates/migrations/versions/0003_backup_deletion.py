@@ -1,14 +1,14 @@
 """server backups: when retention asked for the backup's deletion on its host
 
-Revision ID: c0002
-Revises: c0001
+Revision ID: c0003
+Revises: c0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "c0002"
-down_revision = "c0001"
+revision = "c0003"
+down_revision = "c0002"
 branch_labels = None
 depends_on = None
 
