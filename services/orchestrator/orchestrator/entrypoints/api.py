@@ -19,6 +19,7 @@ from orchestrator.entrypoints import (
     webhooks,
 )
 from orchestrator.entrypoints.campaigns import campaigns_router
+from orchestrator.entrypoints.conditional import AnswerCache
 from orchestrator.entrypoints.dashboard import router as dashboard_router
 from orchestrator.entrypoints.dead_letters import dead_letters_router
 from orchestrator.entrypoints.deps import role
@@ -38,6 +39,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
         description="Rotations of SEPM server certificates as durable sagas.",
     )
     app.state.deps = deps
+    app.state.answers = AnswerCache()
     install_problem_handlers(app, max_body_bytes=deps.settings.max_body_bytes)
 
     @app.exception_handler(ServiceError)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from certrotate_shared.http import ProblemError
+from orchestrator.entrypoints.conditional import AnswerCache
 from orchestrator.service_layer import tokens
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -26,6 +27,15 @@ def get_deps(request: Request) -> Deps:
 
 
 AppDeps = Annotated[Deps, Depends(get_deps)]
+
+
+def get_answers(request: Request) -> AnswerCache:
+    answers: AnswerCache = request.app.state.answers
+    return answers
+
+
+# Views already serialized, by entity tag (conditional.py).
+Answers = Annotated[AnswerCache, Depends(get_answers)]
 
 
 def role(needed: Role) -> Callable[..., Awaitable[Principal]]:

@@ -7,6 +7,8 @@ the OpenAPI snapshot. Every field is always answered (null when unknown) unless 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -318,3 +320,10 @@ def streamed_list(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
         "model": model,
         "content": {media: {"schema": {"type": "string"}} for media in media_types},
     }
+
+
+# Part of every rotation view's entity tag: an answer of another shape is another answer.
+VIEW_REVISION = hashlib.blake2b(
+    json.dumps(RotationOut.model_json_schema(mode="serialization"), sort_keys=True).encode(),
+    digest_size=4,
+).hexdigest()

@@ -16,9 +16,17 @@ from orchestrator.domain.inputs import (
     ResumeRequested,
 )
 from orchestrator.entrypoints import schemas
-from orchestrator.entrypoints.deps import MAX_ID, AppDeps, Approver, Operator, Viewer
+from orchestrator.entrypoints.conditional import (
+    NOT_MODIFIED,
+    IfNoneMatch,
+    none_match,
+    not_modified,
+    tagged_json,
+)
+from orchestrator.entrypoints.deps import MAX_ID, Answers, AppDeps, Approver, Operator, Viewer
 from orchestrator.entrypoints.problems import PREFLIGHT, Responses, problem
 from orchestrator.entrypoints.rotation_models import (
+    VIEW_REVISION,
     ClientListOut,
     HistoryPage,
     RotationOut,
@@ -27,6 +35,7 @@ from orchestrator.entrypoints.rotation_models import (
 )
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import at_risk as at_risk_service
+from orchestrator.service_layer import rotation_reads as reads
 from orchestrator.service_layer import rotations as service
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
@@ -116,21 +125,41 @@ async def list_rotations(
     return RotationPage(items=[rotation_summary(s) for s in items], next_cursor=next_cursor)
 
 
-@router.get("/{rotation_id}")
-async def get_rotation(rotation_id: str, _: Viewer, deps: AppDeps) -> RotationOut:
-    return await view(deps, rotation_id)
+@router.get("/{rotation_id}", response_model=RotationOut, responses=NOT_MODIFIED)
+async def get_rotation(
+    rotation_id: str, _: Viewer, deps: AppDeps, answers: Answers, if_none_match: IfNoneMatch = None
+) -> Response:
+    """The rotation; ETag on every answer, 304 when If-None-Match holds the current one."""
+    now = deps.now()
+    stamp = await reads.rotation_stamp(deps, rotation_id)
+    tag = stamp.tag(now, revision=VIEW_REVISION)
+    if not none_match(if_none_match, tag):
+        return not_modified(tag)
+    body = answers.get(rotation_id, tag)
+    if body is None:
+        state, version = await reads.rotation_state(deps, rotation_id)
+        if version != stamp.version:  # it moved on in between: tag what is answered
+            tag = stamp.at(state, version).tag(now, revision=VIEW_REVISION)
+        body = rotation_view(state, now=now, tasks=stamp.open_tasks).model_dump_json().encode()
+        answers.put(rotation_id, tag, body)
+    return tagged_json(body, tag)
 
 
-@router.get("/{rotation_id}/events")
+@router.get("/{rotation_id}/events", response_model=HistoryPage, responses=NOT_MODIFIED)
 async def rotation_events(
     rotation_id: str,
     _: Viewer,
     deps: AppDeps,
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> HistoryPage:
-    items, next_after = await service.history(deps, rotation_id, after=after, limit=limit)
-    return HistoryPage.model_validate({"items": items, "next_after": next_after})
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The rotation's history, `limit` entries after `after`; ETag and 304 as for the rotation."""
+    tag, items, next_after = await reads.history_page(deps, rotation_id, after=after, limit=limit)
+    if not none_match(if_none_match, tag):
+        return not_modified(tag)
+    page = HistoryPage.model_validate({"items": items, "next_after": next_after})
+    return tagged_json(page.model_dump_json().encode(), tag)
 
 
 ListFormat = Literal["json", "jsonl", "csv"]

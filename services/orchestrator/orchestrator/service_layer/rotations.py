@@ -438,14 +438,6 @@ async def act(
     raise ConflictError("the rotation is changing too fast; try again", code="busy")
 
 
-async def history(
-    deps: Deps, saga_id: str, *, after: int, limit: int
-) -> tuple[list[dict[str, Any]], int | None]:
-    await get_rotation(deps, saga_id)
-    async with deps.rt.uow() as uow:
-        return await SagaRepository(uow.session).history(saga_id, after=after, limit=limit)
-
-
 async def list_rotations(
     deps: Deps,
     *,
