@@ -3,9 +3,13 @@ servers and the twin; unit tests use fakes. Field names are SEPM's own REST defi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sized
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+PageT = TypeVar("PageT", bound=Sized)
+# Reads one page's undecoded body (and the call's name, for errors): the page, and lastPage.
+PageReader = Callable[[bytes, str], tuple[PageT, bool]]
 
 
 class SepmError(Exception):
@@ -87,6 +91,18 @@ class SepmApi(Protocol):
         self, *, last_update_ms: int = 0, page_size: int = 1000, domain_id: str | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """GET /computers of a domain page by page until lastPage, filtered by lastUpdate."""
+        ...
+
+    def iter_computer_page_bodies(
+        self,
+        read: PageReader[PageT],
+        *,
+        last_update_ms: int = 0,
+        page_size: int = 1000,
+        domain_id: str | None = None,
+    ) -> AsyncIterator[PageT]:
+        """GET /computers like iter_computer_pages, each body handed undecoded to `read`, which
+        decodes what its caller needs and checks it (the domain too)."""
         ...
 
     async def online_status(self) -> dict[str, Any]:

@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from certrotate_shared.messages.common import GroupTarget
-from certrotate_shared.sepm.api import SepmDomain
+from certrotate_shared.sepm.api import PageReader, PageT, SepmDomain
+from client_monitor.adapters.computer_pages import read_computers_page
+from client_monitor.domain.computers import ComputerPage
 
 GROUP_A = "A3AF0000000000000000000000000001"
 GROUP_B = "B7C10000000000000000000000000002"
@@ -49,6 +53,11 @@ def computer(
     }
 
 
+def page(records: list[dict[str, Any]]) -> ComputerPage:
+    """These records as one page of GET /computers reads them."""
+    return read_computers_page(orjson.dumps({"content": records}), "GET /computers")[0]
+
+
 @dataclass
 class FakeSepm:
     """Pages over a dict of records; remembers the lastUpdate of every scan."""
@@ -67,9 +76,24 @@ class FakeSepm:
         ids = dict.fromkeys(["D-DEFAULT", *self.domain_of.values()])
         return [SepmDomain(id=d, name=d) for d in ids]
 
+    async def iter_computer_page_bodies(
+        self,
+        read: PageReader[PageT],
+        *,
+        last_update_ms: int = 0,
+        page_size: int = 1000,
+        domain_id: str | None = None,
+    ) -> AsyncIterator[PageT]:
+        """Pages as SEPM sends them (JSON bytes of a Page object), read by the caller's reader."""
+        pages = self.iter_computer_pages(
+            last_update_ms=last_update_ms, page_size=page_size, domain_id=domain_id
+        )
+        async for content, last in pages:
+            yield read(orjson.dumps({"content": content, "lastPage": last}), "GET /computers")[0]
+
     async def iter_computer_pages(
         self, *, last_update_ms: int = 0, page_size: int = 1000, domain_id: str | None = None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], bool]]:
         from certrotate_shared.sepm.api import SepmError
 
         if (domain_id or "D-DEFAULT") == "D-DEFAULT":
@@ -85,7 +109,7 @@ class FakeSepm:
             if self.fail_after_pages is not None and page >= self.fail_after_pages:
                 self.fail_after_pages = None
                 raise SepmError("connection reset", retryable=True)
-            yield chosen[start : start + page_size]
+            yield chosen[start : start + page_size], start + page_size >= len(chosen)
 
     async def close(self) -> None:
         pass

@@ -202,6 +202,29 @@ async def test_pages_from_index_1_until_last_page_with_last_update(sepm, clock):
     ]
 
 
+async def test_computer_pages_can_be_handed_to_the_caller_undecoded(sepm, clock):
+    # A watch of a million clients decodes the few fields it needs from the bytes itself.
+    bodies = [
+        json.dumps({"content": [{"uniqueId": f"C{i}"}], "lastPage": i == 2}).encode()
+        for i in (1, 2)
+    ]
+    sepm.on("/computers", *(lambda _r, b=b: httpx.Response(200, content=b) for b in bodies))
+    seen: list[tuple[bytes, str]] = []
+
+    def read(body: bytes, where: str) -> tuple[list[bytes], bool]:
+        seen.append((body, where))
+        return [body], json.loads(body)["lastPage"]
+
+    api = client(sepm, clock)
+    pages = [p async for p in api.iter_computer_page_bodies(read, page_size=1, domain_id="D1")]
+    assert pages == [[bodies[0]], [bodies[1]]]
+    assert seen == [(b, "GET /computers") for b in bodies]
+    params = [dict(r.url.params) for r in sepm.calls("/computers")]
+    assert params == [
+        {"lastUpdate": "0", "domain": "D1", "pageIndex": str(i), "pageSize": "1"} for i in (1, 2)
+    ]
+
+
 async def test_a_401_in_the_middle_of_a_scan_repeats_that_page_only(sepm, clock):
     served: list[str] = []
 

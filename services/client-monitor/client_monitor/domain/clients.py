@@ -5,15 +5,15 @@ through an index of the ids' hashes: sorted numpy arrays, a large one and a smal
 latest additions merged into it now and then (so an addition never copies the large one). A
 hash that two ids share is caught by comparing the ids, and the second id is then looked up by
 its text. No per-client Python object lives between scans. The other fields are numpy columns
-and one byte buffer of computer names. A page is taken with a few passes over its records and
-numpy operations, not a loop of statements per client. Policy serials are interned: a fleet
+and one byte buffer of computer names. A page arrives as columns (`ComputerPage`) and is taken
+with numpy operations, not a loop of statements per client. Policy serials are interned: a fleet
 holds a handful of distinct ones per group.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,16 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from certrotate_shared.messages.common import GroupTarget
+from client_monitor.domain.computers import ComputerPage
+from client_monitor.domain.id_index import HashIndex, IndexArray
 from client_monitor.domain.serials import is_target_or_later
 
 DAY_MS = 86_400_000
-IndexArray = npt.NDArray[np.int64]
 _key = hash  # a uniqueId's index key (64 bits; ids that share one are told apart by text)
 _MERGE_AT = 65_536  # recent additions kept in a small index before they join the large one
-
-
-class MalformedComputerError(ValueError):
-    """A computer record whose fields have types SEPM's definition does not give them."""
 
 
 @dataclass(frozen=True)
@@ -71,62 +68,43 @@ class ClientTable:
         self._name_at = np.zeros(capacity, dtype=np.int32)  # the names stay far below 2 GiB
         self._name_len = np.zeros(capacity, dtype=np.int32)
         # hash(uniqueId) -> row: sorted arrays, the latest additions, ids whose hash is taken.
-        self._index = _HashIndex()
-        self._recent = _HashIndex()
+        self._index = HashIndex(directory=True)
+        self._recent = HashIndex()
         self._collided: dict[str, int] = {}
         self._order: IndexArray | None = None
 
     # -- ingest ---------------------------------------------------------------------------
-    def ingest(self, computers: Iterable[Mapping[str, Any]]) -> int:
-        """Take one page of SEPM computer records; returns how many were watched clients."""
-        records = [r for r in computers if r.get("uniqueId")]
-        if not records:
+    def ingest(self, page: ComputerPage) -> int:
+        """Take one page of SEPM computers; returns how many were watched clients."""
+        n = len(page)
+        if not n:
             return 0
-        ids = [r["uniqueId"] for r in records]
-        try:
-            group_ids = [(r.get("group") or {}).get("id") for r in records]
-            serials = [r.get("profileSerialNo") or "" for r in records]
-            statuses = [r.get("onlineStatus") for r in records]
-            updated = np.array([r.get("lastUpdateTime") or 0 for r in records], dtype=np.int64)
-            gmap = {g: self._group_row.get(str(g or "").upper(), -1) for g in set(group_ids)}
-            if set(map(type, ids)) - {str} or set(map(type, serials)) - {str}:
-                raise TypeError("uniqueId or profileSerialNo")
-            if set(statuses) - {0, 1, None}:
-                raise TypeError("onlineStatus")
-        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
-            # Counting such a client as "not reached" or "offline" would be a guess, and
-            # the same server answers the same way on the next scan: refuse, once.
-            culprit = _first_malformed(records)
-            raise MalformedComputerError(
-                f"computer {culprit}: unexpected field types ({exc})"
-            ) from None
-        n = len(records)
-        groups = np.fromiter(map(gmap.__getitem__, group_ids), dtype=np.int16, count=n)
-        rows = self._rows_of(ids, records, groups)
+        gmap = {g: self._group_row.get(g.upper(), -1) if g else -1 for g in set(page.group_ids)}
+        groups = np.fromiter(map(gmap.__getitem__, page.group_ids), dtype=np.int16, count=n)
+        rows = self._rows_of(page, groups)
         keep = rows >= 0  # known clients, and new ones of watched groups
         if not keep.any():
             return 0
+        serials = page.serials
         for serial in set(serials) - self._serial_ids.keys():
             self._intern(serial)
         sids = np.fromiter(map(self._serial_ids.__getitem__, serials), dtype=np.int32, count=n)
+        updated = np.array(page.last_update_ms, dtype=np.int64)
         idx, g_col, s_col, u_col = rows[keep], groups[keep], sids[keep], updated[keep]
         self.group[idx] = g_col
         self.serial[idx] = s_col
-        self.online[idx] = np.array([s == 1 for s in statuses], dtype=bool)[keep]
+        self.online[idx] = np.array(page.online, dtype=bool)[keep]
         self.last_update[idx] = u_col
         self.reached[idx] = (g_col >= 0) & self._reach[np.maximum(g_col, 0), s_col]
         self.max_last_update_ms = max(self.max_last_update_ms, int(u_col.max()))
         return int(keep.sum())
 
-    def _rows_of(
-        self, ids: list[str], records: list[Mapping[str, Any]], groups: npt.NDArray[np.int16]
-    ) -> IndexArray:
-        """Each record's row: found by hash and confirmed by id, added when new and watched,
+    def _rows_of(self, page: ComputerPage, groups: npt.NDArray[np.int16]) -> IndexArray:
+        """Each computer's row: found by hash and confirmed by id, added when new and watched,
         -1 for a new client of a group we do not watch."""
+        ids = page.unique_ids
         n = len(ids)
-        encoded = [u.encode() for u in ids]
-        self._fit_ids(max(map(len, encoded)))
-        page_ids = np.array(encoded, dtype=self.ids.dtype)
+        page_ids = self._encode_ids(ids)
         hashes = list(map(_key, ids))
         keys = np.array(hashes, dtype=np.int64)
         rows = np.full(n, -1, dtype=np.int64)
@@ -142,7 +120,7 @@ class ClientTable:
             fresh = np.flatnonzero(unconfirmed & (groups >= 0))
             rows[fresh] = self.size + np.arange(fresh.size)
             self._recent.add(keys[fresh], rows[fresh])
-            self._append(fresh.tolist(), page_ids, records)
+            self._append(fresh.tolist(), page_ids, page)
             self._merge_if_due()
             return rows
         # New clients (added together below), and ids that met another id's hash.
@@ -167,7 +145,7 @@ class ClientTable:
                 else:
                     page_keys[hashes[i]] = row
             found[i] = row
-        self._append(added, page_ids, records)
+        self._append(added, page_ids, page)
         if page_keys:
             new_keys = np.fromiter(page_keys.keys(), dtype=np.int64, count=len(page_keys))
             new_rows = np.fromiter(page_keys.values(), dtype=np.int64, count=len(page_keys))
@@ -175,26 +153,42 @@ class ClientTable:
         self._merge_if_due()
         return np.array(found, dtype=np.int64)
 
+    def _encode_ids(self, ids: list[str]) -> npt.NDArray[Any]:
+        """The page's ids as UTF-8 in a bytes column, the id column widened to fit them."""
+        joined = "".join(ids)
+        width = len(ids[0])
+        if joined.isascii() and min(map(len, ids)) == width == len(joined) // len(ids):
+            # SEPM's ids: 32 hex digits each, so one encode of the page and no copy per id.
+            self._fit_ids(width)
+            return np.frombuffer(joined.encode(), dtype=f"S{width}")
+        encoded = [u.encode() for u in ids]
+        self._fit_ids(max(map(len, encoded)))
+        return np.array(encoded, dtype=self.ids.dtype)
+
     def _merge_if_due(self) -> None:
         if self._recent.size >= max(_MERGE_AT, self._index.size // 8):
             self._index.add(self._recent.keys, self._recent.rows)
-            self._recent = _HashIndex()
+            self._recent = HashIndex()
 
-    def _append(
-        self, added: list[int], page_ids: npt.NDArray[Any], records: list[Mapping[str, Any]]
-    ) -> None:
-        """New rows for these records of the page, in order, with their ids and names."""
+    def _append(self, added: list[int], page_ids: npt.NDArray[Any], page: ComputerPage) -> None:
+        """New rows for these computers of the page, in order, with their ids and names."""
         if not added:
             return
         start, end = self.size, self.size + len(added)
         while end > self.group.size:
             self._grow()
         self.ids[start:end] = page_ids[added]
-        names = [str(records[i].get("computerName") or "").encode() for i in added]
-        lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+        page_names = page.computer_names
+        texts = [page_names[i] for i in added]
+        joined = "".join(texts)
+        if joined.isascii():  # one encode, and the lengths are the texts' own
+            data, lengths = joined.encode(), np.fromiter(map(len, texts), np.int64, len(texts))
+        else:
+            names = [t.encode() for t in texts]
+            data, lengths = b"".join(names), np.fromiter(map(len, names), np.int64, len(names))
         self._name_len[start:end] = lengths
         self._name_at[start:end] = len(self._names) + np.cumsum(lengths) - lengths
-        self._names += b"".join(names)
+        self._names += data
         self.size = end
 
     def _fit_ids(self, width: int) -> None:
@@ -261,46 +255,3 @@ class ClientTable:
 
     def __len__(self) -> int:
         return self.size
-
-
-def _first_malformed(records: list[Mapping[str, Any]]) -> object:
-    """The uniqueId of the first record whose fields have unexpected types (for the message)."""
-    for record in records:
-        try:
-            int(record.get("lastUpdateTime") or 0)
-            (record.get("group") or {}).get("id")
-            serial = record.get("profileSerialNo") or ""
-            if not isinstance(serial, str) or record.get("onlineStatus") not in (0, 1, None):
-                return record.get("uniqueId")
-            if not isinstance(record.get("uniqueId"), str):
-                return record.get("uniqueId")
-        except (AttributeError, TypeError, ValueError):
-            return record.get("uniqueId")
-    return records[0].get("uniqueId")
-
-
-class _HashIndex:
-    """hash(uniqueId) -> row, as two sorted numpy arrays (12 bytes a client)."""
-
-    def __init__(self) -> None:
-        self.keys = np.zeros(0, dtype=np.int64)
-        self.rows = np.zeros(0, dtype=np.int32)
-
-    @property
-    def size(self) -> int:
-        return int(self.keys.size)
-
-    def find(self, keys: IndexArray, rows: IndexArray) -> None:
-        """Fill in `rows` where it is still -1 and the key is here."""
-        if not self.keys.size:
-            return
-        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
-        hit = (self.keys[at] == keys) & (rows < 0)
-        rows[hit] = self.rows[at[hit]]
-
-    def add(self, keys: IndexArray, rows: npt.NDArray[np.integer[Any]]) -> None:
-        order = np.argsort(keys)
-        keys, rows = keys[order], rows[order]
-        at = np.searchsorted(self.keys, keys)
-        self.keys = np.insert(self.keys, at, keys)
-        self.rows = np.insert(self.rows, at, rows.astype(np.int32))

@@ -89,7 +89,12 @@ def masks(table: ClientTable, *, now_ms: int, stale_horizon_days: float) -> Mask
     watched = table.watched()
     reached = table.reached[:n] & watched
     online = table.online[:n]
-    days = np.where(online, 0.0, (now_ms - table.last_update[:n]) / DAY_MS).clip(min=0.0)
+    # One array of days, computed in place: at 1M clients each temporary is 8 MB, and a
+    # tally runs after every scan, so chained expressions set the watch's peak memory.
+    days = np.subtract(now_ms, table.last_update[:n], dtype=np.float64)
+    days /= DAY_MS
+    days[online] = 0.0
+    np.maximum(days, 0.0, out=days)
     seen = watched & (online | (days <= stale_horizon_days))
     return Masks(watched, reached, watched & ~reached, seen, days)
 

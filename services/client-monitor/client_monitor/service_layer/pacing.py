@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
-from certrotate_shared.sepm.api import SepmApi, SepmDomain
+from certrotate_shared.sepm.api import PageReader, PageT, SepmApi, SepmDomain
 from client_monitor.domain.budget import CallBudget
+
+T = TypeVar("T")
 
 
 class PacedSepm:
@@ -28,9 +30,16 @@ class PacedSepm:
         await self._token()
         return await self.inner.domains()
 
-    async def iter_computer_pages(self, **options: Any) -> AsyncIterator[list[dict[str, Any]]]:
+    def iter_computer_pages(self, **options: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        return self._paced(self.inner.iter_computer_pages(**options))
+
+    def iter_computer_page_bodies(
+        self, read: PageReader[PageT], **options: Any
+    ) -> AsyncIterator[PageT]:
+        return self._paced(self.inner.iter_computer_page_bodies(read, **options))
+
+    async def _paced(self, pages: AsyncIterator[T]) -> AsyncIterator[T]:
         await self._token()
-        pages = self.inner.iter_computer_pages(**options)
         async for page in pages:
             yield page
             await self._token()  # for the next page (one spare token after the last: cheap)

@@ -23,13 +23,15 @@ from certrotate_shared.messages.client_monitor import (
     PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
-from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError, SepmMalformedAnswerError
-from certrotate_shared.sepm.domains import iter_fleet_pages, site_domains
+from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError
+from certrotate_shared.sepm.domains import site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
+from client_monitor.adapters.computer_pages import iter_fleet_pages
+from client_monitor.adapters.memory import pin_mmap_threshold
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.budget import CallBudget
-from client_monitor.domain.clients import ClientRow, ClientTable, MalformedComputerError
+from client_monitor.domain.clients import ClientRow, ClientTable
 from client_monitor.domain.progress import ProgressThrottle, RateTracker
 from client_monitor.domain.propagation import (
     ClientStatus,
@@ -91,6 +93,7 @@ class WatchScanner:
         self.settings = settings
         self.owner = owner
         self._factory = sepm_factory
+        pin_mmap_threshold()  # a table of 1M clients frees arrays of megabytes as it grows
         self.table = ClientTable(self.command.groups)
         self.tally: Tally | None = None
         self.scanned_at: datetime | None = None
@@ -147,15 +150,12 @@ class WatchScanner:
             self._domains = await site_domains(sepm)
         pages = iter_fleet_pages(
             sepm,
+            domains=self._domains,
             last_update_ms=since or 0,
             page_size=self.settings.page_size,
-            domains=self._domains,
         )
         async for page in read_ahead(pages):
-            try:
-                self.table.ingest(page)
-            except MalformedComputerError as exc:
-                raise SepmMalformedAnswerError(f"SEPM GET /computers: {exc}") from None
+            self.table.ingest(page)
             await asyncio.sleep(0)  # let the API and the consumer breathe during a big scan
         # Only a completed pass moves the mark: an interrupted one is re-done from the old one.
         # Not past the pass's start: a client read early in a long (paced) pass that changes

@@ -1,0 +1,75 @@
+"""Rows of a watch's clients by the 64-bit hash of their uniqueId, in sorted numpy arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+IndexArray = npt.NDArray[np.int64]
+_SIGN = np.uint64(1 << 63)  # flipped, it maps signed order onto unsigned order
+
+
+class HashIndex:
+    """hash(uniqueId) -> row, as two sorted numpy arrays (12 bytes a client).
+
+    With `directory`, it also keeps where each run of keys sharing their top bits starts (a
+    few keys a run, ~4 bytes a client): a lookup then reads a handful of neighbouring keys
+    instead of the ~20 scattered ones of a binary search over a million, which made finding
+    the rows of a page the largest cost of taking it. An index that changes on every page
+    (the recent additions) goes without: rebuilding it would cost more than it saves.
+    """
+
+    def __init__(self, *, directory: bool = False) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.rows = np.zeros(0, dtype=np.int32)
+        self._directory = directory
+        self._shift = np.uint64(63)
+        self._starts = np.zeros(3, dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        return int(self.keys.size)
+
+    def find(self, keys: IndexArray, rows: IndexArray) -> None:
+        """Fill in `rows` where it is still -1 and the key is here."""
+        if not self.keys.size:
+            return
+        at = self._lower_bound(keys) if self._directory else np.searchsorted(self.keys, keys)
+        at = np.minimum(at, self.keys.size - 1)
+        hit = (self.keys[at] == keys) & (rows < 0)
+        rows[hit] = self.rows[at[hit]]
+
+    def add(self, keys: IndexArray, rows: npt.NDArray[np.integer[Any]]) -> None:
+        order = np.argsort(keys)
+        keys, rows = keys[order], rows[order]
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.rows = np.insert(self.rows, at, rows.astype(np.int32))
+        if self._directory:
+            self._index_runs()
+
+    def _runs(self, keys: IndexArray) -> npt.NDArray[np.uint64]:
+        return (keys.view(np.uint64) ^ _SIGN) >> self._shift
+
+    def _index_runs(self) -> None:
+        bits = max(1, self.keys.size.bit_length() - 2)  # ~2-4 keys a run
+        self._shift = np.uint64(64 - bits)
+        counts = np.bincount(self._runs(self.keys).astype(np.int64), minlength=1 << bits)
+        self._starts = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=self._starts[1:])
+
+    def _lower_bound(self, keys: IndexArray) -> IndexArray:
+        """Per key, the first position whose key is not less: a binary search inside its run."""
+        run = self._runs(keys).astype(np.int64)
+        lo, hi = self._starts[run], self._starts[run + 1]
+        last = self.keys.size - 1
+        while True:
+            open_ = lo < hi
+            if not open_.any():
+                return lo
+            mid = (lo + hi) >> 1
+            less = self.keys[np.minimum(mid, last)] < keys
+            lo = np.where(open_ & less, mid + 1, lo)
+            hi = np.where(open_ & ~less, mid, hi)
