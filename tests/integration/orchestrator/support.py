@@ -32,7 +32,7 @@ from certrotate_shared.messages.client_monitor import (
     PolicyPropagated,
 )
 from certrotate_shared.messages.replication import BreakReplication, InspectSite, RestoreReplication
-from certrotate_shared.messages.retention import PurgeRotationRecords
+from certrotate_shared.messages.retention import PurgeRotationRecords, RotationRecordsPurged
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
 from certrotate_shared.topics import commands_topic
@@ -165,10 +165,10 @@ class StandInWorker:
             self.arrived.set()
             if type(message) in self.failing:
                 raise RuntimeError("KeyError: 'groups' (a bug in the stand-in worker)")
-            if isinstance(
-                message, PurgeCertificateBundle | CancelPropagationWatch | PurgeRotationRecords
-            ):
+            if isinstance(message, PurgeCertificateBundle | CancelPropagationWatch):
                 return None
+            if isinstance(message, PurgeRotationRecords):  # as if its own retention were over
+                return RotationRecordsPurged(service=message.target_service, counts={"rows": 1})
             if isinstance(message, AwaitPolicyPropagation) and not self.propagate:
                 return None
             if type(message) in self.silent:

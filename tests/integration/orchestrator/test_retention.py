@@ -199,6 +199,8 @@ async def _retention_scenario(env: Estate) -> None:
     assert await env.count(verification_originals, saga_id=saga) == 0
     # The workers are told in the same transaction that marked the rotation purged.
     await wait_until(functools.partial(_told, hooks, saga, {"replication", "client-monitor"}))
+    # Their answers land in the rotation's history: where each piece went, and when.
+    await wait_until(functools.partial(_purged_in_history, hooks, saga))
     assert await env.count(bundles) == 1  # the uploaded one, used 31 days ago at most
     # The rotation itself, and its history, stay readable.
     assert (await hooks.rotation(saga))["state"] == "completed"
@@ -220,6 +222,13 @@ async def _told(hooks: Hooks, saga: str, services: set[str]) -> bool:
         if e.type == "PurgeRotationRecords"
     }
     return told == {(saga, s) for s in services}
+
+
+async def _purged_in_history(hooks: Hooks, saga: str) -> bool:
+    response = await hooks.api.get(f"/v1/rotations/{saga}/events", params={"limit": 1000})
+    assert response.status_code == 200, response.text
+    purged = [e for e in response.json()["items"] if e.get("type") == "RotationRecordsPurged"]
+    return sorted(e["detail"]["service"] for e in purged) == ["client-monitor", "replication"]
 
 
 def _deps(hooks: Hooks) -> Any:
