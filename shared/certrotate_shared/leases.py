@@ -66,6 +66,11 @@ class Lease:
         """Rows nobody holds: never taken, let go, or held by a replica whose hold ran out."""
         return or_(self._owner.is_(None), self._until.is_(None), self._until < self.clock.now())
 
+    def available(self) -> ColumnElement[bool]:
+        """Rows this replica may take: free ones, and its own (a restart under a fixed
+        instance_id picks its work up at once instead of after the lease)."""
+        return or_(self.free(), self._owner == self.owner)
+
     def held(self, key: str) -> ColumnElement[bool]:
         """The row, if this replica still holds it: the guard on every write of its work."""
         return and_(self._key == key, self._owner == self.owner, self.work.open())
@@ -78,7 +83,7 @@ class Lease:
             .where(
                 self._key == key,
                 self.work.open(),
-                or_(self.free(), self._owner == self.owner),
+                self.available(),
             )
             .values(owner=self.owner, lease_until=self.until(), **values)
         )
@@ -88,7 +93,7 @@ class Lease:
         """Take every open row that is free, renew the ones already ours; returns all held."""
         await session.execute(
             update(self.work.table)
-            .where(self.work.open(), or_(self.free(), self._owner == self.owner))
+            .where(self.work.open(), self.available())
             .values(owner=self.owner, lease_until=self.until(), **values)
         )
         return await self.holding(session)

@@ -190,7 +190,7 @@ async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls
     serve, pki: dict[str, str], master_key: str
 ) -> None:
     from orchestrator.adapters.clients import ClientMonitorClient, UpstreamUnavailableError
-    from orchestrator.bootstrap import build_spec
+    from orchestrator.bootstrap import build_runtime
     from orchestrator.settings import Settings as OrchestratorSettings
 
     monitor = await serve(
@@ -209,7 +209,7 @@ async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls
         internal_tls_client_cert_file=pki["client_cert"],
         internal_tls_client_key_file=pki["client_key"],
     )
-    spec = build_spec(settings)
+    spec = build_runtime(settings).spec
     handler = next(iter(spec.handlers.values()))
     assert isinstance(handler, functools.partial)  # each handler is bound to its deps
     deps = handler.keywords["deps"]

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 from certrotate_shared.clock import Clock
+from certrotate_shared.leases import Lease, replica_name
 from certrotate_shared.record_retention import run_purges
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
+from certrotate_shared.wiring import inject_all
+from certrotate_shared.work import LeasedWork
 from client_monitor.adapters.orm import retention_requests
+from client_monitor.adapters.repository import WATCHES, WatchTable
 from client_monitor.entrypoints.api import create_api
 from client_monitor.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from client_monitor.service_layer.board import WatchBoard
-from client_monitor.service_layer.handlers import HANDLERS
+from client_monitor.service_layer.handlers import HANDLERS, WORK
 from client_monitor.service_layer.metrics import read_gauges
 from client_monitor.service_layer.retention import purge_rotation
 from client_monitor.settings import Settings
@@ -37,21 +40,35 @@ def advertised_url(settings: Settings, listening: str | None) -> str | None:
     return listening
 
 
-def build_spec(
+def build_runtime(
     settings: Settings,
     *,
-    sepm_factory: SepmConnector | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
     vault: Vault | None = None,
-    **_: Any,
-) -> ServiceSpec:
-    """The client-monitor: its commands, its tables, the watch board and its HTTP API."""
-    board = WatchBoard(
-        settings, sepm_factory or sepm_connector(settings, vault or Vault.from_settings(settings))
+    sepm: SepmConnector | None = None,
+) -> ServiceRuntime:
+    """The client-monitor, its handlers and performer given their dependencies by name."""
+    clock = clock or settings.clock()
+    vault = vault or Vault.from_settings(settings)
+    owner = replica_name(settings.instance_id)
+    board = WatchBoard(settings, sepm or sepm_connector(settings, vault), owner=owner)
+    work = LeasedWork(
+        service=SERVICE,
+        table=WatchTable(board.address),
+        lease=Lease(WATCHES, owner=owner, seconds=settings.lease_s),
+        perform=inject_all(WORK, {"board": board}),
+        give_up=board.give_up,
+        clock=clock,
+        poll_s=settings.watch_poll_s,
+        max_attempts=settings.max_delivery_attempts,
+        retry_base_s=settings.retry_base_delay_s,
+        retry_max_s=settings.transient_retry_max_delay_s,
     )
 
-    async def watch_board(runtime: ServiceRuntime) -> None:
+    async def watches(runtime: ServiceRuntime) -> None:
         board.locate(lambda: advertised_url(settings, runtime.http_url))
-        await board.run(runtime)
+        await work.run(runtime)
 
     async def record_retention(runtime: ServiceRuntime) -> None:
         await run_purges(
@@ -65,23 +82,12 @@ def build_spec(
 
     spec = ServiceSpec(
         name=SERVICE,
-        handlers=HANDLERS,
+        handlers=inject_all(HANDLERS, {"clock": clock, "work": work}),
         topics=lambda prefix: [commands_topic(SERVICE, prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[watch_board, record_retention],
+        background=[watches, record_retention],
         api=lambda runtime: create_api(runtime, board),
         gauges=read_gauges,
     )
-    return spec
-
-
-def build_runtime(
-    settings: Settings,
-    *,
-    transport: Transport | None = None,
-    clock: Clock | None = None,
-    **deps: Any,
-) -> ServiceRuntime:
-    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
-    return ServiceRuntime(settings, build_spec(settings, **deps), transport=transport, clock=clock)
+    return ServiceRuntime(settings, spec, transport=transport, clock=clock)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import Any
 
 import httpx
 
@@ -14,6 +12,7 @@ from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.topics import events_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
+from certrotate_shared.wiring import inject_all
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from orchestrator.service_layer import site_targets
@@ -29,17 +28,18 @@ from orchestrator.settings import Settings
 SERVICE = "orchestrator"
 
 
-def build_spec(
+def build_runtime(
     settings: Settings,
     *,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    vault: Vault | None = None,
     certificates_client: httpx.AsyncClient | None = None,
     client_monitor_client: httpx.AsyncClient | None = None,
-    vault: Vault | None = None,
-    deps: Deps | None = None,
-    **_: Any,
-) -> ServiceSpec:
-    """The orchestrator: it consumes certrotate.events, runs timers and serves the REST API."""
-    deps = deps or Deps(
+) -> ServiceRuntime:
+    """The orchestrator, its handlers given their dependencies by name: it consumes
+    certrotate.events, runs timers, callbacks, campaigns and retention, serves the REST API."""
+    deps = Deps(
         settings=settings,
         certificates=certificates_client
         or internal_client(settings, settings.certificates_url, settings.internal_token),
@@ -49,7 +49,6 @@ def build_spec(
     )
 
     async def timers(runtime: ServiceRuntime) -> None:
-        deps.runtime = runtime
         try:
             # Before any saga moves: workers act only on published sites.
             async with runtime.uow() as uow:
@@ -60,20 +59,17 @@ def build_spec(
             await asyncio.shield(deps.vault.stop())
 
     async def callbacks(runtime: ServiceRuntime) -> None:
-        deps.runtime = runtime
         await run_callbacks(deps)
 
     async def campaigns(runtime: ServiceRuntime) -> None:
-        deps.runtime = runtime
         await run_campaigns(deps)
 
     async def retention(runtime: ServiceRuntime) -> None:
-        deps.runtime = runtime
         await run_retention(deps)
 
-    return ServiceSpec(
+    spec = ServiceSpec(
         name=SERVICE,
-        handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
+        handlers=inject_all(HANDLERS, {"deps": deps}),
         topics=lambda prefix: [events_topic(prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
@@ -86,26 +82,6 @@ def build_spec(
             deps.rt, settings.admin_token.get_secret_value(), authorization, role
         ),
     )
-
-
-def build_runtime(
-    settings: Settings,
-    *,
-    transport: Transport | None = None,
-    clock: Clock | None = None,
-    **deps: Any,
-) -> ServiceRuntime:
-    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
-    wiring = Deps(
-        settings=settings,
-        certificates=deps.pop("certificates_client", None)
-        or internal_client(settings, settings.certificates_url, settings.internal_token),
-        client_monitor=deps.pop("client_monitor_client", None)
-        or internal_client(settings, settings.client_monitor_url, settings.internal_token),
-        vault=deps.pop("vault", None) or Vault.from_settings(settings),
-    )
-    runtime = ServiceRuntime(
-        settings, build_spec(settings, deps=wiring), transport=transport, clock=clock
-    )
-    wiring.runtime = runtime
+    runtime = ServiceRuntime(settings, spec, transport=transport, clock=clock or settings.clock())
+    deps.runtime = runtime
     return runtime

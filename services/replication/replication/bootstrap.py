@@ -1,12 +1,10 @@
-"""Wiring: real or fake dependencies in, a runnable replication service out."""
+"""Wiring: real adapters by default, anything injectable for tests and the embedded runner."""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 from certrotate_shared.clock import Clock
 from certrotate_shared.hostops.base import HostOperations
+from certrotate_shared.leases import Lease, replica_name
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.record_retention import run_purges
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
@@ -14,13 +12,16 @@ from certrotate_shared.sepm.connector import SepmConnector, sepm_connector
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
+from certrotate_shared.wiring import inject_all
+from certrotate_shared.work import LeasedWork
 from replication.adapters.orm import retention_requests
+from replication.adapters.repository import OPERATIONS, OperationTable
 from replication.entrypoints.api import create_api
 from replication.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from replication.service_layer.connections import Connections, HostOpsFactory
-from replication.service_layer.handlers import HANDLERS, Deps
+from replication.service_layer.handlers import HANDLERS, WORK
 from replication.service_layer.retention import purge_rotation
-from replication.service_layer.worker import ReplicationWorker
+from replication.service_layer.worker import Partnerships, give_up
 from replication.settings import Settings
 
 SERVICE = "replication"
@@ -37,25 +38,41 @@ def host_operations(settings: Settings, vault: Vault) -> HostOpsFactory:
     return open_driver
 
 
-def build_spec(
+def build_runtime(
     settings: Settings,
     *,
-    sepm_factory: SepmConnector | None = None,
-    hostops_factory: HostOpsFactory | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
     vault: Vault | None = None,
-    **_: Any,
-) -> ServiceSpec:
-    """The replication service: its commands, its tables, its worker and its HTTP API."""
-    lazy_vault = vault or Vault.from_settings(settings)
+    sepm: SepmConnector | None = None,
+    hostops: HostOpsFactory | None = None,
+) -> ServiceRuntime:
+    """The replication service, its handlers and performers given their dependencies by name."""
+    clock = clock or settings.clock()
+    vault = vault or Vault.from_settings(settings)
     connections = Connections(
-        sepm_factory or sepm_connector(settings, lazy_vault),
-        hostops_factory or host_operations(settings, lazy_vault),
+        sepm or sepm_connector(settings, vault), hostops or host_operations(settings, vault)
     )
-    worker = ReplicationWorker(settings, connections)
-    deps = Deps(connections=connections, wake_worker=worker.wake)
+    partnerships = Partnerships(settings, connections, clock)
+    work = LeasedWork(
+        service=SERVICE,
+        table=OperationTable(),
+        lease=Lease(OPERATIONS, owner=replica_name(settings.instance_id), seconds=settings.lease_s),
+        perform=inject_all(WORK, {"partnerships": partnerships}),
+        give_up=give_up(partnerships),
+        clock=clock,
+        poll_s=settings.worker_poll_real_s,
+        max_attempts=settings.max_delivery_attempts,
+        retry_base_s=settings.retry_base_delay_s,
+        retry_max_s=settings.transient_retry_max_delay_s,
+        concurrency=settings.worker_concurrency,
+    )
 
-    async def replication_worker(runtime: ServiceRuntime) -> None:
-        await worker.run(runtime)
+    async def operations(runtime: ServiceRuntime) -> None:
+        try:
+            await work.run(runtime)
+        finally:
+            await connections.close()
 
     async def record_retention(runtime: ServiceRuntime) -> None:
         await run_purges(
@@ -67,23 +84,13 @@ def build_spec(
             purge=purge_rotation,
         )
 
-    return ServiceSpec(
+    spec = ServiceSpec(
         name=SERVICE,
-        handlers={cls: functools.partial(fn, deps=deps) for cls, fn in HANDLERS.items()},
+        handlers=inject_all(HANDLERS, {"clock": clock, "work": work, "connections": connections}),
         topics=lambda prefix: [commands_topic(SERVICE, prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
-        background=[replication_worker, record_retention],
+        background=[operations, record_retention],
         api=create_api,
     )
-
-
-def build_runtime(
-    settings: Settings,
-    *,
-    transport: Transport | None = None,
-    clock: Clock | None = None,
-    **deps: Any,
-) -> ServiceRuntime:
-    """A runtime ready to start(); `clock` replaces the settings' clock (tests, the twin)."""
-    return ServiceRuntime(settings, build_spec(settings, **deps), transport=transport, clock=clock)
+    return ServiceRuntime(settings, spec, transport=transport, clock=clock)

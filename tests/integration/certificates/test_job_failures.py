@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -16,6 +16,7 @@ from certificates.bootstrap import build_runtime
 from certificates.settings import Settings
 from certrotate_shared import site_directory
 from certrotate_shared.messages.certificates import SetCertificateVerification
+from certrotate_shared.sepm import SepmApi
 from certrotate_shared.vault import Vault
 from tests.integration.certificates.conftest import TOKEN, EventProbe
 from tests.unit.certificates.fakes import FakeSepm, site
@@ -31,12 +32,12 @@ class Sepm:
         self.connects = 0
         self.fake = FakeSepm({"1A2B": {"L1": True}, "3C4D": {"L2": True}})
 
-    async def __call__(self, _site: Any) -> FakeSepm:
+    async def __call__(self, _site: Any) -> SepmApi:
         self.connects += 1
         error = self.failures(self.connects)
         if error is not None:
             raise error
-        return self.fake
+        return cast(SepmApi, self.fake)
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ async def start(
             retry_base_delay_s=0.05,
             transient_retry_max_delay_s=0.2,
         )
-        runtime = build_runtime(settings, vault=vault, sepm_factory=sepm)
+        runtime = build_runtime(settings, vault=vault, sepm=sepm)
         await runtime.start(serve_http=False)
         stopping.append(runtime)
         probe = EventProbe(**common, database_schema=schemas["probe"])

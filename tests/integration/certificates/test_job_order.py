@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from certificates.adapters.jobs import JOBS, add_job, claim_jobs, finish_job
+from certificates.adapters.jobs import JOBS, JobTable, add_job, finish_job
 from certificates.adapters.orm import metadata
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.db import make_engine, session_factory
@@ -54,8 +54,13 @@ async def queue(
 async def claimed(
     sessions: async_sessionmaker[AsyncSession], lease: Lease, now: datetime
 ) -> list[str]:
-    jobs = await claim_jobs(sessions, lease, now=now, limit=8)
-    return sorted(j.idempotency_key for j in jobs)
+    """What one replica's work runner takes now."""
+    table = JobTable()
+    async with sessions() as session:
+        due = await table.due(session, lease, now=now, limit=8)
+        taken = [w for w in due if await lease.take(session, w.key, **table.taken(now))]
+        await session.commit()
+    return sorted(w.details.idempotency_key for w in taken)
 
 
 async def test_a_sagas_later_job_waits_for_its_earlier_one_others_do_not(

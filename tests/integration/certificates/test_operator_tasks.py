@@ -94,7 +94,7 @@ async def embedded(tmp_path: Path, master_key: str) -> AsyncIterator[tuple[Any, 
     vault = Vault.from_settings(settings)
     await site_directory.publish(vault, site(), revision=1)  # as the orchestrator does
     await vault.stop()
-    runtime = build_runtime(settings, hostops_factory=hostops, probe=world.probe)
+    runtime = build_runtime(settings, hostops=hostops, probe=world.probe)
     await runtime.start(serve_http=False)
     probe = EventProbe(
         bus=runtime.transport,

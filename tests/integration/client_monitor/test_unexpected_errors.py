@@ -30,7 +30,7 @@ async def test_a_watch_failing_unexpectedly_ends_in_its_typed_failure(make_stack
         stack.settings,
         clock=TwinClock(stack.twin),
         vault=stack.vault,
-        sepm_factory=broken_connector,
+        sepm=broken_connector,
     )
     await runtime.start(serve_http=False)
     stack.runtimes.append(runtime)

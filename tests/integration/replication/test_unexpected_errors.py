@@ -32,7 +32,7 @@ async def test_an_unexpected_host_error_ends_the_break_in_its_typed_failure(stac
     settings = stack.settings.model_copy(
         update={"max_delivery_attempts": 3, "retry_base_delay_s": 0.05}
     )
-    runtime = build_runtime(settings, hostops_factory=driver)
+    runtime = build_runtime(settings, hostops=driver)
     await runtime.start(serve_http=False)
     stack.runtimes.append(runtime)
     saga = str(uuid.uuid4())

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from certificates.adapters.orm import jobs
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
+from certrotate_shared.work import Work
 
 PENDING, RUNNING, AWAITING_OPERATOR, DONE = "pending", "running", "awaiting_operator", "done"
 
@@ -31,21 +32,23 @@ class Job:
     task_id: str | None
     confirmed_tasks: list[str]
     resumed_by_task: str | None
-    attempts: int = 0  # counting this one, once claimed
 
 
-def _job(row: Any, *, claimed: bool = False) -> Job:
+def _envelope(row: Any) -> Envelope:
+    return Envelope.model_validate_json(row.envelope)
+
+
+def _job(row: Any) -> Job:
     return Job(
         job_id=row.job_id,
         idempotency_key=row.idempotency_key,
         command_type=row.command_type,
         saga_id=row.saga_id,
-        envelope=Envelope.model_validate_json(row.envelope),
+        envelope=_envelope(row),
         status=row.status,
         task_id=row.task_id,
         confirmed_tasks=list(row.confirmed_tasks or []),
         resumed_by_task=row.resumed_by_task,
-        attempts=(row.attempts or 0) + (1 if claimed else 0),
     )
 
 
@@ -77,83 +80,55 @@ async def add_job(
 JOBS = LeasedTable(jobs, "job_id", open=lambda: jobs.c.status.in_([PENDING, RUNNING]))
 
 
-async def claim_jobs(
-    sessions: async_sessionmaker[AsyncSession], lease: Lease, *, now: datetime, limit: int
-) -> list[Job]:
-    """Take up to `limit` runnable jobs: due ones nobody holds, and those whose holder's lease
-    ran out (a killed replica's).
+class JobTable:
+    """The jobs table as the shared work runner reads it (certrotate_shared.work)."""
 
-    One saga's jobs run one at a time, in the order they arrived: a restore queued after a
-    disable that a crashed worker never finished must not overtake it (it would find nothing
-    to restore, and the late disable would then leave verification off).
-    """
-    earlier = jobs.alias("earlier")
-    blocked = (
-        select(earlier.c.job_id)
-        .where(
-            earlier.c.saga_id == jobs.c.saga_id,
-            earlier.c.status != DONE,
-            or_(
-                earlier.c.created_at < jobs.c.created_at,
-                and_(earlier.c.created_at == jobs.c.created_at, earlier.c.job_id < jobs.c.job_id),
-            ),
-        )
-        .exists()
-    )
-    runnable = and_(
-        JOBS.open(),
-        lease.free(),
-        or_(jobs.c.next_at.is_(None), jobs.c.next_at <= now),
-        ~blocked,
-    )
-    async with sessions() as session:
-        rows = (
-            await session.execute(
-                select(jobs).where(runnable).order_by(jobs.c.created_at).limit(limit)
+    async def due(
+        self, session: AsyncSession, lease: Lease, *, now: datetime, limit: int
+    ) -> list[Work]:
+        """Due jobs nobody holds, and those whose holder's lease ran out (a killed replica's).
+
+        One saga's jobs run one at a time, in the order they arrived: a restore queued after
+        a disable that a crashed worker never finished must not overtake it (it would find
+        nothing to restore, and the late disable would then leave verification off).
+        """
+        earlier = jobs.alias("earlier")
+        blocked = (
+            select(earlier.c.job_id)
+            .where(
+                earlier.c.saga_id == jobs.c.saga_id,
+                earlier.c.status != DONE,
+                or_(
+                    earlier.c.created_at < jobs.c.created_at,
+                    and_(
+                        earlier.c.created_at == jobs.c.created_at,
+                        earlier.c.job_id < jobs.c.job_id,
+                    ),
+                ),
             )
-        ).all()
-        claimed = []
-        for row in rows:
-            if await lease.take(
-                session,
-                row.job_id,
-                status=RUNNING,
-                next_at=None,
-                attempts=jobs.c.attempts + 1,
-                updated_at=now,
-            ):
-                claimed.append(_job(row, claimed=True))
-        await session.commit()
-    return claimed
+            .exists()
+        )
+        runnable = and_(
+            JOBS.open(),
+            lease.available(),
+            or_(jobs.c.next_at.is_(None), jobs.c.next_at <= now),
+            ~blocked,
+        )
+        rows = await session.execute(
+            select(jobs).where(runnable).order_by(jobs.c.created_at).limit(limit)
+        )
+        return [Work(row.job_id, _envelope(row), details=_job(row)) for row in rows]
 
+    def taken(self, now: datetime) -> dict[str, Any]:
+        return {
+            "status": RUNNING,
+            "next_at": None,
+            "attempts": jobs.c.attempts + 1,
+            "updated_at": now,
+        }
 
-async def retry_later(
-    sessions: async_sessionmaker[AsyncSession],
-    lease: Lease,
-    job_id: str,
-    *,
-    at: datetime,
-    count_attempt: bool,
-    now: datetime,
-) -> None:
-    """Let the job go until `at`; a transient failure does not count towards the attempts
-    that end it with a failure."""
-    values: dict[str, Any] = {"status": PENDING, "next_at": at, "updated_at": now}
-    if not count_attempt:
-        values["attempts"] = jobs.c.attempts - 1
-    async with sessions() as session:
-        await lease.release(session, job_id, **values)
-        await session.commit()
-
-
-async def renew_leases(
-    sessions: async_sessionmaker[AsyncSession], lease: Lease, job_ids: list[str]
-) -> set[str]:
-    """Extend the holds on running jobs; returns the ones still held."""
-    async with sessions() as session:
-        held = await lease.renew(session, job_ids)
-        await session.commit()
-    return held
+    def again(self, at: datetime) -> dict[str, Any]:
+        return {"status": PENDING, "next_at": at}
 
 
 async def finish_job(session: AsyncSession, job_id: str, now: datetime) -> None:

@@ -26,7 +26,7 @@ HostOpsFactory = Callable[..., Any]
 class Dependencies:
     settings: Settings
     box: SecretBox
-    clock: Clock  # real time: certificate validity, bundle TTL and job leases
+    clock: Clock  # real time by default: certificate validity, bundle TTL
     sepm: SepmConnector
     hostops_factory: HostOpsFactory
     probe: Probe
@@ -34,7 +34,8 @@ class Dependencies:
     # True when we made the vault: we start it on first use (not at start-up, where its
     # migration would race other services' migrations in the same process) and stop it.
     owns_vault: bool = False
-    jobs_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    # The work runner's wake (set in bootstrap): the retention purge queues jobs too.
+    wake_jobs: Callable[[], None] = lambda: None
     _vault_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _vault_started: bool = False
 
@@ -50,10 +51,6 @@ class Dependencies:
         if self.owns_vault and self._vault_started:
             await self.vault.stop()
             self._vault_started = False
-
-    def wake_jobs(self) -> None:
-        """A job was queued: the runner looks now instead of at its next poll."""
-        self.jobs_waiting.set()
 
     async def published_site(self, site: SiteTarget) -> site_directory.AuthoritativeSite:
         """The site a command names, as the orchestrator published it (never its fields)."""

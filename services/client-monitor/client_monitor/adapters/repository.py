@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, literal, or_, select, update
+from sqlalchemy import Select, and_, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from certrotate_shared.work import Work
 from client_monitor.adapters.orm import (
     accepted_list_clients,
     accepted_lists,
@@ -98,29 +100,32 @@ async def cancel_watch(session: AsyncSession, watch_id: str, *, now: datetime) -
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def claim_open_watches(
-    session: AsyncSession, *, owner: str, url: str | None, now: datetime, until: datetime
-) -> list[WatchRecord]:
-    """Lease every open watch that nobody else holds; returns all open watches this replica holds."""
-    claimable = and_(
-        watches.c.status == OPEN,
-        or_(watches.c.owner.is_(None), watches.c.owner == owner, watches.c.lease_until < now),
-    )
-    await session.execute(
-        update(watches).where(claimable).values(owner=owner, owner_url=url, lease_until=until)
-    )
-    rows = await session.execute(
-        select(watches).where(watches.c.status == OPEN, watches.c.owner == owner)
-    )
-    return [_record(r) for r in rows]
+WATCHES = LeasedTable(watches, "watch_id", open=lambda: watches.c.status == OPEN)
 
 
-async def release_watches(session: AsyncSession, *, owner: str) -> None:
-    await session.execute(
-        update(watches)
-        .where(watches.c.owner == owner)
-        .values(owner=None, owner_url=None, lease_until=None)
-    )
+class WatchTable:
+    """The watches table as the shared work runner reads it (certrotate_shared.work)."""
+
+    def __init__(self, url: Callable[[], str | None]) -> None:
+        self._url = url  # where this replica's API answers, recorded with its holds
+
+    async def due(
+        self, session: AsyncSession, lease: Lease, *, now: datetime, limit: int
+    ) -> list[Work]:
+        """Open watches nobody else holds (a watch runs until it closes)."""
+        rows = await session.execute(
+            select(watches)
+            .where(WATCHES.open(), lease.available())
+            .order_by(watches.c.opened_at)
+            .limit(limit)
+        )
+        return [Work(r.watch_id, Envelope.model_validate_json(r.command), _record(r)) for r in rows]
+
+    def taken(self, now: datetime) -> dict[str, Any]:
+        return {"owner_url": self._url()}
+
+    def again(self, at: datetime) -> dict[str, Any]:
+        return {}
 
 
 def _held(watch_id: str, owner: str) -> Any:

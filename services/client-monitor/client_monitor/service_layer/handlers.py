@@ -1,10 +1,14 @@
-"""What the client-monitor reacts to. Opening a watch only records it; the watch board (a
-background loop) picks it up after the transaction commits and reports from then on."""
+"""What the client-monitor reacts to. Opening a watch only records it; the shared work runner
+takes it once the transaction commits and the watch board scans and reports from then on."""
 
 from __future__ import annotations
 
-from certrotate_shared.consumer import Context, Handler
-from certrotate_shared.envelope import Event, Message, message_class, utcnow
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from certrotate_shared.clock import Clock
+from certrotate_shared.consumer import Context
+from certrotate_shared.envelope import Event, Message, message_class
 from certrotate_shared.messages.client_monitor import (
     AwaitPolicyPropagation,
     CancelPropagationWatch,
@@ -12,8 +16,10 @@ from certrotate_shared.messages.client_monitor import (
 )
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from certrotate_shared.record_retention import record_request
+from certrotate_shared.work import LeasedWork, WorkContext
 from client_monitor.adapters import repository
 from client_monitor.adapters.orm import retention_requests
+from client_monitor.service_layer.board import WatchBoard
 
 
 def _refusal(message: AwaitPolicyPropagation) -> str | None:
@@ -26,8 +32,9 @@ def _refusal(message: AwaitPolicyPropagation) -> str | None:
     return None
 
 
-async def await_policy_propagation(message: Message, ctx: Context) -> Event | None:
-    assert isinstance(message, AwaitPolicyPropagation)
+async def await_policy_propagation(
+    message: AwaitPolicyPropagation, ctx: Context, *, clock: Clock, work: LeasedWork
+) -> Event | None:
     session = ctx.uow.session
     existing = await repository.get_watch(session, message.watch_id)
     if existing is not None:
@@ -42,25 +49,43 @@ async def await_policy_propagation(message: Message, ctx: Context) -> Event | No
         return PropagationWatchFailed(
             site=message.site.site, watch_id=message.watch_id, reason=reason, retryable=False
         )
-    await repository.add_watch(session, ctx.envelope, now=utcnow())
+    await repository.add_watch(session, ctx.envelope, now=clock.now())
+    ctx.uow.on_commit(work.wake)
     return None  # accepted: the outcome follows from the watch board
 
 
-async def cancel_propagation_watch(message: Message, ctx: Context) -> Event | None:
-    assert isinstance(message, CancelPropagationWatch)
-    await repository.cancel_watch(ctx.uow.session, message.watch_id, now=utcnow())
+async def cancel_propagation_watch(
+    message: CancelPropagationWatch, ctx: Context, *, clock: Clock, work: LeasedWork
+) -> Event | None:
+    await repository.cancel_watch(ctx.uow.session, message.watch_id, now=clock.now())
+    ctx.uow.on_commit(work.wake)  # the replica scanning it stops at once
     return None
 
 
-async def purge_rotation_records(message: Message, ctx: Context) -> Event | None:
+async def purge_rotation_records(
+    message: PurgeRotationRecords, ctx: Context, *, clock: Clock
+) -> Event | None:
     """Kept until this service's own retention is over; the purge loop answers then."""
-    assert isinstance(message, PurgeRotationRecords)
-    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=utcnow())
+    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=clock.now())
     return None
 
 
-HANDLERS: dict[type[Message], Handler] = {
+async def watch_propagation(
+    command: AwaitPolicyPropagation, ctx: WorkContext, *, board: WatchBoard
+) -> datetime | None:
+    """Scan the fleet and report until the watch closes."""
+    return await board.watch(command, ctx)
+
+
+# What the client-monitor reacts to (each handler's keyword-only parameters are injected by
+# name in bootstrap) ...
+HANDLERS: dict[type[Message], Callable[..., Awaitable[Event | None]]] = {
     AwaitPolicyPropagation: await_policy_propagation,
     CancelPropagationWatch: cancel_propagation_watch,
     PurgeRotationRecords: purge_rotation_records,
+}
+
+# ... and what performs the long-running one (certrotate_shared.work).
+WORK: dict[type[Message], Callable[..., Awaitable[datetime | None]]] = {
+    AwaitPolicyPropagation: watch_propagation,
 }

@@ -10,6 +10,8 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.leases import Lease, LeasedTable
+from certrotate_shared.work import Work
 from replication.adapters.orm import broken_partnerships, operations, operator_tasks, partner_steps
 
 
@@ -94,10 +96,10 @@ async def open_operation(
         )
 
 
-async def get_operation(session: AsyncSession, op_key: str) -> Operation | None:
-    row = (await session.execute(select(operations).where(operations.c.op_key == op_key))).first()
-    if row is None:
-        return None
+OPERATIONS = LeasedTable(operations, "op_key", open=lambda: operations.c.status == "active")
+
+
+def _operation(row: Any) -> Operation:
     return Operation(
         op_key=row.op_key,
         saga_id=row.saga_id,
@@ -108,47 +110,37 @@ async def get_operation(session: AsyncSession, op_key: str) -> Operation | None:
     )
 
 
-async def due_operations(session: AsyncSession, *, now: datetime, real_now: datetime) -> list[str]:
-    """Active operations whose time has come and that no live replica holds."""
-    rows = await session.execute(
-        select(operations.c.op_key)
-        .where(
-            operations.c.status == "active",
-            or_(operations.c.next_at.is_(None), operations.c.next_at <= now),
-            or_(operations.c.lease_until.is_(None), operations.c.lease_until <= real_now),
+async def get_operation(session: AsyncSession, op_key: str) -> Operation | None:
+    row = (await session.execute(select(operations).where(operations.c.op_key == op_key))).first()
+    return None if row is None else _operation(row)
+
+
+class OperationTable:
+    """The operations table as the shared work runner reads it (certrotate_shared.work)."""
+
+    async def due(
+        self, session: AsyncSession, lease: Lease, *, now: datetime, limit: int
+    ) -> list[Work]:
+        """Active operations whose time has come and that no live replica holds."""
+        rows = await session.execute(
+            select(operations)
+            .where(
+                OPERATIONS.open(),
+                or_(operations.c.next_at.is_(None), operations.c.next_at <= now),
+                lease.available(),
+            )
+            .order_by(operations.c.created_at)
+            .limit(limit)
         )
-        .order_by(operations.c.created_at)
-        .limit(100)
-    )
-    return [r.op_key for r in rows]
+        return [
+            Work(r.op_key, Envelope.model_validate_json(r.command), _operation(r)) for r in rows
+        ]
 
+    def taken(self, now: datetime) -> dict[str, Any]:
+        return {}
 
-async def claim(
-    session: AsyncSession, op_key: str, *, owner: str, real_now: datetime, until: datetime
-) -> bool:
-    """Take an operation for this replica; False if another replica holds it."""
-    result: Any = await session.execute(
-        update(operations)
-        .where(
-            operations.c.op_key == op_key,
-            operations.c.status == "active",
-            or_(
-                operations.c.lease_until.is_(None),
-                operations.c.lease_until <= real_now,
-                operations.c.owner == owner,
-            ),
-        )
-        .values(owner=owner, lease_until=until)
-    )
-    return bool(result.rowcount == 1)
-
-
-async def release(session: AsyncSession, op_key: str, *, next_at: datetime | None) -> None:
-    await session.execute(
-        update(operations)
-        .where(operations.c.op_key == op_key)
-        .values(owner=None, lease_until=None, next_at=next_at)
-    )
+    def again(self, at: datetime) -> dict[str, Any]:
+        return {"next_at": at}
 
 
 async def wake(session: AsyncSession, op_key: str) -> None:

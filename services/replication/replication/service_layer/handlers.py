@@ -1,19 +1,20 @@
 """Command handlers: short, each reads what it needs and records what the worker must do.
 
 InspectSite is answered at once (three reads). BreakReplication and RestoreReplication are
-accepted here and carried out by the worker (service_layer/worker.py) in its own transactions:
+accepted here and carried out by their performers (WORK below, service_layer/worker.py) in their
+own transactions, under the shared lease:
 host operations can take minutes (WinRM, a person), a restore waits for SEPM to replicate, and
 an intent must be committed before a partner is deleted (see domain/partners.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Context
-from certrotate_shared.envelope import Event, utcnow
+from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.operator_tasks import (
     ConfirmOperatorTask,
     OperatorTaskVerificationFailed,
@@ -31,23 +32,19 @@ from certrotate_shared.messages.replication import (
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from certrotate_shared.record_retention import record_request
 from certrotate_shared.sepm.api import SepmError
+from certrotate_shared.work import LeasedWork
 from replication.adapters import repository
 from replication.adapters.orm import retention_requests
 from replication.domain.partners import observe_partners
 from replication.service_layer.connections import Connections
+from replication.service_layer.worker import break_partnerships, restore_partnerships
 
 
-@dataclass
-class Deps:
-    connections: Connections
-    wake_worker: Callable[[], None]
-
-
-async def inspect_site(message: InspectSite, ctx: Context, deps: Deps) -> Event:
+async def inspect_site(message: InspectSite, ctx: Context, *, connections: Connections) -> Event:
     """Pre-flight: the site's version and its partners, as SEPM reports them now."""
     site = message.site
     try:
-        async with deps.connections.sepm(site) as sepm:
+        async with connections.sepm(site) as sepm:
             version = await sepm.version()
             replicated = await sepm.is_replicated()
             partners = observe_partners(await sepm.replication_status())
@@ -66,28 +63,30 @@ async def inspect_site(message: InspectSite, ctx: Context, deps: Deps) -> Event:
     )
 
 
-async def break_replication(message: BreakReplication, ctx: Context, deps: Deps) -> Event | None:
-    """Step 1: accepted; the worker deletes the partnerships and reports ReplicationBroken."""
+async def break_replication(
+    message: BreakReplication, ctx: Context, *, clock: Clock, work: LeasedWork
+) -> Event | None:
+    """Step 1: accepted; break_partnerships deletes them and reports ReplicationBroken."""
     if not message.partners:
         return ReplicationBroken(site=message.site.site, broken_partners=[])
-    await _open(message, ctx, kind="break", partners=message.partners)
-    deps.wake_worker()
+    await _open(message, ctx, kind="break", now=clock.now())
+    ctx.uow.on_commit(work.wake)
     return None
 
 
 async def restore_replication(
-    message: RestoreReplication, ctx: Context, deps: Deps
+    message: RestoreReplication, ctx: Context, *, clock: Clock, work: LeasedWork
 ) -> Event | None:
-    """Step 7: accepted; the worker re-adds, replicates and waits for SUCCEEDED."""
+    """Step 7: accepted; restore_partnerships re-adds, replicates and waits for SUCCEEDED."""
     if not message.partners:
         return ReplicationRestored(site=message.site.site, partners=[])
-    await _open(message, ctx, kind="restore", partners=message.partners)
-    deps.wake_worker()
+    await _open(message, ctx, kind="restore", now=clock.now())
+    ctx.uow.on_commit(work.wake)
     return None
 
 
 async def confirm_operator_task(
-    message: ConfirmOperatorTask, ctx: Context, deps: Deps
+    message: ConfirmOperatorTask, ctx: Context, *, clock: Clock, work: LeasedWork
 ) -> Event | None:
     """A person says a host operation is done; the worker checks by observation."""
     if message.target_service != "replication":
@@ -102,23 +101,23 @@ async def confirm_operator_task(
     if task.status == "verified":
         return None
     await repository.set_task_status(
-        session, task.task_id, "confirmed", now=utcnow(), confirmed_by=message.confirmed_by
+        session, task.task_id, "confirmed", now=clock.now(), confirmed_by=message.confirmed_by
     )
     await repository.wake(session, task.op_key)
-    deps.wake_worker()
+    ctx.uow.on_commit(work.wake)
     return None
 
 
 async def purge_rotation_records(
-    message: PurgeRotationRecords, ctx: Context, deps: Deps
+    message: PurgeRotationRecords, ctx: Context, *, clock: Clock
 ) -> Event | None:
     """Kept until this service's own retention is over; the purge loop answers then."""
-    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=utcnow())
+    await record_request(ctx.uow.session, retention_requests, ctx.envelope, now=clock.now())
     return None
 
 
 async def _open(
-    message: BreakReplication | RestoreReplication, ctx: Context, *, kind: str, partners: list[str]
+    message: BreakReplication | RestoreReplication, ctx: Context, *, kind: str, now: datetime
 ) -> None:
     await repository.open_operation(
         ctx.uow.session,
@@ -126,16 +125,23 @@ async def _open(
         kind=kind,
         site=message.site.site,
         op_key=message.idempotency_key,
-        partners=partners,
-        now=utcnow(),
+        partners=message.partners,
+        now=now,
     )
 
 
-# What the replication service reacts to. Each handler also takes `deps` (bound in bootstrap).
-HANDLERS: dict[type, Callable[..., Any]] = {
+# What the replication service reacts to (each handler's keyword-only parameters are injected
+# by name in bootstrap) ...
+HANDLERS: dict[type[Message], Callable[..., Awaitable[Event | None]]] = {
     InspectSite: inspect_site,
     BreakReplication: break_replication,
     RestoreReplication: restore_replication,
     ConfirmOperatorTask: confirm_operator_task,
     PurgeRotationRecords: purge_rotation_records,
+}
+
+# ... and what performs the long-running ones (certrotate_shared.work).
+WORK: dict[type[Message], Callable[..., Awaitable[datetime | None]]] = {
+    BreakReplication: break_partnerships,
+    RestoreReplication: restore_partnerships,
 }

@@ -1,5 +1,6 @@
-"""The durable worker: carries out accepted Break/RestoreReplication commands, each step in its
-own transaction, and emits their outcomes. A restart resumes every open operation.
+"""The performers of BreakReplication and RestoreReplication (WORK in handlers.py; the shared
+work runner, certrotate_shared.work, runs them): each step in its own transaction, then the
+outcome. A restart, or another replica once the lease runs out, resumes every open operation.
 
 Each pass over an operation reads SEPM's replication status once, then moves each partner on.
 A partnership is configured on both sites of the pair (see domain/partners.py for the order):
@@ -14,16 +15,15 @@ site's status) and takes the confirmation as the check for the partner's side.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import os
-import socket
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from certrotate_shared.consumer import handling
+from certrotate_shared.clock import Clock
 from certrotate_shared.envelope import Event, Message
-from certrotate_shared.failures import describe, is_transient
+from certrotate_shared.failures import describe
 from certrotate_shared.hostops.base import HostOperationError, ManualTaskPending
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.messages.operator_tasks import (
@@ -39,8 +39,8 @@ from certrotate_shared.messages.replication import (
     ReplicationRestoreFailed,
     RestoreReplication,
 )
-from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.sepm.api import SepmError
+from certrotate_shared.work import GiveUp, WorkContext
 from replication.adapters import repository
 from replication.adapters.repository import Operation, Step
 from replication.domain.partners import (
@@ -68,126 +68,68 @@ class _Finished(Exception):
     """The operation has its outcome (already emitted); stop working on it."""
 
 
-class ReplicationWorker:
-    def __init__(self, settings: Settings, connections: Connections) -> None:
+class Partnerships:
+    """What a pass over a replication operation needs besides its row: the settings, the
+    connections to the sites, and the clock."""
+
+    def __init__(self, settings: Settings, connections: Connections, clock: Clock) -> None:
         self.settings = settings
         self.connections = connections
-        self.owner = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
-        self._wake = asyncio.Event()
-        # Failed passes per operation: (transient, unexpected). Only unexpected ones count
-        # towards max_delivery_attempts (kept per process: a restart grants a few more).
-        self._failures: dict[str, tuple[int, int]] = {}
-        self.max_attempts = settings.max_delivery_attempts
+        self.clock = clock
 
-    def wake(self) -> None:
-        """Look for work now (called by handlers; their commit follows within milliseconds)."""
-        self._wake.set()
-
-    async def run(self, runtime: ServiceRuntime) -> None:
-        try:
-            while True:
-                try:
-                    await self.work_once(runtime)
-                except Exception:
-                    log.exception("replication worker pass failed; trying again")
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_real_s)
-                    # The handler that woke us is still committing.
-                    await asyncio.sleep(0.02)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
-        finally:
-            await self.connections.close()
-
-    async def work_once(self, runtime: ServiceRuntime) -> int:
-        """One pass over the due operations; returns how many were looked at."""
-        async with runtime.uow() as uow:
-            keys = await repository.due_operations(
-                uow.session, now=runtime.clock.now(), real_now=datetime.now(UTC)
-            )
-        gate = asyncio.Semaphore(self.settings.worker_concurrency)
-
-        async def one(key: str) -> None:
-            async with gate:
-                await self._work_on(runtime, key)
-
-        await asyncio.gather(*(one(k) for k in keys))
-        return len(keys)
-
-    async def _work_on(self, runtime: ServiceRuntime, key: str) -> None:
-        real_now = datetime.now(UTC)
-        async with runtime.uow() as uow:
-            until = real_now + timedelta(seconds=self.settings.lease_s)
-            claimed = await repository.claim(
-                uow.session, key, owner=self.owner, real_now=real_now, until=until
-            )
-            operation = await repository.get_operation(uow.session, key) if claimed else None
-            await uow.commit()
-        if operation is None:
-            return
-        with handling("replication", operation.envelope, verb="work"):
-            await self._work(runtime, key, operation)
-
-    async def _work(self, runtime: ServiceRuntime, key: str, operation: Operation) -> None:
-        job = _Job(self, runtime, operation)
-        try:
-            next_at = await (job.work_break() if operation.kind == "break" else job.work_restore())
-        except _Finished:
-            return
-        except _TryLater:
-            next_at = self.later(runtime, 1)
-        except Exception as exc:
-            if await self._give_up(job, exc):
-                return
-            next_at = self.later(runtime, sum(self._failures.get(key, (0, 0))))
-        else:
-            self._failures.pop(key, None)
-        async with runtime.uow() as uow:
-            await repository.release(uow.session, key, next_at=next_at)
-            await uow.commit()
-
-    async def _give_up(self, job: _Job, exc: Exception) -> bool:
-        """After max_delivery_attempts passes failing with an unexpected (not transient)
-        error, end the operation with its typed failure; transient errors are waited out."""
-        key = job.op.op_key
-        transient = is_transient(exc)
-        count = self._failures.get(key, (0, 0))
-        count = (count[0] + 1, count[1]) if transient else (count[0], count[1] + 1)
-        self._failures[key] = count
-        log.warning(
-            "replication %s %s: pass failed (%s): %s",
-            job.op.kind,
-            key,
-            "transient" if transient else f"unexpected, {count[1]}/{self.max_attempts}",
-            describe(exc),
-            exc_info=None if transient else exc,
-        )
-        if transient or count[1] < self.max_attempts:
-            return False
-        self._failures.pop(key, None)
-        try:
-            await job._fail(describe(exc), retryable=False)
-        except _Finished:
-            pass
-        return True
-
-    def later(self, runtime: ServiceRuntime, polls: int) -> datetime:
+    def later(self, polls: int) -> datetime:
         """When to look at an operation again, backing off with the number of polls."""
         delay = poll_delay(
             polls,
             initial_s=self.settings.restore_poll_initial_s,
             maximum_s=self.settings.restore_poll_max_s,
         )
-        return runtime.clock.now() + timedelta(seconds=delay)
+        return self.clock.now() + timedelta(seconds=delay)
+
+
+async def break_partnerships(
+    command: BreakReplication, ctx: WorkContext, *, partnerships: Partnerships
+) -> datetime | None:
+    """Step 1, one pass: delete each partnership here, then on the partner's side."""
+    return await _one_pass(_Job(partnerships, ctx).work_break, partnerships)
+
+
+async def restore_partnerships(
+    command: RestoreReplication, ctx: WorkContext, *, partnerships: Partnerships
+) -> datetime | None:
+    """Step 7, one pass: re-add, replicate now, wait for SUCCEEDED, then the partner's side."""
+    return await _one_pass(_Job(partnerships, ctx).work_restore, partnerships)
+
+
+async def _one_pass(
+    work: Callable[[], Awaitable[datetime]], partnerships: Partnerships
+) -> datetime | None:
+    try:
+        return await work()
+    except _Finished:
+        return None
+    except _TryLater:
+        return partnerships.later(1)
+
+
+def give_up(partnerships: Partnerships) -> GiveUp:
+    """Out of attempts at an unexpected error: the operation's typed failure answers it."""
+
+    async def answer(ctx: WorkContext, exc: Exception) -> None:
+        with contextlib.suppress(_Finished):
+            await _Job(partnerships, ctx)._fail(describe(exc), retryable=False)
+
+    return answer
 
 
 class _Job:
     """One pass over one operation."""
 
-    def __init__(self, worker: ReplicationWorker, runtime: ServiceRuntime, op: Operation) -> None:
+    def __init__(self, worker: Partnerships, ctx: WorkContext) -> None:
         self.worker = worker
-        self.runtime = runtime
+        self.ctx = ctx
+        self.clock = worker.clock
+        op: Operation = ctx.work.details
         self.op = op
         command: Any = op.envelope.message()
         self.command: BreakReplication | RestoreReplication = command
@@ -196,7 +138,7 @@ class _Job:
     # -- break ----------------------------------------------------------------------------
     async def work_break(self) -> datetime:
         steps = await self._steps()
-        async with self.runtime.uow() as uow:
+        async with self.ctx.uow() as uow:
             ours = await repository.partners_broken_by(
                 uow.session, saga_id=self.op.saga_id, site=self.site.site
             )
@@ -228,7 +170,7 @@ class _Job:
                 phase = await self._verify_far_task(step, done="broken")
             phases[partner] = phase
         if any(p in BREAK_OPEN for p in phases.values()):
-            return self.worker.later(self.runtime, 30)
+            return self.worker.later(30)
         broken = [s.partner for s in steps if phases[s.partner] == "broken"]
         await self._finish(ReplicationBroken(site=self.site.site, broken_partners=broken))
         raise _Finished
@@ -237,7 +179,7 @@ class _Job:
     async def work_restore(self) -> datetime:
         steps = await self._steps()
         observed = await self._observe_or_fail(steps)
-        now = self.runtime.clock.now()
+        now = self.clock.now()
         phases = {s.partner: s.phase for s in steps}
         polls: list[int] = []
         for step in steps:
@@ -300,7 +242,7 @@ class _Job:
                 partnerships={s.partner: "restored" for s in final},
             )
             raise _Finished
-        return self.worker.later(self.runtime, min(polls) if polls else 30)
+        return self.worker.later(min(polls) if polls else 30)
 
     async def _replicate_now(self, partner: str, now: datetime) -> str:
         """Ask SEPM for a run now; only a run that ends after this counts."""
@@ -327,7 +269,7 @@ class _Job:
 
     # -- shared steps ---------------------------------------------------------------------
     async def _steps(self) -> list[Step]:
-        async with self.runtime.uow() as uow:
+        async with self.ctx.uow() as uow:
             return await repository.steps_of(uow.session, self.op.op_key)
 
     async def _observe(self) -> dict[str, PartnerObservation]:
@@ -339,7 +281,7 @@ class _Job:
             return await self._observe()
         except SepmError as exc:
             waiting = [s for s in steps if s.phase == "replicating"]
-            now = self.runtime.clock.now()
+            now = self.clock.now()
             if exc.retryable and waiting and all(s.deadline and now < s.deadline for s in waiting):
                 # A hiccup while we wait for a run; the run goes on without us.
                 raise _TryLater from None
@@ -403,8 +345,8 @@ class _Job:
         self, partner: str, action: str, pending: ManualTaskPending, *, phase: str
     ) -> None:
         task = pending.task
-        now = self.runtime.clock.now()
-        async with self.runtime.uow() as uow:
+        now = self.clock.now()
+        async with self.ctx.uow() as uow:
             if await repository.get_task(uow.session, task.task_id) is None:
                 await repository.add_task(
                     uow.session,
@@ -439,14 +381,14 @@ class _Job:
     async def _verify_task(self, step: Step, *, done_when_present: bool) -> bool:
         """A confirmed task is done when SEPM shows it; otherwise say so and keep it open."""
         assert step.task_id is not None
-        async with self.runtime.uow() as uow:
+        async with self.ctx.uow() as uow:
             task = await repository.get_task(uow.session, step.task_id)
         if task is None or task.status != "confirmed":
             return False
         observed = await self._observe()
         present = step.partner in observed
-        now = self.runtime.clock.now()
-        async with self.runtime.uow() as uow:
+        now = self.clock.now()
+        async with self.ctx.uow() as uow:
             if present == done_when_present:
                 await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
                 await uow.commit()
@@ -471,8 +413,8 @@ class _Job:
         """The partner's side is another site's SEPM, which this command does not reach: the
         person's confirmation is the check (their task says so)."""
         assert step.task_id is not None
-        now = self.runtime.clock.now()
-        async with self.runtime.uow() as uow:
+        now = self.clock.now()
+        async with self.ctx.uow() as uow:
             task = await repository.get_task(uow.session, step.task_id)
             if task is None or task.status != "confirmed":
                 return OPERATOR_FAR
@@ -483,8 +425,8 @@ class _Job:
     async def _set(
         self, partner: str, phase: str, *, partnership: str | None = None, **values: Any
     ) -> str:
-        now = self.runtime.clock.now()
-        async with self.runtime.uow() as uow:
+        now = self.clock.now()
+        async with self.ctx.uow() as uow:
             await repository.update_step(
                 uow.session, self.op.op_key, partner, now=now, phase=phase, **values
             )
@@ -512,7 +454,7 @@ class _Job:
         """Emit the operation's failure outcome and stop."""
         event: Event
         if isinstance(self.command, BreakReplication):
-            async with self.runtime.uow() as uow:
+            async with self.ctx.uow() as uow:
                 if forget is not None:
                     await repository.forget_partnership(
                         uow.session, saga_id=self.op.saga_id, site=self.site.site, partner=forget
@@ -535,8 +477,8 @@ class _Job:
 
     async def _finish(self, event: Event, *, partnerships: dict[str, str] | None = None) -> None:
         """The outcome, recorded under the command's key so a re-sent command gets it too."""
-        now = self.runtime.clock.now()
-        async with self.runtime.uow() as uow:
+        now = self.clock.now()
+        async with self.ctx.uow() as uow:
             self._emit(uow, event)
             await uow.record_outcome(self.op.op_key, self.op.envelope.type, event)
             await repository.close_operation(
