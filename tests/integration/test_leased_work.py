@@ -23,7 +23,8 @@ from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.messages.client_monitor import CancelPropagationWatch
 from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork
-from certrotate_shared.work import LeasedWork, Work, WorkContext
+from certrotate_shared.work import Work, WorkContext
+from certrotate_shared.work_runner import LeasedWork
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from certrotate_shared.wiring import inject_all
-from certrotate_shared.work import LeasedWork
+from certrotate_shared.work_runner import LeasedWork
 
 SERVICE = "certificates"
 MIGRATIONS = str(Path(__file__).parent / "migrations")

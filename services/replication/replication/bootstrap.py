@@ -13,7 +13,7 @@ from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from certrotate_shared.wiring import inject_all
-from certrotate_shared.work import LeasedWork
+from certrotate_shared.work_runner import LeasedWork
 from replication.adapters.orm import retention_requests
 from replication.adapters.repository import OPERATIONS, OperationTable
 from replication.entrypoints.api import create_api

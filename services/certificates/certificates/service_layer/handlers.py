@@ -33,7 +33,7 @@ from certrotate_shared.messages.operator_tasks import (
     ConfirmOperatorTask,
     OperatorTaskVerificationFailed,
 )
-from certrotate_shared.work import LeasedWork
+from certrotate_shared.work_runner import LeasedWork
 
 log = logging.getLogger(__name__)
 

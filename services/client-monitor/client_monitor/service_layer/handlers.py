@@ -16,7 +16,8 @@ from certrotate_shared.messages.client_monitor import (
 )
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from certrotate_shared.record_retention import record_request
-from certrotate_shared.work import LeasedWork, WorkContext
+from certrotate_shared.work import WorkContext
+from certrotate_shared.work_runner import LeasedWork
 from client_monitor.adapters import repository
 from client_monitor.adapters.orm import retention_requests
 from client_monitor.service_layer.board import WatchBoard

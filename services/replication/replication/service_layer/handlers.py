@@ -32,7 +32,7 @@ from certrotate_shared.messages.replication import (
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from certrotate_shared.record_retention import record_request
 from certrotate_shared.sepm.api import SepmError
-from certrotate_shared.work import LeasedWork
+from certrotate_shared.work_runner import LeasedWork
 from replication.adapters import repository
 from replication.adapters.orm import retention_requests
 from replication.domain.partners import observe_partners
