@@ -13,9 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from certificates.adapters.orm import jobs
+from certificates.adapters.orm import jobs, operator_tasks
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
+from certrotate_shared.operator_task_lifecycle import OperatorTasks
 from certrotate_shared.work import Work
 
 PENDING, RUNNING, AWAITING_OPERATOR, DONE = "pending", "running", "awaiting_operator", "done"
@@ -29,9 +30,6 @@ class Job:
     saga_id: str
     envelope: Envelope
     status: str
-    task_id: str | None
-    confirmed_tasks: list[str]
-    resumed_by_task: str | None
 
 
 def _envelope(row: Any) -> Envelope:
@@ -46,9 +44,6 @@ def _job(row: Any) -> Job:
         saga_id=row.saga_id,
         envelope=_envelope(row),
         status=row.status,
-        task_id=row.task_id,
-        confirmed_tasks=list(row.confirmed_tasks or []),
-        resumed_by_task=row.resumed_by_task,
     )
 
 
@@ -64,9 +59,6 @@ async def add_job(
         saga_id=envelope.saga_id,
         envelope=envelope.model_dump_json(),
         status=PENDING,
-        task_id=None,
-        confirmed_tasks=[],
-        resumed_by_task=None,
         owner=None,
         lease_until=None,
         next_at=None,
@@ -135,56 +127,26 @@ async def finish_job(session: AsyncSession, job_id: str, now: datetime) -> None:
     await session.execute(
         update(jobs)
         .where(jobs.c.job_id == job_id)
-        .values(status=DONE, owner=None, lease_until=None, resumed_by_task=None, updated_at=now)
+        .values(status=DONE, owner=None, lease_until=None, updated_at=now)
     )
 
 
-async def await_operator(
-    session: AsyncSession,
-    job_id: str,
-    *,
-    task_id: str,
-    confirmed_tasks: list[str],
-    now: datetime,
-) -> None:
+async def await_operator(session: AsyncSession, job_id: str, *, now: datetime) -> None:
+    """The job waits for a person (TASKS holds what for); a confirmation resumes it."""
     await session.execute(
         update(jobs)
         .where(jobs.c.job_id == job_id)
-        .values(
-            status=AWAITING_OPERATOR,
-            task_id=task_id,
-            confirmed_tasks=confirmed_tasks,
-            resumed_by_task=None,
-            owner=None,
-            lease_until=None,
-            updated_at=now,
-        )
+        .values(status=AWAITING_OPERATOR, owner=None, lease_until=None, updated_at=now)
     )
 
 
-async def job_for_task(session: AsyncSession, task_id: str) -> Job | None:
-    row = (
-        await session.execute(
-            select(jobs).where(jobs.c.task_id == task_id).order_by(jobs.c.created_at.desc())
-        )
-    ).first()
-    return _job(row) if row else None
-
-
-async def resume_after_confirmation(
-    session: AsyncSession, job: Job, task_id: str, now: datetime
-) -> None:
-    """The operator confirmed: run the job again, treating that task as done."""
+async def resume(session: AsyncSession, job_id: str) -> None:
+    """A person confirmed one of the job's tasks: run it again (it checks what they did)."""
     await session.execute(
         update(jobs)
-        .where(jobs.c.job_id == job.job_id, jobs.c.status == AWAITING_OPERATOR)
-        .values(
-            status=PENDING,
-            confirmed_tasks=sorted({*job.confirmed_tasks, task_id}),
-            resumed_by_task=task_id,
-            owner=None,
-            lease_until=None,
-            next_at=None,
-            updated_at=now,
-        )
+        .where(jobs.c.job_id == job_id, jobs.c.status == AWAITING_OPERATOR)
+        .values(status=PENDING, owner=None, lease_until=None, next_at=None)
     )
+
+
+TASKS = OperatorTasks(operator_tasks, service="certificates", work_key="job_id")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Column,
     DateTime,
@@ -76,13 +75,22 @@ jobs = Table(
     Column("envelope", Text, nullable=False),  # the command as received (no secrets in it)
     # pending -> running -> done; running -> awaiting_operator -> pending (on confirmation)
     Column("status", String(20), nullable=False, index=True),
-    Column("task_id", String(200), index=True),
-    Column("confirmed_tasks", JSON, nullable=False),
-    Column("resumed_by_task", String(200)),
     Column("owner", String(200)),  # the replica holding the job (certrotate_shared.leases)
     Column("lease_until", DateTime(timezone=True)),
     Column("next_at", DateTime(timezone=True)),  # a job that failed for now is due again then
     Column("attempts", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Host operations handed to a person (certrotate_shared.operator_task_lifecycle).
+operator_tasks = Table(
+    "operator_tasks",
+    metadata,
+    Column("task_id", String(200), primary_key=True),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("status", String(20), nullable=False),  # open | confirmed | verified
+    Column("confirmed_by", String(200)),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
 )

@@ -31,7 +31,6 @@ from certrotate_shared.messages.certificates import (
 )
 from certrotate_shared.messages.operator_tasks import (
     ConfirmOperatorTask,
-    OperatorTaskVerificationFailed,
 )
 from certrotate_shared.work_runner import LeasedWork
 
@@ -59,18 +58,10 @@ async def purge_certificate_bundle(message: PurgeCertificateBundle, ctx: Context
 async def confirm_operator_task(
     message: ConfirmOperatorTask, ctx: Context, *, clock: Clock, work: LeasedWork
 ) -> Event | None:
-    job = await job_table.job_for_task(ctx.uow.session, message.task_id)
-    if job is None:
-        return OperatorTaskVerificationFailed(
-            task_id=message.task_id, reason="the certificates service has no such operator task"
-        )
-    if job.status != job_table.AWAITING_OPERATOR:
-        log.info("task %s confirmed again while its job is %s", message.task_id, job.status)
-        return None
-    log.info("task %s confirmed by %s; verifying", message.task_id, message.confirmed_by)
-    await job_table.resume_after_confirmation(ctx.uow.session, job, message.task_id, clock.now())
+    """A person says a host operation is done; the job runs again and checks by observation."""
+    refused = await job_table.TASKS.confirm(message, ctx, now=clock.now(), resume=job_table.resume)
     ctx.uow.on_commit(work.wake)
-    return None
+    return refused
 
 
 # What the certificates service reacts to (each handler's keyword-only parameters are injected

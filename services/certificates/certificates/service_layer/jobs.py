@@ -39,10 +39,6 @@ from certrotate_shared.messages.certificates import (
     SetCertificateVerification,
     UpdateServerCertificate,
 )
-from certrotate_shared.messages.operator_tasks import (
-    OperatorTaskRequested,
-    OperatorTaskVerificationFailed,
-)
 from certrotate_shared.sepm import SepmError
 from certrotate_shared.work import GiveUp, WorkContext
 
@@ -90,6 +86,8 @@ async def backup_deletion_job(
     """Retention: a rotation's backup leaves its server's host (backup_retention.py). The
     command names its site by name: the site is resolved from this service's own records."""
     job: job_table.Job = ctx.work.details
+    async with ctx.uow() as uow:
+        done_by_person = await job_table.TASKS.confirmed(uow.session, job.job_id)
     try:
         result: Event | OperatorTask = await delete_server_backup(
             command,
@@ -97,7 +95,7 @@ async def backup_deletion_job(
             store=_store(ctx, deps),
             resolve_site=deps.published_site_named,
             host_operations=deps.host_operations,
-            confirmed_tasks=job.confirmed_tasks,
+            confirmed_tasks=done_by_person,
         )
     except ManualTaskPending as pending:
         result = pending.task
@@ -105,13 +103,16 @@ async def backup_deletion_job(
     return None
 
 
-Procedure = Callable[[Any, WorkContext, Dependencies], Awaitable[Event]]
+# (the command as published, its work, the dependencies, the tasks a person has done)
+Procedure = Callable[[Any, WorkContext, Dependencies, list[str]], Awaitable[Event]]
 
 
 async def _job(
     command: Message, ctx: WorkContext, deps: Dependencies, procedure: Procedure
 ) -> None:
     """Run one command to its outcome (or an operator task) and record it."""
+    async with ctx.uow() as uow:
+        done_by_person = await job_table.TASKS.confirmed(uow.session, ctx.work.key)
     try:
         published = await _as_published(command, deps)
     except site_directory.UnknownSiteTargetError as exc:
@@ -125,13 +126,15 @@ async def _job(
         await _conclude(ctx, deps, failure)
         return
     try:
-        result: Event | OperatorTask = await procedure(published, ctx, deps)
+        result: Event | OperatorTask = await procedure(published, ctx, deps, done_by_person)
     except ManualTaskPending as pending:
         result = pending.task
     await _conclude(ctx, deps, result)
 
 
-async def _verification(command: Verification, ctx: WorkContext, deps: Dependencies) -> Event:
+async def _verification(
+    command: Verification, ctx: WorkContext, deps: Dependencies, _tasks: list[str]
+) -> Event:
     try:
         sepm = await deps.connect_sepm(command.site)
     except SepmError as exc:
@@ -144,10 +147,12 @@ async def _verification(command: Verification, ctx: WorkContext, deps: Dependenc
         await sepm.close()
 
 
-async def _server_certificate(command: ServerChange, ctx: WorkContext, deps: Dependencies) -> Event:
+async def _server_certificate(
+    command: ServerChange, ctx: WorkContext, deps: Dependencies, done_by_person: list[str]
+) -> Event:
     job: job_table.Job = ctx.work.details
     try:
-        hostops = await deps.host_operations(command.site, job.confirmed_tasks)
+        hostops = await deps.host_operations(command.site, done_by_person)
     except HostOperationError as exc:
         return _cannot_reach_host(command, str(exc), exc.retryable)
     try:
@@ -201,31 +206,36 @@ def give_up(deps: Dependencies) -> GiveUp:
 
 async def _conclude(ctx: WorkContext, deps: Dependencies, result: Event | OperatorTask) -> None:
     job: job_table.Job = ctx.work.details
+    tasks = job_table.TASKS
     now = deps.clock.now()
     async with ctx.uow() as uow:
+
+        def emit(message: Message) -> None:
+            ctx.emit(uow, message)
+
+        to_check = await tasks.unverified(uow.session, job.job_id)
         if isinstance(result, OperatorTask):
-            if result.task_id != job.task_id:
-                ctx.emit(uow, _task_requested(job, result))
-            await job_table.await_operator(
+            # The job got past the tasks it was resumed with: what it observed bore them out.
+            await tasks.verified(uow.session, [t for t in to_check if t != result.task_id])
+            site = getattr(job.envelope.message(), "site", None)
+            await tasks.request(
                 uow.session,
-                job.job_id,
-                task_id=result.task_id,
-                confirmed_tasks=job.confirmed_tasks,
+                emit,
+                result,
+                work_key=job.job_id,
+                # DeleteServerBackup names its site by name; the others carry a SiteTarget.
+                site=site if isinstance(site, str) else site.site if site is not None else "",
                 now=now,
             )
-        elif job.resumed_by_task and isinstance(result, FAILURES):
-            # What we observe contradicts the confirmation: the task stays open.
-            task_id = job.resumed_by_task
-            ctx.emit(uow, OperatorTaskVerificationFailed(task_id=task_id, reason=result.reason))
-            await job_table.await_operator(
-                uow.session,
-                job.job_id,
-                task_id=task_id,
-                confirmed_tasks=[t for t in job.confirmed_tasks if t != task_id],
-                now=now,
-            )
+            await job_table.await_operator(uow.session, job.job_id, now=now)
+        elif to_check and isinstance(result, FAILURES):
+            # What we observe contradicts the confirmation: the task is open again.
+            for task_id in to_check:
+                await tasks.reopen(uow.session, emit, task_id, result.reason)
+            await job_table.await_operator(uow.session, job.job_id, now=now)
         else:
-            ctx.emit(uow, result)
+            await tasks.verified(uow.session, to_check)
+            emit(result)
             await uow.record_outcome(job.idempotency_key, job.command_type, result)
             await job_table.finish_job(uow.session, job.job_id, now)
         await uow.commit()
@@ -236,20 +246,6 @@ def _summary(result: Event | OperatorTask) -> str:
     if isinstance(result, OperatorTask):
         return f"waiting for operator task {result.task_id}"
     return result.type_name()
-
-
-def _task_requested(job: job_table.Job, task: OperatorTask) -> OperatorTaskRequested:
-    command = job.envelope.message()
-    site = getattr(command, "site", None)
-    return OperatorTaskRequested(
-        task_id=task.task_id,
-        service="certificates",
-        site=site if isinstance(site, str) else site.site if site is not None else "",
-        server=task.server,
-        title=task.title,
-        instructions=task.instructions,
-        verification=task.verification,
-    )
 
 
 def _cannot_reach_host(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from certrotate_shared.envelope import utcnow
 from certrotate_shared.runtime import ServiceRuntime
 from client_monitor.adapters import repository
 from client_monitor.adapters.repository import AcceptedList, WatchRecord
@@ -56,7 +55,7 @@ async def freeze_list(
             status=status.value,
             count=digest.count,
             sha256=digest.sha256,
-            created_at=utcnow(),
+            created_at=runtime.clock.now(),
         )
         await repository.add_accepted_list(uow.session, accepted)
         await uow.commit()

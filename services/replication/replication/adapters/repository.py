@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
+from certrotate_shared.operator_task_lifecycle import OperatorTasks
 from certrotate_shared.work import Work
 from replication.adapters.orm import broken_partnerships, operations, operator_tasks, partner_steps
 
@@ -44,15 +45,6 @@ class Step:
     last_success_ms: int | None
     deadline: datetime | None
     polls: int
-
-
-@dataclass(frozen=True)
-class Task:
-    task_id: str
-    op_key: str
-    partner: str
-    action: str
-    status: str
 
 
 async def open_operation(
@@ -283,50 +275,7 @@ async def broken_partnerships_of(
     ]
 
 
-async def add_task(
-    session: AsyncSession, *, task_id: str, op_key: str, partner: str, action: str, now: datetime
-) -> None:
-    await session.execute(
-        insert(operator_tasks).values(
-            task_id=task_id,
-            op_key=op_key,
-            partner=partner,
-            action=action,
-            status="open",
-            requested_at=now,
-        )
-    )
-
-
-async def get_task(session: AsyncSession, task_id: str) -> Task | None:
-    row = (
-        await session.execute(select(operator_tasks).where(operator_tasks.c.task_id == task_id))
-    ).first()
-    if row is None:
-        return None
-    return Task(
-        task_id=row.task_id,
-        op_key=row.op_key,
-        partner=row.partner,
-        action=row.action,
-        status=row.status,
-    )
-
-
-async def set_task_status(
-    session: AsyncSession,
-    task_id: str,
-    status: str,
-    *,
-    now: datetime,
-    confirmed_by: str | None = None,
-) -> None:
-    values: dict[str, Any] = {"status": status}
-    if confirmed_by is not None:
-        values.update(confirmed_by=confirmed_by, confirmed_at=now)
-    await session.execute(
-        update(operator_tasks).where(operator_tasks.c.task_id == task_id).values(**values)
-    )
+TASKS = OperatorTasks(operator_tasks, service="replication", work_key="op_key")
 
 
 async def operation_view(session: AsyncSession, op_key: str) -> dict[str, Any] | None:

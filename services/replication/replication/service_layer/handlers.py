@@ -17,7 +17,6 @@ from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.operator_tasks import (
     ConfirmOperatorTask,
-    OperatorTaskVerificationFailed,
 )
 from certrotate_shared.messages.replication import (
     BreakReplication,
@@ -88,24 +87,10 @@ async def restore_replication(
 async def confirm_operator_task(
     message: ConfirmOperatorTask, ctx: Context, *, clock: Clock, work: LeasedWork
 ) -> Event | None:
-    """A person says a host operation is done; the worker checks by observation."""
-    if message.target_service != "replication":
-        return None
-    session = ctx.uow.session
-    task = await repository.get_task(session, message.task_id)
-    if task is None:
-        return OperatorTaskVerificationFailed(
-            task_id=message.task_id,
-            reason=f"the replication service has no operator task {message.task_id!r}",
-        )
-    if task.status == "verified":
-        return None
-    await repository.set_task_status(
-        session, task.task_id, "confirmed", now=clock.now(), confirmed_by=message.confirmed_by
-    )
-    await repository.wake(session, task.op_key)
+    """A person says a host operation is done; the operation's next pass checks by observation."""
+    refused = await repository.TASKS.confirm(message, ctx, now=clock.now(), resume=repository.wake)
     ctx.uow.on_commit(work.wake)
-    return None
+    return refused
 
 
 async def purge_rotation_records(

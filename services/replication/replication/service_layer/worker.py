@@ -26,10 +26,6 @@ from certrotate_shared.envelope import Event, Message
 from certrotate_shared.failures import describe
 from certrotate_shared.hostops.base import HostOperationError, ManualTaskPending
 from certrotate_shared.messages.common import SiteTarget
-from certrotate_shared.messages.operator_tasks import (
-    OperatorTaskRequested,
-    OperatorTaskVerificationFailed,
-)
 from certrotate_shared.messages.replication import (
     BreakReplication,
     PartnerStatus,
@@ -39,6 +35,7 @@ from certrotate_shared.messages.replication import (
     ReplicationRestoreFailed,
     RestoreReplication,
 )
+from certrotate_shared.operator_task_lifecycle import CONFIRMED
 from certrotate_shared.sepm.api import SepmError
 from certrotate_shared.work import GiveUp, WorkContext
 from replication.adapters import repository
@@ -347,27 +344,16 @@ class _Job:
         task = pending.task
         now = self.clock.now()
         async with self.ctx.uow() as uow:
-            if await repository.get_task(uow.session, task.task_id) is None:
-                await repository.add_task(
-                    uow.session,
-                    task_id=task.task_id,
-                    op_key=self.op.op_key,
-                    partner=partner,
-                    action=action,
-                    now=now,
-                )
-                self._emit(
-                    uow,
-                    OperatorTaskRequested(
-                        task_id=task.task_id,
-                        service="replication",
-                        site=self.site.site,
-                        server=task.server,
-                        title=task.title,
-                        instructions=task.instructions,
-                        verification=task.verification,
-                    ),
-                )
+            await repository.TASKS.request(
+                uow.session,
+                lambda message: self._emit(uow, message),
+                task,
+                work_key=self.op.op_key,
+                site=self.site.site,
+                now=now,
+                partner=partner,
+                action=action,
+            )
             await repository.update_step(
                 uow.session,
                 self.op.op_key,
@@ -382,30 +368,25 @@ class _Job:
         """A confirmed task is done when SEPM shows it; otherwise say so and keep it open."""
         assert step.task_id is not None
         async with self.ctx.uow() as uow:
-            task = await repository.get_task(uow.session, step.task_id)
-        if task is None or task.status != "confirmed":
+            task = await repository.TASKS.get(uow.session, step.task_id)
+        if task is None or task.status != CONFIRMED:
             return False
         observed = await self._observe()
         present = step.partner in observed
-        now = self.clock.now()
         async with self.ctx.uow() as uow:
             if present == done_when_present:
-                await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
+                await repository.TASKS.verified(uow.session, [step.task_id])
                 await uow.commit()
                 return True
             expected = "back" if done_when_present else "gone"
             listed = "does not list" if done_when_present else "still lists"
-            self._emit(
-                uow,
-                OperatorTaskVerificationFailed(
-                    task_id=step.task_id,
-                    reason=(
-                        f"SEPM {listed} {step.partner} as a replication partner of "
-                        f"{self.site.site}; expected it {expected}"
-                    ),
-                ),
+            await repository.TASKS.reopen(
+                uow.session,
+                lambda message: self._emit(uow, message),
+                step.task_id,
+                f"SEPM {listed} {step.partner} as a replication partner of "
+                f"{self.site.site}; expected it {expected}",
             )
-            await repository.set_task_status(uow.session, step.task_id, "open", now=now)
             await uow.commit()
         return False
 
@@ -413,12 +394,11 @@ class _Job:
         """The partner's side is another site's SEPM, which this command does not reach: the
         person's confirmation is the check (their task says so)."""
         assert step.task_id is not None
-        now = self.clock.now()
         async with self.ctx.uow() as uow:
-            task = await repository.get_task(uow.session, step.task_id)
-            if task is None or task.status != "confirmed":
+            task = await repository.TASKS.get(uow.session, step.task_id)
+            if task is None or task.status != CONFIRMED:
                 return OPERATOR_FAR
-            await repository.set_task_status(uow.session, step.task_id, "verified", now=now)
+            await repository.TASKS.verified(uow.session, [step.task_id])
             await uow.commit()
         return await self._set(step.partner, done)
 
