@@ -105,7 +105,7 @@ class Lease:
         )
         return [row[0] for row in rows]
 
-    async def renew(self, session: AsyncSession, keys: Collection[str]) -> set[str]:
+    async def renew(self, session: AsyncSession, keys: Collection[str], **values: Any) -> set[str]:
         """Extend the holds on `keys`; returns those still ours (a row another replica took
         over while this one stalled, or that closed, is not, and its work must stop)."""
         if not keys:
@@ -113,7 +113,7 @@ class Lease:
         await session.execute(
             update(self.work.table)
             .where(self._key.in_(list(keys)), self._owner == self.owner, self.work.open())
-            .values(lease_until=self.until())
+            .values(lease_until=self.until(), **values)
         )
         rows = await session.execute(
             select(self._key).where(

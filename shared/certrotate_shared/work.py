@@ -85,3 +85,7 @@ class WorkTable(Protocol):
     def again(self, at: datetime) -> dict[str, Any]:
         """Values written when the runner lets a row go until `at`."""
         ...
+
+    def kept(self) -> dict[str, Any]:
+        """Values written again with every renewal (the holder's address, once it is known)."""
+        ...

@@ -230,7 +230,7 @@ class LeasedWork:
         if not keys:
             return
         async with runtime.uow() as uow:
-            kept = await self.lease.renew(uow.session, keys)
+            kept = await self.lease.renew(uow.session, keys, **self.table.kept())
             await uow.commit()
         for key in keys:
             held = self._held.get(key)

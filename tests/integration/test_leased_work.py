@@ -58,6 +58,9 @@ class Table_:
     def again(self, at: datetime) -> dict[str, Any]:
         return {}
 
+    def kept(self) -> dict[str, Any]:
+        return {}
+
 
 class Replica:
     """What the runner needs of a service runtime: transactions, which can be cut off."""

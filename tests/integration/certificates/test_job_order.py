@@ -92,4 +92,9 @@ async def test_a_sagas_later_job_waits_for_its_earlier_one_others_do_not(
         ).scalar_one()
         await finish_job(session, job_id, later)
         await session.commit()
-    assert await claimed(sessions, survivor, later + timedelta(seconds=1)) == ["saga-a/restore"]
+    # The restore may run now; saga-b's disable is still the survivor's (taken again: renewed).
+    assert await claimed(sessions, survivor, later + timedelta(seconds=1)) == [
+        "saga-a/restore",
+        "saga-b/disable",
+    ]
+    assert await claimed(sessions, killed, later + timedelta(seconds=1)) == []

@@ -119,6 +119,9 @@ class JobTable:
             "updated_at": now,
         }
 
+    def kept(self) -> dict[str, Any]:
+        return {}
+
     def again(self, at: datetime) -> dict[str, Any]:
         return {"status": PENDING, "next_at": at}
 

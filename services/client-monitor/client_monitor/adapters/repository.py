@@ -124,6 +124,9 @@ class WatchTable:
     def taken(self, now: datetime) -> dict[str, Any]:
         return {"owner_url": self._url()}
 
+    def kept(self) -> dict[str, Any]:
+        return {"owner_url": self._url()}
+
     def again(self, at: datetime) -> dict[str, Any]:
         return {}
 

@@ -131,6 +131,9 @@ class OperationTable:
     def taken(self, now: datetime) -> dict[str, Any]:
         return {}
 
+    def kept(self) -> dict[str, Any]:
+        return {}
+
     def again(self, at: datetime) -> dict[str, Any]:
         return {"next_at": at}
 
