@@ -423,7 +423,7 @@ async def assert_site_rotated(
         assert reported[name]["fingerprint_before"].lower() == old
         assert reported[name]["fingerprint_after"].lower() == new_fp
     # Replication is back and its last run succeeded, as SEPM itself reports it.
-    assert await world.twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+    assert await world.twin.settled_replication("site-a") == {"site-b": "SUCCEEDED"}
     assert [(p["name"], p["status_code"]) for p in view["replication"]["restored"]] == [
         ("site-b", "SUCCEEDED")
     ]
