@@ -221,6 +221,7 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         full_twin_cpu_s = twin_cpu() - w0
         full, full_records = scanner.tally, counting.records
         rss_after_full = psutil.Process().memory_info().rss
+        rss_peak_full = rss.peak
         since_ms = scanner._since_ms
 
         # A later change (a later serial still counts as reached): 500,000 clients move.
@@ -254,6 +255,7 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         "watched_clients": len(scanner.table),
         "rss_before_scan_mb": round(rss_before / 2**20),
         "rss_after_full_scan_mb": round(rss_after_full / 2**20),
+        "rss_peak_full_scan_mb": round(rss_peak_full / 2**20),
         "rss_peak_mb": round(rss.peak / 2**20),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before_after": [ready["load"], os.getloadavg()[0]],

@@ -56,9 +56,11 @@ class HashIndex:
     def _index_runs(self) -> None:
         bits = max(1, self.keys.size.bit_length() - 2)  # ~2-4 keys a run
         self._shift = np.uint64(64 - bits)
-        counts = np.bincount(self._runs(self.keys).astype(np.int64), minlength=1 << bits)
-        self._starts = np.zeros(counts.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=self._starts[1:])
+        # Each run's first possible key, searched for: no temporary as large as the keys.
+        firsts = (np.arange(1 << bits, dtype=np.uint64) << self._shift) ^ _SIGN
+        self._starts = np.empty((1 << bits) + 1, dtype=np.int64)
+        self._starts[:-1] = np.searchsorted(self.keys, firsts.view(np.int64))
+        self._starts[-1] = self.keys.size
 
     def _lower_bound(self, keys: IndexArray) -> IndexArray:
         """Per key, the first position whose key is not less: a binary search inside its run."""

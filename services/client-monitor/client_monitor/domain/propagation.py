@@ -68,13 +68,14 @@ class Tally:
 
 @dataclass(frozen=True)
 class Masks:
-    """Boolean columns over the table's rows for one moment."""
+    """Boolean columns over the table's rows for one moment, and the offline rows' days."""
 
     watched: npt.NDArray[np.bool_]
     reached: npt.NDArray[np.bool_]
     pending: npt.NDArray[np.bool_]
     seen: npt.NDArray[np.bool_]
-    days_offline: npt.NDArray[np.float64]
+    offline_rows: npt.NDArray[np.intp]
+    offline_days: npt.NDArray[np.float64]  # days since each offline row's lastUpdateTime
 
     def of(self, status: ClientStatus) -> npt.NDArray[np.bool_]:
         if status in (ClientStatus.AT_RISK, ClientStatus.PENDING):
@@ -89,28 +90,30 @@ def masks(table: ClientTable, *, now_ms: int, stale_horizon_days: float) -> Mask
     watched = table.watched()
     reached = table.reached[:n] & watched
     online = table.online[:n]
-    # One array of days, computed in place: at 1M clients each temporary is 8 MB, and a
-    # tally runs after every scan, so chained expressions set the watch's peak memory.
-    days = np.subtract(now_ms, table.last_update[:n], dtype=np.float64)
+    # Days offline of the offline rows only: an online client is seen now. A float column
+    # over every row was 8 MB at 1M clients, held with its temporaries at the end of each scan.
+    offline = np.flatnonzero(~online)
+    days = np.subtract(now_ms, table.last_update[offline], dtype=np.float64)
     days /= DAY_MS
-    days[online] = 0.0
     np.maximum(days, 0.0, out=days)
-    seen = watched & (online | (days <= stale_horizon_days))
-    return Masks(watched, reached, watched & ~reached, seen, days)
+    seen = online.copy()
+    seen[offline] = days <= stale_horizon_days
+    seen &= watched
+    return Masks(watched, reached, watched & ~reached, seen, offline, days)
 
 
 def tally(table: ClientTable, *, now_ms: int, stale_horizon_days: float) -> Tally:
     """Count the watch's clients at `now_ms` (SEPM time, epoch ms)."""
     m = masks(table, now_ms=now_ms, stale_horizon_days=stale_horizon_days)
-    online = table.online[: table.size]
-    offline_pending = m.pending & ~online
-    bucket = np.searchsorted(_BUCKET_EDGES_DAYS, m.days_offline[offline_pending], side="right")
+    pending_offline = m.pending[m.offline_rows]
+    bucket = np.searchsorted(_BUCKET_EDGES_DAYS, m.offline_days[pending_offline], side="right")
     by_days = np.bincount(bucket, minlength=len(BUCKETS))
+    offline_pending = int(pending_offline.sum())
     return Tally(
         total=int(m.watched.sum()),
         reached=int(m.reached.sum()),
-        pending_online=int((m.pending & online).sum()),
-        pending_offline=int(offline_pending.sum()),
+        pending_online=int(m.pending.sum()) - offline_pending,
+        pending_offline=offline_pending,
         pending_offline_by_days={b: int(c) for b, c in zip(BUCKETS, by_days, strict=True)},
         stale=int((m.pending & ~m.seen).sum()),
         seen=int(m.seen.sum()),
