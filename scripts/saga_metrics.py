@@ -67,7 +67,9 @@ def sizes(modules: list[Path]) -> str:
     counted = sorted(((lines(p), p) for p in modules), reverse=True)
     largest, path = counted[0]
     median = statistics.median(n for n, _ in counted)
-    return f"{len(counted)} modules, largest {largest} ({path.relative_to(ROOT)}), median {median:g}"
+    return (
+        f"{len(counted)} modules, largest {largest} ({path.relative_to(ROOT)}), median {median:g}"
+    )
 
 
 def main() -> None:

@@ -19,21 +19,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from certrotate_shared.envelope import Event
-from certrotate_shared.messages.certificates import (
-    CertificateVerificationSet,
-    ServerCertificateUpdated,
-    ServerCertificateUpdateFailed,
-)
-from certrotate_shared.messages.replication import ReplicationBreakFailed, ReplicationBroken
 from orchestrator.domain.state import Abandoned, DecisionOption, SagaState
-from orchestrator.domain.steps import Step
-from orchestrator.domain.verification import merge_disabled
+from orchestrator.domain.step_kinds import Invoke, Step
+from orchestrator.domain.steps import step_named
 
 
 def answer_deadline(s: SagaState, step: Step, now: datetime) -> datetime | None:
     """When the answer to the step's command is overdue; None for steps without a deadline."""
     limits = s.options.answer_deadlines
-    if step.answer is None:
+    if not isinstance(step, Invoke) or step.answer is None:
         return None
     if step.answer == "sepm_call":
         seconds = limits.sepm_call_seconds
@@ -59,6 +53,12 @@ def no_answer_options(step: Step, *, can_abort: bool) -> list[DecisionOption]:
     return options
 
 
+def _row(name: str) -> Step:
+    # Only forward commands are ever abandoned (a cancel or "compensate" is refused once
+    # compensation runs), so their rows are the forward table's.
+    return step_named("forward", name)
+
+
 def abandon(s: SagaState, now: datetime) -> Abandoned | None:
     """Stop waiting for the awaited command; what it may have done is assumed done."""
     awaiting = s.awaiting
@@ -70,21 +70,23 @@ def abandon(s: SagaState, now: datetime) -> Abandoned | None:
         message_ids=ids, server=awaiting.server, at=now,
     )  # fmt: skip
     s.abandoned.append(entry)
-    if awaiting.step == "break_replication":
-        # Any partnership may be gone: restoring one that is still there is a no-op.
-        for partner in s.partners:
-            if partner.name not in s.broken_partners:
-                s.broken_partners.append(partner.name)
-    elif awaiting.step == "disable_verification":
-        s.verification_touched = True
+    row = _row(awaiting.step)
+    if isinstance(row, Invoke) and row.abandoned is not None:
+        row.abandoned(s)
     s.awaiting = None
     return entry
 
 
 def servers_to_roll_back(s: SagaState) -> list[str]:
-    """Newest first: every server touched, including one whose update was abandoned in flight
-    (it may serve the new certificate; its rollback fails loudly until its backup is known)."""
-    abandoned = {a.server for a in s.abandoned if a.step == "update_certificate"}
+    """Newest first: every server touched, including one whose command was abandoned in flight
+    by a row that is compensated (it may serve the new certificate; its rollback fails loudly
+    until its backup is known)."""
+    abandoned = {
+        a.server
+        for a in s.abandoned
+        if a.server is not None and (row := _row(a.step)) and isinstance(row, Invoke)
+        and row.compensation
+    }  # fmt: skip
     return [
         p.name
         for p in reversed(s.servers)
@@ -101,27 +103,7 @@ def late_answer(s: SagaState, causation_id: str | None, event: Event) -> str | N
     if entry is None:
         return None
     entry.answer = event.type_name()
-    told = "nothing compensation must undo"
-    if isinstance(event, ServerCertificateUpdated | ServerCertificateUpdateFailed):
-        progress = s.server(event.server)
-        if event.backup_ref:
-            progress.backup_ref = event.backup_ref
-        if event.previous_fingerprint and not progress.fingerprint_before:
-            progress.fingerprint_before = event.previous_fingerprint
-        if isinstance(event, ServerCertificateUpdated) and progress.status != "rolled_back":
-            progress.fingerprint_after = event.fingerprint
-            told = f"{event.server} was updated after all: it is rolled back"
-        elif event.backup_ref:
-            told = f"{event.server} was touched (backup {event.backup_ref}): it is rolled back"
-    elif isinstance(event, ReplicationBroken | ReplicationBreakFailed):
-        for name in event.broken_partners:
-            if name not in s.broken_partners:
-                s.broken_partners.append(name)
-        told = f"replication with {', '.join(event.broken_partners) or 'nobody'} was broken"
-    elif isinstance(event, CertificateVerificationSet) and event.mode == "disable":
-        s.verification_touched = True
-        s.disabled_groups = merge_disabled(s.disabled_groups, event.groups)
-        told = (
-            f"verification was turned off in {len(event.groups)} groups: their originals are kept"
-        )
+    row = _row(entry.step)
+    told = row.late(s, event) if isinstance(row, Invoke) and row.late is not None else None
+    told = told or "nothing compensation must undo"
     return f"late {event.type_name()} for the abandoned {entry.command}: {told}"

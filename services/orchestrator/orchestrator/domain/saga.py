@@ -9,37 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from certrotate_shared.envelope import Event, Message
+from certrotate_shared.envelope import Message
 from certrotate_shared.messages.certificates import (
     CertificateBundlePurged,
-    CertificateVerificationChecked,
-    CertificateVerificationFailed,
-    CertificateVerificationSet,
     PurgeCertificateBundle,
-    ServerCertificateRollbackFailed,
-    ServerCertificateRolledBack,
-    ServerCertificateUpdated,
-    ServerCertificateUpdateFailed,
 )
 from certrotate_shared.messages.client_monitor import (
     CancelPropagationWatch,
-    PolicyPropagated,
-    PropagationCounts,
     PropagationProgressed,
     PropagationStalled,
-    PropagationWatchFailed,
 )
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.messages.orchestrator import VerificationExposureExceeded
-from certrotate_shared.messages.replication import (
-    ReplicationBreakFailed,
-    ReplicationBroken,
-    ReplicationRestored,
-    ReplicationRestoreFailed,
-    SiteInspected,
-)
-from orchestrator.domain import liveness, verification
+from orchestrator.domain import liveness, propagation_steps
 from orchestrator.domain.backoff import retry_delay
 from orchestrator.domain.inputs import (
     ActionRejectedError,
@@ -61,9 +44,7 @@ from orchestrator.domain.state import (
     DecisionOption,
     ExposureAlert,
     PendingDecision,
-    PropagationReading,
     PropagationWait,
-    ReenabledFinding,
     RiskAcceptance,
     RotationOptions,
     SagaState,
@@ -72,7 +53,8 @@ from orchestrator.domain.state import (
     StepRecord,
     StepStatus,
 )
-from orchestrator.domain.steps import TABLES, Step, previous_fingerprint, step_index, step_named
+from orchestrator.domain.step_kinds import Gate, Invoke, PerServer, Refuted, Regressed, Watch
+from orchestrator.domain.steps import TABLES, Step, risk_wait, step_index, step_named
 from orchestrator.domain.window import is_open, next_opening
 
 
@@ -204,7 +186,7 @@ def _enter(t: _Transition, phase: str, index: int) -> None:
             continue
         s.step, s.attempt, s.attempt_base, s.server_index = step.name, 0, 0, 0
         s.steps.append(_record(t, step, server=_server_name(s, step)))
-        if step.name == "gates":
+        if isinstance(step, Gate):
             _evaluate_gates(t)
             return
         if step.waits_for_propagation:
@@ -243,11 +225,7 @@ def _finish_record(t: _Transition, status: StepStatus, detail: str | None = None
 
 
 def _server_name(s: SagaState, step: Step) -> str | None:
-    if not step.per_server:
-        return None
-    if step.name == "update_certificate":
-        return s.servers[s.server_index].name if s.server_index < len(s.servers) else None
-    return s.rollback_queue[s.server_index] if s.server_index < len(s.rollback_queue) else None
+    return step.server(s) if isinstance(step, PerServer) else None
 
 
 def _key(s: SagaState) -> str:
@@ -272,18 +250,18 @@ def _send(t: _Transition) -> None:
         return
     s.deferred = False
     window = s.options.maintenance_window
-    if step.name == "update_certificate" and window and not is_open(window, t.now):
+    if isinstance(step, Invoke) and step.in_window and window and not is_open(window, t.now):
         s.timers["window"] = next_opening(window, t.now)
         s.gate_waiting_for = ["maintenance_window"]
         _set_record_status(s, "waiting")
         t.note(f"maintenance window closed; next opening {s.timers['window'].isoformat()}")
         return
     s.gate_waiting_for = []
-    assert step.send is not None
+    assert isinstance(step, Invoke)
     s.attempt += 1
     key = _key(s)
-    if step.waits_for_propagation:
-        groups = s.disabled_groups if s.step == "await_disable_propagation" else s.restored_groups
+    if isinstance(step, Watch):
+        groups = step.watched(s)
         s.waits.append(
             PropagationWait(
                 step=s.step,
@@ -294,7 +272,7 @@ def _send(t: _Transition) -> None:
                 or t.now + timedelta(days=s.options.max_wait_days),
             )
         )
-    command = step.send.build(s, key, t.now)
+    command = step.command(s, key, t.now)
     server = _server_name(s, step)
     s.awaiting = Awaiting(
         step=s.step,
@@ -303,11 +281,8 @@ def _send(t: _Transition) -> None:
         watch_id=key if step.waits_for_propagation else None,
         server=server,
     )
-    if server is not None:
-        progress = s.server(server)
-        progress.status = "updating" if s.step == "update_certificate" else "rolling_back"
-        if s.step == "update_certificate":
-            s.swap_started = True
+    if isinstance(step, PerServer) and server is not None and step.starting is not None:
+        step.starting(s, server)
     record = s.current_step_record()
     if record is not None:
         record.attempts = s.attempt
@@ -329,12 +304,12 @@ def _resend(t: _Transition, why: str) -> None:
     s = t.s
     awaiting = s.awaiting
     step = current_step(s)
-    assert awaiting is not None and step.send is not None
+    assert awaiting is not None and isinstance(step, Invoke)
     if awaiting.message_id:
         awaiting.earlier_message_ids.append(awaiting.message_id)
     awaiting.message_id = None
     awaiting.resends += 1
-    t.send(step.send.build(s, awaiting.idempotency_key, t.now), awaited=True)
+    t.send(step.command(s, awaiting.idempotency_key, t.now), awaited=True)
     _set_record_status(s, "running")
     _arm_deadline(t)
     t.note(f"{why}; {awaiting.command} re-sent with the same idempotency key")
@@ -351,17 +326,20 @@ def _advance(t: _Transition) -> None:
     s = t.s
     step = current_step(s)
     _finish_record(t, "done")
-    if step.per_server:
+    if isinstance(step, PerServer):
         s.server_index += 1
-        remaining = len(s.servers) if step.name == "update_certificate" else len(s.rollback_queue)
-        if s.server_index < remaining:
+        if s.server_index < len(step.servers(s)):
             s.attempt, s.attempt_base = 0, 0
             s.steps.append(_record(t, step, server=_server_name(s, step)))
             _send(t)
             return
-        if step.name == "update_certificate":
-            s.swap_done = True
-    _enter(t, s.phase, step_index(s.phase, s.step) + 1)
+        if step.finished is not None:
+            step.finished(s)
+    _enter_next(t)
+
+
+def _enter_next(t: _Transition) -> None:
+    _enter(t, t.s.phase, step_index(t.s.phase, t.s.step) + 1)
 
 
 def _end(t: _Transition, status: Status, reason: str | None) -> None:
@@ -436,16 +414,12 @@ def _pause(t: _Transition, kind: DecisionKind, reason: str, options: list[Decisi
 
 
 def _pause_wait(t: _Transition, reason: str) -> None:
-    s = t.s
-    if s.step == "await_disable_propagation":
-        options: list[DecisionOption] = (
-            ["extend", "proceed", "abort"] if can_abort(s) else ["extend", "proceed"]
-        )
-        _pause(t, "propagation_wait", reason, options)
-    elif s.step == "await_enable_propagation":
-        _pause(t, "after_swap_wait", reason, ["extend", "proceed"])
-    else:
-        _pause(t, "propagation_wait", reason, ["extend", "proceed"])
+    step = current_step(t.s)
+    kind: DecisionKind = step.stalled if isinstance(step, Watch) else "propagation_wait"
+    options: list[DecisionOption] = ["extend", "proceed"]
+    if can_abort(t.s):
+        options.append("abort")
+    _pause(t, kind, reason, options)
 
 
 # --- events ------------------------------------------------------------------------------
@@ -483,13 +457,13 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
         return
     step = current_step(s)
     if isinstance(event, PropagationProgressed):
-        _read_propagation(t, event)
+        propagation_steps.read(s, event)
         return
     if s.pending_decision is not None and s.pending_decision.kind in ("no_answer", "dead_letter"):
         t.note(f"{name} answered {s.awaiting.command if s.awaiting else 'the step'} after all")
         s.pending_decision = None
     if isinstance(event, PropagationStalled):
-        wait = _read_propagation(t, event)
+        wait = propagation_steps.read(s, event)
         if wait is not None:
             wait.outcome, wait.finished_at, wait.detail = "stalled", t.now, event.reason
         if s.abort_requested and can_abort(s):
@@ -497,22 +471,21 @@ def _on_event(t: _Transition, arrived: EventArrived) -> None:
         else:
             _pause_wait(t, f"propagation stalled: {event.reason}")
         return
-    if step.succeeded is not None and isinstance(event, step.succeeded):
+    if isinstance(step, Invoke) and isinstance(event, step.on_success.event):
         s.awaiting = None
-        problem = _record_success(t, event)
-        if problem is None and isinstance(event, CertificateVerificationChecked) and event.enabled:
-            _found_reenabled(t, event)
-        elif problem is not None:
-            # A verification change that did not cover what it should may work when re-run.
-            _fail_step(t, problem, retryable=isinstance(event, CertificateVerificationSet))
+        verdict = step.on_success.record(s, event, t.now)
+        if isinstance(verdict, Regressed):
+            _found_regressed(t, step, verdict)
+        elif isinstance(verdict, Refuted):
+            _fail_step(t, verdict.reason, retryable=verdict.retryable)
         elif s.abort_requested and can_abort(s):
             _compensate(t, s.abort_requested)
         else:
             _advance(t)
         return
-    if step.failed is not None and isinstance(event, step.failed):
+    if isinstance(step, Invoke) and isinstance(event, step.on_failure.event):
         s.awaiting = None
-        reason = _record_failure(t, event)
+        reason = step.on_failure.record(s, event, t.now)
         _fail_step(t, reason, retryable=bool(getattr(event, "retryable", False)))
         return
     t.decision.ignored = True
@@ -534,7 +507,7 @@ def _fail_step(t: _Transition, reason: str, *, retryable: bool) -> None:
         _pause_wait(t, f"the propagation watch failed: {reason}")
     elif step.exhausted == "fail":
         _end(t, "failed", f"{step.title} failed: {reason}; nothing was changed")
-    elif step.exhausted in ("compensate", "rollback"):
+    elif step.exhausted == "compensate":
         _compensate(t, f"{step.title} failed: {reason}")
     else:
         options: list[DecisionOption] = ["extend", "abort"] if can_abort(s) else ["extend"]
@@ -556,129 +529,6 @@ def _schedule_retry(t: _Transition, reason: str) -> bool:
     return True
 
 
-def _read_propagation(t: _Transition, event: PropagationCounts) -> PropagationWait | None:
-    wait = next((w for w in reversed(t.s.waits) if w.watch_id == event.watch_id), None)
-    if wait is None:
-        wait = t.s.current_wait(t.s.step)
-    if wait is not None:
-        wait.reading = PropagationReading.model_validate(event.model_dump())
-    return wait
-
-
-def _record_success(t: _Transition, event: Event) -> str | None:
-    """Record what a success tells us; a string when it is not the success it claims to be."""
-    s = t.s
-    if isinstance(event, SiteInspected):
-        s.partners = list(event.partners)
-    elif isinstance(event, ReplicationBroken):
-        _add_broken(s, event.broken_partners)
-    elif isinstance(event, CertificateVerificationSet):
-        expected = "disable" if s.step == "disable_verification" else "restore"
-        if event.mode != expected:
-            return f"the verification was set to {event.mode!r}, not {expected!r}"
-        if expected == "disable":
-            s.verification_touched = True
-            problem = verification.disable_problem(event.groups)
-            if problem is not None:
-                return problem
-            # A second disable (verification found back on) must not overwrite the originals.
-            s.disabled_groups = verification.merge_disabled(s.disabled_groups, event.groups)
-            s.verification_off_since = s.verification_off_since or t.now
-            limit = timedelta(days=s.options.exposure_limit_days)
-            s.timers["exposure"] = s.verification_off_since + limit
-        else:
-            # What was restored is watched by the next step, even if an approver has to go on
-            # without the rest.
-            s.restored_groups = list(event.groups)
-            problem = verification.restore_problem(s.disabled_groups, event.groups)
-            if problem is not None:
-                return problem
-            s.verification_restored_at = t.now
-            s.timers.pop("exposure", None)
-    elif isinstance(event, PolicyPropagated):
-        wait = _read_propagation(t, event)
-        if wait is not None:
-            wait.outcome, wait.finished_at = "propagated", t.now
-        s.timers.pop("max_wait", None)
-        s.pending_decision = None
-        if s.step == "await_disable_propagation":
-            s.propagation_gate_passed = True
-    elif isinstance(event, ServerCertificateUpdated):
-        return _record_update(s, event)
-    elif isinstance(event, ServerCertificateRolledBack):
-        progress = s.server(event.server)
-        expected = previous_fingerprint(s, event.server)
-        progress.fingerprint_after = event.fingerprint
-        if expected and event.fingerprint.lower() != expected.lower():
-            progress.status = "rollback_failed"
-            return f"{event.server} serves {event.fingerprint} after rollback, not {expected}"
-        progress.status = "rolled_back"
-    elif isinstance(event, ReplicationRestored):
-        s.restored_partners = list(event.partners)
-    return None
-
-
-def _record_update(s: SagaState, event: ServerCertificateUpdated) -> str | None:
-    progress = s.server(event.server)
-    expected = s.certificate.fingerprint_sha256.lower()
-    progress.fingerprint_after = event.fingerprint
-    progress.ports_verified = dict(event.ports_verified)
-    progress.backup_ref = event.backup_ref
-    if event.previous_fingerprint:
-        progress.fingerprint_before = event.previous_fingerprint
-    required = set(s.target.server(event.server).tls_ports())
-    seen = {port: fp.lower() for port, fp in event.ports_verified.items()}
-    wrong = sorted(p for p, fp in seen.items() if fp != expected)
-    missing = sorted(required - set(seen))
-    if event.fingerprint.lower() != expected or wrong or missing or not seen:
-        progress.status = "failed"
-        progress.error = (
-            f"{event.server} does not serve the new certificate on every port"
-            f" (wrong: {wrong or 'none'}, not checked: {missing or 'none'})"
-        )
-        return progress.error
-    progress.status = "updated"
-    return None
-
-
-def _add_broken(s: SagaState, partners: list[str]) -> None:
-    for name in partners:
-        if name not in s.broken_partners:
-            s.broken_partners.append(name)
-
-
-def _record_failure(t: _Transition, event: Event) -> str:
-    s = t.s
-    reason = str(getattr(event, "reason", event.type_name()))
-    if isinstance(event, ReplicationBreakFailed):
-        _add_broken(s, event.broken_partners)
-    elif isinstance(event, CertificateVerificationFailed):
-        if event.mode == "disable":
-            # A failed disable may have changed some groups: restoring is always safe.
-            s.verification_touched = True
-    elif isinstance(event, ServerCertificateUpdateFailed):
-        progress = s.server(event.server)
-        progress.status = "failed"
-        progress.error = f"{event.stage}: {event.reason}"
-        progress.backup_ref = event.backup_ref or progress.backup_ref
-        previous = getattr(event, "previous_fingerprint", None)
-        if previous:
-            progress.fingerprint_before = previous
-        reason = f"{event.server} ({event.stage}): {event.reason}"
-    elif isinstance(event, ServerCertificateRollbackFailed):
-        progress = s.server(event.server)
-        progress.status = "rollback_failed"
-        progress.error = event.reason
-        reason = f"{event.server}: {event.reason}"
-    elif isinstance(event, PropagationWatchFailed):
-        wait = next((w for w in s.waits if w.watch_id == event.watch_id), None)
-        if wait is not None:
-            wait.outcome, wait.finished_at, wait.detail = "failed", t.now, event.reason
-    elif isinstance(event, ReplicationRestoreFailed) and event.status_code:
-        reason = f"{event.reason} (status {event.status_code})"
-    return reason
-
-
 # --- timers --------------------------------------------------------------------------------
 
 
@@ -692,7 +542,7 @@ def _on_timer(t: _Transition, fired: TimerFired) -> None:
     if fired.kind == "deadline":
         _on_deadline(t)
     elif fired.kind == "retry":
-        if s.awaiting is None and s.pending_decision is None and current_step(s).send:
+        if s.awaiting is None and s.pending_decision is None and current_step(s).sends:
             _send(t)
     elif fired.kind == "max_wait":
         wait = s.current_wait(s.step)
@@ -703,9 +553,10 @@ def _on_timer(t: _Transition, fired: TimerFired) -> None:
             t, f"the policy has not reached every client after the maximum wait ({days:g} days)"
         )
     elif fired.kind == "window":
-        if s.step == "gates":
+        step = current_step(s)
+        if isinstance(step, Gate):
             _evaluate_gates(t)
-        elif s.step == "update_certificate" and s.awaiting is None and s.pending_decision is None:
+        elif step.sends and s.awaiting is None and s.pending_decision is None:
             _send(t)
     elif (
         fired.kind == "exposure"
@@ -779,36 +630,25 @@ def _on_dead_letter(t: _Transition, event: MessageDeadLettered) -> None:
     _pause(t, "dead_letter", what, options)
 
 
-def _found_reenabled(t: _Transition, event: CertificateVerificationChecked) -> None:
-    """Verification is on again somewhere: no swap. Back to step 2, or a person decides."""
-    s = t.s
-    finding = ReenabledFinding(
-        at=t.now,
-        locations=verification.describe_enabled(event.enabled),
-        locations_checked=event.locations_checked,
-    )
-    s.reenabled_findings.append(finding)
-    where = ", ".join(finding.locations)
-    t.note(f"verification is on again in {len(finding.locations)} locations: {where}")
-    if len(s.reenabled_findings) > s.options.max_reenable_loops:
-        _pause(
-            t,
-            "verification_reenabled",
-            f"verification was turned back on {len(s.reenabled_findings)} times before the swap;"
-            f" now in: {where}",
-            ["retry", "compensate", "proceed"],
-        )
+def _found_regressed(t: _Transition, step: Invoke, verdict: Regressed) -> None:
+    """What the step had seen done was undone (verification on again): no swap. Back to the
+    step that does it, or a person decides."""
+    t.note(verdict.note)
+    if verdict.pause is not None:
+        _pause(t, verdict.kind, verdict.pause, ["retry", "compensate", "proceed"])
         return
-    _back_to_disable(t, f"verification on again in: {where}")
+    _redo(t, verdict.redo)
 
 
-def _back_to_disable(t: _Transition, why: str) -> None:
+def _redo(t: _Transition, why: str) -> None:
     s = t.s
+    step = current_step(s)
+    assert isinstance(step, Invoke) and step.redo_from is not None
     _finish_record(t, "failed", why)
     s.propagation_gate_passed = False
     # Accepted for a propagation reading that no longer holds (the history keeps it).
     s.risk_acceptance = None
-    _enter(t, "forward", step_index("forward", "disable_verification"))
+    _enter(t, "forward", step_index("forward", step.redo_from))
 
 
 # --- gates ---------------------------------------------------------------------------------
@@ -816,7 +656,7 @@ def _back_to_disable(t: _Transition, why: str) -> None:
 
 def gate_orphan_risk(s: SagaState) -> int | None:
     """Clients that would be cut off if the swap ran now (latest reading of the step-3 wait)."""
-    wait = s.current_wait("await_disable_propagation")
+    wait = risk_wait(s)
     return wait.reading.orphan_risk if wait and wait.reading else None
 
 
@@ -850,7 +690,7 @@ def _evaluate_gates(t: _Transition) -> None:
         return
     s.timers.pop("window", None)
     _finish_record(t, "done")
-    _enter(t, "forward", step_index("forward", "gates") + 1)
+    _enter_next(t)
 
 
 # --- operator actions ----------------------------------------------------------------------
@@ -876,7 +716,7 @@ def _on_resume(t: _Transition, action: ResumeRequested) -> None:
     t.note(f"resumed by {action.by}")
     if s.deferred and s.pending_decision is None:
         _send(t)
-    elif s.step == "gates" and s.pending_decision is None:
+    elif isinstance(current_step(s), Gate) and s.pending_decision is None:
         _evaluate_gates(t)
 
 
@@ -911,7 +751,7 @@ def _on_approval(t: _Transition, action: ApprovalGiven) -> None:
         raise ActionRejectedError("the swap has already started")
     s.approval = Approval(by=action.by, at=t.now, note=action.note, principal=action.principal)
     t.note(f"approved by {action.by}")
-    if s.step == "gates" and s.pending_decision is None and not s.hold:
+    if isinstance(current_step(s), Gate) and s.pending_decision is None and not s.hold:
         _evaluate_gates(t)
 
 
@@ -956,7 +796,7 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
         return
     s.pending_decision = None
     if action.decision == "retry" and pending.kind == "verification_reenabled":
-        _back_to_disable(t, f"{action.by} decided to disable verification again")
+        _redo(t, f"{action.by} decided to disable verification again")
         return
     if action.decision == "retry" and s.awaiting is not None:
         s.awaiting.resends = 0
@@ -965,7 +805,7 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
     if action.decision == "mark_done":
         s.awaiting = None
         _finish_record(t, "done", f"marked done by {action.by}: {action.reason}")
-        _enter(t, s.phase, step_index(s.phase, s.step) + 1)
+        _enter_next(t)
         return
     if action.decision == "extend":
         days = action.extend_days or s.options.max_wait_days
@@ -975,9 +815,10 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
             _send(t)
             return
         _cancel_watch(t)
-        if s.step == "gates":
+        gate = current_step(s)
+        if isinstance(gate, Gate):
             _finish_record(t, "done", "waiting longer for the policy to reach the clients")
-            s.step = "await_disable_propagation"
+            s.step = gate.watches
             s.steps.append(_record(t, step_named("forward", s.step)))
         s.attempt_base = s.attempt
         s.timers["max_wait"] = t.now + timedelta(days=days)
@@ -986,27 +827,16 @@ def _on_decision(t: _Transition, action: DecisionMade) -> None:
     # proceed
     _cancel_watch(t)
     s.timers.pop("max_wait", None)
-    if pending.kind == "verification_reenabled":
+    step = current_step(s)
+    if pending.kind == "verification_reenabled" or step.proceed_accepts_risk:
         s.risk_acceptance = RiskAcceptance(
             by=action.by, at=t.now, reason=action.reason, change_id=action.change_id,
             accepted_count=action.accepted_count, step=s.step, principal=action.principal,
         )  # fmt: skip
-    if s.step in ("await_disable_propagation", "gates"):
-        s.risk_acceptance = RiskAcceptance(
-            by=action.by,
-            at=t.now,
-            reason=action.reason,
-            change_id=action.change_id,
-            accepted_count=action.accepted_count,
-            step=s.step,
-            principal=action.principal,
-        )
+    if step.proceed_accepts_risk:
         s.propagation_gate_passed = True
-        if s.step == "gates":
+        if isinstance(step, Gate):
             _evaluate_gates(t)
             return
-        _finish_record(t, "done", f"operator proceeded: {action.reason}")
-        _enter(t, "forward", step_index("forward", "gates"))
-        return
     _finish_record(t, "done", f"operator proceeded: {action.reason}")
-    _enter(t, s.phase, step_index(s.phase, s.step) + 1)
+    _enter_next(t)

@@ -1,220 +1,171 @@
 """The rotation saga as one table: the vendor's seven steps, then the compensation steps.
 
-Each row names the command it sends, the events that answer it, what a success records, and
-what happens when its retries run out. `saga.py` interprets the table.
+Each row says what it sends, which answers it waits for and the handler that records each, what
+an abandoned command of it is assumed to have done, what happens when its retries run out, and
+the rows that compensate it. `saga.py` interprets the table without asking which step it is at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
-from certrotate_shared.envelope import Command, Event
+from certrotate_shared.envelope import Event
 from certrotate_shared.messages.certificates import (
     CertificateVerificationChecked,
     CertificateVerificationCheckFailed,
     CertificateVerificationFailed,
     CertificateVerificationSet,
-    CheckCertificateVerification,
-    RollbackServerCertificate,
     ServerCertificateRollbackFailed,
     ServerCertificateRolledBack,
     ServerCertificateUpdated,
     ServerCertificateUpdateFailed,
-    SetCertificateVerification,
-    UpdateServerCertificate,
-)
-from certrotate_shared.messages.client_monitor import (
-    AwaitPolicyPropagation,
-    PolicyPropagated,
-    PropagationWatchFailed,
 )
 from certrotate_shared.messages.replication import (
-    BreakReplication,
-    InspectSite,
     ReplicationBreakFailed,
     ReplicationBroken,
     ReplicationRestored,
     ReplicationRestoreFailed,
-    RestoreReplication,
     SiteInspected,
     SiteInspectionFailed,
 )
-from orchestrator.domain.state import SagaState
+from orchestrator.domain import certificate_steps as certificate
+from orchestrator.domain import replication_steps as replication
+from orchestrator.domain import verification_steps as verification
+from orchestrator.domain.propagation_steps import watch
+from orchestrator.domain.state import PropagationWait, SagaState
+from orchestrator.domain.step_kinds import (
+    AnswerKind,
+    Exhausted,
+    Gate,
+    Invoke,
+    PerServer,
+    Reply,
+    Step,
+    Watch,
+)
 
-# What to do when a step's retries run out (or its failure is not retryable):
-#   fail        end as failed: nothing was changed
-#   compensate  undo what was done, in reverse
-#   rollback    put back the certificate on every server touched, then compensate
-#   pause       wait for an operator decision (forward recovery only, or a wait that stalled)
-Exhausted = Literal["fail", "compensate", "rollback", "pause"]
-# Which answer deadline applies to a step's command (RotationOptions.answer_deadlines).
-AnswerKind = Literal["sepm_call", "host_operation", "restore_replication"]
-Phase = Literal["forward", "compensation"]
-
-
-@dataclass(frozen=True)
-class Send:
-    """How a step builds its command: (state, idempotency key, now) -> command."""
-
-    build: Callable[[SagaState, str, datetime], Command]
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    number: int | None  # the vendor procedure's step number (docs/design.md), None for the gates
-    title: str
-    send: Send | None
-    succeeded: type[Event] | None
-    failed: type[Event] | None
-    exhausted: Exhausted
-    skip: Callable[[SagaState], bool] | None = None
-    per_server: bool = False
-    waits_for_propagation: bool = False
-    # None: no answer deadline (a propagation wait has its own maximum wait instead).
-    answer: AnswerKind | None = None
-    # An operator may mark the step done (with a reason) when its answer never comes: only
-    # where nothing later relies on what the answer would have told the saga.
-    may_mark_done: bool = False
-    # When its retries run out, an approver may go on without what it could not do (a group
-    # deleted during the rotation can never be restored), a named risk on the record.
-    may_proceed: bool = False
+__all__ = ["AnswerKind", "Exhausted", "Gate", "Invoke", "PerServer", "Step", "Watch"]
 
 
-def _inspect(s: SagaState, key: str, now: datetime) -> Command:
-    return InspectSite(idempotency_key=key, site=s.target)
+def _reason(s: SagaState, event: Event, now: datetime) -> str:
+    return str(getattr(event, "reason", event.type_name()))
 
 
-def _break(s: SagaState, key: str, now: datetime) -> Command:
-    return BreakReplication(idempotency_key=key, site=s.target, partners=partner_names(s))
+def _restore_replication(number: int, title: str) -> Invoke:
+    return Invoke(
+        name="restore_replication", number=number, title=title, send=replication.restore,
+        on_success=Reply(ReplicationRestored, replication.restored),
+        on_failure=Reply(ReplicationRestoreFailed, replication.restore_failed),
+        exhausted="pause", skip=lambda s: not s.broken_partners, answer="restore_replication",
+        may_mark_done=True,
+    )  # fmt: skip
 
 
-def _disable(s: SagaState, key: str, now: datetime) -> Command:
-    return SetCertificateVerification(idempotency_key=key, site=s.target, mode="disable")
+# --- the compensation rows, each named by the forward row it undoes -------------------------
 
+ROLLBACK_CERTIFICATE = PerServer(
+    name="rollback_certificate", number=4,
+    title="Put the backed-up certificate back and verify it is served",
+    send=certificate.roll_back, servers=certificate.to_roll_back, starting=certificate.rolling_back,
+    on_success=Reply(ServerCertificateRolledBack, certificate.rolled_back),
+    on_failure=Reply(ServerCertificateRollbackFailed, certificate.rollback_failed),
+    exhausted="pause", skip=lambda s: not s.rollback_queue, answer="host_operation",
+)  # fmt: skip
+RESTORE_VERIFICATION = Invoke(
+    name="restore_verification", number=2,
+    title="Put back each group's original verification setting",
+    send=verification.restore,
+    on_success=Reply(CertificateVerificationSet, verification.restored),
+    on_failure=Reply(CertificateVerificationFailed, verification.failed),
+    exhausted="pause", skip=lambda s: not s.verification_touched, answer="sepm_call",
+    may_proceed=True,
+)  # fmt: skip
+AWAIT_RESTORE_PROPAGATION = watch(
+    "await_restore_propagation", 3, "Wait until the clients have the restored policy",
+    groups=lambda s: s.restored_groups, skip=lambda s: not s.restored_groups,
+)  # fmt: skip
+UNBREAK_REPLICATION = _restore_replication(1, "Restore the partnerships broken in step 1")
 
-def _restore_verification(s: SagaState, key: str, now: datetime) -> Command:
-    # The originals step 2 recorded travel with the command: the worker puts back exactly these
-    # (None when the saga recorded none, e.g. a disable that failed half-way: the worker's own
-    # record is all there is).
-    originals = list(s.disabled_groups) or None
-    return SetCertificateVerification(
-        idempotency_key=key, site=s.target, mode="restore", originals=originals
-    )
-
-
-def _check_verification(s: SagaState, key: str, now: datetime) -> Command:
-    return CheckCertificateVerification(idempotency_key=key, site=s.target)
-
-
-def _await(s: SagaState, key: str, now: datetime) -> Command:
-    groups = s.disabled_groups if s.step == "await_disable_propagation" else s.restored_groups
-    wait = s.current_wait(s.step)
-    deadline = wait.deadline if wait else now + timedelta(days=s.options.max_wait_days)
-    return AwaitPolicyPropagation(
-        idempotency_key=key,
-        site=s.target,
-        watch_id=key,
-        groups=[g.as_target() for g in groups],
-        stale_horizon_days=s.options.stale_horizon_days,
-        threshold=s.options.propagation_threshold,
-        deadline=deadline,
-    )
-
-
-def _update(s: SagaState, key: str, now: datetime) -> Command:
-    server = s.servers[s.server_index].name
-    return UpdateServerCertificate(
-        idempotency_key=key,
-        site=s.target,
-        server=s.target.server(server),
-        bundle_ref=s.certificate.bundle_ref,
-        expected_fingerprint=s.certificate.fingerprint_sha256,
-    )
-
-
-def _rollback(s: SagaState, key: str, now: datetime) -> Command:
-    progress = s.server(s.rollback_queue[s.server_index])
-    return RollbackServerCertificate(
-        idempotency_key=key,
-        site=s.target,
-        server=s.target.server(progress.name),
-        backup_ref=progress.backup_ref or "",
-        expected_fingerprint=previous_fingerprint(s, progress.name),
-    )
-
-
-def _restore_replication(s: SagaState, key: str, now: datetime) -> Command:
-    return RestoreReplication(idempotency_key=key, site=s.target, partners=list(s.broken_partners))
-
-
-def partner_names(s: SagaState) -> list[str]:
-    return [p.name for p in s.partners]
-
-
-def previous_fingerprint(s: SagaState, server: str) -> str:
-    """The fingerprint a rollback must bring back: the server's own, else its site's old one."""
-    own = s.server(server).fingerprint_before
-    if own:
-        return own
-    others = [p.fingerprint_before for p in s.servers if p.fingerprint_before]
-    return others[0] if others else ""
-
+# --- the vendor's seven steps -----------------------------------------------------------------
 
 FORWARD: tuple[Step, ...] = (
-    Step("inspect", 0, "Pre-flight: inspect the site and its replication partners",
-         Send(_inspect), SiteInspected, SiteInspectionFailed, exhausted="fail", answer="sepm_call"),
-    Step("break_replication", 1, "Break replication with the partners",
-         Send(_break), ReplicationBroken, ReplicationBreakFailed, exhausted="compensate",
-         skip=lambda s: not s.partners, answer="host_operation"),
-    Step("disable_verification", 2, "Disable certificate verification in every group and location",
-         Send(_disable), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="compensate", answer="sepm_call"),
-    Step("await_disable_propagation", 3, "Wait until the clients have the verification-off policy",
-         Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
-         waits_for_propagation=True),
-    Step("gates", None, "Gates: propagation, orphan risk, approval, maintenance window",
-         None, None, None, exhausted="pause"),
-    Step("check_verification", None, "Re-check that verification is off everywhere before the swap",
-         Send(_check_verification), CertificateVerificationChecked,
-         CertificateVerificationCheckFailed, exhausted="pause", answer="sepm_call"),
-    Step("update_certificate", 4, "Update the certificate, one management server at a time",
-         Send(_update), ServerCertificateUpdated, ServerCertificateUpdateFailed,
-         exhausted="rollback", per_server=True, answer="host_operation"),
-    Step("enable_verification", 5, "Enable certificate verification again",
-         Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause", answer="sepm_call", may_proceed=True),
-    Step("await_enable_propagation", 6, "Wait until the clients have the verification-on policy",
-         Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
-         skip=lambda s: not s.restored_groups, waits_for_propagation=True),
-    Step("restore_replication", 7, "Restore exactly the partnerships broken in step 1",
-         Send(_restore_replication), ReplicationRestored, ReplicationRestoreFailed,
-         exhausted="pause", skip=lambda s: not s.broken_partners, answer="restore_replication",
-         may_mark_done=True),
+    Invoke(
+        name="inspect", number=0, title="Pre-flight: inspect the site and its replication partners",
+        send=replication.inspect,
+        on_success=Reply(SiteInspected, replication.inspected),
+        on_failure=Reply(SiteInspectionFailed, _reason),
+        exhausted="fail", answer="sepm_call",
+    ),
+    Invoke(
+        name="break_replication", number=1, title="Break replication with the partners",
+        send=replication.break_partners,
+        on_success=Reply(ReplicationBroken, replication.broken),
+        on_failure=Reply(ReplicationBreakFailed, replication.break_failed),
+        exhausted="compensate", skip=lambda s: not s.partners, answer="host_operation",
+        abandoned=replication.break_abandoned, late=replication.break_answered_late,
+        compensation=(UNBREAK_REPLICATION,),
+    ),
+    Invoke(
+        name="disable_verification", number=2,
+        title="Disable certificate verification in every group and location",
+        send=verification.disable,
+        on_success=Reply(CertificateVerificationSet, verification.disabled),
+        on_failure=Reply(CertificateVerificationFailed, verification.failed),
+        exhausted="compensate", answer="sepm_call",
+        abandoned=verification.disable_abandoned, late=verification.disable_answered_late,
+        compensation=(RESTORE_VERIFICATION, AWAIT_RESTORE_PROPAGATION),
+    ),
+    watch(
+        "await_disable_propagation", 3, "Wait until the clients have the verification-off policy",
+        groups=lambda s: s.disabled_groups, opens_gate=True,
+    ),
+    Gate(
+        name="gates", number=None,
+        title="Gates: propagation, orphan risk, approval, maintenance window",
+        watches="await_disable_propagation",
+    ),
+    Invoke(
+        name="check_verification", number=None,
+        title="Re-check that verification is off everywhere before the swap",
+        send=verification.check,
+        on_success=Reply(CertificateVerificationChecked, verification.checked),
+        on_failure=Reply(CertificateVerificationCheckFailed, _reason),
+        exhausted="pause", answer="sepm_call", redo_from="disable_verification",
+    ),
+    PerServer(
+        name="update_certificate", number=4,
+        title="Update the certificate, one management server at a time",
+        send=certificate.update, servers=certificate.every_server, in_window=True,
+        starting=certificate.updating, finished=certificate.swapped,
+        on_success=Reply(ServerCertificateUpdated, certificate.updated),
+        on_failure=Reply(ServerCertificateUpdateFailed, certificate.update_failed),
+        exhausted="compensate", answer="host_operation",
+        late=certificate.update_answered_late, compensation=(ROLLBACK_CERTIFICATE,),
+    ),
+    Invoke(
+        name="enable_verification", number=5, title="Enable certificate verification again",
+        send=verification.restore,
+        on_success=Reply(CertificateVerificationSet, verification.restored),
+        on_failure=Reply(CertificateVerificationFailed, verification.failed),
+        exhausted="pause", answer="sepm_call", may_proceed=True,
+    ),
+    watch(
+        "await_enable_propagation", 6, "Wait until the clients have the verification-on policy",
+        groups=lambda s: s.restored_groups, skip=lambda s: not s.restored_groups,
+        stalled="after_swap_wait",
+    ),
+    _restore_replication(7, "Restore exactly the partnerships broken in step 1"),
 )  # fmt: skip
 
-COMPENSATION: tuple[Step, ...] = (
-    Step("rollback_certificate", 4, "Put the backed-up certificate back and verify it is served",
-         Send(_rollback), ServerCertificateRolledBack, ServerCertificateRollbackFailed,
-         exhausted="pause", skip=lambda s: not s.rollback_queue, per_server=True,
-         answer="host_operation"),
-    Step("restore_verification", 2, "Put back each group's original verification setting",
-         Send(_restore_verification), CertificateVerificationSet, CertificateVerificationFailed,
-         exhausted="pause", skip=lambda s: not s.verification_touched, answer="sepm_call",
-         may_proceed=True),
-    Step("await_restore_propagation", 3, "Wait until the clients have the restored policy",
-         Send(_await), PolicyPropagated, PropagationWatchFailed, exhausted="pause",
-         skip=lambda s: not s.restored_groups, waits_for_propagation=True),
-    Step("restore_replication", 1, "Restore the partnerships broken in step 1",
-         Send(_restore_replication), ReplicationRestored, ReplicationRestoreFailed,
-         exhausted="pause", skip=lambda s: not s.broken_partners, answer="restore_replication",
-         may_mark_done=True),
-)  # fmt: skip
+# Undo newest first: each forward row's compensation, from the last row back to the first.
+# Every compensation row skips itself when there is nothing of its kind to undo.
+COMPENSATION: tuple[Step, ...] = tuple(
+    row for step in reversed(FORWARD) if isinstance(step, Invoke) for row in step.compensation
+)
 
 TABLES: dict[str, tuple[Step, ...]] = {"forward": FORWARD, "compensation": COMPENSATION}
+
+GATE = next(step for step in FORWARD if isinstance(step, Gate))
 
 
 def step_named(phase: str, name: str) -> Step:
@@ -226,3 +177,8 @@ def step_named(phase: str, name: str) -> Step:
 
 def step_index(phase: str, name: str) -> int:
     return [s.name for s in TABLES[phase]].index(name)
+
+
+def risk_wait(s: SagaState) -> PropagationWait | None:
+    """The wait whose at-risk reading the gates and the swap go by (step 3's)."""
+    return s.current_wait(GATE.watches)
