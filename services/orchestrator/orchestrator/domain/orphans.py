@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.domain.state import SagaState
+from orchestrator.domain.steps import GATE, risk_wait
 
 
 def orphaned_outside_risk(rotation: SagaState) -> int:
@@ -15,7 +16,7 @@ def orphaned_outside_risk(rotation: SagaState) -> int:
     "proceed" accepted a named list of them; anything beyond it was never accepted."""
     if not any(server.status == "updated" for server in rotation.servers):
         return 0  # nothing swapped, or rolled back: the old certificate is served
-    wait = rotation.current_wait("await_disable_propagation")
+    wait = risk_wait(rotation)
     at_risk = wait.reading.orphan_risk if wait and wait.reading else 0
     acceptance = rotation.risk_acceptance
     accepted = acceptance.accepted_count if acceptance else rotation.options.orphan_risk_budget
@@ -35,7 +36,7 @@ def site_clients(rotation: SagaState) -> dict[str, Any] | None:
         return None
     swapped = any(server.status == "updated" for server in rotation.servers)
     # Only before the swap is a pending client "at risk"; after it, it was reached or cut off.
-    before_swap = wait.step == "await_disable_propagation" and not swapped
+    before_swap = wait.step == GATE.watches and not swapped
     return {
         "step": wait.step,
         "total": reading.total,
