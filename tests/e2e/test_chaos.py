@@ -140,7 +140,7 @@ async def test_every_service_killed_at_random_moments_the_farm_rotates_exactly_o
     originals = {site: await e2e.twin.verification_settings(site) for site in ("site-a", "site-b")}
     off = [where for where, on in originals["site-a"].items() if not on]
     assert len(off) == 2 and all("My Company\\Servers/" in where for where in off), originals
-    partners = {site: await e2e.twin.replication_status(site) for site in ("site-a", "site-b")}
+    partners = {site: await e2e.twin.settled_replication(site) for site in ("site-a", "site-b")}
     before = {s["name"]: s["served_fingerprint_sha256"].lower() for s in await site_servers(e2e)}
     started = time.monotonic()
     rotation_id, new_fp = await e2e.rotate()
@@ -152,7 +152,7 @@ async def test_every_service_killed_at_random_moments_the_farm_rotates_exactly_o
     orphans = (await e2e.twin.orphans())["count"]
     operations = await e2e.twin.operations()
     after = {site: await e2e.twin.verification_settings(site) for site in ("site-a", "site-b")}
-    replication = {site: await e2e.twin.replication_status(site) for site in ("site-a", "site-b")}
+    replication = {site: await e2e.twin.settled_replication(site) for site in ("site-a", "site-b")}
     record = {
         "seed": seed,
         "state": view["state"],

@@ -126,7 +126,7 @@ async def test_twin_up_follow_twin_and_import_rotate_a_site_without_orphans(
         assert view["state"] == "completed"
         assert (await twin.orphans())["count"] == 0
         assert all((await twin.verification_settings("site-a")).values())
-        assert await twin.replication_status("site-a") == {"site-b": "SUCCEEDED"}
+        assert await twin.settled_replication("site-a") == {"site-b": "SUCCEEDED"}
         new_fp = issued["fingerprint_sha256"].lower()
         for name in ("sepm-a1", "sepm-a2"):
             served = (await twin.server(name))["served_fingerprints"]
