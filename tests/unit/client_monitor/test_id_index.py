@@ -11,7 +11,13 @@ INT64 = np.iinfo(np.int64)
 
 
 @pytest.mark.parametrize("directory", [True, False], ids=["with-runs", "plain"])
-def test_every_key_added_in_batches_is_found_at_its_row_and_no_other(directory):
+@pytest.mark.parametrize("move_chunk", [65_536, 1_000], ids=["one-chunk", "many-chunks"])
+def test_every_key_added_in_batches_is_found_at_its_row_and_no_other(
+    directory, move_chunk, monkeypatch
+):
+    from client_monitor.domain import id_index
+
+    monkeypatch.setattr(id_index, "_MOVE_CHUNK", move_chunk)  # old entries moved in chunks
     rng = np.random.default_rng(7)
     keys = rng.integers(INT64.min, INT64.max, size=20_000, dtype=np.int64)
     keys[:4] = [INT64.min, INT64.max, 0, -1]  # the ends of the range and around the sign

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 IndexArray = npt.NDArray[np.int64]
 _SIGN = np.uint64(1 << 63)  # flipped, it maps signed order onto unsigned order
+_MOVE_CHUNK = 65_536
 
 
 class HashIndex:
@@ -42,11 +43,29 @@ class HashIndex:
         rows[hit] = self.rows[at[hit]]
 
     def add(self, keys: IndexArray, rows: npt.NDArray[np.integer[Any]]) -> None:
+        """Merge keys that are not here yet (a key of the index is never added again).
+
+        In place: the arrays are lengthened (realloc, which moves a large block's pages
+        rather than copying them) and the old entries moved back from the end, a chunk at a
+        time. A merged copy beside the old arrays held both at once: 12 MB more at 1M clients,
+        the full scan's peak.
+        """
+        if not keys.size:
+            return
         order = np.argsort(keys)
-        keys, rows = keys[order], rows[order]
-        at = np.searchsorted(self.keys, keys)
-        self.keys = np.insert(self.keys, at, keys)
-        self.rows = np.insert(self.rows, at, rows.astype(np.int32))
+        keys, rows = keys[order], rows[order].astype(np.int32)
+        n = self.keys.size
+        new_at = np.searchsorted(self.keys, keys) + np.arange(keys.size)
+        self.keys.resize(n + keys.size, refcheck=False)  # no views of them are handed out
+        self.rows.resize(n + keys.size, refcheck=False)
+        end = n
+        while end > 0:  # each old entry moves right by the number of new keys below it
+            start = max(0, end - _MOVE_CHUNK)
+            old_keys, old_rows = self.keys[start:end].copy(), self.rows[start:end].copy()
+            to = np.arange(start, end) + np.searchsorted(keys, old_keys)
+            self.keys[to], self.rows[to] = old_keys, old_rows
+            end = start
+        self.keys[new_at], self.rows[new_at] = keys, rows
         if self._directory:
             self._index_runs()
 
