@@ -24,6 +24,7 @@ from certrotate_shared.messages.dead_letters import MessageDeadLettered
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.orm import dead_letters
 from orchestrator.adapters.repository import SagaRepository, from_db, to_db
+from orchestrator.domain.history import OperatorActed
 from orchestrator.domain.inputs import ActionRejectedError, ReplayRequested
 from orchestrator.service_layer.errors import ConflictError, NotFoundError
 from orchestrator.service_layer.transitions import advance, record_history
@@ -146,12 +147,8 @@ def _is_command(envelope: Envelope) -> bool:
         return True  # unknown: treat it as one that may have side effects
 
 
-def _replay_entry(row: Any, by: str, now: datetime) -> dict[str, Any]:
-    return {
-        "at": now,
-        "kind": "operator",
-        "type": "ReplayRequested",
-        "actor": by,
-        "message_id": row.message_id,
-        "detail": {"dead_letter_id": str(row.id), "message_type": row.message_type},
-    }
+def _replay_entry(row: Any, by: str, now: datetime) -> OperatorActed:
+    return OperatorActed(
+        at=now, type="ReplayRequested", actor=by, message_id=row.message_id,
+        detail={"dead_letter_id": str(row.id), "message_type": row.message_type},
+    )  # fmt: skip

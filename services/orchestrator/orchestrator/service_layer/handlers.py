@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
@@ -39,6 +40,7 @@ from certrotate_shared.messages.replication import (
     SiteInspectionFailed,
 )
 from certrotate_shared.messages.retention import RotationRecordsPurged
+from orchestrator.domain.history import EventReceived
 from orchestrator.domain.inputs import EventArrived
 from orchestrator.service_layer import dead_letters, tasks
 from orchestrator.service_layer.deps import Deps
@@ -77,7 +79,7 @@ async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) ->
         ctx.uow.session, message, saga_id=envelope.saga_id, causation_id=envelope.causation_id,
         now=now,
     )  # fmt: skip
-    _history(ctx, now, "event", message)
+    _history(ctx, now, message)
     return None
 
 
@@ -86,7 +88,7 @@ async def reopen_operator_task(message: Message, ctx: Context, *, deps: Deps) ->
     assert isinstance(message, OperatorTaskVerificationFailed)
     await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     await tasks.reopen_task(ctx.uow.session, message.task_id, message.reason)
-    _history(ctx, deps.now(), "event", message)
+    _history(ctx, deps.now(), message)
     return None
 
 
@@ -96,23 +98,22 @@ async def record_retention_outcome(message: Message, ctx: Context, *, deps: Deps
     assert isinstance(message, Event)
     await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     tasks.close_tasks_answered_by(ctx.uow, ctx.envelope.causation_id)  # a manual deletion
-    _history(ctx, deps.now(), "event", message)
+    _history(ctx, deps.now(), message)
     return None
 
 
-def _history(ctx: Context, now: object, kind: str, message: Event) -> None:
+def _history(ctx: Context, now: datetime, message: Event) -> None:
     record_history(
         ctx.uow,
         ctx.envelope.saga_id,
         [
-            {
-                "at": now,
-                "kind": kind,
-                "type": message.type_name(),
-                "message_id": str(ctx.envelope.message_id),
-                "causation_id": ctx.envelope.causation_id,
-                "detail": message.model_dump(mode="json"),
-            }
+            EventReceived(
+                at=now,
+                type=message.type_name(),
+                message_id=str(ctx.envelope.message_id),
+                causation_id=ctx.envelope.causation_id,
+                payload=message.model_dump(mode="json"),
+            )
         ],
     )
 

@@ -25,6 +25,7 @@ from orchestrator.adapters.clients import (
 )
 from orchestrator.adapters.orm import idempotency_keys, saga_history
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository, to_db
+from orchestrator.domain.history import OperatorActed
 from orchestrator.domain.inputs import ActionRejectedError, OperatorAction
 from orchestrator.domain.saga import start_saga
 from orchestrator.domain.state import (
@@ -264,13 +265,12 @@ async def create_rotation(
                 change_id=change_id,
                 hold_reason=admission.hold_reason,
             )
-            entry = {
-                "at": now,
-                "kind": "operator",
-                "type": "RotationRequested",
-                "step": "preflight",
-                "actor": requested_by,
-                "detail": {
+            entry = OperatorActed(
+                at=now,
+                type="RotationRequested",
+                step="preflight",
+                actor=requested_by,
+                detail={
                     "site": site,
                     "change_id": change_id,
                     "options": options.model_dump(mode="json"),
@@ -278,7 +278,7 @@ async def create_rotation(
                     "orphan_risk_budget_reason": budget_reason,
                     "principal": principal,
                 },
-            }
+            )
             if idempotency_key:
                 await uow.session.execute(
                     insert(idempotency_keys).values(

@@ -15,6 +15,7 @@ from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.orm import operator_tasks
 from orchestrator.adapters.paging import Key, moment
 from orchestrator.adapters.repository import SagaRepository, from_db, to_db
+from orchestrator.domain.history import CommandSent
 from orchestrator.service_layer.errors import ConflictError, NotFoundError
 from orchestrator.service_layer.paging import page
 
@@ -155,14 +156,13 @@ async def confirm_task(
     await SagaRepository(uow.session).record(
         row.saga_id,
         [
-            {
-                "at": now,
-                "kind": "command",
-                "type": envelope.type,
-                "actor": by,
-                "message_id": str(envelope.message_id),
-                "detail": envelope.payload,
-            }
+            CommandSent(
+                at=now,
+                type=envelope.type,
+                actor=by,
+                message_id=str(envelope.message_id),
+                payload=envelope.payload,
+            ).row()
         ],
     )
     refreshed = (

@@ -11,6 +11,16 @@ from certrotate_shared.envelope import Command, Envelope
 from certrotate_shared.logs import bind_log_fields, current_log_fields, log_context
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.repository import SagaRepository
+from orchestrator.domain.history import (
+    AlertRaised,
+    CommandSent,
+    EventIgnored,
+    EventReceived,
+    HistoryEntry,
+    Noted,
+    OperatorActed,
+    TimerWentOff,
+)
 from orchestrator.domain.inputs import EventArrived, Input, TimerFired
 from orchestrator.domain.saga import Decision, decide
 from orchestrator.domain.state import SagaState
@@ -103,7 +113,7 @@ async def persist(
     *,
     version: int | None,
     cause: Envelope | None,
-    entry: dict[str, Any] | None,
+    entry: HistoryEntry | None,
     timers_before: dict[str, datetime] | None = None,
     before: Marks | None = None,
 ) -> None:
@@ -116,24 +126,23 @@ async def persist(
     now = state.updated_at
     if tracing.enabled():
         state.trace_context = tracing.current_headers()
-    entries = [entry] if entry else []
+    entries: list[HistoryEntry] = [entry] if entry else []
     for out in decision.outgoing:
         envelope = uow.emit(out.message, saga_id=state.saga_id, causation=cause)
         if out.awaited and state.awaiting is not None:
             state.awaiting.message_id = str(envelope.message_id)
+        sent = CommandSent if isinstance(out.message, Command) else AlertRaised
         entries.append(
-            {
-                "at": now,
-                "kind": "command" if isinstance(out.message, Command) else "alert",
-                "type": envelope.type,
-                "step": state.step,
-                "message_id": str(envelope.message_id),
-                "causation_id": envelope.causation_id,
-                "detail": _without_site_target(envelope.payload),
-            }
+            sent(
+                at=now,
+                type=envelope.type,
+                step=state.step,
+                message_id=str(envelope.message_id),
+                causation_id=envelope.causation_id,
+                payload=_without_site_target(envelope.payload),
+            )
         )
-    entries += [{"at": now, "kind": "note", "type": "note", "step": state.step, "detail": {"text": n}}
-                for n in decision.notes]  # fmt: skip
+    entries += [Noted(at=now, step=state.step, text=n) for n in decision.notes]
     if version is None:
         await repo.add(state)
     else:
@@ -162,13 +171,13 @@ def sync_timers(uow: UnitOfWork, state: SagaState) -> None:
     uow.defer(_TIMERS, flush)
 
 
-def record_history(uow: UnitOfWork, saga_id: str, entries: list[dict[str, Any]]) -> None:
+def record_history(uow: UnitOfWork, saga_id: str, entries: list[HistoryEntry]) -> None:
     """Queue history rows; the transaction writes all it queued in one statement (in order)
     just before it commits, so a batch of transitions costs one history round trip."""
     if not entries:
         return
     queued: list[tuple[str, list[dict[str, Any]]]] = uow.session.info.setdefault(_HISTORY, [])
-    queued.append((saga_id, entries))
+    queued.append((saga_id, [e.row() for e in entries]))
 
     async def flush() -> None:
         await SagaRepository(uow.session).record_many(uow.session.info.pop(_HISTORY, []))
@@ -190,31 +199,20 @@ def _input_entry(
     now: datetime,
     actor: str | None,
     detail: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> HistoryEntry:
+    step = decision.state.step
     if isinstance(given, EventArrived):
-        return {
-            "at": now,
-            "kind": "ignored" if decision.ignored else "event",
-            "type": given.event.type_name(),
-            "step": decision.state.step,
-            "message_id": given.message_id,
-            "causation_id": given.causation_id,
-            "detail": given.event.model_dump(mode="json"),
-        }
+        received = EventIgnored if decision.ignored else EventReceived
+        return received(
+            at=now, type=given.event.type_name(), step=step, message_id=given.message_id,
+            causation_id=given.causation_id, payload=given.event.model_dump(mode="json"),
+        )  # fmt: skip
     if isinstance(given, TimerFired):
-        return {
-            "at": now,
-            "kind": "timer",
-            "type": given.kind,
-            "step": decision.state.step,
-            "detail": {"due_at": given.due_at.isoformat(), "ignored": decision.ignored},
-        }
+        return TimerWentOff(
+            at=now, type=given.kind, step=step, due_at=given.due_at, ignored=decision.ignored
+        )
     body = {k: v for k, v in vars(given).items() if k != "by"}
-    return {
-        "at": now,
-        "kind": "operator",
-        "type": type(given).__name__,
-        "step": decision.state.step,
-        "actor": actor or getattr(given, "by", None),
-        "detail": {**body, **(detail or {})},
-    }
+    return OperatorActed(
+        at=now, type=type(given).__name__, step=step, actor=actor or getattr(given, "by", None),
+        detail={**body, **(detail or {})},
+    )  # fmt: skip

@@ -28,8 +28,10 @@ from orchestrator.adapters.webhook_tables import (
     webhook_sources,
 )
 from orchestrator.domain import webhooks as rules
+from orchestrator.domain.history import Noted
 from orchestrator.domain.inputs import ActionRejectedError, CancelRequested, ResumeRequested
 from orchestrator.domain.state import CertificateInfo, RotationOptions, SagaState
+from orchestrator.domain.steps import FORWARD
 from orchestrator.service_layer import inventory, rotations
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import (
@@ -522,5 +524,5 @@ async def release_waiting(uow: UnitOfWork, ended: SagaState) -> None:
 
 
 def _note(uow: UnitOfWork, rotation_id: str, ended: SagaState, text: str) -> None:
-    record_history(uow, rotation_id, [{"at": ended.updated_at, "kind": "note", "type": "note",
-                                       "step": "inspect", "detail": {"text": text}}])  # fmt: skip
+    # The waiting rotation is still held at its first step (it was never started).
+    record_history(uow, rotation_id, [Noted(at=ended.updated_at, step=FORWARD[0].name, text=text)])
