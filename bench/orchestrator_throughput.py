@@ -4,13 +4,14 @@ The orchestrator runs here (PostgreSQL + Kafka, batched transactions as in produ
 stand-in worker process answers every command at once, like instant healthy workers, so the
 orchestrator is the bottleneck. A transition = one event consumed, decided and its next command
 written to the outbox. Needs deploy/local/up.sh. Usage:
-    .venv/bin/python bench/orchestrator_throughput.py [--rotations 300] [--sites 30]
+    .venv/bin/python bench/orchestrator_throughput.py [--rotations 300] [--sites 300] [--worker light|full] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import sys
 import time
@@ -43,7 +44,9 @@ PG = os.environ.get(
 )
 KAFKA = os.environ.get("CERTROTATE_TEST_KAFKA", "127.0.0.1:9092")
 
-WORKER = """
+# The full stand-in: the real consumer with its own inbox, outcome records and outbox in
+# PostgreSQL, so it costs about as much CPU and as many commits as the orchestrator itself.
+FULL_WORKER = """
 import asyncio, os, sys
 sys.path.insert(0, os.environ["REPO"])
 from tests.integration.orchestrator.support import StandInWorker
@@ -59,15 +62,59 @@ async def main():
 asyncio.run(main())
 """
 
+# The light stand-in (the default): reads the commands straight from Kafka and answers each with
+# its success event straight to Kafka (acks=all), no database of its own. What is timed is then
+# the orchestrator's loop (consume, decide, commit, relay) with PostgreSQL and Kafka, not a
+# second service's exactly-once machinery sharing the same two cores.
+LIGHT_WORKER = """
+import asyncio, os, sys
+sys.path.insert(0, os.environ["REPO"])
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from certrotate_shared.envelope import Envelope
+from certrotate_shared.messages.certificates import PurgeCertificateBundle
+from certrotate_shared.messages.client_monitor import CancelPropagationWatch
+from certrotate_shared.topics import commands_topic, events_topic
+from tests.unit.orchestrator.saga_driver import success
+async def main():
+    prefix = os.environ["PREFIX"]
+    topics = [commands_topic(s, prefix) for s in ("replication", "certificates", "client-monitor")]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=os.environ["KAFKA"],
+        group_id=prefix + ".light", auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    producer = AIOKafkaProducer(bootstrap_servers=os.environ["KAFKA"], acks="all",
+        enable_idempotence=True, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    print("ready", flush=True)
+    events = events_topic(prefix)
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        futures = []
+        for records in batches.values():
+            for record in records:
+                envelope = Envelope.from_bytes(record.value)
+                command = envelope.message()
+                if isinstance(command, PurgeCertificateBundle | CancelPropagationWatch):
+                    continue
+                reply = Envelope.wrap(success(command), saga_id=envelope.saga_id, causation=envelope)
+                futures.append(await producer.send(events, reply.to_bytes(), key=record.key))
+        if futures:
+            await asyncio.gather(*futures)
+asyncio.run(main())
+"""
 
-async def main(rotations: int, sites: int) -> None:
+
+async def main(rotations: int, sites: int, worker_kind: str, profile: str | None) -> None:
+    profiler = cProfile.Profile()
     run = uuid.uuid4().hex[:8]
     prefix, schema, worker_schema = f"tput{run}", f"tput_orch_{run}", f"tput_worker_{run}"
     key = generate_master_key()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTROTATE_")}
     env |= {"REPO": str(REPO), "PG": PG, "KAFKA": KAFKA, "PREFIX": prefix, "KEY": key}
-    env |= {"SCHEMA": worker_schema, "PYTHONPATH": str(REPO)}
-    worker = ServiceProcess(["-c", WORKER], env, "tput-worker")
+    # What this process imports from (a checkout compared against this one), then REPO.
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env |= {"SCHEMA": worker_schema, "PYTHONPATH": path}
+    script = LIGHT_WORKER if worker_kind == "light" else FULL_WORKER
+    worker = ServiceProcess(["-c", script], env, "tput-worker")
     runtime = build_runtime(
         Settings(
             database_url=PG,
@@ -78,8 +125,10 @@ async def main(rotations: int, sites: int) -> None:
             master_key=key,
             admin_token=ADMIN,
             internal_token=INTERNAL,
+            vault_url=PG,
             vault_schema=f"tput_vault_{run}",
             log_level="WARNING",
+            rehearsal=True,  # the stand-in sites use the twin driver
         ),
         certificates_client=httpx.AsyncClient(
             transport=httpx.ASGITransport(app=fake_certificates_app()), base_url="http://c"
@@ -99,7 +148,8 @@ async def main(rotations: int, sites: int) -> None:
     try:
         for i in range(sites):
             name = f"site-{i}"
-            (await api.post("/v1/sites", json=site_body(name, partners=["hq"]))).raise_for_status()
+            answer = await api.post("/v1/sites", json=site_body(name, partners=[f"{name}-dr"]))
+            assert answer.status_code == 201, answer.text
             for j in range(2):
                 body = server_body(f"{name}-sepm-{j}", site=name)
                 (await api.post("/v1/servers", json=body)).raise_for_status()
@@ -112,7 +162,9 @@ async def main(rotations: int, sites: int) -> None:
         created = time.perf_counter() - started
         await worker.start()
         handled_before = runtime.consumer.handled
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if profile:
+            profiler.enable()
         engine = make_engine(PG, schema)
         while True:
             async with engine.connect() as conn:
@@ -125,6 +177,10 @@ async def main(rotations: int, sites: int) -> None:
                 break
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        if profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
         transitions = runtime.consumer.handled - handled_before
         print(
             f"rotations {rotations} on {sites} sites (2 servers each), created in {created:.1f} s"
@@ -132,7 +188,9 @@ async def main(rotations: int, sites: int) -> None:
         )
         print(
             f"all ended after {elapsed:.1f} s: {transitions} transitions, "
-            f"{transitions / elapsed:.0f} transitions/s, {rotations / elapsed:.1f} rotations/s"
+            f"{transitions / elapsed:.0f} transitions/s, {rotations / elapsed:.1f} rotations/s,"
+            f" orchestrator CPU {cpu / max(transitions, 1) * 1000:.2f} ms per transition"
+            f" ({worker_kind} stand-in worker; load {os.getloadavg()[0]:.1f})"
         )
         await engine.dispose()
     finally:
@@ -149,6 +207,15 @@ async def main(rotations: int, sites: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rotations", type=int, default=300)
-    parser.add_argument("--sites", type=int, default=30)
+    # One active rotation per site (the API refuses a second one): as many sites as rotations.
+    parser.add_argument("--sites", type=int, default=300)
+    parser.add_argument(
+        "--worker",
+        choices=("light", "full"),
+        default="light",
+        help="light: answers straight from Kafka to Kafka; full: a real consumer with its own"
+        " inbox/outbox in PostgreSQL",
+    )
+    parser.add_argument("--profile", help="write a cProfile of the timed window to this file")
     args = parser.parse_args()
-    asyncio.run(main(args.rotations, args.sites))
+    asyncio.run(main(args.rotations, args.sites, args.worker, args.profile))

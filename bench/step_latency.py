@@ -56,7 +56,8 @@ async def main(per_level: int, levels: list[int], batch: bool) -> None:
         await conn.execute(text("CREATE TABLE echo_side_effects (message_id VARCHAR(36) NOT NULL)"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTROTATE_")}
     env.update(
-        PYTHONPATH=str(REPO),
+        # What this process imports from (a checkout compared against this one), then REPO.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         CERTROTATE_REPLICATION_DATABASE_URL=PG,
         CERTROTATE_REPLICATION_DATABASE_SCHEMA=worker_schema,
         CERTROTATE_TRANSPORT="kafka",

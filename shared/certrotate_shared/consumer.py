@@ -113,15 +113,33 @@ class MessageConsumer:
     async def run(self) -> None:
         await self._sub.start()
         self.serving = True
+        # The offset commit of the previous poll, still on its way to the broker while this
+        # poll's records are handled (their transactions committed before it was sent).
+        committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping:
                 self._resume_due()
                 batches = await self._sub.poll(self._poll_timeout())
-                if batches:
-                    await asyncio.gather(*(self._process_partition(r) for r in batches.values()))
+                if not batches:
+                    continue
+                done = await asyncio.gather(*(self._process_partition(r) for r in batches.values()))
+                last = {(d.topic, d.partition): d for d in done if d is not None}
+                if not last:
+                    continue
+                if self._before_commit is not None:
+                    await self._before_commit()
+                if committing is not None:
+                    await committing  # in order, and its failure surfaces here
+                # One commit for every partition of the poll, not awaited before the next
+                # poll: a crash before it lands only redelivers what the inbox has recorded.
+                committing = asyncio.create_task(self._sub.commit(last))
         finally:
             self.serving = False
-            await self._sub.stop()
+            try:
+                if committing is not None:
+                    await committing
+            finally:
+                await self._sub.stop()
 
     def _poll_timeout(self) -> float:
         if not self._paused:
@@ -136,8 +154,8 @@ class MessageConsumer:
                 del self._paused[key]
                 self._sub.resume(*key)
 
-    async def _process_partition(self, records: list[IncomingRecord]) -> None:
-        key = (records[0].topic, records[0].partition)
+    async def _process_partition(self, records: list[IncomingRecord]) -> IncomingRecord | None:
+        """Handle a partition's records in order; the last one done (to commit), if any."""
         done: IncomingRecord | None = None
         if self._batch and len(records) > 1 and await self._handle_batch(records):
             done = records[-1]
@@ -147,11 +165,7 @@ class MessageConsumer:
                     await self._hold(record)
                     break
                 done = record
-        if done is None:
-            return
-        if self._before_commit is not None:
-            await self._before_commit()
-        await self._sub.commit({key: done})
+        return done
 
     async def _hold(self, record: IncomingRecord) -> None:
         """Leave the record unacknowledged and its partition waiting, then try it again."""
@@ -265,15 +279,22 @@ class MessageConsumer:
             if any(r.malformed for r in records):
                 return False
             decoded = [Envelope.from_bytes(r.value) for r in records]
-            work = [(e, e.message()) for e in decoded]
+            work = [
+                (e, m, h)
+                for e in decoded
+                if (h := self._handlers.get(type(m := e.message()))) is not None
+            ]
             async with self._uow_factory() as uow:
+                uow.batch = [e for e, _, _ in work]
+                # The whole batch's inbox records (and its commands' recorded outcomes) in one
+                # round trip instead of one per message.
+                firsts = await uow.first_deliveries(
+                    uow.batch, [m.idempotency_key for _, m, _ in work if isinstance(m, Command)]
+                )
                 handled: list[str] = []
-                for envelope, message in work:
-                    handler = self._handlers.get(type(message))
-                    if handler is None:
-                        continue
+                for (envelope, message, handler), first in zip(work, firsts, strict=True):
                     with handling(self._service, envelope, message):
-                        if await self._handle_in(uow, envelope, message, handler):
+                        if await self._handle_in(uow, envelope, message, handler, first=first):
                             handled.append(envelope.type)
                 await uow.commit()
         except Exception as exc:
@@ -293,10 +314,22 @@ class MessageConsumer:
             metrics.MESSAGES_HANDLED.labels(self._service, envelope.type).inc()
 
     async def _handle_in(
-        self, uow: UnitOfWork, envelope: Envelope, message: Message, handler: Handler
+        self,
+        uow: UnitOfWork,
+        envelope: Envelope,
+        message: Message,
+        handler: Handler,
+        *,
+        first: bool | None = None,
     ) -> int:
-        """Handle inside the caller's transaction; 1 if handled, 0 if it was a duplicate."""
-        if not await uow.first_delivery(envelope):
+        """Handle inside the caller's transaction; 1 if handled, 0 if it was a duplicate.
+
+        `first`: whether the inbox took it as a first delivery already (None: record it now)."""
+        if first is None:
+            # The inbox record and the look-up of the command's outcome in one round trip.
+            keys = [message.idempotency_key] if isinstance(message, Command) else []
+            (first,) = await uow.first_deliveries([envelope], keys)
+        if not first:
             self.duplicates += 1
             return 0
         ctx = Context(uow=uow, envelope=envelope)

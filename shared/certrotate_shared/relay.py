@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -20,6 +21,18 @@ from certrotate_shared.transport.base import OutgoingRecord, Transport
 from certrotate_shared.unit_of_work import OutboxSignal, notify_channel
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL: take the drain lock and claim the next batch in one round trip. Claimed rows are
+# deleted in the transaction that stays open while they are published: a failed publish rolls
+# it back and they are sent again. One replica drains at a time (the advisory lock), so the
+# order holds; the rows come back in any order and are sorted by id.
+_PG_CLAIM = text(
+    """WITH drain AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(:k)) AS ours)
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE (SELECT ours FROM drain) ORDER BY id LIMIT :n
+)
+RETURNING id, topic, key, value, created_at"""
+)
 
 
 class OutboxRelay:
@@ -77,23 +90,29 @@ class OutboxRelay:
     async def drain_once(self) -> int:
         """Publish one batch; returns how many rows went out."""
         async with self._engine.begin() as conn:
+            rows: Sequence[Any]
             if self._postgres:
-                got = await conn.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"),
-                    {"k": f"{self._schema}.outbox"},
+                claimed = await conn.execute(
+                    _PG_CLAIM, {"k": f"{self._schema}.outbox", "n": self._batch}
                 )
-                if not got:
-                    return 0  # another replica is draining
-            rows = (
-                await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
-            ).all()
-            if not rows:
-                return 0
-            await self._transport.publish(
-                [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
-            )
-            # Only the rows we sent: a lower id may commit later and must not be lost.
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+                # None drained when another replica holds the lock.
+                rows = sorted(claimed.all(), key=lambda r: r.id)
+                if not rows:
+                    return 0
+                await self._transport.publish(
+                    [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
+                )
+            else:
+                rows = (
+                    await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
+                ).all()
+                if not rows:
+                    return 0
+                await self._transport.publish(
+                    [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
+                )
+                # Only the rows we sent: a lower id may commit later and must not be lost.
+                await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
         self._published.inc(len(rows))
         sent_at = utcnow()

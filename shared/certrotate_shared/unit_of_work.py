@@ -42,6 +42,60 @@ class OutboxSignal:
 
 _NOTIFY = text("SELECT pg_notify(:c, :p)")
 
+# PostgreSQL: what a commit writes (outbox rows, command outcomes) and its NOTIFY in ONE round
+# trip, whatever the number of rows (arrays, so the statement text never changes). The outbox
+# rows get their ids in the order given: the relay publishes in id order.
+_PG_OUTBOX = """sent AS (
+    INSERT INTO outbox (message_id, topic, key, value, created_at)
+    SELECT m, t, k, v, c FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:topics AS varchar[]), CAST(:keys AS varchar[]),
+        CAST(:values AS bytea[]), CAST(:created AS timestamptz[])
+    ) WITH ORDINALITY AS u(m, t, k, v, c, n) ORDER BY n
+    RETURNING 1
+)"""
+_PG_OUTCOMES = """recorded AS (
+    INSERT INTO command_outcomes (idempotency_key, command_type, outcome_type, outcome_version,
+                                  outcome_payload, recorded_at)
+    SELECT * FROM unnest(
+        CAST(:o_keys AS varchar[]), CAST(:o_commands AS varchar[]), CAST(:o_types AS varchar[]),
+        CAST(:o_versions AS int[]), CAST(:o_payloads AS json[]), CAST(:o_at AS timestamptz[])
+    )
+    ON CONFLICT (idempotency_key) DO UPDATE SET
+        command_type = excluded.command_type, outcome_type = excluded.outcome_type,
+        outcome_version = excluded.outcome_version, outcome_payload = excluded.outcome_payload,
+        recorded_at = excluded.recorded_at
+    RETURNING 1
+)"""
+_PG_COMMIT_WRITES: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _pg_commit_writes(outbox_rows: bool, outcomes: bool, notify: bool) -> Any:
+    key = (outbox_rows, outcomes, notify)
+    stmt = _PG_COMMIT_WRITES.get(key)
+    if stmt is None:
+        ctes = [c for c, on in ((_PG_OUTBOX, outbox_rows), (_PG_OUTCOMES, outcomes)) if on]
+        tail = "SELECT pg_notify(:c, :p)" if notify else "SELECT 1"
+        stmt = text(f"WITH {', '.join(ctes)} {tail}")
+        _PG_COMMIT_WRITES[key] = stmt
+    return stmt
+
+
+# PostgreSQL: a batch's inbox records and the outcomes already recorded for its commands, in
+# one round trip. A message id given twice is returned once (the caller takes the first).
+_PG_FIRST_DELIVERIES = text(
+    """WITH fresh AS (
+    INSERT INTO inbox (message_id, message_type, received_at)
+    SELECT * FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:types AS varchar[]), CAST(:at AS timestamptz[])
+    )
+    ON CONFLICT DO NOTHING RETURNING message_id
+)
+SELECT message_id AS k, NULL AS t, NULL AS v, NULL AS p FROM fresh
+UNION ALL
+SELECT idempotency_key, COALESCE(outcome_type, ''), outcome_version, CAST(outcome_payload AS text)
+FROM command_outcomes WHERE idempotency_key = ANY(CAST(:keys AS varchar[]))"""
+)
+
 
 _INBOX_INSERTS: dict[str, Any] = {}
 
@@ -84,6 +138,14 @@ class UnitOfWork:
         self._pending: list[tuple[str, Envelope]] = []
         self._deferred: dict[str, Callable[[], Awaitable[None]]] = {}
         self._committed: list[Callable[[], None]] = []
+        # Command outcomes known in this transaction (read ahead, or recorded and not yet
+        # written): key -> the answer (None: accepted, still running).
+        self._outcomes: dict[str, Event | None] = {}
+        # PostgreSQL: outcomes recorded in this transaction, written by commit() (by key).
+        self._outcome_rows: dict[str, dict[str, Any]] = {}
+        # The envelopes of the batch this transaction handles (the consumer's batches), so
+        # that a handler can read ahead what the whole batch needs in one round trip.
+        self.batch: list[Envelope] = []
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
@@ -91,6 +153,9 @@ class UnitOfWork:
         self._pending = []
         self._deferred = {}
         self._committed = []
+        self._outcomes = {}
+        self._outcome_rows = {}
+        self.batch = []
         return self
 
     async def __aexit__(
@@ -101,6 +166,8 @@ class UnitOfWork:
     ) -> None:
         self._deferred = {}
         self._committed = []
+        self._outcomes = {}
+        self._outcome_rows = {}
         await self.session.rollback()
         await self.session.close()
 
@@ -155,8 +222,55 @@ class UnitOfWork:
         replay of a parked message, which the receiving inbox has never recorded as handled."""
         self._pending.append((topic, envelope))
 
+    def _postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
     async def commit(self) -> None:
         await self.flush_deferred()
+        if self._postgres():
+            await self._write_postgres()
+        else:
+            await self._write_portable()
+        await self.session.commit()
+        self._outcomes = {}
+        if self._pending:
+            self._pending = []
+            self._signal.notify()
+        committed, self._committed = self._committed, []
+        for callback in committed:
+            callback()
+
+    async def _write_postgres(self) -> None:
+        """Outbox rows, command outcomes and the NOTIFY: one statement, one round trip."""
+        pending, outcomes = self._pending, list(self._outcome_rows.values())
+        notify = bool(pending) and self._channel is not None
+        if not pending and not outcomes:
+            return
+        params: dict[str, Any] = {}
+        if pending:
+            params |= {
+                "ids": [str(env.message_id) for _, env in pending],
+                "topics": [topic for topic, _ in pending],
+                "keys": [env.saga_id for _, env in pending],
+                "values": [env.to_bytes() for _, env in pending],
+                "created": [env.occurred_at for _, env in pending],
+            }
+        if outcomes:
+            params |= {
+                "o_keys": [o["idempotency_key"] for o in outcomes],
+                "o_commands": [o["command_type"] for o in outcomes],
+                "o_types": [o["outcome_type"] for o in outcomes],
+                "o_versions": [o["outcome_version"] for o in outcomes],
+                "o_payloads": [o["outcome_payload"] for o in outcomes],
+                "o_at": [o["recorded_at"] for o in outcomes],
+            }
+        if notify:
+            # Delivered by PostgreSQL only when this transaction commits.
+            params |= {"c": self._channel, "p": self._signal.token}
+        await self.session.execute(_pg_commit_writes(bool(pending), bool(outcomes), notify), params)
+        self._outcome_rows = {}
+
+    async def _write_portable(self) -> None:
         if self._pending:
             await self.session.execute(
                 insert(outbox),
@@ -174,13 +288,6 @@ class UnitOfWork:
             if self._channel:
                 # Delivered by PostgreSQL only when this transaction commits.
                 await self.session.execute(_NOTIFY, {"c": self._channel, "p": self._signal.token})
-        await self.session.commit()
-        if self._pending:
-            self._pending = []
-            self._signal.notify()
-        committed, self._committed = self._committed, []
-        for callback in committed:
-            callback()
 
     async def first_delivery(self, envelope: Envelope) -> bool:
         """Record the message in the inbox; False if it was handled before."""
@@ -192,8 +299,46 @@ class UnitOfWork:
         stmt = _inbox_insert(self.session.get_bind().dialect.name)
         return (await self.session.execute(stmt, values)).first() is not None
 
+    async def first_deliveries(
+        self, envelopes: list[Envelope], idempotency_keys: list[str]
+    ) -> list[bool]:
+        """Record a batch of messages in the inbox; for each, whether this is its first
+        delivery (a message id repeated in the batch is first only at its first place). The
+        outcomes recorded for `idempotency_keys` are read ahead for recorded_outcome()."""
+        if not self._postgres():
+            return [await self.first_delivery(e) for e in envelopes]
+        now = utcnow()
+        rows = (
+            await self.session.execute(
+                _PG_FIRST_DELIVERIES,
+                {
+                    "ids": [str(e.message_id) for e in envelopes],
+                    "types": [e.type for e in envelopes],
+                    "at": [now] * len(envelopes),
+                    "keys": idempotency_keys,
+                },
+            )
+        ).all()
+        fresh: set[str] = set()
+        for key, outcome_type, version, payload in rows:
+            if outcome_type is None:
+                fresh.add(key)
+            elif key not in self._outcomes:
+                self._outcomes[key] = _outcome(outcome_type, version, payload)
+        for key in idempotency_keys:
+            self._outcomes.setdefault(key, _NOT_SEEN)
+        firsts = []
+        for envelope in envelopes:
+            message_id = str(envelope.message_id)
+            firsts.append(message_id in fresh)
+            fresh.discard(message_id)
+        return firsts
+
     async def recorded_outcome(self, idempotency_key: str) -> tuple[bool, Event | None]:
         """(seen, outcome) for a command key; outcome is None while a long command runs."""
+        if idempotency_key in self._outcomes:
+            known = self._outcomes[idempotency_key]
+            return (False, None) if known is _NOT_SEEN else (True, known)
         row = (
             await self.session.execute(
                 select(command_outcomes).where(
@@ -213,6 +358,18 @@ class UnitOfWork:
         self, idempotency_key: str, command_type: str, outcome: Event | None
     ) -> None:
         """Remember how a command ended, or that it was accepted (outcome None)."""
+        self._outcomes[idempotency_key] = outcome
+        if self._postgres():
+            # Written by commit(), with the outbox rows, in the same round trip.
+            self._outcome_rows[idempotency_key] = {
+                "idempotency_key": idempotency_key,
+                "command_type": command_type,
+                "outcome_type": outcome.type_name() if outcome else None,
+                "outcome_version": outcome.schema_version if outcome else None,
+                "outcome_payload": outcome.model_dump_json() if outcome else None,
+                "recorded_at": utcnow(),
+            }
+            return
         values = {
             "command_type": command_type,
             "outcome_type": outcome.type_name() if outcome else None,
@@ -226,3 +383,15 @@ class UnitOfWork:
             index_elements=[command_outcomes.c.idempotency_key], set_=values
         )
         await self.session.execute(stmt)
+
+
+# "No outcome recorded for this key" in the read-ahead (distinct from None: accepted, running).
+_NOT_SEEN: Any = object()
+
+
+def _outcome(outcome_type: str, version: int | None, payload: str | None) -> Event | None:
+    """A recorded outcome row as recorded_outcome() returns it ('' type: accepted, running)."""
+    if not outcome_type:
+        return None
+    cls = message_class(outcome_type, version or 1)
+    return cast(Event, cls.model_validate_json(payload or "{}"))

@@ -76,6 +76,12 @@ class _SerializedJSON(TypeDecorator[Any]):
 _GET = select(cast(sagas.c.state, Text).label("state"), sagas.c.version).where(
     sagas.c.saga_id == bindparam("_saga_id")
 )
+_GET_MANY = select(
+    sagas.c.saga_id, cast(sagas.c.state, Text).label("state"), sagas.c.version
+).where(sagas.c.saga_id.in_(bindparam("_saga_ids", expanding=True)))
+# session.info key: the sagas a batch's transaction read ahead, saga id -> (state JSON,
+# version), or None for an id that is no saga; each entry is used once and dropped on a write.
+_READ_AHEAD = "orchestrator.sagas_read_ahead"
 _COLUMNS = ("site", "status", "step", "created_at", "updated_at", "version")
 _SAVE = (
     update(sagas)
@@ -96,18 +102,38 @@ class SagaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def read_ahead(self, saga_ids: set[str]) -> None:
+        """Read these sagas in one round trip for the get() calls that follow (a batch of
+        events); once per transaction."""
+        if _READ_AHEAD in self.session.info:
+            return
+        found: dict[str, tuple[str, int] | None] = dict.fromkeys(saga_ids)
+        if saga_ids:
+            rows = await self.session.execute(_GET_MANY, {"_saga_ids": list(saga_ids)})
+            found |= {r.saga_id: (r.state, r.version) for r in rows}
+        self.session.info[_READ_AHEAD] = found
+
     async def get(self, saga_id: str) -> tuple[SagaState, int] | None:
+        ahead: dict[str, tuple[str, int] | None] = self.session.info.get(_READ_AHEAD, {})
+        if saga_id in ahead:
+            known = ahead.pop(saga_id)
+            return None if known is None else (SagaState.model_validate_json(known[0]), known[1])
         row = (await self.session.execute(_GET, {"_saga_id": saga_id})).first()
         if row is None:
             return None
         return SagaState.model_validate_json(row.state), row.version
 
+    def _forget_read_ahead(self, saga_id: str) -> None:
+        self.session.info.get(_READ_AHEAD, {}).pop(saga_id, None)
+
     async def add(self, state: SagaState) -> None:
+        self._forget_read_ahead(state.saga_id)
         await self.session.execute(
             insert(sagas).values(**self._columns(state), change_id=state.change_id, version=1)
         )
 
     async def save(self, state: SagaState, version: int) -> None:
+        self._forget_read_ahead(state.saga_id)
         columns = self._columns(state, serialized=True)
         del columns["saga_id"]
         result = await self.session.execute(

@@ -47,7 +47,10 @@ async def advance(
 
     `loaded`: the saga as just read in this transaction (state, version), to skip re-reading."""
     if loaded is None:
-        loaded = await SagaRepository(uow.session).get(saga_id)
+        repo = SagaRepository(uow.session)
+        if len(uow.batch) > 1:  # the batch's sagas in one round trip, not one each
+            await repo.read_ahead({e.saga_id for e in uow.batch})
+        loaded = await repo.get(saga_id)
     if loaded is None:
         return None
     state, version = loaded
