@@ -118,6 +118,9 @@ class MessageConsumer:
         committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping:
+                if committing is not None and committing.done():
+                    committing, landed = None, committing
+                    landed.result()  # a failed commit restarts the consumer (run() raises)
                 self._resume_due()
                 batches = await self._sub.poll(self._poll_timeout())
                 if not batches:
