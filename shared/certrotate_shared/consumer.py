@@ -119,7 +119,7 @@ class MessageConsumer:
         try:
             while not self._stopping:
                 if committing is not None and committing.done():
-                    committing, landed = None, committing
+                    landed, committing = committing, None
                     landed.result()  # a failed commit restarts the consumer (run() raises)
                 self._resume_due()
                 batches = await self._sub.poll(self._poll_timeout())
@@ -301,7 +301,7 @@ class MessageConsumer:
                             handled.append(envelope.type)
                 await uow.commit()
         except Exception as exc:
-            log.debug("batch of %d fell back to one by one: %s", len(records), exc)
+            log.warning("batch of %d fell back to one by one: %s", len(records), exc)
             return False
         self.handled += len(handled)
         for type_ in handled:

@@ -10,7 +10,7 @@ from datetime import UTC
 from typing import Any
 
 import asyncpg
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certrotate_shared import metrics
@@ -22,17 +22,14 @@ from certrotate_shared.unit_of_work import OutboxSignal, notify_channel
 
 log = logging.getLogger(__name__)
 
-# PostgreSQL: take the drain lock and claim the next batch in one round trip. Claimed rows are
-# deleted in the transaction that stays open while they are published: a failed publish rolls
-# it back and they are sent again. One replica drains at a time (the advisory lock), so the
-# order holds; the rows come back in any order and are sorted by id.
-_PG_CLAIM = text(
-    """WITH drain AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(:k)) AS ours)
-DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox WHERE (SELECT ours FROM drain) ORDER BY id LIMIT :n
-)
-RETURNING id, topic, key, value, created_at"""
-)
+# PostgreSQL: the relay drains on a connection of its own that holds the drain lock for its
+# lifetime (one replica drains at a time, so the order holds). A batch is read, published, and
+# only then deleted: a crash in between sends it again, and the receiving inboxes drop the
+# copies. Both statements run outside a transaction: no BEGIN/COMMIT round trips.
+_PG_LOCK = "SELECT pg_try_advisory_lock(hashtext($1))"
+_PG_NEXT = "SELECT id, topic, key, value, created_at FROM outbox ORDER BY id LIMIT $1"
+# Only the rows we sent: a lower id may commit later and must not be lost.
+_PG_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 class OutboxRelay:
@@ -59,6 +56,9 @@ class OutboxRelay:
         self._batch = batch_size
         self._postgres = is_postgres(database_url)
         self._stopping = False
+        # PostgreSQL: the connection that drains, and whether it holds the drain lock.
+        self._conn: asyncpg.Connection | None = None
+        self._locked = False
         self.published = 0
         self._published = metrics.OUTBOX_PUBLISHED.labels(service or schema)
         self._lag = metrics.RELAY_LAG.labels(service or schema)
@@ -86,23 +86,19 @@ class OutboxRelay:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            await self._drop_connection()
 
     async def drain_once(self) -> int:
         """Publish one batch; returns how many rows went out."""
-        async with self._engine.begin() as conn:
-            rows: Sequence[Any]
-            if self._postgres:
-                claimed = await conn.execute(
-                    _PG_CLAIM, {"k": f"{self._schema}.outbox", "n": self._batch}
-                )
-                # None drained when another replica holds the lock.
-                rows = sorted(claimed.all(), key=lambda r: r.id)
-                if not rows:
-                    return 0
-                await self._transport.publish(
-                    [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
-                )
-            else:
+        if self._postgres:
+            try:
+                records = await self._drain_postgres()
+            except BaseException:
+                await self._drop_connection()  # and the lock: another replica may take over
+                raise
+            created_at = [r["created_at"] for r in records]
+        else:
+            async with self._engine.begin() as conn:
                 rows = (
                     await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
                 ).all()
@@ -113,15 +109,43 @@ class OutboxRelay:
                 )
                 # Only the rows we sent: a lower id may commit later and must not be lost.
                 await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
-        self.published += len(rows)
-        self._published.inc(len(rows))
+            created_at = [r.created_at for r in rows]
+        if not created_at:
+            return 0
+        self.published += len(created_at)
+        self._published.inc(len(created_at))
         sent_at = utcnow()
-        for row in rows:
-            created = row.created_at
+        for created in created_at:
             if created.tzinfo is None:  # SQLite drops the zone; it was written in UTC
                 created = created.replace(tzinfo=UTC)
             self._lag.observe(max((sent_at - created).total_seconds(), 0.0))
-        return len(rows)
+        return len(created_at)
+
+    async def _drain_postgres(self) -> Sequence[Any]:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                asyncpg_dsn(self._url),
+                server_settings={"search_path": self._schema, "synchronous_commit": "on"},
+            )
+            self._locked = False
+        conn = self._conn
+        if not self._locked:
+            self._locked = bool(await conn.fetchval(_PG_LOCK, f"{self._schema}.outbox"))
+            if not self._locked:
+                return []  # another replica is draining
+        rows = await conn.fetch(_PG_NEXT, self._batch)
+        if rows:
+            await self._transport.publish(
+                [OutgoingRecord(topic=r["topic"], key=r["key"], value=r["value"]) for r in rows]
+            )
+            await conn.execute(_PG_SENT, [r["id"] for r in rows])
+        return rows
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn, self._locked = self._conn, None, False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
 
     async def _listen(self) -> None:
         """LISTEN for commits by any replica of this service; reconnect when the link drops."""
