@@ -4,10 +4,12 @@ A route declares its least role by the type of one parameter (`who: Operator`); 
 the token before the body is used, and answers 401 / 403 as problem+json.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.http import ProblemError
 from orchestrator.entrypoints.conditional import AnswerCache
@@ -44,49 +46,71 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
     async def check(
         request: Request, deps: AppDeps, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
-        failures = deps.failed_logins
-        assert failures is not None
-        address = request.client.host if request.client else "unknown"
-        wait = failures.retry_after(address, deps.wall_clock())
-        if wait is not None:
-            raise ProblemError(
-                429, "Too many failed authentications",
-                f"{failures.limit} requests from this address failed authentication within "
-                f"{failures.window:g} s; try again in {wait} s",
-                code="too_many_failed_authentications", headers={"Retry-After": str(wait)},
-            )  # fmt: skip
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            # No token is a client to fix, not a guess: it is not counted.
-            raise ProblemError(
-                401,
-                "Unauthorized",
-                "send Authorization: Bearer <API token>",
-                code="token_required",
-            )
         async with deps.rt.uow() as uow:
-            principal = await tokens.authenticate(
-                uow.session, token.strip(),
-                admin_token=deps.settings.admin_token.get_secret_value(), now=deps.now(),
-            )  # fmt: skip
-        if principal is None:
-            failures.failed(address, deps.wall_clock())
-            raise ProblemError(
-                401, "Unauthorized", "unknown, revoked or expired API token", code="token_invalid"
-            )
-        if not principal.may(needed):
-            raise ProblemError(
-                403,
-                "Forbidden",
-                f"this action needs the {needed} role; token {principal.name!r} has {principal.role}",
-                code="role_required",
-            )
-        return principal
+            return await _authenticate(request, deps, uow.session, authorization, needed)
 
     return check
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A viewer's read: who reads, and the session the token was checked in, to read on with."""
+
+    who: Principal
+    session: AsyncSession
+
+
+async def _reading(
+    request: Request, deps: AppDeps, authorization: Annotated[str | None, Header()] = None
+) -> AsyncIterator[Reading]:
+    # One transaction for the token and the read: a poll costs one connection checkout.
+    async with deps.rt.uow() as uow:
+        who = await _authenticate(request, deps, uow.session, authorization, "viewer")
+        yield Reading(who, uow.session)
+
+
+async def _authenticate(
+    request: Request, deps: Deps, session: AsyncSession, authorization: str | None, needed: Role
+) -> Principal:
+    failures = deps.failed_logins
+    assert failures is not None
+    address = request.client.host if request.client else "unknown"
+    wait = failures.retry_after(address, deps.wall_clock())
+    if wait is not None:
+        raise ProblemError(
+            429, "Too many failed authentications",
+            f"{failures.limit} requests from this address failed authentication within "
+            f"{failures.window:g} s; try again in {wait} s",
+            code="too_many_failed_authentications", headers={"Retry-After": str(wait)},
+        )  # fmt: skip
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        # No token is a client to fix, not a guess: it is not counted.
+        raise ProblemError(
+            401, "Unauthorized", "send Authorization: Bearer <API token>", code="token_required"
+        )
+    principal = await tokens.authenticate(
+        session, token.strip(),
+        admin_token=deps.settings.admin_token.get_secret_value(), now=deps.now(),
+    )  # fmt: skip
+    if principal is None:
+        failures.failed(address, deps.wall_clock())
+        raise ProblemError(
+            401, "Unauthorized", "unknown, revoked or expired API token", code="token_invalid"
+        )
+    if not principal.may(needed):
+        raise ProblemError(
+            403,
+            "Forbidden",
+            f"this action needs the {needed} role; token {principal.name!r} has {principal.role}",
+            code="role_required",
+        )
+    return principal
+
+
 Viewer = Annotated[Principal, Depends(role("viewer"))]
+# A viewer's read in the transaction that checked the token (the hot polled reads).
+ViewerReading = Annotated[Reading, Depends(_reading)]
 Operator = Annotated[Principal, Depends(role("operator"))]
 Approver = Annotated[Principal, Depends(role("approver"))]
 Admin = Annotated[Principal, Depends(role("admin"))]

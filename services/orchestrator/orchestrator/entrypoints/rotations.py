@@ -23,7 +23,15 @@ from orchestrator.entrypoints.conditional import (
     not_modified,
     tagged_json,
 )
-from orchestrator.entrypoints.deps import MAX_ID, Answers, AppDeps, Approver, Operator, Viewer
+from orchestrator.entrypoints.deps import (
+    MAX_ID,
+    Answers,
+    AppDeps,
+    Approver,
+    Operator,
+    Viewer,
+    ViewerReading,
+)
 from orchestrator.entrypoints.problems import PREFLIGHT, Responses, problem
 from orchestrator.entrypoints.rotation_models import (
     VIEW_REVISION,
@@ -127,17 +135,21 @@ async def list_rotations(
 
 @router.get("/{rotation_id}", response_model=RotationOut, responses=NOT_MODIFIED)
 async def get_rotation(
-    rotation_id: str, _: Viewer, deps: AppDeps, answers: Answers, if_none_match: IfNoneMatch = None
+    rotation_id: str,
+    reading: ViewerReading,
+    deps: AppDeps,
+    answers: Answers,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The rotation; ETag on every answer, 304 when If-None-Match holds the current one."""
     now = deps.now()
-    stamp = await reads.rotation_stamp(deps, rotation_id)
+    stamp = await reads.rotation_stamp(reading.session, rotation_id)
     tag = stamp.tag(now, revision=VIEW_REVISION)
     if not none_match(if_none_match, tag):
         return not_modified(tag)
     body = answers.get(rotation_id, tag)
     if body is None:
-        state, version = await reads.rotation_state(deps, rotation_id)
+        state, version = await reads.rotation_state(reading.session, rotation_id)
         if version != stamp.version:  # it moved on in between: tag what is answered
             tag = stamp.at(state, version).tag(now, revision=VIEW_REVISION)
         body = rotation_view(state, now=now, tasks=stamp.open_tasks).model_dump_json().encode()
@@ -148,14 +160,15 @@ async def get_rotation(
 @router.get("/{rotation_id}/events", response_model=HistoryPage, responses=NOT_MODIFIED)
 async def rotation_events(
     rotation_id: str,
-    _: Viewer,
-    deps: AppDeps,
+    reading: ViewerReading,
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The rotation's history, `limit` entries after `after`; ETag and 304 as for the rotation."""
-    tag, items, next_after = await reads.history_page(deps, rotation_id, after=after, limit=limit)
+    tag, items, next_after = await reads.history_page(
+        reading.session, rotation_id, after=after, limit=limit
+    )
     if not none_match(if_none_match, tag):
         return not_modified(tag)
     page = HistoryPage.model_validate({"items": items, "next_after": next_after})

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.adapters.orm import saga_history, sagas
 from orchestrator.adapters.repository import SagaRepository, from_db
 from orchestrator.domain.state import MaintenanceWindow, SagaState
 from orchestrator.domain.window import is_open, next_opening
 from orchestrator.service_layer import tasks
-from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import NotFoundError
 
 _STAMP = select(
@@ -55,48 +55,45 @@ class RotationStamp:
         return RotationStamp(version, state.options.maintenance_window, self.open_tasks)
 
 
-async def rotation_stamp(deps: Deps, saga_id: str) -> RotationStamp:
-    async with deps.rt.uow() as uow:
-        row = (await uow.session.execute(_STAMP, {"_saga_id": saga_id})).first()
-        if row is None:
-            raise NotFoundError(f"no rotation {saga_id!r}")
-        open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
+async def rotation_stamp(session: AsyncSession, saga_id: str) -> RotationStamp:
+    row = (await session.execute(_STAMP, {"_saga_id": saga_id})).first()
+    if row is None:
+        raise NotFoundError(f"no rotation {saga_id!r}")
+    open_tasks = await tasks.list_tasks(session, rotation_id=saga_id, status=None)
     window = MaintenanceWindow.model_validate(row.window) if row.window else None
     return RotationStamp(row.version, window, open_tasks)
 
 
-async def rotation_state(deps: Deps, saga_id: str) -> tuple[SagaState, int]:
-    async with deps.rt.uow() as uow:
-        loaded = await SagaRepository(uow.session).get(saga_id)
+async def rotation_state(session: AsyncSession, saga_id: str) -> tuple[SagaState, int]:
+    loaded = await SagaRepository(session).get(saga_id)
     if loaded is None:
         raise NotFoundError(f"no rotation {saga_id!r}")
     return loaded
 
 
 async def history_page(
-    deps: Deps, saga_id: str, *, after: int, limit: int
+    session: AsyncSession, saga_id: str, *, after: int, limit: int
 ) -> tuple[str, list[dict[str, Any]], int | None]:
     """A page of the rotation's history and its strong entity tag.
 
     The history only grows: its last entry names every page of it. The page is read up to
     that entry, so that an entry written meanwhile waits for the next read rather than making
     two different answers carry one tag."""
-    async with deps.rt.uow() as uow:
-        if (await uow.session.execute(_STAMP, {"_saga_id": saga_id})).first() is None:
-            raise NotFoundError(f"no rotation {saga_id!r}")
-        last = (await uow.session.execute(_LAST_ENTRY, {"_saga_id": saga_id})).scalar() or 0
-        rows = (
-            await uow.session.execute(
-                select(saga_history)
-                .where(
-                    saga_history.c.saga_id == saga_id,
-                    saga_history.c.id > after,
-                    saga_history.c.id <= last,
-                )
-                .order_by(saga_history.c.id)
-                .limit(limit + 1)
+    if (await session.execute(_STAMP, {"_saga_id": saga_id})).first() is None:
+        raise NotFoundError(f"no rotation {saga_id!r}")
+    last = (await session.execute(_LAST_ENTRY, {"_saga_id": saga_id})).scalar() or 0
+    rows = (
+        await session.execute(
+            select(saga_history)
+            .where(
+                saga_history.c.saga_id == saga_id,
+                saga_history.c.id > after,
+                saga_history.c.id <= last,
             )
-        ).all()
+            .order_by(saga_history.c.id)
+            .limit(limit + 1)
+        )
+    ).all()
     items = [history_entry(r) for r in rows[:limit]]
     return f'"h{last}"', items, (items[-1]["seq"] if len(rows) > limit else None)
 
