@@ -459,3 +459,25 @@ def test_restore_replication_re_adds_only_what_was_broken():
     d.answer(success(d.awaited).model_copy(update={"broken_partners": ["site-b"]}))
     finish(d)
     assert d.commands(RestoreReplication)[0].partners == ["site-b"]
+
+
+def test_a_rotation_paused_before_the_gates_resumes_at_the_gates():
+    # An operator paused it, so step 3's watch was kept back; its maximum wait ran out and an
+    # approver proceeded: it reached the gates (the window closed) while still paused.
+    window = MaintenanceWindow(cron="0 22 * * *", duration_minutes=60, timezone="UTC")
+    d = SagaDriver(options=RotationOptions(maintenance_window=window))
+    d.run_to("disable_verification")
+    d.apply(PauseRequested(by="ops", reason="freeze"))
+    d.ok()
+    assert d.state.step == "await_disable_propagation" and d.state.deferred
+    d.fire("max_wait")
+    d.apply(DecisionMade(by="ops", decision="proceed", reason="accepted", accepted_count=0))
+    assert d.state.step == "gates" and d.state.status == "paused"
+    d.apply(ResumeRequested(by="ops"))
+    assert d.state.status == "running"
+    assert d.state.gate_waiting_for == ["maintenance_window"]
+    d.fire("window")
+    assert d.state.step == "check_verification"
+    assert (
+        d.state.awaiting is not None and d.state.awaiting.command == "CheckCertificateVerification"
+    )

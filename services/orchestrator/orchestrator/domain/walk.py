@@ -43,6 +43,9 @@ def enter(t: Transition, phase: str, index: int) -> None:
             index += 1
             continue
         s.step, s.attempt, s.attempt_base, s.server_index = step.name, 0, 0, 0
+        # A command an operator's hold kept back was the previous row's: resuming must not
+        # send it from this one (a gate has none; a command row defers its own if held).
+        s.deferred = False
         s.steps.append(new_record(t, step, server=server_name(s, step)))
         if isinstance(step, Gate):
             check_gates(t)
