@@ -296,6 +296,30 @@ def test_the_maximum_wait_pauses_for_a_decision_and_extend_starts_a_new_watch():
     assert d.state.step == "check_verification"
 
 
+def test_extend_at_the_gates_starts_a_watch_of_its_own():
+    # The client-monitor answers a watch id it already accepted with that watch's record: a
+    # re-watch under the first watch's id would start nothing and the extension would pass
+    # without a single reading.
+    d = SagaDriver(options=RotationOptions(propagation_threshold=0.9))
+    d.run_to("await_disable_propagation")
+    first = d.awaited_as(AwaitPolicyPropagation)
+    d.answer(PolicyPropagated(**counts(first.watch_id, orphan_risk=2, reached=98)))
+    assert d.state.pending_decision is not None
+    assert d.state.pending_decision.kind == "orphan_risk"
+    d.apply(DecisionMade(by="ops", decision="extend", reason="laptops back Monday", extend_days=2))
+    again = d.awaited_as(AwaitPolicyPropagation)
+    assert again.watch_id != first.watch_id
+    assert again.idempotency_key != first.idempotency_key
+    assert again.deadline == d.now + timedelta(days=2)
+    assert d.state.status == "running"
+    # The new watch's reading is the one the gates go by: all clients reached, the swap runs.
+    d.answer(PolicyPropagated(**counts(again.watch_id)))
+    d.ok()
+    assert isinstance(d.awaited, UpdateServerCertificate)
+    # Both watches are on the record, each under its own id.
+    assert len({w.watch_id for w in d.state.waits if w.step == "await_disable_propagation"}) == 2
+
+
 def test_proceed_accepts_the_at_risk_clients_on_the_record_and_goes_to_the_swap():
     d = SagaDriver()
     d.run_to("await_disable_propagation")

@@ -162,6 +162,10 @@ def on_decision(t: Transition, action: DecisionMade) -> None:
             finish_record(t, "done", "waiting longer for the policy to reach the clients")
             s.step = gate.watches
             s.steps.append(new_record(t, step_named("forward", s.step)))
+            # Entering the gate row restarted the attempt count; the re-watch carries on the
+            # watch's own (one per watch sent), or it would reuse the first watch's id and the
+            # client-monitor would answer that watch's record instead of starting a new one.
+            s.attempt = sum(1 for w in s.waits if w.step == s.step)
         s.attempt_base = s.attempt
         s.timers["max_wait"] = t.now + timedelta(days=days)
         send_command(t)
