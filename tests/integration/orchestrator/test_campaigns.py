@@ -205,7 +205,16 @@ async def test_cancelling_the_campaign_cancels_its_running_rotations(embedded):
     env.worker.propagate = False
     body = campaign_body({"waves": [["site-c", "site-d", "site-e"]]}, max_concurrent=2)
     view = (await env.api.post("/v1/campaigns", json=body)).json()
-    running = {s: e["rotation_id"] for s, e in sites_of(view).items() if e["rotation_id"]}
+    # The POST's own tick and the campaign loop race to start the sites; the loser's view may
+    # still show a site "starting", so read the campaign once two rotations are under way.
+    started: dict[str, Any] = {}
+
+    async def two_started() -> bool:
+        started.update((await env.api.get(f"/v1/campaigns/{view['id']}")).json())
+        return sum(1 for e in sites_of(started).values() if e["rotation_id"]) >= 2
+
+    await wait_until(two_started)
+    running = {s: e["rotation_id"] for s, e in sites_of(started).items() if e["rotation_id"]}
     assert sorted(running) == ["site-c", "site-d"]
     await at_propagation_wait(env, *running.values())
     env.worker.propagate = True
