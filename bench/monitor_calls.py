@@ -97,7 +97,9 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         async def count(response: httpx.Response) -> None:
             responses.append((time.monotonic(), response.status_code))
 
-        client._session.http.event_hooks["response"].append(count)  # every call, 429s and logins too
+        client._session.http.event_hooks["response"].append(
+            count
+        )  # every call, 429s and logins too
         return client
 
     # Step 2 for every group, by an administrator's session (not counted: not the watch's).
