@@ -20,8 +20,8 @@ from replication.entrypoints.api import create_api
 from replication.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from replication.service_layer.connections import Connections, HostOpsFactory
 from replication.service_layer.handlers import HANDLERS, WORK
+from replication.service_layer.partnership_pass import Partnerships, give_up
 from replication.service_layer.retention import purge_rotation
-from replication.service_layer.worker import Partnerships, give_up
 from replication.settings import Settings
 
 SERVICE = "replication"

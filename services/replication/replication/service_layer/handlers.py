@@ -1,10 +1,10 @@
 """Command handlers: short, each reads what it needs and records what the worker must do.
 
 InspectSite is answered at once (three reads). BreakReplication and RestoreReplication are
-accepted here and carried out by their performers (WORK below, service_layer/worker.py) in their
-own transactions, under the shared lease:
-host operations can take minutes (WinRM, a person), a restore waits for SEPM to replicate, and
-an intent must be committed before a partner is deleted (see domain/partners.py).
+accepted here and carried out by their performers (WORK below; service_layer/breaking.py and
+restoring.py) in their own transactions, under the shared lease: host operations can take
+minutes (WinRM, a person), a restore waits for SEPM to replicate, and an intent must be
+committed before a partner is deleted (see domain/partners.py).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from certrotate_shared.work_runner import LeasedWork
 from replication.adapters import repository
 from replication.adapters.orm import retention_requests
 from replication.domain.partners import observe_partners
+from replication.service_layer.breaking import break_partnerships
 from replication.service_layer.connections import Connections
-from replication.service_layer.worker import break_partnerships, restore_partnerships
+from replication.service_layer.restoring import restore_partnerships
 
 
 async def inspect_site(message: InspectSite, ctx: Context, *, connections: Connections) -> Event:
