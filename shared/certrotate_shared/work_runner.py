@@ -21,8 +21,28 @@ from certrotate_shared.work import GiveUp, Perform, Work, WorkContext, WorkTable
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
+    from certrotate_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkRetryPolicy:
+    """How the runner retries a pass that raised: transient errors are waited out without
+    counting; after `max_attempts` unexpected ones the command gets its typed failure."""
+
+    max_attempts: int
+    base_s: float  # first back-off, doubling per failure
+    max_s: float  # longest back-off
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> WorkRetryPolicy:
+        """The service's delivery settings, the same the consumer retries its records with."""
+        return cls(
+            max_attempts=settings.max_delivery_attempts,
+            base_s=settings.retry_base_delay_s,
+            max_s=settings.transient_retry_max_delay_s,
+        )
 
 
 @dataclass
@@ -47,9 +67,7 @@ class LeasedWork:
         give_up: GiveUp,
         clock: Clock,
         poll_s: float,
-        max_attempts: int,
-        retry_base_s: float,
-        retry_max_s: float,
+        retries: WorkRetryPolicy,
         concurrency: int | None = None,
     ) -> None:
         self.service = service
@@ -59,9 +77,7 @@ class LeasedWork:
         self.give_up = give_up
         self.clock = clock
         self.poll_s = poll_s
-        self.max_attempts = max_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.retries = retries
         self.concurrency = concurrency
         self._held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
@@ -191,7 +207,8 @@ class LeasedWork:
         else:
             held.failures += 1
         kind = work.envelope.type
-        if not transient and held.failures >= self.max_attempts:
+        retries = self.retries
+        if not transient and held.failures >= retries.max_attempts:
             log.error(
                 "%s %s failed for good after %d attempt(s): %s",
                 kind,
@@ -208,13 +225,13 @@ class LeasedWork:
             await self._let_go(runtime, work.key, None)
             return
         delay = backoff_delay(
-            held.failures + held.transient, base_s=self.retry_base_s, cap_s=self.retry_max_s
+            held.failures + held.transient, base_s=retries.base_s, cap_s=retries.max_s
         )
         log.warning(
             "%s %s failed (%s, attempt %d); retrying in %.1f s: %s",
             kind,
             work.key,
-            "transient" if transient else f"unexpected, {held.failures}/{self.max_attempts}",
+            "transient" if transient else f"unexpected, {held.failures}/{retries.max_attempts}",
             held.failures + held.transient,
             delay,
             describe(exc),

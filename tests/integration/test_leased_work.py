@@ -24,7 +24,7 @@ from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.messages.client_monitor import CancelPropagationWatch
 from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork
 from certrotate_shared.work import Work, WorkContext
-from certrotate_shared.work_runner import LeasedWork
+from certrotate_shared.work_runner import LeasedWork, WorkRetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ def runner(name: str, perform: Any, give_up: Any = None, attempts: int = 3) -> L
         give_up=give_up or no_give_up,
         clock=ManualClock(),
         poll_s=0.05,
-        max_attempts=attempts,
-        retry_base_s=0.01,
-        retry_max_s=0.05,
+        retries=WorkRetryPolicy(max_attempts=attempts, base_s=0.01, max_s=0.05),
     )
 
 

@@ -21,7 +21,7 @@ from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from certrotate_shared.wiring import inject_all
-from certrotate_shared.work_runner import LeasedWork
+from certrotate_shared.work_runner import LeasedWork, WorkRetryPolicy
 
 SERVICE = "certificates"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -70,9 +70,7 @@ def build_runtime(
         give_up=give_up(deps),
         clock=clock,
         poll_s=settings.job_poll_interval_s,
-        max_attempts=settings.max_delivery_attempts,
-        retry_base_s=settings.retry_base_delay_s,
-        retry_max_s=settings.transient_retry_max_delay_s,
+        retries=WorkRetryPolicy.of(settings),
         concurrency=settings.max_concurrent_jobs,
     )
 

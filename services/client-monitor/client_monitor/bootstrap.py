@@ -14,7 +14,7 @@ from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from certrotate_shared.wiring import inject_all
-from certrotate_shared.work_runner import LeasedWork
+from certrotate_shared.work_runner import LeasedWork, WorkRetryPolicy
 from client_monitor.adapters.orm import retention_requests
 from client_monitor.adapters.repository import WATCHES, WatchTable
 from client_monitor.entrypoints.api import create_api
@@ -61,9 +61,7 @@ def build_runtime(
         give_up=board.give_up,
         clock=clock,
         poll_s=settings.watch_poll_s,
-        max_attempts=settings.max_delivery_attempts,
-        retry_base_s=settings.retry_base_delay_s,
-        retry_max_s=settings.transient_retry_max_delay_s,
+        retries=WorkRetryPolicy.of(settings),
     )
 
     async def watches(runtime: ServiceRuntime) -> None:

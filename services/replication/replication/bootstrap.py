@@ -13,7 +13,7 @@ from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.vault import Vault
 from certrotate_shared.wiring import inject_all
-from certrotate_shared.work_runner import LeasedWork
+from certrotate_shared.work_runner import LeasedWork, WorkRetryPolicy
 from replication.adapters.orm import retention_requests
 from replication.adapters.repository import OPERATIONS, OperationTable
 from replication.entrypoints.api import create_api
@@ -62,9 +62,7 @@ def build_runtime(
         give_up=give_up(partnerships),
         clock=clock,
         poll_s=settings.worker_poll_real_s,
-        max_attempts=settings.max_delivery_attempts,
-        retry_base_s=settings.retry_base_delay_s,
-        retry_max_s=settings.transient_retry_max_delay_s,
+        retries=WorkRetryPolicy.of(settings),
         concurrency=settings.worker_concurrency,
     )
 
