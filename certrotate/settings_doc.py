@@ -62,6 +62,12 @@ def reference() -> str:
         lines += ["| variable | default | meaning |", "|---|---|---|"]
         for name, field in own.items():
             lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {_meaning(field)} |")
+        if cls.renamed_settings:
+            renames = ", ".join(
+                f"`{prefix}{old.upper()}` → `{prefix}{new.upper()}`"
+                for old, new in cls.renamed_settings.items()
+            )
+            lines += ["", f"Renamed (the old names are still read, with a warning): {renames}."]
     return "\n".join(lines)
 
 

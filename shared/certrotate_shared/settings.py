@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -16,6 +17,7 @@ from pydantic_settings import (
 )
 
 from certrotate_shared.clock import Clock, make_clock
+from certrotate_shared.renamed_settings import RenamedVariables
 
 # Keys that appear in docs and examples; a service must never run with one of them.
 _PLACEHOLDER_KEYS = {"", "changeme", "change-me", "secret", "default", "dev", "test"}
@@ -48,6 +50,8 @@ class ServiceSettings(BaseSettings):
     """What every service needs: where its database, broker and secrets are."""
 
     service: ClassVar[str] = "service"
+    # {old field name: new field name}: the old variables are still read (renamed_settings).
+    renamed_settings: ClassVar[Mapping[str, str]] = {}
     # hide_input_in_errors: an invalid master key or token must not be echoed in the error.
     model_config = SettingsConfigDict(
         extra="ignore", validate_default=True, hide_input_in_errors=True
@@ -313,7 +317,16 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         shared_env = EnvSettingsSource(settings_cls, env_prefix="CERTROTATE_")
-        return (init_settings, env_settings, shared_env, file_secret_settings)
+        renamed = getattr(settings_cls, "renamed_settings", {})
+        own_prefix = str(settings_cls.model_config.get("env_prefix") or "")
+        return (
+            init_settings,
+            env_settings,
+            RenamedVariables(settings_cls, own_prefix, renamed if own_prefix else {}),
+            shared_env,
+            RenamedVariables(settings_cls, "CERTROTATE_", renamed),
+            file_secret_settings,
+        )
 
     @field_validator("master_key")
     @classmethod

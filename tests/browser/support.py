@@ -137,7 +137,7 @@ class LiveStack:
                     "min_scan_interval_real_s": 0.2,
                     "progress_min_interval_real_s": 0.5,
                     "progress_min_change_percent": 0.5,
-                    "watch_poll_s": 0.2,
+                    "work_poll_s": 0.2,
                 }
             },
         )

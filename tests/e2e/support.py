@@ -34,22 +34,22 @@ TERMINAL = ("completed", "compensated", "failed")
 # Fast loops for accelerated time; every other setting is the product's default.
 FAST_SETTINGS: dict[str, dict[str, Any]] = {
     "orchestrator": {"timer_poll_seconds": 0.2},
-    "certificates": {"verify_interval_s": 0.2, "job_poll_interval_s": 0.1},
+    "certificates": {"verify_interval_s": 0.2, "work_poll_s": 0.1},
     "client-monitor": {
         "min_scan_interval_real_s": 0.2,
         "progress_min_interval_real_s": 0.5,
-        "watch_poll_s": 0.2,
+        "work_poll_s": 0.2,
     },
-    "replication": {"worker_poll_real_s": 0.1},
+    "replication": {"work_poll_s": 0.1},
 }
 
 
 # A crashed replica's work moves to the restarted one when its lease runs out: short leases
 # (real seconds) keep the crash tests quick; the defaults are 60 s, 120 s and 30 s.
 SHORT_LEASES: dict[str, dict[str, Any]] = {
-    "certificates": {"job_lease_s": 5},
-    "replication": {"lease_s": 5},
-    "client-monitor": {"lease_s": 5},
+    "certificates": {"work_lease_s": 5},
+    "replication": {"work_lease_s": 5},
+    "client-monitor": {"work_lease_s": 5},
 }
 
 

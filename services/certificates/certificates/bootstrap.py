@@ -65,13 +65,13 @@ def build_runtime(
     work = LeasedWork(
         service=SERVICE,
         table=JobTable(),
-        lease=Lease(JOBS, owner=replica_name(settings.instance_id), seconds=settings.job_lease_s),
+        lease=Lease(JOBS, owner=replica_name(settings.instance_id), seconds=settings.work_lease_s),
         perform=inject_all(WORK, {"deps": deps}),
         give_up=give_up(deps),
         clock=clock,
-        poll_s=settings.job_poll_interval_s,
+        poll_s=settings.work_poll_s,
         retries=WorkRetryPolicy.of(settings),
-        concurrency=settings.max_concurrent_jobs,
+        concurrency=settings.work_concurrency,
     )
 
     deps.wake_jobs = work.wake

@@ -6,6 +6,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from certrotate_shared.settings import ServiceSettings
+from certrotate_shared.work_settings import (
+    work_concurrency_field,
+    work_lease_field,
+    work_poll_field,
+)
 
 _PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "default", "dev", "test", "token"}
 DAY = 86400.0
@@ -14,6 +19,11 @@ DAY = 86400.0
 class Settings(ServiceSettings):
     service = "certificates"
     model_config = SettingsConfigDict(env_prefix="CERTROTATE_CERTIFICATES_", extra="ignore")
+    renamed_settings = {
+        "job_poll_interval_s": "work_poll_s",
+        "job_lease_s": "work_lease_s",
+        "max_concurrent_jobs": "work_concurrency",
+    }
 
     internal_token: SecretStr = Field(
         default=SecretStr(""),
@@ -61,27 +71,9 @@ class Settings(ServiceSettings):
         gt=0,
         description="How long (seconds) one TLS probe of one port may take.",
     )
-    job_poll_interval_s: float = Field(
-        default=0.5,
-        gt=0,
-        description=(
-            "How often (real seconds) the job runner looks for due long-running jobs "
-            "(commands run outside the consumer's transaction)."
-        ),
-    )
-    job_lease_s: float = Field(
-        default=60.0,
-        gt=0,
-        description=(
-            "A replica's claim on a long-running job (clock seconds); a crashed replica's job "
-            "moves after it."
-        ),
-    )
-    max_concurrent_jobs: int = Field(
-        default=8,
-        gt=0,
-        description="Long-running jobs worked on at once by one replica.",
-    )
+    work_poll_s: float = work_poll_field(0.5, work="certificate jobs")
+    work_lease_s: float = work_lease_field(60.0, work="a certificate job")
+    work_concurrency: int = work_concurrency_field(8, work="Certificate jobs")
 
     @field_validator("internal_token")
     @classmethod

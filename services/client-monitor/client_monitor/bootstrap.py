@@ -56,11 +56,11 @@ def build_runtime(
     work = LeasedWork(
         service=SERVICE,
         table=WatchTable(board.address),
-        lease=Lease(WATCHES, owner=owner, seconds=settings.lease_s),
+        lease=Lease(WATCHES, owner=owner, seconds=settings.work_lease_s),
         perform=inject_all(WORK, {"board": board}),
         give_up=board.give_up,
         clock=clock,
-        poll_s=settings.watch_poll_s,
+        poll_s=settings.work_poll_s,
         retries=WorkRetryPolicy.of(settings),
     )
 

@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from certrotate_shared.internal_api import InternalApiSettings
 from certrotate_shared.record_retention import retention_days_field, retention_interval_field
+from certrotate_shared.work_settings import work_lease_field, work_poll_field
 
 
 class Settings(InternalApiSettings):
@@ -14,6 +15,7 @@ class Settings(InternalApiSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTROTATE_CLIENT_MONITOR_", extra="ignore", validate_default=True
     )
+    renamed_settings = {"watch_poll_s": "work_poll_s", "lease_s": "work_lease_s"}
 
     scan_interval_s: float = Field(
         default=300.0,
@@ -88,19 +90,8 @@ class Settings(InternalApiSettings):
         ge=2,
         description="Scans over which the check-in rate behind the completion forecast is measured.",
     )
-    watch_poll_s: float = Field(
-        default=0.5,
-        gt=0,
-        description="How often (real seconds) open watches are looked up.",
-    )
-    lease_s: float = Field(
-        default=30.0,
-        gt=0,
-        description=(
-            "How long a replica's claim on a watch lasts without renewal (real seconds); a "
-            "crashed replica's watches move after this."
-        ),
-    )
+    work_poll_s: float = work_poll_field(0.5, work="propagation watches")
+    work_lease_s: float = work_lease_field(30.0, work="a propagation watch")
     advertise_url: str = Field(
         default="",
         description=(

@@ -57,13 +57,15 @@ def build_runtime(
     work = LeasedWork(
         service=SERVICE,
         table=OperationTable(),
-        lease=Lease(OPERATIONS, owner=replica_name(settings.instance_id), seconds=settings.lease_s),
+        lease=Lease(
+            OPERATIONS, owner=replica_name(settings.instance_id), seconds=settings.work_lease_s
+        ),
         perform=inject_all(WORK, {"partnerships": partnerships}),
         give_up=give_up(partnerships),
         clock=clock,
-        poll_s=settings.worker_poll_real_s,
+        poll_s=settings.work_poll_s,
         retries=WorkRetryPolicy.of(settings),
-        concurrency=settings.worker_concurrency,
+        concurrency=settings.work_concurrency,
     )
 
     async def operations(runtime: ServiceRuntime) -> None:

@@ -7,6 +7,11 @@ from pydantic_settings import SettingsConfigDict
 
 from certrotate_shared.internal_api import InternalApiSettings
 from certrotate_shared.record_retention import retention_days_field, retention_interval_field
+from certrotate_shared.work_settings import (
+    work_concurrency_field,
+    work_lease_field,
+    work_poll_field,
+)
 
 
 class Settings(InternalApiSettings):
@@ -14,6 +19,11 @@ class Settings(InternalApiSettings):
     model_config = SettingsConfigDict(
         env_prefix="CERTROTATE_REPLICATION_", extra="ignore", validate_default=True
     )
+    renamed_settings = {
+        "worker_poll_real_s": "work_poll_s",
+        "worker_concurrency": "work_concurrency",
+        "lease_s": "work_lease_s",
+    }
 
     restore_timeout_s: float = Field(
         default=3600.0,
@@ -35,24 +45,9 @@ class Settings(InternalApiSettings):
         gt=0,
         description="Longest pause (clock seconds) between replication status polls while restoring.",
     )
-    worker_poll_real_s: float = Field(
-        default=0.25,
-        gt=0,
-        description="The worker looks for due operations at least this often (real seconds).",
-    )
-    worker_concurrency: int = Field(
-        default=8,
-        ge=1,
-        description="Operations worked on at once by one replica.",
-    )
-    lease_s: float = Field(
-        default=120.0,
-        gt=0,
-        description=(
-            "A replica's claim on an operation (real seconds); a crashed replica's work moves"
-            " after it."
-        ),
-    )
+    work_poll_s: float = work_poll_field(0.25, work="replication operations")
+    work_concurrency: int = work_concurrency_field(8, work="Replication operations")
+    work_lease_s: float = work_lease_field(120.0, work="a replication operation")
     hostops_timeout_s: float = Field(
         default=300.0,
         gt=0,

@@ -188,7 +188,7 @@ async def stack(
         internal_token=TOKEN,
         verify_timeout_s=10,
         verify_interval_s=0.2,
-        job_poll_interval_s=0.2,
+        work_poll_s=0.2,
     )
     runtime = build_runtime(settings, vault=vault)
     await runtime.start(serve_http=False)

@@ -63,8 +63,8 @@ async def start(
             **common,
             database_schema=schemas["certs"],
             internal_token=TOKEN,
-            job_poll_interval_s=0.05,
-            job_lease_s=600,  # a retry must not wait for a lease to run out
+            work_poll_s=0.05,
+            work_lease_s=600,  # a retry must not wait for a lease to run out
             max_delivery_attempts=3,
             retry_base_delay_s=0.05,
             transient_retry_max_delay_s=0.2,

@@ -51,7 +51,7 @@ async def embedded(tmp_path: Path, master_key: str) -> AsyncIterator[tuple[Any, 
         local_log_path=str(tmp_path / "transport.db"),
         master_key=master_key,
         internal_token=TOKEN,
-        job_poll_interval_s=0.1,
+        work_poll_s=0.1,
     )
     vault = Vault.from_settings(settings)
     await site_directory.publish(vault, manual_site(), revision=1)

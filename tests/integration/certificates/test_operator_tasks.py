@@ -89,7 +89,7 @@ async def embedded(tmp_path: Path, master_key: str) -> AsyncIterator[tuple[Any, 
         internal_token=TOKEN,
         verify_timeout_s=0.5,
         verify_interval_s=0.1,
-        job_poll_interval_s=0.1,
+        work_poll_s=0.1,
     )
     vault = Vault.from_settings(settings)
     await site_directory.publish(vault, site(), revision=1)  # as the orchestrator does

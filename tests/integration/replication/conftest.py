@@ -170,7 +170,7 @@ async def stack(
         restore_poll_initial_s=0.1,
         restore_poll_max_s=0.5,
         restore_timeout_s=60,
-        worker_poll_real_s=0.1,
+        work_poll_s=0.1,
     )
     probe = widen(Probe(**common, database_schema=probe_schema))
     stack = Stack(twin, http, probe, settings, site_target(twin), [])

@@ -75,7 +75,7 @@ async def test_a_person_breaks_and_restores_replication_and_the_service_verifies
             vault_url=vault_url,
             restore_poll_initial_s=0.1,
             restore_poll_max_s=0.5,
-            worker_poll_real_s=0.1,
+            work_poll_s=0.1,
         ),
         transport=transport,
     )
