@@ -39,6 +39,7 @@ from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.messages.common import GroupTarget, HostOpsTarget, SiteTarget
 from certrotate_shared.secretbox import generate_master_key
+from certrotate_shared.sepm.api import SepmApi
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.budget import CallBudget
@@ -145,8 +146,12 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         page_size=args.page_size, sepm_calls_per_minute=args.budget, sepm_call_burst=args.burst,
     )  # fmt: skip
     budget = CallBudget(args.budget, burst=args.burst) if args.budget else None
+
+    async def connect_async(_site: SiteTarget) -> SepmApi:
+        return connect()
+
     scanner = WatchScanner(
-        record, host=BenchHost(clock), sepm_factory=lambda s: connect(), settings=settings,
+        record, host=BenchHost(clock), connector=connect_async, settings=settings,
         owner="bench", budget=budget,
     )  # fmt: skip
     raw = connect()

@@ -35,6 +35,7 @@ from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.messages.common import GroupTarget, HostOpsTarget, SiteTarget
 from certrotate_shared.secretbox import generate_master_key
+from certrotate_shared.sepm.api import SepmApi
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor import bootstrap  # noqa: F401  (load what the service process loads)
@@ -160,6 +161,9 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
             trusted_certificates_pem=site.trusted_certificates_pem,
         )
 
+    async def connect_async(_site: SiteTarget) -> SepmApi:
+        return connect()
+
     sepm = connect()
     ids = {g["fullPathName"]: g["id"] async for g in sepm.iter_groups()}
     servers_id = ids[SERVERS]
@@ -202,7 +206,7 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
     scanner = WatchScanner(
         record,
         host=BenchHost(clock),
-        sepm_factory=lambda s: connect(),
+        connector=connect_async,
         settings=settings,
         owner="bench",
     )

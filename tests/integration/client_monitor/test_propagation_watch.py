@@ -43,6 +43,11 @@ async def test_watch_reports_progress_then_policy_propagated_once_clients_check_
         body = (await api.get(f"/v1/watches/{watch_id}")).json()
         assert body["status"] == "propagated"
         assert body["counts"]["reached"] == 300
+        # Opened and closed on the service's clock (the twin's here, which only moves when
+        # the test advances it), so the watch's record reads as the rehearsal ran.
+        closed_at = datetime.fromisoformat(body["closed_at"])
+        assert closed_at == await stack.twin_now()
+        assert closed_at - datetime.fromisoformat(body["opened_at"]) >= timedelta(seconds=600)
         missing = await api.get("/v1/watches/nope")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"

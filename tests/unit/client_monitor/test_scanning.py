@@ -6,6 +6,7 @@ import pytest
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm.api import SepmApi, SepmError, SepmMalformedAnswerError
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.propagation import ClientStatus
@@ -39,6 +40,10 @@ def api(fake: FakeSepm) -> SepmApi:
     return cast(SepmApi, fake)
 
 
+async def connect_fake(site: SiteTarget) -> SepmApi:
+    return api(FakeSepm())
+
+
 def scanner(master_key: str, **settings) -> WatchScanner:
     command = AwaitPolicyPropagation(
         idempotency_key="saga-1:await:1",
@@ -64,7 +69,7 @@ def scanner(master_key: str, **settings) -> WatchScanner:
     return WatchScanner(
         record,
         host=FakeHost(),
-        sepm_factory=lambda site: api(FakeSepm()),
+        connector=connect_fake,
         settings=Settings(
             master_key=master_key, internal_token="internal-token-for-tests-0123", **settings
         ),

@@ -65,7 +65,7 @@ class WatchBoard:
         return WatchScanner(
             record,
             host=ctx.runtime,
-            sepm_factory=self.sepm,
+            connector=self.sepm,
             settings=self.settings,
             owner=self.owner,
             budget=self._budget(record.site),

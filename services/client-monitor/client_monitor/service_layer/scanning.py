@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from certrotate_shared.clock import Clock
-from certrotate_shared.envelope import utcnow
 from certrotate_shared.messages.client_monitor import (
     PolicyPropagated,
     PropagationCounts,
@@ -22,8 +20,8 @@ from certrotate_shared.messages.client_monitor import (
     PropagationStalled,
     PropagationWatchFailed,
 )
-from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError
+from certrotate_shared.sepm.connector import SepmConnector
 from certrotate_shared.sepm.domains import site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
@@ -48,8 +46,6 @@ from client_monitor.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SepmFactory = Callable[[SiteTarget], "Awaitable[SepmApi] | SepmApi"]
-
 
 class Host(Protocol):
     """What a watch needs from its service: time, transactions, SEPM."""
@@ -58,13 +54,6 @@ class Host(Protocol):
     def clock(self) -> Clock: ...  # read only: a host may hold any Clock (manual, scaled)
 
     def uow(self) -> UnitOfWork: ...
-
-
-async def connect(factory: SepmFactory, site: SiteTarget) -> SepmApi:
-    client = factory(site)
-    if inspect.isawaitable(client):
-        client = await client
-    return client
 
 
 def as_utc(when: datetime) -> datetime:
@@ -79,7 +68,7 @@ class WatchScanner:
         record: WatchRecord,
         *,
         host: Host,
-        sepm_factory: SepmFactory,
+        connector: SepmConnector,
         settings: Settings,
         owner: str,
         budget: CallBudget | None = None,
@@ -92,7 +81,7 @@ class WatchScanner:
         self.host = host
         self.settings = settings
         self.owner = owner
-        self._factory = sepm_factory
+        self._connect = connector
         pin_mmap_threshold()  # a table of 1M clients frees arrays of megabytes as it grows
         self.table = ClientTable(self.command.groups)
         self.tally: Tally | None = None
@@ -114,7 +103,7 @@ class WatchScanner:
             while True:
                 try:
                     if sepm is None:
-                        sepm = await connect(self._factory, self.command.site)
+                        sepm = await self._connect(self.command.site)
                         if self.budget is not None:
                             sepm = PacedSepm(sepm, self.budget)
                     await self.scan(sepm)
@@ -254,7 +243,7 @@ class WatchScanner:
                 outcome_type=event.type_name(),
                 outcome=event.model_dump(mode="json"),
                 counts=_counts(event),
-                now=utcnow(),
+                now=self.host.clock.now(),
             )
             if closed:
                 await repository.save_pending_clients(
@@ -280,7 +269,7 @@ class WatchScanner:
                 outcome_type=event.type_name(),
                 outcome=event.model_dump(mode="json"),
                 counts=None,
-                now=utcnow(),
+                now=self.host.clock.now(),
             ):
                 uow.emit(event, saga_id=self.record.saga_id, causation=self.record.envelope)
             await uow.commit()
@@ -360,7 +349,3 @@ def _ms(when: datetime) -> int:
 
 def _counts(event: PropagationCounts) -> dict[str, Any]:
     return event.model_dump(mode="json")
-
-
-def lease_until(seconds: float) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)
