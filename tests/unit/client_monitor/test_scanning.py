@@ -166,11 +166,11 @@ async def test_stale_clients_are_listed_by_days_offline(master_key):
     )
     watch = scanner(master_key)
     await watch.scan(api(sepm))
-    stale, _, _ = watch.select(ClientStatus.STALE)
-    stragglers, _, _ = watch.select(ClientStatus.STRAGGLER)
+    stale, _, _ = watch.lists.select(ClientStatus.STALE)
+    stragglers, _, _ = watch.lists.select(ClientStatus.STRAGGLER)
     assert [r.computer_name for r in watch.table.rows(stale)] == ["WS00001"]
     assert [r.computer_name for r in watch.table.rows(stragglers)] == ["WS00002"]
-    saved = list(watch.pending_records())
+    saved = list(watch.lists.pending_records())
     assert [(r["computer_name"], r["stale"], r["days_offline"]) for r in saved] == [
         ("WS00001", True, 40.0),
         ("WS00002", False, 0.0),
@@ -186,7 +186,7 @@ async def test_a_live_list_pages_in_unique_id_order_and_every_client_comes_once(
     await watch.scan(api(sepm))
     pages, after = [], None
     while True:
-        rows, _, after = watch.select(ClientStatus.AT_RISK, after=after, limit=4)
+        rows, _, after = watch.lists.select(ClientStatus.AT_RISK, after=after, limit=4)
         pages.append([watch.table.unique_id(i) for i in rows.tolist()])
         if after is None:
             break
@@ -195,5 +195,5 @@ async def test_a_live_list_pages_in_unique_id_order_and_every_client_comes_once(
     # A client that appears between two pages is listed in its place, not lost.
     sepm.put(computer(13))
     await watch.scan(api(sepm))
-    rows, _, _ = watch.select(ClientStatus.AT_RISK, after=pages[1][-1], limit=4)
+    rows, _, _ = watch.lists.select(ClientStatus.AT_RISK, after=pages[1][-1], limit=4)
     assert [watch.table.unique_id(i) for i in rows.tolist()] == [f"{n:032X}" for n in (13, 14)]

@@ -9,17 +9,21 @@ types are those of SEPM's REST definition (Computer, GroupSummary, DomainSummary
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from certrotate_shared.sepm.answers import malformed
 from certrotate_shared.sepm.api import SepmApi, SepmDomain
 from client_monitor.domain.computers import ComputerPage
+
+T = TypeVar("T")
 
 # uniqueId is a string in SEPM's definition (32 hex digits on real servers). The bound keeps
 # one odd answer from widening the id column of a million clients.
@@ -133,3 +137,30 @@ def _with_culprit(body: bytes, problem: str) -> str:
     if isinstance(unique_id, str) and 0 < len(unique_id) <= 128 and unique_id.isprintable():
         return f"computer {unique_id}: {problem}"
     return f"computer #{int(found[1]) + 1} of the page: {problem}"
+
+
+async def read_ahead(pages: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
+    """Fetch the next pages while the caller digests this one: SEPM renders, we count."""
+    queue: asyncio.Queue[tuple[T | None, BaseException | None, bool]] = asyncio.Queue(depth)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await queue.put((page, None, False))
+            await queue.put((None, None, True))
+        except Exception as exc:
+            await queue.put((None, exc, True))
+
+    task = asyncio.create_task(fetch())
+    try:
+        while True:
+            page, error, done = await queue.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield page  # type: ignore[misc]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

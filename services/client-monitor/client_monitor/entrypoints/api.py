@@ -119,8 +119,8 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         scanner = live_scanner(record)
         rows: AsyncIterator[dict[str, Any]]
         if scanner is not None:
-            selected, now_ms, next_after = scanner.select(status, after=after, limit=limit)
-            rows = _exported(scanner.stored_rows(selected, now_ms))
+            selected, now_ms, next_after = scanner.lists.select(status, after=after, limit=limit)
+            rows = _exported(scanner.lists.stored_rows(selected, now_ms))
         else:
             stored, next_after = await repository.pending_clients_page(
                 runtime.engine, watch_id, status=status.value, after=after, limit=limit

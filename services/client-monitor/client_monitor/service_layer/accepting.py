@@ -31,9 +31,9 @@ async def freeze_list(
     digest = ListDigest()
     async with runtime.uow() as uow:
         if scanner is not None:
-            rows, now_ms, _ = scanner.select(status)
+            rows, now_ms, _ = scanner.lists.select(status)
             batch: list[dict[str, Any]] = []
-            for stored in scanner.stored_rows(rows, now_ms):
+            for stored in scanner.lists.stored_rows(rows, now_ms):
                 digest.add(exported(stored))
                 batch.append(stored)
                 if len(batch) >= BATCH:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
-
-import numpy as np
 
 from certrotate_shared.clock import Clock
 from certrotate_shared.messages.client_monitor import (
@@ -25,21 +21,20 @@ from certrotate_shared.sepm.connector import SepmConnector
 from certrotate_shared.sepm.domains import site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
 from client_monitor.adapters import repository
-from client_monitor.adapters.computer_pages import iter_fleet_pages
+from client_monitor.adapters.computer_pages import iter_fleet_pages, read_ahead
 from client_monitor.adapters.memory import pin_mmap_threshold
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.domain.budget import CallBudget
-from client_monitor.domain.clients import ClientRow, ClientTable
+from client_monitor.domain.clients import ClientTable
 from client_monitor.domain.progress import ProgressThrottle, RateTracker
 from client_monitor.domain.propagation import (
-    ClientStatus,
     Tally,
     Verdict,
     judge,
-    masks,
     stall_reason,
     tally,
 )
+from client_monitor.service_layer.client_lists import ClientLists
 from client_monitor.service_layer.pacing import PacedSepm
 from client_monitor.settings import Settings
 
@@ -84,6 +79,11 @@ class WatchScanner:
         self._connect = connector
         pin_mmap_threshold()  # a table of 1M clients frees arrays of megabytes as it grows
         self.table = ClientTable(self.command.groups)
+        self.lists = ClientLists(
+            self.table,
+            stale_horizon_days=self.command.stale_horizon_days,
+            now=lambda: self.host.clock.now(),
+        )
         self.tally: Tally | None = None
         self.scanned_at: datetime | None = None
         self.scans = 0
@@ -247,7 +247,7 @@ class WatchScanner:
             )
             if closed:
                 await repository.save_pending_clients(
-                    uow.session, self.record.watch_id, self.pending_records()
+                    uow.session, self.record.watch_id, self.lists.pending_records()
                 )
                 uow.emit(event, saga_id=self.record.saga_id, causation=self.record.envelope)
             await uow.commit()
@@ -274,73 +274,6 @@ class WatchScanner:
                 uow.emit(event, saga_id=self.record.saga_id, causation=self.record.envelope)
             await uow.commit()
         log.error("watch %s failed: %s", self.record.watch_id, reason)
-
-    # -- lists ----------------------------------------------------------------------------
-    def select(
-        self, status: ClientStatus, *, after: str | None = None, limit: int | None = None
-    ) -> tuple[np.ndarray, int, str | None]:
-        """Rows of clients in that status now, in uniqueId order after the client `after`, at
-        most `limit` of them; the SEPM-time instant they were judged at; the uniqueId a next
-        page starts after (None when this is the last page)."""
-        now_ms = _ms(self.host.clock.now())
-        m = masks(self.table, now_ms=now_ms, stale_horizon_days=self.command.stale_horizon_days)
-        order = self.table.id_order()
-        if after is not None:
-            order = order[self.table.position_after(after) :]
-        rows = order[m.of(status)[order]]
-        if limit is None or rows.size <= limit:
-            return rows, now_ms, None
-        rows = rows[:limit]
-        return rows, now_ms, self.table.unique_id(int(rows[-1]))
-
-    def stored_rows(self, rows: np.ndarray, now_ms: int) -> Iterator[dict[str, Any]]:
-        """Those rows as the tables store them (the saved and the accepted lists)."""
-        for i in rows.tolist():
-            row: ClientRow = self.table.row(i)
-            yield {
-                "unique_id": row.unique_id,
-                "computer_name": row.computer_name,
-                "group_path": row.group,
-                "online": row.online,
-                "last_update_ms": row.last_update_ms,
-                "days_offline": round(row.days_offline(now_ms), 2),
-                "profile_serial": row.profile_serial,
-            }
-
-    def pending_records(self) -> Iterator[dict[str, Any]]:
-        """The pending clients as rows of the table saved when a watch closes."""
-        now_ms = _ms(self.host.clock.now())
-        m = masks(self.table, now_ms=now_ms, stale_horizon_days=self.command.stale_horizon_days)
-        rows = np.flatnonzero(m.pending)
-        for i, stored in zip(rows.tolist(), self.stored_rows(rows, now_ms), strict=True):
-            yield {**stored, "stale": not bool(m.seen[i])}
-
-
-async def read_ahead(pages: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
-    """Fetch the next pages while the caller digests this one: SEPM renders, we count."""
-    queue: asyncio.Queue[tuple[T | None, BaseException | None, bool]] = asyncio.Queue(depth)
-
-    async def fetch() -> None:
-        try:
-            async for page in pages:
-                await queue.put((page, None, False))
-            await queue.put((None, None, True))
-        except Exception as exc:
-            await queue.put((None, exc, True))
-
-    task = asyncio.create_task(fetch())
-    try:
-        while True:
-            page, error, done = await queue.get()
-            if error is not None:
-                raise error
-            if done:
-                return
-            yield page  # type: ignore[misc]
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _ms(when: datetime) -> int:
