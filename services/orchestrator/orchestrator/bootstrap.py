@@ -11,8 +11,10 @@ from certrotate_shared.internal_api import internal_client
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.topics import events_topic
 from certrotate_shared.transport.base import Transport
+from certrotate_shared.unit_of_work import UnitOfWork
 from certrotate_shared.vault import Vault
-from certrotate_shared.wiring import inject_all
+from certrotate_shared.wiring import inject, inject_all
+from orchestrator.adapters.clients import CertificatesClient, ClientMonitorClient
 from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from orchestrator.service_layer import site_targets
@@ -39,14 +41,33 @@ def build_runtime(
 ) -> ServiceRuntime:
     """The orchestrator, its handlers given their dependencies by name: it consumes
     certrotate.events, runs timers, callbacks, campaigns and retention, serves the REST API."""
+    clock = clock or settings.clock()
+
+    def db() -> UnitOfWork:
+        # The runtime is built last (it takes the bound handlers); a unit of work is only
+        # asked for once it runs.
+        return runtime.uow()
+
     deps = Deps(
         settings=settings,
-        certificates=certificates_client
-        or internal_client(settings, settings.certificates_url, settings.internal_token),
-        client_monitor=client_monitor_client
-        or internal_client(settings, settings.client_monitor_url, settings.internal_token),
+        clock=clock,
+        db=db,
         vault=vault or Vault.from_settings(settings),
+        certificates=CertificatesClient(
+            certificates_client
+            or internal_client(settings, settings.certificates_url, settings.internal_token),
+            settings.internal_token.get_secret_value(),
+        ),
+        client_monitor=ClientMonitorClient(
+            client_monitor_client
+            or internal_client(settings, settings.client_monitor_url, settings.internal_token)
+        ),
     )
+    named = deps.named()
+    run_timers_ = inject(run_timers, named)
+    run_callbacks_ = inject(run_callbacks, named)
+    run_campaigns_ = inject(run_campaigns, named)
+    run_retention_ = inject(run_retention, named)
 
     async def timers(runtime: ServiceRuntime) -> None:
         try:
@@ -54,22 +75,22 @@ def build_runtime(
             async with runtime.uow() as uow:
                 await site_targets.publish_missing_targets(uow.session, deps.vault)
                 await uow.commit()
-            await run_timers(deps)
+            await run_timers_()
         finally:
             await asyncio.shield(deps.vault.stop())
 
     async def callbacks(runtime: ServiceRuntime) -> None:
-        await run_callbacks(deps)
+        await run_callbacks_()
 
     async def campaigns(runtime: ServiceRuntime) -> None:
-        await run_campaigns(deps)
+        await run_campaigns_()
 
     async def retention(runtime: ServiceRuntime) -> None:
-        await run_retention(deps)
+        await run_retention_()
 
     spec = ServiceSpec(
         name=SERVICE,
-        handlers=inject_all(HANDLERS, {"deps": deps}),
+        handlers=inject_all(HANDLERS, named),
         topics=lambda prefix: [events_topic(prefix)],
         migrations=SCRIPT_LOCATION,
         version_table=VERSION_TABLE,
@@ -82,6 +103,6 @@ def build_runtime(
             deps.rt, settings.admin_token.get_secret_value(), authorization, role
         ),
     )
-    runtime = ServiceRuntime(settings, spec, transport=transport, clock=clock or settings.clock())
+    runtime = ServiceRuntime(settings, spec, transport=transport, clock=clock)
     deps.runtime = runtime
     return runtime

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from certrotate_shared.hostops import CertificateBackup
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.secretbox import SecretBox
+from certrotate_shared.wiring import inject
 from orchestrator.adapters import periodic_jobs
 from orchestrator.service_layer import retention
 from orchestrator.settings import Settings as OrchestratorSettings
@@ -178,19 +179,19 @@ async def _retention_scenario(env: Estate) -> None:
     assert uploaded.status_code == 201, uploaded.text
     assert await env.count(bundles) == 2  # the rotation's own copy (its purge went to a stand-in)
 
-    deps = _deps(hooks)
+    run_due = _run_due(hooks)
     env.clock.advance((settings.retention_days - 1) * DAY)
-    first = await retention.run_due(deps)
+    first = await run_due()
     assert first is not None and first["rotations"] == 0
     assert await env.count(server_backups, saga_id=saga) == 1
     # Not due again until its interval has passed, on any replica, even after a restart.
-    assert await retention.run_due(deps) is None
+    assert await run_due() is None
     await hooks.restart()
-    deps = _deps(hooks)
-    assert await retention.run_due(deps) is None
+    run_due = _run_due(hooks)
+    assert await run_due() is None
 
     env.clock.advance(2 * DAY)
-    second = await retention.run_due(deps)
+    second = await run_due()
     assert second is not None and second["rotations"] == 1
     # The backup's record stays until its files are deleted from the host (a job of the
     # certificates service: tests/integration/certificates/test_backup_retention.py).
@@ -206,7 +207,7 @@ async def _retention_scenario(env: Estate) -> None:
     assert (await hooks.rotation(saga))["state"] == "completed"
 
     env.clock.advance(settings.uploaded_bundle_days * DAY)
-    third = await retention.run_due(deps)
+    third = await run_due()
     assert third is not None and third["uploaded_bundles"] == 1
     assert await env.count(bundles) == 0
     assert (await hooks.api.get("/v1/bundles")).json()["items"] == []
@@ -231,9 +232,10 @@ async def _purged_in_history(hooks: Hooks, saga: str) -> bool:
     return sorted(e["detail"]["service"] for e in purged) == ["client-monitor", "replication"]
 
 
-def _deps(hooks: Hooks) -> Any:
+def _run_due(hooks: Hooks) -> Callable[[], Awaitable[dict[str, int] | None]]:
+    """The replica's retention job with its dependencies bound, as its bootstrap binds them."""
     assert hooks.runtime.app is not None
-    return hooks.runtime.app.state.deps
+    return inject(retention.run_due, hooks.runtime.app.state.deps.named())
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -246,7 +248,7 @@ async def test_one_replica_runs_the_job_at_a_time(
         pg_schemas.append(schema)
         overrides = {"database_url": pg_url, "database_schema": schema}
     async for env in estate(tmp_path, master_key, **overrides):
-        deps = _deps(env.hooks)
+        run_due = _run_due(env.hooks)
         env.clock.advance(10 * DAY)
-        results = await asyncio.gather(*(retention.run_due(deps) for _ in range(4)))
+        results = await asyncio.gather(*(run_due() for _ in range(4)))
         assert sum(r is not None for r in results) == 1

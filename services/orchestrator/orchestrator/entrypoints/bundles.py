@@ -62,7 +62,10 @@ async def upload(
 ) -> dict[str, Any]:
     """Pre-flight a bundle and keep it sealed; its id stands in for the certificate."""
     found = await bundles.upload_bundle(
-        deps,
+        db=deps.db,
+        clock=deps.clock,
+        settings=deps.settings,
+        certificates=deps.certificates,
         upload=CertificateUpload(body.format, body.data_b64, body.password, body.key_b64),
         site=body.site,
         description=body.description,
@@ -92,5 +95,7 @@ async def get_one(bundle_id: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
 async def destroy(bundle_id: str, who: Operator, deps: AppDeps) -> Response:
     """Destroy an uploaded bundle now (a wrong key, a leaked password). Rotations that already
     use it keep their own copy; new ones can no longer name it."""
-    await bundles.delete_bundle(deps, bundle_id, by=who.name)
+    await bundles.delete_bundle(
+        bundle_id, by=who.name, db=deps.db, clock=deps.clock, certificates=deps.certificates
+    )
     return Response(status_code=204)

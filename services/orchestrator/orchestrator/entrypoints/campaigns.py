@@ -143,6 +143,12 @@ _ACTION: Responses = {
 }
 
 
+def _driving(deps: Deps) -> dict[str, Any]:
+    # What acting on a campaign needs: it may start and cancel its sites' rotations at once.
+    return {"db": deps.db, "clock": deps.clock, "settings": deps.settings, "vault": deps.vault,
+            "certificates": deps.certificates, "alarm": deps.alarm}  # fmt: skip
+
+
 def campaigns_router(
     deps: Deps, role: Callable[[Any], Callable[..., Awaitable[Principal]]]
 ) -> APIRouter:
@@ -152,7 +158,8 @@ def campaigns_router(
     Approver = Annotated[Principal, Depends(role("approver"))]
 
     async def view(state: CampaignState) -> CampaignOut:
-        return campaign_view(state, await campaigns.rotations_of(deps, state), deps.now())
+        rotations_now = await campaigns.rotations_of(state, db=deps.db)
+        return campaign_view(state, rotations_now, deps.clock.now())
 
     @router.post(
         "",
@@ -185,7 +192,9 @@ def campaigns_router(
             site_windows=dict(body.site_windows),
         )  # fmt: skip
         state, created = await campaigns.create_campaign(
-            deps, request, by=who.name, principal=who.record(), idempotency_key=idempotency_key,
+            request, db=deps.db, clock=deps.clock, settings=deps.settings, vault=deps.vault,
+            certificates=deps.certificates, alarm=deps.alarm, by=who.name,
+            principal=who.record(), idempotency_key=idempotency_key,
             body=body.model_dump(mode="json"),
         )  # fmt: skip
         response.status_code = 201 if created else 200
@@ -195,33 +204,33 @@ def campaigns_router(
     @router.get("")
     async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> CampaignList:
         return CampaignList(
-            items=[campaign_summary(s) for s in await campaigns.list_campaigns(deps, limit)]
+            items=[campaign_summary(s) for s in await campaigns.list_campaigns(limit, db=deps.db)]
         )
 
     @router.get("/{campaign_id}")
     async def get(campaign_id: str, _: Viewer) -> CampaignOut:
         """Sites by wave and state, clients summed over every rotation, a forecast of the end,
         and every decision waiting (the campaign's and its rotations')."""
-        return await view(await campaigns.get_campaign(deps, campaign_id))
+        return await view(await campaigns.get_campaign(campaign_id, db=deps.db))
 
     @router.get("/{campaign_id}/waves/{wave}")
     async def wave(campaign_id: str, wave: int, _: Viewer) -> CampaignWaveOut:
         """One wave (1 = the first): its sites, their clients summed, its window."""
-        state = await campaigns.get_campaign(deps, campaign_id)
+        state = await campaigns.get_campaign(campaign_id, db=deps.db)
         if not 1 <= wave <= len(state.waves):
             raise NotFoundError(
                 f"campaign {campaign_id} has waves 1 to {len(state.waves)}", code="not_found"
             )
-        return wave_view(state, wave - 1, await campaigns.rotations_of(deps, state))
+        return wave_view(state, wave - 1, await campaigns.rotations_of(state, db=deps.db))
 
     @router.get("/{campaign_id}/sites/{site}")
     async def site(campaign_id: str, site: str, _: Viewer) -> CampaignSiteViewOut:
         """One site: its place in the plan, its rotation's state and clients, its events."""
-        state = await campaigns.get_campaign(deps, campaign_id)
+        state = await campaigns.get_campaign(campaign_id, db=deps.db)
         if site not in state.sites:
             raise NotFoundError(f"site {site!r} is not in campaign {campaign_id}", code="not_found")
         rotation_id = state.sites[site].rotation_id
-        rotation = await rotations.get_rotation(deps, rotation_id) if rotation_id else None
+        rotation = await rotations.get_rotation(rotation_id, db=deps.db) if rotation_id else None
         return site_view(state, site, rotation)
 
     @router.get(
@@ -234,8 +243,8 @@ def campaigns_router(
     ) -> StreamingResponse:
         """Every at-risk client of every rotation of the campaign (the step-3 watch's list),
         one site after another, streamed; CSV cells a spreadsheet would run are quoted."""
-        state = await campaigns.get_campaign(deps, campaign_id)
-        rows = campaign_export.at_risk_rows(deps, state)
+        state = await campaigns.get_campaign(campaign_id, db=deps.db)
+        rows = campaign_export.at_risk_rows(state, db=deps.db, client_monitor=deps.client_monitor)
         name = f"campaign-{campaign_id}-at-risk.{format}"
         body, media = (at_risk_csv(rows), "text/csv") if format == "csv" else (
             at_risk_json(rows, campaign_id), "application/json")  # fmt: skip
@@ -247,7 +256,7 @@ def campaigns_router(
     async def _act(
         campaign_id: str, action: campaigns.Action, who: Principal, reason: str
     ) -> CampaignOut:
-        return await view(await campaigns.act(deps, campaign_id, action, by=who.name,
+        return await view(await campaigns.act(campaign_id, action, **_driving(deps), by=who.name,
                                                  reason=reason))  # fmt: skip
 
     @router.post("/{campaign_id}/pause", responses=_ACTION)
@@ -272,7 +281,7 @@ def campaigns_router(
     ) -> CampaignOut:
         """Answer the waiting decision: the next wave, or continue / abort past the budget."""
         given = body or CampaignDecisionIn()
-        state = await campaigns.act(deps, campaign_id, "approve", by=who.name,
+        state = await campaigns.act(campaign_id, "approve", **_driving(deps), by=who.name,
                                     reason=given.note, decision=given.decision)  # fmt: skip
         return await view(state)
 

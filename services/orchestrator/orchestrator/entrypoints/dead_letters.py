@@ -66,9 +66,11 @@ def dead_letters_router(deps: Deps, operator: Callable[..., Awaitable[Principal]
     async def replay_dead_letter(dead_letter_id: str, who: Operator) -> DeadLetterOut:
         """Re-publish the parked message to its original topic, once, and tell its rotation."""
         async with deps.rt.uow() as uow:
-            replayed = await dead_letters.replay(uow, dead_letter_id, by=who.name, now=deps.now())
+            replayed = await dead_letters.replay(
+                uow, dead_letter_id, by=who.name, now=deps.clock.now()
+            )
             await uow.commit()
-        deps.timers_changed.set()
+        deps.alarm.ring()
         return DeadLetterOut.model_validate(replayed)
 
     return router

@@ -91,7 +91,7 @@ async def _authenticate(
         )
     principal = await tokens.authenticate(
         session, token.strip(),
-        admin_token=deps.settings.admin_token.get_secret_value(), now=deps.now(),
+        admin_token=deps.settings.admin_token.get_secret_value(), now=deps.clock.now(),
     )  # fmt: skip
     if principal is None:
         failures.failed(address, deps.wall_clock())

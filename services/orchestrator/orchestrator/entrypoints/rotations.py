@@ -60,10 +60,10 @@ _ACTION: Responses = {
 
 
 async def view(deps: Deps, saga_id: str) -> RotationOut:
-    state = await service.get_rotation(deps, saga_id)
+    state = await service.get_rotation(saga_id, db=deps.db)
     async with deps.rt.uow() as uow:
         open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
-    return rotation_view(state, now=deps.now(), tasks=open_tasks)
+    return rotation_view(state, now=deps.clock.now(), tasks=open_tasks)
 
 
 @router.post(
@@ -96,7 +96,12 @@ async def create_rotation(
 ) -> RotationOut:
     """Pre-flight the certificate, then start the rotation saga."""
     state, created = await service.create_rotation(
-        deps,
+        db=deps.db,
+        clock=deps.clock,
+        settings=deps.settings,
+        vault=deps.vault,
+        certificates=deps.certificates,
+        alarm=deps.alarm,
         site=body.site,
         upload=schemas.certificate_of(body.certificate, body.bundle_id),
         options=service.authorize_options(
@@ -128,7 +133,7 @@ async def list_rotations(
     change_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RotationPage:
     items, next_cursor = await service.list_rotations(
-        deps, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
+        db=deps.db, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
     )
     return RotationPage(items=[rotation_summary(s) for s in items], next_cursor=next_cursor)
 
@@ -142,7 +147,7 @@ async def get_rotation(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The rotation; ETag on every answer, 304 when If-None-Match holds the current one."""
-    now = deps.now()
+    now = deps.clock.now()
     stamp = await reads.rotation_stamp(reading.session, rotation_id)
     tag = stamp.tag(now, revision=VIEW_REVISION)
     if not none_match(if_none_match, tag):
@@ -218,8 +223,9 @@ async def at_risk(
 ) -> StreamingResponse:
     """The watch's clients by uniqueId, streamed; in pages with `limit` (next: X-Next-Cursor)."""
     stream = await at_risk_service.at_risk_clients(
-        deps, rotation_id, status=status, fmt=format, watch_id=watch_id, cursor=cursor, limit=limit
-    )
+        rotation_id, db=deps.db, client_monitor=deps.client_monitor,
+        status=status, fmt=format, watch_id=watch_id, cursor=cursor, limit=limit,
+    )  # fmt: skip
     return relay(stream)
 
 
@@ -241,7 +247,13 @@ async def accepted_clients(
     JSON-lines export of the whole list has the SHA-256 the history records."""
     return relay(
         await at_risk_service.accepted_clients(
-            deps, rotation_id, list_id=list_id, fmt=format, cursor=cursor, limit=limit
+            rotation_id,
+            db=deps.db,
+            client_monitor=deps.client_monitor,
+            list_id=list_id,
+            fmt=format,
+            cursor=cursor,
+            limit=limit,
         )
     )
 
@@ -251,16 +263,18 @@ async def pause(
     rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
 ) -> RotationOut:
     await service.act(
-        deps,
         rotation_id,
         PauseRequested(by=who.name, reason=(body or schemas.PauseIn()).reason),
-    )
+        db=deps.db, clock=deps.clock, alarm=deps.alarm,
+    )  # fmt: skip
     return await view(deps, rotation_id)
 
 
 @router.post("/{rotation_id}/resume", responses=_ACTION)
 async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
-    await service.act(deps, rotation_id, ResumeRequested(by=who.name))
+    await service.act(
+        rotation_id, ResumeRequested(by=who.name), db=deps.db, clock=deps.clock, alarm=deps.alarm
+    )
     return await view(deps, rotation_id)
 
 
@@ -268,7 +282,10 @@ async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
 async def cancel(
     rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
 ) -> RotationOut:
-    await service.act(deps, rotation_id, CancelRequested(by=who.name, reason=body.reason))
+    await service.act(
+        rotation_id, CancelRequested(by=who.name, reason=body.reason),
+        db=deps.db, clock=deps.clock, alarm=deps.alarm,
+    )  # fmt: skip
     return await view(deps, rotation_id)
 
 
@@ -282,12 +299,12 @@ async def cancel(
 async def approve(
     rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
 ) -> RotationOut:
-    await service.refuse_self_approval(deps, rotation_id, who.id)
+    await service.refuse_self_approval(rotation_id, who.id, db=deps.db)
     await service.act(
-        deps,
         rotation_id,
         ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note, principal=who.id),
-    )
+        db=deps.db, clock=deps.clock, alarm=deps.alarm,
+    )  # fmt: skip
     return await view(deps, rotation_id)
 
 
@@ -315,5 +332,8 @@ async def decide(
         by=who.name, decision=body.decision, reason=body.reason, change_id=body.change_id,
         extend_days=body.extend_days, principal=who.id,
     )  # fmt: skip
-    await at_risk_service.decide_with_at_risk_list(deps, rotation_id, decision)
+    await at_risk_service.decide_with_at_risk_list(
+        rotation_id, decision,
+        db=deps.db, clock=deps.clock, alarm=deps.alarm, client_monitor=deps.client_monitor,
+    )  # fmt: skip
     return await view(deps, rotation_id)

@@ -71,10 +71,10 @@ async def _put_server(
 ) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
         server = await inventory.put_server(
-            uow.session, deps.vault, name=body.name, spec=body.model_dump(), now=deps.now()
+            uow.session, deps.vault, name=body.name, spec=body.model_dump(), now=deps.clock.now()
         )
         await audit_log.record(uow.session, actor=who.name, action=action, target=body.name,
-                               now=deps.now(), detail=body.model_dump(mode="json"))  # fmt: skip
+                               now=deps.clock.now(), detail=body.model_dump(mode="json"))  # fmt: skip
         await uow.commit()
     return server
 
@@ -109,6 +109,6 @@ async def delete_server(name: str, who: Admin, deps: AppDeps) -> Response:
     async with deps.rt.uow() as uow:
         await inventory.delete_server(uow.session, deps.vault, name)
         await audit_log.record(uow.session, actor=who.name, action="server.deleted",
-                               target=name, now=deps.now())  # fmt: skip
+                               target=name, now=deps.clock.now())  # fmt: skip
         await uow.commit()
     return Response(status_code=204)

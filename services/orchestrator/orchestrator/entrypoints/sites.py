@@ -94,10 +94,10 @@ async def _put_site(
             host_ops_credentials=body.host_ops_credentials.model_dump()
             if body.host_ops_credentials
             else None,
-            now=deps.now(),
+            now=deps.clock.now(),
         )
         await audit_log.record(
-            uow.session, actor=who.name, action=action, target=body.name, now=deps.now(),
+            uow.session, actor=who.name, action=action, target=body.name, now=deps.clock.now(),
             detail=audit_log.site_change(body.model_dump(mode="json")),
         )  # fmt: skip
         await uow.commit()
@@ -129,9 +129,9 @@ async def set_tags(
 ) -> dict[str, Any]:
     """Replace the site's tags alone (nothing else of the site is sent again or changed)."""
     async with deps.rt.uow() as uow:
-        site = await inventory.set_tags(uow.session, name, body.tags, now=deps.now())
+        site = await inventory.set_tags(uow.session, name, body.tags, now=deps.clock.now())
         await audit_log.record(uow.session, actor=who.name, action="site.tags_set", target=name,
-                               now=deps.now(), detail={"tags": site["tags"]})  # fmt: skip
+                               now=deps.clock.now(), detail={"tags": site["tags"]})  # fmt: skip
         await uow.commit()
     return site
 
@@ -147,6 +147,6 @@ async def delete_site(name: str, who: Admin, deps: AppDeps) -> Response:
     async with deps.rt.uow() as uow:
         await inventory.delete_site(uow.session, deps.vault, name)
         await audit_log.record(uow.session, actor=who.name, action="site.deleted", target=name,
-                               now=deps.now())  # fmt: skip
+                               now=deps.clock.now())  # fmt: skip
         await uow.commit()
     return Response(status_code=204)

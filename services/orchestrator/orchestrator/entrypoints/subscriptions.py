@@ -119,11 +119,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
             created = await service.create_subscription(
                 uow.session, deps.vault, deps.settings, url=body.url,
                 event_types=list(body.event_types), site=body.site, change_id=body.change_id,
-                description=body.description, by=who.name, now=deps.now(),
+                description=body.description, by=who.name, now=deps.clock.now(),
                 may_approve=body.may_approve,
             )  # fmt: skip
             await audit_log.record(uow.session, actor=who.name, action="subscription.created",
-                                   target=created["id"], now=deps.now(),
+                                   target=created["id"], now=deps.clock.now(),
                                    # a query string may carry the receiver's own token
                                    detail={**body.model_dump(mode="json"),
                                            "url": body.url.split("?")[0]})  # fmt: skip
@@ -149,7 +149,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         async with deps.rt.uow() as uow:
             await service.delete_subscription(uow.session, deps.vault, subscription_id)
             await audit_log.record(uow.session, actor=who.name, action="subscription.deleted",
-                                   target=subscription_id, now=deps.now())  # fmt: skip
+                                   target=subscription_id, now=deps.clock.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
@@ -180,11 +180,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         """Send a delivered or failed callback again (same webhook-id), with a new retry window."""
         async with deps.rt.uow() as uow:
             delivery = await service.redeliver(
-                uow.session, subscription_id, delivery_id, now=deps.now()
+                uow.session, subscription_id, delivery_id, now=deps.clock.now()
             )
             await audit_log.record(uow.session, actor=who.name,
                                    action="subscription.redelivered", target=subscription_id,
-                                   now=deps.now(), detail={"delivery_id": delivery_id})  # fmt: skip
+                                   now=deps.clock.now(), detail={"delivery_id": delivery_id})  # fmt: skip
             await uow.commit()
         return delivery
 
@@ -210,7 +210,9 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         """Approve a rotation by a reply signed with the subscription's secret (allowed by an
         admin with may_approve); the approver and the change id go into its history."""
         body = await request.body()
-        webhook_id, sub = await replies.verify_reply(deps, subscription_id, body, request.headers)
+        webhook_id, sub = await replies.verify_reply(
+            subscription_id, body, request.headers, db=deps.db, vault=deps.vault
+        )
         try:
             parsed = ReplyIn.model_validate(json.loads(body))
         except (ValueError, ValidationError):
@@ -221,8 +223,9 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
                 status_code=422, media_type="application/problem+json",
             )  # fmt: skip
         answer = await replies.answer_reply(
-            deps, sub, webhook_id, body,
+            sub, webhook_id, body,
             replies.Reply(parsed.rotation_id, parsed.approver, parsed.change_id, parsed.note),
+            db=deps.db, clock=deps.clock, alarm=deps.alarm,
         )  # fmt: skip
         return JSONResponse(answer.body, status_code=answer.status)
 

@@ -74,7 +74,7 @@ async def confirm_task(
             task_id,
             by=who.name,
             note=(body or schemas.TaskConfirmIn()).note,
-            now=deps.now(),
+            now=deps.clock.now(),
         )
         await uow.commit()
     return task

@@ -51,11 +51,11 @@ async def create_token(body: schemas.TokenIn, who: Admin, deps: AppDeps) -> dict
     """The token is in this response only; it is stored hashed."""
     async with deps.rt.uow() as uow:
         token = await service.create_token(
-            uow.session, name=body.name, role=body.role, by=who.name, now=deps.now(),
+            uow.session, name=body.name, role=body.role, by=who.name, now=deps.clock.now(),
             expires_at=body.expires_at,
         )  # fmt: skip
         await audit_log.record(uow.session, actor=who.name, action="token.created",
-                               target=token["id"], now=deps.now(),
+                               target=token["id"], now=deps.clock.now(),
                                detail={"name": body.name, "role": body.role,
                                        "expires_at": body.expires_at and
                                        body.expires_at.isoformat()})  # fmt: skip
@@ -89,10 +89,10 @@ async def revoke_token(token_id: str, who: Admin, deps: AppDeps) -> Response:
     another admin token exists)."""
     async with deps.rt.uow() as uow:
         await service.revoke_token(
-            uow.session, token_id, now=deps.now(), by=who.name,
+            uow.session, token_id, now=deps.clock.now(), by=who.name,
             admin_token=deps.settings.admin_token.get_secret_value(),
         )  # fmt: skip
         await audit_log.record(uow.session, actor=who.name, action="token.revoked",
-                               target=token_id, now=deps.now())  # fmt: skip
+                               target=token_id, now=deps.clock.now())  # fmt: skip
         await uow.commit()
     return Response(status_code=204)

@@ -165,10 +165,10 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         async with deps.rt.uow() as uow:
             source = await service.create_source(
                 uow.session, deps.vault, name=body.name, description=body.description,
-                by=who.name, now=deps.now(),
+                by=who.name, now=deps.clock.now(),
             )  # fmt: skip
             await audit_log.record(uow.session, actor=who.name, action="webhook_source.created",
-                                   target=body.name, now=deps.now(),
+                                   target=body.name, now=deps.clock.now(),
                                    detail={"description": body.description,
                                            "secret_id": source["secret"]["id"]})  # fmt: skip
             await uow.commit()
@@ -177,19 +177,19 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.get("/v1/webhooks/sources", response_model=SourceList)
     async def list_sources(_: Admin) -> dict[str, Any]:
         async with deps.rt.uow() as uow:
-            return {"items": await service.list_sources(uow.session, now=deps.now())}
+            return {"items": await service.list_sources(uow.session, now=deps.clock.now())}
 
     @router.get("/v1/webhooks/sources/{name}", response_model=SourceOut)
     async def get_source(name: str, _: Admin) -> dict[str, Any]:
         async with deps.rt.uow() as uow:
-            return await service.get_source(uow.session, name, now=deps.now())
+            return await service.get_source(uow.session, name, now=deps.clock.now())
 
     @router.delete("/v1/webhooks/sources/{name}", status_code=204)
     async def remove_source(name: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
             await service.delete_source(uow.session, deps.vault, name)
             await audit_log.record(uow.session, actor=who.name, action="webhook_source.deleted",
-                                   target=name, now=deps.now())  # fmt: skip
+                                   target=name, now=deps.clock.now())  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
@@ -200,11 +200,11 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         keep = (body or RollIn()).keep_old_hours
         async with deps.rt.uow() as uow:
             source = await service.roll_secret(
-                uow.session, deps.vault, name, keep_old_hours=keep, now=deps.now()
+                uow.session, deps.vault, name, keep_old_hours=keep, now=deps.clock.now()
             )
             await audit_log.record(uow.session, actor=who.name,
                                    action="webhook_source.secret_rolled", target=name,
-                                   now=deps.now(), detail={"secret_id": source["secret"]["id"],
+                                   now=deps.clock.now(), detail={"secret_id": source["secret"]["id"],
                                                            "keep_old_hours": keep})  # fmt: skip
             await uow.commit()
         return source
@@ -212,10 +212,12 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.delete("/v1/webhooks/sources/{name}/secrets/{secret_id}", status_code=204)
     async def revoke_secret(name: str, secret_id: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
-            await service.revoke_secret(uow.session, deps.vault, name, secret_id, now=deps.now())
+            await service.revoke_secret(
+                uow.session, deps.vault, name, secret_id, now=deps.clock.now()
+            )
             await audit_log.record(uow.session, actor=who.name,
                                    action="webhook_source.secret_revoked", target=name,
-                                   now=deps.now(), detail={"secret_id": secret_id})  # fmt: skip
+                                   now=deps.clock.now(), detail={"secret_id": secret_id})  # fmt: skip
             await uow.commit()
         return Response(status_code=204)
 
@@ -237,15 +239,18 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         already being rolled out returns that rotation; a newer one supersedes a rotation that
         has not begun the swap, and is refused (409 site_busy) once it has."""
         body = await request.body()
-        webhook_id = await service.verify(deps, source, body, request.headers)
-        answer = await service.replayed(deps, source, webhook_id, body)
+        webhook_id = await service.verify(
+            source, body, request.headers, db=deps.db, clock=deps.clock, vault=deps.vault
+        )
+        answer = await service.replayed(source, webhook_id, body, db=deps.db)
         if answer is None:
             try:
                 trigger = TriggerIn.model_validate(json.loads(body))
             except (ValueError, ValidationError) as exc:
                 return _invalid(exc)
             answer = await service.trigger_rotation(
-                deps, source=source, webhook_id=webhook_id, body=body,
+                db=deps.db, clock=deps.clock, settings=deps.settings, vault=deps.vault,
+                certificates=deps.certificates, alarm=deps.alarm, source=source, webhook_id=webhook_id, body=body,
                 trigger=service.Trigger(
                     site=trigger.site, servers=trigger.servers or [],
                     upload=certificate_of(trigger.certificate, trigger.bundle_id),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from certrotate_shared.clock import Clock
 from orchestrator.adapters.clients import (
     ClientMonitorClient,
     InvalidListRequestError,
@@ -19,7 +20,7 @@ from orchestrator.adapters.clients import (
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.inputs import DecisionMade
 from orchestrator.domain.state import SagaState
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import (
     ConflictError,
     InputRejectedError,
@@ -34,16 +35,24 @@ def current_watch_id(state: SagaState) -> str | None:
     return wait.watch_id if wait else None
 
 
-async def decide_with_at_risk_list(deps: Deps, saga_id: str, decision: DecisionMade) -> SagaState:
+async def decide_with_at_risk_list(
+    saga_id: str,
+    decision: DecisionMade,
+    *,
+    db: Database,
+    clock: Clock,
+    alarm: TimerAlarm,
+    client_monitor: ClientMonitorClient,
+) -> SagaState:
     """A "proceed" names the clients it accepts: freeze them first and keep the reference."""
     detail: dict[str, Any] = {}
     if decision.decision == "proceed":
-        state = await get_rotation(deps, saga_id)
+        state = await get_rotation(saga_id, db=db)
         watch_id = current_watch_id(state)
         accepted: dict[str, Any] | None = None
         if watch_id is not None and state.step in ("await_disable_propagation", "gates"):
             try:
-                accepted = await ClientMonitorClient(deps.client_monitor).accept_list(watch_id)
+                accepted = await client_monitor.accept_list(watch_id)
             except UpstreamUnavailableError as exc:
                 raise UpstreamError(
                     f"{exc}; a 'proceed' must name the clients it accepts, so it cannot be "
@@ -56,20 +65,21 @@ async def decide_with_at_risk_list(deps: Deps, saga_id: str, decision: DecisionM
             accepted_count=accepted["count"] if accepted else 0, principal=decision.principal,
         )  # fmt: skip
         detail = {"accepted_list": accepted, "watch_id": watch_id}
-    return await act(deps, saga_id, decision, detail=detail)
+    return await act(saga_id, decision, db=db, clock=clock, alarm=alarm, detail=detail)
 
 
 async def at_risk_clients(
-    deps: Deps,
     saga_id: str,
     *,
+    db: Database,
+    client_monitor: ClientMonitorClient,
     status: str,
     fmt: str,
     watch_id: str | None,
     cursor: str | None,
     limit: int | None,
 ) -> ListStream:
-    state = await get_rotation(deps, saga_id)
+    state = await get_rotation(saga_id, db=db)
     watch = watch_id or current_watch_id(state)
     if watch is None:
         raise ConflictError(
@@ -77,18 +87,17 @@ async def at_risk_clients(
         )
     if watch not in {w.watch_id for w in state.waits}:
         raise NotFoundError(f"rotation {saga_id} has no watch {watch!r}")
-    monitor = ClientMonitorClient(deps.client_monitor)
     return await _relayed(
-        monitor.clients(watch, status=status, fmt=fmt, cursor=cursor, limit=limit)
+        client_monitor.clients(watch, status=status, fmt=fmt, cursor=cursor, limit=limit)
     )
 
 
-async def accepted_lists(deps: Deps, saga_id: str) -> list[dict[str, Any]]:
+async def accepted_lists(saga_id: str, *, db: Database) -> list[dict[str, Any]]:
     """Every list accepted in this rotation, oldest first, as its history records them."""
-    await get_rotation(deps, saga_id)
+    await get_rotation(saga_id, db=db)
     found: list[dict[str, Any]] = []
     after: int | None = 0
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         history = SagaRepository(uow.session)
         while after is not None:
             items, after = await history.history(saga_id, after=after, limit=500)
@@ -100,23 +109,23 @@ async def accepted_lists(deps: Deps, saga_id: str) -> list[dict[str, Any]]:
 
 
 async def accepted_clients(
-    deps: Deps,
     saga_id: str,
     *,
+    db: Database,
+    client_monitor: ClientMonitorClient,
     list_id: str | None,
     fmt: str,
     cursor: str | None,
     limit: int | None,
 ) -> ListStream:
     """The clients an approver accepted in this rotation (the latest list unless named)."""
-    lists = await accepted_lists(deps, saga_id)
+    lists = await accepted_lists(saga_id, db=db)
     chosen = next((a for a in reversed(lists) if list_id in (None, a["list_id"])), None)
     if chosen is None:
         what = f"no accepted list {list_id!r}" if list_id else "no accepted at-risk list"
         raise NotFoundError(f"rotation {saga_id} has {what}")
-    monitor = ClientMonitorClient(deps.client_monitor)
     return await _relayed(
-        monitor.accepted_clients(chosen["list_id"], fmt=fmt, cursor=cursor, limit=limit)
+        client_monitor.accepted_clients(chosen["list_id"], fmt=fmt, cursor=cursor, limit=limit)
     )
 
 

@@ -11,17 +11,22 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared.clock import Clock
 from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.service_layer import audit_log, inventory, retention, rotations
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import NotFoundError, UpstreamError
+from orchestrator.settings import Settings
 
 
 async def upload_bundle(
-    deps: Deps,
     *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    certificates: CertificatesClient,
     upload: rotations.CertificateUpload,
     site: str | None,
     description: str,
@@ -30,10 +35,13 @@ async def upload_bundle(
     """Pre-flight (for `site`'s names when given), seal it in the store, describe it."""
     hostnames: list[str] = []
     if site is not None:
-        async with deps.rt.uow() as uow:
+        async with db() as uow:
             hostnames = rotations.site_hostnames(await inventory.site_target(uow.session, site))
-    bundle = await rotations.preflight(deps, site or "", upload, hostnames)
-    now = deps.now()
+    bundle = await rotations.preflight(
+        site or "", upload, hostnames,
+        db=db, clock=clock, settings=settings, certificates=certificates,
+    )  # fmt: skip
+    now = clock.now()
     row = {
         "id": bundle.bundle_ref,
         "format": upload.format,
@@ -48,10 +56,10 @@ async def upload_bundle(
         "created_at": to_db(now),
         "last_used_at": None,
     }
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         await uow.session.execute(insert(uploaded_bundles).values(**row))
         await uow.commit()
-    await retention.hold_now(deps, [bundle.bundle_ref])
+    await retention.hold_now(certificates, [bundle.bundle_ref])
     return _view_of(row)
 
 
@@ -71,25 +79,24 @@ async def get_bundle(session: AsyncSession, bundle_id: str) -> dict[str, Any]:
     return _view(row)
 
 
-async def delete_bundle(deps: Deps, bundle_id: str, *, by: str) -> None:
+async def delete_bundle(
+    bundle_id: str, *, by: str, db: Database, clock: Clock, certificates: CertificatesClient
+) -> None:
     """Destroy it in the store, then forget it here. Only uploaded bundles can be named: never
     a rotation's own copy."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         if await _row(uow.session, bundle_id) is None:
             raise NotFoundError(f"no bundle {bundle_id!r}", code="unknown_bundle")
-    token = deps.settings.internal_token.get_secret_value()
     try:
-        await CertificatesClient(deps.certificates, token).purge_retained(
-            saga_ids=[], bundle_refs=[bundle_id]
-        )
+        await certificates.purge_retained(saga_ids=[], bundle_refs=[bundle_id])
     except UpstreamUnavailableError as exc:
         raise UpstreamError(f"{exc}; the bundle is kept", code="certificates_unavailable") from None
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         await uow.session.execute(
             delete(uploaded_bundles).where(uploaded_bundles.c.id == bundle_id)
         )
         await audit_log.record(
-            uow.session, actor=by, action="bundle.deleted", target=bundle_id, now=deps.now()
+            uow.session, actor=by, action="bundle.deleted", target=bundle_id, now=clock.now()
         )
         await uow.commit()
 

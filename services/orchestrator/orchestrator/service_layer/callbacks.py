@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import aliased
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.db import is_postgres
 from certrotate_shared.unit_of_work import UnitOfWork
+from certrotate_shared.vault import Vault
 from orchestrator.adapters import callback_sender
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.adapters.webhook_tables import callback_deliveries, subscriptions
@@ -28,7 +30,8 @@ from orchestrator.domain.subscriptions import (
     marks_of,
     retry_at,
 )
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +95,9 @@ def _earlier_pending() -> Any:
     )
 
 
-async def _claim(deps: Deps, now: datetime) -> Any:
+async def _claim(db: Database, settings: Settings, now: datetime) -> Any:
     """One due delivery with no earlier undelivered one of its rotation, leased to us."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         query = (
             select(callback_deliveries)
             .where(
@@ -107,7 +110,7 @@ async def _claim(deps: Deps, now: datetime) -> Any:
             .order_by(callback_deliveries.c.id)
             .limit(1)
         )
-        if is_postgres(deps.settings.database_url):
+        if is_postgres(settings.database_url):
             query = query.with_for_update(skip_locked=True, of=callback_deliveries)
         row = (await uow.session.execute(query)).first()
         if row is None:
@@ -139,30 +142,29 @@ async def _finish(uow: UnitOfWork, delivery_id: int, *, status: str, now: dateti
     )
 
 
-def _allowed(deps: Deps) -> list[Any]:
-    return [ipaddress.ip_network(n, strict=False) for n in deps.settings.callback_allowed_networks]
+def _allowed(settings: Settings) -> list[Any]:
+    return [ipaddress.ip_network(n, strict=False) for n in settings.callback_allowed_networks]
 
 
-async def deliver_one(deps: Deps) -> bool:
+async def deliver_one(*, db: Database, clock: Clock, settings: Settings, vault: Vault) -> bool:
     """Send the next due callback; False when none is due."""
-    now = deps.now()
-    claimed = await _claim(deps, now)
+    now = clock.now()
+    claimed = await _claim(db, settings, now)
     if claimed is None:
         return False
     row, sub = claimed
-    settings = deps.settings
-    secret = (await deps.vault.get(sub.vault_ref))["secret"]
+    secret = (await vault.get(sub.vault_ref))["secret"]
     result = await callback_sender.send(
         sub.url,
         secret=secret,
         event_id=row.event_id,
         body=json.dumps(row.payload, separators=(",", ":")),
-        allowed=_allowed(deps),
+        allowed=_allowed(settings),
         allow_http=settings.callback_allow_http,
         timeout=settings.callback_timeout_seconds,
         trust=callback_sender.trust_store(settings.callback_ca_file),
     )
-    now = deps.now()
+    now = clock.now()
     attempts = row.attempts + 1
     common = {
         "attempts": attempts,
@@ -171,7 +173,7 @@ async def deliver_one(deps: Deps) -> bool:
         "last_error": result.error,
         "response_prefix": result.response_prefix,
     }
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         if result.delivered:
             await _finish(uow, row.id, status="delivered", now=now, delivered_at=to_db(now),
                           **common)  # fmt: skip
@@ -194,12 +196,12 @@ async def deliver_one(deps: Deps) -> bool:
     return True
 
 
-async def run_callbacks(deps: Deps) -> None:
+async def run_callbacks(*, db: Database, clock: Clock, settings: Settings, vault: Vault) -> None:
     """The delivery loop: sends while there is something due, else looks again after a poll."""
-    poll = deps.settings.callback_poll_seconds
+    poll = settings.callback_poll_seconds
     while True:
         try:
-            sent = await deliver_one(deps)
+            sent = await deliver_one(db=db, clock=clock, settings=settings, vault=vault)
         except asyncio.CancelledError:
             raise
         except Exception:

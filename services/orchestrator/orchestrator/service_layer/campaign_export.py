@@ -9,7 +9,7 @@ from typing import Any
 from orchestrator.adapters.clients import ClientMonitorClient, UpstreamUnavailableError
 from orchestrator.domain.campaign import CampaignState
 from orchestrator.service_layer import rotations
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import NotFoundError
 
 AT_RISK_COLUMNS = [
@@ -18,20 +18,21 @@ AT_RISK_COLUMNS = [
 ]  # fmt: skip
 
 
-async def at_risk_rows(deps: Deps, state: CampaignState) -> AsyncIterator[dict[str, Any]]:
+async def at_risk_rows(
+    state: CampaignState, *, db: Database, client_monitor: ClientMonitorClient
+) -> AsyncIterator[dict[str, Any]]:
     """One row per client at risk at a site's step-3 watch (the clients a swap cuts off), in
     plan order; a site whose list cannot be read gets one row with a note instead.
 
     Each site's list is read as JSON lines while it streams from the client-monitor: no list,
     and never the campaign's whole export, is held in memory. A list that breaks off midway
     ends the export there (the response is already under way; the client sees it truncated)."""
-    monitor = ClientMonitorClient(deps.client_monitor)
     for name in [s for wave in state.waves for s in wave]:
         site = state.sites[name]
         if site.rotation_id is None:
             continue
         try:
-            rotation = await rotations.get_rotation(deps, site.rotation_id)
+            rotation = await rotations.get_rotation(site.rotation_id, db=db)
         except NotFoundError:
             continue
         wait = rotation.current_wait("await_disable_propagation")
@@ -42,7 +43,7 @@ async def at_risk_rows(deps: Deps, state: CampaignState) -> AsyncIterator[dict[s
             "swapped": any(s.status == "updated" for s in rotation.servers),
         }  # fmt: skip
         try:
-            stream = await monitor.clients(
+            stream = await client_monitor.clients(
                 wait.watch_id, status="at_risk", fmt="jsonl", cursor=None, limit=None
             )
         except UpstreamUnavailableError as exc:

@@ -18,8 +18,11 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.logs import log_context
+from certrotate_shared.vault import Vault
 from orchestrator.adapters import campaign_tables as table
+from orchestrator.adapters.clients import CertificatesClient
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain import campaign as domain
 from orchestrator.domain import campaign_actions as actions
@@ -30,13 +33,14 @@ from orchestrator.domain.saga import can_abort
 from orchestrator.domain.state import TERMINAL, MaintenanceWindow, RotationOptions, SagaState
 from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import inventory, retention, rotations
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import (
     ConflictError,
     InputRejectedError,
     NotFoundError,
     ServiceError,
 )
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +65,26 @@ class CampaignRequest:
 
 
 async def create_campaign(
-    deps: Deps,
     request: CampaignRequest,
     *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
     by: str,
     idempotency_key: str | None,
     body: dict[str, Any],
     principal: dict[str, str] | None = None,
 ) -> tuple[CampaignState, bool]:
     """Pre-flight every site's certificate, then store the campaign; (campaign, created)."""
-    fingerprint = rotations.request_fingerprint(deps.settings, body)
+    fingerprint = rotations.request_fingerprint(settings, body)
     if idempotency_key:
-        existing = await _by_key(deps, idempotency_key, body)
+        existing = await _by_key(db, settings, idempotency_key, body)
         if existing is not None:
             return existing, False
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         tagged = await inventory.sites_tagged(uow.session, campaign_plan.tags_asked(request.plan))
     try:
         waves = campaign_plan.resolve_plan(request.plan, tagged)
@@ -94,7 +103,7 @@ async def create_campaign(
     targets = {}
     site_windows = dict(request.site_windows)
     partners: dict[str, set[str]] = {}
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         for site in ordered:
             targets[site] = await inventory.site_target(uow.session, site)
             graph = await inventory.replication_graph(uow.session, site)
@@ -108,36 +117,39 @@ async def create_campaign(
     for where, window in [*site_windows.items(), *enumerate(wave_windows, 1)]:
         try:
             if window is not None:
-                check_window(window, deps.now())
+                check_window(window, clock.now())
         except InvalidWindowError as exc:
             named = f"site {where!r}" if isinstance(where, str) else f"wave {where}"
             raise InputRejectedError(f"{named}: {exc}", code="invalid_window") from None
-    bundles = await _preflight_all(deps, request, ordered, targets)
-    options = rotations.with_operator_defaults(request.options, deps.settings)
+    bundles = await _preflight_all(
+        request, ordered, targets, db=db, clock=clock, settings=settings, certificates=certificates
+    )
+    options = rotations.with_operator_defaults(request.options, settings)
     state = domain.new_campaign(
         campaign_id=str(uuid.uuid4()), name=request.name, waves=waves, farms=farms,
         bundles=bundles, max_concurrent=request.max_concurrent,
         max_failures=request.max_failures, approve_each_wave=request.approve_each_wave,
         options=options.model_dump(mode="json"), change_id=request.change_id, by=by,
-        now=deps.now(), principal=principal,
+        now=clock.now(), principal=principal,
         targets={"plan": request.plan.model_dump(mode="json", exclude_none=True),
                  "tags": tagged},
         site_windows=site_windows, wave_windows=wave_windows,
     )  # fmt: skip
     try:
-        async with deps.rt.uow() as uow:
+        async with db() as uow:
             await table.add(uow.session, state, idempotency_key, fingerprint)
             await uow.commit()
     except IntegrityError:
         if idempotency_key:
-            existing = await _by_key(deps, idempotency_key, body)
+            existing = await _by_key(db, settings, idempotency_key, body)
             if existing is not None:
                 return existing, False
         raise
     # A site's turn may come weeks later: its bundle must not expire meanwhile.
-    await retention.hold_now(deps, [b["bundle_ref"] for b in bundles.values()])
-    await tick(deps, state.campaign_id)
-    return await get_campaign(deps, state.campaign_id), True
+    await retention.hold_now(certificates, [b["bundle_ref"] for b in bundles.values()])
+    await tick(state.campaign_id, db=db, clock=clock, settings=settings, vault=vault,
+               certificates=certificates, alarm=alarm)  # fmt: skip
+    return await get_campaign(state.campaign_id, db=db), True
 
 
 # Pre-flights in flight at once: each is a round trip to the certificates service and key
@@ -146,7 +158,14 @@ PREFLIGHT_CONCURRENCY = 8
 
 
 async def _preflight_all(
-    deps: Deps, request: CampaignRequest, ordered: list[str], targets: dict[str, Any]
+    request: CampaignRequest,
+    ordered: list[str],
+    targets: dict[str, Any],
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    certificates: CertificatesClient,
 ) -> dict[str, dict[str, Any]]:
     """Every site's certificate pre-flighted for that site, a few at once; a refusal names
     the first refused site in plan order, as a serial pre-flight would have."""
@@ -162,8 +181,9 @@ async def _preflight_all(
     async def one(site: str) -> rotations.RegisteredBundle:
         async with gate:
             return await rotations.preflight(
-                deps, site, uploads[site], rotations.site_hostnames(targets[site])
-            )
+                site, uploads[site], rotations.site_hostnames(targets[site]),
+                db=db, clock=clock, settings=settings, certificates=certificates,
+            )  # fmt: skip
 
     outcomes = await asyncio.gather(*(one(site) for site in uploads), return_exceptions=True)
     bundles: dict[str, dict[str, Any]] = {}
@@ -201,33 +221,35 @@ def _wave_windows(
     return [request.wave_windows.get(n, request.window) for n in range(1, len(waves) + 1)]
 
 
-async def _by_key(deps: Deps, key: str, body: dict[str, Any]) -> CampaignState | None:
-    async with deps.rt.uow() as uow:
+async def _by_key(
+    db: Database, settings: Settings, key: str, body: dict[str, Any]
+) -> CampaignState | None:
+    async with db() as uow:
         found = await table.by_key(uow.session, key)
     if found is None:
         return None
     campaign_id, body_hash = found
-    if not rotations.same_request(deps.settings, body, body_hash):
+    if not rotations.same_request(settings, body, body_hash):
         raise ConflictError(
             f"Idempotency-Key {key!r} was used for a different request (campaign "
             f"{campaign_id}); use a new key for a new campaign",
             code="idempotency_key_reused",
         )
-    return await get_campaign(deps, campaign_id)
+    return await get_campaign(campaign_id, db=db)
 
 
-async def get_campaign(deps: Deps, campaign_id: str) -> CampaignState:
-    async with deps.rt.uow() as uow:
+async def get_campaign(campaign_id: str, *, db: Database) -> CampaignState:
+    async with db() as uow:
         loaded = await table.get(uow.session, campaign_id)
     if loaded is None:
         raise NotFoundError(f"no campaign {campaign_id!r}")
     return loaded[0]
 
 
-async def rotations_of(deps: Deps, state: CampaignState) -> dict[str, SagaState]:
+async def rotations_of(state: CampaignState, *, db: Database) -> dict[str, SagaState]:
     """site -> its rotation, for the sites whose rotation is running (what a view shows)."""
     found: dict[str, SagaState] = {}
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         repo = SagaRepository(uow.session)
         for site in state.active():
             loaded = await repo.get(site.rotation_id) if site.rotation_id else None
@@ -236,8 +258,8 @@ async def rotations_of(deps: Deps, state: CampaignState) -> dict[str, SagaState]
     return found
 
 
-async def list_campaigns(deps: Deps, limit: int) -> list[CampaignState]:
-    async with deps.rt.uow() as uow:
+async def list_campaigns(limit: int, *, db: Database) -> list[CampaignState]:
+    async with db() as uow:
         return await table.listing(uow.session, limit)
 
 
@@ -245,16 +267,21 @@ Action = Literal["pause", "resume", "cancel"]
 
 
 async def act(
-    deps: Deps,
     campaign_id: str,
     action: Action | Literal["approve"],
     *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
     by: str,
     reason: str = "",
     decision: Literal["continue", "abort"] = "continue",
 ) -> CampaignState:
     """An operator's (or approver's) action on the whole campaign; 409 when it makes no sense."""
-    now = deps.now()
+    now = clock.now()
 
     def apply(state: CampaignState) -> None:
         if action == "pause":
@@ -268,19 +295,20 @@ async def act(
         state.updated_at = now
 
     try:
-        await _update(deps, campaign_id, apply)
+        await _update(db, campaign_id, apply)
     except actions.CampaignRejectedError as exc:
         raise ConflictError(str(exc), code="action_not_possible") from None
-    await tick(deps, campaign_id)
-    return await get_campaign(deps, campaign_id)
+    await tick(campaign_id, db=db, clock=clock, settings=settings, vault=vault,
+               certificates=certificates, alarm=alarm)  # fmt: skip
+    return await get_campaign(campaign_id, db=db)
 
 
 async def _update(
-    deps: Deps, campaign_id: str, change: Callable[[CampaignState], None]
+    db: Database, campaign_id: str, change: Callable[[CampaignState], None]
 ) -> CampaignState:
     for _ in range(10):
         try:
-            async with deps.rt.uow() as uow:
+            async with db() as uow:
                 loaded = await table.get(uow.session, campaign_id)
                 if loaded is None:
                     raise NotFoundError(f"no campaign {campaign_id!r}")
@@ -297,9 +325,18 @@ async def _update(
     raise ConflictError("the campaign is changing too fast; try again", code="busy")
 
 
-async def tick(deps: Deps, campaign_id: str) -> None:
+async def tick(
+    campaign_id: str,
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
+) -> None:
     """Record ended rotations, decide, then start and cancel what the decision says."""
-    now = deps.now()
+    now = clock.now()
 
     cancels: list[domain.CampaignSite] = []
 
@@ -309,7 +346,7 @@ async def tick(deps: Deps, campaign_id: str) -> None:
         domain.progress(state, now)
         cancels[:] = actions.claim_cancels(state, found, now)
 
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         loaded = await table.get(uow.session, campaign_id)
         if loaded is None or loaded[0].terminal:
             return
@@ -318,20 +355,31 @@ async def tick(deps: Deps, campaign_id: str) -> None:
     found = {rid: rotation.status for rid, rotation in seen.items()}
     statuses = {rid: status for rid, status in found.items() if status in TERMINAL}
     try:
-        state = await _update(deps, campaign_id, decide)
+        state = await _update(db, campaign_id, decide)
     except ConflictError:
         return  # another replica is driving it right now; the next tick catches up
     for site in [s for s in state.sites.values() if s.status == "starting"]:
-        await _start(deps, state, site)
+        await _start(state, site, db=db, clock=clock, settings=settings, vault=vault,
+                     certificates=certificates, alarm=alarm)  # fmt: skip
     for site in cancels:
-        await _cancel(deps, state, site)
+        await _cancel(state, site, db=db, clock=clock, alarm=alarm)
 
 
 def rotation_key(campaign_id: str, site: str) -> str:
     return f"campaign:{campaign_id}:{hashlib.sha256(site.encode()).hexdigest()[:32]}"
 
 
-async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) -> None:
+async def _start(
+    state: CampaignState,
+    site: domain.CampaignSite,
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
+) -> None:
     bundle = site.bundle
     registered = rotations.RegisteredBundle(
         bundle_ref=bundle["bundle_ref"], fingerprint_sha256=bundle["fingerprint_sha256"],
@@ -339,10 +387,11 @@ async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) ->
         not_after=datetime.fromisoformat(bundle["not_after"]) if bundle.get("not_after") else None,
         certificate_pem=bundle.get("certificate_pem", ""),
     )  # fmt: skip
-    now = deps.now()
+    now = clock.now()
     try:
         rotation, _ = await rotations.create_rotation(
-            deps, site=site.site, upload=None, bundle=registered,
+            db=db, clock=clock, settings=settings, vault=vault, certificates=certificates,
+            alarm=alarm, site=site.site, upload=None, bundle=registered,
             options=RotationOptions.model_validate(domain.rotation_options(state, site.site)),
             change_id=state.change_id,
             requested_by=f"{state.created_by} (campaign {state.name})", principal=state.principal,
@@ -356,24 +405,31 @@ async def _start(deps: Deps, state: CampaignState, site: domain.CampaignSite) ->
             return  # stays "starting"; the campaign's view shows it and the loop asks again
         note = f"waiting: {exc.detail}"
         await _update(
-            deps, state.campaign_id, lambda s: domain.start_deferred(s, site.site, note, now)
+            db, state.campaign_id, lambda s: domain.start_deferred(s, site.site, note, now)
         )
         return
     except (InputRejectedError, NotFoundError) as exc:
         note = f"rotation refused: {exc.detail}"
         await _update(
-            deps, state.campaign_id, lambda s: domain.start_refused(s, site.site, note, now)
+            db, state.campaign_id, lambda s: domain.start_refused(s, site.site, note, now)
         )
         return
     except (ServiceError, IntegrityError):
         log.warning("campaign %s: starting site %s failed; retrying", state.campaign_id, site.site)
         return  # stays "starting": the next tick asks again with the same Idempotency-Key
     await _update(
-        deps, state.campaign_id, lambda s: domain.started(s, site.site, rotation.saga_id, now)
+        db, state.campaign_id, lambda s: domain.started(s, site.site, rotation.saga_id, now)
     )
 
 
-async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -> None:
+async def _cancel(
+    state: CampaignState,
+    site: domain.CampaignSite,
+    *,
+    db: Database,
+    clock: Clock,
+    alarm: TimerAlarm,
+) -> None:
     assert site.rotation_id is not None
     # The rotation's history names who stopped the campaign and why, not its creator.
     stopped = [e for e in state.events if e["type"] in ("CampaignCancelled", "CampaignAborted")]
@@ -382,16 +438,16 @@ async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -
     reason = f"campaign {state.name} cancelled: {why}"
     try:
         await rotations.act(
-            deps,
             site.rotation_id,
             CancelRequested(by=last.get("by", state.created_by), reason=reason),
-        )
+            db=db, clock=clock, alarm=alarm,
+        )  # fmt: skip
     except ConflictError:
-        rotation = await rotations.get_rotation(deps, site.rotation_id)
+        rotation = await rotations.get_rotation(site.rotation_id, db=db)
         if not rotation.terminal and rotation.phase == "forward" and not can_abort(rotation):
-            now = deps.now()
+            now = clock.now()
             await _update(
-                deps, state.campaign_id, lambda s: actions.cancel_refused(s, site.site, now)
+                db, state.campaign_id, lambda s: actions.cancel_refused(s, site.site, now)
             )
         # Otherwise it ended or is compensating already: nothing more to ask.
     except ServiceError:
@@ -400,29 +456,38 @@ async def _cancel(deps: Deps, state: CampaignState, site: domain.CampaignSite) -
         def retry(s: CampaignState) -> None:
             s.sites[site.site].cancel_sent = False
 
-        await _update(deps, state.campaign_id, retry)
+        await _update(db, state.campaign_id, retry)
 
 
-async def _tick_logged(deps: Deps, campaign_id: str) -> None:
+async def _tick_logged(campaign_id: str, **dependencies: Any) -> None:
     # One campaign that fails to advance must not hold up the others.
     try:
         with log_context(campaign_id=campaign_id):
-            await tick(deps, campaign_id)
+            await tick(campaign_id, **dependencies)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("campaign %s: could not advance; retrying", campaign_id)
 
 
-async def run_campaigns(deps: Deps) -> None:
+async def run_campaigns(
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
+) -> None:
     """Drive every unfinished campaign; a poll loop, so a restart simply carries on."""
-    poll = deps.settings.timer_poll_seconds
+    poll = settings.timer_poll_seconds
     while True:
         try:
-            async with deps.rt.uow() as uow:
+            async with db() as uow:
                 ids = await table.unfinished(uow.session)
             for campaign_id in ids:
-                await _tick_logged(deps, campaign_id)
+                await _tick_logged(campaign_id, db=db, clock=clock, settings=settings,
+                                   vault=vault, certificates=certificates, alarm=alarm)  # fmt: skip
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,4 +1,6 @@
-"""What handlers, loops and routes share: the runtime, clients and the vault."""
+"""The orchestrator's dependencies, each under the name a handler, loop or service function
+gives the parameter that takes it (`clock`, `db`, `vault`...): bootstrap builds them once and
+binds them by name (certrotate_shared.wiring); routes reach them through FastAPI."""
 
 from __future__ import annotations
 
@@ -7,29 +9,51 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from certrotate_shared.clock import Clock
+from certrotate_shared.unit_of_work import UnitOfWork
 from certrotate_shared.vault import Vault
+from orchestrator.adapters.clients import CertificatesClient, ClientMonitorClient
 from orchestrator.service_layer.auth_failures import FailedAuthentications
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
 
+# A new unit of work on the orchestrator's database: `async with db() as uow`.
+Database = Callable[[], UnitOfWork]
+
+
+class TimerAlarm:
+    """Wakes the timer loop when a transition schedules a timer due before the loop would
+    wake (or, `ring`, whenever a saga may have new timers)."""
+
+    def __init__(self) -> None:
+        self.rung = asyncio.Event()
+        # The due time the timer loop sleeps until (None: it sleeps a whole poll, or is starting).
+        self.wake_at: datetime | None = None
+
+    def scheduled(self, due: Iterable[datetime]) -> None:
+        wake_at = self.wake_at
+        if wake_at is None or any(d < wake_at for d in due):
+            self.rung.set()
+
+    def ring(self) -> None:
+        self.rung.set()
+
 
 @dataclass
 class Deps:
     settings: Settings
-    certificates: httpx.AsyncClient
-    client_monitor: httpx.AsyncClient
+    clock: Clock
+    db: Database
     vault: Vault
+    certificates: CertificatesClient
+    client_monitor: ClientMonitorClient
+    alarm: TimerAlarm = field(default_factory=TimerAlarm)
+    # Set once the runtime exists (it is built last: it takes the bound handlers).
     runtime: ServiceRuntime | None = None
-    # Set when a transition schedules a timer, so the timer loop re-reads the next due time.
-    timers_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    # The due time the timer loop sleeps until (None: it sleeps a whole poll, or is starting).
-    timer_wake_at: datetime | None = None
     # Failed bearer tokens per client address, counted in real (monotonic) seconds: guessing
     # is a real-world attack even under a rehearsal's accelerated clock.
     failed_logins: FailedAuthentications | None = None
@@ -47,11 +71,14 @@ class Deps:
         assert self.runtime is not None, "the orchestrator runtime is not built yet"
         return self.runtime
 
-    def timers_scheduled(self, due: Iterable[datetime]) -> None:
-        """Wake the timer loop if a saga now has a timer due before the loop would wake."""
-        wake_at = self.timer_wake_at
-        if wake_at is None or any(d < wake_at for d in due):
-            self.timers_changed.set()
-
-    def now(self) -> datetime:
-        return self.rt.clock.now()
+    def named(self) -> dict[str, Any]:
+        """What handlers and loops may ask for, by parameter name."""
+        return {
+            "settings": self.settings,
+            "clock": self.clock,
+            "db": self.db,
+            "vault": self.vault,
+            "certificates": self.certificates,
+            "client_monitor": self.client_monitor,
+            "alarm": self.alarm,
+        }

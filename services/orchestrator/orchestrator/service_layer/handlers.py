@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.messages.certificates import (
@@ -43,37 +44,40 @@ from certrotate_shared.messages.retention import RotationRecordsPurged
 from orchestrator.domain.history import EventReceived
 from orchestrator.domain.inputs import EventArrived
 from orchestrator.service_layer import dead_letters, tasks
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import TimerAlarm
 from orchestrator.service_layer.transitions import advance, record_history
 
 
-async def advance_saga(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+async def advance_saga(
+    message: Event, ctx: Context, *, clock: Clock, alarm: TimerAlarm
+) -> Event | None:
     """A worker's event: the saga decides its next step."""
-    assert isinstance(message, Event)
     envelope = ctx.envelope
     arrived = EventArrived(message, str(envelope.message_id), envelope.causation_id)
-    decision = await advance(ctx.uow, envelope.saga_id, arrived, deps.now(), cause=envelope)
+    decision = await advance(ctx.uow, envelope.saga_id, arrived, clock.now(), cause=envelope)
     if decision is not None and not decision.ignored:
         tasks.close_tasks_answered_by(ctx.uow, envelope.causation_id)
         if decision.state.timers:
-            deps.timers_scheduled(decision.state.timers.values())
+            alarm.scheduled(decision.state.timers.values())
     return None
 
 
-async def surface_dead_letter(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+async def surface_dead_letter(
+    message: MessageDeadLettered, ctx: Context, *, clock: Clock, alarm: TimerAlarm
+) -> Event | None:
     """A consumer parked a message: keep it for the operator and tell its rotation."""
-    assert isinstance(message, MessageDeadLettered)
     await dead_letters.record_dead_letter(
-        ctx.uow.session, message, saga_id=ctx.envelope.saga_id, now=deps.now()
+        ctx.uow.session, message, saga_id=ctx.envelope.saga_id, now=clock.now()
     )
-    return await advance_saga(message, ctx, deps=deps)
+    return await advance_saga(message, ctx, clock=clock, alarm=alarm)
 
 
-async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+async def record_operator_task(
+    message: OperatorTaskRequested, ctx: Context, *, clock: Clock
+) -> Event | None:
     """A worker needs a person: show the task in the API until the worker's answer comes."""
-    assert isinstance(message, OperatorTaskRequested)
     envelope = ctx.envelope
-    now = deps.now()
+    now = clock.now()
     await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     await tasks.record_task(
         ctx.uow.session, message, saga_id=envelope.saga_id, causation_id=envelope.causation_id,
@@ -83,22 +87,22 @@ async def record_operator_task(message: Message, ctx: Context, *, deps: Deps) ->
     return None
 
 
-async def reopen_operator_task(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+async def reopen_operator_task(
+    message: OperatorTaskVerificationFailed, ctx: Context, *, clock: Clock
+) -> Event | None:
     """The worker could not verify what the operator confirmed: the task is open again."""
-    assert isinstance(message, OperatorTaskVerificationFailed)
     await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     await tasks.reopen_task(ctx.uow.session, message.task_id, message.reason)
-    _history(ctx, deps.now(), message)
+    _history(ctx, clock.now(), message)
     return None
 
 
-async def record_retention_outcome(message: Message, ctx: Context, *, deps: Deps) -> Event | None:
+async def record_retention_outcome(message: Event, ctx: Context, *, clock: Clock) -> Event | None:
     """After an ended rotation's retention, what a worker deleted of it (or could not) goes
     into its history: the record an auditor reads says where each piece went, and when."""
-    assert isinstance(message, Event)
     await ctx.uow.flush_deferred()  # tasks closed earlier in this batch stay closed first
     tasks.close_tasks_answered_by(ctx.uow, ctx.envelope.causation_id)  # a manual deletion
-    _history(ctx, deps.now(), message)
+    _history(ctx, clock.now(), message)
     return None
 
 
@@ -118,9 +122,9 @@ def _history(ctx: Context, now: datetime, message: Event) -> None:
     )
 
 
-DepsHandler = Callable[..., Awaitable[Event | None]]
-
-HANDLERS: dict[type[Message], DepsHandler] = {
+# What the orchestrator reacts to (each handler's keyword-only parameters are injected by name
+# in bootstrap).
+HANDLERS: dict[type[Message], Callable[..., Awaitable[Event | None]]] = {
     SiteInspected: advance_saga,
     SiteInspectionFailed: advance_saga,
     ReplicationBroken: advance_saga,

@@ -13,11 +13,13 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from certrotate_shared.clock import Clock
+from certrotate_shared.vault import Vault
 from orchestrator.adapters.repository import to_db
 from orchestrator.adapters.webhook_tables import subscriptions, webhook_deliveries
 from orchestrator.domain.inputs import ApprovalGiven
 from orchestrator.service_layer import rotations
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import ConflictError, NotFoundError, ServiceError
 from orchestrator.service_layer.webhooks import (
     Answer,
@@ -47,15 +49,16 @@ def _source(subscription_id: str) -> str:
 
 
 async def verify_reply(
-    deps: Deps,
     subscription_id: str,
     body: bytes,
     headers: Mapping[str, str],
     *,
+    db: Database,
+    vault: Vault,
     wall_clock: Callable[[], datetime] = wall_clock_now,
 ) -> tuple[str, Any]:
     """(webhook-id, subscription) of a reply signed with the subscription's secret."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         sub = (
             await uow.session.execute(
                 select(subscriptions).where(subscriptions.c.id == subscription_id)
@@ -63,17 +66,26 @@ async def verify_reply(
         ).first()
     if sub is None:
         raise NotFoundError(f"no subscription {subscription_id!r}", code="unknown_subscription")
-    secret = (await deps.vault.get(sub.vault_ref))["secret"]
+    secret = (await vault.get(sub.vault_ref))["secret"]
     webhook_id = check_signature(
         body, headers, [secret], wall_clock(), whose=f"subscription {subscription_id}"
     )
     return webhook_id, sub
 
 
-async def answer_reply(deps: Deps, sub: Any, webhook_id: str, body: bytes, reply: Reply) -> Answer:
+async def answer_reply(
+    sub: Any,
+    webhook_id: str,
+    body: bytes,
+    reply: Reply,
+    *,
+    db: Database,
+    clock: Clock,
+    alarm: TimerAlarm,
+) -> Answer:
     """Apply an approval reply once; the same webhook-id gets the same answer again."""
     source = _source(sub.id)
-    again = await replayed(deps, source, webhook_id, body)
+    again = await replayed(source, webhook_id, body, db=db)
     if again is not None:
         return again
     if not sub.may_approve:
@@ -82,7 +94,7 @@ async def answer_reply(deps: Deps, sub: Any, webhook_id: str, body: bytes, reply
             "may_approve when subscribing",
             code="replies_not_allowed",
         )
-    state = await rotations.get_rotation(deps, reply.rotation_id)
+    state = await rotations.get_rotation(reply.rotation_id, db=db)
     if (sub.site and sub.site != state.site) or (
         sub.change_id and sub.change_id != state.change_id
     ):
@@ -98,17 +110,17 @@ async def answer_reply(deps: Deps, sub: Any, webhook_id: str, body: bytes, reply
         )
     action = ApprovalGiven(by=reply.approver, note=reply.note)
     detail = {"change_id": reply.change_id, "via": f"signed reply to subscription {sub.id}"}
-    await rotations.act(deps, reply.rotation_id, action, detail=detail)
+    await rotations.act(reply.rotation_id, action, db=db, clock=clock, alarm=alarm, detail=detail)
     answer = Answer(
         200,
         {"outcome": "approved", "rotation_id": reply.rotation_id, "approver": reply.approver,
          "change_id": reply.change_id},
     )  # fmt: skip
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         await uow.session.execute(
             insert(webhook_deliveries).values(
                 source=source, webhook_id=webhook_id, body_sha256=body_digest(body),
-                received_at=to_db(deps.now()), status_code=answer.status, answer=answer.body,
+                received_at=to_db(clock.now()), status_code=answer.status, answer=answer.body,
                 rotation_id=reply.rotation_id,
             )
         )  # fmt: skip

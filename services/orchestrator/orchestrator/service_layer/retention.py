@@ -27,6 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from orchestrator.adapters import periodic_jobs
 from orchestrator.adapters.bundle_tables import retention_purges, uploaded_bundles
@@ -36,7 +37,8 @@ from orchestrator.adapters.orm import sagas
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.domain import campaign as campaign_domain
 from orchestrator.domain.state import TERMINAL
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,11 @@ WORKERS: tuple[Literal["replication", "client-monitor"], ...] = ("replication", 
 POLL_SECONDS = 30.0
 
 
-def _certificates(deps: Deps) -> CertificatesClient:
-    return CertificatesClient(deps.certificates, deps.settings.internal_token.get_secret_value())
-
-
-async def hold_now(deps: Deps, bundle_refs: list[str]) -> None:
+async def hold_now(certificates: CertificatesClient, bundle_refs: list[str]) -> None:
     """Hold new bundles at once; if the store cannot be reached, the next run holds them (far
     inside the store's TTL)."""
     try:
-        await _certificates(deps).hold_bundles(bundle_refs)
+        await certificates.hold_bundles(bundle_refs)
     except UpstreamUnavailableError as exc:
         log.warning("bundles not held yet (the retention job will): %s", exc)
 
@@ -88,22 +86,25 @@ def _campaign_refs(state: dict[str, Any]) -> set[str]:
     }
 
 
-async def sweep(deps: Deps) -> dict[str, int]:
+async def sweep(
+    *, db: Database, clock: Clock, settings: Settings, certificates: CertificatesClient
+) -> dict[str, int]:
     """One run: hold what is live, purge what is past its retention. Safe to repeat."""
-    now = deps.now()
-    certificates = _certificates(deps)
-    async with deps.rt.uow() as uow:
+    now = clock.now()
+    async with db() as uow:
         live = await live_bundle_refs(uow.session)
         uploaded = set((await uow.session.execute(select(uploaded_bundles.c.id))).scalars())
     held = sorted(live | uploaded)
     for start in range(0, len(held), 10_000):
         await certificates.hold_bundles(held[start : start + 10_000])
-    cutoff = to_db(now - timedelta(days=deps.settings.retention_days))
+    cutoff = to_db(now - timedelta(days=settings.retention_days))
     counts = {
         "held": len(held),
-        "rotations": await _purge_rotations(deps, certificates, cutoff, now),
-        "campaigns": await _purge_campaigns(deps, certificates, cutoff, live, now),
-        "uploaded_bundles": await _purge_uploaded(deps, certificates, now),
+        "rotations": await _purge_rotations(db, certificates, cutoff, now),
+        "campaigns": await _purge_campaigns(db, certificates, cutoff, live, now),
+        "uploaded_bundles": await _purge_uploaded(
+            db, certificates, to_db(now - timedelta(days=settings.uploaded_bundle_days))
+        ),
     }
     if any(counts[k] for k in ("rotations", "campaigns", "uploaded_bundles")):
         log.info("retention: %s", counts)
@@ -115,11 +116,11 @@ def _not_purged(owner: Any) -> Any:
 
 
 async def _purge_rotations(
-    deps: Deps, certificates: CertificatesClient, cutoff: datetime, now: datetime
+    db: Database, certificates: CertificatesClient, cutoff: datetime, now: datetime
 ) -> int:
     done = 0
     while True:
-        async with deps.rt.uow() as uow:
+        async with db() as uow:
             rows = (
                 await uow.session.execute(
                     select(sagas.c.saga_id, sagas.c.state, sagas.c.updated_at)
@@ -140,7 +141,7 @@ async def _purge_rotations(
         keep = {saga: kept for saga, state in states.items() if (kept := _backups_kept(state))}
         await certificates.purge_retained(saga_ids=ids, bundle_refs=refs, keep_backups=keep)
         ended = {r.saga_id: from_db(r.updated_at) for r in rows}
-        await _mark(deps, ids, "rotation", now, ended=ended)
+        await _mark(db, ids, "rotation", now, ended=ended)
         done += len(ids)
 
 
@@ -153,11 +154,11 @@ def _backups_kept(state: dict[str, Any]) -> list[str]:
 
 
 async def _purge_campaigns(
-    deps: Deps, certificates: CertificatesClient, cutoff: datetime, live: set[str], now: datetime
+    db: Database, certificates: CertificatesClient, cutoff: datetime, live: set[str], now: datetime
 ) -> int:
     done = 0
     while True:
-        async with deps.rt.uow() as uow:
+        async with db() as uow:
             rows = (
                 await uow.session.execute(
                     select(campaigns.c.campaign_id, campaigns.c.state)
@@ -174,14 +175,13 @@ async def _purge_campaigns(
         # Sites never started keep an unused bundle; one a live rotation still uses stays.
         refs = sorted(set().union(*(_campaign_refs(_state(r.state)) for r in rows)) - live)
         await certificates.purge_retained(saga_ids=[], bundle_refs=refs)
-        await _mark(deps, [r.campaign_id for r in rows], "campaign", now)
+        await _mark(db, [r.campaign_id for r in rows], "campaign", now)
         done += len(rows)
 
 
-async def _purge_uploaded(deps: Deps, certificates: CertificatesClient, now: datetime) -> int:
-    cutoff = to_db(now - timedelta(days=deps.settings.uploaded_bundle_days))
+async def _purge_uploaded(db: Database, certificates: CertificatesClient, cutoff: datetime) -> int:
     last = func.coalesce(uploaded_bundles.c.last_used_at, uploaded_bundles.c.created_at)
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         ids = list(
             (
                 await uow.session.execute(select(uploaded_bundles.c.id).where(last < cutoff))
@@ -189,7 +189,7 @@ async def _purge_uploaded(deps: Deps, certificates: CertificatesClient, now: dat
         )
     if ids:
         await certificates.purge_retained(saga_ids=[], bundle_refs=ids)
-        async with deps.rt.uow() as uow:
+        async with db() as uow:
             await uow.session.execute(
                 delete(uploaded_bundles).where(uploaded_bundles.c.id.in_(ids))
             )
@@ -198,7 +198,7 @@ async def _purge_uploaded(deps: Deps, certificates: CertificatesClient, now: dat
 
 
 async def _mark(
-    deps: Deps,
+    db: Database,
     owners: list[str],
     kind: str,
     now: datetime,
@@ -207,7 +207,7 @@ async def _mark(
 ) -> None:
     """Mark the owners purged; for rotations, tell the workers in the same transaction (the
     outbox), so a crash can neither lose their purge nor send it for an unmarked rotation."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         await uow.session.execute(
             insert(retention_purges),
             [{"owner_id": o, "kind": kind, "purged_at": to_db(now)} for o in owners],
@@ -225,11 +225,13 @@ async def _mark(
         await uow.commit()
 
 
-async def run_due(deps: Deps) -> dict[str, int] | None:
+async def run_due(
+    *, db: Database, clock: Clock, settings: Settings, certificates: CertificatesClient
+) -> dict[str, int] | None:
     """Run the job if it is due and no other replica holds it; None when it did not run."""
-    interval = timedelta(seconds=deps.settings.retention_interval_seconds)
-    now = deps.now()
-    async with deps.rt.uow() as uow:
+    interval = timedelta(seconds=settings.retention_interval_seconds)
+    now = clock.now()
+    async with db() as uow:
         claimed = await periodic_jobs.claim(uow.session, JOB, now, lease=interval)
         await uow.commit()
     if not claimed:
@@ -237,23 +239,26 @@ async def run_due(deps: Deps) -> dict[str, int] | None:
     error: str | None = None
     counts: dict[str, int] | None = None
     try:
-        counts = await sweep(deps)
+        counts = await sweep(db=db, clock=clock, settings=settings, certificates=certificates)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("retention job failed; it runs again at its next interval: %s", error)
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
+        finished = clock.now()
         await periodic_jobs.finish(
-            uow.session, JOB, now=deps.now(), next_due=deps.now() + interval, error=error
+            uow.session, JOB, now=finished, next_due=finished + interval, error=error
         )
         await uow.commit()
     return counts
 
 
-async def run_retention(deps: Deps) -> None:
+async def run_retention(
+    *, db: Database, clock: Clock, settings: Settings, certificates: CertificatesClient
+) -> None:
     """Background loop: the job's schedule is in the database, so a restart keeps it."""
     while True:
         try:
-            await run_due(deps)
+            await run_due(db=db, clock=clock, settings=settings, certificates=certificates)
         except asyncio.CancelledError:
             raise
         except Exception:

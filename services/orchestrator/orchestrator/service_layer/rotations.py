@@ -13,8 +13,10 @@ from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from certrotate_shared import secretbox
+from certrotate_shared.clock import Clock
 from certrotate_shared.settings import ServiceSettings
 from certrotate_shared.unit_of_work import UnitOfWork
+from certrotate_shared.vault import Vault
 from orchestrator.adapters import site_locks
 from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.clients import (
@@ -37,7 +39,7 @@ from orchestrator.domain.state import (
 )
 from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import inventory, retention, site_targets
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import (
     ConflictError,
     ForbiddenError,
@@ -154,9 +156,9 @@ def authorize_options(
     return options
 
 
-async def refuse_self_approval(deps: Deps, saga_id: str, approver_token_id: str) -> None:
+async def refuse_self_approval(saga_id: str, approver_token_id: str, *, db: Database) -> None:
     """Four eyes: the token that requested a rotation cannot approve it."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         detail = (
             await uow.session.execute(
                 select(saga_history.c.detail).where(
@@ -191,8 +193,13 @@ def in_clock_time(options: RotationOptions, speed: float) -> RotationOptions:
 
 
 async def create_rotation(
-    deps: Deps,
     *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
     site: str,
     upload: Certificate | None,
     options: RotationOptions,
@@ -209,18 +216,17 @@ async def create_rotation(
 
     `admit` (webhook triggers) may answer with an existing rotation or hold the new one.
     `bundle`: already pre-flighted for this site (a campaign did it when it was created)."""
-    runtime = deps.rt
-    fingerprint = request_fingerprint(deps.settings, body)
+    fingerprint = request_fingerprint(settings, body)
     if idempotency_key:
-        existing = await _by_idempotency_key(deps, idempotency_key, body)
+        existing = await _by_idempotency_key(db, settings, idempotency_key, body)
         if existing is not None:
             return existing, False
     if options.maintenance_window is not None:
         try:
-            check_window(options.maintenance_window, deps.now())
+            check_window(options.maintenance_window, clock.now())
         except InvalidWindowError as exc:
             raise InputRejectedError(str(exc), code="invalid_window") from None
-    async with runtime.uow() as uow:
+    async with db() as uow:
         target = await inventory.site_target(uow.session, site)
         farm = await inventory.replication_farm(uow.session, site)
         # Refuse early (before the upload goes anywhere); the lock rows below decide races.
@@ -228,15 +234,18 @@ async def create_rotation(
             _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
     if bundle is None:
         assert upload is not None, "a rotation needs an upload or a pre-flighted bundle"
-        bundle = await preflight(deps, site, upload, site_hostnames(target))
+        bundle = await preflight(
+            site, upload, site_hostnames(target),
+            db=db, clock=clock, settings=settings, certificates=certificates,
+        )  # fmt: skip
     # TLS to SEPM must keep working once the servers present the new certificate.
     trusted = [*target.trusted_certificates_pem]
     if bundle.certificate_pem and bundle.certificate_pem not in trusted:
         trusted.append(bundle.certificate_pem)
     target = target.model_copy(update={"trusted_certificates_pem": trusted})
     saga_id = str(uuid.uuid4())
-    now = deps.now()
-    options = in_clock_time(options, float(getattr(runtime.clock, "speed", 1.0)))
+    now = clock.now()
+    options = in_clock_time(options, float(getattr(clock, "speed", 1.0)))
     certificate = CertificateInfo(
         bundle_ref=bundle.bundle_ref,
         fingerprint_sha256=bundle.fingerprint_sha256,
@@ -245,7 +254,7 @@ async def create_rotation(
         sans=bundle.sans,
     )
     try:
-        async with runtime.uow() as uow:
+        async with db() as uow:
             admission = await admit(uow, saga_id, certificate) if admit else Admission()
             if admission.existing is not None:
                 await uow.commit()
@@ -253,7 +262,7 @@ async def create_rotation(
             # Workers act on the published target only: it must trust the new certificate
             # before the first command of this rotation can reach them.
             revision = await site_targets.publish_target(
-                uow.session, deps.vault, site, also_trusted=trusted
+                uow.session, vault, site, also_trusted=trusted
             )
             decision = start_saga(
                 saga_id=saga_id,
@@ -294,35 +303,39 @@ async def create_rotation(
         # The same key raced us to it: answer like a replay. Or another rotation took the
         # site or a partner first (SQLite may report that as a lock conflict).
         if idempotency_key:
-            existing = await _by_idempotency_key(deps, idempotency_key, body)
+            existing = await _by_idempotency_key(db, settings, idempotency_key, body)
             if existing is not None:
                 return existing, False
-        async with runtime.uow() as uow:
+        async with db() as uow:
             _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
         raise
-    deps.timers_changed.set()
+    alarm.ring()
     # However long it waits before the swap, its certificate must still be there.
-    await retention.hold_now(deps, [certificate.bundle_ref])
+    await retention.hold_now(certificates, [certificate.bundle_ref])
     return decision.state, True
 
 
 async def preflight(
-    deps: Deps, site: str, upload: Certificate, hostnames: list[str]
+    site: str,
+    upload: Certificate,
+    hostnames: list[str],
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    certificates: CertificatesClient,
 ) -> RegisteredBundle:
     """The certificates service validates the upload for these names and keeps it; a bundle
     uploaded before is validated again (for this site, today) and copied for this use."""
-    certificates = CertificatesClient(
-        deps.certificates, deps.settings.internal_token.get_secret_value()
-    )
     try:
         if isinstance(upload, BundleReference):
-            await _require_uploaded(deps, upload.bundle_id)
+            await _require_uploaded(db, clock, upload.bundle_id)
             return await certificates.use_bundle(
                 upload.bundle_id,
                 {
                     "site": site,
                     "hostnames": hostnames,
-                    "min_validity_days": deps.settings.min_validity_days,
+                    "min_validity_days": settings.min_validity_days,
                 },
             )
         return await certificates.register_bundle(
@@ -333,7 +346,7 @@ async def preflight(
                 "password": upload.password,
                 "key_b64": upload.key_b64,
                 "hostnames": hostnames,
-                "min_validity_days": deps.settings.min_validity_days,
+                "min_validity_days": settings.min_validity_days,
             }
         )
     except BundleRejectedError as exc:
@@ -344,16 +357,16 @@ async def preflight(
         raise UpstreamError(str(exc), code="certificates_unavailable") from None
 
 
-async def _require_uploaded(deps: Deps, bundle_id: str) -> None:
+async def _require_uploaded(db: Database, clock: Clock, bundle_id: str) -> None:
     # Only bundles uploaded through the API may be named: never another rotation's own copy.
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         # An UPDATE answers a CursorResult (it has rowcount); execute() is typed as Result.
         used = cast(
             CursorResult[Any],
             await uow.session.execute(
                 update(uploaded_bundles)
                 .where(uploaded_bundles.c.id == bundle_id)
-                .values(last_used_at=to_db(deps.now()))
+                .values(last_used_at=to_db(clock.now()))
             ),
         )
         await uow.commit()
@@ -393,14 +406,16 @@ def _refuse_if_busy(site: str, farm: set[str], held: dict[str, str]) -> None:
     )
 
 
-async def _by_idempotency_key(deps: Deps, key: str, body: dict[str, Any]) -> SagaState | None:
-    async with deps.rt.uow() as uow:
+async def _by_idempotency_key(
+    db: Database, settings: Settings, key: str, body: dict[str, Any]
+) -> SagaState | None:
+    async with db() as uow:
         row = (
             await uow.session.execute(select(idempotency_keys).where(idempotency_keys.c.key == key))
         ).first()
         if row is None:
             return None
-        if not same_request(deps.settings, body, row.body_hash):
+        if not same_request(settings, body, row.body_hash):
             raise ConflictError(
                 f"Idempotency-Key {key!r} was used for a different request (rotation "
                 f"{row.saga_id}); use a new key for a new rotation",
@@ -410,8 +425,8 @@ async def _by_idempotency_key(deps: Deps, key: str, body: dict[str, Any]) -> Sag
     return loaded[0] if loaded else None
 
 
-async def get_rotation(deps: Deps, saga_id: str) -> SagaState:
-    async with deps.rt.uow() as uow:
+async def get_rotation(saga_id: str, *, db: Database) -> SagaState:
+    async with db() as uow:
         loaded = await SagaRepository(uow.session).get(saga_id)
     if loaded is None:
         raise NotFoundError(f"no rotation {saga_id!r}")
@@ -419,17 +434,23 @@ async def get_rotation(deps: Deps, saga_id: str) -> SagaState:
 
 
 async def act(
-    deps: Deps, saga_id: str, action: OperatorAction, *, detail: dict[str, Any] | None = None
+    saga_id: str,
+    action: OperatorAction,
+    *,
+    db: Database,
+    clock: Clock,
+    alarm: TimerAlarm,
+    detail: dict[str, Any] | None = None,
 ) -> SagaState:
     """Apply an operator action; 409 when it makes no sense in the rotation's state."""
     for _ in range(5):
         try:
-            async with deps.rt.uow() as uow:
-                decision = await advance(uow, saga_id, action, deps.now(), detail=detail)
+            async with db() as uow:
+                decision = await advance(uow, saga_id, action, clock.now(), detail=detail)
                 if decision is None:
                     raise NotFoundError(f"no rotation {saga_id!r}")
                 await uow.commit()
-            deps.timers_changed.set()
+            alarm.ring()
             return decision.state
         except ActionRejectedError as exc:
             raise ConflictError(str(exc), code="action_not_possible") from None
@@ -439,15 +460,15 @@ async def act(
 
 
 async def list_rotations(
-    deps: Deps,
     *,
+    db: Database,
     status: str | None,
     site: str | None,
     cursor: str | None,
     limit: int,
     change_id: str | None = None,
 ) -> tuple[list[SagaState], str | None]:
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         try:
             return await SagaRepository(uow.session).page(
                 status=status, site=site, cursor=cursor, limit=limit, change_id=change_id

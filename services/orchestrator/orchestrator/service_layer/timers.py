@@ -10,30 +10,28 @@ from typing import cast
 
 from sqlalchemy import delete
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.db import is_postgres
 from certrotate_shared.logs import log_context
 from orchestrator.adapters.orm import timers
 from orchestrator.adapters.repository import ConcurrentUpdateError, SagaRepository
 from orchestrator.domain.inputs import TimerFired, TimerKind
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.transitions import advance
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def fire_due_timers(deps: Deps) -> int:
-    """Fire every timer due now; returns how many sagas were woken."""
-    return (await _fire_due_timers(deps))[0]
-
-
-async def _fire_due_timers(deps: Deps) -> tuple[int, datetime | None]:
+async def _fire_due_timers(
+    db: Database, clock: Clock, settings: Settings
+) -> tuple[int, datetime | None]:
     """(sagas woken, the next due time after them), the latter read in the last transaction."""
-    runtime = deps.rt
-    postgres = is_postgres(runtime.settings.database_url)
+    postgres = is_postgres(settings.database_url)
     fired = 0
     while True:
-        now = deps.now()
-        async with runtime.uow() as uow:
+        now = clock.now()
+        async with db() as uow:
             repo = SagaRepository(uow.session)
             saga_id = await repo.claim_due_timer(now, postgres=postgres)
             if saga_id is None:
@@ -61,14 +59,13 @@ def _due_timers(pending: dict[str, datetime], now: datetime) -> list[tuple[str, 
     return sorted(((k, d) for k, d in pending.items() if d <= now), key=lambda kd: kd[1])
 
 
-async def run_timers(deps: Deps) -> None:
+async def run_timers(*, db: Database, clock: Clock, settings: Settings, alarm: TimerAlarm) -> None:
     """Wake at the next due time (in the clock's time, maybe accelerated) or within a poll."""
-    runtime = deps.rt
-    speed = float(getattr(runtime.clock, "speed", 1.0))
-    poll = deps.settings.timer_poll_seconds
+    speed = float(getattr(clock, "speed", 1.0))
+    poll = settings.timer_poll_seconds
     while True:
         try:
-            _, next_due = await _fire_due_timers(deps)
+            _, next_due = await _fire_due_timers(db, clock, settings)
         except asyncio.CancelledError:
             raise
         except ConcurrentUpdateError:
@@ -78,9 +75,9 @@ async def run_timers(deps: Deps) -> None:
             next_due = None
         wait = poll
         if next_due is not None:
-            wait = min(poll, max(0.0, (next_due - deps.now()).total_seconds() / speed))
-        deps.timers_changed.clear()
+            wait = min(poll, max(0.0, (next_due - clock.now()).total_seconds() / speed))
+        alarm.rung.clear()
         # Transitions wake the loop only for a timer due before this (or when none is known).
-        deps.timer_wake_at = next_due
+        alarm.wake_at = next_due
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(deps.timers_changed.wait(), wait)
+            await asyncio.wait_for(alarm.rung.wait(), wait)

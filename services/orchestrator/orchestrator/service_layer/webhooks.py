@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from certrotate_shared.clock import Clock
 from certrotate_shared.unit_of_work import UnitOfWork
 from certrotate_shared.vault import Vault
 from orchestrator.adapters import site_locks
@@ -33,7 +34,7 @@ from orchestrator.domain.inputs import ActionRejectedError, CancelRequested, Res
 from orchestrator.domain.state import CertificateInfo, RotationOptions, SagaState
 from orchestrator.domain.steps import FORWARD
 from orchestrator.service_layer import inventory, rotations
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import (
     ConflictError,
     InputRejectedError,
@@ -41,6 +42,7 @@ from orchestrator.service_layer.errors import (
     ServiceError,
 )
 from orchestrator.service_layer.transitions import advance, record_history
+from orchestrator.settings import Settings
 
 
 class UnauthenticatedError(ServiceError):
@@ -216,11 +218,13 @@ def wall_clock_now() -> datetime:
 
 
 async def verify(
-    deps: Deps,
     source: str,
     body: bytes,
     headers: Mapping[str, str],
     *,
+    db: Database,
+    clock: Clock,
+    vault: Vault,
     wall_clock: Callable[[], datetime] = wall_clock_now,
 ) -> str:
     """The delivery's webhook-id once the source is known, the timestamp fresh and the
@@ -228,8 +232,8 @@ async def verify(
 
     The timestamp is checked against the wall clock, not the orchestrator's (maybe accelerated)
     clock: it is the sender's wall clock that wrote it."""
-    now = deps.now()
-    async with deps.rt.uow() as uow:
+    now = clock.now()
+    async with db() as uow:
         await _require_source(uow.session, source)
         refs = [
             r.vault_ref
@@ -240,7 +244,7 @@ async def verify(
             ).all()
             if rules.secret_active(from_db(r.expires_at) if r.expires_at else None, now)
         ]
-    secrets = [(await deps.vault.get(ref))["secret"] for ref in refs]
+    secrets = [(await vault.get(ref))["secret"] for ref in refs]
     return check_signature(body, headers, secrets, wall_clock(), whose=f"source {source!r}")
 
 
@@ -272,9 +276,9 @@ def check_signature(
     )
 
 
-async def replayed(deps: Deps, source: str, webhook_id: str, body: bytes) -> Answer | None:
+async def replayed(source: str, webhook_id: str, body: bytes, *, db: Database) -> Answer | None:
     """The answer a delivery with this webhook-id got before, if it was accepted."""
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         row = (
             await uow.session.execute(
                 select(webhook_deliveries).where(
@@ -298,11 +302,11 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-async def resolve_site(deps: Deps, trigger: Trigger) -> str:
+async def resolve_site(trigger: Trigger, *, db: Database) -> str:
     """The one site the trigger names, directly or through its management servers."""
     if trigger.site is not None:
         return trigger.site
-    async with deps.rt.uow() as uow:
+    async with db() as uow:
         rows = (
             await uow.session.execute(
                 select(servers.c.name, servers.c.site).where(servers.c.name.in_(trigger.servers))
@@ -323,10 +327,20 @@ async def resolve_site(deps: Deps, trigger: Trigger) -> str:
 
 
 async def trigger_rotation(
-    deps: Deps, *, source: str, webhook_id: str, body: bytes, trigger: Trigger
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    vault: Vault,
+    certificates: CertificatesClient,
+    alarm: TimerAlarm,
+    source: str,
+    webhook_id: str,
+    body: bytes,
+    trigger: Trigger,
 ) -> Answer:
     """Start (or find, or supersede for) the rotation a verified delivery asks for."""
-    site = await resolve_site(deps, trigger)
+    site = await resolve_site(trigger, db=db)
     actor = f"webhook:{source}"
     seen: dict[str, Any] = {}
 
@@ -340,7 +354,7 @@ async def trigger_rotation(
                 code="site_busy",
                 rotation_id=verdict.rotation_id,
             )
-        now = deps.now()
+        now = clock.now()
         if verdict.action == "duplicate":
             assert verdict.rotation_id is not None
             loaded = await SagaRepository(uow.session).get(verdict.rotation_id)
@@ -362,10 +376,15 @@ async def trigger_rotation(
 
     try:
         await rotations.create_rotation(
-            deps,
+            db=db,
+            clock=clock,
+            settings=settings,
+            vault=vault,
+            certificates=certificates,
+            alarm=alarm,
             site=site,
             upload=trigger.upload,
-            options=rotations.with_operator_defaults(trigger.options, deps.settings),
+            options=rotations.with_operator_defaults(trigger.options, settings),
             change_id=trigger.change_id,
             requested_by=actor,
             idempotency_key=None,
@@ -374,21 +393,20 @@ async def trigger_rotation(
         )
     except (IntegrityError, ConflictError):
         # The same webhook-id raced this one to its first answer: give that answer.
-        await _discard_bundle(deps, seen.get("bundle_ref"))
-        again = await replayed(deps, source, webhook_id, body)
+        await _discard_bundle(certificates, seen.get("bundle_ref"))
+        again = await replayed(source, webhook_id, body, db=db)
         if again is None:
             raise
         return again
     answer: Answer = seen["answer"]
     if answer.body["outcome"] == "duplicate":
-        await _discard_bundle(deps, seen.get("bundle_ref"))
+        await _discard_bundle(certificates, seen.get("bundle_ref"))
     return answer
 
 
-async def _discard_bundle(deps: Deps, ref: str | None) -> None:
+async def _discard_bundle(certificates: CertificatesClient, ref: str | None) -> None:
     if ref:
-        token = deps.settings.internal_token.get_secret_value()
-        await CertificatesClient(deps.certificates, token).discard_bundle(ref)
+        await certificates.discard_bundle(ref)
 
 
 def _answer(

@@ -185,10 +185,11 @@ async def at_risk_csv(request: Request, rotation_id: str) -> Response:
         return to_sign_in(request)
     deps = request.app.state.deps
     try:
-        state = await rotations_service.get_rotation(deps, rotation_id)
+        state = await rotations_service.get_rotation(rotation_id, db=deps.db)
         wait = state.current_wait(RISK_STEP)
         stream = await at_risk_service.at_risk_clients(
-            deps, rotation_id, status="at_risk", fmt="csv",
+            rotation_id, db=deps.db, client_monitor=deps.client_monitor,
+            status="at_risk", fmt="csv",
             watch_id=wait.watch_id if wait else None, cursor=None, limit=None,
         )  # fmt: skip
     except ServiceError as exc:

@@ -51,7 +51,7 @@ async def principal_of(deps: Deps, token: str) -> Principal | None:
     async with deps.rt.uow() as uow:
         return await tokens.authenticate(
             uow.session, token, admin_token=deps.settings.admin_token.get_secret_value(),
-            now=deps.now(),
+            now=deps.clock.now(),
         )  # fmt: skip
 
 
