@@ -19,12 +19,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from certrotate_shared import metrics, tracing
 from certrotate_shared.bodylimit import DEFAULT_MAX_BODY_BYTES, limit_request_bodies
 from certrotate_shared.logs import log_context
+from certrotate_shared.observability_settings import MetricsRole
 
 # Re-exported: routes have always imported the problem+json helpers from here.
 from certrotate_shared.problem import PROBLEM as PROBLEM
 from certrotate_shared.problem import default_code as default_code
 from certrotate_shared.problem import problem_response
-from certrotate_shared.settings import MetricsRole, ServiceSettings
+from certrotate_shared.settings import ServiceSettings
 
 # Answers a scrape's Authorization header for a least role: None, or (status, detail) to refuse.
 MetricsAccess = Callable[[str | None, MetricsRole], Awaitable[tuple[int, str] | None]]
