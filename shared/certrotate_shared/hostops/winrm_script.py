@@ -1,5 +1,5 @@
 """What runs on the Windows host: the fixed PowerShell bootstrap, and the standard-input
-document that carries a script with its parameters, secrets and blobs (see winrm.py)."""
+document that carries a script with its parameters, secrets and blobs (see winrm_session.py)."""
 
 from __future__ import annotations
 

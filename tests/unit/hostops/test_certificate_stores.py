@@ -23,7 +23,8 @@ from certrotate_shared.hostops import (
     task_id_for,
 )
 from certrotate_shared.hostops.manual import ManualHostOperations
-from certrotate_shared.hostops.winrm import WinRMHostOperations, scripts_directory
+from certrotate_shared.hostops.winrm import WinRMHostOperations
+from certrotate_shared.hostops.winrm_script import scripts_directory
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
 from certrotate_shared.vault import Vault
 

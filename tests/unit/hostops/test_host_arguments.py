@@ -22,7 +22,8 @@ from certrotate_shared.hostops.arguments import (
     windows_command_line,
     windows_quote,
 )
-from certrotate_shared.hostops.winrm import WinRMHostOperations, scripts_directory
+from certrotate_shared.hostops.winrm import WinRMHostOperations
+from certrotate_shared.hostops.winrm_script import scripts_directory
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
 from certrotate_shared.vault import Vault
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from certrotate_shared.hostops import CertificateBundle, HostOperationError, host_operations_for
-from certrotate_shared.hostops.winrm import BOOTSTRAP, WinRMHostOperations, scripts_directory
+from certrotate_shared.hostops.winrm import WinRMHostOperations
+from certrotate_shared.hostops.winrm_script import BOOTSTRAP, scripts_directory
 from certrotate_shared.messages.common import HostOpsTarget, ServerTarget, SiteTarget
 from certrotate_shared.vault import Vault
 
