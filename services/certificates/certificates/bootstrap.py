@@ -10,7 +10,7 @@ from certificates.service_layer.dependencies import Dependencies, HostOpsFactory
 from certificates.service_layer.handlers import HANDLERS, WORK
 from certificates.service_layer.housekeeping import purge_stale_bundles
 from certificates.service_layer.jobs import give_up
-from certificates.service_layer.server_certificate import Probe
+from certificates.service_layer.served_certificate import Probe
 from certificates.settings import Settings
 from certrotate_shared.clock import Clock, SystemClock
 from certrotate_shared.leases import Lease, replica_name

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from certificates.service_layer.served_certificate import Verifier
 from certificates.service_layer.server_certificate import (
-    Verifier,
     rollback_server_certificate,
     update_server_certificate,
 )

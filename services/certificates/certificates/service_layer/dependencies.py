@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from certificates.service_layer.server_certificate import Probe
+from certificates.service_layer.served_certificate import Probe
 from certificates.settings import Settings
 from certrotate_shared import site_directory
 from certrotate_shared.clock import Clock

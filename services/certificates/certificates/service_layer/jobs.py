@@ -18,10 +18,10 @@ from certificates.adapters import jobs as job_table
 from certificates.adapters.store import SqlCertificateStore
 from certificates.service_layer.backup_retention import delete_server_backup
 from certificates.service_layer.dependencies import Dependencies
+from certificates.service_layer.restart_plan import sepm_version_reader
+from certificates.service_layer.served_certificate import Verifier
 from certificates.service_layer.server_certificate import (
-    Verifier,
     rollback_server_certificate,
-    sepm_version_reader,
     update_server_certificate,
 )
 from certificates.service_layer.verification import perform_verification, verification_failed

@@ -7,16 +7,18 @@ command's, so a job resumed after a crash repeats none of them.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from certificates.service_layer.restart_plan import (
+    RestartPlanError,
+    VersionReader,
+    restart_all,
+    services_for,
+)
+from certificates.service_layer.served_certificate import Verifier, mismatches, no_tls_ports
 from certificates.service_layer.store import BundleUnavailableError, CertificateStore
 from certrotate_shared.envelope import Event
-from certrotate_shared.hostops import HostOperationError, HostOperations, services_to_restart
+from certrotate_shared.hostops import HostOperationError, HostOperations
 from certrotate_shared.messages.certificates import (
     RollbackServerCertificate,
     ServerCertificateRollbackFailed,
@@ -25,158 +27,8 @@ from certrotate_shared.messages.certificates import (
     ServerCertificateUpdateFailed,
     UpdateServerCertificate,
 )
-from certrotate_shared.messages.common import ServerTarget, SiteTarget
-from certrotate_shared.sepm import SepmApi, SepmError
-from certrotate_shared.sepm.version import parse_version, reported_version
 
-log = logging.getLogger(__name__)
-
-Probe = Callable[[ServerTarget], Awaitable[dict[str, str]]]
 Stage = Literal["backup", "install", "restart", "verify"]
-# GET /version of the site's SEPM (no login needed); raises SepmError.
-VersionReader = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def sepm_version_reader(
-    connect: Callable[[SiteTarget], Awaitable[SepmApi]], site: SiteTarget
-) -> VersionReader:
-    """Asks the site's SEPM which version it runs, on a connection of its own."""
-
-    async def read() -> dict[str, Any]:
-        sepm = await connect(site)
-        try:
-            return await sepm.version()
-        finally:
-            await sepm.close()
-
-    return read
-
-
-class RestartPlanError(Exception):
-    """Which services to restart cannot be told: SEPM unreachable or versions unreadable."""
-
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-async def services_for(
-    server: ServerTarget, read_version: VersionReader, *, rollback: bool = False
-) -> list[str]:
-    """The services to restart, by the version SEPM reports (semapisrv from 14.0 on).
-
-    The registered version is a person's note and may be stale ("v14.3" once skipped
-    semapisrv); it is used only when SEPM's answer is unreadable, or on a rollback, which must
-    not wait for a SEPM that the failed update may have taken down.
-    """
-    registered = parse_version(server.version)
-    try:
-        reported, text = reported_version(await read_version())
-        trouble, retryable = f"SEPM reports no readable version ({text or 'none'})", False
-    except SepmError as exc:
-        reported, text = None, ""
-        trouble, retryable = f"cannot read SEPM's version: {exc}", exc.retryable
-    if reported is not None:
-        if registered is None or (registered.major, registered.minor) != (
-            reported.major,
-            reported.minor,
-        ):
-            log.warning(
-                "server %s is registered as version %r but SEPM reports %s: restarting the "
-                "services of %s; update the inventory",
-                server.name,
-                server.version,
-                text,
-                reported,
-            )
-        return services_to_restart(str(reported))
-    if registered is not None and (rollback or not retryable):
-        log.warning(
-            "server %s: %s; restarting the services of the registered version %r",
-            server.name,
-            trouble,
-            server.version,
-        )
-        return services_to_restart(str(registered))
-    if registered is None:
-        trouble += f", and the registered version {server.version!r} is not one either"
-    raise RestartPlanError(f"{server.name}: {trouble}", retryable=retryable)
-
-
-def _no_tls_ports(server: ServerTarget) -> str | None:
-    if server.tls_ports():
-        return None
-    # Nothing to probe would read as "every port serves it": never report that as done.
-    return (
-        f"server {server.name} is registered without TLS ports, so certrotate cannot prove "
-        "which certificate it serves; register its ports (at least 8443, 443 and 8446, and "
-        "8445 where the reporting site is used)"
-    )
-
-
-@dataclass
-class Verifier:
-    """Observes what a server's TLS ports present, retrying while its services come up."""
-
-    probe: Probe
-    timeout_s: float = 60.0
-    interval_s: float = 1.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    monotonic: Callable[[], float] = field(default=time.monotonic)
-
-    async def observe(self, server: ServerTarget) -> tuple[dict[str, str], str]:
-        """(port → fingerprint, "") or ({}, why not) in one try."""
-        try:
-            return await self.probe(server), ""
-        except Exception as exc:  # a closed port while a service restarts is expected
-            return {}, str(exc) or type(exc).__name__
-
-    async def serves(self, server: ServerTarget, fingerprint: str) -> bool:
-        """Does every TLS port serve this fingerprint right now?"""
-        served, _ = await self.observe(server)
-        return _mismatches(server, served, fingerprint) == []
-
-    async def await_served(
-        self, server: ServerTarget, fingerprint: str
-    ) -> tuple[dict[str, str] | None, str]:
-        """Probe until every TLS port serves `fingerprint`: (ports verified, "") or (None, why)."""
-        deadline = self.monotonic() + self.timeout_s
-        while True:
-            served, error = await self.observe(server)
-            if not error:
-                wrong = _mismatches(server, served, fingerprint)
-                if not wrong:
-                    return served, ""
-                error = "; ".join(wrong)
-            if self.monotonic() >= deadline:
-                return None, (
-                    f"after {self.timeout_s:g} s {server.name} does not serve certificate "
-                    f"{fingerprint[:16]}… on every TLS port: {error}"
-                )
-            await self.sleep(self.interval_s)
-
-
-def _mismatches(server: ServerTarget, served: dict[str, str], fingerprint: str) -> list[str]:
-    wanted = server.tls_ports() or served
-    problems = []
-    for port in wanted:
-        seen = served.get(port)
-        if seen is None:
-            problems.append(f"port {port} not observed")
-        elif seen != fingerprint:
-            problems.append(f"port {port} serves {seen[:16]}…")
-    return problems
-
-
-async def _restart_all(
-    hostops: HostOperations, server: ServerTarget, key: str, services: list[str]
-) -> tuple[str, HostOperationError] | None:
-    for service in services:
-        try:
-            await hostops.restart_service(server, service, key=f"{key}:restart:{service}")
-        except HostOperationError as exc:
-            return service, exc
-    return None
 
 
 async def update_server_certificate(
@@ -204,11 +56,11 @@ async def update_server_certificate(
         )
 
     backup = await store.backup_for(saga_id, site, server.name)
-    refusal = _no_tls_ports(server)
+    refusal = no_tls_ports(server)
     if refusal:
         return failed("install", refusal, False, None)
     served, _ = await verifier.observe(server)
-    if not _mismatches(server, served, expected):
+    if not mismatches(server, served, expected):
         # Already in place (an earlier attempt, or a person did it): report, change nothing.
         return ServerCertificateUpdated(
             site=site,
@@ -246,7 +98,7 @@ async def update_server_certificate(
         return failed(
             "install", f"install on {server.name} failed: {exc}", exc.retryable, backup.backup_ref
         )
-    broken = await _restart_all(hostops, server, key, services)
+    broken = await restart_all(hostops, server, key, services)
     if broken is not None:
         service, error = broken
         return failed(
@@ -284,7 +136,7 @@ async def rollback_server_certificate(
             site=site, server=server.name, reason=reason, retryable=retryable
         )
 
-    refusal = _no_tls_ports(server)
+    refusal = no_tls_ports(server)
     if refusal:
         return failed(refusal, False)
     if await verifier.serves(server, expected):
@@ -300,7 +152,7 @@ async def rollback_server_certificate(
             f"restoring backup {command.backup_ref} on {server.name} failed: {exc}",
             exc.retryable,
         )
-    broken = await _restart_all(hostops, server, key, services)
+    broken = await restart_all(hostops, server, key, services)
     if broken is not None:
         service, error = broken
         return failed(f"restarting {service} on {server.name} failed: {error}", error.retryable)
