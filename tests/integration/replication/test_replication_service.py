@@ -102,10 +102,10 @@ async def test_break_then_restore_re_adds_exactly_what_was_broken_and_waits_for_
     far_add = next(e for e in adds if e["target"] == "site-b/site-a")
     assert far_add["idempotency_key"].endswith(":add:site-b:far")
     # What this saga broke and restored, as the service recorded it.
-    from replication.adapters import repository
+    from replication.adapters import broken_partnerships
 
     async with runtime.sessions() as session:
-        records = await repository.broken_partnerships_of(session, saga_id=saga)
+        records = await broken_partnerships.broken_partnerships_of(session, saga_id=saga)
     assert [(r["partner"], r["state"]) for r in records] == [
         ("site-b", "restored"),
         ("site-c", "restored"),

@@ -1,4 +1,5 @@
-"""Reads and writes of the replication tables, on the caller's session (its transaction)."""
+"""Reads and writes of the replication operations and their partner steps, on the caller's
+session (its transaction); the partnerships a saga broke are in broken_partnerships.py."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.operator_task_lifecycle import OperatorTasks
 from certrotate_shared.work import Work
-from replication.adapters.orm import broken_partnerships, operations, operator_tasks, partner_steps
+from replication.adapters.orm import operations, operator_tasks, partner_steps
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -193,89 +194,6 @@ async def update_step(
         .where(partner_steps.c.op_key == op_key, partner_steps.c.partner == partner)
         .values(updated_at=now, **values)
     )
-
-
-async def partners_broken_by(session: AsyncSession, *, saga_id: str, site: str) -> set[str]:
-    """The partnerships of this site that this saga set out to delete (or deleted)."""
-    rows = await session.execute(
-        select(broken_partnerships.c.partner).where(
-            broken_partnerships.c.saga_id == saga_id,
-            broken_partnerships.c.site == site,
-            broken_partnerships.c.state.in_(("deleting", "broken")),
-        )
-    )
-    return {r.partner for r in rows}
-
-
-async def mark_partnership(
-    session: AsyncSession,
-    *,
-    saga_id: str,
-    site: str,
-    partner: str,
-    state: str,
-    op_key: str,
-    now: datetime,
-) -> None:
-    """Record where a partnership this saga breaks stands: deleting, broken or restored."""
-    key = and_(
-        broken_partnerships.c.saga_id == saga_id,
-        broken_partnerships.c.site == site,
-        broken_partnerships.c.partner == partner,
-    )
-    stamps: dict[str, Any] = {}
-    if state == "broken":
-        stamps["broken_at"] = now
-    elif state == "restored":
-        stamps["restored_at"] = now
-    existing = (await session.execute(select(broken_partnerships.c.state).where(key))).first()
-    if existing is None:
-        if state == "restored":
-            return  # we never broke it; nothing of ours to mark
-        await session.execute(
-            insert(broken_partnerships).values(
-                saga_id=saga_id, site=site, partner=partner, state=state, op_key=op_key, **stamps
-            )
-        )
-    else:
-        await session.execute(update(broken_partnerships).where(key).values(state=state, **stamps))
-
-
-async def forget_partnership(
-    session: AsyncSession, *, saga_id: str, site: str, partner: str
-) -> None:
-    """The deletion we set out to do did not happen: the partnership is not ours to restore."""
-    await session.execute(
-        delete(broken_partnerships).where(
-            broken_partnerships.c.saga_id == saga_id,
-            broken_partnerships.c.site == site,
-            broken_partnerships.c.partner == partner,
-            broken_partnerships.c.state == "deleting",
-        )
-    )
-
-
-async def broken_partnerships_of(
-    session: AsyncSession, *, saga_id: str | None = None, site: str | None = None
-) -> list[dict[str, Any]]:
-    query = select(broken_partnerships).order_by(
-        broken_partnerships.c.saga_id, broken_partnerships.c.site, broken_partnerships.c.partner
-    )
-    if saga_id is not None:
-        query = query.where(broken_partnerships.c.saga_id == saga_id)
-    if site is not None:
-        query = query.where(broken_partnerships.c.site == site)
-    return [
-        {
-            "saga_id": r.saga_id,
-            "site": r.site,
-            "partner": r.partner,
-            "state": r.state,
-            "broken_at": utc(r.broken_at),
-            "restored_at": utc(r.restored_at),
-        }
-        for r in await session.execute(query)
-    ]
 
 
 TASKS = OperatorTasks(operator_tasks, service="replication", work_key="op_key")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from certrotate_shared.http import ProblemError, install_problem_handlers
 from certrotate_shared.internal_api import InternalTokenMiddleware
 from certrotate_shared.runtime import ServiceRuntime
-from replication.adapters import repository
+from replication.adapters import broken_partnerships, repository
 
 
 def create_api(runtime: ServiceRuntime) -> FastAPI:
@@ -33,7 +33,9 @@ def create_api(runtime: ServiceRuntime) -> FastAPI:
     ) -> dict[str, Any]:
         """Exactly which partnerships each saga broke, and whether they are restored."""
         async with runtime.sessions() as session:
-            rows = await repository.broken_partnerships_of(session, saga_id=saga_id, site=site)
+            rows = await broken_partnerships.broken_partnerships_of(
+                session, saga_id=saga_id, site=site
+            )
         return {"items": rows}
 
     return app

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from certrotate_shared.messages.replication import BreakReplication, ReplicationBroken
 from certrotate_shared.work import WorkContext
-from replication.adapters import repository
+from replication.adapters import broken_partnerships
 from replication.domain.partners import BreakDecision, decide_break
 from replication.service_layer.partner_actions import (
     act_far,
@@ -36,7 +36,7 @@ async def break_partnerships(
 async def _break(run: PartnershipPass) -> datetime:
     steps = await run.steps()
     async with run.ctx.uow() as uow:
-        ours = await repository.partners_broken_by(
+        ours = await broken_partnerships.partners_broken_by(
             uow.session, saga_id=run.op.saga_id, site=run.site.site
         )
     observed = await run.observe_or_fail(steps)

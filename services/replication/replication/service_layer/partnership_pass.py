@@ -34,7 +34,7 @@ from certrotate_shared.messages.replication import (
 )
 from certrotate_shared.sepm.api import SepmError
 from certrotate_shared.work import GiveUp, WorkContext
-from replication.adapters import repository
+from replication.adapters import broken_partnerships, repository
 from replication.adapters.repository import Operation, Step
 from replication.domain.partners import PartnerObservation, observe_partners, poll_delay
 from replication.service_layer.connections import Connections
@@ -148,7 +148,7 @@ class PartnershipPass:
                 uow.session, self.op.op_key, partner, now=now, phase=phase, **values
             )
             if partnership is not None:
-                await repository.mark_partnership(
+                await broken_partnerships.mark_partnership(
                     uow.session,
                     saga_id=self.op.saga_id,
                     site=self.site.site,
@@ -173,7 +173,7 @@ class PartnershipPass:
         if isinstance(self.command, BreakReplication):
             async with self.ctx.uow() as uow:
                 if forget is not None:
-                    await repository.forget_partnership(
+                    await broken_partnerships.forget_partnership(
                         uow.session, saga_id=self.op.saga_id, site=self.site.site, partner=forget
                     )
                     await uow.commit()
@@ -206,7 +206,7 @@ class PartnershipPass:
                 now=now,
             )
             for partner, state in (partnerships or {}).items():
-                await repository.mark_partnership(
+                await broken_partnerships.mark_partnership(
                     uow.session,
                     saga_id=self.op.saga_id,
                     site=self.site.site,
