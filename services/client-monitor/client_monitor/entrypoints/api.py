@@ -15,7 +15,7 @@ from certrotate_shared.http import ProblemError, install_problem_handlers
 from certrotate_shared.internal_api import InternalTokenMiddleware
 from certrotate_shared.messages.client_monitor import PropagationProgressed
 from certrotate_shared.runtime import ServiceRuntime
-from client_monitor.adapters import repository
+from client_monitor.adapters import repository, stored_clients
 from client_monitor.domain.listing import exported
 from client_monitor.domain.propagation import ClientStatus
 from client_monitor.entrypoints.exports import ListFormat, after_of, list_response
@@ -122,7 +122,7 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
             selected, now_ms, next_after = scanner.lists.select(status, after=after, limit=limit)
             rows = _exported(scanner.lists.stored_rows(selected, now_ms))
         else:
-            stored, next_after = await repository.pending_clients_page(
+            stored, next_after = await stored_clients.pending_clients_page(
                 runtime.engine, watch_id, status=status.value, after=after, limit=limit
             )
             rows = _exported_async(stored)
@@ -147,8 +147,8 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         accepted = await freeze_list(runtime, record, live_scanner(record), status)
         return AcceptedListOut(**accepted.__dict__)
 
-    async def accepted_or_404(list_id: str) -> repository.AcceptedList:
-        accepted = await repository.get_accepted_list(runtime.engine, list_id)
+    async def accepted_or_404(list_id: str) -> stored_clients.AcceptedList:
+        accepted = await stored_clients.get_accepted_list(runtime.engine, list_id)
         if accepted is None:
             raise ProblemError(404, "Not found", f"no accepted list {list_id!r}")
         return accepted
@@ -168,7 +168,7 @@ def create_api(runtime: ServiceRuntime, board: WatchBoard) -> FastAPI:
         the list's sha256."""
         after = after_of(cursor)
         accepted = await accepted_or_404(list_id)
-        stored, next_after = await repository.accepted_clients_page(
+        stored, next_after = await stored_clients.accepted_clients_page(
             runtime.engine, list_id, after=after, limit=limit
         )
         head = {

@@ -10,8 +10,9 @@ import uuid
 from typing import Any
 
 from certrotate_shared.runtime import ServiceRuntime
-from client_monitor.adapters import repository
-from client_monitor.adapters.repository import AcceptedList, WatchRecord
+from client_monitor.adapters import stored_clients
+from client_monitor.adapters.repository import WatchRecord
+from client_monitor.adapters.stored_clients import AcceptedList
 from client_monitor.domain.listing import ListDigest, exported
 from client_monitor.domain.propagation import ClientStatus
 from client_monitor.service_layer.scanning import WatchScanner
@@ -37,16 +38,16 @@ async def freeze_list(
                 digest.add(exported(stored))
                 batch.append(stored)
                 if len(batch) >= BATCH:
-                    await repository.add_accepted_clients(uow.session, list_id, batch)
+                    await stored_clients.add_accepted_clients(uow.session, list_id, batch)
                     batch = []
-            await repository.add_accepted_clients(uow.session, list_id, batch)
+            await stored_clients.add_accepted_clients(uow.session, list_id, batch)
         else:
             # A closed watch's saved list never changes: digest it, then copy it in the database.
-            async for stored in repository.stream_pending_clients(
+            async for stored in stored_clients.stream_pending_clients(
                 runtime.engine, record.watch_id, status=status.value
             ):
                 digest.add(exported(stored))
-            await repository.copy_pending_to_accepted(
+            await stored_clients.copy_pending_to_accepted(
                 uow.session, record.watch_id, status=status.value, list_id=list_id
             )
         accepted = AcceptedList(
@@ -57,6 +58,6 @@ async def freeze_list(
             sha256=digest.sha256,
             created_at=runtime.clock.now(),
         )
-        await repository.add_accepted_list(uow.session, accepted)
+        await stored_clients.add_accepted_list(uow.session, accepted)
         await uow.commit()
     return accepted

@@ -20,7 +20,7 @@ from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError
 from certrotate_shared.sepm.connector import SepmConnector
 from certrotate_shared.sepm.domains import site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
-from client_monitor.adapters import repository
+from client_monitor.adapters import repository, stored_clients
 from client_monitor.adapters.computer_pages import iter_fleet_pages, read_ahead
 from client_monitor.adapters.memory import pin_mmap_threshold
 from client_monitor.adapters.repository import WatchRecord
@@ -246,7 +246,7 @@ class WatchScanner:
                 now=self.host.clock.now(),
             )
             if closed:
-                await repository.save_pending_clients(
+                await stored_clients.save_pending_clients(
                     uow.session, self.record.watch_id, self.lists.pending_records()
                 )
                 uow.emit(event, saga_id=self.record.saga_id, causation=self.record.envelope)
