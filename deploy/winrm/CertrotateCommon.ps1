@@ -88,9 +88,11 @@ function Get-SepmStoreFiles {
 }
 
 function Get-CertrotateStateDirectory {
-    param([string]$StateDirectory)
+    # Makes the state directory and the folders a script writes to (-Subfolders: a script that
+    # only deletes backups asks for 'operations', its idempotency markers, alone).
+    param([string]$StateDirectory, [string[]]$Subfolders = @('operations', 'backups', 'staging'))
     if (-not $StateDirectory) { $StateDirectory = $script:CertrotateDefaultState }
-    foreach ($sub in @('', 'operations', 'backups', 'staging')) {
+    foreach ($sub in @('') + $Subfolders) {
         $path = Join-Path $StateDirectory $sub
         if (-not (Test-Path -LiteralPath $path)) { New-Item -ItemType Directory -Path $path | Out-Null }
     }

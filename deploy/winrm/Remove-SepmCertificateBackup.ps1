@@ -13,8 +13,11 @@
       the manifest lists (or the manifest itself); anything else stops the deletion before a
       single file is removed: it is not certrotate's to delete.
     A backup already gone counts as deleted (deleted = false, already_gone = true), so a
-    deletion retried after a crash is not an error. SEPM's own "Server Private Key Backup" and
-    the live stores are never touched. Folders are removed only when empty (no recursive delete).
+    deletion retried after a crash is not an error, and neither is a backup folder, or the
+    whole backups folder, that someone deleted by hand (neither is recreated). Only "not found"
+    counts as gone: a folder that cannot be read stops the deletion. SEPM's own "Server Private
+    Key Backup" and the live stores are never touched. Folders are removed only when empty (no
+    recursive delete).
     Output: CERTROTATE-RESULT {"backup_id", "deleted", "already_gone", "removed": [...]}.
 
     Idempotent: the same -IdempotencyKey returns the first result without acting again.
@@ -22,7 +25,9 @@
     VERIFIED HERE: not run (no Windows host); reviewed only.
     CHECK ON A REAL SERVER: that the backups were made under the default state directory
     (%ProgramData%\certrotate\backups) or pass -StateDirectory, and that the WinRM account can
-    delete there (the backup script left only SYSTEM and Administrators on the folder).
+    delete there (the backup script left only SYSTEM and Administrators on the folder); that a
+    deleted backups folder answers already_gone (Get-Item -ErrorAction Stop caught as
+    ItemNotFoundException), and a folder the account may not read fails instead.
 
 .EXAMPLE
     .\Remove-SepmCertificateBackup.ps1 -IdempotencyKey 'purge-1' -BackupId 20240501T101500Z-1a2b3c4d
@@ -56,25 +61,36 @@ function Test-Link {
     return [bool]($Item.Attributes -band [IO.FileAttributes]::ReparsePoint)
 }
 
+function Get-PresentItem {
+    # The item, or $null when nothing is there. Only "not found" is absence: any other failure
+    # (access denied) stops the script, so a backup it cannot see is never reported as gone.
+    param([Parameter(Mandatory)][string]$Path)
+    try { return Get-Item -LiteralPath $Path -Force -ErrorAction Stop }
+    catch [System.Management.Automation.ItemNotFoundException] { return $null }
+}
+
 $operation = 'certificate.backup.delete'
-$state = Get-CertrotateStateDirectory -StateDirectory $StateDirectory
+# Only the folder of the idempotency markers is made: a backups folder deleted by hand is not
+# recreated just to be found empty.
+$state = Get-CertrotateStateDirectory -StateDirectory $StateDirectory -Subfolders @('operations')
 $done = Get-CompletedOperation -StateDirectory $state -IdempotencyKey $IdempotencyKey -Operation $operation
 if ($done) { Write-CertrotateResult $done; return }
 
+if (Test-Link (Get-PresentItem $state)) { Stop-NotOurs "$state is a junction or a link" }
 $backups = [IO.Path]::GetFullPath((Join-Path $state 'backups')).TrimEnd('\')
-foreach ($folder in @($state, $backups)) {
-    if (Test-Link (Get-Item -LiteralPath $folder -Force)) { Stop-NotOurs "$folder is a junction or a link" }
-}
 $target = [IO.Path]::GetFullPath((Join-Path $backups $BackupId))
 if ([IO.Path]::GetDirectoryName($target) -ne $backups) { Stop-NotOurs "$target is not in $backups" }
 
 $result = @{ backup_id = $BackupId; deleted = $false; already_gone = $false; removed = @() }
-if (-not (Test-Path -LiteralPath $target)) {
+$backupsItem = Get-PresentItem $backups
+if ($backupsItem -and (Test-Link $backupsItem)) { Stop-NotOurs "$backups is a junction or a link" }
+$item = if ($backupsItem) { Get-PresentItem $target } else { $null }
+if (-not $item) {
+    # The backup's folder, or the whole backups folder, is gone (a retry, or a person).
     $result.already_gone = $true
     Write-CertrotateResult (Complete-Operation -StateDirectory $state -IdempotencyKey $IdempotencyKey -Operation $operation -Result $result)
     return
 }
-$item = Get-Item -LiteralPath $target -Force
 if (-not $item.PSIsContainer -or (Test-Link $item)) { Stop-NotOurs "$target is not a plain folder" }
 
 $entries = @(Get-ChildItem -LiteralPath $target -Force)

@@ -42,8 +42,11 @@ async def test_winrm_runs_the_removal_script_with_the_backup_id_only() -> None:
     assert protocol.options["endpoint"] == "http://sepm-a2.corp.test:5985/wsman"
 
 
-async def test_winrm_reports_a_backup_already_gone_as_deleted_earlier() -> None:
-    FakeProtocol.reply = result(backup_id=BACKUP_ID, deleted=False, already_gone=True)
+@pytest.mark.parametrize("replayed", [False, True])
+async def test_winrm_reports_a_backup_already_gone_as_deleted_earlier(replayed: bool) -> None:
+    FakeProtocol.reply = result(
+        backup_id=BACKUP_ID, deleted=False, already_gone=True, removed=[], replayed=replayed
+    )
     target = site()
     ops = driver(target)
     assert await ops.delete_certificate_backup(target.servers[0], WINRM_REF, key="k") is False
@@ -84,6 +87,58 @@ def test_the_removal_script_checks_the_same_id_and_never_deletes_recursively() -
     # The backup script writes the ids this one accepts.
     backup = (SCRIPTS / "Backup-SepmCertificate.ps1").read_text("utf-8-sig")
     assert "ToString('yyyyMMddTHHmmssZ')" in backup and ".Substring(0, 8)" in backup
+
+
+def _function(text: str, name: str) -> str:
+    found = re.search(rf"^function {name} \{{\n(.*?)^\}}", text, re.MULTILINE | re.DOTALL)
+    assert found, f"no function {name}"
+    return found.group(1)
+
+
+def test_a_backups_folder_or_backup_folder_deleted_by_hand_answers_already_gone() -> None:
+    """Read from the script, not run (no PowerShell here): when someone deleted the backup's
+    folder, or the whole backups folder, by hand, the script answers "already gone" (which
+    the driver reads as False) instead of failing, recreates neither, and still refuses all it
+    refused before."""
+    text = (SCRIPTS / SCRIPT).read_text("utf-8-sig")
+    body = text.split("#>", 1)[1]  # the code, after the header
+    # Looking a folder up never stops the script on "not there", and only "not there" counts as
+    # gone: an access-denied look-up must fail, or the backup (keystore and its password in
+    # server.xml) would stay on disk while its record is dropped.
+    present = _function(body, "Get-PresentItem")
+    assert "catch [System.Management.Automation.ItemNotFoundException]" in present
+    assert "-ErrorAction Stop" in present and "SilentlyContinue" not in present
+    outside = body.replace(present, "")
+    assert "Get-Item " not in outside and "Test-Path -LiteralPath $target" not in outside
+    # The state helper makes only the folder of the idempotency markers: a deleted backups
+    # folder is not recreated just to be found empty (other scripts still get all three).
+    assert (
+        "Get-CertrotateStateDirectory -StateDirectory $StateDirectory -Subfolders @('operations')"
+        in body
+    )
+    common = (SCRIPTS / "CertrotateCommon.ps1").read_text("utf-8-sig")
+    helper = _function(common, "Get-CertrotateStateDirectory")
+    assert "[string[]]$Subfolders = @('operations', 'backups', 'staging')" in helper
+    # The backups folder is looked up (and refused if a link) before the backup folder, and a
+    # missing one of either is answered before anything is listed or removed.
+    order = [
+        "Test-Link (Get-PresentItem $state)",
+        "$backupsItem = Get-PresentItem $backups",
+        "if ($backupsItem -and (Test-Link $backupsItem))",
+        "Get-PresentItem $target",
+        "$result.already_gone = $true",
+        "Test-Link $item",
+        "Get-ChildItem -LiteralPath $target",
+        "Remove-Item",
+    ]
+    positions = [body.find(step) for step in order]
+    assert -1 not in positions, [s for s, at in zip(order, positions, strict=True) if at < 0]
+    assert positions == sorted(positions)
+    # Every refusal stays: a manifest naming this id, nothing unlisted, nothing but plain files.
+    assert "[string]$manifest.backup_id -cne $BackupId" in body
+    assert "which the backup did not put there" in body
+    assert "is not a plain file" in body and "is not a plain folder" in body
+    assert "[IO.Directory]::Delete($target, $false)" in body and "-Recurse" not in body
 
 
 async def test_manual_deletion_names_the_host_and_each_file_then_completes_on_confirmation() -> (
