@@ -226,6 +226,16 @@ class Settings(ServiceSettings):
             "peer's, so behind a proxy every client shares the proxy's)."
         ),
     )
+    auth_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long (real seconds) a replica keeps an API token it verified, so polls do not"
+            " look it up each time. A token revoked through a replica is refused by it at once;"
+            " by the other replicas within this time. 0 looks every token up every time."
+        ),
+    )
     retention_days: float = Field(
         30.0,
         gt=0,

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.adapters.orm import api_tokens
@@ -121,3 +121,43 @@ async def test_failed_authentications_are_limited_per_client_address(clocked):
     wall[0] += window + 1
     async with client(env, viewer["token"], "10.6.6.6") as later:
         assert (await later.get("/v1/rotations")).status_code == 200
+
+
+async def test_a_token_revoked_on_another_replica_stops_working_within_the_cache_time(clocked):
+    env, wall = clocked
+    ttl = env.runtime.settings.auth_cache_seconds
+    assert ttl > 0
+    viewer = await make_token(env, "poller")
+    async with client(env, viewer["token"]) as poller:
+        assert (await poller.get("/v1/rotations")).status_code == 200
+        # Another replica revokes it: this one learns it from the database, not at once.
+        async with env.runtime.uow() as uow:
+            await uow.session.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == viewer["id"])
+                .values(revoked_at=to_db(env.clock.now()))
+            )
+            await uow.commit()
+        assert (await poller.get("/v1/rotations")).status_code == 200
+        wall[0] += ttl
+        refused = await poller.get("/v1/rotations")
+    assert refused.status_code == 401 and refused.json()["code"] == "token_invalid"
+
+
+async def test_a_token_revoked_on_this_replica_is_refused_at_once(clocked):
+    env, _ = clocked
+    viewer = await make_token(env, "poller")
+    async with client(env, viewer["token"]) as poller:
+        assert (await poller.get("/v1/rotations")).status_code == 200
+        assert (await env.api.delete(f"/v1/tokens/{viewer['id']}")).status_code == 204
+        assert (await poller.get("/v1/rotations")).status_code == 401
+
+
+async def test_a_verified_token_still_stops_at_its_expiry(clocked):
+    env, _ = clocked
+    until = env.clock.now() + timedelta(hours=1)
+    token = await make_token(env, "short-lived", expires_at=until.isoformat())
+    async with client(env, token["token"]) as itsm:
+        assert (await itsm.get("/v1/rotations")).status_code == 200
+        env.clock.advance(timedelta(hours=1).total_seconds())  # the real clock has not moved
+        assert (await itsm.get("/v1/rotations")).status_code == 401

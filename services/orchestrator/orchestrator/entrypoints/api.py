@@ -26,6 +26,7 @@ from orchestrator.entrypoints.deps import role
 from orchestrator.entrypoints.problems import document_problems
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import ServiceError
+from orchestrator.service_layer.verified_tokens import VerifiedTokens
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
@@ -40,6 +41,7 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     app.state.answers = AnswerCache()
+    app.state.verified_tokens = VerifiedTokens(deps.settings.auth_cache_seconds)
     install_problem_handlers(app, max_body_bytes=deps.settings.max_body_bytes)
 
     @app.exception_handler(ServiceError)

@@ -12,6 +12,7 @@ from orchestrator.entrypoints.paging import PAGED, Cursor, Limit, link_next
 from orchestrator.entrypoints.problems import problem
 from orchestrator.service_layer import audit_log
 from orchestrator.service_layer import tokens as service
+from orchestrator.service_layer.verified_tokens import VerifiedTokens
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
@@ -84,7 +85,7 @@ async def list_tokens(
     status_code=204,
     responses={409: problem("The last live admin token cannot be revoked", "last_admin_token")},
 )
-async def revoke_token(token_id: str, who: Admin, deps: AppDeps) -> Response:
+async def revoke_token(token_id: str, who: Admin, deps: AppDeps, request: Request) -> Response:
     """Revoke a token at once; `bootstrap-admin` revokes the settings' admin token (once
     another admin token exists)."""
     async with deps.rt.uow() as uow:
@@ -95,4 +96,6 @@ async def revoke_token(token_id: str, who: Admin, deps: AppDeps) -> Response:
         await audit_log.record(uow.session, actor=who.name, action="token.revoked",
                                target=token_id, now=deps.clock.now())  # fmt: skip
         await uow.commit()
+    verified: VerifiedTokens = request.app.state.verified_tokens
+    verified.forget_all()  # refused here from now on (other replicas: auth_cache_seconds)
     return Response(status_code=204)

@@ -35,6 +35,8 @@ class Principal:
     role: Role
     # The token's id: names can repeat over time, ids do not (self-approval compares these).
     id: str = BOOTSTRAP_ID
+    # When the token stops working (the saga clock); None: never. Checked on every request.
+    expires_at: datetime | None = None
 
     def record(self) -> dict[str, str]:
         """Who acted, as the history keeps it."""
@@ -66,9 +68,10 @@ async def authenticate(
             )
         )
     ).first()
-    if row is None or (row.expires_at is not None and from_db(row.expires_at) <= now):
+    expires_at = from_db(row.expires_at) if row is not None and row.expires_at else None
+    if row is None or (expires_at is not None and expires_at <= now):
         return None
-    return Principal(name=row.name, role=row.role, id=row.id)
+    return Principal(name=row.name, role=row.role, id=row.id, expires_at=expires_at)
 
 
 def _bootstrap_row_id(admin_token: str) -> str:
