@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import insert, update
+
+from orchestrator.adapters.orm import operator_tasks
+from orchestrator.adapters.repository import to_db
 
 from tests.integration.orchestrator.support import rotation_body, wait_until
 
@@ -101,3 +105,38 @@ async def test_the_history_is_not_modified_until_an_entry_is_added(env):
     last = grown.json()["items"][-1]["seq"]
     later = await get(env, f"{path}?after={last}", grown.headers["etag"])
     assert later.status_code == 304
+
+
+async def test_the_history_of_a_rotation_that_does_not_exist_is_not_found(env):
+    for tag in (None, "*", '"h0"'):
+        answer = await get(env, "/v1/rotations/no-such-rotation/events", tag)
+        assert answer.status_code == 404 and answer.json()["code"] == "not_found"
+
+
+async def test_open_tasks_asked_at_one_instant_show_in_one_order_under_one_tag(env):
+    rotation_id = await waiting_for_approval(env)
+    path = f"/v1/rotations/{rotation_id}"
+    before = (await get(env, path)).headers["etag"]
+    asked = to_db(env.clock.now())
+    async with env.runtime.uow() as uow:
+        for task_id in ("task-b", "task-a"):  # stored in the other order than their ids
+            await uow.session.execute(
+                insert(operator_tasks).values(
+                    task_id=task_id, saga_id=rotation_id, service="certificates", site="site-a",
+                    server="sepm-a1", title=f"Do {task_id}", instructions="by hand",
+                    verification="seen", status="open", requested_at=asked, confirmations=0,
+                )
+            )  # fmt: skip
+        await uow.commit()
+    first, second = await get(env, path), await get(env, path)
+    assert first.headers["etag"] == second.headers["etag"] != before
+    assert [t["task_id"] for t in first.json()["open_tasks"]] == ["task-a", "task-b"]
+    assert (await get(env, path, first.headers["etag"])).status_code == 304
+    async with env.runtime.uow() as uow:
+        await uow.session.execute(
+            update(operator_tasks).where(operator_tasks.c.task_id == "task-a").values(status="done")
+        )
+        await uow.commit()
+    after = await get(env, path, first.headers["etag"])
+    assert after.status_code == 200
+    assert [t["task_id"] for t in after.json()["open_tasks"]] == ["task-b"]

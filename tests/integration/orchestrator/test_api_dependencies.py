@@ -47,7 +47,7 @@ def test_no_route_dependency_runs_in_a_thread(embedded):
             if not (
                 inspect.iscoroutinefunction(call)
                 or inspect.isasyncgenfunction(call)
-                or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+                or inspect.iscoroutinefunction(type(call).__call__)  # a callable instance
             )
         }
     )

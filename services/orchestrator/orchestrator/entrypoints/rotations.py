@@ -171,11 +171,12 @@ async def rotation_events(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The rotation's history, `limit` entries after `after`; ETag and 304 as for the rotation."""
-    tag, items, next_after = await reads.history_page(
-        reading.session, rotation_id, after=after, limit=limit
-    )
+    tag, last = await reads.history_tag(reading.session, rotation_id)
     if not none_match(if_none_match, tag):
         return not_modified(tag)
+    items, next_after = await reads.history_page(
+        reading.session, rotation_id, after=after, limit=limit, last=last
+    )
     page = HistoryPage.model_validate({"items": items, "next_after": next_after})
     return tagged_json(page.model_dump_json().encode(), tag)
 

@@ -18,19 +18,36 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.adapters.orm import saga_history, sagas
+from orchestrator.adapters.orm import operator_tasks, saga_history, sagas
 from orchestrator.adapters.repository import SagaRepository, from_db
 from orchestrator.domain.state import MaintenanceWindow, SagaState
 from orchestrator.domain.window import is_open, next_opening
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.errors import NotFoundError
 
-_STAMP = select(
-    sagas.c.version, sagas.c.state[("options", "maintenance_window")].label("window")
-).where(sagas.c.saga_id == bindparam("_saga_id"))
-_LAST_ENTRY = select(func.max(saga_history.c.id)).where(
-    saga_history.c.saga_id == bindparam("_saga_id")
+# The saga's version and window with its open tasks, in one statement (one row per open task,
+# or one row with no task): a poll is one round trip to the database.
+_STAMP = (
+    select(
+        sagas.c.version,
+        sagas.c.state[("options", "maintenance_window")].label("window"),
+        *operator_tasks.c,
+    )
+    .select_from(
+        sagas.outerjoin(
+            operator_tasks,
+            (operator_tasks.c.saga_id == sagas.c.saga_id) & tasks.OPEN_OR_CONFIRMED,
+        )
+    )
+    .where(sagas.c.saga_id == bindparam("_saga_id"))
+    .order_by(*tasks.IN_ORDER_ASKED)
 )
+# The history's last entry, and whether the rotation exists (None: it does not).
+_LAST_ENTRY = select(
+    select(func.coalesce(func.max(saga_history.c.id), 0))
+    .where(saga_history.c.saga_id == bindparam("_saga_id"))
+    .scalar_subquery()
+).where(select(sagas.c.saga_id).where(sagas.c.saga_id == bindparam("_saga_id")).exists())
 
 
 @dataclass(frozen=True)
@@ -56,12 +73,12 @@ class RotationStamp:
 
 
 async def rotation_stamp(session: AsyncSession, saga_id: str) -> RotationStamp:
-    row = (await session.execute(_STAMP, {"_saga_id": saga_id})).first()
-    if row is None:
+    rows = (await session.execute(_STAMP, {"_saga_id": saga_id})).all()
+    if not rows:
         raise NotFoundError(f"no rotation {saga_id!r}")
-    open_tasks = await tasks.list_tasks(session, rotation_id=saga_id, status=None)
-    window = MaintenanceWindow.model_validate(row.window) if row.window else None
-    return RotationStamp(row.version, window, open_tasks)
+    open_tasks = [tasks.task_view(r) for r in rows if r.task_id is not None]
+    window = MaintenanceWindow.model_validate(rows[0].window) if rows[0].window else None
+    return RotationStamp(rows[0].version, window, open_tasks)
 
 
 async def rotation_state(session: AsyncSession, saga_id: str) -> tuple[SagaState, int]:
@@ -71,17 +88,22 @@ async def rotation_state(session: AsyncSession, saga_id: str) -> tuple[SagaState
     return loaded
 
 
-async def history_page(
-    session: AsyncSession, saga_id: str, *, after: int, limit: int
-) -> tuple[str, list[dict[str, Any]], int | None]:
-    """A page of the rotation's history and its strong entity tag.
+async def history_tag(session: AsyncSession, saga_id: str) -> tuple[str, int]:
+    """The strong entity tag of the rotation's history, and its last entry's position.
 
-    The history only grows: its last entry names every page of it. The page is read up to
-    that entry, so that an entry written meanwhile waits for the next read rather than making
-    two different answers carry one tag."""
-    if (await session.execute(_STAMP, {"_saga_id": saga_id})).first() is None:
+    The history only grows: its last entry names every page of it."""
+    last = (await session.execute(_LAST_ENTRY, {"_saga_id": saga_id})).scalar()
+    if last is None:
         raise NotFoundError(f"no rotation {saga_id!r}")
-    last = (await session.execute(_LAST_ENTRY, {"_saga_id": saga_id})).scalar() or 0
+    return f'"h{last}"', last
+
+
+async def history_page(
+    session: AsyncSession, saga_id: str, *, after: int, limit: int, last: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the rotation's history up to entry `last` (that of its tag), so that an
+    entry written meanwhile waits for the next read rather than making two different answers
+    carry one tag."""
     rows = (
         await session.execute(
             select(saga_history)
@@ -95,7 +117,7 @@ async def history_page(
         )
     ).all()
     items = [history_entry(r) for r in rows[:limit]]
-    return f'"h{last}"', items, (items[-1]["seq"] if len(rows) > limit else None)
+    return items, (items[-1]["seq"] if len(rows) > limit else None)
 
 
 def history_entry(row: Any) -> dict[str, Any]:

@@ -94,10 +94,17 @@ def task_view(row: Any) -> dict[str, Any]:
     }
 
 
+# The tasks a person still has to do or that wait to be verified (a list's default).
+OPEN_OR_CONFIRMED = operator_tasks.c.status.in_(["open", "confirmed"])
+# In the order they were asked for; the id orders two asked at the same instant, so that a
+# list (and the entity tag of a view that shows it) reads the same twice.
+IN_ORDER_ASKED = (operator_tasks.c.requested_at, operator_tasks.c.task_id)
+
+
 async def list_tasks(
     session: AsyncSession, *, rotation_id: str | None, status: str | None
 ) -> list[dict[str, Any]]:
-    query = _tasks(rotation_id, status).order_by(operator_tasks.c.requested_at)
+    query = _tasks(rotation_id, status).order_by(*IN_ORDER_ASKED)
     return [task_view(r) for r in (await session.execute(query)).all()]
 
 
@@ -122,9 +129,7 @@ def _tasks(rotation_id: str | None, status: str | None) -> Select[Any]:
     if rotation_id:
         query = query.where(operator_tasks.c.saga_id == rotation_id)
     if status != "all":
-        query = query.where(
-            operator_tasks.c.status.in_([status] if status else ["open", "confirmed"])
-        )
+        query = query.where(operator_tasks.c.status == status if status else OPEN_OR_CONFIRMED)
     return query
 
 
