@@ -10,7 +10,6 @@ from sqlalchemy import insert, update
 
 from orchestrator.adapters.orm import operator_tasks
 from orchestrator.adapters.repository import to_db
-
 from tests.integration.orchestrator.support import rotation_body, wait_until
 
 pytestmark = pytest.mark.integration
