@@ -25,7 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from certrotate.render import add_plain_row, rotation_screen
+from certrotate.render import add_plain_row
+from certrotate.rotation_view import rotation_screen
 from certrotate.stack import ClockSync, EmbeddedStack, start_embedded
 from certrotate.twin_inventory import register_twin
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from certrotate import render
+from certrotate import rotation_view
 from certrotate.api_client import ApiClient
 from certrotate.client.connection import api_command
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG
@@ -15,7 +15,7 @@ from certrotate.client.output import json_option, print_result
 
 def _print_rotation(view: dict[str, Any], as_json: bool) -> None:
     """After an operator action: the new state in one line (or the whole view as JSON)."""
-    print_result(view, as_json=as_json, line=render.rotation_line)
+    print_result(view, as_json=as_json, line=rotation_view.rotation_line)
 
 
 @click.command(

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from certrotate import render
+from certrotate import render, rotation_view
 from certrotate.api_client import ApiClient
 from certrotate.client.connection import api_command
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG, EXIT_INTERRUPTED, EXIT_OK
@@ -43,7 +43,7 @@ def status(api: ApiClient, rotation_id: str, watch: bool, interval: float, as_js
     if as_json:
         print_json(view)
     else:
-        stdout_console().print(render.rotation_panel(view))
+        stdout_console().print(rotation_view.rotation_panel(view))
 
 
 @click.command(epilog=EXIT_CODES_EPILOG)

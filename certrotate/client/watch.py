@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 
-from certrotate import render
+from certrotate import rotation_view
 from certrotate.api_client import ApiClient, ApiUnavailableError
 from certrotate.client.exit_codes import (
     EXIT_INTERRUPTED,
@@ -115,7 +115,7 @@ def _watch(
                     click.echo(text)
                     last_json = text
             else:
-                line = render.rotation_line(view)
+                line = rotation_view.rotation_line(view)
                 if line != last_line:
                     console.print(f"{time.strftime('%H:%M:%S')}  {line}")
                     last_line = line
@@ -125,12 +125,14 @@ def _watch(
             time.sleep(interval)
             view = fetch()
         if not as_json:
-            console.print(render.rotation_panel(view))
+            console.print(rotation_view.rotation_panel(view))
     else:
-        with Live(render.rotation_panel(view), console=console, refresh_per_second=4) as live:
+        with Live(
+            rotation_view.rotation_panel(view), console=console, refresh_per_second=4
+        ) as live:
             while (code := outcome_code(view)) is None:
                 time.sleep(interval)
                 view = fetch()
-                live.update(render.rotation_panel(view))
+                live.update(rotation_view.rotation_panel(view))
     stderr_console().print(ending_message(view, code))
     return code

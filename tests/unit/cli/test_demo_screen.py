@@ -12,7 +12,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from certrotate import render
+from certrotate import rotation_view
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +22,7 @@ RECORDED = json.loads((Path(__file__).parent / "demo_rotation.json").read_text()
 
 def screen(events: list[dict[str, Any]], *, width: int = 120, height: int = 45) -> list[str]:
     console = Console(width=width, height=height, file=StringIO(), color_system=None)
-    console.print(render.rotation_screen(RECORDED["view"], events, console))
+    console.print(rotation_view.rotation_screen(RECORDED["view"], events, console))
     return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from certrotate import render
+from certrotate import rotation_view
 from certrotate.cli import main
 
 pytestmark = pytest.mark.unit
@@ -124,7 +124,7 @@ def test_events_and_lists_show_hostile_text_literally():
 def test_the_rendered_panel_shows_hostile_text_literally_on_a_markup_console():
     # The demo prints the same panel on a console that reads markup in its own strings.
     console = Console(file=StringIO(), width=400, color_system=None)
-    console.print(render.rotation_panel(hostile_view(), events=[hostile_event()]))
+    console.print(rotation_view.rotation_panel(hostile_view(), events=[hostile_event()]))
     text = _flat(console.file.getvalue())  # type: ignore[attr-defined]
     # type, actor and detail (the panel's one-line events leave out the step column)
     assert text.count(HOSTILE) >= 10 and text.count(SHORT) == 3
