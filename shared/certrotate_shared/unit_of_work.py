@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -44,12 +45,12 @@ _NOTIFY = text("SELECT pg_notify(:c, :p)")
 
 # PostgreSQL: what a commit writes (outbox rows, command outcomes) and its NOTIFY in ONE round
 # trip, whatever the number of rows (arrays, so the statement text never changes). The outbox
-# rows get their ids in the order given: the relay publishes in id order.
+# rows get their ids in the order given: the relay publishes in id order. These statements go
+# to asyncpg directly (see UnitOfWork._driver), hence the $n parameters.
 _PG_OUTBOX = """sent AS (
     INSERT INTO outbox (message_id, topic, key, value, created_at)
     SELECT m, t, k, v, c FROM unnest(
-        CAST(:ids AS varchar[]), CAST(:topics AS varchar[]), CAST(:keys AS varchar[]),
-        CAST(:values AS bytea[]), CAST(:created AS timestamptz[])
+        $1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[]
     ) WITH ORDINALITY AS u(m, t, k, v, c, n) ORDER BY n
     RETURNING 1
 )"""
@@ -57,8 +58,8 @@ _PG_OUTCOMES = """recorded AS (
     INSERT INTO command_outcomes (idempotency_key, command_type, outcome_type, outcome_version,
                                   outcome_payload, recorded_at)
     SELECT * FROM unnest(
-        CAST(:o_keys AS varchar[]), CAST(:o_commands AS varchar[]), CAST(:o_types AS varchar[]),
-        CAST(:o_versions AS int[]), CAST(:o_payloads AS json[]), CAST(:o_at AS timestamptz[])
+        ${0}::varchar[], ${1}::varchar[], ${2}::varchar[], ${3}::int[], ${4}::json[],
+        ${5}::timestamptz[]
     )
     ON CONFLICT (idempotency_key) DO UPDATE SET
         command_type = excluded.command_type, outcome_type = excluded.outcome_type,
@@ -66,35 +67,37 @@ _PG_OUTCOMES = """recorded AS (
         recorded_at = excluded.recorded_at
     RETURNING 1
 )"""
-_PG_COMMIT_WRITES: dict[tuple[bool, bool, bool], Any] = {}
+_PG_COMMIT_WRITES: dict[tuple[bool, bool, bool], str] = {}
 
 
-def _pg_commit_writes(outbox_rows: bool, outcomes: bool, notify: bool) -> Any:
+def _pg_commit_writes(outbox_rows: bool, outcomes: bool, notify: bool) -> str:
     key = (outbox_rows, outcomes, notify)
     stmt = _PG_COMMIT_WRITES.get(key)
     if stmt is None:
-        ctes = [c for c, on in ((_PG_OUTBOX, outbox_rows), (_PG_OUTCOMES, outcomes)) if on]
-        tail = "SELECT pg_notify(:c, :p)" if notify else "SELECT 1"
-        stmt = text(f"WITH {', '.join(ctes)} {tail}")
+        ctes, n = [], 0
+        if outbox_rows:
+            ctes.append(_PG_OUTBOX)
+            n = 5
+        if outcomes:
+            ctes.append(_PG_OUTCOMES.format(*range(n + 1, n + 7)))
+            n += 6
+        tail = f"SELECT pg_notify(${n + 1}, ${n + 2})" if notify else "SELECT 1"
+        stmt = f"WITH {', '.join(ctes)} {tail}"
         _PG_COMMIT_WRITES[key] = stmt
     return stmt
 
 
 # PostgreSQL: a batch's inbox records and the outcomes already recorded for its commands, in
 # one round trip. A message id given twice is returned once (the caller takes the first).
-_PG_FIRST_DELIVERIES = text(
-    """WITH fresh AS (
+_PG_FIRST_DELIVERIES = """WITH fresh AS (
     INSERT INTO inbox (message_id, message_type, received_at)
-    SELECT * FROM unnest(
-        CAST(:ids AS varchar[]), CAST(:types AS varchar[]), CAST(:at AS timestamptz[])
-    )
+    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[])
     ON CONFLICT DO NOTHING RETURNING message_id
 )
 SELECT message_id AS k, NULL AS t, NULL AS v, NULL AS p FROM fresh
 UNION ALL
 SELECT idempotency_key, COALESCE(outcome_type, ''), outcome_version, CAST(outcome_payload AS text)
-FROM command_outcomes WHERE idempotency_key = ANY(CAST(:keys AS varchar[]))"""
-)
+FROM command_outcomes WHERE idempotency_key = ANY($4::varchar[])"""
 
 
 _INBOX_INSERTS: dict[str, Any] = {}
@@ -147,9 +150,11 @@ class UnitOfWork:
         # that a handler can read ahead what the whole batch needs in one round trip.
         self.batch: list[Envelope] = []
         self.session: AsyncSession
+        self._raw: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
+        self._raw = None
         self._pending = []
         self._deferred = {}
         self._committed = []
@@ -168,6 +173,7 @@ class UnitOfWork:
         self._committed = []
         self._outcomes = {}
         self._outcome_rows = {}
+        self._raw = None
         await self.session.rollback()
         await self.session.close()
 
@@ -225,6 +231,21 @@ class UnitOfWork:
     def _postgres(self) -> bool:
         return self.session.get_bind().dialect.name == "postgresql"
 
+    async def _driver(self) -> asyncpg.Connection:
+        """PostgreSQL: the asyncpg connection under this transaction, its BEGIN sent.
+
+        The backbone's own statements (inbox, outbox, outcomes) go to it directly: a fifth of
+        SQLAlchemy's cost per statement, in the same transaction as what handlers execute
+        through `session` (SQLAlchemy's asyncpg adapter begins lazily, on its first statement;
+        beginning here is what it would do, and it then sees the transaction as begun)."""
+        if self._raw is None:
+            fairy = await (await self.session.connection()).get_raw_connection()
+            adapter: Any = fairy.dbapi_connection
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+            self._raw = fairy.driver_connection
+        return self._raw
+
     async def commit(self) -> None:
         await self.flush_deferred()
         if self._postgres():
@@ -232,6 +253,7 @@ class UnitOfWork:
         else:
             await self._write_portable()
         await self.session.commit()
+        self._raw = None
         self._outcomes = {}
         if self._pending:
             self._pending = []
@@ -246,28 +268,29 @@ class UnitOfWork:
         notify = bool(pending) and self._channel is not None
         if not pending and not outcomes:
             return
-        params: dict[str, Any] = {}
+        args: list[Any] = []
         if pending:
-            params |= {
-                "ids": [str(env.message_id) for _, env in pending],
-                "topics": [topic for topic, _ in pending],
-                "keys": [env.saga_id for _, env in pending],
-                "values": [env.to_bytes() for _, env in pending],
-                "created": [env.occurred_at for _, env in pending],
-            }
+            args += [
+                [str(env.message_id) for _, env in pending],
+                [topic for topic, _ in pending],
+                [env.saga_id for _, env in pending],
+                [env.to_bytes() for _, env in pending],
+                [env.occurred_at for _, env in pending],
+            ]
         if outcomes:
-            params |= {
-                "o_keys": [o["idempotency_key"] for o in outcomes],
-                "o_commands": [o["command_type"] for o in outcomes],
-                "o_types": [o["outcome_type"] for o in outcomes],
-                "o_versions": [o["outcome_version"] for o in outcomes],
-                "o_payloads": [o["outcome_payload"] for o in outcomes],
-                "o_at": [o["recorded_at"] for o in outcomes],
-            }
+            args += [
+                [o["idempotency_key"] for o in outcomes],
+                [o["command_type"] for o in outcomes],
+                [o["outcome_type"] for o in outcomes],
+                [o["outcome_version"] for o in outcomes],
+                [o["outcome_payload"] for o in outcomes],
+                [o["recorded_at"] for o in outcomes],
+            ]
         if notify:
             # Delivered by PostgreSQL only when this transaction commits.
-            params |= {"c": self._channel, "p": self._signal.token}
-        await self.session.execute(_pg_commit_writes(bool(pending), bool(outcomes), notify), params)
+            args += [self._channel, self._signal.token]
+        driver = await self._driver()
+        await driver.fetchval(_pg_commit_writes(bool(pending), bool(outcomes), notify), *args)
         self._outcome_rows = {}
 
     async def _write_portable(self) -> None:
@@ -308,17 +331,14 @@ class UnitOfWork:
         if not self._postgres():
             return [await self.first_delivery(e) for e in envelopes]
         now = utcnow()
-        rows = (
-            await self.session.execute(
-                _PG_FIRST_DELIVERIES,
-                {
-                    "ids": [str(e.message_id) for e in envelopes],
-                    "types": [e.type for e in envelopes],
-                    "at": [now] * len(envelopes),
-                    "keys": idempotency_keys,
-                },
-            )
-        ).all()
+        driver = await self._driver()
+        rows = await driver.fetch(
+            _PG_FIRST_DELIVERIES,
+            [str(e.message_id) for e in envelopes],
+            [e.type for e in envelopes],
+            [now] * len(envelopes),
+            idempotency_keys,
+        )
         fresh: set[str] = set()
         for key, outcome_type, version, payload in rows:
             if outcome_type is None:
