@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certrotate_shared import tracing
+from certrotate_shared.db import asyncpg_connection
 from certrotate_shared.envelope import Envelope, Event, Message, message_class, utcnow
 from certrotate_shared.tables import command_outcomes, inbox, outbox
 from certrotate_shared.topics import topic_for
@@ -232,18 +233,12 @@ class UnitOfWork:
         return self.session.get_bind().dialect.name == "postgresql"
 
     async def _driver(self) -> asyncpg.Connection:
-        """PostgreSQL: the asyncpg connection under this transaction, its BEGIN sent.
-
-        The backbone's own statements (inbox, outbox, outcomes) go to it directly: a fifth of
-        SQLAlchemy's cost per statement, in the same transaction as what handlers execute
-        through `session` (SQLAlchemy's asyncpg adapter begins lazily, on its first statement;
-        beginning here is what it would do, and it then sees the transaction as begun)."""
+        """PostgreSQL: the asyncpg connection under this transaction, its BEGIN sent: the
+        backbone's own statements go to it directly (db.asyncpg_connection)."""
         if self._raw is None:
-            fairy = await (await self.session.connection()).get_raw_connection()
-            adapter: Any = fairy.dbapi_connection
-            if adapter._transaction is None:
-                await adapter._start_transaction()
-            self._raw = fairy.driver_connection
+            driver = await asyncpg_connection(self.session)
+            assert driver is not None, "PostgreSQL only"
+            self._raw = driver
         return self._raw
 
     async def commit(self) -> None:
