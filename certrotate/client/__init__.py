@@ -17,7 +17,7 @@ the command gives up with 3, so a watch outlives a restart of the orchestrator.
 
 Modules: connection (--api/--token, API errors as exit codes), exit_codes, output, passwords,
 watch (following a rotation), rotate, rotations (status, events, list, at-risk), interventions
-(approve, decide, pause, resume, cancel), inventory (sites, servers), rehearsal (sites
+(approve, decide, pause, resume, cancel), sites, servers (the inventory), rehearsal (sites
 import-twin), tasks, tokens, webhooks (webhook sources), dlq, subscriptions (callbacks), audit,
 campaigns (multi-site campaigns), bundles (certificates uploaded once, named by id).
 """
@@ -32,10 +32,11 @@ from certrotate.client.campaigns import campaign
 from certrotate.client.dlq import dlq
 from certrotate.client.exit_codes import EXIT_CODES_EPILOG
 from certrotate.client.interventions import approve, cancel, decide, pause, resume
-from certrotate.client.inventory import servers, sites
 from certrotate.client.rehearsal import import_twin  # noqa: F401 - adds `sites import-twin`
 from certrotate.client.rotate import rotate
 from certrotate.client.rotations import at_risk, events, list_rotations, status
+from certrotate.client.servers import servers
+from certrotate.client.sites import sites
 from certrotate.client.subscriptions import subscriptions
 from certrotate.client.tasks import tasks
 from certrotate.client.tokens import tokens

@@ -16,9 +16,9 @@ import httpx
 
 from certrotate.api_client import ApiClient, ApiRefusedError
 from certrotate.client.connection import api_command
-from certrotate.client.inventory import sites
 from certrotate.client.output import json_option, print_json
 from certrotate.client.passwords import obtain_password
+from certrotate.client.sites import sites
 from certrotate.twin_inventory import inventory_entries
 
 
