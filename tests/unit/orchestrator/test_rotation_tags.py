@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.domain.state import MaintenanceWindow
+from orchestrator.domain.steps import TABLES
 from orchestrator.entrypoints.conditional import none_match
+from orchestrator.entrypoints.rotation_models import VIEW_REVISION, view_revision
 from orchestrator.service_layer.rotation_reads import RotationStamp
 
 NIGHTLY = MaintenanceWindow(cron="0 22 * * *", duration_minutes=120, timezone="UTC")
@@ -47,3 +50,15 @@ def test_if_none_match_names_a_tag_in_a_list_weakly_or_by_star():
     assert none_match('"7.AB"', tag)  # tags compare byte for byte
     assert none_match("7.ab", tag)  # unquoted: not an entity tag
     assert none_match('"x" "7.ab"', tag)  # no comma: the header does not parse
+
+
+def test_a_step_renamed_by_an_upgrade_changes_the_views_revision():
+    # The titles come from the step tables, not from the stored saga: after an upgrade that
+    # renames a step, a poller's old tag must not be answered 304 with the old title.
+    renamed = {
+        phase: [replace(s, title=s.title + " (renamed)") if i == 0 else s
+                for i, s in enumerate(table)]
+        for phase, table in TABLES.items()
+    }  # fmt: skip
+    assert view_revision(TABLES) == VIEW_REVISION
+    assert view_revision(renamed) != VIEW_REVISION

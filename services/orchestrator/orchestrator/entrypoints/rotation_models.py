@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.step_kinds import Step
+from orchestrator.domain.steps import TABLES
 from orchestrator.entrypoints.tasks import TaskOut
 
 RotationStatus = Literal["running", "compensating", "paused", "completed", "compensated", "failed"]
@@ -322,8 +325,15 @@ def streamed_list(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     }
 
 
-# Part of every rotation view's entity tag: an answer of another shape is another answer.
-VIEW_REVISION = hashlib.blake2b(
-    json.dumps(RotationOut.model_json_schema(mode="serialization"), sort_keys=True).encode(),
-    digest_size=4,
-).hexdigest()
+def view_revision(tables: Mapping[str, Sequence[Step]]) -> str:
+    """Part of every rotation view's entity tag: an answer of another shape, or one that names
+    its steps differently (titles come from the step tables, not from the stored state), is
+    another answer, so an upgrade never answers 304 to a tag taken before it."""
+    steps = {phase: [(s.name, s.number, s.title) for s in table] for phase, table in tables.items()}
+    shape = RotationOut.model_json_schema(mode="serialization")
+    return hashlib.blake2b(
+        json.dumps([shape, steps], sort_keys=True).encode(), digest_size=4
+    ).hexdigest()
+
+
+VIEW_REVISION = view_revision(TABLES)
