@@ -8,6 +8,7 @@ import httpx
 
 from certrotate_shared.clock import Clock
 from certrotate_shared.internal_api import internal_client
+from certrotate_shared.leases import replica_name
 from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.topics import events_topic
 from certrotate_shared.transport.base import Transport
@@ -62,6 +63,7 @@ def build_runtime(
             client_monitor_client
             or internal_client(settings, settings.client_monitor_url, settings.internal_token)
         ),
+        replica=replica_name(settings.instance_id),
     )
     named = deps.named()
     run_timers_ = inject(run_timers, named)

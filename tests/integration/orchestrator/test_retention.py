@@ -29,6 +29,7 @@ from certificates.service_layer.store import Original
 from certificates.settings import Settings as CertificatesSettings
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.hostops import CertificateBackup
+from certrotate_shared.leases import Lease
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.secretbox import SecretBox
@@ -232,23 +233,49 @@ async def _purged_in_history(hooks: Hooks, saga: str) -> bool:
     return sorted(e["detail"]["service"] for e in purged) == ["client-monitor", "replication"]
 
 
-def _run_due(hooks: Hooks) -> Callable[[], Awaitable[dict[str, int] | None]]:
-    """The replica's retention job with its dependencies bound, as its bootstrap binds them."""
+def _run_due(
+    hooks: Hooks, replica: str | None = None
+) -> Callable[[], Awaitable[dict[str, int] | None]]:
+    """The replica's retention job with its dependencies bound, as its bootstrap binds them
+    (`replica`: another replica's name, on the same database)."""
     assert hooks.runtime.app is not None
-    return inject(retention.run_due, hooks.runtime.app.state.deps.named())
+    named = hooks.runtime.app.state.deps.named()
+    return inject(retention.run_due, {**named, **({"replica": replica} if replica else {})})
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
-async def test_one_replica_runs_the_job_at_a_time(
-    tmp_path, master_key, pg_url, pg_schemas, database
-):
+async def test_two_replicas_run_the_job_once(tmp_path, master_key, pg_url, pg_schemas, database):
     overrides: dict[str, Any] = {}
     if database == "postgres":
         schema = f"orch_{uuid.uuid4().hex[:8]}"
         pg_schemas.append(schema)
         overrides = {"database_url": pg_url, "database_schema": schema}
     async for env in estate(tmp_path, master_key, **overrides):
-        run_due = _run_due(env.hooks)
+        replicas = [_run_due(env.hooks, replica=f"orchestrator-{n}") for n in range(4)]
         env.clock.advance(10 * DAY)
-        results = await asyncio.gather(*(run_due() for _ in range(4)))
+        results = await asyncio.gather(*(run_due() for run_due in replicas))
         assert sum(r is not None for r in results) == 1
+        # Done for this interval: no replica runs it again before the next one.
+        assert [await run_due() for run_due in replicas] == [None] * 4
+
+
+async def test_a_run_cut_short_is_taken_up_by_its_replica_again_not_a_day_later(
+    tmp_path, master_key
+):
+    """A replica killed mid-run leaves its hold (the shared lease of long-running work): the
+    same replica, restarted under its instance_id, runs the job at once; another replica waits
+    for the hold to run out (real seconds), rather than for the next interval."""
+    async for env in estate(tmp_path, master_key):
+        env.clock.advance(10 * DAY)
+        async with env.hooks.runtime.uow() as uow:
+            await periodic_jobs.ensure(uow.session, retention.JOB, due_at=env.clock.now())
+            due = periodic_jobs.due_jobs(env.clock.now())
+            killed = Lease(due, owner="orchestrator-a", seconds=600)
+            assert await killed.take(uow.session, retention.JOB)
+            await uow.commit()
+
+        assert await _run_due(env.hooks, replica="orchestrator-b")() is None
+        assert await _run_due(env.hooks, replica="orchestrator-a")() is not None
+        async with env.hooks.runtime.uow() as uow:
+            row = await periodic_jobs.row(uow.session, retention.JOB)
+        assert row is not None and row.owner is None and row.last_error is None

@@ -51,6 +51,8 @@ class Deps:
     vault: Vault
     certificates: CertificatesClient
     client_monitor: ClientMonitorClient
+    # This replica's name in the leases it holds (certrotate_shared.leases.replica_name).
+    replica: str
     alarm: TimerAlarm = field(default_factory=TimerAlarm)
     # Set once the runtime exists (it is built last: it takes the bound handlers).
     runtime: ServiceRuntime | None = None
@@ -80,5 +82,6 @@ class Deps:
             "vault": self.vault,
             "certificates": self.certificates,
             "client_monitor": self.client_monitor,
+            "replica": self.replica,
             "alarm": self.alarm,
         }
