@@ -20,7 +20,7 @@ from orchestrator.entrypoints.api import create_api
 from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from orchestrator.service_layer import site_targets
 from orchestrator.service_layer.callbacks import run_callbacks
-from orchestrator.service_layer.campaigns import run_campaigns
+from orchestrator.service_layer.campaign_driver import run_campaigns
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.metrics import metrics_access, read_gauges

@@ -11,6 +11,7 @@ from orchestrator.domain import campaign as c
 from orchestrator.domain import campaign_actions as a
 from orchestrator.domain import campaign_plan as p
 from orchestrator.domain import campaign_progress as cp
+from orchestrator.domain import campaign_waves as w
 from orchestrator.domain.orphans import orphaned_outside_risk
 from orchestrator.domain.state import MaintenanceWindow, ServerStatus
 
@@ -38,13 +39,13 @@ def run(state: c.CampaignState, outcomes: dict[str, str] | None = None) -> list[
     """Drive the campaign to its end: each round, start what it asks, then end all running."""
     rounds = []
     for n in range(100):
-        for site in c.progress(state, NOW):
-            c.started(state, site, f"rot-{site}", NOW)
+        for site in w.progress(state, NOW):
+            w.started(state, site, f"rot-{site}", NOW)
         running = [s.site for s in state.active()]
         if not running:
             break
         rounds.append(sorted(running))
-        c.observe(state, {f"rot-{s}": (outcomes or {}).get(s, "completed") for s in running}, NOW)
+        w.observe(state, {f"rot-{s}": (outcomes or {}).get(s, "completed") for s in running}, NOW)
         assert n < 99
     return rounds
 
@@ -119,15 +120,15 @@ def test_wave_approval_holds_the_next_wave_until_approved():
 
 def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
     state = make([["a", "b"], ["c"]], cap=1)
-    for site in c.progress(state, NOW):
-        c.started(state, site, f"rot-{site}", NOW)
+    for site in w.progress(state, NOW):
+        w.started(state, site, f"rot-{site}", NOW)
     a.cancel(state, "ops", "wrong CA", NOW)
     assert [s.site for s in a.claim_cancels(state, {}, NOW)] == ["a"]
     assert a.claim_cancels(state, {"rot-a": "compensating"}, NOW) == []  # asked once only
-    assert c.progress(state, NOW) == []
+    assert w.progress(state, NOW) == []
     assert state.status == "cancelling"
-    c.observe(state, {"rot-a": "compensated"}, NOW)
-    c.progress(state, NOW)
+    w.observe(state, {"rot-a": "compensated"}, NOW)
+    w.progress(state, NOW)
     assert state.status == "cancelled"
     assert {s: v.status for s, v in state.sites.items()} == {
         "a": "cancelled", "b": "skipped", "c": "skipped"
@@ -136,20 +137,20 @@ def test_cancel_asks_running_rotations_to_cancel_and_skips_pending_sites():
 
 def test_a_paused_campaign_starts_nothing_and_resumes_where_it_was():
     state = make([["a", "b"]], cap=1)
-    run_once = c.progress(state, NOW)
+    run_once = w.progress(state, NOW)
     assert run_once == ["a"]
-    c.started(state, "a", "rot-a", NOW)
+    w.started(state, "a", "rot-a", NOW)
     a.pause(state, "ops", NOW)
-    c.observe(state, {"rot-a": "completed"}, NOW)
-    assert c.progress(state, NOW) == []
+    w.observe(state, {"rot-a": "completed"}, NOW)
+    assert w.progress(state, NOW) == []
     a.resume(state, "ops", NOW)
-    assert c.progress(state, NOW) == ["b"]
+    assert w.progress(state, NOW) == ["b"]
 
 
 def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_swap():
     state = make([["a", "b"]], cap=2)
-    for site in c.progress(state, NOW):
-        c.started(state, site, f"rot-{site}", NOW)
+    for site in w.progress(state, NOW):
+        w.started(state, site, f"rot-{site}", NOW)
     a.cancel(state, "ops", "wrong CA", NOW)
     assert [s.site for s in a.claim_cancels(state, {}, NOW)] == ["a", "b"]
     live = {"rot-a": "compensating", "rot-b": "running"}
@@ -167,13 +168,13 @@ def test_a_cancel_lost_in_a_crash_is_asked_again_but_not_one_refused_past_the_sw
 def test_a_site_held_by_another_rotation_is_retried_without_filling_the_history():
     state = make([["a"]])
     for _ in range(50):  # fifty ticks while a rotation outside the campaign holds the site
-        assert c.progress(state, NOW) == ["a"]
-        c.start_deferred(state, "a", "waiting: site 'a' is busy: rotation r-1", NOW)
+        assert w.progress(state, NOW) == ["a"]
+        w.start_deferred(state, "a", "waiting: site 'a' is busy: rotation r-1", NOW)
     assert state.sites["a"].status == "pending"
     assert state.sites["a"].note == "waiting: site 'a' is busy: rotation r-1"
     assert len(state.events) < 5
-    assert c.progress(state, NOW) == ["a"]
-    c.started(state, "a", "rot-a", NOW)
+    assert w.progress(state, NOW) == ["a"]
+    w.started(state, "a", "rot-a", NOW)
     assert state.sites["a"].note is None
 
 
@@ -222,15 +223,15 @@ def test_a_site_starts_only_inside_its_own_window_in_its_own_time_zone():
     state.sites["paris"].window = paris
     state.sites["tokyo"].window = tokyo
     # 00:00 UTC is 01:00 in Paris (open) and 09:00 in Tokyo (closed until 02:00 JST).
-    assert c.progress(state, NOW) == ["paris"]
+    assert w.progress(state, NOW) == ["paris"]
     assert (
         state.sites["tokyo"].note
         == "waiting for its maintenance window (opens 2026-11-30T17:00:00+00:00)"
     )
     assert [e["site"] for e in state.events if e["type"] == "SiteAwaitsWindow"] == ["tokyo"]
-    c.progress(state, NOW + timedelta(hours=1))  # still closed: not recorded again
+    w.progress(state, NOW + timedelta(hours=1))  # still closed: not recorded again
     assert len([e for e in state.events if e["type"] == "SiteAwaitsWindow"]) == 1
-    assert c.progress(state, NOW + timedelta(hours=17, minutes=30)) == ["tokyo"]
+    assert w.progress(state, NOW + timedelta(hours=17, minutes=30)) == ["tokyo"]
     assert state.sites["tokyo"].note is None
 
 
@@ -238,14 +239,14 @@ def test_a_wave_with_a_window_starts_when_it_opens_after_the_previous_wave():
     saturday_night = MaintenanceWindow(cron="0 22 * * 6", duration_minutes=240)
     state = make([["a"], ["b", "c"]])
     state.wave_windows = [None, saturday_night]
-    assert c.progress(state, NOW) == ["a"]
-    c.started(state, "a", "rot-a", NOW)
-    c.observe(state, {"rot-a": "completed"}, NOW)
-    assert c.progress(state, NOW + timedelta(hours=1)) == []
+    assert w.progress(state, NOW) == ["a"]
+    w.started(state, "a", "rot-a", NOW)
+    w.observe(state, {"rot-a": "completed"}, NOW)
+    assert w.progress(state, NOW + timedelta(hours=1)) == []
     assert state.current_wave == 1
     (waiting,) = [e for e in state.events if e["type"] == "WaveAwaitsWindow"]
     assert waiting["opens_at"] == "2026-12-05T22:00:00+00:00"
-    assert c.progress(state, datetime(2026, 12, 5, 23, tzinfo=UTC)) == ["b", "c"]
+    assert w.progress(state, datetime(2026, 12, 5, 23, tzinfo=UTC)) == ["b", "c"]
 
 
 def test_the_rotation_swaps_in_the_sites_window_unless_the_options_name_one():
@@ -270,21 +271,21 @@ def test_a_farms_next_site_waiting_for_its_window_is_not_overtaken_by_a_later_on
     closed = MaintenanceWindow(cron="0 12 * * *", duration_minutes=60)  # noon UTC
     state = make([["x", "h"]], farms={"x": "h", "h": "h"})
     state.sites["x"].window = closed
-    assert c.progress(state, NOW) == []
+    assert w.progress(state, NOW) == []
     assert state.sites["h"].status == "pending"
-    assert c.progress(state, NOW + timedelta(hours=12)) == ["x"]
+    assert w.progress(state, NOW + timedelta(hours=12)) == ["x"]
 
 
 def test_a_rotation_that_left_partnerships_broken_holds_the_rest_of_its_farm():
     state = make([["x", "y", "solo"]], farms={"x": "h", "y": "h", "solo": "solo"}, failures=5)
-    assert sorted(c.progress(state, NOW)) == ["solo", "x"]
+    assert sorted(w.progress(state, NOW)) == ["solo", "x"]
     for site in ("x", "solo"):
-        c.started(state, site, f"rot-{site}", NOW)
+        w.started(state, site, f"rot-{site}", NOW)
     broken = _rotation(0, None, ["rolled_back", "rolled_back"])
     broken.broken_partners = ["h"]
-    c.note_rotations(state, {"rot-x": broken}, NOW)
-    c.observe(state, {"rot-x": "failed", "rot-solo": "completed"}, NOW)
-    assert c.progress(state, NOW) == []
+    w.note_rotations(state, {"rot-x": broken}, NOW)
+    w.observe(state, {"rot-x": "failed", "rot-solo": "completed"}, NOW)
+    assert w.progress(state, NOW) == []
     assert state.sites["y"].status == "skipped"
     assert "x" in (state.sites["y"].note or "") and "h" in (state.sites["y"].note or "")
     (held,) = [e for e in state.events if e["type"] == "FarmHeld"]
@@ -294,9 +295,9 @@ def test_a_rotation_that_left_partnerships_broken_holds_the_rest_of_its_farm():
 
 def test_progress_sums_the_clients_of_every_rotation_and_forecasts_the_end():
     state = make([["a", "b", "c", "d"]], cap=2)
-    for site in c.progress(state, NOW):
-        c.started(state, site, f"rot-{site}", NOW)
-    c.note_rotations(
+    for site in w.progress(state, NOW):
+        w.started(state, site, f"rot-{site}", NOW)
+    w.note_rotations(
         state,
         {"rot-a": _rotation(10, None, ["pending", "pending"]),
          "rot-b": _rotation(0, None, ["pending", "pending"])},
@@ -308,9 +309,9 @@ def test_progress_sums_the_clients_of_every_rotation_and_forecasts_the_end():
     }  # fmt: skip
     assert cp.forecast_end(state, NOW) is None  # nothing has finished to learn from
     later = NOW + timedelta(days=2)
-    c.observe(state, {"rot-a": "completed"}, later)
+    w.observe(state, {"rot-a": "completed"}, later)
     # One rotation took two days; b, c, d remain with two lanes: two more rounds of two days.
     assert cp.forecast_end(state, later) == later + timedelta(days=4)
     # Past the swap (or the end) clients are no longer "at risk": they were reached or cut off.
-    c.note_rotations(state, {"rot-b": _rotation(3, 3, ["updated", "updated"])}, later)
+    w.note_rotations(state, {"rot-b": _rotation(3, 3, ["updated", "updated"])}, later)
     assert cp.clients(state)["at_risk"] == 0

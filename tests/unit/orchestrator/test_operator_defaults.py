@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from orchestrator.domain.state import RotationOptions
-from orchestrator.service_layer.rotations import in_clock_time, with_operator_defaults
+from orchestrator.service_layer.rotation_options import in_clock_time, with_operator_defaults
 from orchestrator.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from orchestrator.service_layer.errors import InputRejectedError
-from orchestrator.service_layer.inventory import check_site_policy
+from orchestrator.service_layer.site_policy import check_site_policy
 
 
 def ca_pem() -> str:

@@ -11,7 +11,7 @@ from orchestrator.entrypoints.deps import AppDeps, Operator, Viewer
 from orchestrator.entrypoints.problems import PREFLIGHT, problem
 from orchestrator.entrypoints.schemas import CertificateUploadIn
 from orchestrator.service_layer import bundles
-from orchestrator.service_layer.rotations import CertificateUpload
+from orchestrator.service_layer.preflight import CertificateUpload
 
 
 class BundleIn(CertificateUploadIn):

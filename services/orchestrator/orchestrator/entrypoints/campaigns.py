@@ -33,7 +33,14 @@ from orchestrator.entrypoints.schemas import (
     RotationOptionsIn,
     certificate_of,
 )
-from orchestrator.service_layer import campaign_export, campaigns, rotations
+from orchestrator.service_layer import (
+    campaign_driver,
+    campaign_export,
+    campaign_records,
+    campaigns,
+    preflight,
+    rotation_actions,
+)
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.errors import NotFoundError
 from orchestrator.service_layer.tokens import Principal
@@ -130,7 +137,7 @@ class CampaignDecisionIn(_Body):
     note: str = Field("", max_length=2000)
 
 
-def _upload(body: CertificateUploadIn | BundleIdIn) -> rotations.Certificate:
+def _upload(body: CertificateUploadIn | BundleIdIn) -> preflight.Certificate:
     return certificate_of(body)
 
 
@@ -158,7 +165,7 @@ def campaigns_router(
     Approver = Annotated[Principal, Depends(role("approver"))]
 
     async def view(state: CampaignState) -> CampaignOut:
-        rotations_now = await campaigns.rotations_of(state, db=deps.db)
+        rotations_now = await campaign_records.rotations_of(state, db=deps.db)
         return campaign_view(state, rotations_now, deps.clock.now())
 
     @router.post(
@@ -204,33 +211,38 @@ def campaigns_router(
     @router.get("")
     async def listing(_: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> CampaignList:
         return CampaignList(
-            items=[campaign_summary(s) for s in await campaigns.list_campaigns(limit, db=deps.db)]
+            items=[
+                campaign_summary(s)
+                for s in await campaign_records.list_campaigns(limit, db=deps.db)
+            ]
         )
 
     @router.get("/{campaign_id}")
     async def get(campaign_id: str, _: Viewer) -> CampaignOut:
         """Sites by wave and state, clients summed over every rotation, a forecast of the end,
         and every decision waiting (the campaign's and its rotations')."""
-        return await view(await campaigns.get_campaign(campaign_id, db=deps.db))
+        return await view(await campaign_records.get_campaign(campaign_id, db=deps.db))
 
     @router.get("/{campaign_id}/waves/{wave}")
     async def wave(campaign_id: str, wave: int, _: Viewer) -> CampaignWaveOut:
         """One wave (1 = the first): its sites, their clients summed, its window."""
-        state = await campaigns.get_campaign(campaign_id, db=deps.db)
+        state = await campaign_records.get_campaign(campaign_id, db=deps.db)
         if not 1 <= wave <= len(state.waves):
             raise NotFoundError(
                 f"campaign {campaign_id} has waves 1 to {len(state.waves)}", code="not_found"
             )
-        return wave_view(state, wave - 1, await campaigns.rotations_of(state, db=deps.db))
+        return wave_view(state, wave - 1, await campaign_records.rotations_of(state, db=deps.db))
 
     @router.get("/{campaign_id}/sites/{site}")
     async def site(campaign_id: str, site: str, _: Viewer) -> CampaignSiteViewOut:
         """One site: its place in the plan, its rotation's state and clients, its events."""
-        state = await campaigns.get_campaign(campaign_id, db=deps.db)
+        state = await campaign_records.get_campaign(campaign_id, db=deps.db)
         if site not in state.sites:
             raise NotFoundError(f"site {site!r} is not in campaign {campaign_id}", code="not_found")
         rotation_id = state.sites[site].rotation_id
-        rotation = await rotations.get_rotation(rotation_id, db=deps.db) if rotation_id else None
+        rotation = (
+            await rotation_actions.get_rotation(rotation_id, db=deps.db) if rotation_id else None
+        )
         return site_view(state, site, rotation)
 
     @router.get(
@@ -243,7 +255,7 @@ def campaigns_router(
     ) -> StreamingResponse:
         """Every at-risk client of every rotation of the campaign (the step-3 watch's list),
         one site after another, streamed; CSV cells a spreadsheet would run are quoted."""
-        state = await campaigns.get_campaign(campaign_id, db=deps.db)
+        state = await campaign_records.get_campaign(campaign_id, db=deps.db)
         rows = campaign_export.at_risk_rows(state, db=deps.db, client_monitor=deps.client_monitor)
         name = f"campaign-{campaign_id}-at-risk.{format}"
         body, media = (at_risk_csv(rows), "text/csv") if format == "csv" else (
@@ -254,9 +266,9 @@ def campaigns_router(
         )  # fmt: skip
 
     async def _act(
-        campaign_id: str, action: campaigns.Action, who: Principal, reason: str
+        campaign_id: str, action: campaign_driver.Action, who: Principal, reason: str
     ) -> CampaignOut:
-        return await view(await campaigns.act(campaign_id, action, **_driving(deps), by=who.name,
+        return await view(await campaign_driver.act(campaign_id, action, **_driving(deps), by=who.name,
                                                  reason=reason))  # fmt: skip
 
     @router.post("/{campaign_id}/pause", responses=_ACTION)
@@ -281,7 +293,7 @@ def campaigns_router(
     ) -> CampaignOut:
         """Answer the waiting decision: the next wave, or continue / abort past the budget."""
         given = body or CampaignDecisionIn()
-        state = await campaigns.act(campaign_id, "approve", **_driving(deps), by=who.name,
+        state = await campaign_driver.act(campaign_id, "approve", **_driving(deps), by=who.name,
                                     reason=given.note, decision=given.decision)  # fmt: skip
         return await view(state)
 

@@ -43,10 +43,12 @@ from orchestrator.entrypoints.rotation_models import (
 )
 from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import at_risk as at_risk_service
+from orchestrator.service_layer import rotation_actions as actions
 from orchestrator.service_layer import rotation_reads as reads
 from orchestrator.service_layer import rotations as service
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.rotation_options import authorize_options, with_operator_defaults
 
 router = APIRouter(prefix="/v1/rotations", tags=["rotations"])
 
@@ -60,7 +62,7 @@ _ACTION: Responses = {
 
 
 async def view(deps: Deps, saga_id: str) -> RotationOut:
-    state = await service.get_rotation(saga_id, db=deps.db)
+    state = await actions.get_rotation(saga_id, db=deps.db)
     async with deps.rt.uow() as uow:
         open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
     return rotation_view(state, now=deps.clock.now(), tasks=open_tasks)
@@ -104,8 +106,8 @@ async def create_rotation(
         alarm=deps.alarm,
         site=body.site,
         upload=schemas.certificate_of(body.certificate, body.bundle_id),
-        options=service.authorize_options(
-            service.with_operator_defaults(body.options.stored(), deps.settings),
+        options=authorize_options(
+            with_operator_defaults(body.options.stored(), deps.settings),
             may_approve=who.may("approver"),
             settings=deps.settings,
         ),
@@ -132,7 +134,7 @@ async def list_rotations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     change_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RotationPage:
-    items, next_cursor = await service.list_rotations(
+    items, next_cursor = await actions.list_rotations(
         db=deps.db, status=state, site=site, cursor=cursor, limit=limit, change_id=change_id
     )
     return RotationPage(items=[rotation_summary(s) for s in items], next_cursor=next_cursor)
@@ -263,7 +265,7 @@ async def accepted_clients(
 async def pause(
     rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
 ) -> RotationOut:
-    await service.act(
+    await actions.act(
         rotation_id,
         PauseRequested(by=who.name, reason=(body or schemas.PauseIn()).reason),
         db=deps.db, clock=deps.clock, alarm=deps.alarm,
@@ -273,7 +275,7 @@ async def pause(
 
 @router.post("/{rotation_id}/resume", responses=_ACTION)
 async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
-    await service.act(
+    await actions.act(
         rotation_id, ResumeRequested(by=who.name), db=deps.db, clock=deps.clock, alarm=deps.alarm
     )
     return await view(deps, rotation_id)
@@ -283,7 +285,7 @@ async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
 async def cancel(
     rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
 ) -> RotationOut:
-    await service.act(
+    await actions.act(
         rotation_id, CancelRequested(by=who.name, reason=body.reason),
         db=deps.db, clock=deps.clock, alarm=deps.alarm,
     )  # fmt: skip
@@ -300,8 +302,8 @@ async def cancel(
 async def approve(
     rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
 ) -> RotationOut:
-    await service.refuse_self_approval(rotation_id, who.id, db=deps.db)
-    await service.act(
+    await actions.refuse_self_approval(rotation_id, who.id, db=deps.db)
+    await actions.act(
         rotation_id,
         ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note, principal=who.id),
         db=deps.db, clock=deps.clock, alarm=deps.alarm,

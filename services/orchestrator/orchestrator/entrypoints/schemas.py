@@ -14,8 +14,8 @@ from orchestrator.domain.state import (
     RetryPolicy,
     RotationOptions,
 )
-from orchestrator.service_layer.inventory import REQUIRED_TLS_PORTS
-from orchestrator.service_layer.rotations import BundleReference, Certificate, CertificateUpload
+from orchestrator.service_layer.management_servers import REQUIRED_TLS_PORTS
+from orchestrator.service_layer.preflight import BundleReference, Certificate, CertificateUpload
 
 
 class _Body(BaseModel):

@@ -11,7 +11,7 @@ from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
 from orchestrator.entrypoints.paging import PAGED, Cursor, Limit, link_next
 from orchestrator.entrypoints.problems import Responses, problem
-from orchestrator.service_layer import audit_log, inventory
+from orchestrator.service_layer import audit_log, management_servers
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
 
@@ -70,7 +70,7 @@ async def _put_server(
     deps: Deps, body: schemas.ServerIn, who: Principal, action: str
 ) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
-        server = await inventory.put_server(
+        server = await management_servers.put_server(
             uow.session, deps.vault, name=body.name, spec=body.model_dump(), now=deps.clock.now()
         )
         await audit_log.record(uow.session, actor=who.name, action=action, target=body.name,
@@ -91,7 +91,7 @@ async def list_servers(
 ) -> dict[str, Any]:
     """Management servers by name (of `site`, or all), a page at a time."""
     async with deps.rt.uow() as uow:
-        items, next_cursor = await inventory.page_servers(
+        items, next_cursor = await management_servers.page_servers(
             uow.session, site, cursor=cursor, limit=limit
         )
     link_next(request, response, next_cursor)
@@ -101,13 +101,13 @@ async def list_servers(
 @router.get("/{name}", response_model=ServerOut)
 async def get_server(name: str, _: Viewer, deps: AppDeps) -> dict[str, Any]:
     async with deps.rt.uow() as uow:
-        return await inventory.get_server(uow.session, name)
+        return await management_servers.get_server(uow.session, name)
 
 
 @router.delete("/{name}", status_code=204)
 async def delete_server(name: str, who: Admin, deps: AppDeps) -> Response:
     async with deps.rt.uow() as uow:
-        await inventory.delete_server(uow.session, deps.vault, name)
+        await management_servers.delete_server(uow.session, deps.vault, name)
         await audit_log.record(uow.session, actor=who.name, action="server.deleted",
                                target=name, now=deps.clock.now())  # fmt: skip
         await uow.commit()

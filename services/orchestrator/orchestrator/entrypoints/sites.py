@@ -11,7 +11,7 @@ from orchestrator.entrypoints import schemas
 from orchestrator.entrypoints.deps import Admin, AppDeps, Viewer
 from orchestrator.entrypoints.paging import PAGED, Cursor, Limit, link_next
 from orchestrator.entrypoints.problems import Responses, problem
-from orchestrator.service_layer import audit_log, inventory
+from orchestrator.service_layer import audit_log, inventory, site_policy
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal
 
@@ -83,7 +83,7 @@ async def _put_site(
     deps: Deps, body: schemas.SiteIn, who: Principal, action: str
 ) -> dict[str, Any]:
     spec = body.model_dump(exclude={"sepm_credentials", "host_ops_credentials"})
-    inventory.check_site_policy(spec, rehearsal=deps.settings.rehearsal)
+    site_policy.check_site_policy(spec, rehearsal=deps.settings.rehearsal)
     async with deps.rt.uow() as uow:
         site = await inventory.put_site(
             uow.session,

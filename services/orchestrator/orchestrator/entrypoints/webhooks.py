@@ -19,6 +19,8 @@ from orchestrator.entrypoints.schemas import (
     one_certificate,
 )
 from orchestrator.service_layer import audit_log
+from orchestrator.service_layer import webhook_deliveries as deliveries
+from orchestrator.service_layer import webhook_sources as sources
 from orchestrator.service_layer import webhooks as service
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
@@ -163,7 +165,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     async def add_source(body: SourceIn, who: Admin) -> dict[str, Any]:
         """Register a sender; its first secret is in this answer only."""
         async with deps.rt.uow() as uow:
-            source = await service.create_source(
+            source = await sources.create_source(
                 uow.session, deps.vault, name=body.name, description=body.description,
                 by=who.name, now=deps.clock.now(),
             )  # fmt: skip
@@ -177,17 +179,17 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.get("/v1/webhooks/sources", response_model=SourceList)
     async def list_sources(_: Admin) -> dict[str, Any]:
         async with deps.rt.uow() as uow:
-            return {"items": await service.list_sources(uow.session, now=deps.clock.now())}
+            return {"items": await sources.list_sources(uow.session, now=deps.clock.now())}
 
     @router.get("/v1/webhooks/sources/{name}", response_model=SourceOut)
     async def get_source(name: str, _: Admin) -> dict[str, Any]:
         async with deps.rt.uow() as uow:
-            return await service.get_source(uow.session, name, now=deps.clock.now())
+            return await sources.get_source(uow.session, name, now=deps.clock.now())
 
     @router.delete("/v1/webhooks/sources/{name}", status_code=204)
     async def remove_source(name: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
-            await service.delete_source(uow.session, deps.vault, name)
+            await sources.delete_source(uow.session, deps.vault, name)
             await audit_log.record(uow.session, actor=who.name, action="webhook_source.deleted",
                                    target=name, now=deps.clock.now())  # fmt: skip
             await uow.commit()
@@ -199,7 +201,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         """A new secret (shown once); the ones in use stay valid `keep_old_hours` more."""
         keep = (body or RollIn()).keep_old_hours
         async with deps.rt.uow() as uow:
-            source = await service.roll_secret(
+            source = await sources.roll_secret(
                 uow.session, deps.vault, name, keep_old_hours=keep, now=deps.clock.now()
             )
             await audit_log.record(uow.session, actor=who.name,
@@ -212,7 +214,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
     @router.delete("/v1/webhooks/sources/{name}/secrets/{secret_id}", status_code=204)
     async def revoke_secret(name: str, secret_id: str, who: Admin) -> Response:
         async with deps.rt.uow() as uow:
-            await service.revoke_secret(
+            await sources.revoke_secret(
                 uow.session, deps.vault, name, secret_id, now=deps.clock.now()
             )
             await audit_log.record(uow.session, actor=who.name,
@@ -239,10 +241,10 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
         already being rolled out returns that rotation; a newer one supersedes a rotation that
         has not begun the swap, and is refused (409 site_busy) once it has."""
         body = await request.body()
-        webhook_id = await service.verify(
+        webhook_id = await deliveries.verify(
             source, body, request.headers, db=deps.db, clock=deps.clock, vault=deps.vault
         )
-        answer = await service.replayed(source, webhook_id, body, db=deps.db)
+        answer = await deliveries.replayed(source, webhook_id, body, db=deps.db)
         if answer is None:
             try:
                 trigger = TriggerIn.model_validate(json.loads(body))

@@ -27,7 +27,7 @@ from orchestrator.service_layer.errors import (
     NotFoundError,
     UpstreamError,
 )
-from orchestrator.service_layer.rotations import act, get_rotation
+from orchestrator.service_layer.rotation_actions import act, get_rotation
 
 
 def current_watch_id(state: SagaState) -> str | None:

@@ -15,7 +15,7 @@ from certrotate_shared.clock import Clock
 from orchestrator.adapters.bundle_tables import uploaded_bundles
 from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
 from orchestrator.adapters.repository import from_db, to_db
-from orchestrator.service_layer import audit_log, inventory, retention, rotations
+from orchestrator.service_layer import audit_log, preflight, retention, site_topology
 from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import NotFoundError, UpstreamError
 from orchestrator.settings import Settings
@@ -27,7 +27,7 @@ async def upload_bundle(
     clock: Clock,
     settings: Settings,
     certificates: CertificatesClient,
-    upload: rotations.CertificateUpload,
+    upload: preflight.CertificateUpload,
     site: str | None,
     description: str,
     by: str,
@@ -36,8 +36,8 @@ async def upload_bundle(
     hostnames: list[str] = []
     if site is not None:
         async with db() as uow:
-            hostnames = rotations.site_hostnames(await inventory.site_target(uow.session, site))
-    bundle = await rotations.preflight(
+            hostnames = preflight.site_hostnames(await site_topology.site_target(uow.session, site))
+    bundle = await preflight.preflight(
         site or "", upload, hostnames,
         db=db, clock=clock, settings=settings, certificates=certificates,
     )  # fmt: skip

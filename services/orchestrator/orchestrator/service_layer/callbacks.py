@@ -48,7 +48,7 @@ async def record_transition(uow: UnitOfWork, before: Marks | None, decision: Any
     if before is not None and before == after:
         return
     if after.status in TERMINAL and (before is None or before.status != after.status):
-        from orchestrator.service_layer.webhooks import release_waiting
+        from orchestrator.service_layer.supersession import release_waiting
 
         await release_waiting(uow, state)
     events = events_between(before, after)

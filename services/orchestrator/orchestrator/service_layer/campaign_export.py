@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.adapters.clients import ClientMonitorClient, UpstreamUnavailableError
 from orchestrator.domain.campaign import CampaignState
-from orchestrator.service_layer import rotations
+from orchestrator.service_layer import rotation_actions
 from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import NotFoundError
 
@@ -32,7 +32,7 @@ async def at_risk_rows(
         if site.rotation_id is None:
             continue
         try:
-            rotation = await rotations.get_rotation(site.rotation_id, db=db)
+            rotation = await rotation_actions.get_rotation(site.rotation_id, db=db)
         except NotFoundError:
             continue
         wait = rotation.current_wait("await_disable_propagation")

@@ -1,8 +1,7 @@
-"""Sites and management servers; their credentials go to the vault and never come back out."""
+"""Sites and their stored rows; their credentials go to the vault and never come back out."""
 
 from __future__ import annotations
 
-import ssl
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +11,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared import site_directory
-from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.site_directory import hostops_ref, sepm_ref
 from certrotate_shared.vault import Vault
-from orchestrator.adapters.orm import sagas, servers, sites
+from orchestrator.adapters.orm import servers, sites
 from orchestrator.adapters.paging import Key
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.domain.state import MaintenanceWindow
@@ -25,7 +23,7 @@ from orchestrator.service_layer.errors import InputRejectedError, NotFoundError
 from orchestrator.service_layer.paging import page
 
 
-async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str, Any]) -> None:
+async def upsert(session: AsyncSession, table: Any, key: str, values: dict[str, Any]) -> None:
     dialect = session.get_bind().dialect.name
     stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(values)
     update = {k: v for k, v in values.items() if k not in (key, "created_at")}
@@ -50,7 +48,7 @@ async def put_site(
             check_window(MaintenanceWindow.model_validate(window), now)
         except InvalidWindowError as exc:
             raise InputRejectedError(f"maintenance_window: {exc}", code="invalid_window") from None
-    existing = await _site_row(session, name)
+    existing = await site_row(session, name)
     if existing is None and sepm_credentials is None:
         raise InputRejectedError(
             "a new site needs sepm_credentials (username, password, domain)",
@@ -82,7 +80,7 @@ async def put_site(
         "created_at": to_db(now),
         "updated_at": to_db(now),
     }
-    await _upsert(session, sites, "name", values)
+    await upsert(session, sites, "name", values)
     await site_targets.publish_target(session, vault, name)
     return await get_site(session, name)
 
@@ -113,47 +111,11 @@ def _refuse_credentials_moving(
         )
 
 
-def check_site_policy(spec: dict[str, Any], *, rehearsal: bool) -> None:
-    """Refuse what production must never do: SEPM over plain HTTP, the twin's host agent."""
-    if not str(spec["api_url"]).lower().startswith("https://"):
-        raise InputRejectedError(
-            "api_url must be https:// (the SEPM account's password travels to it)",
-            code="https_required",
-        )
-    for index, pem in enumerate(spec.get("trusted_certificates_pem", [])):
-        if not _parses_as_certificates(pem):
-            raise InputRejectedError(
-                f"trusted_certificates_pem[{index}] is not a PEM certificate that parses "
-                "(expected -----BEGIN CERTIFICATE----- ... of the SEPM server or its CA)",
-                code="invalid_trust_pem",
-            )
-    if spec["host_ops"]["driver"] == "twin" and not rehearsal:
-        raise InputRejectedError(
-            "the twin driver drives the simulator, not SEPM hosts; it is accepted only in a "
-            "rehearsal (CERTROTATE_ORCHESTRATOR_REHEARSAL=true, set by `certrotate up --twin` "
-            "and the demo)",
-            code="twin_driver_refused",
-        )
-
-
-def _parses_as_certificates(pem: str) -> bool:
-    # The TLS stack that will use the trust set is the judge (it parses every certificate).
-    # A bare context: create_default_context() would first load the system's CA store, which
-    # cost more than the rest of a site's registration together.
-    if "-----BEGIN CERTIFICATE-----" not in pem:
-        return False
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
-    except (ssl.SSLError, ValueError):
-        return False
-    return True
-
-
-async def _site_row(session: AsyncSession, name: str) -> Any:
+async def site_row(session: AsyncSession, name: str) -> Any:
     return (await session.execute(select(sites).where(sites.c.name == name))).first()
 
 
-async def _server_rows(session: AsyncSession, site: str | None) -> list[Any]:
+async def server_rows(session: AsyncSession, site: str | None) -> list[Any]:
     query = select(servers).order_by(servers.c.name)
     if site is not None:
         query = query.where(servers.c.site == site)
@@ -178,7 +140,7 @@ def _site_view(row: Any, server_names: list[str]) -> dict[str, Any]:
     }
 
 
-def _server_view(row: Any) -> dict[str, Any]:
+def server_view(row: Any) -> dict[str, Any]:
     return {
         "name": row.name,
         "site": row.site,
@@ -192,16 +154,16 @@ def _server_view(row: Any) -> dict[str, Any]:
 
 
 async def get_site(session: AsyncSession, name: str) -> dict[str, Any]:
-    row = await _site_row(session, name)
+    row = await site_row(session, name)
     if row is None:
         raise NotFoundError(f"no site named {name!r}; create it with POST /v1/sites")
-    return _site_view(row, [s.name for s in await _server_rows(session, name)])
+    return _site_view(row, [s.name for s in await server_rows(session, name)])
 
 
 async def list_sites(session: AsyncSession) -> list[dict[str, Any]]:
     rows = (await session.execute(select(sites).order_by(sites.c.name))).all()
     names: dict[str, list[str]] = {}
-    for server in await _server_rows(session, None):
+    for server in await server_rows(session, None):
         names.setdefault(server.site, []).append(server.name)
     return [_site_view(r, names.get(r.name, [])) for r in rows]
 
@@ -232,88 +194,6 @@ async def delete_site(session: AsyncSession, vault: Vault, name: str) -> None:
     await store.delete(hostops_ref(name))
 
 
-# Every TLS listener SEPM serves the certificate on; each is verified after the install.
-REQUIRED_TLS_PORTS = ("8443", "443", "8446")
-
-
-async def put_server(
-    session: AsyncSession, vault: Vault, *, name: str, spec: dict[str, Any], now: datetime
-) -> dict[str, Any]:
-    missing = [p for p in REQUIRED_TLS_PORTS if p not in spec.get("ports", {})]
-    if missing:
-        raise InputRejectedError(
-            f"server {name!r} must list every SEPM TLS port; missing: {', '.join(missing)} "
-            '(e.g. "ports": {"8443": 8443, "443": 443, "8446": 8446}, and 8445 where used)',
-            code="tls_ports_missing",
-        )
-    if await _site_row(session, spec["site"]) is None:
-        raise InputRejectedError(
-            f"no site named {spec['site']!r}; create the site first", code="unknown_site"
-        )
-    values = {
-        "name": name,
-        "site": spec["site"],
-        "address": spec["address"],
-        "hostnames": list(spec.get("hostnames", [])),
-        "version": spec["version"],
-        "ports": {str(k): int(v) for k, v in spec.get("ports", {}).items()},
-        "created_at": to_db(now),
-        "updated_at": to_db(now),
-    }
-    previous = (
-        await session.execute(select(servers.c.site).where(servers.c.name == name))
-    ).scalar_one_or_none()
-    await _upsert(session, servers, "name", values)
-    for site in {spec["site"], previous} - {None}:
-        await site_targets.publish_target(session, vault, site)
-    return await get_server(session, name)
-
-
-async def get_server(session: AsyncSession, name: str) -> dict[str, Any]:
-    row = (await session.execute(select(servers).where(servers.c.name == name))).first()
-    if row is None:
-        raise NotFoundError(f"no management server named {name!r}")
-    return _server_view(row)
-
-
-async def list_servers(session: AsyncSession, site: str | None) -> list[dict[str, Any]]:
-    return [_server_view(r) for r in await _server_rows(session, site)]
-
-
-async def page_servers(
-    session: AsyncSession, site: str | None, *, cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Management servers by name (of one site, or all), `limit` at a time after `cursor`."""
-    query = select(servers)
-    if site is not None:
-        query = query.where(servers.c.site == site)
-    rows, next_cursor = await page(session, query, [Key(servers.c.name)], cursor=cursor,
-                                   limit=limit)  # fmt: skip
-    return [_server_view(r) for r in rows], next_cursor
-
-
-async def delete_server(session: AsyncSession, vault: Vault, name: str) -> None:
-    server = await get_server(session, name)
-    await session.execute(delete(servers).where(servers.c.name == name))
-    await site_targets.publish_target(session, vault, server["site"])
-
-
-async def site_target(session: AsyncSession, name: str) -> SiteTarget:
-    """What workers need to act on a site, minus secrets (the vault refs name them)."""
-    row = await _site_row(session, name)
-    if row is None:
-        raise InputRejectedError(
-            f"unknown site {name!r}: register it with POST /v1/sites first", code="unknown_site"
-        )
-    rows = await _server_rows(session, name)
-    if not rows:
-        raise InputRejectedError(
-            f"site {name!r} has no management servers: add them with POST /v1/servers",
-            code="no_servers",
-        )
-    return site_targets.target_of(row, rows)
-
-
 async def set_tags(
     session: AsyncSession, name: str, tags: list[str], *, now: datetime
 ) -> dict[str, Any]:
@@ -324,66 +204,3 @@ async def set_tags(
         .values(tags=sorted(set(tags)), updated_at=to_db(now))
     )
     return await get_site(session, name)
-
-
-async def sites_tagged(session: AsyncSession, tags: list[str]) -> dict[str, list[str]]:
-    """tag -> the names of the sites carrying it now, in name order."""
-    found: dict[str, list[str]] = {tag: [] for tag in tags}
-    rows = await session.execute(select(sites.c.name, sites.c.tags).order_by(sites.c.name))
-    for name, carried in rows.all():
-        for tag in set(carried or []) & set(found):
-            found[tag].append(name)
-    return found
-
-
-async def site_window(session: AsyncSession, site: str) -> MaintenanceWindow | None:
-    """The site's own maintenance window, if the inventory gives it one."""
-    row = await _site_row(session, site)
-    window = row.maintenance_window if row is not None else None
-    return MaintenanceWindow.model_validate(window) if window else None
-
-
-async def replication_farm(session: AsyncSession, site: str) -> set[str]:
-    """The site and every site it replicates with, transitively and in either direction.
-
-    Partners come from the inventory and from what SEPM reported at each site's last
-    inspection (a partnership set up in SEPM but not registered here still counts)."""
-    return set(await replication_graph(session, site))
-
-
-async def replication_graph(session: AsyncSession, site: str) -> dict[str, set[str]]:
-    """The site's farm as a graph: each of its sites -> its direct partners."""
-    edges: dict[str, set[str]] = {}
-
-    def link(a: str, b: str) -> None:
-        edges.setdefault(a, set()).add(b)
-        edges.setdefault(b, set()).add(a)
-
-    for row in (await session.execute(select(sites.c.name, sites.c.replication_partners))).all():
-        for partner in row.replication_partners:
-            link(row.name, partner)
-    farm: set[str] = set()
-    frontier = [site]
-    while frontier:
-        current = frontier.pop()
-        if current in farm:
-            continue
-        farm.add(current)
-        for partner in await _reported_partners(session, current):
-            link(current, partner)
-        frontier.extend(edges.get(current, set()) - farm)
-    return {member: edges.get(member, set()) & farm for member in farm}
-
-
-async def _reported_partners(session: AsyncSession, site: str) -> list[str]:
-    state = (
-        await session.execute(
-            select(sagas.c.state)
-            .where(sagas.c.site == site)
-            .order_by(sagas.c.created_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if not isinstance(state, dict):
-        return []
-    return [p["name"] for p in state.get("partners", []) if isinstance(p, dict) and p.get("name")]

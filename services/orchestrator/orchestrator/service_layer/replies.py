@@ -18,10 +18,10 @@ from certrotate_shared.vault import Vault
 from orchestrator.adapters.repository import to_db
 from orchestrator.adapters.webhook_tables import subscriptions, webhook_deliveries
 from orchestrator.domain.inputs import ApprovalGiven
-from orchestrator.service_layer import rotations
+from orchestrator.service_layer import rotation_actions
 from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import ConflictError, NotFoundError, ServiceError
-from orchestrator.service_layer.webhooks import (
+from orchestrator.service_layer.webhook_deliveries import (
     Answer,
     body_digest,
     check_signature,
@@ -94,7 +94,7 @@ async def answer_reply(
             "may_approve when subscribing",
             code="replies_not_allowed",
         )
-    state = await rotations.get_rotation(reply.rotation_id, db=db)
+    state = await rotation_actions.get_rotation(reply.rotation_id, db=db)
     if (sub.site and sub.site != state.site) or (
         sub.change_id and sub.change_id != state.change_id
     ):
@@ -110,7 +110,9 @@ async def answer_reply(
         )
     action = ApprovalGiven(by=reply.approver, note=reply.note)
     detail = {"change_id": reply.change_id, "via": f"signed reply to subscription {sub.id}"}
-    await rotations.act(reply.rotation_id, action, db=db, clock=clock, alarm=alarm, detail=detail)
+    await rotation_actions.act(
+        reply.rotation_id, action, db=db, clock=clock, alarm=alarm, detail=detail
+    )
     answer = Answer(
         200,
         {"outcome": "approved", "rotation_id": reply.rotation_id, "approver": reply.approver,

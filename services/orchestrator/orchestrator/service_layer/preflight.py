@@ -1,0 +1,118 @@
+"""The certificate a request brings (inline, or a bundle uploaded before) and its pre-flight:
+the certificates service validates it for the site's names and keeps it, never this one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
+
+from certrotate_shared.clock import Clock
+from orchestrator.adapters.bundle_tables import uploaded_bundles
+from orchestrator.adapters.clients import (
+    BundleRejectedError,
+    CertificatesClient,
+    RegisteredBundle,
+    UpstreamUnavailableError,
+)
+from orchestrator.adapters.repository import to_db
+from orchestrator.service_layer.deps import Database
+from orchestrator.service_layer.errors import InputRejectedError, UpstreamError
+from orchestrator.settings import Settings
+
+
+@dataclass(frozen=True)
+class CertificateUpload:
+    """The bundle as uploaded: forwarded to the certificates service, never stored here."""
+
+    format: str
+    data_b64: str = field(repr=False)
+    password: str | None = field(repr=False)
+    key_b64: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BundleReference:
+    """A bundle uploaded before (POST /v1/bundles), named by its id instead of sent inline."""
+
+    bundle_id: str
+
+
+# What a request may carry as its certificate.
+Certificate = CertificateUpload | BundleReference
+
+
+async def preflight(
+    site: str,
+    upload: Certificate,
+    hostnames: list[str],
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    certificates: CertificatesClient,
+) -> RegisteredBundle:
+    """The certificates service validates the upload for these names and keeps it; a bundle
+    uploaded before is validated again (for this site, today) and copied for this use."""
+    try:
+        if isinstance(upload, BundleReference):
+            await _require_uploaded(db, clock, upload.bundle_id)
+            return await certificates.use_bundle(
+                upload.bundle_id,
+                {
+                    "site": site,
+                    "hostnames": hostnames,
+                    "min_validity_days": settings.min_validity_days,
+                },
+            )
+        return await certificates.register_bundle(
+            {
+                "site": site,
+                "format": upload.format,
+                "data_b64": upload.data_b64,
+                "password": upload.password,
+                "key_b64": upload.key_b64,
+                "hostnames": hostnames,
+                "min_validity_days": settings.min_validity_days,
+            }
+        )
+    except BundleRejectedError as exc:
+        if exc.code == "bundle_not_found":
+            raise _unknown_bundle(upload) from None
+        raise InputRejectedError(exc.detail, code=exc.code) from None
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+
+
+async def _require_uploaded(db: Database, clock: Clock, bundle_id: str) -> None:
+    # Only bundles uploaded through the API may be named: never another rotation's own copy.
+    async with db() as uow:
+        # An UPDATE answers a CursorResult (it has rowcount); execute() is typed as Result.
+        used = cast(
+            CursorResult[Any],
+            await uow.session.execute(
+                update(uploaded_bundles)
+                .where(uploaded_bundles.c.id == bundle_id)
+                .values(last_used_at=to_db(clock.now()))
+            ),
+        )
+        await uow.commit()
+    if not used.rowcount:
+        raise _unknown_bundle(BundleReference(bundle_id))
+
+
+def _unknown_bundle(reference: Certificate) -> InputRejectedError:
+    name = reference.bundle_id if isinstance(reference, BundleReference) else "?"
+    return InputRejectedError(
+        f"no bundle {name!r} (never uploaded, or purged after its retention period): upload "
+        "it with POST /v1/bundles",
+        code="unknown_bundle",
+    )
+
+
+def site_hostnames(target: Any) -> list[str]:
+    """Clients reach SEPM by these names; the address is how certrotate reaches the host."""
+    return sorted(
+        {name for server in target.servers for name in (server.hostnames or [server.address])}
+    )
