@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from certrotate_shared.message_retention import (
+    check_inbox_retention_days,
+    inbox_retention_days_field,
+)
 
 
 class MessagingSettings(BaseModel):
@@ -82,6 +87,12 @@ class MessagingSettings(BaseModel):
         default="var/transport.db",
         description="Path of the durable in-process log used by the local (embedded) transport.",
     )
+    inbox_retention_days: float = inbox_retention_days_field()
+
+    @field_validator("inbox_retention_days")
+    @classmethod
+    def _inbox_outlasts_the_broker(cls, days: float) -> float:
+        return check_inbox_retention_days(days)
 
     def schema_name(self) -> str:
         return self.database_schema or self.service.replace("-", "_")

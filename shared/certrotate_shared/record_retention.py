@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.envelope import Envelope
+from certrotate_shared.message_retention import purge_inbox_logged, purge_rotation_outcomes
 from certrotate_shared.messages.retention import PurgeRotationRecords, RotationRecordsPurged
 
 if TYPE_CHECKING:
@@ -135,14 +136,24 @@ async def purge_due(
             if purged is None:
                 log.warning("rotation %s: records still in use; purge later", row.saga_id)
                 continue  # rolled back: the request stays
-            answer = RotationRecordsPurged(service=service, counts=purged.counts, kept=purged.kept)
-            uow.emit(
-                answer, saga_id=row.saga_id, causation=Envelope.model_validate_json(row.command)
+            request = Envelope.model_validate_json(row.command)
+            outcomes = await purge_rotation_outcomes(
+                uow.session, row.saga_id, finished=[_key(request)]
             )
+            purged = Purged({**purged.counts, "command_outcomes": outcomes}, purged.kept)
+            answer = RotationRecordsPurged(service=service, counts=purged.counts, kept=purged.kept)
+            uow.emit(answer, saga_id=row.saga_id, causation=request)
             await uow.commit()
         done += 1
         log.info("rotation %s: purged %s after retention", row.saga_id, purged.counts)
     return done
+
+
+def _key(request: Envelope) -> str:
+    """The purge request's own key: recorded as accepted, concluded by this purge."""
+    message = request.message()
+    assert isinstance(message, PurgeRotationRecords)
+    return message.idempotency_key
 
 
 async def run_purges(
@@ -154,7 +165,8 @@ async def run_purges(
     interval_s: float,
     purge: PurgeRotation,
 ) -> None:
-    """Background loop."""
+    """Background loop: the rotations past retention, then the inbox past its own window
+    (each on its own, so that one failing never stops the other)."""
     while True:
         try:
             await purge_due(
@@ -164,4 +176,12 @@ async def run_purges(
             raise
         except Exception:
             log.exception("purging records past retention failed; trying again later")
+        try:
+            await purge_inbox_logged(
+                runtime.uow, retention_days=runtime.settings.inbox_retention_days
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("purging the inbox failed; trying again later")
         await asyncio.sleep(interval_s)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from certificates.adapters.orm import server_backups
+from certrotate_shared.tables import command_outcomes
 from tests.integration.certificates.test_against_twin import Stack, stack
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,14 @@ async def records(stack: Stack, saga: str) -> list[Any]:
         return list((await uow.session.execute(query)).all())
 
 
+async def outcomes(stack: Stack, saga: str) -> list[str]:
+    """The idempotency keys of the rotation's recorded command outcomes."""
+    async with stack.runtime.uow() as uow:
+        keys = command_outcomes.c.idempotency_key
+        query = select(keys).where(keys.like(f"{saga}:%"))
+        return list((await uow.session.execute(query)).scalars())
+
+
 async def purge(stack: Stack, saga: str, **body: Any) -> dict[str, int]:
     response = await stack.api.post(
         "/internal/v1/retention/purge", json={"saga_ids": [saga], **body}
@@ -51,8 +60,13 @@ async def purge(stack: Stack, saga: str, **body: Any) -> dict[str, int]:
 
 async def test_retention_deletes_the_backup_from_the_host_then_its_record(stack: Stack) -> None:
     saga, backup_ref = await updated_with_backup(stack)
+    other, _ = await updated_with_backup(stack, "sepm-a2")
+    assert await outcomes(stack, saga) == [f"{saga}:update:sepm-a1:1"]
     counts = await purge(stack, saga)
     assert counts["server_backups"] == 1 and counts["server_backups_kept"] == 0
+    assert counts["command_outcomes"] == 1
+    # Another rotation's answers stay: its commands may still come again.
+    assert await outcomes(stack, other) == [f"{other}:update:sepm-a2:1"]
 
     deleted = await stack.probe.wait_for("ServerBackupDeleted", where=lambda e: e.saga_id == saga)
     assert deleted.payload == {
@@ -92,7 +106,10 @@ async def test_a_backup_a_rollback_may_still_need_stays_on_the_host(stack: Stack
         "verification_originals": 0,
         "server_backups": 0,
         "server_backups_kept": 1,
+        # The swap's recorded answer: the rotation has ended, nobody re-sends its commands.
+        "command_outcomes": 1,
     }
+    assert await outcomes(stack, saga) == []
     assert backup_ref in await host_backups(stack, "sepm-a1")
     [row] = await records(stack, saga)
     assert row.backup_ref == backup_ref and row.deletion_requested_at is None

@@ -19,6 +19,7 @@ from certificates.domain.validation import ValidatedCertificate
 from certificates.service_layer.store import BundleUnavailableError, Original, StoredBundle
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.hostops import CertificateBackup, CertificateBundle
+from certrotate_shared.message_retention import purge_rotation_outcomes
 from certrotate_shared.messages.certificates import DeleteServerBackup
 from certrotate_shared.secretbox import SecretBox
 
@@ -150,7 +151,7 @@ async def purge_retained(
     queued for deletion from its host (its record goes when the files are gone), except those
     in `keep_backups` (saga -> servers whose rollback may still need them)."""
     counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0,
-              "server_backups_kept": 0}  # fmt: skip
+              "server_backups_kept": 0, "command_outcomes": 0}  # fmt: skip
     if bundle_refs:
         done = await session.execute(delete(bundles).where(bundles.c.bundle_ref.in_(bundle_refs)))
         counts["bundles"] = done.rowcount  # type: ignore[attr-defined]
@@ -187,6 +188,9 @@ async def purge_retained(
             .values(deletion_requested_at=now)
         )
         counts["server_backups"] += 1
+    for saga_id in saga_ids:
+        # The rotation has ended: nobody re-sends its commands; one still running stays.
+        counts["command_outcomes"] += await purge_rotation_outcomes(session, saga_id)
     return counts
 
 

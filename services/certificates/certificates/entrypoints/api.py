@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -24,6 +25,8 @@ from certrotate_shared.http import ProblemError, install_problem_handlers
 from certrotate_shared.runtime import ServiceRuntime
 
 TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
+
+log = logging.getLogger(__name__)
 
 
 class BundleUpload(BaseModel):
@@ -216,6 +219,7 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
                 now=deps.clock.now(),
             )
             await uow.commit()
+        log.info("retention of %d rotation(s): %s", len(body.saga_ids), counts)
         if counts["server_backups"]:
             deps.wake_jobs()
         return counts

@@ -1,4 +1,5 @@
-"""Destroying bundles no rotation ever used, once they are older than the TTL."""
+"""Destroying bundles no rotation ever used, once they are older than the TTL; forgetting the
+messages handled longer ago than the inbox's window."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from certificates.adapters import store
 from certificates.service_layer.dependencies import Dependencies
+from certrotate_shared.message_retention import purge_inbox_logged
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
@@ -33,4 +35,10 @@ async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> No
             await purge_once(runtime, deps)
         except Exception:
             log.exception("purging stale bundles failed; trying again later")
+        try:
+            await purge_inbox_logged(
+                runtime.uow, retention_days=runtime.settings.inbox_retention_days
+            )
+        except Exception:
+            log.exception("purging the inbox failed; trying again later")
         await asyncio.sleep(deps.settings.purge_interval_s)
