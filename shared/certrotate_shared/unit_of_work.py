@@ -284,7 +284,14 @@ class UnitOfWork:
         if notify:
             # Delivered by PostgreSQL only when this transaction commits.
             args += [self._channel, self._signal.token]
-        driver = await self._driver()
+        if self.session.in_transaction():
+            driver = await self._driver()
+        else:
+            # Nothing else was written or read in this transaction: its one statement is atomic
+            # on its own, so it goes without BEGIN and COMMIT (two round trips fewer), and
+            # commits (NOTIFY included) when it returns. The session then has nothing to commit.
+            fairy = await (await self.session.connection()).get_raw_connection()
+            driver = fairy.driver_connection
         await driver.fetchval(_pg_commit_writes(bool(pending), bool(outcomes), notify), *args)
         self._outcome_rows = {}
 
