@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from certificates.adapters.orm import bundles, server_backups, verification_originals
 from certificates.adapters.store import SqlCertificateStore
@@ -28,11 +28,13 @@ from certificates.service_layer.housekeeping import purge_once
 from certificates.service_layer.store import Original
 from certificates.settings import Settings as CertificatesSettings
 from certrotate_shared.clock import ManualClock
+from certrotate_shared.envelope import utcnow
 from certrotate_shared.hostops import CertificateBackup
 from certrotate_shared.leases import Lease
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.secretbox import SecretBox
+from certrotate_shared.tables import inbox
 from certrotate_shared.wiring import inject
 from orchestrator.adapters import periodic_jobs
 from orchestrator.service_layer import retention
@@ -279,3 +281,33 @@ async def test_a_run_cut_short_is_taken_up_by_its_replica_again_not_a_day_later(
         async with env.hooks.runtime.uow() as uow:
             row = await periodic_jobs.row(uow.session, retention.JOB)
         assert row is not None and row.owner is None and row.last_error is None
+
+
+async def test_the_job_forgets_events_handled_longer_ago_than_the_inbox_window(
+    tmp_path, master_key
+):
+    """The orchestrator's inbox (every event it ever handled) is bounded by the same job; an
+    event still inside the window stays known, so a redelivery of it is still ignored."""
+    async for env in estate(tmp_path, master_key):
+        runtime = env.hooks.runtime
+        now = utcnow()  # the inbox and Kafka count wall-clock time, not the saga clock
+        old = [f"old-{n}" for n in range(3)]
+        rows = [(m, now - timedelta(days=31)) for m in old]
+        rows += [("recent", now - timedelta(days=20)), ("today", now)]
+        async with runtime.uow() as uow:
+            await uow.session.execute(
+                insert(inbox),
+                [
+                    {"message_id": m, "message_type": "ReplicationBroken", "received_at": at}
+                    for m, at in rows
+                ],
+            )
+            await uow.commit()
+
+        env.clock.advance(2 * DAY)  # the job ran at start; its next run is due
+        counts = await _run_due(env.hooks)()
+
+        assert counts is not None and counts["inbox"] == 3
+        async with runtime.uow() as uow:
+            left = set((await uow.session.execute(select(inbox.c.message_id))).scalars())
+        assert "recent" in left and not left & set(old)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.clock import Clock
 from certrotate_shared.leases import Lease
+from certrotate_shared.message_retention import purge_inbox
 from certrotate_shared.messages.retention import PurgeRotationRecords
 from orchestrator.adapters import periodic_jobs
 from orchestrator.adapters.bundle_tables import retention_purges, uploaded_bundles
@@ -112,8 +113,9 @@ async def sweep(
         "uploaded_bundles": await _purge_uploaded(
             db, certificates, to_db(now - timedelta(days=settings.uploaded_bundle_days))
         ),
+        "inbox": await purge_inbox(db, retention_days=settings.inbox_retention_days),
     }
-    if any(counts[k] for k in ("rotations", "campaigns", "uploaded_bundles")):
+    if any(counts[k] for k in ("rotations", "campaigns", "uploaded_bundles", "inbox")):
         log.info("retention: %s", counts)
     return counts
 
