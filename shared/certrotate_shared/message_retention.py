@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -68,13 +69,15 @@ def inbox_retention_days_field() -> Any:
 
 def check_inbox_retention_days(days: float) -> float:
     """Refuse a window a broker could outlast: the message would be handled twice."""
-    if days < INBOX_RETENTION_FLOOR_DAYS:
+    if not days >= INBOX_RETENTION_FLOOR_DAYS:  # NaN too
         raise ValueError(
             f"must be at least {INBOX_RETENTION_FLOOR_DAYS} days: Kafka can deliver a message "
             f"again for up to {INBOX_RETENTION_FLOOR_DAYS} days (log.retention.hours + "
             "log.roll.hours, 168 each by default), and a message the inbox has forgotten "
             "would be handled twice"
         )
+    if math.isinf(days):
+        raise ValueError("must be a finite number of days")
     return days
 
 

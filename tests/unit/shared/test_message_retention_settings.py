@@ -33,7 +33,7 @@ def test_the_default_outlasts_what_the_broker_can_redeliver() -> None:
     assert settings.inbox_retention_days >= 14 * 2
 
 
-@pytest.mark.parametrize("value", ["13.5", "7", "0", "-1"])
+@pytest.mark.parametrize("value", ["13.5", "7", "0", "-1", "nan"])
 def test_a_window_shorter_than_the_brokers_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -51,3 +51,9 @@ def test_a_longer_window_for_a_broker_that_keeps_more_is_accepted(
 ) -> None:
     monkeypatch.setenv("CERTROTATE_REPLICATION_INBOX_RETENTION_DAYS", "60")
     assert load_settings(DemoSettings).inbox_retention_days == 60
+
+
+def test_a_window_without_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTROTATE_INBOX_RETENTION_DAYS", "inf")
+    with pytest.raises(SettingsError, match="finite number of days"):
+        load_settings(DemoSettings)
