@@ -182,10 +182,11 @@ def embedded(args: argparse.Namespace) -> None:
     )  # fmt: skip
     try:
         assert demo.stdout is not None
-        api_url = ""
-        for line in demo.stdout:
-            if "The API stays up at" in line:
-                api_url = line.split("at", 1)[1].split()[0]
+        api_url, rotated = "", False
+        for line in demo.stdout:  # the rotation's report, then where the API stays up
+            rotated = rotated or "stay up until Ctrl-C" in line
+            if rotated and line.split()[:1] == ["API"]:
+                api_url = line.split()[1]
                 break
         if not api_url:
             sys.exit("the demo did not come up")
