@@ -5,6 +5,7 @@ embedded mode), its real consumer handling the records; wall-clock time is passe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -224,3 +225,26 @@ async def test_a_purged_rotation_takes_its_finished_outcomes_and_nothing_else(
     assert runtime.consumer.handled == handled
     replayed = await published(runtime, SiteInspected, caused_by=again)
     assert replayed.payload == inspected().model_dump(mode="json")
+
+
+async def test_a_worker_forgets_old_messages_on_its_own_in_its_retention_loop(
+    replication,
+) -> None:
+    """No one calls the purge: the service's retention loop does, from a replica's start on."""
+    from replication.bootstrap import build_runtime
+
+    runtime, clock = replication
+    now = utcnow()
+    await remembered(runtime, "handled-long-ago", received_at=now - 45 * DAY)
+    await remembered(runtime, "handled-today", received_at=now)
+    replica = build_runtime(runtime.settings, clock=clock)
+    await replica.start(serve_http=False)
+    try:
+        for _ in range(300):
+            if await count(runtime, inbox, inbox.c.message_id == "handled-long-ago") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await count(runtime, inbox) == 1
+        assert await count(runtime, inbox, inbox.c.message_id == "handled-today") == 1
+    finally:
+        await replica.stop()
