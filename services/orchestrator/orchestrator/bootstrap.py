@@ -24,7 +24,7 @@ from orchestrator.service_layer.campaign_driver import run_campaigns
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.metrics import metrics_access, read_gauges
-from orchestrator.service_layer.retention import run_retention
+from orchestrator.service_layer.retention_job import run_retention
 from orchestrator.service_layer.timers import run_timers
 from orchestrator.settings import Settings
 

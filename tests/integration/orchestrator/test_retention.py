@@ -37,7 +37,7 @@ from certrotate_shared.secretbox import SecretBox
 from certrotate_shared.tables import inbox
 from certrotate_shared.wiring import inject
 from orchestrator.adapters import periodic_jobs
-from orchestrator.service_layer import retention
+from orchestrator.service_layer import retention_job
 from orchestrator.settings import Settings as OrchestratorSettings
 from tests.integration.orchestrator.support import INTERNAL, server_body, site_body, wait_until
 from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
@@ -215,7 +215,7 @@ async def _retention_scenario(env: Estate) -> None:
     assert await env.count(bundles) == 0
     assert (await hooks.api.get("/v1/bundles")).json()["items"] == []
     async with hooks.runtime.uow() as uow:
-        due = await periodic_jobs.due_at(uow.session, retention.JOB)
+        due = await periodic_jobs.due_at(uow.session, retention_job.JOB)
     assert due == env.clock.now() + timedelta(seconds=settings.retention_interval_seconds)
 
 
@@ -242,7 +242,7 @@ def _run_due(
     (`replica`: another replica's name, on the same database)."""
     assert hooks.runtime.app is not None
     named = hooks.runtime.app.state.deps.named()
-    return inject(retention.run_due, {**named, **({"replica": replica} if replica else {})})
+    return inject(retention_job.run_due, {**named, **({"replica": replica} if replica else {})})
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
@@ -270,16 +270,16 @@ async def test_a_run_cut_short_is_taken_up_by_its_replica_again_not_a_day_later(
     async for env in estate(tmp_path, master_key):
         env.clock.advance(10 * DAY)
         async with env.hooks.runtime.uow() as uow:
-            await periodic_jobs.ensure(uow.session, retention.JOB, due_at=env.clock.now())
+            await periodic_jobs.ensure(uow.session, retention_job.JOB, due_at=env.clock.now())
             due = periodic_jobs.due_jobs(env.clock.now())
             killed = Lease(due, owner="orchestrator-a", seconds=600)
-            assert await killed.take(uow.session, retention.JOB)
+            assert await killed.take(uow.session, retention_job.JOB)
             await uow.commit()
 
         assert await _run_due(env.hooks, replica="orchestrator-b")() is None
         assert await _run_due(env.hooks, replica="orchestrator-a")() is not None
         async with env.hooks.runtime.uow() as uow:
-            row = await periodic_jobs.row(uow.session, retention.JOB)
+            row = await periodic_jobs.row(uow.session, retention_job.JOB)
         assert row is not None and row.owner is None and row.last_error is None
 
 

@@ -12,6 +12,7 @@ from orchestrator.domain.inputs import (
     ApprovalGiven,
     CancelRequested,
     DecisionMade,
+    OperatorAction,
     PauseRequested,
     ResumeRequested,
 )
@@ -66,6 +67,11 @@ async def view(deps: Deps, saga_id: str) -> RotationOut:
     async with deps.rt.uow() as uow:
         open_tasks = await tasks.list_tasks(uow.session, rotation_id=saga_id, status=None)
     return rotation_view(state, now=deps.clock.now(), tasks=open_tasks)
+
+
+async def _act(deps: Deps, saga_id: str, action: OperatorAction) -> RotationOut:
+    await actions.act(saga_id, action, db=deps.db, clock=deps.clock, alarm=deps.alarm)
+    return await view(deps, saga_id)
 
 
 @router.post(
@@ -265,31 +271,20 @@ async def accepted_clients(
 async def pause(
     rotation_id: str, who: Operator, deps: AppDeps, body: schemas.PauseIn | None = None
 ) -> RotationOut:
-    await actions.act(
-        rotation_id,
-        PauseRequested(by=who.name, reason=(body or schemas.PauseIn()).reason),
-        db=deps.db, clock=deps.clock, alarm=deps.alarm,
-    )  # fmt: skip
-    return await view(deps, rotation_id)
+    reason = (body or schemas.PauseIn()).reason
+    return await _act(deps, rotation_id, PauseRequested(by=who.name, reason=reason))
 
 
 @router.post("/{rotation_id}/resume", responses=_ACTION)
 async def resume(rotation_id: str, who: Operator, deps: AppDeps) -> RotationOut:
-    await actions.act(
-        rotation_id, ResumeRequested(by=who.name), db=deps.db, clock=deps.clock, alarm=deps.alarm
-    )
-    return await view(deps, rotation_id)
+    return await _act(deps, rotation_id, ResumeRequested(by=who.name))
 
 
 @router.post("/{rotation_id}/cancel", responses=_ACTION)
 async def cancel(
     rotation_id: str, body: schemas.CancelIn, who: Operator, deps: AppDeps
 ) -> RotationOut:
-    await actions.act(
-        rotation_id, CancelRequested(by=who.name, reason=body.reason),
-        db=deps.db, clock=deps.clock, alarm=deps.alarm,
-    )  # fmt: skip
-    return await view(deps, rotation_id)
+    return await _act(deps, rotation_id, CancelRequested(by=who.name, reason=body.reason))
 
 
 @router.post(
@@ -303,12 +298,8 @@ async def approve(
     rotation_id: str, who: Approver, deps: AppDeps, body: schemas.ApproveIn | None = None
 ) -> RotationOut:
     await actions.refuse_self_approval(rotation_id, who.id, db=deps.db)
-    await actions.act(
-        rotation_id,
-        ApprovalGiven(by=who.name, note=(body or schemas.ApproveIn()).note, principal=who.id),
-        db=deps.db, clock=deps.clock, alarm=deps.alarm,
-    )  # fmt: skip
-    return await view(deps, rotation_id)
+    note = (body or schemas.ApproveIn()).note
+    return await _act(deps, rotation_id, ApprovalGiven(by=who.name, note=note, principal=who.id))
 
 
 @router.post(
