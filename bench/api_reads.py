@@ -204,9 +204,9 @@ async def seed(schema: str, prefix: str, key: str, admin: str, internal: str) ->
     """One completed rotation in `schema`, through the API, a stand-in worker answering."""
     from orchestrator.bootstrap import build_runtime
     from orchestrator.settings import Settings
+    from tests.integration.orchestrator.harness import fake_certificates_app
     from tests.integration.orchestrator.support import (
         StandInWorker,
-        fake_certificates_app,
         fake_monitor_app,
         rotation_body,
         server_body,

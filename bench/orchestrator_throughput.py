@@ -28,10 +28,10 @@ from certrotate_shared.db import make_engine  # noqa: E402
 from certrotate_shared.secretbox import generate_master_key  # noqa: E402
 from orchestrator.bootstrap import build_runtime  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
+from tests.integration.orchestrator.harness import fake_certificates_app  # noqa: E402
 from tests.integration.orchestrator.support import (  # noqa: E402
     ADMIN,
     INTERNAL,
-    fake_certificates_app,
     fake_monitor_app,
     rotation_body,
     server_body,

@@ -15,12 +15,8 @@ import httpx
 from certrotate_shared.clock import ManualClock
 from orchestrator.bootstrap import build_runtime
 from orchestrator.settings import Settings
-from tests.integration.orchestrator.support import (
-    ADMIN,
-    INTERNAL,
-    fake_certificates_app,
-    fake_monitor_app,
-)
+from tests.integration.orchestrator.harness import fake_certificates_app
+from tests.integration.orchestrator.support import ADMIN, INTERNAL, fake_monitor_app
 
 
 @contextmanager

@@ -1,21 +1,19 @@
 """Test stand-ins around the orchestrator (tests only).
 
-- `fake_certificates_app`: a small ASGI app with the certificates service's internal
-  POST /internal/v1/bundles contract; it does NOT validate certificates: it accepts any data
-  except the marker values below and answers with a fixed fingerprint.
 - `fake_monitor_app`: the client-monitor's at-risk list endpoint with two canned clients.
 - `StandInWorker`: one runtime consuming every worker's commands topic and answering each
   command with its success event, like healthy workers would.
+- The certificates service's stand-in and the orchestrator built with them: harness.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from certrotate_shared.consumer import Context, MessageConsumer
 from certrotate_shared.envelope import Envelope, Event, Message
@@ -37,60 +35,18 @@ from certrotate_shared.runtime import ServiceRuntime, ServiceSpec
 from certrotate_shared.settings import ServiceSettings, SettingsConfigDict
 from certrotate_shared.topics import commands_topic
 from certrotate_shared.transport.base import Transport
-from tests.unit.orchestrator.saga_driver import NEW_FP, success
+from tests.unit.orchestrator.saga_driver import success
 
 ADMIN = "admin-token-for-tests-0123456789"
+
+
 INTERNAL = "internal-token-for-tests-0123456789"
+
+
 CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBnew\n-----END CERTIFICATE-----\n"
 
+
 M = TypeVar("M", bound=Message)
-
-
-def fake_certificates_app() -> FastAPI:
-    app = FastAPI()
-    app.state.requests = []
-    # Pre-flights being answered at once, and the most seen together.
-    app.state.in_flight = 0
-    app.state.most_in_flight = 0
-
-    @app.post("/internal/v1/bundles")
-    async def bundles(request: Request) -> JSONResponse:
-        app.state.in_flight += 1
-        app.state.most_in_flight = max(app.state.most_in_flight, app.state.in_flight)
-        try:
-            # A few turns of the loop, as a real validation takes: callers that overlap do.
-            for _ in range(5):
-                await asyncio.sleep(0)
-            return await answer(request)
-        finally:
-            app.state.in_flight -= 1
-
-    async def answer(request: Request) -> JSONResponse:
-        body = await request.json()
-        app.state.requests.append(
-            {"headers": dict(request.headers), "body": {k: v for k, v in body.items()}}
-        )
-        if request.headers.get("x-certrotate-internal-token") != INTERNAL:
-            return JSONResponse({"detail": "bad token"}, status_code=401)
-        if body.get("password") == "wrong":
-            return JSONResponse(
-                {"type": "about:blank", "title": "Invalid certificate", "status": 422,
-                 "code": "wrong_password", "detail": "the keystore password is wrong"},
-                status_code=422, media_type="application/problem+json",
-            )  # fmt: skip
-        return JSONResponse(
-            {
-                "bundle_ref": f"bundle-{len(app.state.requests)}",
-                "fingerprint_sha256": NEW_FP,
-                "subject": "CN=sepm-a1",
-                "not_after": "2027-01-01T00:00:00+00:00",
-                "sans": body["hostnames"],
-                "certificate_pem": CERT_PEM,
-            },
-            status_code=201,
-        )
-
-    return app
 
 
 def fake_monitor_app() -> FastAPI:
@@ -199,6 +155,21 @@ class StandInWorker:
             ),
             transport=bus,
         )
+
+    def withhold(self, keep: Callable[[Message], bool]) -> None:
+        """Take the commands `keep` picks and never answer them (a worker stuck on them)."""
+        handlers = dict(self.runtime.spec.handlers)
+        for cls, answer in list(handlers.items()):
+
+            async def maybe(message: Message, ctx: Context, _answer: Any = answer) -> Any:
+                if keep(message):
+                    self.seen.append(message)
+                    self.arrived.set()
+                    return None
+                return await _answer(message, ctx)
+
+            handlers[cls] = maybe
+        self.runtime.spec.handlers = handlers
 
     async def wait_for(self, kind: type[M], timeout: float = 30.0) -> M:
         async def seen() -> M:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from certrotate_shared.clock import ManualClock
-from tests.integration.orchestrator import racer
+from tests.integration.orchestrator.harness import orchestrator
 from tests.integration.orchestrator.support import ADMIN, INTERNAL
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ async def served(tmp_path, master_key) -> AsyncIterator[str]:
         "rehearsal": True,
         "http_port": 0,
     }
-    runtime = racer.build(settings, ManualClock())
+    runtime = orchestrator(settings, clock=ManualClock())
     await runtime.start(serve_http=True)
     try:
         assert runtime.http_url is not None  # serve_http=True binds a port

@@ -11,6 +11,7 @@ import pytest
 
 from certrotate_shared.clock import ManualClock
 from tests.integration.orchestrator import racer
+from tests.integration.orchestrator.harness import api_client, orchestrator
 from tests.integration.orchestrator.support import (
     ADMIN,
     INTERNAL,
@@ -120,9 +121,9 @@ async def test_two_orchestrator_processes_on_postgresql_start_one_rotation(
         "rehearsal": True,
     }
     # Migrate and register once, then let two processes race on the same schema.
-    runtime = racer.build(settings, ManualClock())
+    runtime = orchestrator(settings, clock=ManualClock())
     await runtime.start(serve_http=False)
-    async with racer.client(runtime) as api:
+    async with api_client(runtime) as api:
         assert (await api.post("/v1/sites", json=site_body("site-a"))).status_code == 201
         assert (await api.post("/v1/servers", json=server_body("sepm-a1"))).status_code == 201
     await runtime.stop()

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from orchestrator.adapters.bundle_tables import uploaded_bundles
+from tests.integration.orchestrator.harness import fingerprint_of
 from tests.integration.orchestrator.support import wait_until
 from tests.integration.orchestrator.webhook_support import (
     Hooks,
-    fingerprint_of,
     signed,
     started_hooks,
 )

@@ -8,7 +8,7 @@ import pytest
 
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.transport.local import LocalTransport
-from tests.integration.orchestrator import racer
+from tests.integration.orchestrator.harness import api_client, orchestrator
 from tests.integration.orchestrator.support import (
     ADMIN,
     INTERNAL,
@@ -35,9 +35,9 @@ async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
         "timer_poll_seconds": 0.05,
     }  # fmt: skip
     clock = ManualClock()
-    first = racer.build(settings, clock)
+    first = orchestrator(settings, clock=clock)
     await first.start(serve_http=False)
-    async with racer.client(first) as api:
+    async with api_client(first) as api:
         for name, partners in (("site-a", ["site-b"]), ("site-b", []), ("site-c", []),
                                ("site-d", [])):  # fmt: skip
             assert (await api.post("/v1/sites", json=site_body(name, partners))).status_code == 201
@@ -54,7 +54,7 @@ async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
         # No worker runs yet: the canary's rotation is started and waits for its answers.
         assert created.json()["sites_by_state"] == {"running": 1, "pending": 3}
     # A second replica drives the same campaign; the first one then goes away mid-rotation.
-    second = racer.build(settings, clock)
+    second = orchestrator(settings, clock=clock)
     await second.start(serve_http=False)
     await first.stop()
     worker = StandInWorker(
@@ -64,7 +64,7 @@ async def test_a_campaign_carries_on_after_its_orchestrator_stops_mid_rotation(
     )  # fmt: skip
     await worker.runtime.start()
     try:
-        async with racer.client(second) as api:
+        async with api_client(second) as api:
             view: dict = {}
 
             async def ended() -> bool:
@@ -99,9 +99,9 @@ async def test_a_site_waiting_for_its_window_starts_when_it_opens_after_a_restar
     clock = ManualClock()  # Monday 2026-01-05 09:00 UTC, 18:00 in Tokyo
     # Tokyo's window opens at 02:00 JST (17:00 UTC) for an hour.
     tokyo = {"cron": "0 2 * * *", "duration_minutes": 60, "timezone": "Asia/Tokyo"}
-    first = racer.build(settings, clock)
+    first = orchestrator(settings, clock=clock)
     await first.start(serve_http=False)
-    async with racer.client(first) as api:
+    async with api_client(first) as api:
         for name, window in (("site-tokyo", tokyo), ("site-lon", None)):
             body = {**site_body(name), "maintenance_window": window}
             created = await api.post("/v1/sites", json=body)
@@ -123,7 +123,7 @@ async def test_a_site_waiting_for_its_window_starts_when_it_opens_after_a_restar
         assert sites["site-tokyo"]["opens_at"] == "2026-01-05T17:00:00Z"
     await first.stop()
     # The orchestrator restarts while the site waits; the wait is in the campaign's row.
-    second = racer.build(settings, clock)
+    second = orchestrator(settings, clock=clock)
     await second.start(serve_http=False)
     worker = StandInWorker(
         bus=LocalTransport(str(tmp_path / "bus.db")),
@@ -132,7 +132,7 @@ async def test_a_site_waiting_for_its_window_starts_when_it_opens_after_a_restar
     )  # fmt: skip
     await worker.runtime.start()
     try:
-        async with racer.client(second) as api:
+        async with api_client(second) as api:
             view: dict = {}
 
             def site(name: str) -> dict:

@@ -6,10 +6,9 @@ import pytest
 
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.messages.certificates import SetCertificateVerification
+from tests.integration.orchestrator.harness import api_client, orchestrator
 from tests.integration.orchestrator.support import StandInWorker, rotation_body, wait_until
 from tests.integration.orchestrator.test_kafka_postgres import (
-    api,
-    orchestrator,
     register_site,
     stack,  # noqa: F401 (fixture)
     state_of,
@@ -22,11 +21,11 @@ async def test_a_parked_command_pauses_its_rotation_and_a_replay_resumes_it(stac
     orch_settings, worker_settings = stack
     worker = StandInWorker(max_delivery_attempts=2, **worker_settings)
     worker.failing.add(SetCertificateVerification)
-    runtime = orchestrator(orch_settings, ManualClock())
+    runtime = orchestrator(orch_settings, clock=ManualClock())
     await runtime.start(serve_http=False)
     await worker.runtime.start()
     try:
-        async with api(runtime) as client:
+        async with api_client(runtime) as client:
             site = await register_site(client)
             rotation_id = (await client.post("/v1/rotations", json=rotation_body(site))).json()[
                 "id"

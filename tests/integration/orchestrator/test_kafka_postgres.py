@@ -10,14 +10,11 @@ import pytest
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
 from certrotate_shared.metrics import sample_sum
-from orchestrator.bootstrap import build_runtime
-from orchestrator.settings import Settings
+from tests.integration.orchestrator.harness import api_client, orchestrator
 from tests.integration.orchestrator.support import (
     ADMIN,
     INTERNAL,
     StandInWorker,
-    fake_certificates_app,
-    fake_monitor_app,
     rotation_body,
     server_body,
     site_body,
@@ -54,27 +51,6 @@ def stack(pg_url, kafka_bootstrap, topic_prefix, master_key, pg_schemas):
     return orch, worker
 
 
-def orchestrator(settings: dict, clock: ManualClock):
-    return build_runtime(
-        Settings(**settings),
-        clock=clock,
-        certificates_client=httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake_certificates_app()), base_url="http://c"
-        ),
-        client_monitor_client=httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake_monitor_app()), base_url="http://m"
-        ),
-    )
-
-
-def api(runtime) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=runtime.app),
-        base_url="http://orch",
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    )
-
-
 async def register_site(client: httpx.AsyncClient) -> str:
     site = f"site-{uuid.uuid4().hex[:6]}"
     assert (await client.post("/v1/sites", json=site_body(site, ["site-b"]))).status_code == 201
@@ -90,12 +66,12 @@ async def state_of(client: httpx.AsyncClient, rotation_id: str) -> dict:
 
 async def test_a_whole_rotation_completes_over_kafka_and_postgres(stack):
     orch_settings, worker_settings = stack
-    runtime = orchestrator(orch_settings, ManualClock())
+    runtime = orchestrator(orch_settings, clock=ManualClock())
     worker = StandInWorker(**worker_settings)
     await runtime.start(serve_http=False)
     await worker.runtime.start()
     try:
-        async with api(runtime) as client:
+        async with api_client(runtime) as client:
             site = await register_site(client)
             created = await client.post("/v1/rotations", json=rotation_body(site))
             assert created.status_code == 201, created.text
@@ -137,10 +113,10 @@ async def test_a_restarted_orchestrator_fires_the_timer_of_a_saga_waiting_before
     clock = ManualClock()
     worker = StandInWorker(propagate=False, **worker_settings)
     await worker.runtime.start()
-    first = orchestrator(orch_settings, clock)
+    first = orchestrator(orch_settings, clock=clock)
     await first.start(serve_http=False)
     try:
-        async with api(first) as client:
+        async with api_client(first) as client:
             site = await register_site(client)
             rotation_id = (await client.post("/v1/rotations", json=rotation_body(site))).json()[
                 "id"
@@ -157,10 +133,10 @@ async def test_a_restarted_orchestrator_fires_the_timer_of_a_saga_waiting_before
         await first.stop()
     # Fourteen days pass while no orchestrator runs.
     clock.advance(14 * 86400 + 1)
-    second = orchestrator(orch_settings, clock)
+    second = orchestrator(orch_settings, clock=clock)
     await second.start(serve_http=False)
     try:
-        async with api(second) as client:
+        async with api_client(second) as client:
 
             async def paused() -> bool:
                 return (await state_of(client, rotation_id))["state"] == "paused"

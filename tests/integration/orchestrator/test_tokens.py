@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.adapters.orm import api_tokens
 from orchestrator.adapters.repository import to_db
-from tests.integration.orchestrator.conftest import Embedded
+from tests.integration.orchestrator.harness import Embedded
 from tests.integration.orchestrator.support import ADMIN
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from certrotate_shared import tracing
 from certrotate_shared.clock import ManualClock
+from tests.integration.orchestrator.harness import api_client, orchestrator
 from tests.integration.orchestrator.support import StandInWorker, rotation_body, wait_until
 from tests.integration.orchestrator.test_kafka_postgres import (
-    api,
-    orchestrator,
     register_site,
     stack,
     state_of,
@@ -42,11 +41,11 @@ async def test_a_timers_transition_continues_the_rotations_trace(stack, spans) -
     orch_settings, worker_settings = stack
     clock = ManualClock()
     worker = StandInWorker(propagate=False, **worker_settings)
-    runtime = orchestrator(orch_settings, clock)
+    runtime = orchestrator(orch_settings, clock=clock)
     await worker.runtime.start()
     await runtime.start(serve_http=False)
     try:
-        async with api(runtime) as client:
+        async with api_client(runtime) as client:
             site = await register_site(client)
             created = await client.post("/v1/rotations", json=rotation_body(site))
             rotation_id = created.json()["id"]

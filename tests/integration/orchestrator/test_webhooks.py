@@ -15,10 +15,10 @@ import pytest
 
 from certrotate_shared.messages.certificates import UpdateServerCertificate
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
+from tests.integration.orchestrator.harness import fingerprint_of
 from tests.integration.orchestrator.support import wait_until
 from tests.integration.orchestrator.webhook_support import (
     Hooks,
-    fingerprint_of,
     signed,
     started_hooks,
     trigger_payload,
