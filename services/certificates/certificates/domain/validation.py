@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from certificates.domain.hostnames import subject_names, uncovered
-from certificates.domain.keystore import BundleRejected, Upload, fingerprint, open_bundle
+from certificates.domain.keystore import (
+    BundleRejected,
+    OpenedBundle,
+    Upload,
+    fingerprint,
+    open_bundle,
+)
 from certificates.domain.server_profile import check_digest, check_server_use
 
 MIN_RSA_BITS = 2048
@@ -40,7 +46,29 @@ class ValidatedCertificate:
 
 def validate(upload: Upload, requirements: Requirements) -> ValidatedCertificate:
     """Open the bundle and check it; raises BundleRejected on the first problem found."""
-    bundle = open_bundle(upload)
+    return check_opened(open_bundle(upload), requirements)
+
+
+def validate_each(
+    upload: Upload, each: list[Requirements]
+) -> list[ValidatedCertificate | BundleRejected]:
+    """`validate` for several sites at once, the bundle opened (key derivation, the costly
+    part) once: each site's verdict is the one `validate` alone would give it."""
+    try:
+        bundle = open_bundle(upload)
+    except BundleRejected as rejected:
+        return [rejected for _ in each]
+    verdicts: list[ValidatedCertificate | BundleRejected] = []
+    for requirements in each:
+        try:
+            verdicts.append(check_opened(bundle, requirements))
+        except BundleRejected as rejected:
+            verdicts.append(rejected)
+    return verdicts
+
+
+def check_opened(bundle: OpenedBundle, requirements: Requirements) -> ValidatedCertificate:
+    """The checks of an opened bundle against one site's names and today."""
     _check_key_strength(bundle.private_key)
     leaf, others = _leaf(bundle.certificates, bundle.private_key, ordered=bundle.ordered)
     _check_key_strength(leaf.public_key(), what="the certificate's public key")

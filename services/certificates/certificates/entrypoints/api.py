@@ -11,15 +11,28 @@ import base64
 import binascii
 import hmac
 import logging
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 
 from certificates.adapters import store
 from certificates.domain.keystore import BundleRejected, Upload
-from certificates.domain.validation import Requirements, validate
+from certificates.domain.validation import (
+    Requirements,
+    ValidatedCertificate,
+    validate,
+    validate_each,
+)
+from certificates.entrypoints.schemas import (
+    BundleUpload,
+    BundleUse,
+    BundleUses,
+    Holds,
+    RetentionPurge,
+    described,
+)
 from certificates.service_layer.dependencies import Dependencies
 from certrotate_shared.http import ProblemError, install_problem_handlers
 from certrotate_shared.runtime import ServiceRuntime
@@ -27,55 +40,6 @@ from certrotate_shared.runtime import ServiceRuntime
 TOKEN_HEADER = "X-Certrotate-Internal-Token"  # noqa: S105 - a header name
 
 log = logging.getLogger(__name__)
-
-
-class BundleUpload(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    # Empty for a bundle uploaded on its own (POST /v1/bundles): each use names its site.
-    site: str = Field("", max_length=200)
-    format: Literal["pkcs12", "jks", "pem"]
-    data_b64: SecretStr
-    password: SecretStr | None = None
-    key_b64: SecretStr | None = None
-    hostnames: list[str] = Field(default_factory=list)
-    min_validity_days: int | None = Field(default=None, ge=0)
-
-
-class BundleUse(BaseModel):
-    """A stored bundle checked again for one site, now; the rotation gets its own copy."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    site: str = Field(min_length=1, max_length=200)
-    hostnames: list[str] = Field(default_factory=list)
-    min_validity_days: int | None = Field(default=None, ge=0)
-
-
-class Holds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    bundle_refs: list[str] = Field(max_length=100_000)
-
-
-class RetentionPurge(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    saga_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    bundle_refs: list[str] = Field(default_factory=list, max_length=10_000)
-    # saga id -> servers whose backup stays on the host: the rotation ended with them not
-    # back on a known certificate, so a rollback by hand may still need it.
-    keep_backups: dict[str, list[str]] = Field(default_factory=dict, max_length=10_000)
-
-
-class StoredBundleOut(BaseModel):
-    bundle_ref: str
-    fingerprint_sha256: str
-    subject: str
-    not_after: str
-    sans: list[str]
-    certificate_pem: str
-    warnings: list[str]
 
 
 def _decode(value: SecretStr | None, field: str) -> bytes | None:
@@ -147,6 +111,58 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
         """Pre-flight a stored bundle for a site as if it were uploaded again now (expiry and
         names are checked against today and that site); the copy is the rotation's own, so a
         rotation's end never destroys a bundle other rotations may still name."""
+        upload = await _stored_upload(bundle_ref)
+        return await _validate_and_store(upload, body.site, body.hostnames, body.min_validity_days)
+
+    @app.post(
+        "/internal/v1/bundles/{bundle_ref}/uses/batch",
+        status_code=201,
+        dependencies=[Depends(authorized)],
+    )
+    async def use_bundle_for_sites(bundle_ref: str, body: BundleUses) -> JSONResponse:
+        """The pre-flight of `uses` one by one, but the bundle decrypted and opened (its key
+        derivation) once for all the sites: each site gets the verdict and the copy of its own
+        it would get alone. Any site refused: 422 naming the first one, listing every refused
+        site in `refusals`, and no copy kept (the campaign is not created)."""
+        upload = await _stored_upload(bundle_ref)
+        each = [_requirements(u.hostnames, u.min_validity_days) for u in body.uses]
+        # Key derivation is CPU work; keep the event loop answering.
+        verdicts = await asyncio.to_thread(validate_each, upload, each)
+        refused = [
+            (use.site, verdict)
+            for use, verdict in zip(body.uses, verdicts, strict=True)
+            if isinstance(verdict, BundleRejected)
+        ]
+        if refused:
+            site, first = refused[0]
+            raise ProblemError(
+                422, "Certificate rejected", f"site {site!r}: {first.detail}",
+                type_=f"urn:certrotate:certificate:{first.code}", code=first.code, site=site,
+                refusals=[{"site": s, "code": r.code, "detail": r.detail, **r.extra}
+                          for s, r in refused],
+            )  # fmt: skip
+        accepted = [v for v in verdicts if isinstance(v, ValidatedCertificate)]
+        now = deps.clock.now()
+        refs = []
+        async with runtime.uow() as uow:
+            for use, validated in zip(body.uses, accepted, strict=True):
+                ref = await store.add_bundle(
+                    uow.session,
+                    deps.box,
+                    site=use.site,
+                    upload=upload,
+                    validated=validated,
+                    now=now,
+                )
+                refs.append(ref)
+            await uow.commit()
+        answers = [
+            {"site": use.site, **described(ref, validated).model_dump()}
+            for use, ref, validated in zip(body.uses, refs, accepted, strict=True)
+        ]
+        return JSONResponse({"uses": answers}, status_code=201)
+
+    async def _stored_upload(bundle_ref: str) -> Upload:
         async with runtime.uow() as uow:
             b = await store.opened_bundle(uow.session, deps.box, bundle_ref)
         if b is None:
@@ -154,19 +170,21 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
                 404, "Not found", f"no bundle {bundle_ref} in the store (never uploaded, or purged)",
                 code="bundle_not_found",
             )  # fmt: skip
-        upload = Upload(format=b.format, data=b.data, password=b.password, key=b.key)
-        return await _validate_and_store(upload, body.site, body.hostnames, body.min_validity_days)
+        return Upload(format=b.format, data=b.data, password=b.password, key=b.key)
 
-    async def _validate_and_store(
-        upload: Upload, site: str, hostnames: list[str], min_validity_days: int | None
-    ) -> JSONResponse:
-        requirements = Requirements(
+    def _requirements(hostnames: list[str], min_validity_days: int | None) -> Requirements:
+        return Requirements(
             hostnames=hostnames,
             min_validity_days=(
                 settings.min_validity_days if min_validity_days is None else min_validity_days
             ),
             now=deps.clock.now(),
         )
+
+    async def _validate_and_store(
+        upload: Upload, site: str, hostnames: list[str], min_validity_days: int | None
+    ) -> JSONResponse:
+        requirements = _requirements(hostnames, min_validity_days)
         try:
             # Key derivation (PKCS#12, JKS) is CPU work; keep the event loop answering.
             validated = await asyncio.to_thread(validate, upload, requirements)
@@ -189,16 +207,7 @@ def create_api(runtime: ServiceRuntime, *, deps: Dependencies) -> FastAPI:
                 now=deps.clock.now(),
             )
             await uow.commit()
-        out = StoredBundleOut(
-            bundle_ref=bundle_ref,
-            fingerprint_sha256=validated.fingerprint_sha256,
-            subject=validated.subject,
-            not_after=validated.not_after.isoformat(),
-            sans=validated.sans,
-            certificate_pem=validated.certificate_pem,
-            warnings=validated.warnings,
-        )
-        return JSONResponse(out.model_dump(), status_code=201)
+        return JSONResponse(described(bundle_ref, validated).model_dump(), status_code=201)
 
     @app.post("/internal/v1/bundles/holds", dependencies=[Depends(authorized)])
     async def hold_bundles(body: Holds) -> dict[str, list[str]]:
