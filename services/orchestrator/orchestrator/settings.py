@@ -249,6 +249,20 @@ class Settings(ServiceSettings):
             "A live rotation's or campaign's bundle never expires."
         ),
     )
+    idempotency_key_days: float = Field(
+        30.0,
+        ge=7,
+        allow_inf_nan=False,
+        description=(
+            "The Idempotency-Key of a POST that started a rotation (POST /v1/rotations, and "
+            "the rotations a campaign starts) is remembered while the rotation is live and "
+            "this many days after it ended (real days, also under an accelerated clock): "
+            "until then the same key with the same body answers 200 with that rotation, "
+            "however late an ITSM retries. Then the retention job forgets it, and the same "
+            "request would start a new rotation. At least 7 (a retry queue held over a long "
+            "weekend or an outage); a campaign's own key stays with the campaign."
+        ),
+    )
     uploaded_bundle_days: float = Field(
         35.0,
         gt=0,

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certrotate_shared.clock import Clock
 from certrotate_shared.message_retention import purge_inbox
 from certrotate_shared.messages.retention import PurgeRotationRecords
+from orchestrator.adapters import idempotency_keys
 from orchestrator.adapters.bundle_tables import retention_purges, uploaded_bundles
 from orchestrator.adapters.campaign_tables import campaigns
 from orchestrator.adapters.clients import CertificatesClient, UpstreamUnavailableError
@@ -107,10 +108,19 @@ async def sweep(
             db, certificates, to_db(now - timedelta(days=settings.uploaded_bundle_days))
         ),
         "inbox": await purge_inbox(db, retention_days=settings.inbox_retention_days),
+        "idempotency_keys": await idempotency_keys.purge_expired(
+            db, ended_before=to_db(now - _real_days(clock, settings.idempotency_key_days))
+        ),
     }
-    if any(counts[k] for k in ("rotations", "campaigns", "uploaded_bundles", "inbox")):
+    if any(count for name, count in counts.items() if name != "held"):
         log.info("retention: %s", counts)
     return counts
+
+
+def _real_days(clock: Clock, days: float) -> timedelta:
+    """`days` of the clients' time in clock time: an ITSM does not retry faster under an
+    accelerated clock."""
+    return timedelta(days=days * float(getattr(clock, "speed", 1.0)))
 
 
 def _not_purged(owner: Any) -> Any:
