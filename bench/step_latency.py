@@ -110,7 +110,8 @@ async def main(per_level: int, levels: list[int], batch: bool) -> None:
         for _ in range(50):  # warm up connections, partitions and the consumer groups
             await round_trip()
         print(
-            f"{'in flight':>9} {'round trips':>11} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'per s':>7}"
+            f"{'in flight':>9} {'round trips':>11} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+            f" {'per s':>7}  CPU ms per round trip: this process (sender + receiver), worker"
         )
         for level in levels:
             latencies: list[float] = []
@@ -121,13 +122,17 @@ async def main(per_level: int, levels: list[int], batch: bool) -> None:
                     budget[0] -= 1
                     out.append(await round_trip())
 
-            started = time.perf_counter()
+            started, cpu, worker_cpu = time.perf_counter(), time.process_time(), _cpu(worker)
             await asyncio.gather(*(saga_loop(latencies, budget) for _ in range(level)))
             elapsed = time.perf_counter() - started
+            cpu, worker_cpu = time.process_time() - cpu, _cpu(worker) - worker_cpu
             ms = [x * 1000 for x in latencies]
             print(
                 f"{level:>9} {len(ms):>11} {statistics.median(ms):>7.1f} {pct(ms, 0.95):>7.1f}"
-                f" {pct(ms, 0.99):>7.1f} {len(ms) / elapsed:>7.0f}",
+                f" {pct(ms, 0.99):>7.1f} {len(ms) / elapsed:>7.0f}"
+                f"  {cpu / len(ms) * 1000:.2f} ({cpu / elapsed:.0%} of a core),"
+                f" {worker_cpu / len(ms) * 1000:.2f} ({worker_cpu / elapsed:.0%});"
+                f" load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     finally:
@@ -137,6 +142,13 @@ async def main(per_level: int, levels: list[int], batch: bool) -> None:
             for schema in (worker_schema, probe_schema):
                 await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
+
+
+def _cpu(process: ServiceProcess) -> float:
+    """User + system CPU seconds of a child process so far (Linux /proc)."""
+    assert process.proc is not None
+    fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
