@@ -10,6 +10,7 @@ from certrotate_shared.http import install_problem_handlers, problem_response
 from orchestrator.entrypoints import (
     audit,
     bundles,
+    rotation_clients,
     rotations,
     servers,
     sites,
@@ -53,8 +54,8 @@ def create_api(runtime: "ServiceRuntime", deps: Deps) -> FastAPI:
     webhooks.install(app, deps, role)
     subscriptions.install(app, deps, role)
     audit.install(app, deps, role)
-    for router in (rotations.router, tasks.router, sites.router, servers.router, tokens.router,
-                   bundles.router):  # fmt: skip
+    for router in (rotations.router, rotation_clients.router, tasks.router, sites.router,
+                   servers.router, tokens.router, bundles.router):  # fmt: skip
         app.include_router(router)
     app.include_router(dead_letters_router(deps, role("operator")))
     app.include_router(campaigns_router(deps, role))

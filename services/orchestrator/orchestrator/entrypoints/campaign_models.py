@@ -12,13 +12,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from orchestrator.entrypoints.read_model import Out, absent_when_none
 from orchestrator.entrypoints.rotation_models import (
     DecisionOption,
-    Out,
     PendingDecisionOut,
     RotationStatus,
     WindowOut,
-    absent_when_none,
 )
 
 Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"})]

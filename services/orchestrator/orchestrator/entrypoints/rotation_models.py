@@ -17,23 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.step_kinds import Step
 from orchestrator.domain.steps import TABLES
+from orchestrator.entrypoints.gate_models import GatesOut
+from orchestrator.entrypoints.read_model import Out, absent_when_none
 from orchestrator.entrypoints.tasks import TaskOut
 
 RotationStatus = Literal["running", "compensating", "paused", "completed", "compensated", "failed"]
-
-
-def _absent(value: object) -> bool:
-    return value is None
-
-
-def absent_when_none(description: str) -> Any:
-    """A field left out of the answer (not null) when it has no value, as the views always did."""
-    return Field(None, exclude_if=_absent, description=description)
-
-
-class Out(BaseModel):
-    # Read models: built by the view from trusted state, never from a request.
-    model_config = ConfigDict(extra="forbid")
 
 
 class StepNow(Out):
@@ -103,61 +91,6 @@ class OptionsOut(Out):
     retry_per_step: dict[str, RetryPolicyOut]
     answer_deadlines: AnswerDeadlinesOut
     max_reenable_loops: int
-
-
-class PropagationGateOut(Out):
-    passed: bool
-    threshold: float
-    stale_horizon_days: float
-    percent: float | None
-    reached: int | None
-    total: int | None
-    pending_online: int | None
-    pending_offline: int | None
-    stale: int | None
-
-
-class RiskAcceptanceOut(Out):
-    by: str
-    at: datetime
-    reason: str
-    change_id: str | None
-    accepted_count: int
-    step: str
-    principal: str | None
-
-
-class OrphanRiskGateOut(Out):
-    at_risk: int | None = Field(description="Clients the swap would cut off, at the last reading")
-    budget: int
-    passed: bool
-    accepted: RiskAcceptanceOut | None
-
-
-class ApprovalGateOut(Out):
-    required: bool
-    passed: bool
-    approved_by: str | None
-    approved_at: datetime | None
-    note: str | None
-
-
-class WindowGateOut(Out):
-    configured: bool
-    cron: str | None = absent_when_none("Only when a window is configured")
-    duration_minutes: int | None = absent_when_none("Only when a window is configured")
-    timezone: str | None = absent_when_none("Only when a window is configured")
-    open_now: bool | None
-    passed: bool
-    next_opening: datetime | None
-
-
-class GatesOut(Out):
-    propagation: PropagationGateOut
-    orphan_risk: OrphanRiskGateOut
-    approval: ApprovalGateOut
-    maintenance_window: WindowGateOut
-    waiting_for: list[str] = Field(description="The gates the swap still waits for")
 
 
 WaitOutcome = Literal["waiting", "propagated", "stalled", "timed_out", "failed", "cancelled"]

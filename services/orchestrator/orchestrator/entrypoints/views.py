@@ -9,6 +9,7 @@ from orchestrator.domain.saga import gate_orphan_risk
 from orchestrator.domain.state import PropagationWait, SagaState
 from orchestrator.domain.steps import step_named
 from orchestrator.domain.window import is_open, next_opening
+from orchestrator.entrypoints import gate_models as gates_out
 from orchestrator.entrypoints import rotation_models as out
 
 
@@ -79,13 +80,13 @@ def _copy(model: type[out.Out], stored: Any) -> Any:
     return model.model_validate(stored, from_attributes=True)
 
 
-def _gates(s: SagaState, now: datetime) -> out.GatesOut:
+def _gates(s: SagaState, now: datetime) -> gates_out.GatesOut:
     reading = wait.reading if (wait := s.current_wait("await_disable_propagation")) else None
     at_risk = gate_orphan_risk(s)
     window = s.options.maintenance_window
     window_open = is_open(window, now) if window else None
-    return out.GatesOut(
-        propagation=out.PropagationGateOut(
+    return gates_out.GatesOut(
+        propagation=gates_out.PropagationGateOut(
             passed=s.propagation_gate_passed,
             threshold=s.options.propagation_threshold,
             stale_horizon_days=s.options.stale_horizon_days,
@@ -96,21 +97,21 @@ def _gates(s: SagaState, now: datetime) -> out.GatesOut:
             pending_offline=reading.pending_offline if reading else None,
             stale=reading.stale if reading else None,
         ),
-        orphan_risk=out.OrphanRiskGateOut(
+        orphan_risk=gates_out.OrphanRiskGateOut(
             at_risk=at_risk,
             budget=s.options.orphan_risk_budget,
             passed=s.risk_acceptance is not None
             or (at_risk is not None and at_risk <= s.options.orphan_risk_budget),
-            accepted=_copy(out.RiskAcceptanceOut, s.risk_acceptance),
+            accepted=_copy(gates_out.RiskAcceptanceOut, s.risk_acceptance),
         ),
-        approval=out.ApprovalGateOut(
+        approval=gates_out.ApprovalGateOut(
             required=s.options.require_approval,
             passed=not s.options.require_approval or s.approval is not None,
             approved_by=s.approval.by if s.approval else None,
             approved_at=s.approval.at if s.approval else None,
             note=s.approval.note if s.approval else None,
         ),
-        maintenance_window=out.WindowGateOut(
+        maintenance_window=gates_out.WindowGateOut(
             configured=window is not None,
             **(window.model_dump() if window else {}),
             open_now=window_open,

@@ -15,7 +15,7 @@ from orchestrator.entrypoints.dashboard.history import feeds_of
 from orchestrator.entrypoints.dashboard.loopback import Api, ApiError
 from orchestrator.entrypoints.dashboard.session import Session, current_session
 from orchestrator.entrypoints.dashboard.templating import SECURITY_HEADERS, Page, render
-from orchestrator.entrypoints.rotations import relay
+from orchestrator.entrypoints.rotation_clients import relay
 from orchestrator.service_layer import at_risk as at_risk_service
 from orchestrator.service_layer import rotation_actions as rotations_service
 from orchestrator.service_layer.errors import ServiceError
