@@ -142,6 +142,7 @@ EXPECTED: dict[str, dict[tuple[str, str], str]] = {
         ("POST", "/internal/v1/bundles"): INTERNAL_ONLY,
         ("DELETE", "/internal/v1/bundles/{bundle_ref}"): INTERNAL_ONLY,
         ("POST", "/internal/v1/bundles/{bundle_ref}/uses"): INTERNAL_ONLY,
+        ("POST", "/internal/v1/bundles/{bundle_ref}/uses/batch"): INTERNAL_ONLY,
         ("POST", "/internal/v1/bundles/holds"): INTERNAL_ONLY,
         ("POST", "/internal/v1/retention/purge"): INTERNAL_ONLY,
     },
