@@ -51,7 +51,10 @@ class Settings(ServiceSettings):
     purge_interval_s: float = Field(
         default=3600.0,
         gt=0,
-        description="How often (seconds) the store looks for bundles past the TTL.",
+        description=(
+            "How often (seconds) the store looks for bundles past the TTL, messages past the "
+            "inbox's window and backup deletions that finished (forgotten with their answers)."
+        ),
     )
     verify_timeout_s: float = Field(
         default=60.0,

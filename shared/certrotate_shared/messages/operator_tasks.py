@@ -34,6 +34,12 @@ class ConfirmOperatorTask(Command):
         return self.target_service
 
 
+def confirmation_key_prefix(saga_id: str, task_id: str) -> str:
+    """Every confirmation of one task is keyed with this and its attempt: a worker forgetting
+    a task it asked for finds their recorded outcomes by it."""
+    return f"{saga_id}:confirm-{task_id}:"
+
+
 @register
 class OperatorTaskVerificationFailed(Event):
     """The operator confirmed, but what we observe does not match; the task stays open."""

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from certificates.adapters.orm import server_backups
+from certificates.adapters.orm import jobs, server_backups
+from certificates.service_layer.housekeeping import forget_finished_deletions
 from certrotate_shared.tables import command_outcomes
 from tests.integration.certificates.test_against_twin import Stack, stack
 
@@ -50,6 +51,12 @@ async def outcomes(stack: Stack, saga: str) -> list[str]:
         return list((await uow.session.execute(query)).scalars())
 
 
+async def jobs_of(stack: Stack, saga: str) -> list[str]:
+    async with stack.runtime.uow() as uow:
+        query = select(jobs.c.command_type).where(jobs.c.saga_id == saga)
+        return list((await uow.session.execute(query)).scalars())
+
+
 async def purge(stack: Stack, saga: str, **body: Any) -> dict[str, int]:
     response = await stack.api.post(
         "/internal/v1/retention/purge", json={"saga_ids": [saga], **body}
@@ -65,6 +72,7 @@ async def test_retention_deletes_the_backup_from_the_host_then_its_record(stack:
     counts = await purge(stack, saga)
     assert counts["server_backups"] == 1 and counts["server_backups_kept"] == 0
     assert counts["command_outcomes"] == 1
+    assert counts["jobs"] == 1  # the swap's, finished; the deletion's is queued
     # Another rotation's answers stay: its commands may still come again.
     assert await outcomes(stack, other) == [f"{other}:update:sepm-a2:1"]
 
@@ -77,6 +85,12 @@ async def test_retention_deletes_the_backup_from_the_host_then_its_record(stack:
     }
     assert backup_ref not in await host_backups(stack, "sepm-a1")
     assert await records(stack, saga) == []
+    # The deletion's own answer, recorded after the purge, goes once it has finished.
+    deletion = f"{saga}:retention:delete-backup:site-a:sepm-a1"
+    assert await outcomes(stack, saga) == [deletion]
+    assert await forget_finished_deletions(stack.runtime) == 1
+    assert await outcomes(stack, saga) == []
+    assert await jobs_of(stack, saga) == []
     # Asked again (a lost answer, a second replica): nothing is queued twice.
     assert (await purge(stack, saga))["server_backups"] == 0
 
@@ -106,8 +120,11 @@ async def test_a_backup_a_rollback_may_still_need_stays_on_the_host(stack: Stack
         "verification_originals": 0,
         "server_backups": 0,
         "server_backups_kept": 1,
-        # The swap's recorded answer: the rotation has ended, nobody re-sends its commands.
+        # The swap's recorded answer and its finished job: the rotation has ended, nobody
+        # re-sends its commands.
         "command_outcomes": 1,
+        "jobs": 1,
+        "operator_tasks": 0,
     }
     assert await outcomes(stack, saga) == []
     assert backup_ref in await host_backups(stack, "sepm-a1")

@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from certificates.adapters.orm import server_backups
+from certificates.adapters.orm import jobs, operator_tasks, server_backups
 from certificates.adapters.store import SqlCertificateStore
 from certificates.bootstrap import build_runtime
+from certificates.service_layer.housekeeping import forget_finished_deletions
 from certificates.settings import Settings
 from certrotate_shared import site_directory
 from certrotate_shared.hostops import CertificateBackup
 from certrotate_shared.hostops.manual import ManualHostOperations
 from certrotate_shared.messages.common import HostOpsTarget, SiteTarget
-from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
+from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, confirmation_key_prefix
 from certrotate_shared.secretbox import SecretBox
+from certrotate_shared.tables import command_outcomes
 from certrotate_shared.vault import Vault
 from tests.integration.certificates.conftest import TOKEN, EventProbe, api_client
 from tests.unit.certificates.fakes import site
@@ -101,7 +103,7 @@ async def test_a_person_deletes_the_named_files_and_the_record_goes_on_confirmat
 
     await probe.emit(
         ConfirmOperatorTask(
-            idempotency_key=f"{saga}:confirm:1",
+            idempotency_key=f"{confirmation_key_prefix(saga, task['task_id'])}1",
             target_service="certificates",
             task_id=task["task_id"],
             confirmed_by="alice",
@@ -112,3 +114,9 @@ async def test_a_person_deletes_the_named_files_and_the_record_goes_on_confirmat
     assert deleted["backup_ref"] == backup.backup_ref and deleted["already_gone"] is False
     assert await backups(runtime) == 0
     assert len(probe.of("OperatorTaskRequested")) == 1
+    # Finished: the job, the person's task and the recorded answer are forgotten.
+    assert await forget_finished_deletions(runtime) == 1
+    async with runtime.uow() as uow:
+        for table in (jobs, operator_tasks, command_outcomes):
+            query = select(func.count()).select_from(table)
+            assert (await uow.session.execute(query)).scalar_one() == 0

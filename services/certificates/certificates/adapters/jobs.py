@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certificates.adapters.orm import jobs, operator_tasks
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
-from certrotate_shared.operator_task_lifecycle import OperatorTasks
+from certrotate_shared.messages.certificates import DeleteServerBackup
+from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, confirmation_key_prefix
+from certrotate_shared.operator_task_lifecycle import OPEN, OperatorTasks
+from certrotate_shared.tables import command_outcomes
 from certrotate_shared.work import Work
 
 PENDING, RUNNING, AWAITING_OPERATOR, DONE = "pending", "running", "awaiting_operator", "done"
@@ -153,3 +156,67 @@ async def resume(session: AsyncSession, job_id: str) -> None:
 
 
 TASKS = OperatorTasks(operator_tasks, service="certificates", work_key="job_id")
+
+
+def _finished() -> Any:
+    """Done, and no person still has a task of it open (it is shown to them, and their
+    confirmation must find it)."""
+    open_task = (
+        select(operator_tasks.c.task_id)
+        .where(operator_tasks.c.job_id == jobs.c.job_id, operator_tasks.c.status == OPEN)
+        .exists()
+    )
+    return and_(jobs.c.status == DONE, ~open_task)
+
+
+async def _forget(session: AsyncSession, job_ids: list[str]) -> dict[str, int]:
+    tasks = await session.execute(
+        delete(operator_tasks).where(operator_tasks.c.job_id.in_(job_ids))
+    )
+    done = await session.execute(delete(jobs).where(jobs.c.job_id.in_(job_ids)))
+    return {"jobs": done.rowcount, "operator_tasks": tasks.rowcount}  # type: ignore[attr-defined]
+
+
+async def purge_finished(session: AsyncSession, saga_ids: list[str]) -> dict[str, int]:
+    """Forget these ended rotations' finished jobs and their tasks, in the caller's transaction
+    (their answers go with the rotation's command outcomes); an unfinished one stays."""
+    ids = await session.execute(
+        select(jobs.c.job_id).where(jobs.c.saga_id.in_(saga_ids), _finished())
+    )
+    return await _forget(session, list(ids.scalars()))
+
+
+async def forget_finished_deletions(session: AsyncSession, *, limit: int) -> int:
+    """Up to `limit` finished DeleteServerBackup jobs, with their tasks and their recorded
+    answers; how many. They are queued by a rotation's retention purge, so they finish after
+    it: nothing else would ever forget them, and nobody sends the command again."""
+    rows = (
+        await session.execute(
+            select(jobs.c.job_id, jobs.c.idempotency_key)
+            .where(jobs.c.command_type == DeleteServerBackup.type_name(), _finished())
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return 0
+    ids = [row.job_id for row in rows]
+    key = command_outcomes.c.idempotency_key
+    # The person's confirmations of its tasks were answered after the purge too.
+    confirmed = or_(false(), *(
+        func.substr(key, 1, len(prefix)) == prefix
+        for task in await session.execute(
+            select(operator_tasks.c.task_id, jobs.c.saga_id)
+            .join(jobs, jobs.c.job_id == operator_tasks.c.job_id)
+            .where(operator_tasks.c.job_id.in_(ids))
+        )
+        if (prefix := confirmation_key_prefix(task.saga_id, task.task_id))
+    ))  # fmt: skip
+    await session.execute(
+        delete(command_outcomes).where(
+            or_(
+                key.in_([row.idempotency_key for row in rows]),
+                and_(command_outcomes.c.command_type == ConfirmOperatorTask.type_name(), confirmed),
+            )
+        )
+    )
+    return (await _forget(session, ids))["jobs"]

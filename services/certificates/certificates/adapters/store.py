@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from certificates.adapters.jobs import add_job
+from certificates.adapters.jobs import add_job, purge_finished
 from certificates.adapters.orm import bundles, server_backups, verification_originals
 from certificates.domain.keystore import BundleFormat, Upload
 from certificates.domain.validation import ValidatedCertificate
@@ -149,9 +149,11 @@ async def purge_retained(
     """What a rotation left behind once its retention is over: its bundles and the
     verification values it recorded go now; each certificate backup taken on its servers is
     queued for deletion from its host (its record goes when the files are gone), except those
-    in `keep_backups` (saga -> servers whose rollback may still need them)."""
+    in `keep_backups` (saga -> servers whose rollback may still need them); its finished jobs,
+    their operator tasks and its commands' answers go too."""
     counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0,
-              "server_backups_kept": 0, "command_outcomes": 0}  # fmt: skip
+              "server_backups_kept": 0, "command_outcomes": 0, "jobs": 0,
+              "operator_tasks": 0}  # fmt: skip
     if bundle_refs:
         done = await session.execute(delete(bundles).where(bundles.c.bundle_ref.in_(bundle_refs)))
         counts["bundles"] = done.rowcount  # type: ignore[attr-defined]
@@ -191,6 +193,7 @@ async def purge_retained(
     for saga_id in saga_ids:
         # The rotation has ended: nobody re-sends its commands; one still running stays.
         counts["command_outcomes"] += await purge_rotation_outcomes(session, saga_id)
+    counts.update(await purge_finished(session, saga_ids))
     return counts
 
 

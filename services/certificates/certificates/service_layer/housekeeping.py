@@ -1,5 +1,5 @@
 """Destroying bundles no rotation ever used, once they are older than the TTL; forgetting the
-messages handled longer ago than the inbox's window."""
+messages handled longer ago than the inbox's window, and the backup deletions that finished."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from certificates.adapters import store
+from certificates.adapters import jobs, store
 from certificates.service_layer.dependencies import Dependencies
 from certrotate_shared.message_retention import purge_inbox_logged
 
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
+
+# Finished backup deletions forgotten per transaction: a short lock against the job runner.
+DELETIONS_BATCH = 500
 
 
 async def purge_once(runtime: ServiceRuntime, deps: Dependencies) -> list[str]:
@@ -26,6 +29,25 @@ async def purge_once(runtime: ServiceRuntime, deps: Dependencies) -> list[str]:
     if purged:
         log.info("purged %d unused bundle(s) older than the TTL: %s", len(purged), purged)
     return purged
+
+
+async def forget_finished_deletions(
+    runtime: ServiceRuntime, *, batch: int = DELETIONS_BATCH
+) -> int:
+    """Forget the DeleteServerBackup jobs that finished (their answer is sent: the outbox has
+    it), with their tasks and recorded answers, `batch` per transaction; how many."""
+    forgotten = 0
+    while True:
+        async with runtime.uow() as uow:
+            done = await jobs.forget_finished_deletions(uow.session, limit=batch)
+            await uow.commit()
+        forgotten += done
+        if done < batch:
+            break
+        await asyncio.sleep(0)  # let the runner's transactions through between batches
+    if forgotten:
+        log.info("forgot %d finished backup deletion(s)", forgotten)
+    return forgotten
 
 
 async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> None:
@@ -41,4 +63,8 @@ async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> No
             )
         except Exception:
             log.exception("purging the inbox failed; trying again later")
+        try:
+            await forget_finished_deletions(runtime)
+        except Exception:
+            log.exception("forgetting finished backup deletions failed; trying again later")
         await asyncio.sleep(deps.settings.purge_interval_s)

@@ -10,7 +10,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, OperatorTaskRequested
+from certrotate_shared.messages.operator_tasks import (
+    ConfirmOperatorTask,
+    OperatorTaskRequested,
+    confirmation_key_prefix,
+)
 from certrotate_shared.unit_of_work import UnitOfWork
 from orchestrator.adapters.orm import operator_tasks
 from orchestrator.adapters.paging import Key, moment
@@ -146,7 +150,7 @@ async def confirm_task(
         raise ConflictError(f"task {task_id!r} is already done")
     attempt = row.confirmations + 1
     command = ConfirmOperatorTask(
-        idempotency_key=f"{row.saga_id}:confirm-{task_id}:{attempt}",
+        idempotency_key=f"{confirmation_key_prefix(row.saga_id, task_id)}{attempt}",
         target_service=row.service,
         task_id=task_id,
         confirmed_by=by,
