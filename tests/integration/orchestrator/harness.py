@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -106,6 +107,17 @@ def fake_certificates_app(*, fingerprint_by_content: bool = False) -> FastAPI:
         app.state.uses.append((stored, body["site"], body["hostnames"]))
         return described(ref, body["hostnames"])
 
+    @app.post("/internal/v1/bundles/{stored}/uses/batch")
+    async def use_for_sites(stored: str, request: Request) -> JSONResponse:
+        uses = (await request.json())["uses"]
+        answers = []
+        for body in uses:
+            answer = await use(stored, _Body(body))  # type: ignore[arg-type]
+            if answer.status_code != 201:
+                return answer
+            answers.append({"site": body["site"], **json.loads(bytes(answer.body))})
+        return JSONResponse({"uses": answers}, status_code=201)
+
     @app.post("/internal/v1/bundles/holds")
     async def holds(request: Request) -> JSONResponse:
         refs = (await request.json())["bundle_refs"]
@@ -125,6 +137,16 @@ def fake_certificates_app(*, fingerprint_by_content: bool = False) -> FastAPI:
         return Response(status_code=204)
 
     return app
+
+
+class _Body:
+    """A request whose JSON body is already read (one use of a batch)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self._body = body
+
+    async def json(self) -> dict[str, Any]:
+        return self._body
 
 
 def orchestrator(

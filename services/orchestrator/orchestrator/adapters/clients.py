@@ -16,10 +16,12 @@ class UpstreamUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class BundleRejectedError(Exception):
-    """The certificates service refused the bundle (wrong password, expired, SAN missing...)."""
+    """The certificates service refused the bundle (wrong password, expired, SAN missing...);
+    `site`: the first site refused, when one bundle was checked for several."""
 
     code: str
     detail: str
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,38 @@ class CertificatesClient:
         """A stored bundle pre-flighted again for one site; the answer is a copy of its own."""
         return await self._stored(f"/internal/v1/bundles/{bundle_ref}/uses", body)
 
+    async def use_bundle_for_sites(
+        self, bundle_ref: str, uses: list[dict[str, Any]]
+    ) -> list[RegisteredBundle]:
+        """A stored bundle pre-flighted for each site of `uses` (in their order), opened once
+        per request: a copy for each; BundleRejectedError names the first refused site, and
+        then no copy is kept."""
+        path = f"/internal/v1/bundles/{bundle_ref}/uses/batch"
+        copies: list[RegisteredBundle] = []
+        for start in range(0, len(uses), USES_PER_REQUEST):
+            try:
+                data = await self._post_bundles(
+                    path, {"uses": uses[start : start + USES_PER_REQUEST]}, timeout=600.0
+                )
+            except BundleRejectedError:
+                for copy in copies:  # the earlier parts' copies, of a campaign not created
+                    await self.discard_bundle(copy.bundle_ref)
+                raise
+            copies += [_registered(use) for use in data["uses"]]
+        return copies
+
     async def _stored(self, path: str, body: dict[str, Any]) -> RegisteredBundle:
+        return _registered(await self._post_bundles(path, body, timeout=60.0))
+
+    async def _post_bundles(
+        self, path: str, body: dict[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
         try:
             response = await self._http.post(
                 path,
                 json=body,
                 headers={"X-Certrotate-Internal-Token": self._token},
-                timeout=60.0,
+                timeout=timeout,
             )
         except httpx.HTTPError as exc:
             raise UpstreamUnavailableError(
@@ -64,23 +91,18 @@ class CertificatesClient:
             )
         if response.status_code in (400, 422):
             problem = _json(response)
+            # Several sites checked: the first refused one, with its own reason.
+            first = (problem.get("refusals") or [problem])[0]
             raise BundleRejectedError(
-                code=str(problem.get("code") or "invalid_certificate"),
-                detail=str(problem.get("detail") or "the certificate was rejected"),
+                code=str(first.get("code") or "invalid_certificate"),
+                detail=str(first.get("detail") or "the certificate was rejected"),
+                site=first.get("site"),
             )
         if response.status_code != 201 and response.status_code != 200:
             raise UpstreamUnavailableError(
                 f"the certificates service answered {response.status_code}"
             )
-        data = _json(response)
-        return RegisteredBundle(
-            bundle_ref=data["bundle_ref"],
-            fingerprint_sha256=data["fingerprint_sha256"],
-            subject=data.get("subject", ""),
-            not_after=datetime.fromisoformat(data["not_after"]) if data.get("not_after") else None,
-            sans=list(data.get("sans", [])),
-            certificate_pem=data.get("certificate_pem", ""),
-        )
+        return _json(response)
 
     async def hold_bundles(self, bundle_refs: list[str]) -> list[str]:
         """Keep these bundles past the store's TTL; returns the ones it no longer has."""
@@ -128,6 +150,21 @@ class CertificatesClient:
             )
         except httpx.HTTPError:
             pass
+
+
+# The certificates service takes at most 500 sites a request (MAX_USES_PER_BATCH).
+USES_PER_REQUEST = 500
+
+
+def _registered(data: dict[str, Any]) -> RegisteredBundle:
+    return RegisteredBundle(
+        bundle_ref=data["bundle_ref"],
+        fingerprint_sha256=data["fingerprint_sha256"],
+        subject=data.get("subject", ""),
+        not_after=datetime.fromisoformat(data["not_after"]) if data.get("not_after") else None,
+        sans=list(data.get("sans", [])),
+        certificate_pem=data.get("certificate_pem", ""),
+    )
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,9 @@ async def _preflight_all(
     settings: Settings,
     certificates: CertificatesClient,
 ) -> dict[str, dict[str, Any]]:
-    """Every site's certificate pre-flighted for that site, a few at once; a refusal names
-    the first refused site in plan order, as a serial pre-flight would have."""
+    """Every site's certificate pre-flighted for that site, a few at once, and the sites that
+    name one uploaded bundle in one request (the bundle opened once, not once a site); a
+    refusal names the first refused site in plan order, as a serial pre-flight would have."""
     uploads = {}
     # Sites after the first one without a certificate were never pre-flighted: still not.
     for site in ordered:
@@ -162,28 +163,52 @@ async def _preflight_all(
         if upload is None:
             break
         uploads[site] = upload
+    by_bundle: dict[preflight.BundleReference, list[str]] = {}
+    for site, upload in uploads.items():
+        if isinstance(upload, preflight.BundleReference):
+            by_bundle.setdefault(upload, []).append(site)
     gate = asyncio.Semaphore(PREFLIGHT_CONCURRENCY)
 
-    async def one(site: str) -> RegisteredBundle:
+    async def one(site: str) -> dict[str, RegisteredBundle]:
         async with gate:
-            return await preflight.preflight(
-                site, uploads[site], preflight.site_hostnames(targets[site]),
-                db=db, clock=clock, settings=settings, certificates=certificates,
-            )  # fmt: skip
+            names = preflight.site_hostnames(targets[site])
+            return {
+                site: await preflight.preflight(
+                    site, uploads[site], names,
+                    db=db, clock=clock, settings=settings, certificates=certificates,
+                )
+            }  # fmt: skip
 
-    outcomes = await asyncio.gather(*(one(site) for site in uploads), return_exceptions=True)
-    bundles: dict[str, dict[str, Any]] = {}
-    for site, outcome in zip(uploads, outcomes, strict=True):
-        if isinstance(outcome, InputRejectedError):
-            raise InputRejectedError(f"site {site!r}: {outcome.detail}", code=outcome.code)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        bundles[site] = {
-            "bundle_ref": outcome.bundle_ref, "fingerprint_sha256": outcome.fingerprint_sha256,
-            "subject": outcome.subject, "sans": outcome.sans,
-            "not_after": outcome.not_after.isoformat() if outcome.not_after else None,
-            "certificate_pem": outcome.certificate_pem,
-        }  # fmt: skip
+    async def shared(reference: preflight.BundleReference) -> dict[str, RegisteredBundle]:
+        names = {site: preflight.site_hostnames(targets[site]) for site in by_bundle[reference]}
+        async with gate:
+            return await preflight.preflight_sites(
+                reference, names, db=db, clock=clock, settings=settings, certificates=certificates
+            )
+
+    inline = [site for site in uploads if not isinstance(uploads[site], preflight.BundleReference)]
+    firsts = [*inline, *(sites[0] for sites in by_bundle.values())]
+    outcomes = await asyncio.gather(
+        *(one(site) for site in inline), *(shared(ref) for ref in by_bundle),
+        return_exceptions=True,
+    )  # fmt: skip
+    done: dict[str, RegisteredBundle] = {}
+    failed: dict[str, BaseException] = {}
+    for first, outcome in zip(firsts, outcomes, strict=True):
+        if isinstance(outcome, preflight.SiteRejectedError):
+            failed[outcome.site] = outcome
+        elif isinstance(outcome, BaseException):
+            failed[first] = outcome
+        else:
+            done.update(outcome)
+    for site in uploads:
+        # A site of a refused shared bundle has no outcome: its bundle's first refusal has.
+        refusal = failed.get(site)
+        if isinstance(refusal, InputRejectedError):
+            raise InputRejectedError(f"site {site!r}: {refusal.detail}", code=refusal.code)
+        if refusal is not None:
+            raise refusal
+    bundles = {site: _recorded(done[site]) for site in uploads}
     if len(uploads) < len(ordered):
         missing = ordered[len(uploads)]
         raise InputRejectedError(
@@ -191,6 +216,15 @@ async def _preflight_all(
             code="missing_certificate",
         )
     return bundles
+
+
+def _recorded(b: RegisteredBundle) -> dict[str, Any]:
+    return {
+        "bundle_ref": b.bundle_ref, "fingerprint_sha256": b.fingerprint_sha256,
+        "subject": b.subject, "sans": b.sans,
+        "not_after": b.not_after.isoformat() if b.not_after else None,
+        "certificate_pem": b.certificate_pem,
+    }  # fmt: skip
 
 
 def _wave_windows(

@@ -85,6 +85,43 @@ async def preflight(
         raise UpstreamError(str(exc), code="certificates_unavailable") from None
 
 
+async def preflight_sites(
+    reference: BundleReference,
+    hostnames: dict[str, list[str]],
+    *,
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    certificates: CertificatesClient,
+) -> dict[str, RegisteredBundle]:
+    """`preflight` of one uploaded bundle for every site of `hostnames` (site -> its names)
+    in one request, the bundle opened once there; each site still gets its own checks and its
+    own copy. A refusal is a SiteRejectedError naming the first refused site in that order."""
+    try:
+        await _require_uploaded(db, clock, reference.bundle_id)
+        uses = [
+            {"site": site, "hostnames": names, "min_validity_days": settings.min_validity_days}
+            for site, names in hostnames.items()
+        ]
+        copies = await certificates.use_bundle_for_sites(reference.bundle_id, uses)
+    except BundleRejectedError as exc:
+        if exc.code == "bundle_not_found":
+            raise _unknown_bundle(reference) from None
+        site = exc.site or next(iter(hostnames))
+        raise SiteRejectedError(exc.detail, code=exc.code, site=site) from None
+    except UpstreamUnavailableError as exc:
+        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+    return dict(zip(hostnames, copies, strict=True))
+
+
+class SiteRejectedError(InputRejectedError):
+    """The certificate refused for one of several sites; `site` says which."""
+
+    def __init__(self, detail: str, *, code: str, site: str) -> None:
+        super().__init__(detail, code=code)
+        self.site = site
+
+
 async def _require_uploaded(db: Database, clock: Clock, bundle_id: str) -> None:
     # Only bundles uploaded through the API may be named: never another rotation's own copy.
     async with db() as uow:
