@@ -1,8 +1,9 @@
 """Benchmark (not a test): the pre-flight of one stored bundle for N sites, as campaign creation
-asks it of the certificates service, per site (8 requests in flight, the orchestrator's bound)
-or in one batch request (the bundle opened once). The certificates service runs in this
-process on the embedded stack (SQLite, in-process transport); the bundle is a PKCS#12 file with
-a wildcard certificate and its chain, the shape one bundle named by a whole campaign has.
+asks it of the certificates service through the orchestrator's CertificatesClient: per site
+(8 requests in flight, the orchestrator's bound; main before the batch route) or in one batch
+request (the bundle opened once). The certificates service runs in this process on the
+embedded stack (SQLite, in-process transport); the bundle is a PKCS#12 file with a wildcard
+certificate and its chain, the shape one bundle named by a whole campaign has.
 
     .venv/bin/python bench/preflight_batch.py [--sites 40] [--rounds 3] [--modes single,batch]
 
@@ -30,6 +31,7 @@ import httpx  # noqa: E402
 from certificates.bootstrap import build_runtime  # noqa: E402
 from certificates.settings import Settings  # noqa: E402
 from certrotate_shared.secretbox import generate_master_key  # noqa: E402
+from orchestrator.adapters.clients import CertificatesClient  # noqa: E402
 from tests.support.pki import TestCA, b64  # noqa: E402
 
 TOKEN = "internal-token-for-bench-0123456789"
@@ -49,23 +51,19 @@ def uses(sites: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-async def single(http: httpx.AsyncClient, ref: str, sites: int) -> None:
+async def single(client: CertificatesClient, ref: str, sites: int) -> None:
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(use: dict[str, Any]) -> None:
         async with gate:
-            response = await http.post(f"/internal/v1/bundles/{ref}/uses", json=use)
-            assert response.status_code == 201, response.text
+            await client.use_bundle(ref, use)
 
     await asyncio.gather(*(one(use) for use in uses(sites)))
 
 
-async def batch(http: httpx.AsyncClient, ref: str, sites: int) -> None:
-    response = await http.post(
-        f"/internal/v1/bundles/{ref}/uses/batch", json={"uses": uses(sites)}, timeout=600
-    )
-    assert response.status_code == 201, response.text
-    assert len(response.json()["uses"]) == sites
+async def batch(client: CertificatesClient, ref: str, sites: int) -> None:
+    copies = await client.use_bundle_for_sites(ref, uses(sites))
+    assert len(copies) == sites
 
 
 MODES = {"single": single, "batch": batch}
@@ -92,6 +90,7 @@ async def main(args: argparse.Namespace) -> None:
             headers={"X-Certrotate-Internal-Token": TOKEN},
             timeout=600,
         )
+        client = CertificatesClient(http, TOKEN)
         try:
             stored = await http.post(
                 "/internal/v1/bundles",
@@ -105,7 +104,7 @@ async def main(args: argparse.Namespace) -> None:
                 for mode in modes:
                     before = load()
                     start = time.perf_counter()
-                    await MODES[mode](http, ref, args.sites)
+                    await MODES[mode](client, ref, args.sites)
                     seconds = time.perf_counter() - start
                     took[mode].append(seconds)
                     print(
