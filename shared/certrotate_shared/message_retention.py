@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.envelope import utcnow
+from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
 from certrotate_shared.tables import command_outcomes, inbox
 
 if TYPE_CHECKING:
@@ -135,13 +136,20 @@ def rotation_key_prefix(saga_id: str) -> str:
     return f"{saga_id}:"
 
 
+# Commands whose handling sends no answer back, so that their outcome is recorded NULL once
+# they are done: a person's confirmation of an operator task (what the service then observes
+# is answered by the work it resumes, under that work's own key).
+ANSWERED_BY_NOTHING = (ConfirmOperatorTask.__name__,)
+
+
 async def purge_rotation_outcomes(
     session: AsyncSession, saga_id: str, *, finished: Collection[str] = ()
 ) -> int:
     """Delete a rotation's recorded command outcomes in the caller's transaction; how many.
 
     One recorded as accepted and not finished (NULL) stays, unless its key is in `finished`
-    (a command the caller itself has just concluded, such as the purge request)."""
+    (a command the caller itself has just concluded, such as the purge request) or its kind is
+    never answered at all (a NULL there means done, not waiting)."""
     prefix = rotation_key_prefix(saga_id)
     key = command_outcomes.c.idempotency_key
     # An exact comparison, not LIKE: no wildcard or case folding (SQLite) can reach another
@@ -149,7 +157,11 @@ async def purge_rotation_outcomes(
     done = await session.execute(
         delete(command_outcomes).where(
             func.substr(key, 1, len(prefix)) == prefix,
-            or_(command_outcomes.c.outcome_type.is_not(None), key.in_(list(finished))),
+            or_(
+                command_outcomes.c.outcome_type.is_not(None),
+                command_outcomes.c.command_type.in_(ANSWERED_BY_NOTHING),
+                key.in_(list(finished)),
+            ),
         )
     )
     return int(done.rowcount)  # type: ignore[attr-defined]
