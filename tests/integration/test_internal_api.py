@@ -189,7 +189,7 @@ def test_tls_settings_that_cannot_work_are_refused_naming_the_variables(
 async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls(
     serve, pki: dict[str, str], master_key: str
 ) -> None:
-    from orchestrator.adapters.clients import ClientMonitorClient, UpstreamUnavailableError
+    from orchestrator.adapters.clients import UpstreamUnavailableError
     from orchestrator.bootstrap import build_runtime
     from orchestrator.settings import Settings as OrchestratorSettings
 
@@ -209,12 +209,11 @@ async def test_the_orchestrator_asks_the_client_monitor_with_the_token_over_mtls
         internal_tls_client_cert_file=pki["client_cert"],
         internal_tls_client_key_file=pki["client_key"],
     )
-    spec = build_runtime(settings).spec
-    handler = next(iter(spec.handlers.values()))
-    assert isinstance(handler, functools.partial)  # each handler is bound to its deps
-    deps = handler.keywords["deps"]
+    # The clients the orchestrator's bootstrap built, as its API and handlers hold them.
+    runtime = build_runtime(settings)
+    deps = runtime.spec.api(runtime).state.deps  # type: ignore[misc]
     # Through TLS, the client certificate and the token, the client-monitor itself answers.
     with pytest.raises(UpstreamUnavailableError, match="knows no watch 'no-such-watch'"):
-        await ClientMonitorClient(deps.client_monitor).accept_list("no-such-watch")
-    await deps.client_monitor.aclose()
-    await deps.certificates.aclose()
+        await deps.client_monitor.accept_list("no-such-watch")
+    await deps.client_monitor._http.aclose()
+    await deps.certificates._http.aclose()
