@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from certrotate_shared.clock import Clock
-from certrotate_shared.consumer import handling
+from certrotate_shared.dispatch import handling
 from certrotate_shared.envelope import Message
 from certrotate_shared.failures import backoff_delay, describe, is_transient
 from certrotate_shared.leases import Lease

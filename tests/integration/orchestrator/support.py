@@ -193,12 +193,12 @@ class _ParkingRuntime(ServiceRuntime):
 
     def _new_consumer(self) -> MessageConsumer:
         consumer = super()._new_consumer()
-        default = consumer._failure_for
+        default = consumer._dispatch._failure_for
 
         def failure_for(message: Message, reason: str) -> Event | None:
             return None if type(message) in self._worker.failing else default(message, reason)
 
-        consumer._failure_for = failure_for
+        consumer._dispatch._failure_for = failure_for
         return consumer
 
 

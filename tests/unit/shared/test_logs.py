@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from certrotate_shared.consumer import message_log_fields
+from certrotate_shared.dispatch import message_log_fields
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.logs import bind_log_fields, log_context, log_formatter, redact
 from certrotate_shared.messages.replication import BreakReplication
