@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certrotate_shared import metrics
 from certrotate_shared.db import asyncpg_dsn, is_postgres
 from certrotate_shared.envelope import utcnow
+from certrotate_shared.outbox_signal import OutboxSignal, notify_channel
 from certrotate_shared.tables import outbox
 from certrotate_shared.transport.base import OutgoingRecord, Transport
-from certrotate_shared.unit_of_work import OutboxSignal, notify_channel
 
 log = logging.getLogger(__name__)
 

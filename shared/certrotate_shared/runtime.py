@@ -30,12 +30,13 @@ from certrotate_shared.http import (
     add_metrics_route,
 )
 from certrotate_shared.migrations import messaging_chain, migrate
+from certrotate_shared.outbox_signal import OutboxSignal, notify_channel
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings, SettingsError, env_prefix
 from certrotate_shared.tables import outbox
 from certrotate_shared.topics import all_topics, dlq_topic, events_topic
 from certrotate_shared.transport.base import Transport
-from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork, notify_channel
+from certrotate_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

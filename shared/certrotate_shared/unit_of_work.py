@@ -2,126 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from certrotate_shared import tracing
+from certrotate_shared import portable_writes, postgres_writes, tracing
 from certrotate_shared.db import asyncpg_connection
-from certrotate_shared.envelope import Envelope, Event, Message, message_class, utcnow
-from certrotate_shared.tables import command_outcomes, inbox, outbox
+from certrotate_shared.envelope import Envelope, Event, Message, utcnow
+from certrotate_shared.outbox_signal import OutboxSignal
 from certrotate_shared.topics import topic_for
-
-
-class OutboxSignal:
-    """Wakes the relay in this process when a transaction with outbox rows commits."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        # The NOTIFY payload of this process's commits: its relay, woken already by notify(),
-        # ignores them on LISTEN (other replicas' relays still wake on them).
-        self.token = uuid.uuid4().hex
-
-    def notify(self) -> None:
-        self._event.set()
-
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            self._event.clear()
-
-
-_NOTIFY = text("SELECT pg_notify(:c, :p)")
-
-# PostgreSQL: what a commit writes (outbox rows, command outcomes) and its NOTIFY in ONE round
-# trip, whatever the number of rows (arrays, so the statement text never changes). The outbox
-# rows get their ids in the order given: the relay publishes in id order. These statements go
-# to asyncpg directly (see UnitOfWork._driver), hence the $n parameters.
-_PG_OUTBOX = """sent AS (
-    INSERT INTO outbox (message_id, topic, key, value, created_at)
-    SELECT m, t, k, v, c FROM unnest(
-        $1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[]
-    ) WITH ORDINALITY AS u(m, t, k, v, c, n) ORDER BY n
-    RETURNING 1
-)"""
-_PG_OUTCOMES = """recorded AS (
-    INSERT INTO command_outcomes (idempotency_key, command_type, outcome_type, outcome_version,
-                                  outcome_payload, recorded_at)
-    SELECT * FROM unnest(
-        ${0}::varchar[], ${1}::varchar[], ${2}::varchar[], ${3}::int[], ${4}::json[],
-        ${5}::timestamptz[]
-    )
-    ON CONFLICT (idempotency_key) DO UPDATE SET
-        command_type = excluded.command_type, outcome_type = excluded.outcome_type,
-        outcome_version = excluded.outcome_version, outcome_payload = excluded.outcome_payload,
-        recorded_at = excluded.recorded_at
-    RETURNING 1
-)"""
-_PG_COMMIT_WRITES: dict[tuple[bool, bool, bool], str] = {}
-
-
-def _pg_commit_writes(outbox_rows: bool, outcomes: bool, notify: bool) -> str:
-    key = (outbox_rows, outcomes, notify)
-    stmt = _PG_COMMIT_WRITES.get(key)
-    if stmt is None:
-        ctes, n = [], 0
-        if outbox_rows:
-            ctes.append(_PG_OUTBOX)
-            n = 5
-        if outcomes:
-            ctes.append(_PG_OUTCOMES.format(*range(n + 1, n + 7)))
-            n += 6
-        tail = f"SELECT pg_notify(${n + 1}, ${n + 2})" if notify else "SELECT 1"
-        stmt = f"WITH {', '.join(ctes)} {tail}"
-        _PG_COMMIT_WRITES[key] = stmt
-    return stmt
-
-
-# PostgreSQL: a batch's inbox records and the outcomes already recorded for its commands, in
-# one round trip. A message id given twice is returned once (the caller takes the first).
-_PG_FIRST_DELIVERIES = """WITH fresh AS (
-    INSERT INTO inbox (message_id, message_type, received_at)
-    SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[])
-    ON CONFLICT DO NOTHING RETURNING message_id
-)
-SELECT message_id AS k, NULL AS t, NULL AS v, NULL AS p FROM fresh
-UNION ALL
-SELECT idempotency_key, COALESCE(outcome_type, ''), outcome_version, CAST(outcome_payload AS text)
-FROM command_outcomes WHERE idempotency_key = ANY($4::varchar[])"""
-
-
-_INBOX_INSERTS: dict[str, Any] = {}
-
-
-def _inbox_insert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING, built once per dialect (a hot path)."""
-    stmt = _INBOX_INSERTS.get(dialect)
-    if stmt is None:
-        insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert_(inbox)
-            .values({c: bindparam(c) for c in ("message_id", "message_type", "received_at")})
-            .on_conflict_do_nothing()
-            .returning(inbox.c.message_id)
-        )
-        _INBOX_INSERTS[dialect] = stmt
-    return stmt
-
-
-def notify_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel of a service's outbox."""
-    return f"certrotate_outbox_{schema}"
 
 
 class UnitOfWork:
@@ -263,27 +155,9 @@ class UnitOfWork:
         notify = bool(pending) and self._channel is not None
         if not pending and not outcomes:
             return
-        args: list[Any] = []
-        if pending:
-            args += [
-                [str(env.message_id) for _, env in pending],
-                [topic for topic, _ in pending],
-                [env.saga_id for _, env in pending],
-                [env.to_bytes() for _, env in pending],
-                [env.occurred_at for _, env in pending],
-            ]
-        if outcomes:
-            args += [
-                [o["idempotency_key"] for o in outcomes],
-                [o["command_type"] for o in outcomes],
-                [o["outcome_type"] for o in outcomes],
-                [o["outcome_version"] for o in outcomes],
-                [o["outcome_payload"] for o in outcomes],
-                [o["recorded_at"] for o in outcomes],
-            ]
-        if notify:
-            # Delivered by PostgreSQL only when this transaction commits.
-            args += [self._channel, self._signal.token]
+        stmt, args = postgres_writes.commit_writes(
+            pending, outcomes, (cast(str, self._channel), self._signal.token) if notify else None
+        )
         if self.session.in_transaction():
             driver = await self._driver()
         else:
@@ -292,37 +166,16 @@ class UnitOfWork:
             # commits (NOTIFY included) when it returns. The session then has nothing to commit.
             fairy = await (await self.session.connection()).get_raw_connection()
             driver = fairy.driver_connection
-        await driver.fetchval(_pg_commit_writes(bool(pending), bool(outcomes), notify), *args)
+        await driver.fetchval(stmt, *args)
         self._outcome_rows = {}
 
     async def _write_portable(self) -> None:
-        if self._pending:
-            await self.session.execute(
-                insert(outbox),
-                [
-                    {
-                        "message_id": str(env.message_id),
-                        "topic": topic,
-                        "key": env.saga_id,
-                        "value": env.to_bytes(),
-                        "created_at": env.occurred_at,
-                    }
-                    for topic, env in self._pending
-                ],
-            )
-            if self._channel:
-                # Delivered by PostgreSQL only when this transaction commits.
-                await self.session.execute(_NOTIFY, {"c": self._channel, "p": self._signal.token})
+        notify = (self._channel, self._signal.token) if self._channel else None
+        await portable_writes.write_outbox(self.session, self._pending, notify)
 
     async def first_delivery(self, envelope: Envelope) -> bool:
         """Record the message in the inbox; False if it was handled before."""
-        values = {
-            "message_id": str(envelope.message_id),
-            "message_type": envelope.type,
-            "received_at": utcnow(),
-        }
-        stmt = _inbox_insert(self.session.get_bind().dialect.name)
-        return (await self.session.execute(stmt, values)).first() is not None
+        return await portable_writes.first_delivery(self.session, envelope)
 
     async def first_deliveries(
         self, envelopes: list[Envelope], idempotency_keys: list[str]
@@ -332,49 +185,17 @@ class UnitOfWork:
         outcomes recorded for `idempotency_keys` are read ahead for recorded_outcome()."""
         if not self._postgres():
             return [await self.first_delivery(e) for e in envelopes]
-        now = utcnow()
         driver = await self._driver()
-        rows = await driver.fetch(
-            _PG_FIRST_DELIVERIES,
-            [str(e.message_id) for e in envelopes],
-            [e.type for e in envelopes],
-            [now] * len(envelopes),
-            idempotency_keys,
+        return await postgres_writes.first_deliveries(
+            driver, envelopes, idempotency_keys, self._outcomes
         )
-        fresh: set[str] = set()
-        for key, outcome_type, version, payload in rows:
-            if outcome_type is None:
-                fresh.add(key)
-            elif key not in self._outcomes:
-                self._outcomes[key] = _outcome(outcome_type, version, payload)
-        for key in idempotency_keys:
-            self._outcomes.setdefault(key, _NOT_SEEN)
-        firsts = []
-        for envelope in envelopes:
-            message_id = str(envelope.message_id)
-            firsts.append(message_id in fresh)
-            fresh.discard(message_id)
-        return firsts
 
     async def recorded_outcome(self, idempotency_key: str) -> tuple[bool, Event | None]:
         """(seen, outcome) for a command key; outcome is None while a long command runs."""
         if idempotency_key in self._outcomes:
             known = self._outcomes[idempotency_key]
-            return (False, None) if known is _NOT_SEEN else (True, known)
-        row = (
-            await self.session.execute(
-                select(command_outcomes).where(
-                    command_outcomes.c.idempotency_key == idempotency_key
-                )
-            )
-        ).first()
-        if row is None:
-            return False, None
-        if row.outcome_type is None:
-            return True, None
-        cls = message_class(row.outcome_type, row.outcome_version)
-        # record_outcome() stores only a command's answer, always an event.
-        return True, cast(Event, cls.model_validate(row.outcome_payload))
+            return (False, None) if known is postgres_writes.NOT_SEEN else (True, known)
+        return await portable_writes.recorded_outcome(self.session, idempotency_key)
 
     async def record_outcome(
         self, idempotency_key: str, command_type: str, outcome: Event | None
@@ -392,28 +213,4 @@ class UnitOfWork:
                 "recorded_at": utcnow(),
             }
             return
-        values = {
-            "command_type": command_type,
-            "outcome_type": outcome.type_name() if outcome else None,
-            "outcome_version": outcome.schema_version if outcome else None,
-            "outcome_payload": outcome.model_dump(mode="json") if outcome else None,
-            "recorded_at": utcnow(),
-        }
-        dialect = self.session.get_bind().dialect.name
-        stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(command_outcomes)
-        stmt = stmt.values(idempotency_key=idempotency_key, **values).on_conflict_do_update(
-            index_elements=[command_outcomes.c.idempotency_key], set_=values
-        )
-        await self.session.execute(stmt)
-
-
-# "No outcome recorded for this key" in the read-ahead (distinct from None: accepted, running).
-_NOT_SEEN: Any = object()
-
-
-def _outcome(outcome_type: str, version: int | None, payload: str | None) -> Event | None:
-    """A recorded outcome row as recorded_outcome() returns it ('' type: accepted, running)."""
-    if not outcome_type:
-        return None
-    cls = message_class(outcome_type, version or 1)
-    return cast(Event, cls.model_validate_json(payload or "{}"))
+        await portable_writes.record_outcome(self.session, idempotency_key, command_type, outcome)

@@ -22,7 +22,8 @@ from certrotate_shared.db import make_engine, session_factory
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.messages.client_monitor import CancelPropagationWatch
-from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork
+from certrotate_shared.outbox_signal import OutboxSignal
+from certrotate_shared.unit_of_work import UnitOfWork
 from certrotate_shared.work import Work, WorkContext
 from certrotate_shared.work_runner import LeasedWork, WorkRetryPolicy
 

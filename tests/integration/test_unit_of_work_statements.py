@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from certrotate_shared.db import make_engine, session_factory
 from certrotate_shared.migrations import messaging_chain, migrate
-from certrotate_shared.unit_of_work import OutboxSignal, UnitOfWork, notify_channel
+from certrotate_shared.outbox_signal import OutboxSignal, notify_channel
+from certrotate_shared.unit_of_work import UnitOfWork
 from tests.support.factories import inspect_site
 
 pytestmark = pytest.mark.integration
