@@ -3,37 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import ssl
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from certrotate_shared import metrics
 from certrotate_shared.clock import Clock
 from certrotate_shared.consumer import Handler, MessageConsumer
 from certrotate_shared.db import is_postgres, make_engine, session_factory
-from certrotate_shared.envelope import Message, utcnow
-from certrotate_shared.failures import backoff_delay, describe
+from certrotate_shared.envelope import Message
 from certrotate_shared.http import (
     MetricsAccess,
     RequestContext,
     add_health_routes,
     add_metrics_route,
 )
+from certrotate_shared.listener import http_server, listening_url
+from certrotate_shared.messaging_gauges import read_messaging_gauges
 from certrotate_shared.migrations import messaging_chain, migrate
 from certrotate_shared.outbox_signal import OutboxSignal, notify_channel
 from certrotate_shared.relay import OutboxRelay
 from certrotate_shared.settings import ServiceSettings, SettingsError, env_prefix
-from certrotate_shared.tables import outbox
+from certrotate_shared.supervision import Supervisor
 from certrotate_shared.topics import all_topics, dlq_topic, events_topic
 from certrotate_shared.transport.base import Transport
 from certrotate_shared.unit_of_work import UnitOfWork
@@ -81,30 +78,6 @@ class ServiceSpec:
     metrics_access: MetricsAccess | None = None
 
 
-def tls_listener_options(settings: ServiceSettings) -> dict[str, Any]:
-    """uvicorn's TLS options for this service's listener: none (plain HTTP), TLS, or mTLS."""
-    if not settings.http_tls_cert_file:
-        return {}
-    options: dict[str, Any] = {
-        "ssl_certfile": settings.http_tls_cert_file,
-        "ssl_keyfile": settings.http_tls_key_file,
-    }
-    if settings.http_tls_client_ca_file:
-        options |= {
-            "ssl_ca_certs": settings.http_tls_client_ca_file,
-            "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        }
-    return options
-
-
-class _QuietServer(uvicorn.Server):
-    """Leaves signal handling to the process that embeds the API."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ServiceRuntime:
     def __init__(
         self,
@@ -130,15 +103,11 @@ class ServiceRuntime:
         # Tests and the twin may inject a clock; otherwise the settings say (maybe accelerated).
         self.clock = clock or settings.clock()
         self._before_commit = before_commit
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._loops = Supervisor(spec.name, settings, restart_sleep)
         self._owns_transport = transport is None and settings.transport == "kafka"
         self.app: FastAPI | None = None
         self.http_url: str | None = None
         self._http: uvicorn.Server | None = None
-        self._stopping = False
-        # Loops that stopped on an error and wait to be restarted: name -> the error.
-        self._down: dict[str, str] = {}
-        self._restart_sleep = restart_sleep or asyncio.sleep
         self._gauge_source = self._read_gauges  # one object, so that stop() removes this one
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
@@ -183,14 +152,15 @@ class ServiceRuntime:
             service=self.spec.name,
         )
         self.consumer = self._new_consumer()
-        self._spawn(self.relay.run(), "relay")
-        self._spawn(
-            self._keep_running("consumer", lambda: self.consumer.run(), self._renew_consumer),
+        self._loops.spawn(self.relay.run(), "relay")
+        self._loops.spawn(
+            self._loops.keep_running("consumer", lambda: self.consumer.run(), self._renew_consumer),
             "consumer",
         )
         for loop in self.spec.background:
-            self._spawn(
-                self._keep_running(loop.__name__, functools.partial(loop, self)), loop.__name__
+            self._loops.spawn(
+                self._loops.keep_running(loop.__name__, functools.partial(loop, self)),
+                loop.__name__,
             )
         metrics.add_source(self.spec.name, self._gauge_source)
         if self.spec.api is not None:
@@ -207,34 +177,8 @@ class ServiceRuntime:
         )
 
     async def _read_gauges(self, gauges: metrics.Gauges) -> None:
-        """What every service reports at scrape time: its outbox and its consumer's lag."""
-        service = self.spec.name
-        async with self.engine.connect() as conn:
-            depth, oldest = (
-                await conn.execute(select(func.count(), func.min(outbox.c.created_at)))
-            ).one()
-        gauges.add(
-            "certrotate_outbox_messages",
-            "Messages committed to the outbox and not yet published",
-            depth,
-            service=service,
-        )
-        age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
-        gauges.add(
-            "certrotate_outbox_oldest_message_age_seconds",
-            "Age of the oldest unpublished outbox message (relay lag; 0 when empty)",
-            max(age, 0.0),
-            service=service,
-        )
-        for (topic, partition), lag in sorted((await self.consumer.lag()).items()):
-            gauges.add(
-                "certrotate_consumer_lag_messages",
-                "Records on a topic partition this service has not committed yet",
-                lag,
-                service=service,
-                topic=topic,
-                partition=str(partition),
-            )
+        """What every service reports at scrape time, then what this one adds."""
+        await read_messaging_gauges(self.engine, self.consumer, self.spec.name, gauges)
         if self.spec.gauges is not None:
             await self.spec.gauges(self, gauges)
 
@@ -260,73 +204,10 @@ class ServiceRuntime:
     def _renew_consumer(self) -> None:
         self.consumer = self._new_consumer()
 
-    async def _keep_running(
-        self,
-        name: str,
-        run: Callable[[], Awaitable[None]],
-        before_restart: Callable[[], None] | None = None,
-    ) -> None:
-        """Run a loop (the consumer, a background loop); when it stops on an error (a failed
-        offset commit, a lost broker or database, anything a batch raised), restart it with
-        back-off. /readyz fails while it is down."""
-        settings = self.settings
-        clock = asyncio.get_running_loop()
-        failures = 0
-        while True:
-            started = clock.time()
-            try:
-                await run()
-                return  # stopped on request
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._stopping:
-                    return
-                # A loop that ran a good while before failing starts the back-off afresh.
-                failures = (
-                    1 if clock.time() - started > settings.consumer_restart_max_s else failures + 1
-                )
-                self._down[name] = describe(exc)
-                delay = backoff_delay(
-                    failures,
-                    base_s=settings.consumer_restart_base_s,
-                    cap_s=settings.consumer_restart_max_s,
-                )
-                log.error(
-                    "%s %s stopped (%s); restarting in %.1f s",
-                    self.spec.name,
-                    name,
-                    self._down[name],
-                    delay,
-                    exc_info=exc,
-                )
-            await self._restart_sleep(delay)
-            if self._stopping:
-                return
-            if before_restart is not None:
-                before_restart()
-            if name != "consumer":  # the consumer is up again once it is consuming
-                self._down.pop(name, None)
-
     async def _serve_http(self, app: FastAPI) -> None:
-        config = uvicorn.Config(
-            app,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            **tls_listener_options(self.settings),
-        )
-        self._http = _QuietServer(config)
-        self._spawn(self._http.serve(), "http")
-        while not self._http.started:
-            if self._tasks[-1].done():
-                raise RuntimeError(f"{self.spec.name} HTTP API could not start")
-            await asyncio.sleep(0.02)
-        host, port = self._http.servers[0].sockets[0].getsockname()[:2]
-        scheme = "https" if self.settings.http_tls_cert_file else "http"
-        self.http_url = f"{scheme}://{host}:{port}"
+        self._http = http_server(app, self.settings)
+        serving = self._loops.spawn(self._http.serve(), "http")
+        self.http_url = await listening_url(self._http, serving, self.spec.name, self.settings)
 
     async def readiness(self) -> list[str]:
         """What keeps this service from being ready: stopped loops, an unreachable database."""
@@ -340,91 +221,29 @@ class ServiceRuntime:
 
     def problems(self) -> list[str]:
         """Loops that have stopped; empty when the service is healthy."""
-        problems = [f"{t.get_name()} stopped" for t in self._tasks if t.done()]
-        problems += [
-            f"{self.spec.name}:{name} down after {error}; restarting"
-            for name, error in self._down.items()
-            if name != "consumer"
-        ]
-        if hasattr(self, "consumer") and not self.consumer.serving and not self._stopping:
-            error = self._down.get("consumer")
+        problems = self._loops.problems()
+        down = self._loops.down
+        if hasattr(self, "consumer") and not self.consumer.serving and not self._loops.stopping:
+            error = down.get("consumer")
             why = f" after {error}" if error else ""
             problems.append(f"{self.spec.name}:consumer not consuming{why}")
-        elif "consumer" in self._down and self.consumer.serving:
-            del self._down["consumer"]
+        elif "consumer" in down and self.consumer.serving:
+            del down["consumer"]
         return problems
-
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"{self.spec.name}:{name}")
-        task.add_done_callback(self._crashed)
-        self._tasks.append(task)
-
-    def _crashed(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let the relay and consumer finish what they hold (a cancelled database call can
         leave a SQLite write lock behind), then cancel whatever is still running."""
-        self._stopping = True
+        self._loops.stopping = True
         metrics.remove_source(self.spec.name, self._gauge_source)
         if self._http is not None:
             self._http.should_exit = True
         if hasattr(self, "relay"):
             self.relay.stop()
             self.consumer.stop()
-            loops = [t for t in self._tasks if t.get_name().endswith((":relay", ":consumer"))]
+            loops = [t for t in self._loops.tasks if t.get_name().endswith((":relay", ":consumer"))]
             await asyncio.wait(loops, timeout=grace)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await self._loops.cancel_all()
         if self._owns_transport:
             await self.transport.stop()
         await self.engine.dispose()
-
-
-def run_service_main(
-    name: str,
-    settings_cls: type[ServiceSettings],
-    build_runtime: Callable[[Any], ServiceRuntime],
-) -> None:
-    """The body of every `python -m <service>`: load settings (exit 2 with the variables to fix),
-    serve, print `ready <url>` once serving, stop cleanly on SIGTERM or SIGINT."""
-    import signal
-    import sys
-
-    from certrotate_shared.logs import configure_logging
-    from certrotate_shared.settings import SettingsError, load_settings
-    from certrotate_shared.tracing import configure_tracing, shutdown_tracing
-
-    async def serve() -> None:
-        settings = load_settings(settings_cls)
-        configure_logging(name, settings.log_level, settings.log_format)
-        configure_tracing(name, settings.otlp_endpoint)
-        runtime = build_runtime(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await runtime.start()
-        print(f"ready {runtime.http_url or ''}".strip(), flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await runtime.stop()
-            shutdown_tracing()
-
-    try:
-        asyncio.run(serve())
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(2)
-
-
-def _aware(when: Any) -> Any:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

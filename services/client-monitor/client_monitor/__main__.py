@@ -1,6 +1,6 @@
 """`python -m client_monitor`: run the client-monitor until SIGTERM or SIGINT."""
 
-from certrotate_shared.runtime import run_service_main
+from certrotate_shared.service_main import run_service_main
 from client_monitor.bootstrap import build_runtime
 from client_monitor.settings import Settings
 

@@ -1,6 +1,6 @@
 """`python -m orchestrator`: run the orchestrator until SIGTERM or SIGINT."""
 
-from certrotate_shared.runtime import run_service_main
+from certrotate_shared.service_main import run_service_main
 from orchestrator.bootstrap import build_runtime
 from orchestrator.settings import Settings
 

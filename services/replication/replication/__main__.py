@@ -1,6 +1,6 @@
 """`python -m replication`: run the replication service until SIGTERM or SIGINT."""
 
-from certrotate_shared.runtime import run_service_main
+from certrotate_shared.service_main import run_service_main
 from replication.bootstrap import build_runtime
 from replication.settings import Settings
 

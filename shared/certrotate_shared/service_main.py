@@ -1,0 +1,50 @@
+"""The body of every `python -m <service>`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from certrotate_shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from certrotate_shared.runtime import ServiceRuntime
+
+
+def run_service_main(
+    name: str,
+    settings_cls: type[ServiceSettings],
+    build_runtime: Callable[[Any], ServiceRuntime],
+) -> None:
+    """The body of every `python -m <service>`: load settings (exit 2 with the variables to fix),
+    serve, print `ready <url>` once serving, stop cleanly on SIGTERM or SIGINT."""
+    import signal
+    import sys
+
+    from certrotate_shared.logs import configure_logging
+    from certrotate_shared.settings import SettingsError, load_settings
+    from certrotate_shared.tracing import configure_tracing, shutdown_tracing
+
+    async def serve() -> None:
+        settings = load_settings(settings_cls)
+        configure_logging(name, settings.log_level, settings.log_format)
+        configure_tracing(name, settings.otlp_endpoint)
+        runtime = build_runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        print(f"ready {runtime.http_url or ''}".strip(), flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+            shutdown_tracing()
+
+    try:
+        asyncio.run(serve())
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
