@@ -21,10 +21,11 @@ from orchestrator.migrations import SCRIPT_LOCATION, VERSION_TABLE
 from orchestrator.service_layer import site_targets
 from orchestrator.service_layer.callbacks import run_callbacks
 from orchestrator.service_layer.campaign_driver import run_campaigns
-from orchestrator.service_layer.deps import Deps
+from orchestrator.service_layer.deps import Deps, TimerAlarm
 from orchestrator.service_layer.handlers import HANDLERS
 from orchestrator.service_layer.metrics import metrics_access, read_gauges
 from orchestrator.service_layer.retention_job import run_retention
+from orchestrator.service_layer.rotations import RotationStarter
 from orchestrator.service_layer.timers import run_timers
 from orchestrator.settings import Settings
 
@@ -49,21 +50,33 @@ def build_runtime(
         # asked for once it runs.
         return runtime.uow()
 
+    vault = vault or Vault.from_settings(settings)
+    certificates = CertificatesClient(
+        certificates_client
+        or internal_client(settings, settings.certificates_url, settings.internal_token),
+        settings.internal_token.get_secret_value(),
+    )
+    alarm = TimerAlarm()
     deps = Deps(
         settings=settings,
         clock=clock,
         db=db,
-        vault=vault or Vault.from_settings(settings),
-        certificates=CertificatesClient(
-            certificates_client
-            or internal_client(settings, settings.certificates_url, settings.internal_token),
-            settings.internal_token.get_secret_value(),
-        ),
+        vault=vault,
+        certificates=certificates,
         client_monitor=ClientMonitorClient(
             client_monitor_client
             or internal_client(settings, settings.client_monitor_url, settings.internal_token)
         ),
         replica=replica_name(settings.instance_id),
+        alarm=alarm,
+        starter=RotationStarter(
+            db=db,
+            clock=clock,
+            settings=settings,
+            vault=vault,
+            certificates=certificates,
+            alarm=alarm,
+        ),
     )
     named = deps.named()
     run_timers_ = inject(run_timers, named)

@@ -150,12 +150,6 @@ _ACTION: Responses = {
 }
 
 
-def _driving(deps: Deps) -> dict[str, Any]:
-    # What acting on a campaign needs: it may start and cancel its sites' rotations at once.
-    return {"db": deps.db, "clock": deps.clock, "settings": deps.settings, "vault": deps.vault,
-            "certificates": deps.certificates, "alarm": deps.alarm}  # fmt: skip
-
-
 def campaigns_router(
     deps: Deps, role: Callable[[Any], Callable[..., Awaitable[Principal]]]
 ) -> APIRouter:
@@ -199,10 +193,8 @@ def campaigns_router(
             site_windows=dict(body.site_windows),
         )  # fmt: skip
         state, created = await campaigns.create_campaign(
-            request, db=deps.db, clock=deps.clock, settings=deps.settings, vault=deps.vault,
-            certificates=deps.certificates, alarm=deps.alarm, by=who.name,
-            principal=who.record(), idempotency_key=idempotency_key,
-            body=body.model_dump(mode="json"),
+            request, starter=deps.starter, by=who.name, principal=who.record(),
+            idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
         )  # fmt: skip
         response.status_code = 201 if created else 200
         response.headers["Location"] = f"/v1/campaigns/{state.campaign_id}"
@@ -268,8 +260,8 @@ def campaigns_router(
     async def _act(
         campaign_id: str, action: campaign_driver.Action, who: Principal, reason: str
     ) -> CampaignOut:
-        return await view(await campaign_driver.act(campaign_id, action, **_driving(deps), by=who.name,
-                                                 reason=reason))  # fmt: skip
+        return await view(await campaign_driver.act(campaign_id, action, starter=deps.starter,
+                                                    by=who.name, reason=reason))  # fmt: skip
 
     @router.post("/{campaign_id}/pause", responses=_ACTION)
     async def pause(
@@ -293,8 +285,9 @@ def campaigns_router(
     ) -> CampaignOut:
         """Answer the waiting decision: the next wave, or continue / abort past the budget."""
         given = body or CampaignDecisionIn()
-        state = await campaign_driver.act(campaign_id, "approve", **_driving(deps), by=who.name,
-                                    reason=given.note, decision=given.decision)  # fmt: skip
+        state = await campaign_driver.act(campaign_id, "approve", starter=deps.starter,
+                                          by=who.name, reason=given.note,
+                                          decision=given.decision)  # fmt: skip
         return await view(state)
 
     return router

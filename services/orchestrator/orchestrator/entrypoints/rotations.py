@@ -41,7 +41,6 @@ from orchestrator.entrypoints.views import rotation_summary, rotation_view
 from orchestrator.service_layer import at_risk as at_risk_service
 from orchestrator.service_layer import rotation_actions as actions
 from orchestrator.service_layer import rotation_reads as reads
-from orchestrator.service_layer import rotations as service
 from orchestrator.service_layer import tasks
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.rotation_options import authorize_options, with_operator_defaults
@@ -98,13 +97,7 @@ async def create_rotation(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> RotationOut:
     """Pre-flight the certificate, then start the rotation saga."""
-    state, created = await service.create_rotation(
-        db=deps.db,
-        clock=deps.clock,
-        settings=deps.settings,
-        vault=deps.vault,
-        certificates=deps.certificates,
-        alarm=deps.alarm,
+    state, created = await deps.starter.start(
         site=body.site,
         upload=schemas.certificate_of(body.certificate, body.bundle_id),
         options=authorize_options(

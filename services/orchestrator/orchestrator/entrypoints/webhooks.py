@@ -251,8 +251,7 @@ def _router(deps: Deps, role: RoleCheck) -> APIRouter:
             except (ValueError, ValidationError) as exc:
                 return _invalid(exc)
             answer = await service.trigger_rotation(
-                db=deps.db, clock=deps.clock, settings=deps.settings, vault=deps.vault,
-                certificates=deps.certificates, alarm=deps.alarm, source=source, webhook_id=webhook_id, body=body,
+                starter=deps.starter, source=source, webhook_id=webhook_id, body=body,
                 trigger=service.Trigger(
                     site=trigger.site, servers=trigger.servers or [],
                     upload=certificate_of(trigger.certificate, trigger.bundle_id),

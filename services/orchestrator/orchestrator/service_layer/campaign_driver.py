@@ -11,15 +11,14 @@ import asyncio
 import hashlib
 import logging
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 
 from certrotate_shared.clock import Clock
 from certrotate_shared.logs import log_context
-from certrotate_shared.vault import Vault
 from orchestrator.adapters import campaign_tables as table
-from orchestrator.adapters.clients import CertificatesClient, RegisteredBundle
+from orchestrator.adapters.clients import RegisteredBundle
 from orchestrator.domain import campaign as domain
 from orchestrator.domain import campaign_actions as actions
 from orchestrator.domain import campaign_waves as waves
@@ -27,7 +26,7 @@ from orchestrator.domain.campaign import CampaignState
 from orchestrator.domain.inputs import CancelRequested
 from orchestrator.domain.saga import can_abort
 from orchestrator.domain.state import TERMINAL, RotationOptions
-from orchestrator.service_layer import rotation_actions, rotations
+from orchestrator.service_layer import rotation_actions
 from orchestrator.service_layer.campaign_records import get_campaign, update_campaign
 from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import (
@@ -36,7 +35,7 @@ from orchestrator.service_layer.errors import (
     NotFoundError,
     ServiceError,
 )
-from orchestrator.settings import Settings
+from orchestrator.service_layer.rotations import RotationStarter
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +47,13 @@ async def act(
     campaign_id: str,
     action: Action | Literal["approve"],
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: RotationStarter,
     by: str,
     reason: str = "",
     decision: Literal["continue", "abort"] = "continue",
 ) -> CampaignState:
     """An operator's (or approver's) action on the whole campaign; 409 when it makes no sense."""
-    now = clock.now()
+    db, now = starter.db, starter.clock.now()
 
     def apply(state: CampaignState) -> None:
         if action == "pause":
@@ -76,23 +70,17 @@ async def act(
         await update_campaign(db, campaign_id, apply)
     except actions.CampaignRejectedError as exc:
         raise ConflictError(str(exc), code="action_not_possible") from None
-    await tick(campaign_id, db=db, clock=clock, settings=settings, vault=vault,
-               certificates=certificates, alarm=alarm)  # fmt: skip
+    await tick(campaign_id, starter=starter)
     return await get_campaign(campaign_id, db=db)
 
 
 async def tick(
     campaign_id: str,
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: RotationStarter,
 ) -> None:
     """Record ended rotations, decide, then start and cancel what the decision says."""
-    now = clock.now()
+    db, now = starter.db, starter.clock.now()
 
     cancels: list[domain.CampaignSite] = []
 
@@ -115,10 +103,9 @@ async def tick(
     except ConflictError:
         return  # another replica is driving it right now; the next tick catches up
     for site in [s for s in state.sites.values() if s.status == "starting"]:
-        await _start(state, site, db=db, clock=clock, settings=settings, vault=vault,
-                     certificates=certificates, alarm=alarm)  # fmt: skip
+        await _start(state, site, starter=starter)
     for site in cancels:
-        await _cancel(state, site, db=db, clock=clock, alarm=alarm)
+        await _cancel(state, site, db=db, clock=starter.clock, alarm=starter.alarm)
 
 
 def rotation_key(campaign_id: str, site: str) -> str:
@@ -129,12 +116,7 @@ async def _start(
     state: CampaignState,
     site: domain.CampaignSite,
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: RotationStarter,
 ) -> None:
     bundle = site.bundle
     registered = RegisteredBundle(
@@ -143,11 +125,10 @@ async def _start(
         not_after=datetime.fromisoformat(bundle["not_after"]) if bundle.get("not_after") else None,
         certificate_pem=bundle.get("certificate_pem", ""),
     )  # fmt: skip
-    now = clock.now()
+    db, now = starter.db, starter.clock.now()
     try:
-        rotation, _ = await rotations.create_rotation(
-            db=db, clock=clock, settings=settings, vault=vault, certificates=certificates,
-            alarm=alarm, site=site.site, upload=None, bundle=registered,
+        rotation, _ = await starter.start(
+            site=site.site, upload=None, bundle=registered,
             options=RotationOptions.model_validate(domain.rotation_options(state, site.site)),
             change_id=state.change_id,
             requested_by=f"{state.created_by} (campaign {state.name})", principal=state.principal,
@@ -215,11 +196,11 @@ async def _cancel(
         await update_campaign(db, state.campaign_id, retry)
 
 
-async def _tick_logged(campaign_id: str, **dependencies: Any) -> None:
+async def _tick_logged(campaign_id: str, starter: RotationStarter) -> None:
     # One campaign that fails to advance must not hold up the others.
     try:
         with log_context(campaign_id=campaign_id):
-            await tick(campaign_id, **dependencies)
+            await tick(campaign_id, starter=starter)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -228,22 +209,16 @@ async def _tick_logged(campaign_id: str, **dependencies: Any) -> None:
 
 async def run_campaigns(
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: RotationStarter,
 ) -> None:
     """Drive every unfinished campaign; a poll loop, so a restart simply carries on."""
-    poll = settings.timer_poll_seconds
+    poll = starter.settings.timer_poll_seconds
     while True:
         try:
-            async with db() as uow:
+            async with starter.db() as uow:
                 ids = await table.unfinished(uow.session)
             for campaign_id in ids:
-                await _tick_logged(campaign_id, db=db, clock=clock, settings=settings,
-                                   vault=vault, certificates=certificates, alarm=alarm)  # fmt: skip
+                await _tick_logged(campaign_id, starter)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from certrotate_shared.clock import Clock
-from certrotate_shared.vault import Vault
 from orchestrator.adapters import campaign_tables as table
 from orchestrator.adapters.clients import CertificatesClient, RegisteredBundle
 from orchestrator.domain import campaign as domain
@@ -22,10 +21,11 @@ from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import preflight, retention, site_topology
 from orchestrator.service_layer.campaign_driver import tick
 from orchestrator.service_layer.campaign_records import get_campaign
-from orchestrator.service_layer.deps import Database, TimerAlarm
+from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import ConflictError, InputRejectedError
 from orchestrator.service_layer.request_keys import request_fingerprint, same_request
 from orchestrator.service_layer.rotation_options import with_operator_defaults
+from orchestrator.service_layer.rotations import RotationStarter
 from orchestrator.settings import Settings
 
 
@@ -51,18 +51,16 @@ class CampaignRequest:
 async def create_campaign(
     request: CampaignRequest,
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: RotationStarter,
     by: str,
     idempotency_key: str | None,
     body: dict[str, Any],
     principal: dict[str, str] | None = None,
 ) -> tuple[CampaignState, bool]:
     """Pre-flight every site's certificate, then store the campaign; (campaign, created)."""
+    db, clock, settings, certificates = (
+        starter.db, starter.clock, starter.settings, starter.certificates
+    )  # fmt: skip
     fingerprint = request_fingerprint(settings, body)
     if idempotency_key:
         existing = await _by_key(db, settings, idempotency_key, body)
@@ -133,8 +131,7 @@ async def create_campaign(
         raise
     # A site's turn may come weeks later: its bundle must not expire meanwhile.
     await retention.hold_now(certificates, [b["bundle_ref"] for b in bundles.values()])
-    await tick(state.campaign_id, db=db, clock=clock, settings=settings, vault=vault,
-               certificates=certificates, alarm=alarm)  # fmt: skip
+    await tick(state.campaign_id, starter=starter)
     return await get_campaign(state.campaign_id, db=db), True
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
+    from orchestrator.service_layer.rotations import RotationStarter
 
 # A new unit of work on the orchestrator's database: `async with db() as uow`.
 Database = Callable[[], UnitOfWork]
@@ -53,7 +54,9 @@ class Deps:
     client_monitor: ClientMonitorClient
     # This replica's name in the leases it holds (certrotate_shared.leases.replica_name).
     replica: str
-    alarm: TimerAlarm = field(default_factory=TimerAlarm)
+    alarm: TimerAlarm
+    # What starting a rotation needs (the API, campaigns and webhook triggers start them).
+    starter: RotationStarter
     # Set once the runtime exists (it is built last: it takes the bound handlers).
     runtime: ServiceRuntime | None = None
     # Failed bearer tokens per client address, counted in real (monotonic) seconds: guessing
@@ -84,4 +87,5 @@ class Deps:
             "client_monitor": self.client_monitor,
             "replica": self.replica,
             "alarm": self.alarm,
+            "starter": self.starter,
         }

@@ -10,22 +10,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from certrotate_shared.clock import Clock
 from certrotate_shared.unit_of_work import UnitOfWork
-from certrotate_shared.vault import Vault
 from orchestrator.adapters.clients import CertificatesClient
 from orchestrator.adapters.orm import sagas, servers
 from orchestrator.adapters.repository import SagaRepository, from_db
 from orchestrator.domain import webhooks as rules
 from orchestrator.domain.state import CertificateInfo, RotationOptions
 from orchestrator.service_layer import rotations
-from orchestrator.service_layer.deps import Database, TimerAlarm
+from orchestrator.service_layer.deps import Database
 from orchestrator.service_layer.errors import ConflictError, InputRejectedError
 from orchestrator.service_layer.preflight import Certificate
 from orchestrator.service_layer.rotation_options import with_operator_defaults
 from orchestrator.service_layer.supersession import supersede
 from orchestrator.service_layer.webhook_deliveries import Answer, replayed, store_answer
-from orchestrator.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -65,18 +62,14 @@ async def resolve_site(trigger: Trigger, *, db: Database) -> str:
 
 async def trigger_rotation(
     *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    vault: Vault,
-    certificates: CertificatesClient,
-    alarm: TimerAlarm,
+    starter: rotations.RotationStarter,
     source: str,
     webhook_id: str,
     body: bytes,
     trigger: Trigger,
 ) -> Answer:
     """Start (or find, or supersede for) the rotation a verified delivery asks for."""
+    db, clock, certificates = starter.db, starter.clock, starter.certificates
     site = await resolve_site(trigger, db=db)
     actor = f"webhook:{source}"
     seen: dict[str, Any] = {}
@@ -112,16 +105,10 @@ async def trigger_rotation(
         return rotations.Admission(hold_reason=hold, lock=hold is None)
 
     try:
-        await rotations.create_rotation(
-            db=db,
-            clock=clock,
-            settings=settings,
-            vault=vault,
-            certificates=certificates,
-            alarm=alarm,
+        await starter.start(
             site=site,
             upload=trigger.upload,
-            options=with_operator_defaults(trigger.options, settings),
+            options=with_operator_defaults(trigger.options, starter.settings),
             change_id=trigger.change_id,
             requested_by=actor,
             idempotency_key=None,
