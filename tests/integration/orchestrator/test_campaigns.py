@@ -217,9 +217,20 @@ async def test_cancelling_the_campaign_cancels_its_running_rotations(embedded):
     running = {s: e["rotation_id"] for s, e in sites_of(started).items() if e["rotation_id"]}
     assert sorted(running) == ["site-c", "site-d"]
     await at_propagation_wait(env, *running.values())
-    env.worker.propagate = True
     cancelled = await env.api.post(f"/v1/campaigns/{view['id']}/cancel", json={"reason": "CA"})
     assert cancelled.status_code == 200, cancelled.text
+
+    # Propagation comes back only once both are undoing: earlier, a rotation could pass its
+    # wait and complete before the cancel reached it (failed once in a full run).
+    async def undoing() -> bool:
+        for rotation_id in running.values():
+            state = (await env.api.get(f"/v1/rotations/{rotation_id}")).json()["state"]
+            if state not in ("compensating", "compensated"):
+                return False
+        return True
+
+    await wait_until(undoing)
+    env.worker.propagate = True  # the compensation waits for verification to be back on
     ended = await until_state(env, view["id"], "cancelled")
     assert {s: e["status"] for s, e in sites_of(ended).items()} == {
         "site-c": "cancelled", "site-d": "cancelled", "site-e": "skipped"
