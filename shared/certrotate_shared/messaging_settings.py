@@ -31,6 +31,17 @@ class MessagingSettings(BaseModel):
             "empty = the service's name."
         ),
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description=(
+            "PostgreSQL: the connections this process's transactions share (its outbox relay "
+            "and LISTEN hold one more each). More transactions at once wait for a free one "
+            "(up to 30 s) rather than open and close extra connections. Every replica of every "
+            "service holds up to this many: keep the sum under the server's max_connections."
+        ),
+    )
     transport: Literal["kafka", "local"] = Field(
         default="kafka",
         description="kafka (distributed) or local (the durable in-process log of embedded mode).",

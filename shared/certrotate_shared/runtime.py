@@ -132,7 +132,9 @@ class ServiceRuntime:
         if self.spec.migrations:
             chains.append((self.spec.migrations, self.spec.version_table))
         await migrate(settings.database_url, self.schema, chains)
-        self.engine = make_engine(settings.database_url, self.schema)
+        self.engine = make_engine(
+            settings.database_url, self.schema, pool_size=settings.database_pool_size
+        )
         self.sessions = session_factory(self.engine)
         if settings.transport == "kafka":
             from certrotate_shared.transport.kafka import ensure_topics, kafka_security

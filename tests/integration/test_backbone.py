@@ -76,7 +76,10 @@ async def test_command_from_outbox_reaches_worker_process_and_reply_returns(stac
     probe_settings, worker, side_effects = stack
     proc = worker()
     await proc.start()
-    async with Probe(**probe_settings) as probe:
+    # A small pool, as an operator short of PostgreSQL connections would set it: the sends, the
+    # consumer and the relay share its three connections.
+    async with Probe(**probe_settings, database_pool_size=3) as probe:
+        assert probe.runtime.engine.pool.size() == 3  # type: ignore[attr-defined]
         sent = []
         for _ in range(20):
             saga = str(uuid.uuid4())

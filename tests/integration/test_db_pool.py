@@ -39,3 +39,26 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_use(pg_u
 async def _until_closed(driver) -> None:
     while not driver.is_closed():
         await asyncio.sleep(0.01)
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_pooled_connection_instead_of_opening_more(
+    pg_url,
+):
+    """Sixty-four transactions at once on a pool of four: they take turns on the same four
+    connections. Opening a connection per surplus transaction and closing it again after use
+    (an "overflow") costs a PostgreSQL backend start, asyncpg's type introspection and every
+    statement prepared afresh: under load it halved the messages a service carries."""
+    engine = make_engine(pg_url, "public", pool_size=4)
+    try:
+
+        async def one() -> int:
+            async with engine.begin() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                await asyncio.sleep(0.01)  # hold it, so that the others must wait or open more
+                return int(pid)
+
+        backends = await asyncio.gather(*(one() for _ in range(64)))
+        assert len(set(backends)) <= 4
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

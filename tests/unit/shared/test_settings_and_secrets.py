@@ -59,6 +59,16 @@ def test_invalid_values_name_the_variable_to_fix(monkeypatch):
         load_settings(DemoSettings)
 
 
+def test_the_database_pool_size_is_read_per_service_and_refuses_nonsense(monkeypatch):
+    monkeypatch.setenv("CERTROTATE_MASTER_KEY", generate_master_key())
+    assert load_settings(DemoSettings).database_pool_size == 20
+    monkeypatch.setenv("CERTROTATE_CLIENT_MONITOR_DATABASE_POOL_SIZE", "5")
+    assert load_settings(DemoSettings).database_pool_size == 5
+    monkeypatch.setenv("CERTROTATE_CLIENT_MONITOR_DATABASE_POOL_SIZE", "0")
+    with pytest.raises(SettingsError, match="CERTROTATE_CLIENT_MONITOR_DATABASE_POOL_SIZE"):
+        load_settings(DemoSettings)
+
+
 def test_secretbox_round_trip_and_binding_to_context():
     box = SecretBox(b"k" * 32)
     sealed = box.seal(b"p@ssw0rd", "bundle/1")
