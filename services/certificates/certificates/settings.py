@@ -53,7 +53,8 @@ class Settings(ServiceSettings):
         gt=0,
         description=(
             "How often (seconds) the store looks for bundles past the TTL, messages past the "
-            "inbox's window and backup deletions that finished (forgotten with their answers)."
+            "inbox's window and jobs that finished after their rotation's records were purged "
+            "(backup deletions among them; forgotten with their answers)."
         ),
     )
     verify_timeout_s: float = Field(

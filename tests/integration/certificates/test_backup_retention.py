@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from certificates.adapters.orm import jobs, server_backups
-from certificates.service_layer.housekeeping import forget_finished_deletions
+from certificates.service_layer.housekeeping import forget_finished_after_purge
 from certrotate_shared.tables import command_outcomes
 from tests.integration.certificates.test_against_twin import Stack, stack
 
@@ -88,7 +88,7 @@ async def test_retention_deletes_the_backup_from_the_host_then_its_record(stack:
     # The deletion's own answer, recorded after the purge, goes once it has finished.
     deletion = f"{saga}:retention:delete-backup:site-a:sepm-a1"
     assert await outcomes(stack, saga) == [deletion]
-    assert await forget_finished_deletions(stack.runtime) == 1
+    assert await forget_finished_after_purge(stack.runtime) == 1
     assert await outcomes(stack, saga) == []
     assert await jobs_of(stack, saga) == []
     # Asked again (a lost answer, a second replica): nothing is queued twice.

@@ -1,8 +1,8 @@
 """The certificates service's jobs and operator tasks are bounded: a rotation's finished jobs
 and their tasks go with its records (the retention purge), and a backup deletion queued by that
-purge is forgotten, with its recorded answer, once it has finished. Anything unfinished stays:
-a pending or running job, one waiting for a person, a task a person has not done yet. On real
-PostgreSQL and on SQLite (the embedded mode)."""
+purge, or a job still unfinished when it ran, is forgotten, with its recorded answer, once it
+has finished. Anything unfinished stays: a pending or running job, one waiting for a person, a
+task a person has not done yet. On real PostgreSQL and on SQLite (the embedded mode)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from certificates.adapters.orm import jobs, operator_tasks
 from certificates.bootstrap import build_runtime
@@ -21,6 +21,7 @@ from certificates.service_layer import housekeeping
 from certificates.settings import Settings
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.certificates import DeleteServerBackup
+from certrotate_shared.messages.operator_tasks import confirmation_key_prefix
 from certrotate_shared.runtime import ServiceRuntime
 from certrotate_shared.tables import command_outcomes
 from tests.integration.certificates.conftest import TOKEN, api_client
@@ -80,9 +81,11 @@ async def add(
     envelope: Envelope | None = None,
     tasks: dict[str, str] | None = None,
     answered: bool = False,
+    purged: bool = False,
 ) -> str:
-    """A job as the runner leaves it (`status`), its operator tasks (id -> status), and the
-    answer recorded under its key when it finished (`answered`)."""
+    """A job as the runner leaves it (`status`), its operator tasks (id -> status), the
+    answer recorded under its key when it finished (`answered`), and whether its rotation's
+    records were purged when it was queued (`purged`: a backup deletion)."""
     job_id = str(uuid.uuid4())
     # A rotation's own commands (updates, verification) by default; only the type is read here.
     command_type = envelope.type if envelope else "UpdateServerCertificate"
@@ -96,6 +99,7 @@ async def add(
                 lease_until=NEVER if status == "running" else None,
                 next_at=NEVER if status == "pending" else None,
                 attempts=1, created_at=NOW, updated_at=NOW,
+                rotation_purged_at=NOW if purged else None,
             )
         )  # fmt: skip
         for task_id, task_status in (tasks or {}).items():
@@ -156,20 +160,69 @@ async def test_a_finished_backup_deletion_is_forgotten_with_its_answer(runtime) 
     for n in range(5):  # more than one batch
         key, envelope = deletion(saga, f"sepm-{n}")
         tasks = {f"t-{n}": "verified"} if n == 0 else None
-        await add(runtime, saga, key, "done", envelope=envelope, tasks=tasks, answered=True)
+        await add(
+            runtime, saga, key, "done", envelope=envelope, tasks=tasks, answered=True, purged=True
+        )
         deleted.append(key)
     waiting_key, envelope = deletion(saga, "sepm-manual")
     waiting = await add(
         runtime, saga, waiting_key, "awaiting_operator", envelope=envelope,
-        tasks={"t-manual": "open"},
+        tasks={"t-manual": "open"}, purged=True,
     )  # fmt: skip
     # A live rotation's finished command: its answer may still be asked for again.
     swap = f"{live}:update:sepm-a1:1"
     kept = await add(runtime, live, swap, "done", answered=True)
 
-    assert await housekeeping.forget_finished_deletions(runtime, batch=2) == 5
+    assert await housekeeping.forget_finished_after_purge(runtime, batch=2) == 5
 
     assert await left(runtime, jobs, "job_id") == {waiting, kept}
     assert await left(runtime, command_outcomes, "idempotency_key") == {swap}
     assert await left(runtime, operator_tasks, "task_id") == {"t-manual"}
-    assert await housekeeping.forget_finished_deletions(runtime, batch=2) == 0
+    assert await housekeeping.forget_finished_after_purge(runtime, batch=2) == 0
+
+
+async def test_a_job_unfinished_at_the_purge_is_forgotten_once_it_finishes(runtime) -> None:
+    """A swap waiting for a person when its rotation's records were purged: the person can
+    still confirm it (the orchestrator keeps the task), so it stays while unfinished; once it
+    has finished, nothing would ever ask for it again, so it goes with its task, its answer
+    and the person's confirmation."""
+    saga, live = str(uuid.uuid4()), str(uuid.uuid4())
+    key = f"{saga}:rollback:sepm-a1:1"
+    job = await add(runtime, saga, key, "awaiting_operator", tasks={"t-swap": "open"})
+    running = await add(runtime, saga, f"{saga}:verification:5", "running")
+    kept = await add(runtime, live, f"{live}:update:sepm-b1:1", "done", answered=True)
+
+    async with api_client(runtime) as api:
+        purged = await api.post("/internal/v1/retention/purge", json={"saga_ids": [saga]})
+    assert purged.status_code == 200, purged.text
+    assert await housekeeping.forget_finished_after_purge(runtime) == 0
+    assert await left(runtime, jobs, "job_id") == {job, running, kept}
+
+    # The person confirms, the runner verifies and answers: the job is done.
+    confirmation = f"{confirmation_key_prefix(saga, 't-swap')}1"
+    async with runtime.uow() as uow:
+        await uow.session.execute(update(jobs).where(jobs.c.job_id == job).values(status="done"))
+        await uow.session.execute(
+            update(operator_tasks)
+            .where(operator_tasks.c.task_id == "t-swap")
+            .values(status="verified")
+        )
+        # Its answer, and the confirmation's (recorded NULL: it is answered by the job).
+        for answered_key, command_type, outcome in (
+            (key, "RollbackServerCertificate", "ServerCertificateRolledBack"),
+            (confirmation, "ConfirmOperatorTask", None),
+        ):
+            await uow.session.execute(
+                insert(command_outcomes).values(
+                    idempotency_key=answered_key, command_type=command_type,
+                    outcome_type=outcome, outcome_version=1 if outcome else None,
+                    outcome_payload={} if outcome else None, recorded_at=NOW,
+                )
+            )  # fmt: skip
+        await uow.commit()
+
+    assert await housekeeping.forget_finished_after_purge(runtime) == 1
+
+    assert await left(runtime, jobs, "job_id") == {running, kept}
+    assert await left(runtime, operator_tasks, "task_id") == set()
+    assert await left(runtime, command_outcomes, "idempotency_key") == {f"{live}:update:sepm-b1:1"}

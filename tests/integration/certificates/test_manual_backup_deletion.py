@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from certificates.adapters.orm import jobs, operator_tasks, server_backups
 from certificates.adapters.store import SqlCertificateStore
 from certificates.bootstrap import build_runtime
-from certificates.service_layer.housekeeping import forget_finished_deletions
+from certificates.service_layer.housekeeping import forget_finished_after_purge
 from certificates.settings import Settings
 from certrotate_shared import site_directory
 from certrotate_shared.hostops import CertificateBackup
@@ -115,7 +115,7 @@ async def test_a_person_deletes_the_named_files_and_the_record_goes_on_confirmat
     assert await backups(runtime) == 0
     assert len(probe.of("OperatorTaskRequested")) == 1
     # Finished: the job, the person's task and the recorded answer are forgotten.
-    assert await forget_finished_deletions(runtime) == 1
+    assert await forget_finished_after_purge(runtime) == 1
     async with runtime.uow() as uow:
         for table in (jobs, operator_tasks, command_outcomes):
             query = select(func.count()).select_from(table)

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certificates.adapters.orm import jobs, operator_tasks
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
-from certrotate_shared.messages.certificates import DeleteServerBackup
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask, confirmation_key_prefix
 from certrotate_shared.operator_task_lifecycle import OPEN, OperatorTasks
 from certrotate_shared.tables import command_outcomes
@@ -51,9 +50,15 @@ def _job(row: Any) -> Job:
 
 
 async def add_job(
-    session: AsyncSession, envelope: Envelope, idempotency_key: str, now: datetime
+    session: AsyncSession,
+    envelope: Envelope,
+    idempotency_key: str,
+    now: datetime,
+    *,
+    rotation_purged: bool = False,
 ) -> None:
-    """Queue a command; a second copy of the same idempotency key is ignored."""
+    """Queue a command; a second copy of the same idempotency key is ignored. A job queued by
+    its rotation's purge says so (`rotation_purged`)."""
     dialect = session.get_bind().dialect.name
     stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(jobs).values(
         job_id=str(uuid.uuid4()),
@@ -68,6 +73,7 @@ async def add_job(
         attempts=0,
         created_at=now,
         updated_at=now,
+        rotation_purged_at=now if rotation_purged else None,
     )
     await session.execute(stmt.on_conflict_do_nothing())
 
@@ -177,23 +183,34 @@ async def _forget(session: AsyncSession, job_ids: list[str]) -> dict[str, int]:
     return {"jobs": done.rowcount, "operator_tasks": tasks.rowcount}  # type: ignore[attr-defined]
 
 
-async def purge_finished(session: AsyncSession, saga_ids: list[str]) -> dict[str, int]:
+async def purge_finished(
+    session: AsyncSession, saga_ids: list[str], *, now: datetime
+) -> dict[str, int]:
     """Forget these ended rotations' finished jobs and their tasks, in the caller's transaction
-    (their answers go with the rotation's command outcomes); an unfinished one stays."""
+    (their answers go with the rotation's command outcomes). An unfinished one stays (a person
+    may still confirm its task, a later job of the rotation waits for it), marked so that
+    housekeeping forgets it once it has finished."""
+    # Marked before the finished ones are read: one that finishes in between is marked too.
+    await session.execute(
+        update(jobs)
+        .where(jobs.c.saga_id.in_(saga_ids), jobs.c.rotation_purged_at.is_(None))
+        .values(rotation_purged_at=now)
+    )
     ids = await session.execute(
         select(jobs.c.job_id).where(jobs.c.saga_id.in_(saga_ids), _finished())
     )
     return await _forget(session, list(ids.scalars()))
 
 
-async def forget_finished_deletions(session: AsyncSession, *, limit: int) -> int:
-    """Up to `limit` finished DeleteServerBackup jobs, with their tasks and their recorded
-    answers; how many. They are queued by a rotation's retention purge, so they finish after
-    it: nothing else would ever forget them, and nobody sends the command again."""
+async def forget_finished_after_purge(session: AsyncSession, *, limit: int) -> int:
+    """Up to `limit` finished jobs of rotations whose records were purged (the backup
+    deletions that purge queued, and jobs still unfinished then), with their tasks and their
+    recorded answers; how many. They finish after the purge: nothing else would ever forget
+    them, and nobody sends their commands again."""
     rows = (
         await session.execute(
             select(jobs.c.job_id, jobs.c.idempotency_key)
-            .where(jobs.c.command_type == DeleteServerBackup.type_name(), _finished())
+            .where(jobs.c.rotation_purged_at.is_not(None), _finished())
             .limit(limit)
         )
     ).all()

@@ -81,6 +81,10 @@ jobs = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Set when the rotation's records were purged while the job was unfinished, or when the
+    # purge queued it (a backup's deletion): finished, nothing can ask for it again, so
+    # housekeeping forgets it then.
+    Column("rotation_purged_at", DateTime(timezone=True)),
 )
 
 # Host operations handed to a person (certrotate_shared.operator_task_lifecycle).

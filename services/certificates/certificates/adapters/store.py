@@ -150,7 +150,8 @@ async def purge_retained(
     verification values it recorded go now; each certificate backup taken on its servers is
     queued for deletion from its host (its record goes when the files are gone), except those
     in `keep_backups` (saga -> servers whose rollback may still need them); its finished jobs,
-    their operator tasks and its commands' answers go too."""
+    their operator tasks and its commands' answers go too (an unfinished job once finished:
+    housekeeping)."""
     counts = {"bundles": 0, "verification_originals": 0, "server_backups": 0,
               "server_backups_kept": 0, "command_outcomes": 0, "jobs": 0,
               "operator_tasks": 0}  # fmt: skip
@@ -182,7 +183,11 @@ async def purge_retained(
             server=row.server,
         )
         await add_job(
-            session, Envelope.wrap(command, saga_id=row.saga_id), command.idempotency_key, now
+            session,
+            Envelope.wrap(command, saga_id=row.saga_id),
+            command.idempotency_key,
+            now,
+            rotation_purged=True,
         )
         await session.execute(
             update(server_backups)
@@ -193,7 +198,7 @@ async def purge_retained(
     for saga_id in saga_ids:
         # The rotation has ended: nobody re-sends its commands; one still running stays.
         counts["command_outcomes"] += await purge_rotation_outcomes(session, saga_id)
-    counts.update(await purge_finished(session, saga_ids))
+    counts.update(await purge_finished(session, saga_ids, now=now))
     return counts
 
 

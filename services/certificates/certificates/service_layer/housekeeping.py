@@ -1,5 +1,7 @@
 """Destroying bundles no rotation ever used, once they are older than the TTL; forgetting the
-messages handled longer ago than the inbox's window, and the backup deletions that finished."""
+messages handled longer ago than the inbox's window, and the jobs that finished after their
+rotation's records were purged (the backup deletions that purge queued, and those still
+unfinished then)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Finished backup deletions forgotten per transaction: a short lock against the job runner.
-DELETIONS_BATCH = 500
+# Finished jobs forgotten per transaction: a short lock against the job runner.
+FORGET_BATCH = 500
 
 
 async def purge_once(runtime: ServiceRuntime, deps: Dependencies) -> list[str]:
@@ -31,22 +33,20 @@ async def purge_once(runtime: ServiceRuntime, deps: Dependencies) -> list[str]:
     return purged
 
 
-async def forget_finished_deletions(
-    runtime: ServiceRuntime, *, batch: int = DELETIONS_BATCH
-) -> int:
-    """Forget the DeleteServerBackup jobs that finished (their answer is sent: the outbox has
+async def forget_finished_after_purge(runtime: ServiceRuntime, *, batch: int = FORGET_BATCH) -> int:
+    """Forget the jobs of purged rotations that finished (their answer is sent: the outbox has
     it), with their tasks and recorded answers, `batch` per transaction; how many."""
     forgotten = 0
     while True:
         async with runtime.uow() as uow:
-            done = await jobs.forget_finished_deletions(uow.session, limit=batch)
+            done = await jobs.forget_finished_after_purge(uow.session, limit=batch)
             await uow.commit()
         forgotten += done
         if done < batch:
             break
         await asyncio.sleep(0)  # let the runner's transactions through between batches
     if forgotten:
-        log.info("forgot %d finished backup deletion(s)", forgotten)
+        log.info("forgot %d job(s) that finished after their rotation was purged", forgotten)
     return forgotten
 
 
@@ -64,7 +64,7 @@ async def purge_stale_bundles(runtime: ServiceRuntime, deps: Dependencies) -> No
         except Exception:
             log.exception("purging the inbox failed; trying again later")
         try:
-            await forget_finished_deletions(runtime)
+            await forget_finished_after_purge(runtime)
         except Exception:
-            log.exception("forgetting finished backup deletions failed; trying again later")
+            log.exception("forgetting jobs of purged rotations failed; trying again later")
         await asyncio.sleep(deps.settings.purge_interval_s)
