@@ -5,6 +5,7 @@ sites that name the bundle and sites that bring their own certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -164,3 +165,49 @@ async def test_an_unknown_bundle_is_named(estate: Estate) -> None:
     )
     assert refused.status_code == 422 and refused.json()["code"] == "unknown_bundle"
     assert "bnd_nothere" in refused.json()["detail"]
+
+
+async def test_a_refused_campaign_leaves_no_copy_for_any_site(estate: Estate) -> None:
+    """Copies made for the sites that passed go when another site is refused: a private key
+    kept for a campaign that does not exist would only wait for the store's TTL."""
+    bundle_id = await estate.upload("site-c", "site-d")
+    wrong = estate.ca.issue(names("site-c"), days=400).upload("pem")
+    # site-c and site-d pass in the bundle's batch; site-e's own certificate is refused.
+    body = campaign(SITES, {"bundle_id": bundle_id}, certificates={"site-e": wrong})
+    refused = await estate.hooks.api.post("/v1/campaigns", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("site 'site-e': "), refused.json()
+    assert {ref for ref, _ in await estate.stored()} == {bundle_id}
+
+    # site-e's own certificate passes; a bundle covering site-c only is refused for site-d.
+    own = estate.ca.issue(names("site-e"), days=400).upload("pem")
+    other = await estate.upload("site-c")
+    body = campaign(SITES, {"bundle_id": other}, certificates={"site-e": own})
+    refused = await estate.hooks.api.post("/v1/campaigns", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("site 'site-d': "), refused.json()
+    assert {ref for ref, _ in await estate.stored()} == {bundle_id, other}
+
+    # Every certificate given passes, but a later site has none.
+    body = {"name": "renewal", "plan": {"waves": [SITES]}, "certificates": {"site-c": wrong}}
+    refused = await estate.hooks.api.post("/v1/campaigns", json=body)
+    assert refused.status_code == 422 and refused.json()["code"] == "missing_certificate"
+    assert {ref for ref, _ in await estate.stored()} == {bundle_id, other}
+    assert await estate.campaigns() == []
+
+
+async def test_a_retry_that_raced_the_first_request_keeps_only_the_campaigns_copies(
+    estate: Estate,
+) -> None:
+    """Two deliveries of one request (same Idempotency-Key) pre-flight side by side; the one
+    that loses the insert answers the campaign the other created, and drops its own copies."""
+    bundle_id = await estate.upload(*SITES)
+    body = campaign(SITES, {"bundle_id": bundle_id})
+    headers = {"Idempotency-Key": "renewal-2026"}
+    answers = await asyncio.gather(
+        *(estate.hooks.api.post("/v1/campaigns", json=body, headers=headers) for _ in range(2))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+    assert len(await estate.campaigns()) == 1
+    copies = {ref for ref, _ in await estate.stored()} - {bundle_id}
+    assert len(copies) == len(SITES)  # one campaign's, one a site

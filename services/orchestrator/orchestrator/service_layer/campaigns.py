@@ -124,6 +124,8 @@ async def create_campaign(
             await table.add(uow.session, state, idempotency_key, fingerprint)
             await uow.commit()
     except IntegrityError:
+        # A delivery of the same request created the campaign meanwhile, with its own copies.
+        await _discard_copies(certificates, [b["bundle_ref"] for b in bundles.values()])
         if idempotency_key:
             existing = await _by_key(db, settings, idempotency_key, body)
             if existing is not None:
@@ -198,6 +200,22 @@ async def _preflight_all(
             failed[first] = outcome
         else:
             done.update(outcome)
+    try:
+        _refuse_first(uploads, failed)
+        if len(uploads) < len(ordered):
+            missing = ordered[len(uploads)]
+            raise InputRejectedError(
+                f"no certificate for site {missing!r}: give one in certificates or a default",
+                code="missing_certificate",
+            )
+    except BaseException:
+        # The campaign is not created: the copies made for the sites that passed go too.
+        await _discard_copies(certificates, [copy.bundle_ref for copy in done.values()])
+        raise
+    return {site: _recorded(done[site]) for site in uploads}
+
+
+def _refuse_first(uploads: dict[str, Any], failed: dict[str, BaseException]) -> None:
     for site in uploads:
         # A site of a refused shared bundle has no outcome: its bundle's first refusal has.
         refusal = failed.get(site)
@@ -205,14 +223,11 @@ async def _preflight_all(
             raise InputRejectedError(f"site {site!r}: {refusal.detail}", code=refusal.code)
         if refusal is not None:
             raise refusal
-    bundles = {site: _recorded(done[site]) for site in uploads}
-    if len(uploads) < len(ordered):
-        missing = ordered[len(uploads)]
-        raise InputRejectedError(
-            f"no certificate for site {missing!r}: give one in certificates or a default",
-            code="missing_certificate",
-        )
-    return bundles
+
+
+async def _discard_copies(certificates: CertificatesClient, refs: list[str]) -> None:
+    # Best effort: a copy nobody holds expires with the store's TTL.
+    await asyncio.gather(*(certificates.discard_bundle(ref) for ref in refs))
 
 
 def _recorded(b: RegisteredBundle) -> dict[str, Any]:
