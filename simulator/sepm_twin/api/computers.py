@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
+from sepm_twin.api.paging import page
 from sepm_twin.api.responses import SepmHTTPError
 from sepm_twin.groups import Domain, policy_serial
 from sepm_twin.site import Site
@@ -48,6 +50,11 @@ class ComputerView:
         self._serials: dict[tuple[int, int], str] = {}
         tag = "".join(ch for ch in site.name.upper() if ch.isalnum())[:8] or "SITE"
         self.name_prefix = f"{tag}-WS"
+        # The same records as `render`, written as JSON text from the columns (`render_page`).
+        self._group_json = [_json(g) for g in self._group_objects]
+        self._server_name_json = [_json(name) for name in self._server_names]
+        self._server_id_json = [_json(sid) for sid in self._server_ids]
+        self._record = _record_format(site, self.name_prefix)
 
     def computer_name(self, index: int) -> str:
         return f"{self.name_prefix}{index:07d}"
@@ -115,6 +122,8 @@ class ComputerView:
         return np.asarray(idx[np.asarray(keep, dtype=bool)] if idx.size else idx, dtype=np.int64)
 
     def render(self, indices: npt.NDArray[np.int64] | range) -> list[dict[str, Any]]:
+        """The computers as objects, field for field: the readable definition of a record, which
+        `render_page` (what the API serves) is checked against byte for byte."""
         fleet = self.site.fleet
         idx = (
             np.arange(indices.start, indices.stop, indices.step)
@@ -161,6 +170,59 @@ class ComputerView:
             )
         return out
 
+    def render_page(
+        self,
+        indices: npt.NDArray[np.int64] | range,
+        *,
+        index: int,
+        size: int,
+        total: int,
+        sort: list[dict[str, Any]] | None,
+    ) -> bytes:
+        """The page object of these clients as JSON: byte for byte what serialising `page()`
+        of `render(indices)` gives, written from the columns without an object per computer
+        (a 1,000-computer page took 2.2 ms that way, most of the twin's share of a scan)."""
+        idx = (
+            np.arange(indices.start, indices.stop, indices.step)
+            if isinstance(indices, range)
+            else np.asarray(indices, dtype=np.int64)
+        )
+        shell = page([], index=index, size=size, total=total, sort=sort)
+        shell["numberOfElements"] = int(idx.size)
+        wrapper, empty = orjson.dumps(shell), b'{"content":[]'
+        assert wrapper.startswith(empty)  # page() puts content first
+        if not idx.size:
+            return wrapper
+        fleet = self.site.fleet
+        groups = fleet.group[idx]
+        # A page holds a handful of (group, policy time) pairs: one serial text for each.
+        width = len(self._policy_ids)
+        pairs, which = np.unique(fleet.applied_time[idx] * width + groups, return_inverse=True)
+        serials = [_json(self._serial(p % width, p // width)) for p in pairs.tolist()]
+        agents = [_json(version) for version in fleet.agent_versions]
+        servers = fleet.server[idx].tolist()
+        clients = idx.tolist()
+        records = map(
+            self._record.__mod__,
+            zip(
+                clients,
+                clients,
+                fleet.online(idx).astype(np.int8).tolist(),
+                fleet.last_update[idx].tolist(),
+                map(serials.__getitem__, which.ravel().tolist()),
+                map(agents.__getitem__, fleet.agent[idx].tolist()),
+                map(self._group_json.__getitem__, groups.tolist()),
+                map(self._server_name_json.__getitem__, servers),
+                map(self._server_id_json.__getitem__, servers),
+                ((idx >> 16) & 255).tolist(),
+                ((idx >> 8) & 255).tolist(),
+                (idx & 255).tolist(),
+                strict=True,
+            ),
+        )
+        content = ",".join(records).encode()
+        return b'{"content":[' + content + b"]" + wrapper[len(empty) :]
+
     def _serial(self, group_index: int, policy_time: int) -> str:
         key = (group_index, policy_time)
         serial = self._serials.get(key)
@@ -168,6 +230,32 @@ class ComputerView:
             serial = policy_serial(self._policy_ids[group_index], policy_time)
             self._serials[key] = serial
         return serial
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _record_format(site: Site, name_prefix: str) -> str:
+    """One computer of `render` as a %-format: the per-client values are its holes, the
+    site's constants are written in once (escaped as JSON, then for %)."""
+
+    def text(value: str) -> str:
+        return _json(value).replace("%", "%%")
+
+    def inner(value: str) -> str:  # a constant prefix inside a quoted value
+        return text(value)[1:-1]
+
+    return (
+        f'{{"uniqueId":"{inner(site.client_prefix)}%08X",'
+        f'"computerName":"{inner(name_prefix)}%07d",'
+        '"onlineStatus":%d,"lastUpdateTime":%d,"profileSerialNo":%s,'
+        f'"profileVersion":{text(site.version_full)},"agentVersion":%s,"group":%s,'
+        '"lastServerName":%s,"lastServerId":%s,'
+        f'"lastSiteName":{text(site.name)},"lastSiteId":{text(site.id)},'
+        f'"domainOrWorkgroup":{text(WORKGROUP)},'
+        '"lastConnectedIpAddr":"10.%d.%d.%d"}'
+    )
 
 
 def parse_order(sort: str | None, order: str | None) -> tuple[str, bool]:

@@ -14,6 +14,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def json_bytes_response(body: bytes) -> Response:
+    """A body already written as JSON (the large /computers pages)."""
+    return Response(body, media_type="application/json")
+
+
 def sepm_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """SEPM's error body: errorCode (the HTTP status as text), appErrorCode, errorMessage."""
     return json_response(

@@ -13,7 +13,12 @@ from sepm_twin.api.computers import ComputerView, parse_order
 from sepm_twin.api.guard import guard_request
 from sepm_twin.api.paging import int_param, page, page_params, sort_spec
 from sepm_twin.api.replication import add_replication_routes
-from sepm_twin.api.responses import SepmHTTPError, json_response, sepm_error
+from sepm_twin.api.responses import (
+    SepmHTTPError,
+    json_bytes_response,
+    json_response,
+    sepm_error,
+)
 from sepm_twin.groups import Domain, Group, SettingsError
 from sepm_twin.site import Site
 from sepm_twin.world import World
@@ -241,9 +246,9 @@ def build_sepm_app(world: World, site: Site) -> FastAPI:
             descending=descending,
         )
         chunk = selected[(index - 1) * size : index * size]
-        return json_response(
-            page(
-                view.render(chunk),
+        return json_bytes_response(
+            view.render_page(
+                chunk,
                 index=index,
                 size=size,
                 total=len(selected),

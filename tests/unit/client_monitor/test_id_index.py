@@ -42,3 +42,29 @@ def test_a_row_already_found_is_left_as_it_is():
     rows = np.array([7, -1], dtype=np.int64)
     index.find(np.array([5, 9], dtype=np.int64), rows)
     assert rows.tolist() == [7, 1]
+
+
+@pytest.mark.parametrize("directory", [True, False], ids=["with-runs", "plain"])
+def test_keys_that_land_together_below_between_or_above_the_old_ones_are_all_found(
+    directory, monkeypatch
+):
+    from client_monitor.domain import id_index
+
+    monkeypatch.setattr(id_index, "_MOVE_CHUNK", 7)  # many chunks, boundaries inside the gaps
+    index = HashIndex(directory=directory)
+    batches = [
+        np.arange(1_000, 1_100, 10),  # the first keys
+        np.arange(-50, 0),  # all below every old key
+        np.arange(2_000, 2_040),  # all above
+        np.arange(1_001, 1_010),  # many in one gap
+        np.array([1_095, -51, 5_000]),  # one below, one in a gap, one above
+        np.array([3]),
+    ]
+    keys: list[int] = []
+    for batch in batches:
+        index.add(batch.astype(np.int64), np.arange(len(keys), len(keys) + batch.size))
+        keys += batch.tolist()
+    rows = np.full(len(keys), -1, dtype=np.int64)
+    index.find(np.array(keys, dtype=np.int64), rows)
+    assert rows.tolist() == list(range(len(keys)))
+    assert index.keys.tolist() == sorted(keys)

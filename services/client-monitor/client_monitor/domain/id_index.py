@@ -55,16 +55,21 @@ class HashIndex:
         order = np.argsort(keys)
         keys, rows = keys[order], rows[order].astype(np.int32)
         n = self.keys.size
-        new_at = np.searchsorted(self.keys, keys) + np.arange(keys.size)
+        at = np.searchsorted(self.keys, keys)  # how many old keys are below each new one
         self.keys.resize(n + keys.size, refcheck=False)  # no views of them are handed out
         self.rows.resize(n + keys.size, refcheck=False)
         end = n
         while end > 0:  # each old entry moves right by the number of new keys below it
             start = max(0, end - _MOVE_CHUNK)
+            # Counted from the new keys' places, not searched per old entry: the recent index
+            # takes a page on every page, and a search per old entry made that O(n log k).
+            below, upto = np.searchsorted(at, (start, end))
+            shift = below + np.cumsum(np.bincount(at[below:upto] - start, minlength=end - start))
             old_keys, old_rows = self.keys[start:end].copy(), self.rows[start:end].copy()
-            to = np.arange(start, end) + np.searchsorted(keys, old_keys)
+            to = np.arange(start, end) + shift
             self.keys[to], self.rows[to] = old_keys, old_rows
             end = start
+        new_at = at + np.arange(keys.size)
         self.keys[new_at], self.rows[new_at] = keys, rows
         if self._directory:
             self._index_runs()
