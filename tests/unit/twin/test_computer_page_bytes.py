@@ -4,6 +4,7 @@ that building each computer as an object and serialising it gives (SEPM's fields
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pytest
 
@@ -59,7 +60,9 @@ def varied_world() -> World:
     )
 
 
-def as_objects(view: ComputerView, chunk, *, index: int, size: int, total: int) -> bytes:
+def as_objects(
+    view: ComputerView, chunk: npt.NDArray[np.int64] | range, *, index: int, size: int, total: int
+) -> bytes:
     return orjson.dumps(
         page(
             view.render(chunk),
@@ -75,13 +78,13 @@ def test_the_page_written_from_columns_is_the_page_of_computer_objects_byte_for_
     world = varied_world()
     site = next(iter(world.sites.values()))
     view = ComputerView(site)
-    # Two policy changes, so pages hold clients on the old and on the new serials.
+    # A policy change half taken, so pages hold clients on the old and on the new serial.
     group = site.group_by_path('My Company\\Desk "tops" 50%')
     assert group is not None
     for location in group.locations:
         site.patch_location(group, location.id, OFF, world.sync())
     world.advance(150)
-    chunks = [
+    chunks: list[npt.NDArray[np.int64] | range] = [
         range(0, 1250),
         range(0, 0),
         range(1249, 1250),
