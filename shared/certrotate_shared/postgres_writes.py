@@ -9,15 +9,17 @@ from typing import Any, cast
 import asyncpg
 
 from certrotate_shared.envelope import Envelope, Event, message_class, utcnow
+from certrotate_shared.outbox_signal import HandedRow
 
 # What a commit writes (outbox rows, command outcomes) and its NOTIFY in ONE round trip. The
-# outbox rows get their ids in the order given: the relay publishes in id order.
+# outbox rows get their ids in the order given (the relay publishes in id order), and the
+# statement returns them, in that order, for the hand-off to this process's relay.
 _PG_OUTBOX = """sent AS (
     INSERT INTO outbox (message_id, topic, key, value, created_at)
     SELECT m, t, k, v, c FROM unnest(
         $1::varchar[], $2::varchar[], $3::varchar[], $4::bytea[], $5::timestamptz[]
     ) WITH ORDINALITY AS u(m, t, k, v, c, n) ORDER BY n
-    RETURNING 1
+    RETURNING id
 )"""
 _PG_OUTCOMES = """recorded AS (
     INSERT INTO command_outcomes (idempotency_key, command_type, outcome_type, outcome_version,
@@ -46,8 +48,10 @@ def _pg_commit_writes(outbox_rows: bool, outcomes: bool, notify: bool) -> str:
         if outcomes:
             ctes.append(_PG_OUTCOMES.format(*range(n + 1, n + 7)))
             n += 6
-        tail = f"SELECT pg_notify(${n + 1}, ${n + 2})" if notify else "SELECT 1"
-        stmt = f"WITH {', '.join(ctes)} {tail}"
+        columns = ["(SELECT array_agg(id ORDER BY id) FROM sent)" if outbox_rows else "NULL"]
+        if notify:
+            columns.append(f"pg_notify(${n + 1}, ${n + 2})")
+        stmt = f"WITH {', '.join(ctes)} SELECT {', '.join(columns)}"
         _PG_COMMIT_WRITES[key] = stmt
     return stmt
 
@@ -58,7 +62,8 @@ def commit_writes(
     notify: tuple[str, str] | None,
 ) -> tuple[str, list[Any]]:
     """The one statement (and its arguments) that writes a commit's outbox rows and command
-    outcomes and sends its NOTIFY (channel, payload) when given."""
+    outcomes and sends its NOTIFY (channel, payload) when given. Its value: the outbox rows'
+    ids in the order of `pending` (NULL without rows)."""
     args: list[Any] = []
     if pending:
         args += [
@@ -81,6 +86,17 @@ def commit_writes(
         # Delivered by PostgreSQL only when this transaction commits.
         args += list(notify)
     return _pg_commit_writes(bool(pending), bool(outcomes), notify is not None), args
+
+
+def handed_rows(ids: list[int] | None, args: list[Any]) -> list[HandedRow]:
+    """The outbox rows commit_writes() wrote, from its arguments and the ids it returned."""
+    if not ids:
+        return []
+    _, topics, keys, values, created = args[:5]
+    return [
+        HandedRow(id=i, topic=t, key=k, value=v, created_at=c)
+        for i, t, k, v, c in zip(ids, topics, keys, values, created, strict=True)
+    ]
 
 
 # A batch's inbox records and the outcomes already recorded for its commands, in one round

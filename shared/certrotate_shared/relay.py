@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,16 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from certrotate_shared import metrics
 from certrotate_shared.db import asyncpg_dsn, is_postgres
 from certrotate_shared.envelope import utcnow
-from certrotate_shared.outbox_signal import OutboxSignal, notify_channel
+from certrotate_shared.outbox_signal import HandedRow, OutboxSignal, notify_channel
 from certrotate_shared.tables import outbox
 from certrotate_shared.transport.base import OutgoingRecord, Transport
 
 log = logging.getLogger(__name__)
 
 # PostgreSQL: the relay drains on a connection of its own that holds the drain lock for its
-# lifetime (one replica drains at a time, so the order holds). A batch is read, published, and
-# only then deleted: a crash in between sends it again, and the receiving inboxes drop the
-# copies. Both statements run outside a transaction: no BEGIN/COMMIT round trips.
+# lifetime (one replica drains at a time, so the order holds). What this process commits is
+# handed over by its units of work (outbox_signal): published as written, without a read. The
+# rest (other replicas' rows, leftovers, commits whose outcome is unknown) is read from the
+# table. Rows are published and only then deleted: a crash in between sends them again, and
+# the receiving inboxes drop the copies. The statements run outside a transaction: no
+# BEGIN/COMMIT round trips.
 _PG_LOCK = "SELECT pg_try_advisory_lock(hashtext($1))"
 _PG_NEXT = "SELECT id, topic, key, value, created_at FROM outbox ORDER BY id LIMIT $1"
 # Only the rows we sent: a lower id may commit later and must not be lost.
@@ -59,7 +61,11 @@ class OutboxRelay:
         # PostgreSQL: the connection that drains, and whether it holds the drain lock.
         self._conn: asyncpg.Connection | None = None
         self._locked = False
+        # Ids a read published while hand-offs were outstanding (see _publish_handed).
+        self._read_ids: set[int] = set()
         self.published = 0
+        # Of those, published from a hand-off, without reading them back.
+        self.handed_over = 0
         self._published = metrics.OUTBOX_PUBLISHED.labels(service or schema)
         self._lag = metrics.RELAY_LAG.labels(service or schema)
 
@@ -70,17 +76,18 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen()) if self._postgres else None
+        read = True  # what an earlier run (or another replica) left behind
         try:
             while not self._stopping:
                 try:
-                    while await self.drain_once() == self._batch and not self._stopping:
-                        pass
+                    await self.drain(read=read)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("outbox relay failed; retrying")
                     await asyncio.sleep(1.0)
-                await self._signal.wait(self._safety_poll)
+                # Woken by a hand-off, a read request or a NOTIFY; on the safety poll, read.
+                read = not await self._signal.wait(self._safety_poll)
         finally:
             if listener:
                 listener.cancel()
@@ -88,30 +95,92 @@ class OutboxRelay:
                     await listener
             await self._drop_connection()
 
-    async def drain_once(self) -> int:
-        """Publish one batch; returns how many rows went out."""
-        if self._postgres:
-            try:
-                records = await self._drain_postgres()
-            except BaseException:
-                await self._drop_connection()  # and the lock: another replica may take over
-                raise
-            created_at = [r["created_at"] for r in records]
-        else:
-            async with self._engine.begin() as conn:
-                rows = (
-                    await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
-                ).all()
-                if not rows:
-                    return 0
-                await self._transport.publish(
-                    [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
-                )
-                # Only the rows we sent: a lower id may commit later and must not be lost.
-                await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
-            created_at = [r.created_at for r in rows]
-        if not created_at:
+    async def drain(self, *, read: bool = True) -> None:
+        """Publish what this process's commits handed over, then (when `read`, or when asked
+        to) everything else the outbox holds, batch by batch."""
+        if not self._postgres:
+            while await self._drain_portable() == self._batch and not self._stopping:
+                pass
+            return
+        try:
+            if not await self._hold_lock():
+                self._signal.forget()  # the replica that drains reads them after the NOTIFY
+                return
+            handed = self._signal.take()
+            if handed:
+                await self._publish_handed(handed)
+            if self._signal.read_requested() or read:
+                while await self._read_batch() == self._batch and not self._stopping:
+                    pass
+            if not self._signal.outstanding():
+                self._read_ids.clear()
+        except BaseException:
+            self._signal.notify()  # what was handed over is in the table: read it next time
+            await self._drop_connection()  # and the lock: another replica may take over
+            raise
+
+    async def _drain_portable(self) -> int:
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(select(outbox).order_by(outbox.c.id).limit(self._batch))
+            ).all()
+            if not rows:
+                return 0
+            await self._transport.publish(
+                [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.value)) for r in rows]
+            )
+            # Only the rows we sent: a lower id may commit later and must not be lost.
+            await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+        self._count([r.created_at for r in rows])
+        return len(rows)
+
+    async def _hold_lock(self) -> bool:
+        """Whether this relay holds the drain lock (taken on its own connection if free)."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                asyncpg_dsn(self._url),
+                server_settings={"search_path": self._schema, "synchronous_commit": "on"},
+            )
+            self._locked = False
+        if not self._locked:
+            self._locked = bool(await self._conn.fetchval(_PG_LOCK, f"{self._schema}.outbox"))
+        return self._locked
+
+    async def _publish_handed(self, handed: list[HandedRow]) -> None:
+        """Rows this process committed: published as they were written, then deleted. A read
+        may have published some of them already (committed, not yet handed over)."""
+        rows = [r for r in handed if r.id not in self._read_ids]
+        self._read_ids.difference_update(r.id for r in handed)
+        if not rows:
+            return
+        assert self._conn is not None
+        await self._transport.publish(
+            [OutgoingRecord(topic=r.topic, key=r.key, value=r.value) for r in rows]
+        )
+        await self._conn.execute(_PG_SENT, [r.id for r in rows])
+        self.handed_over += len(rows)
+        self._count([r.created_at for r in rows])
+
+    async def _read_batch(self) -> int:
+        assert self._conn is not None
+        rows = await self._conn.fetch(_PG_NEXT, self._batch)
+        if not rows:
             return 0
+        await self._transport.publish(
+            [OutgoingRecord(topic=r["topic"], key=r["key"], value=r["value"]) for r in rows]
+        )
+        ids = [r["id"] for r in rows]
+        await self._conn.execute(_PG_SENT, ids)
+        if self._signal.outstanding():
+            # Some may still be handed over (committed before this read, settled after it).
+            # Bounded: forgetting them costs at worst a copy, which the inboxes drop.
+            if len(self._read_ids) > 10 * self._batch:
+                self._read_ids.clear()
+            self._read_ids.update(ids)
+        self._count([r["created_at"] for r in rows])
+        return len(rows)
+
+    def _count(self, created_at: list[datetime]) -> None:
         self.published += len(created_at)
         self._published.inc(len(created_at))
         sent_at = utcnow()
@@ -119,27 +188,6 @@ class OutboxRelay:
             if created.tzinfo is None:  # SQLite drops the zone; it was written in UTC
                 created = created.replace(tzinfo=UTC)
             self._lag.observe(max((sent_at - created).total_seconds(), 0.0))
-        return len(created_at)
-
-    async def _drain_postgres(self) -> Sequence[Any]:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(
-                asyncpg_dsn(self._url),
-                server_settings={"search_path": self._schema, "synchronous_commit": "on"},
-            )
-            self._locked = False
-        conn = self._conn
-        if not self._locked:
-            self._locked = bool(await conn.fetchval(_PG_LOCK, f"{self._schema}.outbox"))
-            if not self._locked:
-                return []  # another replica is draining
-        rows = await conn.fetch(_PG_NEXT, self._batch)
-        if rows:
-            await self._transport.publish(
-                [OutgoingRecord(topic=r["topic"], key=r["key"], value=r["value"]) for r in rows]
-            )
-            await conn.execute(_PG_SENT, [r["id"] for r in rows])
-        return rows
 
     async def _drop_connection(self) -> None:
         conn, self._conn, self._locked = self._conn, None, False

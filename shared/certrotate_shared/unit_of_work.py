@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from certrotate_shared import portable_writes, postgres_writes, tracing
 from certrotate_shared.db import asyncpg_connection
 from certrotate_shared.envelope import Envelope, Event, Message, utcnow
-from certrotate_shared.outbox_signal import OutboxSignal
+from certrotate_shared.outbox_signal import HandedRow, OutboxSignal
 from certrotate_shared.topics import topic_for
 
 
@@ -135,26 +135,41 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.flush_deferred()
-        if self._postgres():
-            await self._write_postgres()
-        else:
+        if not self._postgres():
             await self._write_portable()
-        await self.session.commit()
+            await self.session.commit()
+            self._committed_now(notify=bool(self._pending))
+            return
+        # This process's relay publishes what the commit wrote without reading it back; the
+        # place is taken before the commit, so the relay keeps the order of dependent commits.
+        handoff = self._signal.reserve() if self._pending else None
+        committed = None
+        try:
+            written = await self._write_postgres()
+            await self.session.commit()
+            committed = written
+        finally:
+            if handoff is not None:
+                self._signal.settle(handoff, committed)
+        self._committed_now(notify=False)
+
+    def _committed_now(self, *, notify: bool) -> None:
         self._raw = None
         self._outcomes = {}
-        if self._pending:
-            self._pending = []
+        self._pending = []
+        if notify:
             self._signal.notify()
         committed, self._committed = self._committed, []
         for callback in committed:
             callback()
 
-    async def _write_postgres(self) -> None:
-        """Outbox rows, command outcomes and the NOTIFY: one statement, one round trip."""
+    async def _write_postgres(self) -> list[HandedRow] | None:
+        """Outbox rows, command outcomes and the NOTIFY: one statement, one round trip. The
+        rows written, as the relay publishes them."""
         pending, outcomes = self._pending, list(self._outcome_rows.values())
         notify = bool(pending) and self._channel is not None
         if not pending and not outcomes:
-            return
+            return []
         stmt, args = postgres_writes.commit_writes(
             pending, outcomes, (cast(str, self._channel), self._signal.token) if notify else None
         )
@@ -166,8 +181,9 @@ class UnitOfWork:
             # commits (NOTIFY included) when it returns. The session then has nothing to commit.
             fairy = await (await self.session.connection()).get_raw_connection()
             driver = fairy.driver_connection
-        await driver.fetchval(stmt, *args)
+        ids = await driver.fetchval(stmt, *args)
         self._outcome_rows = {}
+        return postgres_writes.handed_rows(ids, args)
 
     async def _write_portable(self) -> None:
         notify = (self._channel, self._signal.token) if self._channel else None
