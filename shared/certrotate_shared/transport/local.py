@@ -1,7 +1,11 @@
 """The in-process transport for embedded mode: a durable log in one SQLite file.
 
 It behaves like a small Kafka (partitions by key, consumer groups, committed offsets), so a
-process restart loses nothing and the same consumer code runs in both modes.
+process restart loses nothing and the same consumer code runs in both modes. It is truncated
+as it goes: a record every consumer group has committed past is deleted. A group is known to
+the log from its first start (not its first commit), so one still reading its first batch
+keeps what it has not handled; a group that never started reads from the oldest record left,
+as a new Kafka group with `auto_offset_reset="earliest"` does.
 """
 
 from __future__ import annotations
@@ -10,12 +14,17 @@ import asyncio
 import json
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from certrotate_shared.transport.base import IncomingRecord, OutgoingRecord
 
+_T = TypeVar("_T")
+
 PARTITIONS = 4
+# Commits between two truncations: each is one indexed DELETE per partition.
+TRUNCATE_EVERY = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -35,8 +44,10 @@ def partition_for(key: str) -> int:
 class LocalTransport:
     """All subscribers share this one object inside the process."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, truncate_every: int = TRUNCATE_EVERY) -> None:
         self.path = path
+        self._truncate_every = truncate_every
+        self._commits = 0
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._changed = asyncio.Condition()
@@ -87,6 +98,62 @@ class LocalTransport:
             self.version += 1
             self._changed.notify_all()
 
+    async def truncate(self) -> int:
+        """Delete the records every consumer group has committed past; how many."""
+        return self._in_transaction(self._truncate)
+
+    def _truncate(self, db: sqlite3.Connection) -> int:
+        needed = db.execute(
+            "SELECT topic, partition, MIN(next_offset) FROM committed GROUP BY topic, partition"
+        ).fetchall()
+        deleted = 0
+        for topic, partition, oldest_needed in needed:
+            # The newest record stays: the next one published takes its offset + 1.
+            deleted += db.execute(
+                "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ?"
+                " AND offset < (SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?)",
+                (topic, partition, oldest_needed, topic, partition),
+            ).rowcount
+        return deleted
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % self._truncate_every == 0:
+            self._in_transaction(self._truncate)
+
+    def _join(self, group: str, topic: str, partition: int) -> int:
+        """The group's committed offset; a group new to the log is recorded at the oldest
+        record left, so that truncation keeps what it has not handled yet."""
+
+        def join(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT next_offset FROM committed WHERE grp = ? AND topic = ? AND partition = ?",
+                (group, topic, partition),
+            ).fetchone()
+            if row:
+                return int(row[0])
+            (oldest,) = db.execute(
+                "SELECT COALESCE(MIN(offset), 0) FROM records WHERE topic = ? AND partition = ?",
+                (topic, partition),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO committed VALUES (?, ?, ?, ?)", (group, topic, partition, oldest)
+            )
+            return int(oldest)
+
+        return self._in_transaction(join)
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return result
+
     def subscribe(self, group: str, topics: list[str]) -> LocalSubscription:
         return LocalSubscription(self, group, topics)
 
@@ -112,11 +179,7 @@ class LocalSubscription:
         await self._t.start()
         for topic in self._topics:
             for partition in range(PARTITIONS):
-                row = self._t.db.execute(
-                    "SELECT next_offset FROM committed WHERE grp = ? AND topic = ? AND partition = ?",
-                    (self._group, topic, partition),
-                ).fetchone()
-                self._positions[(topic, partition)] = row[0] if row else 0
+                self._positions[(topic, partition)] = self._t._join(self._group, topic, partition)
 
     async def stop(self) -> None:
         self._positions.clear()
@@ -162,6 +225,7 @@ class LocalSubscription:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 (self._group, topic, partition, record.offset + 1),
             )
+        self._t._committed()
 
     async def rewind(self, topic: str, partition: int, offset: int) -> None:
         if (topic, partition) in self._positions:
