@@ -37,10 +37,8 @@ async def upload_bundle(
     if site is not None:
         async with db() as uow:
             hostnames = preflight.site_hostnames(await site_topology.site_target(uow.session, site))
-    bundle = await preflight.preflight(
-        site or "", upload, hostnames,
-        db=db, clock=clock, settings=settings, certificates=certificates,
-    )  # fmt: skip
+    checks = preflight.Preflight(db, clock, settings, certificates)
+    bundle = await checks.for_site(site or "", upload, hostnames)
     now = clock.now()
     row = {
         "id": bundle.bundle_ref,

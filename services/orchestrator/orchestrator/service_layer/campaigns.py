@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from certrotate_shared.clock import Clock
 from orchestrator.adapters import campaign_tables as table
 from orchestrator.adapters.clients import CertificatesClient, RegisteredBundle
 from orchestrator.domain import campaign as domain
@@ -105,9 +104,7 @@ async def create_campaign(
         except InvalidWindowError as exc:
             named = f"site {where!r}" if isinstance(where, str) else f"wave {where}"
             raise InputRejectedError(f"{named}: {exc}", code="invalid_window") from None
-    bundles = await _preflight_all(
-        request, ordered, targets, db=db, clock=clock, settings=settings, certificates=certificates
-    )
+    bundles = await _preflight_all(request, ordered, targets, starter.preflight)
     options = with_operator_defaults(request.options, settings)
     state = domain.new_campaign(
         campaign_id=str(uuid.uuid4()), name=request.name, waves=waves, farms=farms,
@@ -146,11 +143,7 @@ async def _preflight_all(
     request: CampaignRequest,
     ordered: list[str],
     targets: dict[str, Any],
-    *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    certificates: CertificatesClient,
+    checks: preflight.Preflight,
 ) -> dict[str, dict[str, Any]]:
     """Every site's certificate pre-flighted for that site, a few at once, and the sites that
     name one uploaded bundle in one request (the bundle opened once, not once a site); a
@@ -171,19 +164,12 @@ async def _preflight_all(
     async def one(site: str) -> dict[str, RegisteredBundle]:
         async with gate:
             names = preflight.site_hostnames(targets[site])
-            return {
-                site: await preflight.preflight(
-                    site, uploads[site], names,
-                    db=db, clock=clock, settings=settings, certificates=certificates,
-                )
-            }  # fmt: skip
+            return {site: await checks.for_site(site, uploads[site], names)}
 
     async def shared(reference: preflight.BundleReference) -> dict[str, RegisteredBundle]:
         names = {site: preflight.site_hostnames(targets[site]) for site in by_bundle[reference]}
         async with gate:
-            return await preflight.preflight_sites(
-                reference, names, db=db, clock=clock, settings=settings, certificates=certificates
-            )
+            return await checks.for_sites(reference, names)
 
     inline = [site for site in uploads if not isinstance(uploads[site], preflight.BundleReference)]
     firsts = [*inline, *(sites[0] for sites in by_bundle.values())]
@@ -210,7 +196,7 @@ async def _preflight_all(
             )
     except BaseException:
         # The campaign is not created: the copies made for the sites that passed go too.
-        await _discard_copies(certificates, [copy.bundle_ref for copy in done.values()])
+        await _discard_copies(checks.certificates, [copy.bundle_ref for copy in done.values()])
         raise
     return {site: _recorded(done[site]) for site in uploads}
 

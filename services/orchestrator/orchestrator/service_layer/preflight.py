@@ -43,75 +43,78 @@ class BundleReference:
 Certificate = CertificateUpload | BundleReference
 
 
-async def preflight(
-    site: str,
-    upload: Certificate,
-    hostnames: list[str],
-    *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    certificates: CertificatesClient,
-) -> RegisteredBundle:
-    """The certificates service validates the upload for these names and keeps it; a bundle
-    uploaded before is validated again (for this site, today) and copied for this use."""
-    try:
-        if isinstance(upload, BundleReference):
-            await _require_uploaded(db, clock, upload.bundle_id)
-            return await certificates.use_bundle(
-                upload.bundle_id,
+@dataclass(frozen=True)
+class Preflight:
+    """What checking a request's certificate needs: the certificates service validates it for
+    a site's names and keeps it (a copy per use of an uploaded bundle), the uploaded bundles'
+    table says which ids may be named, the settings give the validity asked for."""
+
+    db: Database
+    clock: Clock
+    settings: Settings
+    certificates: CertificatesClient
+
+    async def for_site(
+        self, site: str, upload: Certificate, hostnames: list[str]
+    ) -> RegisteredBundle:
+        """The certificates service validates the upload for these names and keeps it; a
+        bundle uploaded before is validated again (for this site, today) and copied for this
+        use."""
+        try:
+            if isinstance(upload, BundleReference):
+                await _require_uploaded(self.db, self.clock, upload.bundle_id)
+                return await self.certificates.use_bundle(
+                    upload.bundle_id,
+                    {
+                        "site": site,
+                        "hostnames": hostnames,
+                        "min_validity_days": self.settings.min_validity_days,
+                    },
+                )
+            return await self.certificates.register_bundle(
                 {
                     "site": site,
+                    "format": upload.format,
+                    "data_b64": upload.data_b64,
+                    "password": upload.password,
+                    "key_b64": upload.key_b64,
                     "hostnames": hostnames,
-                    "min_validity_days": settings.min_validity_days,
-                },
+                    "min_validity_days": self.settings.min_validity_days,
+                }
             )
-        return await certificates.register_bundle(
-            {
-                "site": site,
-                "format": upload.format,
-                "data_b64": upload.data_b64,
-                "password": upload.password,
-                "key_b64": upload.key_b64,
-                "hostnames": hostnames,
-                "min_validity_days": settings.min_validity_days,
-            }
-        )
-    except BundleRejectedError as exc:
-        if exc.code == "bundle_not_found":
-            raise _unknown_bundle(upload) from None
-        raise InputRejectedError(exc.detail, code=exc.code) from None
-    except UpstreamUnavailableError as exc:
-        raise UpstreamError(str(exc), code="certificates_unavailable") from None
+        except BundleRejectedError as exc:
+            if exc.code == "bundle_not_found":
+                raise _unknown_bundle(upload) from None
+            raise InputRejectedError(exc.detail, code=exc.code) from None
+        except UpstreamUnavailableError as exc:
+            raise UpstreamError(str(exc), code="certificates_unavailable") from None
 
-
-async def preflight_sites(
-    reference: BundleReference,
-    hostnames: dict[str, list[str]],
-    *,
-    db: Database,
-    clock: Clock,
-    settings: Settings,
-    certificates: CertificatesClient,
-) -> dict[str, RegisteredBundle]:
-    """`preflight` of one uploaded bundle for every site of `hostnames` (site -> its names)
-    in one request, the bundle opened once there; each site still gets its own checks and its
-    own copy. A refusal is a SiteRejectedError naming the first refused site in that order."""
-    try:
-        await _require_uploaded(db, clock, reference.bundle_id)
-        uses = [
-            {"site": site, "hostnames": names, "min_validity_days": settings.min_validity_days}
-            for site, names in hostnames.items()
-        ]
-        copies = await certificates.use_bundle_for_sites(reference.bundle_id, uses)
-    except BundleRejectedError as exc:
-        if exc.code == "bundle_not_found":
-            raise _unknown_bundle(reference) from None
-        site = exc.site or next(iter(hostnames))
-        raise SiteRejectedError(exc.detail, code=exc.code, site=site) from None
-    except UpstreamUnavailableError as exc:
-        raise UpstreamError(str(exc), code="certificates_unavailable") from None
-    return dict(zip(hostnames, copies, strict=True))
+    async def for_sites(
+        self, reference: BundleReference, hostnames: dict[str, list[str]]
+    ) -> dict[str, RegisteredBundle]:
+        """`for_site` of one uploaded bundle for every site of `hostnames` (site -> its names)
+        in one request, the bundle opened once there; each site still gets its own checks and
+        its own copy. A refusal is a SiteRejectedError naming the first refused site in that
+        order."""
+        try:
+            await _require_uploaded(self.db, self.clock, reference.bundle_id)
+            uses = [
+                {
+                    "site": site,
+                    "hostnames": names,
+                    "min_validity_days": self.settings.min_validity_days,
+                }
+                for site, names in hostnames.items()
+            ]
+            copies = await self.certificates.use_bundle_for_sites(reference.bundle_id, uses)
+        except BundleRejectedError as exc:
+            if exc.code == "bundle_not_found":
+                raise _unknown_bundle(reference) from None
+            site = exc.site or next(iter(hostnames))
+            raise SiteRejectedError(exc.detail, code=exc.code, site=site) from None
+        except UpstreamUnavailableError as exc:
+            raise UpstreamError(str(exc), code="certificates_unavailable") from None
+        return dict(zip(hostnames, copies, strict=True))
 
 
 class SiteRejectedError(InputRejectedError):

@@ -25,7 +25,7 @@ from orchestrator.domain.window import InvalidWindowError, check_window
 from orchestrator.service_layer import retention, site_targets, site_topology
 from orchestrator.service_layer.deps import Database, TimerAlarm
 from orchestrator.service_layer.errors import ConflictError, InputRejectedError
-from orchestrator.service_layer.preflight import Certificate, preflight, site_hostnames
+from orchestrator.service_layer.preflight import Certificate, Preflight, site_hostnames
 from orchestrator.service_layer.request_keys import request_fingerprint, same_request
 from orchestrator.service_layer.rotation_options import in_clock_time
 from orchestrator.service_layer.transitions import persist
@@ -60,6 +60,10 @@ class RotationStarter:
     vault: Vault
     certificates: CertificatesClient
     alarm: TimerAlarm
+
+    @property
+    def preflight(self) -> Preflight:
+        return Preflight(self.db, self.clock, self.settings, self.certificates)
 
     async def start(
         self,
@@ -99,10 +103,7 @@ class RotationStarter:
                 _refuse_if_busy(site, farm, await site_locks.holders(uow.session, farm))
         if bundle is None:
             assert upload is not None, "a rotation needs an upload or a pre-flighted bundle"
-            bundle = await preflight(
-                site, upload, site_hostnames(target),
-                db=db, clock=clock, settings=settings, certificates=certificates,
-            )  # fmt: skip
+            bundle = await self.preflight.for_site(site, upload, site_hostnames(target))
         # TLS to SEPM must keep working once the servers present the new certificate.
         trusted = [*target.trusted_certificates_pem]
         if bundle.certificate_pem and bundle.certificate_pem not in trusted:
