@@ -53,6 +53,9 @@ class OutboxSignal:
         self.token = uuid.uuid4().hex
         self._handoffs: deque[Handoff] = deque()
         self._read = False
+        # This process's relay holds the drain lock: no other relay needs waking by NOTIFY
+        # (if it loses the lock, it wakes the next holder for what it was handed).
+        self.draining = False
 
     def notify(self) -> None:
         """Rows may be in the table that nobody handed over: the relay reads it."""

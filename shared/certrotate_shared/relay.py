@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # BEGIN/COMMIT round trips.
 _PG_LOCK = "SELECT pg_try_advisory_lock(hashtext($1))"
 _PG_NEXT = "SELECT id, topic, key, value, created_at FROM outbox ORDER BY id LIMIT $1"
+_PG_WAKE = "SELECT pg_notify($1, '')"
 # Only the rows we sent: a lower id may commit later and must not be lost.
 _PG_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
@@ -104,7 +105,12 @@ class OutboxRelay:
             return
         try:
             if not await self._hold_lock():
-                self._signal.forget()  # the replica that drains reads them after the NOTIFY
+                if self._signal.outstanding():
+                    # Committed while this relay drained (so without a NOTIFY): wake the one
+                    # that drains now to read them.
+                    assert self._conn is not None
+                    await self._conn.execute(_PG_WAKE, notify_channel(self._schema))
+                    self._signal.forget()
                 return
             handed = self._signal.take()
             if handed:
@@ -144,6 +150,7 @@ class OutboxRelay:
             self._locked = False
         if not self._locked:
             self._locked = bool(await self._conn.fetchval(_PG_LOCK, f"{self._schema}.outbox"))
+        self._signal.draining = self._locked
         return self._locked
 
     async def _publish_handed(self, handed: list[HandedRow]) -> None:
@@ -191,6 +198,7 @@ class OutboxRelay:
 
     async def _drop_connection(self) -> None:
         conn, self._conn, self._locked = self._conn, None, False
+        self._signal.draining = False
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=5)

@@ -167,7 +167,7 @@ class UnitOfWork:
         """Outbox rows, command outcomes and the NOTIFY: one statement, one round trip. The
         rows written, as the relay publishes them."""
         pending, outcomes = self._pending, list(self._outcome_rows.values())
-        notify = bool(pending) and self._channel is not None
+        notify = bool(pending) and self._channel is not None and not self._signal.draining
         if not pending and not outcomes:
             return []
         stmt, args = postgres_writes.commit_writes(

@@ -131,3 +131,34 @@ async def test_a_replica_without_the_drain_lock_has_its_messages_published_by_th
         got = await _read(reader, 4)
     await reader.stop()
     assert {e.message_id for e in got} == {e.message_id for e in sent}
+
+
+async def test_the_replica_that_drains_wakes_no_one_with_its_commits(settings):
+    """NOTIFY serializes every notifying commit on the server (a database-wide lock held
+    through the WAL flush): the replica whose relay drains has no one to wake. The other
+    replica's commits still wake it (the test above)."""
+    import asyncpg
+
+    from certrotate_shared.db import asyncpg_dsn
+    from certrotate_shared.outbox_signal import notify_channel
+
+    reader = await _reader(settings)
+    heard: list[str] = []
+    listener = await asyncpg.connect(asyncpg_dsn(settings["database_url"]))
+    await listener.add_listener(
+        notify_channel(settings["database_schema"]), lambda *args: heard.append(args[-1])
+    )
+    try:
+        async with Probe(**settings) as probe:
+            while not probe.runtime.signal.draining:
+                await asyncio.sleep(0.01)
+            for _ in range(3):
+                saga = str(uuid.uuid4())
+                await probe.send(inspect_site(saga), saga_id=saga)
+            await _read(reader, 3)
+            # A NOTIFY is delivered at its commit, before the relay could publish the message.
+            await listener.execute("SELECT 1")
+    finally:
+        await listener.close()
+        await reader.stop()
+    assert heard == []
