@@ -158,32 +158,6 @@ def replication_text(view: dict[str, Any]) -> RenderableType | None:
     return line
 
 
-def steps_table(view: dict[str, Any]) -> RenderableType | None:
-    """Each step with its timing, so a slow one is easy to spot."""
-    steps = view.get("steps") or []
-    if not steps:
-        return None
-    table = Table(title="steps", title_justify="left", box=None)
-    table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("status")
-    table.add_column("started")
-    table.add_column("finished")
-    for record in steps:
-        status = str(record.get("status"))
-        style = {"done": "green", "failed": "red", "waiting": "yellow", "running": "cyan"}
-        add_plain_row(
-            table,
-            "" if record.get("number") is None else str(record["number"]),
-            str(record.get("title") or record.get("name"))
-            + (f" ({record['server']})" if record.get("server") else ""),
-            Text(status, style=style.get(status, "")),
-            short_time(record.get("started_at")),
-            short_time(record.get("finished_at")),
-        )
-    return table
-
-
 def rotation_panel(
     view: dict[str, Any], events: list[dict[str, Any]] | None = None
 ) -> RenderableType:
