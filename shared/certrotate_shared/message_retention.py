@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certrotate_shared.envelope import utcnow
 from certrotate_shared.messages.operator_tasks import ConfirmOperatorTask
 from certrotate_shared.tables import command_outcomes, inbox
+from certrotate_shared.utc_timestamps import as_utc
 
 if TYPE_CHECKING:
     from certrotate_shared.unit_of_work import UnitOfWork
@@ -99,9 +100,7 @@ async def purge_inbox(
         newest = (await unit.session.execute(select(func.max(inbox.c.received_at)))).scalar()
     if newest is None:
         return 0
-    if newest.tzinfo is None:  # SQLite hands back naive UTC
-        newest = newest.replace(tzinfo=now.tzinfo)
-    cutoff = min(now, newest) - timedelta(days=retention_days)
+    cutoff = min(now, as_utc(newest)) - timedelta(days=retention_days)
     deleted = 0
     while True:
         async with uow() as unit:

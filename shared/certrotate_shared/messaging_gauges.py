@@ -3,9 +3,6 @@ consumer's lag."""
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,6 +10,7 @@ from certrotate_shared import metrics
 from certrotate_shared.consumer import MessageConsumer
 from certrotate_shared.envelope import utcnow
 from certrotate_shared.tables import outbox
+from certrotate_shared.utc_timestamps import as_utc
 
 
 async def read_messaging_gauges(
@@ -29,7 +27,7 @@ async def read_messaging_gauges(
         depth,
         service=service,
     )
-    age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     gauges.add(
         "certrotate_outbox_oldest_message_age_seconds",
         "Age of the oldest unpublished outbox message (relay lag; 0 when empty)",
@@ -45,8 +43,3 @@ async def read_messaging_gauges(
             topic=topic,
             partition=str(partition),
         )
-
-
-def _aware(when: Any) -> Any:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

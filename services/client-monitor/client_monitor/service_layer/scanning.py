@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from certrotate_shared.clock import Clock
@@ -20,6 +20,7 @@ from certrotate_shared.sepm.api import SepmApi, SepmDomain, SepmError
 from certrotate_shared.sepm.connector import SepmConnector
 from certrotate_shared.sepm.domains import site_domains
 from certrotate_shared.unit_of_work import UnitOfWork
+from certrotate_shared.utc_timestamps import as_utc
 from client_monitor.adapters import repository, stored_clients
 from client_monitor.adapters.computer_pages import iter_fleet_pages, read_ahead
 from client_monitor.adapters.memory import pin_mmap_threshold
@@ -49,10 +50,6 @@ class Host(Protocol):
     def clock(self) -> Clock: ...  # read only: a host may hold any Clock (manual, scaled)
 
     def uow(self) -> UnitOfWork: ...
-
-
-def as_utc(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class WatchScanner:

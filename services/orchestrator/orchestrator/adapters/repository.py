@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certrotate_shared.db import asyncpg_connection
+from certrotate_shared.utc_timestamps import as_utc
 from orchestrator.adapters.orm import saga_history, sagas, timers
 from orchestrator.domain.state import SagaState
 
@@ -43,8 +44,8 @@ def to_db(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def from_db(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+# The pair of to_db, under the name this service's modules read it by.
+from_db = as_utc
 
 
 def encode_cursor(*parts: str) -> str:

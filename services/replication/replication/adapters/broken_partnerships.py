@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared.utc_timestamps import as_utc
 from replication.adapters.orm import broken_partnerships
-from replication.adapters.repository import utc
 
 
 async def partners_broken_by(session: AsyncSession, *, saga_id: str, site: str) -> set[str]:
@@ -93,8 +93,8 @@ async def broken_partnerships_of(
             "site": r.site,
             "partner": r.partner,
             "state": r.state,
-            "broken_at": utc(r.broken_at),
-            "restored_at": utc(r.restored_at),
+            "broken_at": as_utc(r.broken_at),
+            "restored_at": as_utc(r.restored_at),
         }
         for r in await session.execute(query)
     ]

@@ -4,7 +4,7 @@ session (its transaction); the partnerships a saga broke are in broken_partnersh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -13,15 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.leases import Lease, LeasedTable
 from certrotate_shared.operator_task_lifecycle import OperatorTasks
+from certrotate_shared.utc_timestamps import as_utc
 from certrotate_shared.work import Work
 from replication.adapters.orm import operations, operator_tasks, partner_steps
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; everything we store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -179,7 +173,7 @@ async def steps_of(session: AsyncSession, op_key: str) -> list[Step]:
             baseline_success_ms=r.baseline_success_ms,
             status_code=r.status_code,
             last_success_ms=r.last_success_ms,
-            deadline=utc(r.deadline),
+            deadline=as_utc(r.deadline),
             polls=r.polls,
         )
         for r in rows
@@ -210,8 +204,8 @@ async def operation_view(session: AsyncSession, op_key: str) -> dict[str, Any] |
         "kind": row.kind,
         "site": row.site,
         "status": row.status,
-        "created_at": utc(row.created_at),
-        "closed_at": utc(row.closed_at),
+        "created_at": as_utc(row.created_at),
+        "closed_at": as_utc(row.closed_at),
         "outcome_type": row.outcome_type,
         "outcome": row.outcome,
         "partners": [
