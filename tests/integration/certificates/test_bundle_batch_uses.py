@@ -6,35 +6,19 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from certificates.bootstrap import build_runtime
 from certificates.domain import validation
-from certrotate_shared.clock import ManualClock
-from tests.integration.certificates.test_bundle_api import Stack, settings_for
-from tests.support.pki import IssuedCertificate, TestCA, now_utc
+from tests.integration.certificates.test_bundle_api import Stack, stack
+from tests.support.pki import IssuedCertificate, TestCA
 
 pytestmark = pytest.mark.integration
+__all__ = ["stack"]
 
 PASSWORD = "Wb4-one-bundle-many-sites"
-
-
-@pytest.fixture
-async def stack(tmp_path: Path, master_key: str) -> AsyncIterator[Stack]:
-    clock = ManualClock(now_utc())
-    runtime = build_runtime(settings_for(tmp_path, master_key), clock=clock)
-    await runtime.start(serve_http=False)
-    s = Stack(runtime, clock, tmp_path / "certificates.db")
-    try:
-        yield s
-    finally:
-        await s.http.aclose()
-        await runtime.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from certificates.adapters.orm import bundles
-from certificates.bootstrap import build_runtime as build_certificates
 from certificates.domain import validation
-from certificates.settings import Settings as CertificatesSettings
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.runtime import ServiceRuntime
-from tests.integration.orchestrator.support import INTERNAL, server_body, site_body
-from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
+from tests.integration.orchestrator.real_certificates import with_real_certificates
+from tests.integration.orchestrator.webhook_support import Hooks
 from tests.support.pki import TestCA, now_utc
 
 pytestmark = pytest.mark.integration
@@ -61,28 +59,10 @@ class Estate:
 @pytest.fixture
 async def estate(tmp_path: Path, master_key: str) -> AsyncIterator[Estate]:
     clock = ManualClock(now_utc())
-    certificates = build_certificates(
-        CertificatesSettings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/certificates.db",
-            vault_url=f"sqlite+aiosqlite:///{tmp_path}/cert-vault.db",
-            transport="local",
-            local_log_path=str(tmp_path / "certificates-bus.db"),
-            master_key=master_key,
-            internal_token=INTERNAL,
-        ),
-        clock=clock,
-    )
-    await certificates.start(serve_http=False)
-    try:
-        async for hooks in started_hooks(
-            tmp_path, master_key, certificates=certificates.app, clock=clock
-        ):
-            for site in SITES:
-                await hooks.api.post("/v1/sites", json=site_body(site))
-                await hooks.api.post("/v1/servers", json=server_body(f"{site}-s1", site))
-            yield Estate(hooks, certificates, TestCA.root().intermediate())
-    finally:
-        await certificates.stop()
+    async for hooks, certificates in with_real_certificates(
+        tmp_path, master_key, clock=clock, sites=SITES
+    ):
+        yield Estate(hooks, certificates, TestCA.root().intermediate())
 
 
 def campaign(sites: list[str], certificate: Any, **extra: Any) -> dict[str, Any]:

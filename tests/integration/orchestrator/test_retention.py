@@ -23,10 +23,8 @@ from sqlalchemy import func, insert, select
 
 from certificates.adapters.orm import bundles, server_backups, verification_originals
 from certificates.adapters.store import SqlCertificateStore
-from certificates.bootstrap import build_runtime as build_certificates
 from certificates.service_layer.housekeeping import purge_once
 from certificates.service_layer.store import Original
-from certificates.settings import Settings as CertificatesSettings
 from certrotate_shared.clock import ManualClock
 from certrotate_shared.envelope import utcnow
 from certrotate_shared.hostops import CertificateBackup
@@ -39,8 +37,9 @@ from certrotate_shared.wiring import inject
 from orchestrator.adapters import periodic_jobs
 from orchestrator.service_layer import retention_job
 from orchestrator.settings import Settings as OrchestratorSettings
-from tests.integration.orchestrator.support import INTERNAL, server_body, site_body, wait_until
-from tests.integration.orchestrator.webhook_support import Hooks, started_hooks
+from tests.integration.orchestrator.real_certificates import with_real_certificates
+from tests.integration.orchestrator.support import INTERNAL, wait_until
+from tests.integration.orchestrator.webhook_support import Hooks
 from tests.support.pki import TestCA, now_utc
 
 pytestmark = pytest.mark.integration
@@ -89,28 +88,10 @@ class Estate:
 
 async def estate(tmp_path: Path, master_key: str, **overrides: Any) -> AsyncIterator[Estate]:
     clock = ManualClock(now_utc())
-    certificates = build_certificates(
-        CertificatesSettings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/certificates.db",
-            vault_url=f"sqlite+aiosqlite:///{tmp_path}/cert-vault.db",
-            transport="local",
-            local_log_path=str(tmp_path / "certificates-bus.db"),
-            master_key=master_key,
-            internal_token=INTERNAL,
-        ),
-        clock=clock,
-    )
-    await certificates.start(serve_http=False)
-    try:
-        async for hooks in started_hooks(
-            tmp_path, master_key, certificates=certificates.app, clock=clock, **overrides
-        ):
-            for site in ("site-c", "site-d"):
-                await hooks.api.post("/v1/sites", json=site_body(site))
-                await hooks.api.post("/v1/servers", json=server_body(f"{site}-s1", site))
-            yield Estate(hooks, certificates, clock, TestCA.root().intermediate())
-    finally:
-        await certificates.stop()
+    async for hooks, certificates in with_real_certificates(
+        tmp_path, master_key, clock=clock, sites=["site-c", "site-d"], **overrides
+    ):
+        yield Estate(hooks, certificates, clock, TestCA.root().intermediate())
 
 
 @pytest.fixture
