@@ -38,7 +38,7 @@ from certrotate_shared.secretbox import generate_master_key
 from certrotate_shared.sepm.api import SepmApi
 from certrotate_shared.sepm.client import SepmClient, SepmCredentials
 from certrotate_shared.unit_of_work import UnitOfWork
-from client_monitor import bootstrap  # noqa: F401  (load what the service process loads)
+from client_monitor import bootstrap  # load what the service process loads, and its options
 from client_monitor.adapters.repository import WatchRecord
 from client_monitor.service_layer.scanning import WatchScanner
 from client_monitor.settings import Settings
@@ -154,11 +154,15 @@ async def run(args: argparse.Namespace, ready: dict) -> dict:
         host_ops=HostOpsTarget(driver="twin", endpoint=ready["url"]),
     )
 
+    # Opened as the service opens its SEPM clients (a "before" tree may predate the options).
+    options = getattr(bootstrap, "SEPM_CLIENT_OPTIONS", {})
+
     def connect() -> SepmClient:
         return SepmClient(
             site.api_url,
             SepmCredentials("admin", "admin"),
             trusted_certificates_pem=site.trusted_certificates_pem,
+            **options,
         )
 
     async def connect_async(_site: SiteTarget) -> SepmApi:

@@ -19,7 +19,7 @@ from certrotate_shared.sepm.resources.groups import GroupCalls
 from certrotate_shared.sepm.resources.replication import ReplicationCalls
 from certrotate_shared.sepm.resources.site import SiteCalls
 from certrotate_shared.sepm.retry import RetryPolicy, Sleep
-from certrotate_shared.sepm.session import SepmCredentials, SepmSession
+from certrotate_shared.sepm.session import SepmCredentials, SepmSession, TransportFactory
 from certrotate_shared.vault import SecretNotFoundError, Vault
 
 __all__ = ["RetryPolicy", "SepmClient", "SepmCredentials", "connect_site"]
@@ -42,6 +42,7 @@ class SepmClient(SiteCalls, GroupCalls, ComputerCalls, ReplicationCalls):
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         site: str = "",
+        transport_factory: TransportFactory | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._session = SepmSession(
@@ -56,6 +57,7 @@ class SepmClient(SiteCalls, GroupCalls, ComputerCalls, ReplicationCalls):
             sleep=sleep,
             monotonic=monotonic,
             site=site,
+            transport_factory=transport_factory,
         )
 
     @property

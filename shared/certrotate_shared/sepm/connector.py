@@ -4,7 +4,7 @@ with the site a command names. Tests and benchmarks inject any callable of the s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from certrotate_shared.messages.common import SiteTarget
 from certrotate_shared.sepm.api import SepmApi
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 SepmConnector = Callable[[SiteTarget], Awaitable[SepmApi]]
 
 
-def sepm_connector(settings: ServiceSettings, vault: Vault) -> SepmConnector:
-    """The httpx connector with this service's timeouts and the site's account from the vault."""
+def sepm_connector(settings: ServiceSettings, vault: Vault, **options: Any) -> SepmConnector:
+    """The httpx connector with this service's timeouts and the site's account from the vault;
+    `options` go to each SepmClient as they are (a service's own transport_factory)."""
     connect_timeout = settings.sepm_connect_timeout_s
     read_timeout = settings.sepm_read_timeout_s
 
@@ -27,7 +28,7 @@ def sepm_connector(settings: ServiceSettings, vault: Vault) -> SepmConnector:
         from certrotate_shared.sepm.client import connect_site
 
         client: SepmApi = await connect_site(
-            site, vault, connect_timeout=connect_timeout, read_timeout=read_timeout
+            site, vault, connect_timeout=connect_timeout, read_timeout=read_timeout, **options
         )
         return client
 

@@ -49,6 +49,10 @@ class SepmCredentials:
     domain: str = ""
 
 
+# Builds the httpx transport of a session from the site's TLS context (False: plain HTTP).
+TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport]
+
+
 class SepmSession:
     """One SEPM site's REST API over httpx.AsyncClient; logs in lazily."""
 
@@ -66,6 +70,7 @@ class SepmSession:
         sleep: Sleep,
         monotonic: Callable[[], float],
         site: str,
+        transport_factory: TransportFactory | None = None,
     ) -> None:
         api_url = api_url.rstrip("/")
         # The site names this session's metrics (a bounded label; the URL is not).
@@ -88,6 +93,8 @@ class SepmSession:
         verify: ssl.SSLContext | bool = (
             sepm_ssl_context(trusted_certificates_pem) if parts.scheme == "https" else False
         )
+        if transport is None and transport_factory is not None:
+            transport = transport_factory(verify)  # a service's own sockets, the site's trust
         self.http = httpx.AsyncClient(
             base_url=api_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
