@@ -79,6 +79,27 @@ def test_missing_or_null_optional_fields_are_tolerated():
     assert last is True
 
 
+def test_computers_with_and_without_the_optional_fields_keep_their_own_values():
+    full = {
+        "uniqueId": "C1",
+        "computerName": "WS-1",
+        "onlineStatus": 1,
+        "lastUpdateTime": T0_MS,
+        "profileSerialNo": OLD_A,
+        "group": {"id": GROUP_A, "domain": {"id": DOMAIN}},
+    }
+    nulls = {"uniqueId": "C2", "computerName": None, "onlineStatus": 0, "group": None}
+    domainless = {**full, "uniqueId": "C3", "group": {"id": GROUP_A}, "profileSerialNo": None}
+    page, _ = read_computers_page(body(full, nulls, domainless, full | {"uniqueId": "C4"}),
+                                  WHERE, domain_id=DOMAIN)  # fmt: skip
+    assert page.unique_ids == ["C1", "C2", "C3", "C4"]
+    assert page.computer_names == ["WS-1", "", "WS-1", "WS-1"]
+    assert page.group_ids == [GROUP_A, None, GROUP_A, GROUP_A]
+    assert page.serials == [OLD_A, "", "", OLD_A]
+    assert page.online == [True, False, True, True]
+    assert page.last_update_ms == [T0_MS, 0, T0_MS, T0_MS]
+
+
 def test_an_answer_without_content_or_last_page_is_an_empty_last_page():
     page, last = read_computers_page(b"{}", WHERE)
     assert len(page) == 0 and last is True
