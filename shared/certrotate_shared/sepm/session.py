@@ -49,8 +49,9 @@ class SepmCredentials:
     domain: str = ""
 
 
-# Builds the httpx transport of a session from the site's TLS context (False: plain HTTP).
-TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport]
+# Builds the httpx transport of a session from the site's TLS context (False: plain HTTP);
+# None leaves httpx to build its own.
+TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport | None]
 
 
 class SepmSession:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -146,12 +147,17 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def asyncio_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
-    """httpx's own transport (its pool, limits and keep-alive as they are) over AsyncioBackend.
+def asyncio_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport | None:
+    """httpx's own transport (its pool, limits and keep-alive as they are) over AsyncioBackend;
+    None (httpx's default, as before) where the environment names a proxy for the scheme: httpx
+    routes through HTTP(S)_PROXY only when it builds its transports itself.
 
     httpx takes no network backend, so the one its pool was built with is replaced; a test
     checks that connections do go through AsyncioBackend, in case httpx moves it.
     """
+    proxies = urllib.request.getproxies()
+    if "all" in proxies or ("https" if verify is not False else "http") in proxies:
+        return None
     transport = httpx.AsyncHTTPTransport(verify=verify)
     pool = transport._pool  # httpx exposes no network backend option
     if not hasattr(pool, "_network_backend"):
