@@ -27,6 +27,7 @@ class Handoff:
     """The rows of one transaction of this process, taken before its commit and settled once
     the commit returned (rows) or failed (None: whether it committed is the table's to say)."""
 
+    keys: frozenset[str]
     settled: bool = False
     rows: list[HandedRow] | None = field(default=None, repr=False)
 
@@ -34,12 +35,14 @@ class Handoff:
 class OutboxSignal:
     """Between the units of work of this process and its relay.
 
-    Order: a transaction reserves its place before it commits. A transaction that depends on
-    another (the same saga's next step) can only commit after that one has, so it reserves
-    after it; the relay publishes settled hand-offs in reservation order and stops at the
-    first one still committing. Whatever it cannot know this way (a commit whose outcome is
-    unknown, rows of another replica, places dropped for want of a relay) it reads from the
-    table, in id order, as before hand-offs existed."""
+    Order: a transaction reserves its place before it commits, naming the message keys (the
+    sagas) it writes. A transaction that depends on another (the same saga's next step) can
+    only commit after that one has, so it reserves after it. The relay publishes a settled
+    hand-off unless an earlier one with a key in common is still committing: per key, the
+    order the broker keeps (a partition's), and no saga waits on another's commit. Whatever it
+    cannot know this way (a commit whose outcome is unknown, rows of another replica, places
+    dropped for want of a relay) it reads from the table, in id order, as before hand-offs
+    existed."""
 
     # Hand-offs kept for a relay that does not take them (it does not hold the drain lock, is
     # stuck on a broker outage, or this process runs none): beyond this, the oldest are
@@ -62,12 +65,12 @@ class OutboxSignal:
         self._read = True
         self._event.set()
 
-    def reserve(self) -> Handoff:
-        """Take a place for a transaction about to commit outbox rows."""
+    def reserve(self, keys: frozenset[str]) -> Handoff:
+        """Take a place for a transaction about to commit outbox rows with these keys."""
         if len(self._handoffs) >= self.max_handoffs:
             self._handoffs.popleft()
             self._read = True
-        handoff = Handoff()
+        handoff = Handoff(keys)
         self._handoffs.append(handoff)
         return handoff
 
@@ -80,10 +83,18 @@ class OutboxSignal:
         self._event.set()
 
     def take(self) -> list[HandedRow]:
-        """The rows of the settled hand-offs at the head, in reservation order."""
+        """The rows of the settled hand-offs that no earlier unsettled one holds back (by a
+        key in common), in reservation order."""
         rows: list[HandedRow] = []
-        while self._handoffs and self._handoffs[0].settled:
-            rows += self._handoffs.popleft().rows or []
+        held: set[str] = set()
+        kept: deque[Handoff] = deque()
+        for handoff in self._handoffs:
+            if handoff.settled and handoff.keys.isdisjoint(held):
+                rows += handoff.rows or []
+            else:
+                kept.append(handoff)
+                held |= handoff.keys  # and the keys of what waits behind it
+        self._handoffs = kept
         return rows
 
     def outstanding(self) -> bool:

@@ -141,8 +141,13 @@ class UnitOfWork:
             self._committed_now(notify=bool(self._pending))
             return
         # This process's relay publishes what the commit wrote without reading it back; the
-        # place is taken before the commit, so the relay keeps the order of dependent commits.
-        handoff = self._signal.reserve() if self._pending else None
+        # place is taken before the commit, so the relay keeps the order of dependent commits
+        # (per saga: the outbox key).
+        handoff = (
+            self._signal.reserve(frozenset(e.saga_id for _, e in self._pending))
+            if self._pending
+            else None
+        )
         committed = None
         try:
             written = await self._write_postgres()
