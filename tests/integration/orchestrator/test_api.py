@@ -34,8 +34,15 @@ async def rotation(env, rotation_id: str) -> dict:
     return response.json()
 
 
-async def test_a_rotation_requested_over_the_api_completes_and_shows_every_reading(embedded):
-    env = embedded
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_embedded(request):
+    """The embedded stack on SQLite, or on PostgreSQL (where the hot statements are asyncpg's)."""
+    return request.getfixturevalue("embedded" if request.param == "sqlite" else "embedded_pg")
+
+
+async def test_a_rotation_requested_over_the_api_completes_and_shows_every_reading(any_embedded):
+    env = any_embedded
+    trusted_before = (await env.api.get("/v1/sites/site-a")).json()["trusted_certificates_count"]
     response = await env.api.post("/v1/rotations", json=rotation_body())
     assert response.status_code == 201, response.text
     rotation_id = response.json()["id"]
@@ -61,9 +68,14 @@ async def test_a_rotation_requested_over_the_api_completes_and_shows_every_readi
     assert view["replication"]["restored"][0]["status_code"] == "SUCCEEDED"
     assert [w["outcome"] for w in view["propagation"]] == ["propagated", "propagated"]
     assert all(s["finished_at"] for s in view["steps"])
-    # The new certificate joined the trust set the workers use for TLS to SEPM.
+    # The new certificate joined the trust set the workers use for TLS to SEPM, and the
+    # site's own set kept it for the next rotation; the site is free again.
     update = next(m for m in env.worker.seen if type(m).__name__ == "UpdateServerCertificate")
     assert CERT_PEM in update.site.trusted_certificates_pem
+    site = (await env.api.get("/v1/sites/site-a")).json()
+    assert site["trusted_certificates_count"] == trusted_before + 1
+    again = await env.api.post("/v1/rotations", json=rotation_body())
+    assert again.status_code == 201, again.text
     # Pre-flight sent the names clients use (not the internal address).
     sent = env.certificates.state.requests[0]["body"]
     assert sent["hostnames"] == ["sepm-a1.corp", "sepm-a2.corp"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -199,9 +201,17 @@ async def test_the_payload_is_documented_in_openapi_with_an_example(hooks):
         assert name in document["components"]["schemas"], name
 
 
-@pytest.fixture
-async def slow_propagation(tmp_path, master_key) -> AsyncIterator[Hooks]:
-    async for env in started_hooks(tmp_path, master_key, propagate=False):
+@pytest.fixture(params=["sqlite", "postgres"])
+async def slow_propagation(
+    request, tmp_path, master_key, pg_url, pg_schemas
+) -> AsyncIterator[Hooks]:
+    """On SQLite, or on PostgreSQL (where the waits are read with asyncpg's statements)."""
+    database: dict[str, Any] = {}
+    if request.param == "postgres":
+        schema = f"orch_{uuid.uuid4().hex[:8]}"
+        pg_schemas.append(schema)
+        database = {"database_url": pg_url, "database_schema": schema}
+    async for env in started_hooks(tmp_path, master_key, propagate=False, **database):
         yield env
 
 

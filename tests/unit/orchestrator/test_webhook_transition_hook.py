@@ -18,12 +18,18 @@ pytestmark = pytest.mark.unit
 
 
 class CountingSession:
+    """A transaction on a database other than PostgreSQL (SQLAlchemy's path), counting."""
+
     def __init__(self) -> None:
         self.statements: list[Any] = []
+        self.info: dict[str, Any] = {}
+
+    async def connection(self) -> Any:
+        return SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
 
     async def execute(self, statement: Any, *args: Any) -> Any:
         self.statements.append(statement)
-        return SimpleNamespace(all=lambda: [])  # no subscriptions
+        return []  # no subscriptions
 
 
 def uow_of(session: CountingSession) -> UnitOfWork:
@@ -49,3 +55,14 @@ async def test_a_pause_looks_up_the_subscribers_in_the_same_transaction():
     session = CountingSession()
     await record_transition(uow_of(session), before, decision)
     assert len(session.statements) == 1  # the subscriptions; none, so nothing is queued
+
+
+async def test_a_batch_of_transitions_reads_the_subscribers_once():
+    """Many sagas pause in one transaction (a batch): the subscriptions are read once."""
+    session = CountingSession()
+    for _ in range(3):
+        saga = SagaDriver()
+        before = marks_of(saga.state)
+        decision = saga.apply(PauseRequested(by="ops", reason="change freeze"))
+        await record_transition(uow_of(session), before, decision)
+    assert len(session.statements) == 1

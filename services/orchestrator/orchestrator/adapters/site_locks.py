@@ -11,8 +11,12 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certrotate_shared.db import asyncpg_connection
 from orchestrator.adapters.orm import site_locks
 from orchestrator.adapters.repository import to_db
+
+# Every rotation's last transition frees its sites: on asyncpg itself (see repository.py).
+_PG_RELEASE = "DELETE FROM site_locks WHERE saga_id = $1"
 
 
 async def acquire(
@@ -35,5 +39,8 @@ async def holders(session: AsyncSession, sites: Collection[str]) -> dict[str, st
 
 async def release(session: AsyncSession, saga_id: str) -> bool:
     """Free every site the saga holds; False if it held none (it ended before)."""
+    driver = await asyncpg_connection(session)
+    if driver is not None:
+        return str(await driver.execute(_PG_RELEASE, saga_id)) != "DELETE 0"
     result = await session.execute(delete(site_locks).where(site_locks.c.saga_id == saga_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]

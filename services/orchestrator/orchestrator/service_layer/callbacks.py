@@ -18,13 +18,12 @@ from certrotate_shared.clock import Clock
 from certrotate_shared.db import is_postgres
 from certrotate_shared.unit_of_work import UnitOfWork
 from certrotate_shared.vault import Vault
-from orchestrator.adapters import callback_sender
+from orchestrator.adapters import callback_sender, transition_reads
 from orchestrator.adapters.repository import from_db, to_db
 from orchestrator.adapters.webhook_tables import callback_deliveries, subscriptions
 from orchestrator.domain.state import TERMINAL
 from orchestrator.domain.subscriptions import (
     Marks,
-    Subscriber,
     callback_payload,
     events_between,
     marks_of,
@@ -55,7 +54,7 @@ async def record_transition(uow: UnitOfWork, before: Marks | None, decision: Any
     if not events:
         return
     rows = []
-    for sub in await _subscribers(uow):
+    for sub in await transition_reads.subscribers(uow.session):
         for event in events:
             if sub.wants(event, site=state.site, change_id=state.change_id):
                 rows.append(
@@ -74,11 +73,6 @@ async def record_transition(uow: UnitOfWork, before: Marks | None, decision: Any
                 )
     if rows:
         await uow.session.execute(insert(callback_deliveries), rows)
-
-
-async def _subscribers(uow: UnitOfWork) -> list[Subscriber]:
-    rows = (await uow.session.execute(select(subscriptions))).all()
-    return [Subscriber(r.id, frozenset(r.event_types), r.site, r.change_id) for r in rows]
 
 
 def _earlier_pending() -> Any:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 
 from certrotate_shared.unit_of_work import UnitOfWork
-from orchestrator.adapters import site_locks
+from orchestrator.adapters import site_locks, transition_reads
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.adapters.webhook_tables import rotation_waits
 from orchestrator.domain import webhooks as rules
@@ -52,12 +52,7 @@ async def supersede(
 async def release_waiting(uow: UnitOfWork, ended: SagaState) -> None:
     """A rotation ended: start the rotations that waited only for it. After a failure that
     may have left the site changed they stay held: a person must look first."""
-    waiting = (
-        await uow.session.execute(
-            select(rotation_waits.c.rotation_id).where(rotation_waits.c.blocker_id == ended.saga_id)
-        )
-    ).scalars()
-    waiting_ids = list(waiting)
+    waiting_ids = await transition_reads.waiting_for(uow.session, ended.saga_id)
     if not waiting_ids:
         return
     await uow.session.execute(

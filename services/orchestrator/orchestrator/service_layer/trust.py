@@ -7,11 +7,9 @@ import binascii
 import hashlib
 import ssl
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.adapters import site_locks
-from orchestrator.adapters.orm import sites
+from orchestrator.adapters import site_locks, site_trust
 from orchestrator.domain.state import SagaState
 
 
@@ -32,17 +30,11 @@ async def rotation_ended(session: AsyncSession, state: SagaState) -> None:
 
 
 async def _trust_new_certificate(session: AsyncSession, state: SagaState) -> None:
-    row = (
-        await session.execute(
-            select(sites.c.trusted_certificates_pem, sites.c.superseded_fingerprints).where(
-                sites.c.name == state.site
-            )
-        )
-    ).first()
-    if row is None:
+    stored = await site_trust.read(session, state.site)
+    if stored is None:
         return  # the site was removed meanwhile
-    trusted = list(row.trusted_certificates_pem)
-    retired = set(row.superseded_fingerprints or [])
+    trusted, superseded = stored
+    retired = set(superseded)
     kept = [pem for pem in trusted if pem_fingerprint(pem) not in retired]
     # What the rotation trusted beyond the site's set: the new certificate.
     added = [pem for pem in state.target.trusted_certificates_pem if pem not in trusted]
@@ -50,8 +42,4 @@ async def _trust_new_certificate(session: AsyncSession, state: SagaState) -> Non
         {s.fingerprint_before for s in state.servers if s.fingerprint_before}
         - {state.certificate.fingerprint_sha256}
     )
-    await session.execute(
-        update(sites)
-        .where(sites.c.name == state.site)
-        .values(trusted_certificates_pem=kept + added, superseded_fingerprints=replaced)
-    )
+    await site_trust.write(session, state.site, kept + added, replaced)
