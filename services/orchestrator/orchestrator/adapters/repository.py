@@ -28,15 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from certrotate_shared.db import asyncpg_connection
 from certrotate_shared.utc_timestamps import as_utc
 from orchestrator.adapters.orm import saga_history, sagas, timers
+from orchestrator.adapters.saga_saves import ConcurrentUpdateError, queued
 from orchestrator.domain.state import SagaState
 
 _BLANK_ENTRY: dict[str, Any] = {
     "step": None, "message_id": None, "causation_id": None, "actor": None, "detail": None,
 }  # fmt: skip
-
-
-class ConcurrentUpdateError(RuntimeError):
-    """Another transition of the same saga committed first; the caller retries from a reload."""
 
 
 def to_db(moment: datetime) -> datetime:
@@ -137,6 +134,9 @@ class SagaRepository:
         self.session.info[_READ_AHEAD] = found
 
     async def get(self, saga_id: str) -> tuple[SagaState, int] | None:
+        saved = queued(self.session, saga_id)  # saved earlier in this transaction
+        if saved is not None:
+            return SagaState.model_validate_json(saved[0]), saved[1]
         ahead: dict[str, tuple[str, int] | None] = self.session.info.get(_READ_AHEAD, {})
         if saga_id in ahead:
             known = ahead.pop(saga_id)

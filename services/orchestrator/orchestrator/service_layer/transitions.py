@@ -10,6 +10,7 @@ from certrotate_shared import tracing
 from certrotate_shared.envelope import Command, Envelope
 from certrotate_shared.logs import bind_log_fields, current_log_fields, log_context
 from certrotate_shared.unit_of_work import UnitOfWork
+from orchestrator.adapters import saga_saves
 from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.history import (
     AlertRaised,
@@ -149,7 +150,9 @@ async def persist(
     if version is None:
         await repo.add(state)
     else:
-        await repo.save(state, version)
+        # PostgreSQL: written with the batch's other saves in one statement (saga_saves).
+        if not await saga_saves.save_later(uow, state, version):
+            await repo.save(state, version)
         if state.terminal:  # frees the site (and its farm); carries the new trust
             await trust.rotation_ended(uow.session, state)
     if timers_before is None or timers_before != state.timers:
