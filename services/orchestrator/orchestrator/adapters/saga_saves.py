@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -48,7 +47,7 @@ _WATCHED = "orchestrator.saga_saves_watched"
 
 @dataclass(frozen=True)
 class _Queued:
-    driver: asyncpg.Connection
+    driver: Any  # the transaction's asyncpg connection (certrotate_shared.db)
     row: tuple[Any, ...]  # site, status, step, created_at, updated_at, version, state JSON
     read_version: int  # the version this transaction read: the check
 
