@@ -28,6 +28,8 @@ class Handoff:
     the commit returned (rows) or failed (None: whether it committed is the table's to say)."""
 
     keys: frozenset[str]
+    # Taken while this process's relay drained: the commit sends no NOTIFY (nobody to wake).
+    quiet: bool = False
     settled: bool = False
     rows: list[HandedRow] | None = field(default=None, repr=False)
 
@@ -70,7 +72,7 @@ class OutboxSignal:
         if len(self._handoffs) >= self.max_handoffs:
             self._handoffs.popleft()
             self._read = True
-        handoff = Handoff(keys)
+        handoff = Handoff(keys, quiet=self.draining)
         self._handoffs.append(handoff)
         return handoff
 
@@ -101,9 +103,12 @@ class OutboxSignal:
         """Hand-offs not taken yet (settled or still committing)."""
         return bool(self._handoffs)
 
-    def forget(self) -> None:
-        """Another replica drains: it reads this process's rows after their NOTIFY."""
+    def forget(self) -> bool:
+        """Another replica drains: it reads this process's rows after their NOTIFY. True if
+        some went without one (taken while this process drained): that replica needs waking."""
+        quiet = any(h.quiet for h in self._handoffs)
         self._handoffs.clear()
+        return quiet
 
     def read_requested(self) -> bool:
         """Whether a read of the table was asked for since the last call."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ from certrotate_shared.envelope import utcnow
 from certrotate_shared.outbox_signal import HandedRow, OutboxSignal, notify_channel
 from certrotate_shared.tables import outbox
 from certrotate_shared.transport.base import OutgoingRecord, Transport
+from certrotate_shared.utc_timestamps import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,11 @@ class OutboxRelay:
             return
         try:
             if not await self._hold_lock():
-                if self._signal.outstanding():
-                    # Committed while this relay drained (so without a NOTIFY): wake the one
-                    # that drains now to read them.
+                # What this process committed while its relay drained went without a NOTIFY:
+                # wake the one that drains now to read it (the rest woke it already).
+                if self._signal.forget():
                     assert self._conn is not None
                     await self._conn.execute(_PG_WAKE, notify_channel(self._schema))
-                    self._signal.forget()
                 return
             handed = self._signal.take()
             if handed:
@@ -192,9 +192,7 @@ class OutboxRelay:
         self._published.inc(len(created_at))
         sent_at = utcnow()
         for created in created_at:
-            if created.tzinfo is None:  # SQLite drops the zone; it was written in UTC
-                created = created.replace(tzinfo=UTC)
-            self._lag.observe(max((sent_at - created).total_seconds(), 0.0))
+            self._lag.observe(max((sent_at - as_utc(created)).total_seconds(), 0.0))
 
     async def _drop_connection(self) -> None:
         conn, self._conn, self._locked = self._conn, None, False

@@ -150,7 +150,7 @@ class UnitOfWork:
         )
         committed = None
         try:
-            written = await self._write_postgres()
+            written = await self._write_postgres(notify=handoff is not None and not handoff.quiet)
             await self.session.commit()
             committed = written
         finally:
@@ -168,11 +168,11 @@ class UnitOfWork:
         for callback in committed:
             callback()
 
-    async def _write_postgres(self) -> list[HandedRow] | None:
-        """Outbox rows, command outcomes and the NOTIFY: one statement, one round trip. The
-        rows written, as the relay publishes them."""
+    async def _write_postgres(self, *, notify: bool) -> list[HandedRow]:
+        """Outbox rows, command outcomes and (when `notify`) the NOTIFY: one statement, one
+        round trip. The rows written, as the relay publishes them."""
         pending, outcomes = self._pending, list(self._outcome_rows.values())
-        notify = bool(pending) and self._channel is not None and not self._signal.draining
+        notify = notify and self._channel is not None
         if not pending and not outcomes:
             return []
         stmt, args = postgres_writes.commit_writes(

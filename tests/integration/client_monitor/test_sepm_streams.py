@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from certrotate_shared.sepm.api import SepmError
 from client_monitor.adapters import sepm_streams
 from client_monitor.bootstrap import SEPM_CLIENT_OPTIONS
-from sepm_twin import Twin
 from tests.integration.sepm import test_connector_against_twin as connector_suite
-from tests.integration.sepm.conftest import TwinControl, scenario
+from tests.integration.sepm.conftest import TwinControl, started_twins
 
 pytestmark = pytest.mark.integration
 
@@ -47,18 +45,8 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 @pytest.fixture
 async def twin_factory(connections: list[tuple[str, int]]) -> AsyncIterator[Any]:
-    started: list[tuple[Twin, httpx.AsyncClient]] = []
-
-    async def start(**kwargs: Any) -> ServiceClients:
-        twin = await Twin.start(scenario(**kwargs))
-        http = httpx.AsyncClient(base_url=twin.base_url, timeout=30)
-        started.append((twin, http))
-        return ServiceClients(twin, http)
-
-    yield start
-    for twin, http in started:
-        await http.aclose()
-        await twin.stop()
+    async for start in started_twins(ServiceClients):
+        yield start
 
 
 @pytest.fixture

@@ -72,20 +72,26 @@ class TwinControl:
         return SepmClient(self.site(site)["api_url"], options.pop("credentials", ADMIN), **options)
 
 
-@pytest.fixture
-async def twin_factory() -> AsyncIterator[Any]:
+async def started_twins(control: type[TwinControl]) -> AsyncIterator[Any]:
+    """A factory of twins (one per call, each driven through `control`), stopped afterwards."""
     started: list[tuple[Twin, httpx.AsyncClient]] = []
 
     async def start(**kwargs: Any) -> TwinControl:
         twin = await Twin.start(scenario(**kwargs))
         http = httpx.AsyncClient(base_url=twin.base_url, timeout=30)
         started.append((twin, http))
-        return TwinControl(twin, http)
+        return control(twin, http)
 
     yield start
     for twin, http in started:
         await http.aclose()
         await twin.stop()
+
+
+@pytest.fixture
+async def twin_factory() -> AsyncIterator[Any]:
+    async for start in started_twins(TwinControl):
+        yield start
 
 
 @pytest.fixture

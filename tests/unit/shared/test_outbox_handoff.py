@@ -73,7 +73,21 @@ def test_hand_offs_nobody_takes_stay_bounded_and_turn_into_a_read():
 
 
 def test_another_replica_draining_forgets_the_hand_offs():
+    """Its commits sent a NOTIFY (this relay did not drain): the one that drains is awake."""
     signal = OutboxSignal()
     signal.settle(signal.reserve(SAGA), [_row(1)])
-    signal.forget()
+    assert signal.forget() is False
     assert signal.take() == [] and not signal.outstanding()
+
+
+def test_hand_offs_taken_while_this_relay_drained_ask_to_wake_the_next_one():
+    """Those commits went without a NOTIFY: if this relay lost the lock before publishing
+    them, the replica that took it must be woken to read them."""
+    signal = OutboxSignal()
+    signal.draining = True
+    quiet = signal.reserve(SAGA)
+    assert quiet.quiet
+    signal.draining = False
+    signal.settle(quiet, [_row(1)])
+    signal.settle(signal.reserve(SAGA), [_row(2)])
+    assert signal.forget() is True

@@ -12,7 +12,7 @@ just before the commit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -39,17 +39,21 @@ FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::time
 WHERE s.saga_id = u.saga_id AND s.version = u.read_version
 RETURNING s.saga_id"""
 
-# session.info keys: the queue (saga id -> _Queued), and the flag that the session's
-# statements write it first.
+# session.info keys: the queue, and the flag that the session's statements write it first.
 _QUEUE = "orchestrator.saga_saves"
 _WATCHED = "orchestrator.saga_saves_watched"
 
 
 @dataclass(frozen=True)
 class _Queued:
-    driver: Any  # the transaction's asyncpg connection (certrotate_shared.db)
     row: tuple[Any, ...]  # site, status, step, created_at, updated_at, version, state JSON
     read_version: int  # the version this transaction read: the check
+
+
+@dataclass
+class _Queue:
+    driver: Any  # the transaction's asyncpg connection (certrotate_shared.db)
+    sagas: dict[str, _Queued] = field(default_factory=dict)
 
 
 async def save_later(uow: UnitOfWork, state: SagaState, version: int) -> bool:
@@ -58,10 +62,9 @@ async def save_later(uow: UnitOfWork, state: SagaState, version: int) -> bool:
     driver = await asyncpg_connection(session)
     if driver is None:
         return False
-    queue: dict[str, _Queued] = session.info.setdefault(_QUEUE, {})
-    earlier = queue.get(state.saga_id)
-    queue[state.saga_id] = _Queued(
-        driver,
+    queue: _Queue = session.info.setdefault(_QUEUE, _Queue(driver))
+    earlier = queue.sagas.get(state.saga_id)
+    queue.sagas[state.saga_id] = _Queued(
         (
             state.site,
             state.status,
@@ -83,7 +86,8 @@ async def save_later(uow: UnitOfWork, state: SagaState, version: int) -> bool:
 
 def queued(session: AsyncSession, saga_id: str) -> tuple[str, int] | None:
     """The saga as this transaction last saved it, not yet written: (state JSON, version)."""
-    entry: _Queued | None = session.info.get(_QUEUE, {}).get(saga_id)
+    queue: _Queue | None = session.info.get(_QUEUE)
+    entry = queue.sagas.get(saga_id) if queue else None
     return None if entry is None else (entry.row[6], entry.row[5])
 
 
@@ -92,13 +96,14 @@ async def write(session: AsyncSession) -> None:
 
 
 async def _write(info: dict[str, Any]) -> None:
-    queue: dict[str, _Queued] = info.pop(_QUEUE, {})
-    if not queue:
+    queue: _Queue | None = info.pop(_QUEUE, None)
+    if queue is None or not queue.sagas:
         return
-    ids = sorted(queue)
-    driver = queue[ids[0]].driver
-    columns = list(zip(*(queue[i].row for i in ids), strict=True))
-    saved = await driver.fetch(_PG_SAVE_MANY, ids, *columns, [queue[i].read_version for i in ids])
+    ids = sorted(queue.sagas)
+    columns = list(zip(*(queue.sagas[i].row for i in ids), strict=True))
+    saved = await queue.driver.fetch(
+        _PG_SAVE_MANY, ids, *columns, [queue.sagas[i].read_version for i in ids]
+    )
     if len(saved) != len(ids):
         changed = sorted(set(ids) - {r[0] for r in saved})
         raise ConcurrentUpdateError(f"sagas changed since this transaction read them: {changed}")

@@ -36,7 +36,7 @@ async def read(session: AsyncSession, site: str) -> tuple[list[str], list[str]] 
         row = await driver.fetchrow(_PG_READ, site)
         if row is None:
             return None
-        return list(json.loads(row[0])), list(json.loads(row[1] or "null") or [])
+        return list(json.loads(row[0])), list(json.loads(row[1]) if row[1] else [])
     found = (await session.execute(_READ, {"_site": site})).first()
     if found is None:
         return None
