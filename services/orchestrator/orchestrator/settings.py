@@ -214,8 +214,10 @@ class Settings(ServiceSettings):
         ge=1,
         description=(
             "A client address whose API tokens failed this many times within the window (real"
-            " seconds) is answered 429 with Retry-After until the oldest failure leaves the "
-            "window."
+            " seconds) is answered 429 with Retry-After until fewer than this many failures are"
+            " left in the window. The failures are counted in the database, so replicas share"
+            " the count: with N replicas an address gets at most this + N - 1 attempts per "
+            "window (a replica learns the count at the address's next failure through it)."
         ),
     )
     auth_failure_window_seconds: float = Field(

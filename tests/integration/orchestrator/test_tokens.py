@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
+from orchestrator.adapters.auth_failure_rows import auth_failures
 from orchestrator.adapters.orm import api_tokens
 from orchestrator.adapters.repository import to_db
 from tests.integration.orchestrator.harness import Embedded
@@ -118,9 +119,15 @@ async def test_failed_authentications_are_limited_per_client_address(clocked):
     # Another address is not affected.
     async with client(env, viewer["token"], "10.7.7.7") as elsewhere:
         assert (await elsewhere.get("/v1/rotations")).status_code == 200
+    # Counted in the database (here the embedded mode's SQLite), where replicas would share it.
+    assert await env.count(auth_failures) == limit
     wall[0] += window + 1
     async with client(env, viewer["token"], "10.6.6.6") as later:
         assert (await later.get("/v1/rotations")).status_code == 200
+    # The next failure deletes what left the window.
+    async with client(env, "crt_guessed-wrong", "10.6.6.6") as guesser:
+        assert (await guesser.get("/v1/rotations")).status_code == 401
+    assert await env.count(auth_failures) == 1
 
 
 async def test_a_token_revoked_on_another_replica_stops_working_within_the_cache_time(clocked):

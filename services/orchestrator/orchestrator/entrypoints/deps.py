@@ -12,8 +12,10 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from certrotate_shared.http import ProblemError
+from orchestrator.adapters import auth_failure_rows
 from orchestrator.entrypoints.conditional import AnswerCache
 from orchestrator.service_layer import tokens
+from orchestrator.service_layer.auth_failures import FailedAuthentications, RecordFailure
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
 from orchestrator.service_layer.verified_tokens import VerifiedTokens
@@ -49,8 +51,10 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
     async def check(
         request: Request, deps: AppDeps, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
-        async with deps.rt.uow() as uow:
-            return await _authenticate(request, deps, uow.session, authorization, needed)
+        # Without a transaction, as a poll: the token is one SELECT, and a failure's record
+        # commits by itself although the request ends in an error.
+        async with _read_sessions(request, deps)() as session:
+            return await _authenticate(request, deps, session, authorization, needed)
 
     return check
 
@@ -117,7 +121,7 @@ async def _authenticate(
         if principal is not None:
             verified.put(token, principal, wall=deps.wall_clock())
     if principal is None:
-        failures.failed(address, deps.wall_clock())
+        await failures.failed(address, deps.wall_clock(), _shared_count(session, failures))
         raise ProblemError(
             401, "Unauthorized", "unknown, revoked or expired API token", code="token_invalid"
         )
@@ -129,6 +133,17 @@ async def _authenticate(
             code="role_required",
         )
     return principal
+
+
+def _shared_count(session: AsyncSession, failures: FailedAuthentications) -> RecordFailure:
+    """Where this failure is counted with every replica's: the request's own session."""
+
+    async def record(address: str, at: float) -> list[float]:
+        return await auth_failure_rows.record_failure(
+            session, address, at, window=failures.window, newest=failures.limit
+        )
+
+    return record
 
 
 Viewer = Annotated[Principal, Depends(role("viewer"))]

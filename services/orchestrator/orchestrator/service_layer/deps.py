@@ -59,10 +59,11 @@ class Deps:
     starter: RotationStarter
     # Set once the runtime exists (it is built last: it takes the bound handlers).
     runtime: ServiceRuntime | None = None
-    # Failed bearer tokens per client address, counted in real (monotonic) seconds: guessing
-    # is a real-world attack even under a rehearsal's accelerated clock.
+    # Failed bearer tokens per client address, counted in real seconds: guessing is a
+    # real-world attack even under a rehearsal's accelerated clock. Epoch seconds, not
+    # monotonic ones: the replicas compare their instants in the database they share.
     failed_logins: FailedAuthentications | None = None
-    wall_clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         if self.failed_logins is None:

@@ -2,7 +2,8 @@
 
 A dashboard or an ITSM integration polls a rotation every few seconds with the same token;
 looking the token up in the database on every poll was a third of a conditional read's work.
-A verified token is kept for `ttl` real (monotonic) seconds. What that trades, stated in the
+A verified token is kept for `ttl` real seconds (the epoch clock the failure count shares; a
+clock set back ends what was kept rather than stretching it). What that trades, stated in the
 configuration reference: a token revoked through this replica is refused at once (the
 revocation clears this cache), one revoked through another replica is refused by this one
 within `ttl`. An expiry is checked on every request (against the saga clock), never cached
@@ -35,7 +36,7 @@ class VerifiedTokens:
         if kept is None:
             return None
         verified_at, principal = kept
-        if wall - verified_at >= self.ttl or (
+        if not 0 <= wall - verified_at < self.ttl or (
             principal.expires_at is not None and principal.expires_at <= now
         ):
             del self._kept[key]
