@@ -37,6 +37,7 @@ import httpx
 import psutil
 import yaml
 
+from certrotate_shared import event_loop
 from certrotate_shared.clock import ScaledClock
 from certrotate_shared.envelope import Envelope
 from certrotate_shared.messages.client_monitor import AwaitPolicyPropagation
@@ -300,7 +301,7 @@ def main() -> None:
             assert proc.stdout is not None
             load = os.getloadavg()[0]
             ready = {**json.loads(proc.stdout.readline()), "pid": proc.pid, "load": load}
-            result = asyncio.run(run(args, ready))
+            result = event_loop.run(run(args, ready))  # the client-monitor's loop
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from certrotate_shared import event_loop  # noqa: E402
 from certrotate_shared.db import make_engine  # noqa: E402
 from certrotate_shared.secretbox import generate_master_key  # noqa: E402
 from orchestrator.bootstrap import build_runtime  # noqa: E402
@@ -50,6 +51,7 @@ FULL_WORKER = """
 import asyncio, os, sys
 sys.path.insert(0, os.environ["REPO"])
 from tests.integration.orchestrator.support import StandInWorker
+from certrotate_shared import event_loop
 async def main():
     worker = StandInWorker(
         database_url=os.environ["PG"], database_schema=os.environ["SCHEMA"], transport="kafka",
@@ -59,7 +61,7 @@ async def main():
     await worker.runtime.start()
     print("ready", flush=True)
     await asyncio.Event().wait()
-asyncio.run(main())
+event_loop.run(main())
 """
 
 # The light stand-in (the default): reads the commands straight from Kafka and answers each with
@@ -114,6 +116,7 @@ async def main(rotations: int, sites: int, worker_kind: str, profile: str | None
     # What this process imports from (a checkout compared against this one), then REPO.
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env |= {"SCHEMA": worker_schema, "PYTHONPATH": path}
+    env[event_loop.VARIABLE] = os.environ.get(event_loop.VARIABLE, "auto")
     script = LIGHT_WORKER if worker_kind == "light" else FULL_WORKER
     worker = ServiceProcess(["-c", script], env, "tput-worker")
     runtime = build_runtime(
@@ -230,4 +233,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--profile", help="write a cProfile of the timed window to this file")
     args = parser.parse_args()
-    asyncio.run(main(args.rotations, args.sites, args.worker, args.profile))
+    # The loop the services run on (CERTROTATE_EVENT_LOOP, else auto): here, and in the full
+    # stand-in (a service's runtime); the light one is not a service and stays on asyncio's.
+    event_loop.run(main(args.rotations, args.sites, args.worker, args.profile))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import text  # noqa: E402
 
+from certrotate_shared import event_loop  # noqa: E402
 from certrotate_shared.consumer import Context  # noqa: E402
 from certrotate_shared.db import make_engine  # noqa: E402
 from certrotate_shared.envelope import Event, Message  # noqa: E402
@@ -65,6 +66,7 @@ async def main(per_level: int, levels: list[int], batch: bool) -> None:
         CERTROTATE_TOPIC_PREFIX=prefix,
         CERTROTATE_MASTER_KEY=key,
         CERTROTATE_LOG_LEVEL="WARNING",
+        CERTROTATE_EVENT_LOOP=os.environ.get(event_loop.VARIABLE, "auto"),
     )
     worker_args = ["-m", "tests.support.echo_worker"] + (["--batch"] if batch else [])
     worker = ServiceProcess(worker_args, env, "bench-worker")
@@ -159,6 +161,7 @@ if __name__ == "__main__":
         "--per-message", action="store_true", help="one transaction per message (no batching)"
     )
     args = parser.parse_args()
-    asyncio.run(
+    # The loop the services run on (CERTROTATE_EVENT_LOOP, else auto), here and in the worker.
+    event_loop.run(
         main(args.per_level, [int(x) for x in args.levels.split(",")], not args.per_message)
     )

@@ -94,20 +94,24 @@ def sim(scenario: str, host: str, port: int) -> None:
 @click.option("--data-dir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
 def demo(exit_after: bool, as_json: bool, speed: float, port: int, data_dir: str) -> None:
     """Rotate a simulated two-site fleet end to end (embedded mode, accelerated time)."""
-    import asyncio
     from pathlib import Path
 
     from certrotate.demo import run_demo
+    from certrotate_shared import event_loop
 
-    code = asyncio.run(
-        run_demo(
-            speed=speed,
-            port=port,
-            data_dir=Path(data_dir),
-            keep_running=not exit_after,
-            as_json=as_json,
+    try:
+        code = event_loop.run(
+            run_demo(
+                speed=speed,
+                port=port,
+                data_dir=Path(data_dir),
+                keep_running=not exit_after,
+                as_json=as_json,
+            )
         )
-    )
+    except event_loop.EventLoopError as exc:
+        click.echo(f"certrotate: refusing to start: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 
@@ -133,18 +137,18 @@ def up(mode: str, port: int, data_dir: str, twin_url: str | None) -> None:
     """Run certrotate until interrupted, with the REST API on --port."""
     from certrotate.data_dir import MasterKeyMismatchError
     from certrotate.twin_clock import TwinClockError
+    from certrotate_shared.event_loop import EventLoopError
 
     try:
         _up(mode, port, Path(data_dir), twin_url)
-    except (MasterKeyMismatchError, TwinClockError) as exc:
+    except (MasterKeyMismatchError, TwinClockError, EventLoopError) as exc:
         click.echo(f"certrotate: refusing to start: {exc}", err=True)
         sys.exit(1)
 
 
 def _up(mode: str, port: int, data_dir: Path, twin_url: str | None) -> None:
-    import asyncio
-
     from certrotate.stack import ClockSync
+    from certrotate_shared import event_loop
 
     clock: ClockSync | None = None
     if twin_url:
@@ -159,7 +163,7 @@ def _up(mode: str, port: int, data_dir: Path, twin_url: str | None) -> None:
     if mode == "embedded":
         from certrotate.stack import run_embedded
 
-        asyncio.run(run_embedded(data_dir, api_port=port, clock=clock))
+        event_loop.run(run_embedded(data_dir, api_port=port, clock=clock))
     else:
         from certrotate.distributed import DEFAULT_PORTS, DistributedConfig, Supervisor, run
 

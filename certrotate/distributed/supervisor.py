@@ -19,6 +19,7 @@ from certrotate.distributed.config import (
     DistributedConfig,
 )
 from certrotate.distributed.process import ServiceProcess, ServiceStartError
+from certrotate_shared import event_loop
 from certrotate_shared.settings import env_prefix
 
 
@@ -206,5 +207,6 @@ async def run_distributed(
 
 
 def run(config: DistributedConfig, **kwargs: Any) -> int:
-    """Blocking form of `run_distributed` (for the CLI)."""
-    return asyncio.run(run_distributed(config, **kwargs))
+    """Blocking form of `run_distributed` (for the CLI). Its services run on the loop
+    CERTROTATE_EVENT_LOOP names (they inherit it); a typo there stops this before they start."""
+    return event_loop.run(run_distributed(config, **kwargs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from certrotate_shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from certrotate_shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
 
 
 def run_service_main(
@@ -22,13 +25,14 @@ def run_service_main(
     import signal
     import sys
 
+    from certrotate_shared import event_loop
     from certrotate_shared.logs import configure_logging
     from certrotate_shared.settings import SettingsError, load_settings
     from certrotate_shared.tracing import configure_tracing, shutdown_tracing
 
-    async def serve() -> None:
-        settings = load_settings(settings_cls)
+    async def serve(settings: ServiceSettings) -> None:
         configure_logging(name, settings.log_level, settings.log_format)
+        log.info("%s: running on %s", name, event_loop.running_loop_name())
         configure_tracing(name, settings.otlp_endpoint)
         runtime = build_runtime(settings)
         stop = asyncio.Event()
@@ -44,7 +48,9 @@ def run_service_main(
             shutdown_tracing()
 
     try:
-        asyncio.run(serve())
-    except SettingsError as exc:
+        # Read before the loop starts: the settings name the loop to start.
+        settings = load_settings(settings_cls)
+        event_loop.run(serve(settings), settings.event_loop)
+    except (SettingsError, event_loop.EventLoopError) as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)

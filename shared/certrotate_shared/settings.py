@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from certrotate_shared.clock import Clock, make_clock
 from certrotate_shared.delivery_settings import DeliverySettings
+from certrotate_shared.event_loop import EventLoopChoice
 from certrotate_shared.listener_settings import ListenerSettings
 from certrotate_shared.messaging_settings import MessagingSettings
 from certrotate_shared.observability_settings import ObservabilitySettings
@@ -51,6 +52,13 @@ class ServiceSettings(
         extra="ignore", validate_default=True, hide_input_in_errors=True
     )
 
+    event_loop: EventLoopChoice = Field(
+        default="auto",
+        description=(
+            "The process's event loop: auto (uvloop where installed, which is everywhere but "
+            "Windows; else asyncio's), uvloop, or asyncio (asyncio's own loop, slower)."
+        ),
+    )
     clock_speed: float = Field(
         default=1.0,
         description="Accelerated time shared with the twin: simulated seconds per real second.",

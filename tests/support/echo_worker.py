@@ -18,6 +18,7 @@ import sys
 
 from sqlalchemy import text
 
+from certrotate_shared import event_loop
 from certrotate_shared.consumer import Context
 from certrotate_shared.envelope import Event, Message
 from certrotate_shared.logs import configure_logging
@@ -91,6 +92,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch", action="store_true", help="one transaction per fetched batch")
     args = parser.parse_args()
     try:
-        asyncio.run(main(args.crash_after_handling, args.batch))
+        event_loop.run(main(args.crash_after_handling, args.batch))
     except KeyboardInterrupt:
         sys.exit(0)

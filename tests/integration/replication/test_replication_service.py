@@ -239,6 +239,8 @@ async def test_python_m_replication_serves_commands_as_its_own_process(
     }
     process = ServiceProcess(["-m", "replication"], env, "replication")
     await process.start()
+    # The services run on uvloop (certrotate_shared.event_loop), and say so at start.
+    assert "replication: running on uvloop" in process.log_tail()
     try:
         saga = str(uuid.uuid4())
         [inspect] = await stack.send(
