@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+@functools.lru_cache(maxsize=64)
 def is_postgres(url: str) -> bool:
+    # Cached: asked for every unit of work, and parsing the URL was 2 % of a busy service's CPU.
     return make_url(url).get_backend_name() == "postgresql"
 
 

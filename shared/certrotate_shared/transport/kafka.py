@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -141,15 +141,30 @@ class KafkaSubscription:
         }
 
     async def commit(self, last: dict[tuple[str, int], IncomingRecord]) -> None:
-        for key, record in last.items():
-            self._committed[key] = record.offset + 1
-        if last:
-            await self._consumer.commit(
-                {
-                    TopicPartition(topic, partition): OffsetAndMetadata(record.offset + 1, "")
-                    for (topic, partition), record in last.items()
-                }
+        # Offsets wait up to the consumer's commit interval: a rebalance may have given some of
+        # their partitions to another replica meanwhile. Those are its to commit now; it starts
+        # from the last commit and its inbox drops what it sees again. Only what is still held.
+        held = self._consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(record.offset + 1, "")
+            for (topic, partition), record in last.items()
+            if (tp := TopicPartition(topic, partition)) in held
+        }
+        if len(offsets) < len(last):
+            log.info(
+                "%d partition(s) moved to another consumer before their offsets were committed",
+                len(last) - len(offsets),
             )
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on while this commit was on its way (a rebalance): the same.
+            log.warning("offsets not committed, the group rebalanced: %s", exc)
+            return
+        for tp, offset in offsets.items():
+            self._committed[(tp.topic, tp.partition)] = offset.offset
 
     async def rewind(self, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition)

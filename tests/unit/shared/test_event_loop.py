@@ -53,7 +53,7 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
 ) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # what an import finds on Windows
     assert event_loop.run(loop_name(), "auto") == "asyncio"
-    with pytest.raises(EventLoopError, match="uvloop is not installed .*Windows"):
+    with pytest.raises(EventLoopError, match=r"uvloop is not installed .*Windows"):
         event_loop.run(loop_name(), "uvloop")
 
 
