@@ -53,7 +53,7 @@ def role(needed: Role) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         # Without a transaction, as a poll: the token is one SELECT, and a failure's record
         # commits by itself although the request ends in an error.
-        async with _read_sessions(request, deps)() as session:
+        async with read_sessions(request, deps)() as session:
             return await _authenticate(request, deps, session, authorization, needed)
 
     return check
@@ -71,12 +71,12 @@ async def _reading(
     request: Request, deps: AppDeps, authorization: Annotated[str | None, Header()] = None
 ) -> AsyncIterator[Reading]:
     # One connection for the token and the read: a poll costs one checkout, and no transaction.
-    async with _read_sessions(request, deps)() as session:
+    async with read_sessions(request, deps)() as session:
         who = await _authenticate(request, deps, session, authorization, "viewer")
         yield Reading(who, session)
 
 
-def _read_sessions(request: Request, deps: Deps) -> async_sessionmaker[AsyncSession]:
+def read_sessions(request: Request, deps: Deps) -> async_sessionmaker[AsyncSession]:
     """Sessions without a transaction (each statement its own snapshot), for polled reads: no
     BEGIN and ROLLBACK round trips, and the views already cope with a saga that moves on
     between two statements. Made once per engine (the runtime makes its engine on start)."""
@@ -94,34 +94,15 @@ def _read_sessions(request: Request, deps: Deps) -> async_sessionmaker[AsyncSess
 async def _authenticate(
     request: Request, deps: Deps, session: AsyncSession, authorization: str | None, needed: Role
 ) -> Principal:
-    failures = deps.failed_logins
-    assert failures is not None
-    address = request.client.host if request.client else "unknown"
-    wait = failures.retry_after(address, deps.wall_clock())
-    if wait is not None:
-        raise ProblemError(
-            429, "Too many failed authentications",
-            f"{failures.limit} requests from this address failed authentication within "
-            f"{failures.window:g} s; try again in {wait} s",
-            code="too_many_failed_authentications", headers={"Retry-After": str(wait)},
-        )  # fmt: skip
+    refuse_a_guesser(request, deps)
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         # No token is a client to fix, not a guess: it is not counted.
         raise ProblemError(
             401, "Unauthorized", "send Authorization: Bearer <API token>", code="token_required"
         )
-    verified: VerifiedTokens = request.app.state.verified_tokens
-    token, now = token.strip(), deps.clock.now()
-    principal = verified.get(token, wall=deps.wall_clock(), now=now)
+    principal = await identify(request, deps, session, token.strip())
     if principal is None:
-        principal = await tokens.authenticate(
-            session, token, admin_token=deps.settings.admin_token.get_secret_value(), now=now
-        )
-        if principal is not None:
-            verified.put(token, principal, wall=deps.wall_clock())
-    if principal is None:
-        await failures.failed(address, deps.wall_clock(), _shared_count(session, failures))
         raise ProblemError(
             401, "Unauthorized", "unknown, revoked or expired API token", code="token_invalid"
         )
@@ -133,6 +114,48 @@ async def _authenticate(
             code="role_required",
         )
     return principal
+
+
+def refuse_a_guesser(request: Request, deps: Deps) -> None:
+    """429 for an address with too many failed authentications (decided in memory)."""
+    failures = deps.failed_logins
+    assert failures is not None
+    wait = failures.retry_after(_address(request), deps.wall_clock())
+    if wait is not None:
+        raise ProblemError(
+            429, "Too many failed authentications",
+            f"{failures.limit} requests from this address failed authentication within "
+            f"{failures.window:g} s; try again in {wait} s",
+            code="too_many_failed_authentications", headers={"Retry-After": str(wait)},
+        )  # fmt: skip
+
+
+async def identify(
+    request: Request, deps: Deps, session: AsyncSession, token: str
+) -> Principal | None:
+    """Who `token` is, verified a moment ago or looked up; None (a failure counted against the
+    caller's address, in `session`, which must have no transaction) if no one is. The API and
+    the dashboard's sign-in both check tokens here, so both count against one limit."""
+    verified: VerifiedTokens = request.app.state.verified_tokens
+    now = deps.clock.now()
+    principal = verified.get(token, wall=deps.wall_clock(), now=now)
+    if principal is None:
+        principal = await tokens.authenticate(
+            session, token, admin_token=deps.settings.admin_token.get_secret_value(), now=now
+        )
+        if principal is not None:
+            verified.put(token, principal, wall=deps.wall_clock())
+    if principal is None:
+        failures = deps.failed_logins
+        assert failures is not None
+        await failures.failed(
+            _address(request), deps.wall_clock(), _shared_count(session, failures)
+        )
+    return principal
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _shared_count(session: AsyncSession, failures: FailedAuthentications) -> RecordFailure:

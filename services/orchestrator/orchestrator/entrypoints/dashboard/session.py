@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from orchestrator.service_layer import tokens
+from certrotate_shared.http import ProblemError
+from orchestrator.entrypoints.deps import identify, read_sessions, refuse_a_guesser
 from orchestrator.service_layer.deps import Deps
 from orchestrator.service_layer.tokens import Principal, Role
 
@@ -46,20 +47,23 @@ def csrf_token(token: str) -> str:
     return hmac.new(token.encode(), b"certrotate dashboard csrf v1", hashlib.sha256).hexdigest()
 
 
-async def principal_of(deps: Deps, token: str) -> Principal | None:
-    """The same check as the API's bearer tokens (revoked ones are refused)."""
-    async with deps.rt.uow() as uow:
-        return await tokens.authenticate(
-            uow.session, token, admin_token=deps.settings.admin_token.get_secret_value(),
-            now=deps.clock.now(),
-        )  # fmt: skip
+async def principal_of(request: Request, token: str) -> Principal | None:
+    """The same check as the API's bearer tokens (revoked ones are refused), against the same
+    limit of failures per address: raises the API's 429 ProblemError for a refused address."""
+    deps: Deps = request.app.state.deps
+    refuse_a_guesser(request, deps)
+    async with read_sessions(request, deps)() as session:
+        return await identify(request, deps, session, token)
 
 
 async def current_session(request: Request) -> Session | None:
     token = request.cookies.get(COOKIE, "").strip()
     if not token:
         return None
-    principal = await principal_of(request.app.state.deps, token)
+    try:
+        principal = await principal_of(request, token)
+    except ProblemError:  # too many failures from here: off to the sign-in, which says so
+        return None
     return Session(principal, token) if principal else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from certrotate_shared.http import ProblemError
 from orchestrator.entrypoints.dashboard.session import (
     COOKIE,
     PATH,
@@ -47,7 +48,13 @@ async def login(request: Request) -> Response:
         return render("login.html", 403, next=target, session=None,
                       error="This sign-in did not come from this dashboard's page.")  # fmt: skip
     token = form.get("token", "").strip()
-    principal = await principal_of(request.app.state.deps, token) if token else None
+    try:
+        principal = await principal_of(request, token) if token else None
+    except ProblemError as refused:  # too many failures from this address, here or in the API
+        page = render("login.html", refused.status, next=target, session=None,
+                      error=f"{refused.detail}.")  # fmt: skip
+        page.headers.update(refused.headers or {})
+        return page
     if principal is None:
         # Never echo the token back, not even into the form.
         return render("login.html", 401, next=target, session=None,
