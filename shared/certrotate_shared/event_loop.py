@@ -1,9 +1,10 @@
 """The event loop a certrotate process runs on: uvloop where it exists, asyncio's otherwise.
 
 Every message costs a process several socket round trips (PostgreSQL, Kafka) and as many turns
-of its event loop; on asyncio's pure-Python loop those turns were a third of a worker's CPU.
-uvloop (libuv, the loop asyncpg's authors built it for) does the same work in C. There is no
-uvloop for Windows: "auto" falls back to asyncio's loop there, and "asyncio" is the way back
+of its event loop; on asyncio's pure-Python loop those turns (and its socket transports) were
+a third of a worker's profile samples. uvloop (libuv, from asyncpg's authors) does the same
+work in C: 0-17 % less CPU per round trip at one message in flight (docs/benchmarks.md).
+There is no uvloop for Windows: "auto" falls back to asyncio's loop there, and "asyncio" is the way back
 should a library ever misbehave on uvloop."""
 
 from __future__ import annotations

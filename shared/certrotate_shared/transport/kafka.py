@@ -160,7 +160,8 @@ class KafkaSubscription:
         try:
             await self._consumer.commit(offsets)
         except CommitFailedError as exc:
-            # The group moved on while this commit was on its way (a rebalance): the same.
+            # The group rebalanced while this commit was on its way: as above, whoever holds
+            # the partitions now starts from the last commit, and the inboxes drop the copies.
             log.warning("offsets not committed, the group rebalanced: %s", exc)
             return
         for tp, offset in offsets.items():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,11 +81,11 @@ class FailedAuthentications:
                 address, type(exc).__name__,
             )  # fmt: skip
             return
-        known.blocked_until = self._until(deque([now, *earlier]))
+        known.blocked_until = self._until([now, *earlier])
 
-    def _until(self, newest_first: deque[float] | list[float]) -> float:
+    def _until(self, failures: Iterable[float]) -> float:
         """When fewer than `limit` of these failures are left in the window (0: already)."""
-        instants = sorted(newest_first, reverse=True)
+        instants = sorted(failures, reverse=True)
         if len(instants) < self.limit:
             return 0.0
         return instants[self.limit - 1] + self.window
