@@ -124,9 +124,7 @@ class MessageConsumer:
                     timeout = min(timeout, max(0.0, since + self._commit_interval - loop.time()))
                 batches = await self._sub.poll(timeout)
                 if batches:
-                    done = await asyncio.gather(
-                        *(self._process_partition(r) for r in batches.values())
-                    )
+                    done = await self._process_poll(list(batches.values()))
                     last = {(d.topic, d.partition): d for d in done if d is not None}
                     if last:
                         if self._before_commit is not None:
@@ -163,6 +161,22 @@ class MessageConsumer:
             if at <= now:
                 del self._paused[key]
                 self._sub.resume(*key)
+
+    async def _process_poll(
+        self, batches: list[list[IncomingRecord]]
+    ) -> list[IncomingRecord | None]:
+        """Handle what a poll returned; per partition, the last record done (to commit).
+
+        Batching: the records of every partition in one transaction (a partition's records
+        keep their order; partitions never share a saga). Should that fail, each partition is
+        handled on its own, so that one bad record holds back only its partition."""
+        if (
+            self._batch
+            and len(batches) > 1
+            and await self._dispatch.handle_batch([r for b in batches for r in b])
+        ):
+            return [b[-1] for b in batches]
+        return list(await asyncio.gather(*(self._process_partition(b) for b in batches)))
 
     async def _process_partition(self, records: list[IncomingRecord]) -> IncomingRecord | None:
         """Handle a partition's records in order; the last one done (to commit), if any."""
