@@ -35,6 +35,8 @@ class EchoSettings(ServiceSettings):
 
 
 FLAKY_FAILURES = 4
+_EFFECTS = "echo.side_effects"
+_INSERT_EFFECT = text("INSERT INTO echo_side_effects (message_id) VALUES (:m)")
 _flaky_calls: dict[object, int] = {}
 
 
@@ -47,11 +49,16 @@ async def cancel_watch(message: Message, ctx: Context) -> Event | None:
 
 async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
     assert isinstance(message, InspectSite)
-    # The side effect whose count the tests check: one row per handling.
-    await ctx.uow.session.execute(
-        text("INSERT INTO echo_side_effects (message_id) VALUES (:m)"),
-        {"m": str(ctx.envelope.message_id)},
-    )
+    # The side effect whose count the tests check: one row per handling, written as a batched
+    # handler writes (the orchestrator's history, say): queued, and sent for the whole
+    # transaction in one statement just before it commits.
+    session = ctx.uow.session
+    session.info.setdefault(_EFFECTS, []).append({"m": str(ctx.envelope.message_id)})
+
+    async def flush() -> None:
+        await session.execute(_INSERT_EFFECT, session.info.pop(_EFFECTS, []))
+
+    ctx.uow.defer(_EFFECTS, flush)
     if message.site.site == "poison":
         raise RuntimeError("this site always fails")
     if message.site.site == "flaky":
