@@ -7,7 +7,8 @@ from types import TracebackType
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from certrotate_shared import portable_writes, postgres_writes, tracing
 from certrotate_shared.db import asyncpg_connection
@@ -28,6 +29,9 @@ class UnitOfWork:
         notify_channel: str | None,
     ) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        # Where a transaction that wrote nothing through the session sends its one statement.
+        self._engine = bind if isinstance(bind, AsyncEngine) else None
         self._prefix = topic_prefix
         self._signal = signal
         self._channel = notify_channel
@@ -42,11 +46,20 @@ class UnitOfWork:
         # The envelopes of the batch this transaction handles (the consumer's batches), so
         # that a handler can read ahead what the whole batch needs in one round trip.
         self.batch: list[Envelope] = []
-        self.session: AsyncSession
+        self._session: AsyncSession | None = None
         self._raw: asyncpg.Connection | None = None
 
+    @property
+    def session(self) -> AsyncSession:
+        """The transaction's SQLAlchemy session, opened when first used: a transaction that
+        only emits (a command sent, nothing read) never pays for one (a fifth of a sending
+        process's CPU went to the session and its connection checkout)."""
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
     async def __aenter__(self) -> UnitOfWork:
-        self.session = self._sessions()
+        self._session = None
         self._raw = None
         self._pending = []
         self._deferred = {}
@@ -67,8 +80,10 @@ class UnitOfWork:
         self._outcomes = {}
         self._outcome_rows = {}
         self._raw = None
-        await self.session.rollback()
-        await self.session.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.rollback()
+            await session.close()
 
     def defer(self, key: str, flush: Callable[[], Awaitable[None]]) -> None:
         """Have `flush` run once before this transaction commits (first `defer` of a key wins).
@@ -122,7 +137,8 @@ class UnitOfWork:
         self._pending.append((topic, envelope))
 
     def _postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        bind = self._engine if self._engine is not None else self.session.get_bind()
+        return bind.dialect.name == "postgresql"
 
     async def _driver(self) -> asyncpg.Connection:
         """PostgreSQL: the asyncpg connection under this transaction, its BEGIN sent: the
@@ -151,7 +167,8 @@ class UnitOfWork:
         committed = None
         try:
             written = await self._write_postgres(notify=handoff is not None and not handoff.quiet)
-            await self.session.commit()
+            if self._session is not None:
+                await self._session.commit()
             committed = written
         finally:
             if handoff is not None:
@@ -178,17 +195,28 @@ class UnitOfWork:
         stmt, args = postgres_writes.commit_writes(
             pending, outcomes, (cast(str, self._channel), self._signal.token) if notify else None
         )
-        if self.session.in_transaction():
-            driver = await self._driver()
+        if self._session is not None and self._session.in_transaction():
+            ids = await (await self._driver()).fetchval(stmt, *args)
         else:
             # Nothing else was written or read in this transaction: its one statement is atomic
             # on its own, so it goes without BEGIN and COMMIT (two round trips fewer), and
-            # commits (NOTIFY included) when it returns. The session then has nothing to commit.
-            fairy = await (await self.session.connection()).get_raw_connection()
-            driver = fairy.driver_connection
-        ids = await driver.fetchval(stmt, *args)
+            # commits (NOTIFY included) when it returns. The session has nothing to commit.
+            ids = await self._one_statement(stmt, args)
         self._outcome_rows = {}
         return postgres_writes.handed_rows(ids, args)
+
+    async def _one_statement(self, stmt: str, args: list[Any]) -> Any:
+        """Run one statement on a pooled connection outside any transaction (autocommit)."""
+        if self._engine is None:
+            fairy = await (await self.session.connection()).get_raw_connection()
+            driver: asyncpg.Connection = fairy.driver_connection
+            return await driver.fetchval(stmt, *args)
+        pooled = await self._engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            return await driver.fetchval(stmt, *args)
+        finally:
+            await greenlet_spawn(pooled.close)  # back to the pool (nothing to roll back)
 
     async def _write_portable(self) -> None:
         notify = (self._channel, self._signal.token) if self._channel else None

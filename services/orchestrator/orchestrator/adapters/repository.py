@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,18 +118,18 @@ class SagaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def read_ahead(self, saga_ids: set[str]) -> None:
+    async def read_ahead(self, saga_ids: Iterable[str]) -> None:
         """Read these sagas in one round trip for the get() calls that follow (a batch of
-        events); once per transaction."""
+        events); once per transaction (`saga_ids` is not even iterated after the first)."""
         if _READ_AHEAD in self.session.info:
             return
         found: dict[str, tuple[str, int] | None] = dict.fromkeys(saga_ids)
-        if saga_ids:
+        if found:
             driver = await asyncpg_connection(self.session)
             if driver is not None:
-                rows: Any = await driver.fetch(_PG_GET_MANY, list(saga_ids))
+                rows: Any = await driver.fetch(_PG_GET_MANY, list(found))
             else:
-                rows = await self.session.execute(_GET_MANY, {"_saga_ids": list(saga_ids)})
+                rows = await self.session.execute(_GET_MANY, {"_saga_ids": list(found)})
             found |= {r[0]: (r[1], r[2]) for r in rows}
         self.session.info[_READ_AHEAD] = found
 

@@ -50,7 +50,8 @@ async def advance(
     if loaded is None:
         repo = SagaRepository(uow.session)
         if len(uow.batch) > 1:  # the batch's sagas in one round trip, not one each
-            await repo.read_ahead({e.saga_id for e in uow.batch})
+            # A generator: read once per transaction, not a set of the batch per message.
+            await repo.read_ahead(e.saga_id for e in uow.batch)
         loaded = await repo.get(saga_id)
     if loaded is None:
         return None
