@@ -167,9 +167,12 @@ class MessageConsumer:
     ) -> list[IncomingRecord | None]:
         """Handle what a poll returned; per partition, the last record done (to commit).
 
-        Batching: the records of every partition in one transaction (a partition's records
-        keep their order; partitions never share a saga). Should that fail, each partition is
-        handled on its own, so that one bad record holds back only its partition."""
+        Batching: the records of every partition in one transaction, each partition's in its
+        order. A handler may still touch another partition's saga (a rotation that frees its
+        site moves on the one waiting for it): in one transaction it reads back what was
+        queued earlier in it, and the saga row's version check guards the rest. Should the
+        transaction fail, each partition is handled on its own, so that one failing record
+        holds back only its partition (a slow one delays the whole poll's commit)."""
         if (
             self._batch
             and len(batches) > 1
