@@ -51,7 +51,7 @@ async def answer_inspect_site(message: Message, ctx: Context) -> Event | None:
     assert isinstance(message, InspectSite)
     # The side effect whose count the tests check: one row per handling, written as a batched
     # handler writes (the orchestrator's history, say): queued, and sent for the whole
-    # transaction in one statement just before it commits.
+    # transaction at once (one executemany) just before it commits.
     session = ctx.uow.session
     session.info.setdefault(_EFFECTS, []).append({"m": str(ctx.envelope.message_id)})
 
